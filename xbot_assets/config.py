@@ -1,0 +1,280 @@
+"""Settings: the one place in xbot that reads the environment (and a `.env` file).
+
+Everything else receives a :class:`Settings` object. Loading never happens at import time;
+entry points call :func:`load_settings`, which raises :class:`ConfigError` with one line that
+says what to change when a combination makes no sense. The CLI turns that into exit code 2.
+
+Secrets (API keys, tokens, passwords inside URLs, session files) never appear in the text form
+of the settings: ``str(settings)``, ``repr(settings)`` and :meth:`Settings.masked` mask them.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout's root; local state (SQLite, DuckDB, DAGSTER_HOME) lives beneath it by default."""
+
+AppEnv = Literal["local", "staging", "production"]
+PosterKind = Literal["sandbox", "api", "browser"]
+GeneratorKind = Literal["offline", "openai"]
+
+REDIS_PREFIX_BY_ENV: dict[str, str] = {"local": "local:", "staging": "stg:", "production": "prod:"}
+MASK = "***"
+
+
+class ConfigError(Exception):
+    """A settings combination that must not start. The message is one line saying what to do."""
+
+
+def mask_url(url: str | None) -> str | None:
+    """Hide the password (and any token in the user part) of a connection URL."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None and not (parts.username and "@" in parts.netloc):
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    userinfo = f"{user}:{MASK}" if parts.password is not None else MASK
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+
+
+class Settings(BaseSettings):
+    """Resolved configuration of one xbot process.
+
+    Field names map to upper-case environment variables (``APP_ENV``, ``LIVE_POSTS``, ...).
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    # --- environment -------------------------------------------------------------------------
+    app_env: AppEnv = "local"
+    live_posts_raw: str | None = Field(default=None, alias="LIVE_POSTS")
+    """Kept raw on purpose: only the exact string ``true`` enables live posting."""
+
+    # --- stores ------------------------------------------------------------------------------
+    xbot_home: Path = Field(default=PROJECT_ROOT / ".xbot", alias="XBOT_HOME")
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str | None = None
+    warehouse_path: Path | None = None
+
+    # --- content generation ------------------------------------------------------------------
+    generator: GeneratorKind | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    openai_base_url: str | None = None
+    ai_budget_usd_per_day: float = Field(default=7.50, ge=0)
+
+    # --- X ----------------------------------------------------------------------------------
+    poster: PosterKind | None = None
+    x_api_base_url: str = "https://api.x.com"
+    x_web_base_url: str = "https://x.com"
+    x_bearer_token: SecretStr | None = None
+    x_oauth2_user_token: SecretStr | None = None
+    x_api_key: SecretStr | None = None
+    x_api_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
+    x_handle: str = "xbot_sandbox"
+    x_user_id: str | None = None
+    browser_storage_state: Path | None = None
+    """Playwright storage-state file of a logged-in session: a secret, never logged or tracked."""
+    chromium_path: Path = Path("/usr/bin/chromium")
+
+    # --- account and rate caps ---------------------------------------------------------------
+    account_timezone: str = "UTC"
+    max_posts_per_hour: int = Field(default=2, ge=0)
+    max_posts_per_day: int = Field(default=12, ge=0)
+    min_spacing_minutes: int = Field(default=45, ge=0)
+    max_replies_per_hour: int = Field(default=10, ge=0)
+    x_api_calls_per_15min: int = Field(default=300, ge=1)
+
+    # --- sandbox -----------------------------------------------------------------------------
+    sandbox_scenario: str = "default"
+    sandbox_seed: int = 7
+
+    @field_validator("database_url", "redis_url", "redis_prefix", "openai_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    # --- derived values ----------------------------------------------------------------------
+    @property
+    def live_posts(self) -> bool:
+        """True only for the exact string ``true``: ``True``, ``1``, ``yes``, `` true`` are false."""
+        return self.live_posts_raw == "true"
+
+    @property
+    def live_posts_warning(self) -> str | None:
+        """A start-up warning when LIVE_POSTS holds something other than ``true``/``false``."""
+        raw = self.live_posts_raw
+        if raw is None or raw in ("true", "false", ""):
+            return None
+        return (
+            f"LIVE_POSTS={raw!r} is treated as false: only the exact string 'true' enables "
+            "live posting (set LIVE_POSTS=false or unset it to silence this)"
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The durable store: the given URL, or a SQLite file under XBOT_HOME."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.xbot_home / 'xbot.db'}"
+
+    @property
+    def resolved_warehouse_path(self) -> Path:
+        return self.warehouse_path or self.xbot_home / f"warehouse_{self.app_env}.duckdb"
+
+    @property
+    def resolved_redis_prefix(self) -> str:
+        return self.redis_prefix or REDIS_PREFIX_BY_ENV[self.app_env]
+
+    @property
+    def resolved_poster(self) -> PosterKind:
+        if self.poster:
+            return self.poster
+        return "api" if self.app_env == "production" else "sandbox"
+
+    @property
+    def resolved_generator(self) -> GeneratorKind:
+        if self.generator:
+            return self.generator
+        if self.app_env != "local" and self.openai_api_key is not None:
+            return "openai"
+        return "offline"
+
+    @property
+    def posting_to_real_x(self) -> bool:
+        """Whether a post may reach the real X: production, a real poster and LIVE_POSTS=true."""
+        return (
+            self.app_env == "production" and self.live_posts and self.resolved_poster != "sandbox"
+        )
+
+    # --- rules -------------------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        """Every reason this combination must not start, each one line saying what to change."""
+        found: list[str] = []
+        if self.live_posts and self.app_env != "production":
+            found.append(
+                f"LIVE_POSTS=true is only allowed with APP_ENV=production (APP_ENV is "
+                f"{self.app_env}): unset LIVE_POSTS or set it to false"
+            )
+        if self.app_env == "production":
+            if not self.database_url:
+                found.append(
+                    "APP_ENV=production needs a durable store: set DATABASE_URL to the "
+                    "Supabase Postgres connection string"
+                )
+            elif not self.database_url.startswith(("postgresql", "postgres")):
+                found.append(
+                    "APP_ENV=production needs Postgres (Supabase) as the durable store: set "
+                    "DATABASE_URL to a postgresql:// connection string"
+                )
+        if self.app_env == "staging" and not self.database_url:
+            found.append(
+                "APP_ENV=staging needs a durable store: set DATABASE_URL to the staging "
+                "Supabase Postgres connection string"
+            )
+        expected = REDIS_PREFIX_BY_ENV[self.app_env]
+        prefix = self.redis_prefix
+        if prefix is not None:
+            if self.app_env in ("staging", "production") and prefix != expected:
+                found.append(
+                    f"REDIS_PREFIX={prefix!r} does not match APP_ENV={self.app_env}: set "
+                    f"REDIS_PREFIX={expected} or unset it"
+                )
+            elif self.app_env == "local" and prefix in ("stg:", "prod:"):
+                found.append(
+                    f"REDIS_PREFIX={prefix!r} belongs to another environment: with "
+                    "APP_ENV=local unset REDIS_PREFIX or pick one of your own (e.g. local:)"
+                )
+            elif not prefix.endswith(":"):
+                found.append(f"REDIS_PREFIX={prefix!r} must end with ':' (e.g. {expected})")
+        if self.app_env == "production" and self.resolved_poster == "sandbox":
+            found.append("APP_ENV=production cannot post to the sandbox: set POSTER=api or browser")
+        return found
+
+    # --- safe text form ----------------------------------------------------------------------
+    def masked(self) -> dict[str, Any]:
+        """All settings with secrets masked, plus the derived values; safe to print or log."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = MASK
+            elif name in ("database_url", "redis_url", "openai_base_url"):
+                value = mask_url(value)
+            elif name == "browser_storage_state" and value is not None:
+                value = MASK
+            elif isinstance(value, Path):
+                value = str(value)
+            out["live_posts" if name == "live_posts_raw" else name] = value
+        out["live_posts"] = self.live_posts
+        out["resolved"] = {
+            "database_url": mask_url(self.resolved_database_url),
+            "warehouse_path": str(self.resolved_warehouse_path),
+            "redis_prefix": self.resolved_redis_prefix,
+            "poster": self.resolved_poster,
+            "generator": self.resolved_generator,
+            "posting_to_real_x": self.posting_to_real_x,
+        }
+        return out
+
+    def __repr_args__(self) -> Any:
+        return [(k, v) for k, v in self.masked().items() if k != "resolved"]
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v!r}" for k, v in self.__repr_args__())
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    """One line naming the bad variables, never echoing their values (they may be secrets)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ())).upper() or "settings"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "invalid settings: " + "; ".join(parts) + " (fix the variable in the environment or .env)"
+
+
+def load_settings(*, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Read and check the settings; raise :class:`ConfigError` if they must not start.
+
+    Args:
+        env_file: the dotenv file to read besides the environment (``None`` for none).
+        overrides: values that win over the environment (used by tests and the CLI).
+    """
+    try:
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(exc)) from None
+    problems = settings.problems()
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else " | ".join(problems))
+    if settings.live_posts_warning:
+        warnings.warn(settings.live_posts_warning, UserWarning, stacklevel=2)
+    return settings
+
+
+def default_dagster_home() -> Path:
+    """DAGSTER_HOME inside the project (git-ignored) unless the environment names one."""
+    return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
