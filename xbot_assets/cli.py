@@ -8,6 +8,7 @@ saying what to do (see :func:`fail`).
 from __future__ import annotations
 
 import json
+import warnings
 from typing import NoReturn
 
 import typer
@@ -32,9 +33,14 @@ def fail(message: str, code: int = 2) -> NoReturn:
 def settings_or_exit() -> Settings:
     """Load the settings for a command, exiting 2 with the reason on an invalid combination."""
     try:
-        return load_settings()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            settings = load_settings()
     except ConfigError as exc:
         fail(str(exc))
+    for warning in caught:
+        typer.echo(f"xbot: warning: {warning.message}", err=True)
+    return settings
 
 
 @app.command("settings")
@@ -53,8 +59,18 @@ def settings_cmd(
                 typer.echo(f"{'(resolved) ' + sub:<32} {sub_value}")
         else:
             typer.echo(f"{key:<32} {value}")
-    if settings.live_posts_warning:
-        typer.echo(f"warning: {settings.live_posts_warning}", err=True)
+
+
+@app.command("run")
+def run_cmd() -> None:
+    """Run the main job on the configured environment and print where the results are."""
+    settings = settings_or_exit()
+    from xbot_assets.runner import run_main
+
+    result = run_main(settings)
+    typer.echo(f"materialised {len(result.materialized)} assets: {', '.join(result.materialized)}")
+    typer.echo(f"warehouse: {result.warehouse_path}")
+    typer.echo(f"runs: {', '.join(result.run_ids)} (see them with `make ui`)")
 
 
 def main() -> None:  # pragma: no cover - console entry point

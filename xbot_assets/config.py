@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     # --- derived values ----------------------------------------------------------------------
     @property
     def live_posts(self) -> bool:
-        """True only for the exact string ``true``: ``True``, ``1``, ``yes``, `` true`` are false."""
+        """True only for the exact string ``true``; ``True``, ``1``, ``yes`` are all false."""
         return self.live_posts_raw == "true"
 
     @property
@@ -253,7 +253,9 @@ def _describe_validation_error(exc: ValidationError) -> str:
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err.get("loc", ())).upper() or "settings"
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "invalid settings: " + "; ".join(parts) + " (fix the variable in the environment or .env)"
+    return (
+        "invalid settings: " + "; ".join(parts) + " (fix the variable in the environment or .env)"
+    )
 
 
 def load_settings(*, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
@@ -278,3 +280,26 @@ def load_settings(*, env_file: str | Path | None = ".env", **overrides: Any) -> 
 def default_dagster_home() -> Path:
     """DAGSTER_HOME inside the project (git-ignored) unless the environment names one."""
     return Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home")
+
+
+DAGSTER_YAML = """\
+# Written by xbot for the local instance; staging/production use deploy/dagster.yaml.
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+"""
+
+
+def ensure_dagster_home() -> Path:
+    """Point DAGSTER_HOME at the project's folder (unless set) and write its dagster.yaml once.
+
+    Called by entry points (CLI, Makefile targets), never at import.
+    """
+    home = default_dagster_home()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML, encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home

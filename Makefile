@@ -1,0 +1,66 @@
+# xbot: two commands to start (`make run`, `make test`); see README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(PYTHON) -m uv
+VENV := .venv
+BIN := $(VENV)/bin
+DAYS ?= 30
+
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export DO_NOT_TRACK := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export UV_PYTHON := $(PYTHON)
+
+.PHONY: help install run test lint typecheck check-defs ui chromium prepare bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --all-groups
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv with uv and install the locked dependencies
+
+$(DAGSTER_HOME)/dagster.yaml: $(VENV)/.installed
+	@$(BIN)/python -c "from xbot_assets.config import ensure_dagster_home; ensure_dagster_home()"
+
+prepare: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml ## parse the dbt project (manifest) for Dagster
+	$(BIN)/dagster-dbt project prepare-and-package --file xbot_assets/warehouse/project.py >/dev/null
+
+run: prepare ## run the main job on the embedded default (sandbox X, SQLite, DuckDB; DAYS=30)
+	$(BIN)/xbot migrate
+	$(BIN)/xbot run --days $(DAYS)
+
+chromium: ## install Debian's Chromium for the browser tests when it is missing
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium (browser poster and UI tests)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(VENV)/.installed ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed ## mypy over the package
+	$(BIN)/mypy xbot_assets
+
+check-defs: prepare ## dg check defs: the code location loads
+	$(BIN)/dg check defs
+
+test: prepare chromium lint typecheck check-defs ## every test, lint and type check
+	$(BIN)/pytest -n 2 --dist loadgroup -q -p no:cacheprovider
+
+bench: prepare ## the benchmarks (not part of make test); results in benchmarks/results/
+	$(BIN)/python benchmarks/run_all.py
+
+ui: prepare ## the Dagster UI on http://127.0.0.1:3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean: ## remove local state (.xbot, .dagster_home, dbt target)
+	rm -rf .xbot .dagster_home dbt/target dbt/logs
