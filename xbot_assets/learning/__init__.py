@@ -1,1 +1,1 @@
-"""Learning: features, rewards, the scorer, the bandits, the policy and offline evaluation (no I/O)."""
+"""Learning: features, rewards, scorer, bandits, policy and offline evaluation (no I/O)."""
