@@ -1,0 +1,444 @@
+"""The X API v2 client every part of xbot uses (posting, metrics, reconciliation).
+
+Why httpx directly rather than the official ``xdk`` package or tweepy:
+
+- One small client must talk to the sandbox's HTTP API and to X with the same code, so the base URL
+  is a setting. httpx takes it as-is; tweepy's v2 ``Client`` hard-codes ``api.twitter.com``.
+- The posting layer needs precise failure facts that wrappers hide or retry away: whether a write
+  may have taken effect (timeout after sending, 5xx), X's duplicate-content and automation (226)
+  refusals, and the ``x-rate-limit-*`` headers of every answer. Here they become typed errors
+  (:mod:`xbot_assets.xapi.errors`) and :class:`RateLimit` values.
+- We use seven endpoints. httpx is already pinned (and used by the sandbox tests); ``xdk`` is
+  young, generated, not pinned, and would add a dependency for little gain. OAuth 1.0a signing is
+  small and covered by tests against the published examples (:mod:`xbot_assets.xapi.oauth1`).
+
+Auth: writes and ``/2/users/me`` use the user context (an OAuth 2.0 user token, or OAuth 1.0a
+when its four secrets are set); reads use the app-only bearer token when there is one, else the
+user context. Writes are never retried here (X takes no idempotency key: the posting protocol
+decides); reads get a short bounded retry on timeouts and 5xx.
+
+Secrets never appear in a message, ``repr`` or log line of this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from tenacity import (
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from xbot_assets.xapi.errors import (
+    RateLimit,
+    XApiError,
+    XConnectionError,
+    XNotFoundError,
+    XServerError,
+    XTimeoutError,
+    error_from_response,
+)
+from xbot_assets.xapi.oauth1 import OAuth1Credentials, authorization_header
+
+log = logging.getLogger(__name__)
+
+MAX_IDS_PER_LOOKUP = 100
+"""X accepts at most 100 ids per ``GET /2/tweets``."""
+
+DEFAULT_TWEET_FIELDS = ("created_at", "public_metrics", "author_id", "conversation_id")
+
+
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer ...`` (app-only bearer or OAuth 2.0 user token); masked repr."""
+
+    def __init__(self, token: str) -> None:
+        if not token:
+            raise ValueError("empty bearer token: set the X token in the settings")
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+class OAuth1Auth(httpx.Auth):
+    """OAuth 1.0a user context: signs each request (method, URL, query) with HMAC-SHA1."""
+
+    def __init__(self, credentials: OAuth1Credentials) -> None:
+        self._credentials = credentials
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = authorization_header(
+            self._credentials, request.method, str(request.url)
+        )
+        yield request
+
+    def __repr__(self) -> str:
+        return "OAuth1Auth(***)"
+
+
+@dataclass(frozen=True)
+class CreatedTweet:
+    """What ``POST /2/tweets`` returned: the new post's id (X's, never invented) and text."""
+
+    id: str
+    text: str
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+
+
+@dataclass(frozen=True)
+class TweetsPage:
+    """One answer of a tweet lookup or timeline read.
+
+    Attributes:
+        data: the posts as X returns them (``id``, ``text`` and the requested fields).
+        errors: per-item problems (e.g. a deleted post in a multi-id lookup).
+        next_token: pagination token of the next page (timelines only).
+        rate_limit: the rate-limit headers of this answer.
+    """
+
+    data: list[dict[str, Any]]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    includes: dict[str, Any] = field(default_factory=dict)
+    next_token: str | None = None
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+
+
+class XApiClient:
+    """A thin, typed X API v2 client over httpx.
+
+    Args:
+        base_url: ``https://api.x.com`` or the sandbox's URL (settings ``x_api_base_url``).
+        user_auth: auth for the account's own actions (writes, ``/2/users/me``).
+        app_auth: app-only bearer auth for reads; falls back to ``user_auth``.
+        timeout: seconds per request (connect, read, write).
+        read_attempts: attempts for reads on timeouts and 5xx (writes always get one).
+        transport: an httpx transport (tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        user_auth: httpx.Auth | None = None,
+        app_auth: httpx.Auth | None = None,
+        timeout: float = 10.0,
+        read_attempts: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._user_auth = user_auth
+        self._app_auth = app_auth
+        self._read_attempts = max(1, read_attempts)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            headers={"User-Agent": "xbot/0.1"},
+            follow_redirects=False,
+        )
+        self.last_rate_limit: RateLimit = RateLimit()
+        """Rate-limit headers of the most recent answer (for pacing callers)."""
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_settings(cls, settings: Any, **kwargs: Any) -> XApiClient:
+        """Build from :class:`xbot_assets.config.Settings` (OAuth 2 user token preferred).
+
+        Raises:
+            ValueError: when the OAuth 1.0a secrets are only partly set.
+        """
+        return cls(
+            settings.x_api_base_url,
+            user_auth=user_auth_from_settings(settings),
+            app_auth=(
+                BearerAuth(settings.x_bearer_token.get_secret_value())
+                if settings.x_bearer_token is not None
+                else None
+            ),
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> XApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"XApiClient(base_url={self.base_url!r})"
+
+    # --- low level ---------------------------------------------------------------------------
+    def _auth(self, *, user: bool) -> httpx.Auth:
+        auth = self._user_auth if user else (self._app_auth or self._user_auth)
+        if auth is None:
+            needed = "user-context credentials (X_OAUTH2_USER_TOKEN or the four OAuth 1.0a keys)"
+            if not user:
+                needed = "X_BEARER_TOKEN or user-context credentials"
+            raise XApiError(f"no X credentials for this call: set {needed}")
+        return auth
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        user: bool,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> tuple[Any, RateLimit]:
+        is_write = method in ("POST", "DELETE", "PUT")
+        try:
+            response = self._http.request(
+                method, path, params=params, json=json, auth=self._auth(user=user)
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise XConnectionError(
+                f"X API {method} {path}: cannot connect to {self.base_url} ({type(exc).__name__})"
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise XTimeoutError(
+                f"X API {method} {path}: no answer in time ({type(exc).__name__}); "
+                "a write may still have been applied",
+                may_have_taken_effect=is_write,
+            ) from None
+        except httpx.TransportError as exc:
+            raise XTimeoutError(
+                f"X API {method} {path}: connection broke ({type(exc).__name__}); "
+                "a write may still have been applied",
+                may_have_taken_effect=is_write,
+            ) from None
+        rate_limit = RateLimit.from_headers(response.headers)
+        self.last_rate_limit = rate_limit
+        if response.status_code >= 400:
+            raise error_from_response(response, is_write=is_write)
+        try:
+            body = response.json()
+        except ValueError:
+            raise XServerError(
+                f"X API {method} {path} answered {response.status_code} with a non-JSON body",
+                status=response.status_code,
+                rate_limit=rate_limit,
+                may_have_taken_effect=is_write,
+            ) from None
+        return body, rate_limit
+
+    def _read(
+        self, path: str, *, params: dict[str, Any] | None = None, user: bool = False
+    ) -> tuple[Any, RateLimit]:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._read_attempts),
+            wait=wait_exponential(multiplier=0.2, max=2.0),
+            retry=retry_if_exception_type((XServerError, XTimeoutError, XConnectionError)),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                return self._send_once("GET", path, user=user, params=params)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # --- endpoints ---------------------------------------------------------------------------
+    def create_tweet(self, text: str, *, reply_to: str | None = None) -> CreatedTweet:
+        """``POST /2/tweets``; a reply (thread part) sets ``reply.in_reply_to_tweet_id``.
+
+        Never retried: on :class:`XTimeoutError` or :class:`XServerError` the post may exist.
+        """
+        payload: dict[str, Any] = {"text": text}
+        if reply_to is not None:
+            payload["reply"] = {"in_reply_to_tweet_id": str(reply_to)}
+        body, rate_limit = self._send_once("POST", "/2/tweets", user=True, json=payload)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or not data.get("id"):
+            raise XServerError(
+                "X API POST /2/tweets answered without data.id; the post may exist "
+                "(the reconciler will look for it)",
+                rate_limit=rate_limit,
+                may_have_taken_effect=True,
+            )
+        return CreatedTweet(
+            id=str(data["id"]), text=str(data.get("text", text)), rate_limit=rate_limit
+        )
+
+    def delete_tweet(self, tweet_id: str) -> bool:
+        """``DELETE /2/tweets/{id}``; True when X reports it deleted."""
+        body, _ = self._send_once("DELETE", f"/2/tweets/{tweet_id}", user=True)
+        return bool((body.get("data") or {}).get("deleted")) if isinstance(body, dict) else False
+
+    def get_tweets(
+        self,
+        ids: Sequence[str],
+        *,
+        tweet_fields: Sequence[str] = DEFAULT_TWEET_FIELDS,
+        expansions: Sequence[str] = (),
+        user_context: bool = False,
+    ) -> TweetsPage:
+        """``GET /2/tweets`` for up to 100 ids (use :meth:`iter_tweets` for more).
+
+        Args:
+            ids: post ids, 1 to 100.
+            tweet_fields: e.g. ``public_metrics``, ``non_public_metrics``, ``organic_metrics``
+                (the last two need the user context: pass ``user_context=True``).
+            expansions: optional expansions.
+            user_context: use the account's own auth instead of the app bearer.
+        """
+        if not ids:
+            return TweetsPage(data=[])
+        if len(ids) > MAX_IDS_PER_LOOKUP:
+            raise ValueError(
+                f"GET /2/tweets takes at most {MAX_IDS_PER_LOOKUP} ids, got {len(ids)}: "
+                "use iter_tweets() to batch"
+            )
+        params: dict[str, Any] = {"ids": ",".join(str(i) for i in ids)}
+        if tweet_fields:
+            params["tweet.fields"] = ",".join(tweet_fields)
+        if expansions:
+            params["expansions"] = ",".join(expansions)
+        body, rate_limit = self._read("/2/tweets", params=params, user=user_context)
+        return _page(body, rate_limit)
+
+    def iter_tweets(
+        self,
+        ids: Sequence[str],
+        *,
+        tweet_fields: Sequence[str] = DEFAULT_TWEET_FIELDS,
+        user_context: bool = False,
+    ) -> Iterator[TweetsPage]:
+        """Look up any number of ids, 100 per request."""
+        for start in range(0, len(ids), MAX_IDS_PER_LOOKUP):
+            yield self.get_tweets(
+                ids[start : start + MAX_IDS_PER_LOOKUP],
+                tweet_fields=tweet_fields,
+                user_context=user_context,
+            )
+
+    def get_tweet(
+        self,
+        tweet_id: str,
+        *,
+        tweet_fields: Sequence[str] = DEFAULT_TWEET_FIELDS,
+        user_context: bool = False,
+    ) -> dict[str, Any]:
+        """``GET /2/tweets/{id}``; raises :class:`XNotFoundError` when it does not exist."""
+        params = {"tweet.fields": ",".join(tweet_fields)} if tweet_fields else None
+        body, rate_limit = self._read(f"/2/tweets/{tweet_id}", params=params, user=user_context)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise XNotFoundError(
+                f"X API GET /2/tweets/{tweet_id}: no such post", status=200, rate_limit=rate_limit
+            )
+        return data
+
+    def get_me(self, *, user_fields: Sequence[str] = ("public_metrics",)) -> dict[str, Any]:
+        """``GET /2/users/me``: the account the user credentials belong to."""
+        params = {"user.fields": ",".join(user_fields)} if user_fields else None
+        body, _ = self._read("/2/users/me", params=params, user=True)
+        return _user_data(body, "me")
+
+    def get_user(
+        self, user_id: str, *, user_fields: Sequence[str] = ("public_metrics",)
+    ) -> dict[str, Any]:
+        """``GET /2/users/{id}`` (``public_metrics.followers_count`` for follower growth)."""
+        params = {"user.fields": ",".join(user_fields)} if user_fields else None
+        body, _ = self._read(f"/2/users/{user_id}", params=params)
+        return _user_data(body, user_id)
+
+    def get_user_tweets(
+        self,
+        user_id: str,
+        *,
+        max_results: int = 100,
+        pagination_token: str | None = None,
+        since_id: str | None = None,
+        start_time: str | None = None,
+        tweet_fields: Sequence[str] = DEFAULT_TWEET_FIELDS,
+        exclude: Sequence[str] = (),
+    ) -> TweetsPage:
+        """``GET /2/users/{id}/tweets``: one page of the account's own timeline, newest first.
+
+        Args:
+            user_id: the account's id.
+            max_results: 5 to 100.
+            pagination_token: ``next_token`` of the previous page.
+            since_id: only posts newer than this id.
+            start_time: RFC 3339 lower bound (e.g. ``2026-01-01T00:00:00Z``).
+            tweet_fields: fields to return.
+            exclude: ``replies`` and/or ``retweets`` (keep replies when reconciling threads).
+        """
+        params: dict[str, Any] = {"max_results": max(5, min(100, max_results))}
+        if pagination_token:
+            params["pagination_token"] = pagination_token
+        if since_id:
+            params["since_id"] = since_id
+        if start_time:
+            params["start_time"] = start_time
+        if tweet_fields:
+            params["tweet.fields"] = ",".join(tweet_fields)
+        if exclude:
+            params["exclude"] = ",".join(exclude)
+        body, rate_limit = self._read(f"/2/users/{user_id}/tweets", params=params)
+        return _page(body, rate_limit)
+
+    def iter_user_tweets(
+        self, user_id: str, *, max_pages: int = 5, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
+        """The account's posts, newest first, across up to ``max_pages`` pages."""
+        token: str | None = None
+        for _ in range(max_pages):
+            page = self.get_user_tweets(user_id, pagination_token=token, **kwargs)
+            yield from page.data
+            token = page.next_token
+            if not token:
+                return
+
+
+def user_auth_from_settings(settings: Any) -> httpx.Auth | None:
+    """The account's auth: the OAuth 2.0 user token if set, else OAuth 1.0a, else None.
+
+    Raises:
+        ValueError: when only some of the four OAuth 1.0a secrets are set.
+    """
+    if settings.x_oauth2_user_token is not None:
+        return BearerAuth(settings.x_oauth2_user_token.get_secret_value())
+    names = ("x_api_key", "x_api_secret", "x_access_token", "x_access_token_secret")
+    values = [getattr(settings, n) for n in names]
+    if all(v is None for v in values):
+        return None
+    missing = [n.upper() for n, v in zip(names, values, strict=True) if v is None]
+    if missing:
+        raise ValueError(
+            "OAuth 1.0a needs all four of X_API_KEY, X_API_SECRET, X_ACCESS_TOKEN, "
+            f"X_ACCESS_TOKEN_SECRET: missing {', '.join(missing)}"
+        )
+    return OAuth1Auth(OAuth1Credentials(*(v.get_secret_value() for v in values)))
+
+
+def _page(body: Any, rate_limit: RateLimit) -> TweetsPage:
+    if not isinstance(body, dict):
+        raise XServerError("X API answered with an unexpected body shape", rate_limit=rate_limit)
+    meta = body.get("meta") or {}
+    return TweetsPage(
+        data=list(body.get("data") or []),
+        errors=list(body.get("errors") or []),
+        includes=dict(body.get("includes") or {}),
+        next_token=meta.get("next_token"),
+        rate_limit=rate_limit,
+    )
+
+
+def _user_data(body: Any, who: str) -> dict[str, Any]:
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, dict):
+        raise XNotFoundError(f"X API: no user data for {who}")
+    return data
