@@ -1,0 +1,112 @@
+"""Engines for the durable store: URL normalisation and per-engine transaction rules.
+
+SQLite: WAL journal, foreign keys on, a busy timeout, and transactions begun by us so that a
+write transaction can be ``BEGIN IMMEDIATE`` (it takes the write lock up front, so two writers
+queue instead of failing half-way with "database is locked").
+
+Postgres: the psycopg 3 driver; ``postgres://`` and ``postgresql://`` URLs (as Supabase prints
+them) are mapped to it. When a ``db_role`` is given, every pooled connection runs
+``SET ROLE <db_role>`` once, so the bot acts as the per-environment, non-owner role that
+row-level security applies to, even if the login user owns the tables.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from xbot_assets.store.errors import StoreConfigError
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def normalise_url(url: str) -> URL:
+    """Parse a database URL and pick our drivers (psycopg 3 for Postgres, pysqlite for SQLite).
+
+    Raises:
+        StoreConfigError: the URL is neither SQLite nor Postgres.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise StoreConfigError(
+            "DATABASE_URL is not a valid URL: use postgresql://user:password@host:5432/db "
+            "or sqlite:///path/to/xbot.db"
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+pysqlite")
+    raise StoreConfigError(
+        f"unsupported durable store {backend!r}: set DATABASE_URL to a postgresql:// URL "
+        "(Supabase) or leave it unset for the embedded SQLite file"
+    )
+
+
+def check_role_name(role: str) -> str:
+    """Refuse anything but a plain lower-case identifier (it is interpolated into SET ROLE)."""
+    if not _ROLE_NAME.match(role):
+        raise StoreConfigError(
+            f"invalid database role name {role!r}: use lower-case letters, digits and '_'"
+        )
+    return role
+
+
+def make_engine(url: str | URL, *, db_role: str | None = None) -> Engine:
+    """Create an engine with the durable store's connection rules (see the module docstring).
+
+    Args:
+        url: the database URL (``sqlite:///...`` or ``postgresql://...``).
+        db_role: Postgres only: the role to ``SET ROLE`` to on every new connection.
+    """
+    parsed = normalise_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    engine = create_engine(parsed, **kwargs)
+    if db_role is not None:
+        role = check_role_name(db_role)
+
+        @event.listens_for(engine, "connect")
+        def _set_role(dbapi_connection: Any, _record: Any) -> None:
+            with dbapi_connection.cursor() as cur:
+                cur.execute(f"SET ROLE {role}")
+            dbapi_connection.commit()
+
+    return engine
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    # NullPool: a file database is cheap to open, and no connection outlives its use, so
+    # forked worker processes never inherit an open SQLite handle.
+    engine = create_engine(
+        url, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We issue BEGIN ourselves (below); the driver's implicit transactions would get in the way.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

@@ -1,0 +1,305 @@
+"""The durable store's tables: one SQLAlchemy Core definition for SQLite and Postgres.
+
+This module is what the repositories query. The DDL that creates these tables lives in the
+Alembic migrations (``xbot_assets/store/migrations/versions/``), which must be kept in step
+with this file: ``tests/store/test_migrations.py`` fails when a migrated database and this
+metadata disagree.
+
+Conventions:
+- every table shared by environments has an ``environment`` column (``local``/``staging``/
+  ``production``); on Postgres row-level security keeps environments apart on it;
+- every timestamp is timezone-aware UTC (:class:`UTCDateTime` enforces it on both engines);
+- JSON columns are JSONB on Postgres and JSON (text) on SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+ENVIRONMENTS: tuple[str, ...] = ("local", "staging", "production")
+POST_STATUSES: tuple[str, ...] = ("queued", "posting", "posted", "failed", "unknown")
+HORIZONS: tuple[str, ...] = ("1h", "6h", "24h", "72h")
+METRIC_NAMES: tuple[str, ...] = (
+    "impressions",
+    "likes",
+    "reposts",
+    "replies",
+    "quotes",
+    "bookmarks",
+    "profile_clicks",
+    "follows",
+    "negative_feedback",
+    "reports",
+)
+SEVERITIES: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
+HEALTH_STATUSES: tuple[str, ...] = ("ok", "degraded", "down")
+ATTEMPT_OUTCOMES: tuple[str, ...] = ("posted", "failed", "unknown", "released")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+ID = BigInteger().with_variant(Integer(), "sqlite")
+"""BIGINT identity on Postgres, ``INTEGER PRIMARY KEY`` (the rowid) on SQLite."""
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+"""JSONB on Postgres (indexable), JSON text on SQLite."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC, on both engines.
+
+    SQLite has no time zone type: values are stored as naive UTC text and come back naive; this
+    type converts aware values to UTC on the way in, refuses naive ones (they are ambiguous), and
+    marks values read back as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: pass a timezone-aware UTC datetime")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _environment() -> Column[str]:
+    return Column("environment", String(16), nullable=False)
+
+
+def _env_check() -> CheckConstraint:
+    return CheckConstraint(_in("environment", ENVIRONMENTS), name="environment")
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("handle", String(64), nullable=False),
+    Column("x_user_id", String(32)),
+    Column("display_name", String(128)),
+    Column("timezone", String(64), nullable=False, server_default="UTC"),
+    Column("active", Boolean, nullable=False, server_default=text("true")),
+    Column("metadata", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("environment", "handle"),
+    _env_check(),
+)
+
+tweets = Table(
+    "tweets",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("status", String(16), nullable=False, server_default="queued"),
+    Column("x_id", String(32)),
+    Column("thread_root_id", ID, ForeignKey("tweets.id")),
+    Column("thread_parent_id", ID, ForeignKey("tweets.id")),
+    Column("thread_position", Integer, nullable=False, server_default="0"),
+    Column("thread_size", Integer, nullable=False, server_default="1"),
+    Column("arm", String(96)),
+    Column("format", String(32)),
+    Column("topic", String(32)),
+    Column("score", Float),
+    Column("scores", JSONType, nullable=False),
+    Column("scheduled_at", UTCDateTime, nullable=False),
+    Column("attempt_count", Integer, nullable=False, server_default="0"),
+    Column("last_attempt_id", String(36)),
+    Column("posting_started_at", UTCDateTime),
+    Column("posted_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("metadata", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("environment", "account_id", "content_hash"),
+    CheckConstraint(_in("status", POST_STATUSES), name="status"),
+    CheckConstraint("thread_position >= 0 AND thread_size >= 1", name="thread_position"),
+    _env_check(),
+    # next due post: WHERE environment, account_id, status='queued' ORDER BY scheduled_at
+    Index("ix_tweets_due", "environment", "account_id", "status", "scheduled_at"),
+    # posts in the last 24 hours (rate caps) and metrics due: posted_at ranges per account
+    Index("ix_tweets_posted_at", "environment", "account_id", "posted_at"),
+    Index("ix_tweets_status_posted_at", "environment", "status", "posted_at"),
+    Index("ix_tweets_thread_root_id", "thread_root_id"),
+)
+
+post_attempts = Table(
+    "post_attempts",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("attempt_id", String(36), nullable=False, unique=True),
+    Column("tweet_id", ID, ForeignKey("tweets.id"), nullable=False),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("worker", String(128)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("outcome", String(16)),
+    Column("x_id", String(32)),
+    Column("error", Text),
+    CheckConstraint("outcome IS NULL OR " + _in("outcome", ATTEMPT_OUTCOMES), name="outcome"),
+    _env_check(),
+    Index("ix_post_attempts_tweet", "tweet_id", "started_at"),
+)
+
+candidates = Table(
+    "candidates",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("batch_id", String(64)),
+    Column("text", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("arm", String(96)),
+    Column("format", String(32)),
+    Column("topic", String(32)),
+    Column("generator", String(32)),
+    Column("score", Float),
+    Column("guard_passed", Boolean, nullable=False),
+    Column("guard_reasons", JSONType, nullable=False),
+    Column("chosen", Boolean, nullable=False, server_default=text("false")),
+    Column("why", Text),
+    Column("tweet_id", ID, ForeignKey("tweets.id")),
+    Column("metadata", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    _env_check(),
+    Index("ix_candidates_account_created", "environment", "account_id", "created_at"),
+    Index("ix_candidates_batch", "batch_id"),
+)
+
+tweet_metrics = Table(
+    "tweet_metrics",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("tweet_id", ID, ForeignKey("tweets.id"), nullable=False),
+    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("horizon", String(4), nullable=False),
+    *(Column(name, BigInteger, nullable=False, server_default="0") for name in METRIC_NAMES),
+    Column("source", String(32)),
+    Column("collected_at", UTCDateTime, nullable=False),
+    UniqueConstraint("tweet_id", "horizon"),
+    CheckConstraint(_in("horizon", HORIZONS), name="horizon"),
+    CheckConstraint(" AND ".join(f"{n} >= 0" for n in METRIC_NAMES), name="nonnegative"),
+    _env_check(),
+    Index("ix_tweet_metrics_account", "environment", "account_id", "collected_at"),
+)
+
+bot_config = Table(
+    "bot_config",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("key", String(128), nullable=False),
+    Column("value", JSONType, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("key", "environment"),
+    _env_check(),
+)
+
+daily_summaries = Table(
+    "daily_summaries",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("summary_date", Date, nullable=False),
+    Column("summary_type", String(64), nullable=False),
+    Column("metrics", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("summary_date", "summary_type", "environment"),
+    _env_check(),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("event_id", String(64), unique=True),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("component", String(64), nullable=False),
+    Column("severity", String(16), nullable=False, server_default="info"),
+    Column("actor", String(128), nullable=False),
+    Column("data", JSONType, nullable=False),
+    CheckConstraint(_in("severity", SEVERITIES), name="severity"),
+    _env_check(),
+    Index("ix_audit_log_time", "environment", "occurred_at"),
+    Index("ix_audit_log_type", "environment", "event_type", "occurred_at"),
+)
+
+system_health = Table(
+    "system_health",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("component", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("metrics", JSONType, nullable=False),
+    Column("message", Text),
+    CheckConstraint(_in("status", HEALTH_STATUSES), name="status"),
+    _env_check(),
+    Index("ix_system_health_component", "environment", "component", "recorded_at"),
+)
+
+ENVIRONMENT_TABLES: tuple[Table, ...] = tuple(
+    t for t in metadata.sorted_tables if "environment" in t.c
+)
+"""Every table shared by environments (all of them carry ``environment``)."""
