@@ -1,0 +1,32 @@
+"""The sandbox X: a simulated platform and audience that the whole bot runs against.
+
+Imports nothing from the rest of xbot, so its hidden truth can never leak into a policy. The
+benchmark-only :class:`~xbot_assets.sandbox.oracle.Oracle` is NOT re-exported here: import it
+explicitly from ``xbot_assets.sandbox.oracle`` in benchmarks, never in bot code.
+"""
+
+from xbot_assets.sandbox.clock import SimClock
+from xbot_assets.sandbox.features import (
+    ENGAGEMENT_METRICS,
+    FORMATS,
+    HORIZONS,
+    METRICS,
+    TOPICS,
+    TextFeatures,
+    classify_text,
+)
+from xbot_assets.sandbox.scenario import SCENARIOS, ScenarioError, load_scenario
+
+__all__ = [
+    "ENGAGEMENT_METRICS",
+    "FORMATS",
+    "HORIZONS",
+    "METRICS",
+    "SCENARIOS",
+    "TOPICS",
+    "ScenarioError",
+    "SimClock",
+    "TextFeatures",
+    "classify_text",
+    "load_scenario",
+]

@@ -1,0 +1,203 @@
+"""Text-to-features: how the sandbox audience "reads" a post, following the shared conventions.
+
+The real platform infers what a post is about from its text; the sandbox does the same, so the bot
+can only influence outcomes through what it writes (never through a hidden label). The offline
+generator writes text that follows these conventions (see the common brief): topic keywords,
+format markers, and the surface features (length, hashtags, links, numbers, emoji).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+FORMATS: tuple[str, ...] = ("single", "thread", "question", "list", "hot_take", "how_to")
+"""The six post formats, in the order used for arm indices."""
+
+TOPICS: tuple[str, ...] = (
+    "ai",
+    "python",
+    "data_science",
+    "startups",
+    "productivity",
+    "career",
+    "open_source",
+    "devops",
+)
+"""Every topic the audience recognises, in tie-break order; `other` is the fallback."""
+
+OTHER_TOPIC = "other"
+
+METRICS: tuple[str, ...] = (
+    "impressions",
+    "likes",
+    "reposts",
+    "replies",
+    "quotes",
+    "bookmarks",
+    "profile_clicks",
+    "follows",
+    "negative_feedback",
+    "reports",
+)
+"""Shared metric names; `impressions` first, then every per-impression engagement."""
+
+ENGAGEMENT_METRICS: tuple[str, ...] = METRICS[1:]
+
+HORIZONS: dict[str, float] = {"1h": 1.0, "6h": 6.0, "24h": 24.0, "72h": 72.0}
+"""Measurement horizons and their age in hours."""
+
+TOPIC_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "ai": (
+        "AI",
+        "LLM",
+        "LLMs",
+        "GPT",
+        "machine learning",
+        "neural",
+        "agents",
+        "prompt",
+        "model",
+        "models",
+    ),
+    "python": ("Python", "pip", "pandas", "numpy", "pytest", "asyncio", "typing", "decorator"),
+    "data_science": (
+        "data science",
+        "dataset",
+        "statistics",
+        "regression",
+        "SQL",
+        "notebook",
+        "analytics",
+        "A/B test",
+    ),
+    "startups": (
+        "startup",
+        "startups",
+        "founder",
+        "founders",
+        "fundraising",
+        "seed round",
+        "product-market fit",
+        "MVP",
+        "customers",
+    ),
+    "productivity": ("productivity", "focus", "habits", "deep work"),
+    "career": ("career", "interview", "promotion", "hiring", "resume"),
+    "open_source": ("open source", "maintainer", "GitHub", "pull request"),
+    "devops": ("Kubernetes", "Docker", "CI", "deploy", "observability"),
+}
+"""Keywords per topic, matched case-insensitively as whole words."""
+
+
+def _keyword_pattern(keyword: str) -> str:
+    # Whole word: no letter/digit/underscore immediately before or after (works for "A/B test",
+    # "product-market fit" and multi-word phrases where \b would misbehave on punctuation).
+    return r"(?<![\w])" + re.escape(keyword) + r"(?![\w])"
+
+
+_TOPIC_PATTERNS: dict[str, re.Pattern[str]] = {
+    topic: re.compile("|".join(_keyword_pattern(k) for k in words), re.IGNORECASE)
+    for topic, words in TOPIC_KEYWORDS.items()
+}
+_HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
+_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
+_NUMBER = re.compile(r"\d")
+_LIST_LINE = re.compile(r"^\s*(?:\d+[.)]|[-•])\s")
+_EMOJI = re.compile(
+    "[\U0001f300-\U0001faff\U00002600-\U000027bf\U0001f000-\U0001f2ff\U0001f900-\U0001f9ff]"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TextFeatures:
+    """What the audience reads from one post's text.
+
+    Attributes:
+        topic: one of :data:`TOPICS` or ``"other"``.
+        format: one of :data:`FORMATS`.
+        weighted_length: X's weighted length (twitter-text v3: URLs count 23, CJK/emoji 2).
+        hashtag_count: number of ``#word`` hashtags.
+        has_link: an ``http://`` or ``https://`` link is present.
+        has_number: a digit is present.
+        has_emoji: an emoji is present.
+    """
+
+    topic: str
+    format: str
+    weighted_length: int
+    hashtag_count: int
+    has_link: bool
+    has_number: bool
+    has_emoji: bool
+
+
+def classify_topic(text: str) -> str:
+    """The topic with the most keyword hits (ties: first in :data:`TOPICS`; none: ``other``)."""
+    best, best_hits = OTHER_TOPIC, 0
+    for topic in TOPICS:
+        hits = len(_TOPIC_PATTERNS[topic].findall(text))
+        if hits > best_hits:
+            best, best_hits = topic, hits
+    return best
+
+
+def classify_format(text: str, *, is_thread: bool = False) -> str:
+    """The post's format from its text; ``thread`` only when the caller knows it has self-replies.
+
+    Args:
+        text: the post text.
+        is_thread: True when the post is the root of a reply chain by the same account.
+    """
+    if is_thread:
+        return "thread"
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered.startswith("how to"):
+        return "how_to"
+    if lowered.startswith(("hot take:", "unpopular opinion:")):
+        return "hot_take"
+    if sum(1 for line in stripped.splitlines() if _LIST_LINE.match(line)) >= 3:
+        return "list"
+    if stripped.endswith("?"):
+        return "question"
+    return "single"
+
+
+@lru_cache(maxsize=1)
+def _parse_tweet():  # type: ignore[no-untyped-def]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # twitter-text-parser imports pkg_resources (deprecated)
+        from twitter_text import parse_tweet
+
+    return parse_tweet
+
+
+def weighted_length(text: str) -> int:
+    """X's weighted length of a text (what the 280 limit is checked against)."""
+    return int(_parse_tweet()(text).weightedLength)
+
+
+def classify_text(text: str, *, is_thread: bool = False) -> TextFeatures:
+    """All features the sandbox audience reads from a post (see :class:`TextFeatures`)."""
+    return TextFeatures(
+        topic=classify_topic(text),
+        format=classify_format(text, is_thread=is_thread),
+        weighted_length=weighted_length(text),
+        hashtag_count=len(_HASHTAG.findall(text)),
+        has_link=bool(_LINK.search(text)),
+        has_number=bool(_NUMBER.search(text)),
+        has_emoji=bool(_EMOJI.search(text)),
+    )
+
+
+def hashtags_with_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, tag) of each hashtag, for X's ``entities.hashtags``."""
+    return [(m.start(), m.end(), m.group(1)) for m in _HASHTAG.finditer(text)]
+
+
+def links_with_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, url) of each link, for X's ``entities.urls``."""
+    return [(m.start(), m.end(), m.group(0)) for m in _LINK.finditer(text)]
