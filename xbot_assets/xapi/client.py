@@ -23,7 +23,7 @@ Secrets never appear in a message, ``repr`` or log line of this module.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +123,8 @@ class XApiClient:
         timeout: seconds per request (connect, read, write).
         read_attempts: attempts for reads on timeouts and 5xx (writes always get one).
         transport: an httpx transport (tests).
+        trace: an httpcore trace callback ``(event, info)`` for every request (the crash-matrix
+            tests use it to stop a process right after a request was sent).
     """
 
     def __init__(
@@ -134,7 +136,9 @@ class XApiClient:
         timeout: float = 10.0,
         read_attempts: int = 3,
         transport: httpx.BaseTransport | None = None,
+        trace: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
+        self._trace = trace
         self.base_url = base_url.rstrip("/")
         self._user_auth = user_auth
         self._app_auth = app_auth
@@ -202,7 +206,12 @@ class XApiClient:
         is_write = method in ("POST", "DELETE", "PUT")
         try:
             response = self._http.request(
-                method, path, params=params, json=json, auth=self._auth(user=user)
+                method,
+                path,
+                params=params,
+                json=json,
+                auth=self._auth(user=user),
+                extensions={"trace": self._trace} if self._trace else None,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise XConnectionError(

@@ -1,0 +1,105 @@
+"""Fixtures of the posting tests: a migrated SQLite durable store per test, and a fake X."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from xbot_assets.posting.base import OwnPost, PosterBase, PostResult, SessionStatus
+from xbot_assets.posting.ledger import PostingLedger
+from xbot_assets.store.engine import make_engine
+from xbot_assets.store.migrate import upgrade
+
+_MIGRATED: dict[str, Path] = {}
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A migrated SQLite store (migrated once per worker, then copied: fast)."""
+    import shutil
+
+    template = _MIGRATED.get("t")
+    if template is None or not template.exists():
+        template = tmp_path.parent / f"template_{tmp_path.name}.db"
+        upgrade(f"sqlite:///{template}")
+        _MIGRATED["t"] = template
+    db = tmp_path / "xbot.db"
+    shutil.copy(template, db)
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def ledger(sqlite_url: str) -> PostingLedger:
+    engine = make_engine(sqlite_url)
+    yield PostingLedger(engine, "local")
+    engine.dispose()
+
+
+class Clock:
+    """A settable clock for protocol tests."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+class FakeX(PosterBase):
+    """An in-memory X account for protocol tests: posts, a timeline, and scripted faults.
+
+    ``faults`` is a list of exceptions (or None for success) consumed one per post() call; an
+    exception whose ``may_have_posted`` is True is raised AFTER the post was stored (the way a
+    timeout after sending behaves on X).
+    """
+
+    kind = "api"
+
+    def __init__(self) -> None:
+        self.posts: list[OwnPost] = []
+        self.faults: list[BaseException | None] = []
+        self.post_calls = 0
+        self._ids = itertools.count(1000)
+        self._lock = threading.Lock()
+
+    @property
+    def targets_loopback(self) -> bool:
+        return True
+
+    def post(self, text: str, *, reply_to: str | None = None) -> PostResult:
+        with self._lock:
+            self.post_calls += 1
+            fault = self.faults.pop(0) if self.faults else None
+            if fault is not None and not getattr(fault, "may_have_posted", False):
+                raise fault
+            own = OwnPost(x_id=str(next(self._ids)), text=text, in_reply_to=reply_to)
+            self.posts.insert(0, own)
+            if fault is not None:
+                raise fault
+            return PostResult(x_id=own.x_id, text=text)
+
+    def recent_own_posts(self, *, limit: int = 100) -> list[OwnPost]:
+        return list(self.posts[:limit])
+
+    def check_session(self) -> SessionStatus:
+        return SessionStatus(ok=True)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_x() -> FakeX:
+    return FakeX()

@@ -1,0 +1,34 @@
+"""Named points where the crash-matrix tests kill the posting process (SIGKILL, no cleanup).
+
+``XBOT_CRASH_AT`` names one point; the process kills itself when it reaches it. Read at each
+call (cheap), so a test can set it per subprocess. Unset in normal runs: then every call is a no-op.
+
+Points, in the order a post passes them:
+``before_claim``, ``after_claim``, ``after_send`` (the request's bytes are out, no answer yet:
+fired from the HTTP client's trace hook), ``after_answer`` (X answered with the id, not yet
+recorded), ``after_record`` (the id is committed).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+CRASH_ENV = "XBOT_CRASH_AT"
+CRASH_POINTS = ("before_claim", "after_claim", "after_send", "after_answer", "after_record")
+
+
+def crash_point(name: str) -> None:
+    """Die here with SIGKILL when ``XBOT_CRASH_AT`` names this point (tests only)."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def http_trace(event: str, info: dict[str, Any]) -> None:
+    """httpcore trace hook: ``after_send`` fires once a write's request body is fully sent."""
+    if event == "http11.send_request_body.complete":
+        request = info.get("request")
+        method = getattr(request, "method", b"")
+        if method in (b"POST", "POST"):
+            crash_point("after_send")

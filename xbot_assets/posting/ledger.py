@@ -1,0 +1,625 @@
+"""The posting ledger: the durable-store operations of the at-most-once protocol.
+
+Every function here runs against the durable store's tables (:mod:`xbot_assets.store.schema`),
+on SQLite and Postgres alike, and each state change is one committed transaction:
+
+- :meth:`PostingLedger.claim_next_due` checks the gates (brake, back-off, every rate cap counted
+  from the durable rows) and claims the next due post in the same transaction (SQLite: ``BEGIN
+  IMMEDIATE``; Postgres: a per-account advisory lock plus ``FOR UPDATE SKIP LOCKED``), writing the
+  ``post_attempts`` row, and commits before anything is sent;
+- :meth:`mark_posted`, :meth:`release`, :meth:`mark_failed`, :meth:`mark_unknown` finish an
+  attempt, each conditional on the attempt id (compare-and-set), so a late poster and the
+  reconciler can never both decide;
+- thread parts are rows chained by ``thread_parent_id``: a part is claimable only once its parent
+  is ``posted`` with an X id, so a thread resumes from its last recorded part after a crash and a
+  recorded part is never claimed again.
+
+Why it lives in ``posting/``: the claim is the posting protocol's critical step (gates and claim
+in one transaction, thread order). It uses only the store's public schema, engine and
+:func:`~xbot_assets.store.dedup.content_hash`.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from xbot_assets.ops.audit import record_audit
+from xbot_assets.store.dedup import content_hash
+from xbot_assets.store.schema import accounts, bot_config, post_attempts, tweets
+
+BRAKE_KEY = "brake"
+"""bot_config key of the emergency brake (``{"engaged": bool, "reason": str, ...}``)."""
+BACKOFF_KEY = "posting.backoff_until"
+"""bot_config key: no claim before this time (set from X's rate-limit reset header)."""
+
+ON_X_STATUSES = ("posting", "posted", "unknown")
+"""Statuses of rows that are (or may be) on X: all count against the rate caps."""
+
+
+@dataclass(frozen=True)
+class RateCaps:
+    """The caps checked against the durable store before every claim."""
+
+    max_posts_per_hour: int = 2
+    max_posts_per_day: int = 12
+    min_spacing: timedelta = timedelta(minutes=45)
+    max_replies_per_hour: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RateCaps:
+        return cls(
+            max_posts_per_hour=settings.max_posts_per_hour,
+            max_posts_per_day=settings.max_posts_per_day,
+            min_spacing=timedelta(minutes=settings.min_spacing_minutes),
+            max_replies_per_hour=settings.max_replies_per_hour,
+        )
+
+
+@dataclass(frozen=True)
+class ClaimedPost:
+    """A post this worker now owns (state ``posting``), with all it needs to act."""
+
+    tweet_id: int
+    attempt_id: str
+    account_id: int
+    text: str
+    content_hash: str
+    reply_to_x_id: str | None
+    thread_root_id: int | None
+    thread_position: int
+    thread_size: int
+    attempt_count: int
+
+
+@dataclass(frozen=True)
+class StuckPost:
+    """A row left in ``posting`` (its poster died or hung) that the reconciler must settle."""
+
+    tweet_id: int
+    attempt_id: str | None
+    account_id: int
+    text: str
+    reply_to_x_id: str | None
+    posting_started_at: datetime | None
+    attempt_count: int
+    guarded_retries: int
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why no post may be claimed now (``until``: when to look again, if known)."""
+
+    reason: str
+    until: datetime | None = None
+
+
+def worker_name() -> str:
+    """``host:pid``: which process holds a claim (stored in post_attempts)."""
+    import os
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PostingLedger:
+    """Durable posting state for one environment.
+
+    Args:
+        engine: the durable store's engine (:func:`xbot_assets.store.engine.make_engine`).
+        environment: ``local``/``staging``/``production`` (rows of other environments are
+            never read or written).
+    """
+
+    def __init__(self, engine: Engine, environment: str) -> None:
+        self.engine = engine
+        self.environment = environment
+        self.is_postgres = engine.dialect.name == "postgresql"
+
+    # --- accounts and enqueue (tests and the orchestration's "pick" step) --------------------
+    def ensure_account(self, handle: str, *, x_user_id: str | None = None, now: datetime) -> int:
+        """The id of the account ``handle`` in this environment, created if missing."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(accounts.c.id).where(
+                    accounts.c.environment == self.environment, accounts.c.handle == handle
+                )
+            ).first()
+            if row is not None:
+                return int(row[0])
+            result = conn.execute(
+                insert(accounts).values(
+                    environment=self.environment,
+                    handle=handle,
+                    x_user_id=x_user_id,
+                    metadata={},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def enqueue(
+        self,
+        account_id: int,
+        parts: Sequence[str],
+        *,
+        scheduled_at: datetime,
+        now: datetime,
+        arm: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[int]:
+        """Queue a single post (one part) or a thread (parts in order) in one transaction.
+
+        Returns:
+            the row ids, root first.
+
+        Raises:
+            ValueError: no parts, or an empty part.
+            IntegrityError: a part's content hash already exists for this account.
+        """
+        if not parts or any(not p.strip() for p in parts):
+            raise ValueError("a post needs at least one non-empty part")
+        fmt, topic = [*arm.split(":", 1), None][:2] if arm else (None, None)
+        ids: list[int] = []
+        with self.engine.begin() as conn:
+            for position, part in enumerate(parts):
+                values: dict[str, Any] = {
+                    "environment": self.environment,
+                    "account_id": account_id,
+                    "text": part,
+                    "content_hash": content_hash(part),
+                    "status": "queued",
+                    "thread_root_id": ids[0] if ids else None,
+                    "thread_parent_id": ids[-1] if ids else None,
+                    "thread_position": position,
+                    "thread_size": len(parts),
+                    "arm": arm,
+                    "format": fmt,
+                    "topic": topic,
+                    "scores": {},
+                    "scheduled_at": scheduled_at,
+                    "metadata": dict(metadata or {}),
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                result = conn.execute(insert(tweets).values(**values))
+                ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
+        return ids
+
+    # --- config (brake, back-off) ---------------------------------------------------------
+    def get_config(self, key: str, conn: Connection | None = None) -> Any:
+        query = select(bot_config.c.value).where(
+            bot_config.c.environment == self.environment, bot_config.c.key == key
+        )
+        if conn is not None:
+            row = conn.execute(query).first()
+        else:
+            with self.engine.connect() as c:
+                row = c.execute(query).first()
+        return None if row is None else row[0]
+
+    def set_config(self, key: str, value: Any, *, actor: str, now: datetime) -> None:
+        """Upsert one bot_config value (with an audit row in the same transaction)."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(bot_config)
+                .where(bot_config.c.environment == self.environment, bot_config.c.key == key)
+                .values(value=value, updated_by=actor, updated_at=now)
+            ).rowcount
+            if not done:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(
+                            insert(bot_config).values(
+                                environment=self.environment,
+                                key=key,
+                                value=value,
+                                updated_by=actor,
+                                updated_at=now,
+                            )
+                        )
+                except IntegrityError:
+                    conn.execute(
+                        update(bot_config)
+                        .where(
+                            bot_config.c.environment == self.environment, bot_config.c.key == key
+                        )
+                        .values(value=value, updated_by=actor, updated_at=now)
+                    )
+            record_audit(
+                conn,
+                environment=self.environment,
+                event_type="config.changed",
+                actor=actor,
+                component="posting",
+                data={"key": key},
+                clock=lambda: now,
+            )
+
+    def brake_reason(self, conn: Connection | None = None) -> str | None:
+        """The brake's reason when it is engaged (durable bot_config), else None."""
+        value = self.get_config(BRAKE_KEY, conn)
+        if isinstance(value, dict) and value.get("engaged"):
+            return str(value.get("reason") or "engaged")
+        if value is True:
+            return "engaged"
+        return None
+
+    def engage_brake(self, reason: str, *, actor: str, now: datetime) -> None:
+        """Stop every post from the next check on (durable; an audit row says why)."""
+        self.set_config(
+            BRAKE_KEY,
+            {"engaged": True, "reason": reason, "since": now.isoformat(), "by": actor},
+            actor=actor,
+            now=now,
+        )
+        record_audit(
+            self.engine,
+            environment=self.environment,
+            event_type="brake.engaged",
+            actor=actor,
+            component="posting",
+            data={"reason": reason},
+            severity="critical",
+            clock=lambda: now,
+        )
+
+    def audit(
+        self, event_type: str, data: dict[str, Any], *, severity: str = "info", now: datetime
+    ) -> None:
+        """One audit row from the posting layer (ids and outcomes, never text or secrets)."""
+        record_audit(
+            self.engine,
+            environment=self.environment,
+            event_type=event_type,
+            actor="posting",
+            component="posting",
+            data=data,
+            severity=severity,
+            clock=lambda: now,
+        )
+
+    # --- gates -----------------------------------------------------------------------------
+    def _count_on_x(
+        self, conn: Connection, account_id: int, since: datetime, *, replies: bool
+    ) -> int:
+        when = func.coalesce(tweets.c.posted_at, tweets.c.posting_started_at)
+        position = tweets.c.thread_position > 0 if replies else tweets.c.thread_position == 0
+        query = select(func.count()).where(
+            tweets.c.environment == self.environment,
+            tweets.c.account_id == account_id,
+            tweets.c.status.in_(ON_X_STATUSES),
+            position,
+            when >= since,
+        )
+        return int(conn.execute(query).scalar_one())
+
+    def _last_root_at(self, conn: Connection, account_id: int) -> datetime | None:
+        when = func.coalesce(tweets.c.posted_at, tweets.c.posting_started_at)
+        query = select(func.max(when)).where(
+            tweets.c.environment == self.environment,
+            tweets.c.account_id == account_id,
+            tweets.c.status.in_(ON_X_STATUSES),
+            tweets.c.thread_position == 0,
+        )
+        value = conn.execute(query).scalar_one_or_none()
+        if isinstance(value, str):  # SQLite returns text for MAX over a decorated column
+            value = datetime.fromisoformat(value)
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+    def gate(
+        self,
+        conn: Connection,
+        account_id: int,
+        caps: RateCaps,
+        now: datetime,
+        *,
+        is_reply: bool,
+    ) -> Blocked | None:
+        """Why nothing may be claimed now (brake, back-off, a cap), checked on durable rows."""
+        reason = self.brake_reason(conn)
+        if reason is not None:
+            return Blocked(f"emergency brake engaged: {reason}")
+        backoff = self.get_config(BACKOFF_KEY, conn)
+        if isinstance(backoff, str):
+            until = datetime.fromisoformat(backoff)
+            if until > now:
+                return Blocked(f"backing off after a rate limit until {until.isoformat()}", until)
+        hour_ago = now - timedelta(hours=1)
+        if is_reply:
+            if self._count_on_x(conn, account_id, hour_ago, replies=True) >= (
+                caps.max_replies_per_hour
+            ):
+                return Blocked(f"max_replies_per_hour={caps.max_replies_per_hour} reached")
+            return None
+        if self._count_on_x(conn, account_id, hour_ago, replies=False) >= caps.max_posts_per_hour:
+            return Blocked(f"max_posts_per_hour={caps.max_posts_per_hour} reached")
+        day_ago = now - timedelta(days=1)
+        if self._count_on_x(conn, account_id, day_ago, replies=False) >= caps.max_posts_per_day:
+            return Blocked(f"max_posts_per_day={caps.max_posts_per_day} reached")
+        last = self._last_root_at(conn, account_id)
+        if last is not None and now - last < caps.min_spacing:
+            return Blocked(
+                f"min spacing of {caps.min_spacing} since the last post", last + caps.min_spacing
+            )
+        return None
+
+    # --- the claim -------------------------------------------------------------------------
+    def _next_due_query(
+        self, account_id: int, now: datetime, *, replies_only: bool, lock: bool = True
+    ) -> Any:
+        parent = aliased(tweets)
+        parent_ready = exists(
+            select(parent.c.id).where(
+                parent.c.id == tweets.c.thread_parent_id,
+                parent.c.status == "posted",
+                parent.c.x_id.is_not(None),
+            )
+        )
+        query = (
+            select(tweets.c.id, tweets.c.thread_position)
+            .where(
+                tweets.c.environment == self.environment,
+                tweets.c.account_id == account_id,
+                tweets.c.status == "queued",
+                tweets.c.scheduled_at <= now,
+                or_(tweets.c.thread_parent_id.is_(None), parent_ready),
+            )
+            # thread parts first: a started thread finishes before a new post begins
+            .order_by(tweets.c.thread_position.desc(), tweets.c.scheduled_at, tweets.c.id)
+            .limit(1)
+        )
+        if replies_only:
+            query = query.where(tweets.c.thread_position > 0)
+        if self.is_postgres and lock:
+            query = query.with_for_update(skip_locked=True, of=tweets)
+        return query
+
+    def next_due_id(self, account_id: int, *, now: datetime) -> int | None:
+        """The id of the post that would be claimed next (read only; for dry runs)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                self._next_due_query(account_id, now, replies_only=False, lock=False)
+            ).first()
+        return None if row is None else int(row.id)
+
+    def claim_next_due(
+        self, account_id: int, caps: RateCaps, *, now: datetime, worker: str | None = None
+    ) -> ClaimedPost | Blocked | None:
+        """Check the gates and claim the next due post in one committed transaction.
+
+        Returns:
+            the claim; a :class:`Blocked` saying why nothing may be posted now; or None when
+            nothing is due.
+        """
+        attempt_id = str(uuid.uuid4())
+        with self.engine.begin() as conn:
+            if self.is_postgres:
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:k)"),
+                    {"k": zlib.crc32(f"xbot-post:{self.environment}:{account_id}".encode())},
+                )
+            row = conn.execute(self._next_due_query(account_id, now, replies_only=False)).first()
+            if row is None:
+                return None
+            blocked = self.gate(conn, account_id, caps, now, is_reply=row.thread_position > 0)
+            if blocked is not None:
+                return blocked
+            done = conn.execute(
+                update(tweets)
+                .where(tweets.c.id == row.id, tweets.c.status == "queued")
+                .values(
+                    status="posting",
+                    attempt_count=tweets.c.attempt_count + 1,
+                    last_attempt_id=attempt_id,
+                    posting_started_at=now,
+                    updated_at=now,
+                )
+            ).rowcount
+            if done != 1:
+                return None
+            conn.execute(
+                insert(post_attempts).values(
+                    environment=self.environment,
+                    attempt_id=attempt_id,
+                    tweet_id=row.id,
+                    account_id=account_id,
+                    worker=worker or worker_name(),
+                    started_at=now,
+                )
+            )
+            return self._claimed(conn, row.id, attempt_id)
+
+    def _claimed(self, conn: Connection, tweet_id: int, attempt_id: str) -> ClaimedPost:
+        parent = aliased(tweets)
+        r = conn.execute(
+            select(tweets, parent.c.x_id.label("parent_x_id"))
+            .select_from(tweets.outerjoin(parent, parent.c.id == tweets.c.thread_parent_id))
+            .where(tweets.c.id == tweet_id)
+        ).one()
+        return ClaimedPost(
+            tweet_id=r.id,
+            attempt_id=attempt_id,
+            account_id=r.account_id,
+            text=r.text,
+            content_hash=r.content_hash,
+            reply_to_x_id=r.parent_x_id,
+            thread_root_id=r.thread_root_id,
+            thread_position=r.thread_position,
+            thread_size=r.thread_size,
+            attempt_count=r.attempt_count,
+        )
+
+    # --- finishing an attempt --------------------------------------------------------------
+    def _finish(
+        self,
+        tweet_id: int,
+        attempt_id: str | None,
+        *,
+        now: datetime,
+        outcome: str,
+        values: dict[str, Any],
+        from_statuses: tuple[str, ...] = ("posting",),
+        x_id: str | None = None,
+        error: str | None = None,
+    ) -> bool:
+        with self.engine.begin() as conn:
+            cond = [tweets.c.id == tweet_id, tweets.c.status.in_(from_statuses)]
+            if attempt_id is not None:
+                cond.append(tweets.c.last_attempt_id == attempt_id)
+            done = conn.execute(
+                update(tweets).where(and_(*cond)).values(updated_at=now, **values)
+            ).rowcount
+            if done and attempt_id is not None:
+                conn.execute(
+                    update(post_attempts)
+                    .where(post_attempts.c.attempt_id == attempt_id)
+                    .values(finished_at=now, outcome=outcome, x_id=x_id, error=error)
+                )
+            return bool(done)
+
+    def mark_posted(
+        self, tweet_id: int, attempt_id: str | None, x_id: str, *, now: datetime
+    ) -> bool:
+        """Record X's id. Only the attempt that holds the claim may (or the reconciler).
+
+        Returns False when the row is no longer this attempt's (nothing is changed).
+        """
+        return self._finish(
+            tweet_id,
+            attempt_id,
+            now=now,
+            outcome="posted",
+            values={"status": "posted", "x_id": x_id, "posted_at": now, "last_error": None},
+            # "queued": a guarded retry re-queued it but nobody claimed it yet; the attempt id
+            # still matches, so the late answer wins and the retry never happens.
+            from_statuses=("posting", "unknown", "queued"),
+            x_id=x_id,
+        )
+
+    def release(
+        self,
+        tweet_id: int,
+        attempt_id: str,
+        *,
+        now: datetime,
+        error: str,
+        not_before: datetime | None = None,
+    ) -> bool:
+        """Back to ``queued``: only for attempts known NOT to have reached X."""
+        values: dict[str, Any] = {"status": "queued", "last_error": error}
+        if not_before is not None:
+            values["scheduled_at"] = not_before
+        return self._finish(
+            tweet_id, attempt_id, now=now, outcome="released", values=values, error=error
+        )
+
+    def mark_failed(
+        self, tweet_id: int, attempt_id: str | None, *, now: datetime, error: str
+    ) -> bool:
+        """``failed`` for good (X refused this text); never retried automatically."""
+        return self._finish(
+            tweet_id,
+            attempt_id,
+            now=now,
+            outcome="failed",
+            values={"status": "failed", "last_error": error},
+            error=error,
+        )
+
+    def mark_unknown(
+        self, tweet_id: int, attempt_id: str | None, *, now: datetime, error: str
+    ) -> bool:
+        """``unknown``: maybe on X, not found; a person decides (or one guarded retry)."""
+        return self._finish(
+            tweet_id,
+            attempt_id,
+            now=now,
+            outcome="unknown",
+            values={"status": "unknown", "last_error": error},
+            error=error,
+        )
+
+    def requeue_guarded(
+        self, tweet_id: int, attempt_id: str | None, *, now: datetime, retries_used: int, error: str
+    ) -> bool:
+        """One guarded retry: back to ``queued`` after the timeline showed no such post."""
+        with self.engine.connect() as c:
+            meta_raw: Any = c.execute(
+                select(tweets.c.metadata).where(tweets.c.id == tweet_id)
+            ).scalar_one()
+        meta: dict[str, Any] = dict(meta_raw or {})
+        meta["guarded_retries"] = retries_used + 1
+        return self._finish(
+            tweet_id,
+            attempt_id,
+            now=now,
+            outcome="released",
+            values={"status": "queued", "last_error": error, "metadata": meta},
+            from_statuses=("posting", "unknown"),
+            error=error,
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+    def stuck_posts(self, account_id: int, *, started_before: datetime) -> list[StuckPost]:
+        """Rows in ``posting`` whose claim started before ``started_before``, oldest first."""
+        parent = aliased(tweets)
+        with self.engine.connect() as conn:
+            conn_rows = conn.execute(
+                select(tweets, parent.c.x_id.label("parent_x_id"))
+                .select_from(tweets.outerjoin(parent, parent.c.id == tweets.c.thread_parent_id))
+                .where(
+                    tweets.c.environment == self.environment,
+                    tweets.c.account_id == account_id,
+                    tweets.c.status == "posting",
+                    tweets.c.posting_started_at < started_before,
+                )
+                .order_by(tweets.c.posting_started_at, tweets.c.id)
+            ).all()
+        rows = [
+            StuckPost(
+                tweet_id=r.id,
+                attempt_id=r.last_attempt_id,
+                account_id=r.account_id,
+                text=r.text,
+                reply_to_x_id=r.parent_x_id,
+                posting_started_at=r.posting_started_at,
+                attempt_count=r.attempt_count,
+                guarded_retries=int((r.metadata or {}).get("guarded_retries", 0)),
+            )
+            for r in conn_rows
+        ]
+        return rows
+
+    def status_counts(self, account_id: int | None = None) -> dict[str, int]:
+        """How many rows per status (for reports and tests)."""
+        query = (
+            select(tweets.c.status, func.count())
+            .where(tweets.c.environment == self.environment)
+            .group_by(tweets.c.status)
+        )
+        if account_id is not None:
+            query = query.where(tweets.c.account_id == account_id)
+        with self.engine.connect() as conn:
+            return {str(row[0]): int(row[1]) for row in conn.execute(query).all()}
+
+    def rows(self, account_id: int) -> list[dict[str, Any]]:
+        """Every row of the account (tests and the crash-matrix report)."""
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(tweets)
+                .where(tweets.c.environment == self.environment, tweets.c.account_id == account_id)
+                .order_by(tweets.c.id)
+            )
+            return [dict(r) for r in result.mappings().all()]
