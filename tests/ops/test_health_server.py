@@ -1,0 +1,310 @@
+"""The health server on loopback, in healthy and broken states, answering real HTTP requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import insert
+
+from tests.ops.conftest import Store, ThrowawayRedis, add_account, make_settings
+from xbot_assets.health.checks import HealthContext, Thresholds
+from xbot_assets.health.server import HealthServer
+from xbot_assets.ops.component_status import latest_component_statuses, write_component_status
+from xbot_assets.store.engine import make_engine
+from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.schema import bot_config, post_attempts, tweets
+
+
+def insert_posted(store: Store, n: int, *, at: datetime | None = None) -> list[int]:
+    """Rows as the posting protocol leaves them after a successful post (ids only matter)."""
+    at = at or datetime.now(UTC)
+    ids = []
+    with store.engine.begin() as conn:
+        for i in range(n):
+            tid = conn.execute(
+                insert(tweets).values(
+                    environment="local",
+                    account_id=store.account_id,
+                    text=f"secret post text {i} {at.timestamp()}",
+                    content_hash=f"h{i}-{at.timestamp()}",
+                    status="posted",
+                    x_id=str(1000 + i),
+                    scores={},
+                    scheduled_at=at,
+                    posted_at=at,
+                    metadata={},
+                    created_at=at,
+                    updated_at=at,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                insert(post_attempts).values(
+                    environment="local",
+                    attempt_id=f"a-{tid}",
+                    tweet_id=tid,
+                    account_id=store.account_id,
+                    started_at=at,
+                    finished_at=at,
+                    outcome="posted",
+                    x_id=str(1000 + i),
+                )
+            )
+            ids.append(int(tid))
+    return ids
+
+
+def serve(store: Store, **ctx_kwargs: object) -> HealthServer:
+    ctx = HealthContext(store.settings, **ctx_kwargs)  # type: ignore[arg-type]
+    return HealthServer(ctx, port=0).start()
+
+
+@pytest.fixture
+def server(store: Store) -> Iterator[HealthServer]:
+    insert_posted(store, 1)
+    srv = serve(store)
+    yield srv
+    srv.stop()
+
+
+def get(srv: HealthServer, path: str) -> httpx.Response:
+    return httpx.get(srv.url + path, timeout=10)
+
+
+def checks_of(resp: httpx.Response) -> dict[str, dict[str, object]]:
+    return {c["name"]: c for c in resp.json()["checks"]}
+
+
+def test_healthz_and_readyz_healthy(server: HealthServer, store: Store) -> None:
+    assert server.host == "127.0.0.1" and server.port > 0
+    live = get(server, "/healthz")
+    assert live.status_code == 200 and live.json() == {"status": "ok"}
+    ready = get(server, "/readyz")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["ready"] is True and body["status"] == "ok"
+    checks = checks_of(ready)
+    assert set(checks) == {
+        "durable_store",
+        "redis",
+        "brake",
+        "poster_session",
+        "last_post",
+        "metrics_collection",
+    }
+    assert all(c["status"] == "ok" for c in checks.values()), checks
+    assert checks["redis"]["data"] == {"configured": False, "fallback_active": True}
+    # the outcome is recorded in system_health by the health server itself
+    rows = latest_component_statuses(store.engine, environment="local")
+    assert rows["health_server"].status == "ok"
+    assert get(server, "/nope").status_code == 404
+
+
+def test_readyz_fails_when_store_is_behind_its_schema(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    upgrade(settings.resolved_database_url, "0001")
+    srv = HealthServer(HealthContext(settings), port=0).start()
+    try:
+        resp = get(srv, "/readyz")
+    finally:
+        srv.stop()
+    assert resp.status_code == 503
+    checks = checks_of(resp)
+    assert checks["durable_store"]["status"] == "down"
+    assert "xbot migrate" in str(checks["durable_store"]["detail"])
+    assert checks["durable_store"]["data"]["current"] == "0001"  # type: ignore[index]
+    assert checks["last_post"]["detail"] == "not checked: the durable store is not ready"
+
+
+def test_readyz_fails_on_a_never_migrated_store(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home")
+    srv = HealthServer(HealthContext(settings), port=0).start()
+    try:
+        resp = get(srv, "/readyz")
+        metrics = get(srv, "/metrics")
+    finally:
+        srv.stop()
+    assert resp.status_code == 503
+    assert "never migrated" in str(checks_of(resp)["durable_store"]["detail"])
+    # /metrics still answers, and says the store did not
+    assert metrics.status_code == 200
+    ups = {
+        s.labels["source"]: s.value
+        for f in text_string_to_metric_families(metrics.text)
+        if f.name == "xbot_scrape_source_up"
+        for s in f.samples
+    }
+    assert ups["durable_store"] == 0
+
+
+def test_readyz_with_redis_up_then_stopped(
+    store: Store, throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    insert_posted(store, 1)
+    settings = make_settings(
+        tmp_path / "home", redis_url=throwaway_redis.url, redis_prefix="testops:"
+    )
+    srv = HealthServer(HealthContext(settings), port=0).start()
+    strict = HealthServer(HealthContext(settings, redis_required=True), port=0).start()
+    try:
+        up = get(srv, "/readyz")
+        assert up.status_code == 200, up.text
+        assert checks_of(up)["redis"]["status"] == "ok"
+        throwaway_redis.stop()
+        down = get(srv, "/readyz")
+        strict_down = get(strict, "/readyz")
+        metrics = get(srv, "/metrics")
+    finally:
+        srv.stop()
+        strict.stop()
+    # the durable store carries the hot path: degraded, still ready
+    assert down.status_code == 200
+    assert down.json()["status"] == "degraded"
+    redis_check = checks_of(down)["redis"]
+    assert redis_check["status"] == "degraded"
+    assert "fallback active" in str(redis_check["detail"])
+    # an operator who requires Redis gets a 503
+    assert strict_down.status_code == 503
+    assert checks_of(strict_down)["redis"]["status"] == "down"
+    ups = {
+        s.labels["source"]: s.value
+        for f in text_string_to_metric_families(metrics.text)
+        if f.name == "xbot_scrape_source_up"
+        for s in f.samples
+    }
+    assert ups == {"durable_store": 1, "redis": 0, "brake": 1}
+
+
+def test_readyz_fails_with_the_brake_on(store: Store, server: HealthServer) -> None:
+    now = datetime.now(UTC)
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(bot_config).values(
+                environment="local",
+                key="emergency_brake",
+                value={"engaged": True, "reason": "spam wave", "since": now.isoformat()},
+                updated_by="operator:alice",
+                updated_at=now,
+            )
+        )
+    resp = get(server, "/readyz")
+    assert resp.status_code == 503
+    brake = checks_of(resp)["brake"]
+    assert brake["status"] == "down"
+    assert "operator:alice" in str(brake["detail"]) and "spam wave" in str(brake["detail"])
+    families = {f.name: f for f in text_string_to_metric_families(get(server, "/metrics").text)}
+    assert families["xbot_brake_engaged"].samples[0].value == 1
+
+
+def test_readyz_fails_when_posting_and_metrics_stall(tmp_path: Path, store: Store) -> None:
+    insert_posted(store, 1, at=datetime.now(UTC) - timedelta(hours=30))
+    srv = serve(store, thresholds=Thresholds(max_post_age=timedelta(hours=24)))
+    try:
+        resp = get(srv, "/readyz")
+    finally:
+        srv.stop()
+    assert resp.status_code == 503
+    checks = checks_of(resp)
+    assert checks["last_post"]["status"] == "down"
+    assert "no successful post for" in str(checks["last_post"]["detail"])
+    assert checks["metrics_collection"]["status"] == "down"
+    assert "1h metrics" in str(checks["metrics_collection"]["detail"])
+
+
+def test_readyz_reports_a_poster_that_says_its_session_is_invalid(
+    store: Store, server: HealthServer
+) -> None:
+    write_component_status(
+        store.engine,
+        environment="local",
+        component="poster",
+        status="down",
+        message="401 from X: token expired, re-authorise",
+    )
+    resp = get(server, "/readyz")
+    assert resp.status_code == 503
+    poster = checks_of(resp)["poster_session"]
+    assert poster["status"] == "down" and "token expired" in str(poster["detail"])
+
+
+def test_api_poster_without_credentials_is_not_ready(tmp_path: Path, store: Store) -> None:
+    settings = make_settings(
+        tmp_path / "home", poster="api", x_bearer_token="app-only-bearer-SECRETVALUE"
+    )
+    insert_posted(store, 1)
+    srv = HealthServer(HealthContext(settings), port=0).start()
+    try:
+        resp = get(srv, "/readyz")
+    finally:
+        srv.stop()
+    assert resp.status_code == 503
+    assert "X_OAUTH2_USER_TOKEN" in str(checks_of(resp)["poster_session"]["detail"])
+    assert "SECRETVALUE" not in resp.text
+
+
+def test_no_post_text_or_secret_in_any_answer(tmp_path: Path, store: Store) -> None:
+    insert_posted(store, 3)
+    settings = make_settings(
+        tmp_path / "home",
+        openai_api_key="sk-proj-NEVERSHOWN123456",
+        redis_url="redis://:hunter2pass@127.0.0.1:1/0",
+    )
+    srv = HealthServer(HealthContext(settings), port=0).start()
+    try:
+        bodies = [get(srv, p).text for p in ("/healthz", "/readyz", "/metrics")]
+    finally:
+        srv.stop()
+    for body in bodies:
+        assert "secret post text" not in body
+        assert "NEVERSHOWN" not in body
+        assert "hunter2pass" not in body
+
+
+def test_metrics_counters_move_as_posts_are_made(store: Store, server: HealthServer) -> None:
+    def scrape() -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+        resp = get(server, "/metrics")
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/plain")
+        out: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+        for family in text_string_to_metric_families(resp.text):
+            for s in family.samples:
+                out.setdefault(family.name, {})[(s.name, tuple(sorted(s.labels.items())))] = s.value
+        return out
+
+    def posted(m: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]) -> float:
+        return m["xbot_posts"][("xbot_posts_total", (("outcome", "posted"),))]
+
+    before = scrape()
+    assert posted(before) == 1
+    insert_posted(store, 2)
+    after = scrape()
+    assert posted(after) == 3
+    attempts = after["xbot_post_attempts"]
+    assert attempts[("xbot_post_attempts_total", (("outcome", "posted"),))] == 3
+    assert (
+        after["xbot_last_event_age_seconds"][("xbot_last_event_age_seconds", (("event", "post"),))]
+        < 60
+    )
+
+
+def test_health_server_against_postgres(pg_database: str, tmp_path: Path) -> None:
+    upgrade(pg_database)
+    engine = make_engine(pg_database)
+    add_account(engine)
+    settings = make_settings(tmp_path / "home", database_url=pg_database)
+    srv = HealthServer(HealthContext(settings, engine=engine), port=0).start()
+    try:
+        resp = get(srv, "/readyz")
+        metrics = get(srv, "/metrics")
+    finally:
+        srv.stop()
+        engine.dispose()
+    assert checks_of(resp)["durable_store"]["status"] == "ok", resp.text
+    assert resp.status_code == 200  # no post yet is "degraded", still ready
+    assert json.loads(resp.text)["status"] == "degraded"
+    assert "xbot_posts_total" in metrics.text

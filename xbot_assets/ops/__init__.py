@@ -1,0 +1,1 @@
+"""Operator helpers: the audit trail, component status records, and the `xbot status` view."""

@@ -1,0 +1,118 @@
+"""Each component's status in ``system_health``: written by the component, read by operators.
+
+A component (``poster``, ``metrics_collector``, ``generator``, ``learning``, ``health_server``...)
+calls :func:`write_component_status` when it finishes a unit of work or notices trouble. The
+health server's readiness check and ``xbot status`` read the newest row per component with
+:func:`latest_component_statuses`, one indexed query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, insert, select
+
+from xbot_assets.ops.dbread import read_connection
+from xbot_assets.store.schema import HEALTH_STATUSES, system_health
+from xbot_assets.store.timebase import Clock, utc_now
+
+COMPONENT_POSTER = "poster"
+COMPONENT_METRICS_COLLECTOR = "metrics_collector"
+COMPONENT_HEALTH_SERVER = "health_server"
+MAX_MESSAGE_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentStatus:
+    """The newest status one component wrote."""
+
+    component: str
+    status: str
+    recorded_at: datetime
+    message: str | None
+    metrics: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "component": self.component,
+            "status": self.status,
+            "recorded_at": self.recorded_at.isoformat(),
+            "message": self.message,
+            "metrics": self.metrics,
+        }
+
+
+def write_component_status(
+    target: Engine | Connection,
+    *,
+    environment: str,
+    component: str,
+    status: str,
+    message: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    clock: Clock = utc_now,
+) -> None:
+    """Append one status row for ``component`` (``ok``, ``degraded`` or ``down``).
+
+    ``message`` must be safe to show (no secret, no post text); it is cut to 500 characters.
+    """
+    if status not in HEALTH_STATUSES:
+        raise ValueError(f"status {status!r} is not one of {', '.join(HEALTH_STATUSES)}")
+    if not component:
+        raise ValueError("a status row needs the component's name")
+    row = {
+        "environment": environment,
+        "recorded_at": clock(),
+        "component": component,
+        "status": status,
+        "metrics": dict(metrics or {}),
+        "message": message[:MAX_MESSAGE_CHARS] if message else None,
+    }
+    if isinstance(target, Engine):
+        with target.begin() as conn:
+            conn.execute(insert(system_health).values(**row))
+    else:
+        target.execute(insert(system_health).values(**row))
+
+
+def latest_component_statuses(
+    target: Engine | Connection, *, environment: str
+) -> dict[str, ComponentStatus]:
+    """The newest row of every component in ``environment``, keyed by component."""
+    newest = (
+        select(system_health.c.component, func.max(system_health.c.id).label("max_id"))
+        .where(system_health.c.environment == environment)
+        .group_by(system_health.c.component)
+        .subquery()
+    )
+    query = select(
+        system_health.c.component,
+        system_health.c.status,
+        system_health.c.recorded_at,
+        system_health.c.message,
+        system_health.c.metrics,
+    ).join(
+        newest,
+        and_(
+            system_health.c.component == newest.c.component,
+            system_health.c.id == newest.c.max_id,
+        ),
+    )
+    if isinstance(target, Engine):
+        with read_connection(target) as conn:
+            rows = conn.execute(query).all()
+    else:
+        rows = target.execute(query).all()
+    return {
+        row.component: ComponentStatus(
+            component=row.component,
+            status=row.status,
+            recorded_at=row.recorded_at,
+            message=row.message,
+            metrics=dict(row.metrics or {}),
+        )
+        for row in rows
+    }
