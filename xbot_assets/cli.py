@@ -43,6 +43,64 @@ def settings_or_exit() -> Settings:
     return settings
 
 
+def require_schema_or_exit(settings: Settings) -> None:
+    """Stop (exit 2) unless the durable store is at this xbot's schema: call it first thing in
+    every command that uses the store, before any browser, poster or job starts."""
+    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.guard import require_current_schema
+
+    try:
+        require_current_schema(settings)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+@app.command("migrate")
+def migrate_cmd(
+    check: bool = typer.Option(
+        False, "--check", help="Only check: exit 0 if the store is current, 2 if not."
+    ),
+    revision: str = typer.Option(
+        "head", "--revision", help="Migrate to this revision instead of the newest (tests)."
+    ),
+) -> None:
+    """Create or upgrade the durable store's schema (idempotent; safe to run at every deploy)."""
+    settings = settings_or_exit()
+    if check:
+        require_schema_or_exit(settings)
+        typer.echo("durable store schema is current")
+        return
+    from xbot_assets.config import mask_url
+    from xbot_assets.store.engine import make_engine
+    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.migrate import known_revisions, schema_status, upgrade
+
+    url = settings.resolved_database_url
+    if revision != "head" and revision not in known_revisions():
+        fail(f"unknown revision {revision!r}: use one of {', '.join(known_revisions())}")
+    try:
+        engine = make_engine(url)
+        try:
+            before = schema_status(engine)
+        finally:
+            engine.dispose()
+        if before.is_ahead:
+            fail(
+                f"the durable store is at migration {before.current}, newer than this xbot "
+                f"knows (head {before.head}): upgrade xbot"
+            )
+        after = upgrade(url, revision)
+    except StoreError as exc:
+        fail(str(exc))
+    except Exception as exc:  # a database error: say where, never the password
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        fail(f"migrating {mask_url(url)} failed ({first}): check DATABASE_URL and the database")
+    typer.echo(
+        f"durable store {mask_url(url)}: {before.current or 'empty'} -> {after.current} "
+        f"(head {after.head})"
+    )
+
+
 @app.command("settings")
 def settings_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),

@@ -30,6 +30,17 @@ class PostNotFoundError(NotFoundError):
     """The post id is unknown in this environment."""
 
 
+class CandidateNotFoundError(NotFoundError):
+    """The candidate id is unknown in this environment."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database did not answer (down, unreachable, locked too long). Nothing was written.
+
+    The DualStoreManager treats this as "durable store down" and buffers in Redis.
+    """
+
+
 class DuplicatePostError(StoreError):
     """A post with the same content hash already exists for this account and environment."""
 
