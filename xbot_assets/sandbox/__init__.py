@@ -6,6 +6,7 @@ explicitly from ``xbot_assets.sandbox.oracle`` in benchmarks, never in bot code.
 """
 
 from xbot_assets.sandbox.clock import SimClock
+from xbot_assets.sandbox.errors import SandboxError
 from xbot_assets.sandbox.features import (
     ENGAGEMENT_METRICS,
     FORMATS,
@@ -15,15 +16,22 @@ from xbot_assets.sandbox.features import (
     TextFeatures,
     classify_text,
 )
+from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, FAULTS, Account, Post, SandboxX
 from xbot_assets.sandbox.scenario import SCENARIOS, ScenarioError, load_scenario
 
 __all__ = [
+    "APP_BEARER_TOKEN",
     "ENGAGEMENT_METRICS",
+    "FAULTS",
     "FORMATS",
     "HORIZONS",
     "METRICS",
     "SCENARIOS",
     "TOPICS",
+    "Account",
+    "Post",
+    "SandboxError",
+    "SandboxX",
     "ScenarioError",
     "SimClock",
     "TextFeatures",
