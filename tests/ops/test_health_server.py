@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
@@ -16,9 +18,16 @@ from tests.ops.conftest import Store, ThrowawayRedis, add_account, make_settings
 from xbot_assets.health.checks import HealthContext, Thresholds
 from xbot_assets.health.server import HealthServer
 from xbot_assets.ops.component_status import latest_component_statuses, write_component_status
+from xbot_assets.posting.base import PosterBase, PostResult, Rejected, SessionStatus
+from xbot_assets.posting.ledger import PostingLedger, RateCaps
+from xbot_assets.posting.service import PostingService
+from xbot_assets.store.brake import EmergencyBrake
+from xbot_assets.store.durable import DurableStore
 from xbot_assets.store.engine import make_engine
+from xbot_assets.store.keys import KeySpace
 from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.schema import bot_config, post_attempts, tweets
+from xbot_assets.store.models import CandidateInput
+from xbot_assets.store.schema import post_attempts, tweets
 
 
 def insert_posted(store: Store, n: int, *, at: datetime | None = None) -> list[int]:
@@ -181,24 +190,17 @@ def test_readyz_with_redis_up_then_stopped(
 
 
 def test_readyz_fails_with_the_brake_on(store: Store, server: HealthServer) -> None:
-    now = datetime.now(UTC)
-    with store.engine.begin() as conn:
-        conn.execute(
-            insert(bot_config).values(
-                environment="local",
-                key="emergency_brake",
-                value={"engaged": True, "reason": "spam wave", "since": now.isoformat()},
-                updated_by="operator:alice",
-                updated_at=now,
-            )
-        )
+    brake = EmergencyBrake(store.engine, "local", None, KeySpace("testops:"))
+    brake.engage("spam wave", actor="operator:alice")
     resp = get(server, "/readyz")
     assert resp.status_code == 503
-    brake = checks_of(resp)["brake"]
-    assert brake["status"] == "down"
-    assert "operator:alice" in str(brake["detail"]) and "spam wave" in str(brake["detail"])
+    check = checks_of(resp)["brake"]
+    assert check["status"] == "down"
+    assert "operator:alice" in str(check["detail"]) and "spam wave" in str(check["detail"])
     families = {f.name: f for f in text_string_to_metric_families(get(server, "/metrics").text)}
     assert families["xbot_brake_engaged"].samples[0].value == 1
+    brake.release("wave over", actor="operator:alice")
+    assert get(server, "/readyz").status_code == 200
 
 
 def test_readyz_fails_when_posting_and_metrics_stall(tmp_path: Path, store: Store) -> None:
@@ -265,30 +267,100 @@ def test_no_post_text_or_secret_in_any_answer(tmp_path: Path, store: Store) -> N
         assert "hunter2pass" not in body
 
 
-def test_metrics_counters_move_as_posts_are_made(store: Store, server: HealthServer) -> None:
-    def scrape() -> dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
-        resp = get(server, "/metrics")
-        assert resp.status_code == 200
-        assert resp.headers["content-type"].startswith("text/plain")
-        out: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
-        for family in text_string_to_metric_families(resp.text):
-            for s in family.samples:
-                out.setdefault(family.name, {})[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+class LoopbackX(PosterBase):
+    """Stands in for X in this test: accepts posts, refuses the ones it is told to."""
 
-    def posted(m: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]) -> float:
-        return m["xbot_posts"][("xbot_posts_total", (("outcome", "posted"),))]
+    kind: Literal["sandbox", "api", "browser"] = "api"
 
-    before = scrape()
-    assert posted(before) == 1
-    insert_posted(store, 2)
-    after = scrape()
-    assert posted(after) == 3
-    attempts = after["xbot_post_attempts"]
-    assert attempts[("xbot_post_attempts_total", (("outcome", "posted"),))] == 3
-    assert (
-        after["xbot_last_event_age_seconds"][("xbot_last_event_age_seconds", (("event", "post"),))]
-        < 60
+    def __init__(self) -> None:
+        self.next_id = 5000
+        self.refuse: set[str] = set()
+
+    @property
+    def targets_loopback(self) -> bool:
+        return True
+
+    def post(self, text: str, *, reply_to: str | None = None) -> PostResult:
+        if text in self.refuse:
+            raise Rejected("X refused it", may_have_posted=False)
+        self.next_id += 1
+        return PostResult(x_id=str(self.next_id), text=text)
+
+    def check_session(self) -> SessionStatus:
+        return SessionStatus(ok=True)
+
+    def close(self) -> None:
+        pass
+
+
+Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(server: HealthServer) -> Scrape:
+    resp = get(server, "/metrics")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/plain")
+    out: Scrape = {}
+    for family in text_string_to_metric_families(resp.text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_metrics_counters_move_as_posts_are_made(store: Store) -> None:
+    """Posts go through the real posting service and ledger; the scrape sees each one."""
+    ledger = PostingLedger(store.engine, "local")
+    x = LoopbackX()
+    caps = RateCaps(max_posts_per_hour=100, max_posts_per_day=100, min_spacing=timedelta(0))
+    service = PostingService(ledger, x, account_id=store.account_id, caps=caps)
+    srv = serve(store)
+    try:
+        posted = ("xbot_posts_total", (("outcome", "posted"),))
+        failed = ("xbot_posts_total", (("outcome", "failed"),))
+        queued = ("xbot_posts_in_state", (("status", "queued"),))
+        before = scrape(srv)
+        assert before[posted] == 0 and before[failed] == 0
+        now = datetime.now(UTC)
+        texts = [f"How to test python number {i}" for i in range(3)]
+        for text in texts:
+            ledger.enqueue(store.account_id, [text], scheduled_at=now, arm="how_to:python")
+        x.refuse.add(texts[2])
+        assert scrape(srv)[queued] == 3
+        assert service.post_next().status == "posted"
+        middle = scrape(srv)
+        assert middle[posted] == 1 and middle[queued] == 2
+        assert service.post_next().status == "posted"
+        assert service.post_next().status == "failed"
+        after = scrape(srv)
+        assert after[posted] == 3 - 1 and after[failed] == 1 and after[queued] == 0
+        assert after[("xbot_post_attempts_total", (("outcome", "posted"),))] == 2
+        assert after[("xbot_post_attempts_total", (("outcome", "failed"),))] == 1
+        assert after[("xbot_last_event_age_seconds", (("event", "post"),))] < 60
+        assert after[("xbot_audit_events_total", (("event_type", "post.failed"),))] == 1
+        # candidates rejected by the guard are counted by reason, incrementally
+        write_candidates(store, [(False, ["profanity", "too_long"]), (True, [])])
+        first = scrape(srv)
+        write_candidates(store, [(False, ["profanity"])])
+        second = scrape(srv)
+        key = ("xbot_guard_rejections_total", (("reason", "profanity"),))
+        assert first[key] == 1 and second[key] == 2
+        assert second[("xbot_guard_rejections_total", (("reason", "too_long"),))] == 1
+        assert second[("xbot_candidates_total", (("verdict", "rejected"),))] == 2
+        assert second[("xbot_candidates_total", (("verdict", "passed"),))] == 1
+    finally:
+        srv.stop()
+
+
+def write_candidates(store: Store, verdicts: list[tuple[bool, list[str]]]) -> None:
+    durable = DurableStore(store.engine, "local")
+    durable.record_candidates(
+        store.account_id,
+        [
+            CandidateInput(
+                text=f"candidate {uuid.uuid4().hex}", guard_passed=passed, guard_reasons=reasons
+            )
+            for passed, reasons in verdicts
+        ],
     )
 
 
