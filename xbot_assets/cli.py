@@ -131,6 +131,28 @@ def run_cmd() -> None:
     typer.echo(f"runs: {', '.join(result.run_ids)} (see them with `make ui`)")
 
 
+sandbox_app = typer.Typer(help="The sandbox X: a simulated platform and audience.")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
+    port: int = typer.Option(8787, help="TCP port."),
+    scenario: str = typer.Option("default", help="default, drift, cold_start, large or a path."),
+    seed: int = typer.Option(7, help="Audience seed (same seed, same outcomes)."),
+) -> None:
+    """Serve the sandbox X (API v2, x.com-like pages, /__sandbox/ admin) until interrupted."""
+    from xbot_assets.sandbox.scenario import ScenarioError, load_scenario
+    from xbot_assets.sandbox.server import serve
+
+    try:
+        load_scenario(scenario, seed)
+    except ScenarioError as exc:
+        fail(str(exc))
+    serve(host=host, port=port, scenario=scenario, seed=seed)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,428 @@
+"""The sandbox X over HTTP: X API v2 endpoints, x.com-like web pages and test-only admin routes.
+
+The API routes translate HTTP to :class:`~xbot_assets.sandbox.platform.SandboxX` calls and back
+(same paths, parameters, JSON bodies, status codes and ``x-rate-limit-*`` headers as X), so the
+very same client code talks to the sandbox and to the real API. Admin routes under ``/__sandbox/``
+switch faults, move the clock, add accounts and read counters; they exist only here.
+
+Start it in a test with :func:`running_server`; from a shell with ``xbot sandbox serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from xbot_assets.sandbox import errors
+from xbot_assets.sandbox.errors import SandboxError
+from xbot_assets.sandbox.platform import FAULTS, SandboxX, iso, parse_time
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_COMMON_POST_PARAMS = {
+    "tweet.fields", "post.fields", "expansions", "user.fields", "media.fields", "poll.fields",
+    "place.fields",
+}  # fmt: skip
+_ALLOWED_PARAMS: dict[str, set[str]] = {
+    "get_tweets": {"ids"} | _COMMON_POST_PARAMS,
+    "get_tweet": _COMMON_POST_PARAMS,
+    "get_users": {"user.fields", "expansions", "tweet.fields", "post.fields"},
+    "get_user_tweets": {
+        "max_results",
+        "pagination_token",
+        "start_time",
+        "end_time",
+        "since_id",
+        "until_id",
+        "exclude",
+    }
+    | _COMMON_POST_PARAMS,
+    "analytics": {"ids", "start_time", "end_time", "granularity", "analytics.fields"},
+    "create_tweet": set(),
+    "delete_tweet": set(),
+}
+_CREATE_KEYS = {
+    "card_uri", "community_id", "direct_message_deep_link", "edit_options",
+    "for_super_followers_only", "geo", "made_with_ai", "media", "nullcast", "paid_partnership",
+    "poll", "quote_tweet_id", "reply", "reply_settings", "share_with_followers", "text",
+}  # fmt: skip
+
+
+def bearer_token_of(request: Request) -> str | None:
+    """The token of an ``Authorization`` header: ``Bearer <t>`` or OAuth 1.0a ``oauth_token``.
+
+    OAuth 1.0a signatures are not verified (the sandbox only needs to know the account).
+    """
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "oauth":
+        for part in value.split(","):
+            key, _, raw = part.strip().partition("=")
+            if key == "oauth_token":
+                return raw.strip().strip('"') or None
+    return None
+
+
+def _json(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers or {})
+
+
+def _error(exc: SandboxError) -> Response:
+    return _json(exc.body, exc.status, exc.headers)
+
+
+def _fields(request: Request, *names: str) -> str | None:
+    values = [request.query_params[n] for n in names if n in request.query_params]
+    return ",".join(values) if values else None
+
+
+def _check_params(request: Request, endpoint: str) -> None:
+    allowed = _ALLOWED_PARAMS[endpoint]
+    unknown = sorted(set(request.query_params.keys()) - allowed)
+    if unknown:
+        raise errors.invalid_request(
+            f"The query parameter [{unknown[0]}] is not one of [{','.join(sorted(allowed))}]",
+            unknown[0],
+        )
+
+
+class _Api:
+    """The X API v2 route handlers over one sandbox."""
+
+    def __init__(self, sandbox: SandboxX) -> None:
+        self.sandbox = sandbox
+
+    async def _slow(self, endpoint: str) -> None:
+        fault = self.sandbox.fault_active("slow", endpoint)
+        if fault is not None and fault.seconds > 0:
+            await asyncio.sleep(fault.seconds)
+
+    async def _run(self, request: Request, endpoint: str, call: Callable[[], dict[str, Any]],
+                   status: int = 200) -> Response:  # fmt: skip
+        await self._slow(endpoint)
+        try:
+            _check_params(request, endpoint)
+            body = call()
+        except SandboxError as exc:
+            return _error(exc)
+        return _json(body, status, self.sandbox.last_headers)
+
+    async def tweets(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.create(request)
+        token = bearer_token_of(request)
+        return await self._run(
+            request,
+            "get_tweets",
+            lambda: self.sandbox.get_tweets(
+                _ids(request), _fields(request, "tweet.fields", "post.fields"), token=token
+            ),
+        )
+
+    async def create(self, request: Request) -> Response:
+        token = bearer_token_of(request)
+        await self._slow("create_tweet")
+        try:
+            raw = await request.body()
+            try:
+                payload = json.loads(raw or b"null")
+            except ValueError:
+                raise errors.invalid_request("The request body is not valid JSON.") from None
+            if not isinstance(payload, dict):
+                raise errors.invalid_request("The request body must be a JSON object.")
+            unknown = sorted(set(payload) - _CREATE_KEYS)
+            if unknown:
+                raise errors.invalid_request(
+                    f"The request body field [{unknown[0]}] is not allowed.", unknown[0]
+                )
+            reply = payload.get("reply")
+            reply_to = None
+            if reply is not None:
+                if not isinstance(reply, dict) or "in_reply_to_tweet_id" not in reply:
+                    raise errors.invalid_request(
+                        "reply needs in_reply_to_tweet_id", "reply.in_reply_to_tweet_id"
+                    )
+                reply_to = str(reply["in_reply_to_tweet_id"])
+            text = payload.get("text", "")
+            if not isinstance(text, str):
+                raise errors.invalid_request("text must be a string", "text")
+            body = self.sandbox.create_tweet(text, reply_to, token=token)
+        except SandboxError as exc:
+            return _error(exc)
+        return _json(body, 201, self.sandbox.last_headers)
+
+    async def tweet(self, request: Request) -> Response:
+        token = bearer_token_of(request)
+        post_id = request.path_params["id"]
+        if request.method == "DELETE":
+            return await self._run(
+                request, "delete_tweet", lambda: self.sandbox.delete_tweet(post_id, token=token)
+            )
+        return await self._run(
+            request,
+            "get_tweet",
+            lambda: self.sandbox.get_tweet(
+                post_id, _fields(request, "tweet.fields", "post.fields"), token=token
+            ),
+        )
+
+    async def analytics(self, request: Request) -> Response:
+        token = bearer_token_of(request)
+        q = request.query_params
+
+        def call() -> dict[str, Any]:
+            for required in ("ids", "start_time", "end_time"):
+                if required not in q:
+                    raise errors.invalid_request(
+                        f"The `{required}` query parameter is required", required
+                    )
+            return self.sandbox.get_analytics(
+                _ids(request),
+                q["start_time"],
+                q["end_time"],
+                q.get("granularity", "total"),
+                q.get("analytics.fields"),
+                token=token,
+            )
+
+        return await self._run(request, "analytics", call)
+
+    async def me(self, request: Request) -> Response:
+        token = bearer_token_of(request)
+        return await self._run(
+            request, "get_users",
+            lambda: self.sandbox.get_me(request.query_params.get("user.fields"), token=token),
+        )  # fmt: skip
+
+    async def user(self, request: Request) -> Response:
+        token = bearer_token_of(request)
+        user_id = request.path_params["id"]
+        return await self._run(
+            request, "get_users",
+            lambda: self.sandbox.get_user(
+                user_id, request.query_params.get("user.fields"), token=token
+            ),
+        )  # fmt: skip
+
+    async def user_tweets(self, request: Request) -> Response:
+        token = bearer_token_of(request)
+        user_id = request.path_params["id"]
+        q = request.query_params
+
+        def call() -> dict[str, Any]:
+            max_results = q.get("max_results")
+            if max_results is not None and not max_results.lstrip("-").isdigit():
+                raise errors.invalid_request(
+                    f"The `max_results` query parameter value [{max_results}] is not a number",
+                    "max_results",
+                )
+            return self.sandbox.get_user_tweets(
+                user_id,
+                max_results=int(max_results) if max_results is not None else None,
+                pagination_token=q.get("pagination_token"),
+                since_id=q.get("since_id"),
+                until_id=q.get("until_id"),
+                start_time=q.get("start_time"),
+                end_time=q.get("end_time"),
+                exclude=q.get("exclude"),
+                fields=_fields(request, "tweet.fields", "post.fields"),
+                token=token,
+            )
+
+        return await self._run(request, "get_user_tweets", call)
+
+
+def _ids(request: Request) -> str:
+    ids = request.query_params.get("ids")
+    if ids is None:
+        raise errors.invalid_request("The `ids` query parameter is required", "ids")
+    return ids
+
+
+class _Admin:
+    """Test-only routes under ``/__sandbox/`` (no auth: loopback test servers only)."""
+
+    def __init__(self, sandbox: SandboxX) -> None:
+        self.sandbox = sandbox
+
+    async def _payload(self, request: Request) -> dict[str, Any]:
+        raw = await request.body()
+        if not raw:
+            return {}
+        payload = json.loads(raw)
+        if not isinstance(payload, dict):
+            raise ValueError("the admin body must be a JSON object")
+        return payload
+
+    async def state(self, request: Request) -> Response:
+        return _json(self.sandbox.admin_state())
+
+    async def faults(self, request: Request) -> Response:
+        if request.method == "GET":
+            return _json({"available": FAULTS, "active": self.sandbox.admin_state()["faults"]})
+        if request.method == "DELETE":
+            self.sandbox.clear_faults(request.path_params.get("name"))
+            return _json({"active": self.sandbox.admin_state()["faults"]})
+        try:
+            payload = await self._payload(request)
+            self.sandbox.set_fault(
+                str(payload["name"]),
+                match=payload.get("match"),
+                count=payload.get("count"),
+                seconds=float(payload.get("seconds", 0.0)),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            names = ", ".join(sorted(FAULTS))
+            hint = f"bad fault request: {exc}; body {{name, match?, count?, seconds?}}; {names}"
+            return _json({"error": hint}, 400)
+        return _json({"active": self.sandbox.admin_state()["faults"]})
+
+    async def clock(self, request: Request) -> Response:
+        if request.method == "GET":
+            return _json({"now": iso(self.sandbox.clock.now())})
+        try:
+            payload = await self._payload(request)
+            action = request.path_params.get("action", "advance")
+            if action == "set":
+                self.sandbox.clock.set(parse_time(str(payload["now"]), "now"))
+            else:
+                delta = timedelta(
+                    days=float(payload.get("days", 0)),
+                    hours=float(payload.get("hours", 0)),
+                    minutes=float(payload.get("minutes", 0)),
+                    seconds=float(payload.get("seconds", 0)),
+                )
+                self.sandbox.advance(delta)
+        except (KeyError, ValueError, TypeError, SandboxError) as exc:
+            return _json({"error": f"bad clock request: {exc}"}, 400)
+        return _json({"now": iso(self.sandbox.clock.now())})
+
+    async def accounts(self, request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                payload = await self._payload(request)
+                self.sandbox.add_account(
+                    str(payload["handle"]),
+                    int(payload.get("followers", 500)),
+                    name=payload.get("name"),
+                )
+            except (KeyError, ValueError, TypeError) as exc:
+                return _json({"error": f"bad account request: {exc}"}, 400)
+            account = self.sandbox.account(str(payload["handle"]))
+            return _json(_account_json(account), 201)
+        return _json({"accounts": [_account_json(a) for a in self.sandbox.accounts]})
+
+    async def metrics(self, request: Request) -> Response:
+        try:
+            return _json(self.sandbox.post_metrics(request.path_params["id"]))
+        except KeyError as exc:
+            return _json({"error": str(exc)}, 404)
+
+    async def reset_counters(self, request: Request) -> Response:
+        self.sandbox.counters.clear()
+        return _json({"counters": {}})
+
+
+def _account_json(account: Any) -> dict[str, Any]:
+    return {
+        "id": account.id,
+        "handle": account.handle,
+        "name": account.name,
+        "user_token": account.user_token,
+        "password": account.password,
+    }
+
+
+def create_app(sandbox: SandboxX) -> Starlette:
+    """The Starlette app serving ``sandbox`` (API, web pages, admin)."""
+    from xbot_assets.sandbox.web import web_routes
+
+    api = _Api(sandbox)
+    admin = _Admin(sandbox)
+    routes = [
+        Route("/2/tweets", api.tweets, methods=["GET", "POST"]),
+        Route("/2/tweets/analytics", api.analytics, methods=["GET"]),
+        Route("/2/tweets/{id}", api.tweet, methods=["GET", "DELETE"]),
+        Route("/2/users/me", api.me, methods=["GET"]),
+        Route("/2/users/{id}/tweets", api.user_tweets, methods=["GET"]),
+        Route("/2/users/{id}", api.user, methods=["GET"]),
+        Route("/__sandbox/state", admin.state, methods=["GET"]),
+        Route("/__sandbox/faults", admin.faults, methods=["GET", "POST", "DELETE"]),
+        Route("/__sandbox/faults/{name}", admin.faults, methods=["DELETE"]),
+        Route("/__sandbox/clock", admin.clock, methods=["GET"]),
+        Route("/__sandbox/clock/{action}", admin.clock, methods=["POST"]),
+        Route("/__sandbox/accounts", admin.accounts, methods=["GET", "POST"]),
+        Route("/__sandbox/posts/{id}/metrics", admin.metrics, methods=["GET"]),
+        Route("/__sandbox/counters/reset", admin.reset_counters, methods=["POST"]),
+        *web_routes(sandbox),
+    ]
+    app = Starlette(routes=routes)
+    app.state.sandbox = sandbox
+    return app
+
+
+@contextlib.contextmanager
+def running_server(sandbox: SandboxX, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``sandbox`` on a free loopback port in a thread; yields the base URL.
+
+    Example:
+        >>> with running_server(SandboxX()) as base_url:  # doctest: +SKIP
+        ...     httpx.get(f"{base_url}/2/users/me", headers={"Authorization": "Bearer ..."})
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(sandbox), log_level="warning", lifespan="off", access_log=False
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-x-{port}", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the sandbox X server did not start within 10 s")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def serve(
+    host: str = "127.0.0.1", port: int = 8787, scenario: str = "default", seed: int = 7
+) -> None:
+    """Run the sandbox X in the foreground (``xbot sandbox serve``) until interrupted."""
+    sandbox = SandboxX(scenario=scenario, seed=seed)
+    account = sandbox.account()
+    print(
+        f"sandbox X ({scenario}, seed {seed}) on http://{host}:{port}\n"
+        f"  account @{account.handle} user token: {account.user_token} "
+        f"(web password: {account.password}; public sandbox test values)\n"
+        f"  app bearer token: {sandbox.bearer_token}\n"
+        f"  admin: http://{host}:{port}/__sandbox/state",
+        flush=True,
+    )
+    uvicorn.run(create_app(sandbox), host=host, port=port, log_level="warning", lifespan="off")

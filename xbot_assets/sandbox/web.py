@@ -1,0 +1,434 @@
+"""x.com-like web pages for the browser poster: login flow, home timeline, post and profile pages.
+
+The pages carry x.com's ``data-testid`` attributes (``tweetTextarea_0``, ``tweetButtonInline``,
+``tweet``, ``tweetText``, ``LoginForm_Login_Button``, ...) and post through a JSON fetch shaped
+like x.com's ``CreateTweet`` GraphQL call, whose answer carries the new post's id at
+``data.create_tweet.tweet_results.result.rest_id``. The session is a cookie ``auth_token`` (plus
+``ct0``, echoed in the ``x-csrf-token`` header like x.com).
+
+Fault switches (see :data:`~xbot_assets.sandbox.platform.FAULTS`): ``expired_session`` (every
+page redirects to the login flow, CreateTweet answers 401), ``login_challenge`` (login shows a
+verification page), ``automation_block`` (CreateTweet answers X's error 226, shown in a toast),
+``rate_limit`` (CreateTweet answers 429), ``slow`` / ``server_error`` (any ``web_*`` endpoint),
+``layout_changed`` (compose testids renamed to ``composerTextarea`` / ``composerPostButton``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from jinja2 import Environment
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from xbot_assets.sandbox.errors import SandboxError
+from xbot_assets.sandbox.platform import Account, Post, SandboxX, iso
+
+CREATE_TWEET_PATH = "/i/api/graphql/SoVnbfCycZ7fERGCwpZkYA/CreateTweet"
+"""The CreateTweet GraphQL path the compose box posts to (query id as on x.com)."""
+
+RENAMED_TESTIDS = {"tweetTextarea_0": "composerTextarea", "tweetButtonInline": "composerPostButton"}
+"""What ``layout_changed`` renames each compose testid to."""
+
+_ENV = Environment(autoescape=True)
+
+_BASE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }} / X</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font-family:system-ui,sans-serif;max-width:640px;margin:0 auto;padding:12px;color:#0f1419}
+article{border-bottom:1px solid #eff3f4;padding:12px 0}
+[role=textbox]{border:1px solid #cfd9de;min-height:60px;padding:8px;white-space:pre-wrap}
+button{background:#1d9bf0;color:#fff;border:0;border-radius:16px;padding:8px 16px}
+#toast{position:fixed;bottom:16px;left:16px;background:#1d9bf0;color:#fff;padding:8px}
+</style></head>
+<body><main role="main">{% block body %}{% endblock %}</main></body></html>"""
+
+_LOGIN = _BASE.replace(
+    "{% block body %}{% endblock %}",
+    """
+<h1>Sign in to X</h1>
+{% if error %}<div role="alert" data-testid="LoginForm_Error">{{ error }}</div>{% endif %}
+<form method="post" action="/i/flow/login" data-testid="loginForm">
+  <input type="hidden" name="redirect_after_login" value="{{ redirect }}">
+  <label>Phone, email, or username
+    <input name="text" autocomplete="username" data-testid="ocfEnterTextTextInput"></label>
+  <label>Password
+    <input name="password" type="password" autocomplete="current-password"></label>
+  <button type="submit" data-testid="LoginForm_Login_Button">Log in</button>
+</form>""",
+)
+
+_CHALLENGE = _BASE.replace(
+    "{% block body %}{% endblock %}",
+    """
+<h1>Help us keep your account safe.</h1>
+<p data-testid="challenge">Enter the verification code we sent to your email to continue.</p>
+<form method="post" action="/account/login_challenge">
+  <input name="challenge_response" data-testid="ocfEnterTextTextInput">
+  <button type="submit" data-testid="ocfEnterTextNextButton">Next</button>
+</form>""",
+)
+
+_COMPOSE = """
+<div data-testid="composer" data-reply-to="{{ reply_to or '' }}">
+  <div contenteditable="true" role="textbox" aria-multiline="true"
+       aria-label="{{ 'Post your reply' if reply_to else 'Post text' }}"
+       data-testid="{{ textarea_id }}"></div>
+  <button type="button" data-testid="{{ button_id }}" role="button">
+    {{ 'Reply' if reply_to else 'Post' }}</button>
+</div>
+<div id="toast" data-testid="toast" role="alert" hidden></div>
+<script>
+(function(){
+  const box = document.querySelector('[data-testid="{{ textarea_id }}"]');
+  const button = document.querySelector('[data-testid="{{ button_id }}"]');
+  const replyTo = document.querySelector('[data-testid="composer"]').dataset.replyTo;
+  const toast = document.getElementById('toast');
+  function show(message, link){
+    toast.hidden = false; toast.textContent = message;
+    if (link){ const a = document.createElement('a'); a.href = link; a.textContent = ' View';
+      toast.appendChild(a); }
+  }
+  function csrf(){ const m = document.cookie.match(/(?:^|; )ct0=([^;]+)/); return m ? m[1] : ''; }
+  button.addEventListener('click', async function(){
+    const text = box.innerText !== undefined ? box.innerText : box.textContent;
+    const variables = {tweet_text: text, media: {media_entities: [], possibly_sensitive: false},
+                       semantic_annotation_ids: []};
+    if (replyTo){ variables.reply = {in_reply_to_tweet_id: replyTo, exclude_reply_user_ids: []}; }
+    button.disabled = true;
+    try {
+      const response = await fetch('{{ create_path }}', {method: 'POST', credentials: 'same-origin',
+        headers: {'content-type': 'application/json', 'x-csrf-token': csrf()},
+        body: JSON.stringify({variables: variables, queryId: 'SoVnbfCycZ7fERGCwpZkYA'})});
+      const body = await response.json().catch(() => ({}));
+      const result = body && body.data && body.data.create_tweet &&
+                     body.data.create_tweet.tweet_results.result;
+      if (response.ok && result){
+        box.textContent = '';
+        show('Your post was sent.', '/{{ handle }}/status/' + result.rest_id);
+        document.body.dataset.lastPostId = result.rest_id;
+      } else if (response.status === 401){
+        window.location.href = '/i/flow/login?redirect_after_login=' +
+          encodeURIComponent(window.location.pathname);
+      } else {
+        const error = (body.errors && body.errors[0]) || {};
+        show(error.message || ('Something went wrong (' + response.status + ').'));
+      }
+    } catch (err) { show('Something went wrong. Try reloading.'); }
+    button.disabled = false;
+  });
+})();
+</script>"""
+
+_ARTICLE = """
+<article data-testid="tweet" data-post-id="{{ post.id }}">
+  <div data-testid="User-Name"><a href="/{{ post.account.handle }}">{{ post.account.name }}</a>
+    <span>@{{ post.account.handle }}</span>
+    <a href="/{{ post.account.handle }}/status/{{ post.id }}">
+      <time datetime="{{ when }}">{{ when }}</time></a></div>
+  <div data-testid="tweetText" lang="en">{{ post.text }}</div>
+  <div role="group"><span data-testid="reply">{{ m.replies }}</span>
+    <span data-testid="retweet">{{ m.reposts }}</span>
+    <span data-testid="like">{{ m.likes }}</span>
+    <span data-testid="app-text-transition-container">{{ m.impressions }} views</span></div>
+</article>"""
+
+_HOME = _BASE.replace(
+    "{% block body %}{% endblock %}",
+    """
+<nav><a href="/home" data-testid="AppTabBar_Home_Link">Home</a>
+  <a href="/{{ handle }}" data-testid="AppTabBar_Profile_Link">Profile</a></nav>
+<h2>Home</h2>
+"""
+    + _COMPOSE
+    + """
+<section aria-label="Timeline: Your Home Timeline" data-testid="primaryColumn">
+{% for item in items %}{{ item }}{% endfor %}
+</section>""",
+)
+
+_STATUS = _BASE.replace(
+    "{% block body %}{% endblock %}",
+    """
+<nav><a href="/home" data-testid="AppTabBar_Home_Link">Home</a></nav>
+<h2>Post</h2>
+<section aria-label="Timeline: Conversation" data-testid="primaryColumn">
+{% for item in items %}{{ item }}{% endfor %}
+</section>
+{% if can_reply %}"""
+    + _COMPOSE
+    + "{% endif %}",
+)
+
+_PROFILE = _BASE.replace(
+    "{% block body %}{% endblock %}",
+    """
+<nav><a href="/home" data-testid="AppTabBar_Home_Link">Home</a></nav>
+<div data-testid="UserName"><h2>{{ account.name }}</h2><span>@{{ account.handle }}</span></div>
+<div><a href="/{{ account.handle }}/verified_followers">
+  <span data-testid="followers-count">{{ followers }}</span> Followers</a></div>
+<section aria-label="Timeline: {{ account.name }}'s posts" data-testid="primaryColumn">
+{% for item in items %}{{ item }}{% endfor %}
+</section>""",
+)
+
+_NOT_FOUND = _BASE.replace(
+    "{% block body %}{% endblock %}",
+    '<div data-testid="error-detail">Hmm...this page doesn\'t exist. Try searching for something '
+    "else.</div>",
+)
+_ERROR = _BASE.replace(
+    "{% block body %}{% endblock %}",
+    '<div data-testid="error-detail">Something went wrong. Try reloading.</div>',
+)
+
+_TEMPLATES = {
+    name: _ENV.from_string(source)
+    for name, source in {
+        "login": _LOGIN, "challenge": _CHALLENGE, "home": _HOME, "status": _STATUS,
+        "profile": _PROFILE, "article": _ARTICLE, "not_found": _NOT_FOUND, "error": _ERROR,
+    }.items()
+}  # fmt: skip
+
+
+class _Web:
+    """The web route handlers; sessions live in memory (cookie ``auth_token`` -> account)."""
+
+    def __init__(self, sandbox: SandboxX) -> None:
+        self.sandbox = sandbox
+        self.sessions: dict[str, tuple[str, str]] = {}  # auth_token -> (handle, ct0)
+
+    # --- helpers -----------------------------------------------------------------------------
+    async def _gate(self, endpoint: str) -> Response | None:
+        slow = self.sandbox.fault_active("slow", endpoint)
+        if slow is not None and slow.seconds > 0:
+            await asyncio.sleep(slow.seconds)
+        if self.sandbox.fault_active("server_error", endpoint):
+            return self._render("error", 500, title="Error")
+        return None
+
+    def _render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("title", "X")
+        return HTMLResponse(_TEMPLATES[name].render(**context), status_code=status)
+
+    def _session(self, request: Request, endpoint: str) -> Account | None:
+        token = request.cookies.get("auth_token")
+        if not token or token not in self.sessions:
+            return None
+        if self.sandbox.fault_active("expired_session", endpoint):
+            self.sessions.pop(token, None)
+            return None
+        return self.sandbox.account(self.sessions[token][0])
+
+    def _to_login(self, request: Request) -> RedirectResponse:
+        target = quote(request.url.path, safe="")
+        response = RedirectResponse(f"/i/flow/login?redirect_after_login={target}", 302)
+        response.delete_cookie("auth_token")
+        return response
+
+    def _testids(self) -> dict[str, Any]:
+        changed = self.sandbox.fault_active("layout_changed", "web_compose", consume=False)
+        ids = RENAMED_TESTIDS if changed else {k: k for k in RENAMED_TESTIDS}
+        return {"textarea_id": ids["tweetTextarea_0"], "button_id": ids["tweetButtonInline"]}
+
+    def _article(self, post: Post) -> str:
+        metrics = self.sandbox.post_metrics(post.id)
+        return _TEMPLATES["article"].render(post=post, when=iso(post.created_at), m=metrics)
+
+    # --- login -------------------------------------------------------------------------------
+    async def login(self, request: Request) -> Response:
+        blocked = await self._gate("web_login")
+        if blocked is not None:
+            return blocked
+        redirect = request.query_params.get("redirect_after_login", "/home")
+        if request.method == "GET":
+            return self._render("login", title="Log in", redirect=redirect, error=None)
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+        redirect = form.get("redirect_after_login", "/home") or "/home"
+        if not redirect.startswith("/") or redirect.startswith("//"):
+            redirect = "/home"
+        account = self.sandbox.check_password(
+            form.get("text", "").strip().lstrip("@"), form.get("password", "")
+        )
+        if account is None:
+            return self._render(
+                "login", 200, title="Log in", redirect=redirect,
+                error="Wrong password! Check your username and password.",
+            )  # fmt: skip
+        if self.sandbox.fault_active("login_challenge", "web_login"):
+            return RedirectResponse("/account/login_challenge", 302)
+        token, ct0 = secrets.token_hex(20), secrets.token_hex(16)
+        self.sessions[token] = (account.handle, ct0)
+        response = RedirectResponse(redirect, 302)
+        response.set_cookie("auth_token", token, httponly=True, samesite="lax")
+        response.set_cookie("ct0", ct0, samesite="lax")
+        return response
+
+    async def challenge(self, request: Request) -> Response:
+        return self._render("challenge", title="Verify your identity")
+
+    async def logout(self, request: Request) -> Response:
+        self.sessions.pop(request.cookies.get("auth_token", ""), None)
+        response = RedirectResponse("/i/flow/login", 302)
+        response.delete_cookie("auth_token")
+        response.delete_cookie("ct0")
+        return response
+
+    # --- pages -------------------------------------------------------------------------------
+    async def home(self, request: Request) -> Response:
+        blocked = await self._gate("web_home")
+        if blocked is not None:
+            return blocked
+        account = self._session(request, "web_home")
+        if account is None:
+            return self._to_login(request)
+        posts = self.sandbox.posts_of(account.handle)[:50]
+        return self._render(
+            "home", title="Home", handle=account.handle, reply_to=None,
+            create_path=CREATE_TWEET_PATH, items=[self._article(p) for p in posts],
+            **self._testids(),
+        )  # fmt: skip
+
+    async def status(self, request: Request) -> Response:
+        blocked = await self._gate("web_status")
+        if blocked is not None:
+            return blocked
+        account = self._session(request, "web_status")
+        if account is None:
+            return self._to_login(request)
+        post = self.sandbox.post(request.path_params["id"])
+        handle = request.path_params["handle"]
+        if (
+            post is None
+            or post.deleted_at is not None
+            or (post.account.handle.lower() != handle.lower())
+        ):
+            return self._render("not_found", 404, title="Page not found")
+        conversation = [post.root, *self._descendants(post.root)]
+        visible = [p for p in conversation if p.deleted_at is None]
+        return self._render(
+            "status", title=f"{post.account.name} on X", handle=account.handle,
+            reply_to=post.id, can_reply=True, create_path=CREATE_TWEET_PATH,
+            items=[self._article(p) for p in visible], **self._testids(),
+        )  # fmt: skip
+
+    def _descendants(self, root: Post) -> list[Post]:
+        out: list[Post] = []
+        stack = list(reversed(root.children))
+        while stack:
+            node = stack.pop()
+            out.append(node)
+            stack.extend(reversed(node.children))
+        return sorted(out, key=lambda p: (p.created_at, p.seq))
+
+    async def profile(self, request: Request) -> Response:
+        blocked = await self._gate("web_profile")
+        if blocked is not None:
+            return blocked
+        if self._session(request, "web_profile") is None:
+            return self._to_login(request)
+        try:
+            account = self.sandbox.account(request.path_params["handle"])
+        except KeyError:
+            return self._render("not_found", 404, title="Page not found")
+        posts = self.sandbox.posts_of(account.handle)[:100]
+        return self._render(
+            "profile", title=f"{account.name} (@{account.handle})", account=account,
+            followers=self.sandbox.followers(account.handle),
+            items=[self._article(p) for p in posts],
+        )  # fmt: skip
+
+    # --- CreateTweet -------------------------------------------------------------------------
+    async def create_tweet(self, request: Request) -> Response:
+        slow = self.sandbox.fault_active("slow", "web_create_tweet")
+        if slow is not None and slow.seconds > 0:
+            await asyncio.sleep(slow.seconds)
+        account = self._session(request, "web_create_tweet")
+        if account is None:
+            return _gql_error(401, 32, "Could not authenticate you.")
+        token = request.cookies.get("auth_token", "")
+        if request.headers.get("x-csrf-token") != self.sessions[token][1]:
+            return _gql_error(403, 353, "This request requires a matching csrf cookie and header.")
+        try:
+            payload = json.loads(await request.body())
+            variables = payload["variables"]
+            text = str(variables["tweet_text"])
+            reply = variables.get("reply") or {}
+            reply_to = reply.get("in_reply_to_tweet_id")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return _gql_error(400, 214, "Bad request: variables.tweet_text is required.")
+        try:
+            post = self.sandbox.web_create_tweet(text, str(reply_to) if reply_to else None, account)
+        except SandboxError as exc:
+            return _web_error(exc)
+        return JSONResponse(_create_tweet_result(post), headers=self.sandbox.last_headers)
+
+
+def _gql_error(status: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse({"errors": [{"message": message, "code": code}]}, status_code=status)
+
+
+def _web_error(exc: SandboxError) -> JSONResponse:
+    """X's web answers: GraphQL errors with HTTP 200 for refusals, plain status otherwise."""
+    code = exc.code
+    message = str(exc.body.get("message") or exc.body.get("detail") or "")
+    if exc.status in (403, 400):
+        body = {
+            "errors": [
+                {
+                    "message": f"Authorization: {message} ({code})" if code == 226 else message,
+                    "code": code,
+                    "kind": "Permissions",
+                    "name": "AuthorizationError",
+                    "extensions": {"code": code, "kind": "Permissions"},
+                }
+            ],
+            "data": {},
+        }
+        return JSONResponse(body, status_code=200, headers=exc.headers)
+    return JSONResponse(
+        {"errors": [{"message": message, "code": code}]}, status_code=exc.status,
+        headers=exc.headers,
+    )  # fmt: skip
+
+
+def _create_tweet_result(post: Post) -> dict[str, Any]:
+    legacy: dict[str, Any] = {
+        "full_text": post.text,
+        "id_str": post.id,
+        "created_at": post.created_at.strftime("%a %b %d %H:%M:%S +0000 %Y"),
+        "conversation_id_str": post.conversation_id,
+        "user_id_str": post.account.id,
+    }
+    if post.reply_to is not None:
+        legacy["in_reply_to_status_id_str"] = post.reply_to.id
+        legacy["in_reply_to_user_id_str"] = post.reply_to.account.id
+    return {
+        "data": {
+            "create_tweet": {
+                "tweet_results": {
+                    "result": {"__typename": "Tweet", "rest_id": post.id, "legacy": legacy}
+                }
+            }
+        }
+    }
+
+
+def web_routes(sandbox: SandboxX) -> list[Route]:
+    """The web routes (mounted after the API routes; ``/{handle}`` catches the rest)."""
+    web = _Web(sandbox)
+    return [
+        Route("/i/flow/login", web.login, methods=["GET", "POST"]),
+        Route("/account/login_challenge", web.challenge, methods=["GET", "POST"]),
+        Route("/logout", web.logout, methods=["GET", "POST"]),
+        Route("/home", web.home, methods=["GET"]),
+        Route(CREATE_TWEET_PATH, web.create_tweet, methods=["POST"]),
+        Route("/{handle}/status/{id:int}", web.status, methods=["GET"]),
+        Route("/{handle}", web.profile, methods=["GET"]),
+    ]
