@@ -31,7 +31,7 @@ OPEN_CAPS = RateCaps(
 
 
 def setup(ledger, fake_x, clock, caps=OPEN_CAPS):
-    account = ledger.ensure_account("acct", now=clock())
+    account = ledger.ensure_account("acct")
     service = PostingService(
         ledger, fake_x, account_id=account, caps=caps, clock=clock, alert=lambda m: None
     )
@@ -40,9 +40,7 @@ def setup(ledger, fake_x, clock, caps=OPEN_CAPS):
 
 def test_single_post_is_posted_with_xs_id(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
-    [row] = ledger.enqueue(
-        account, ["How to write tests in Python"], scheduled_at=clock(), now=clock()
-    )
+    [row] = ledger.enqueue(account, ["How to write tests in Python"], scheduled_at=clock())
     outcome = service.post_next()
     assert outcome.status == "posted" and outcome.x_id == fake_x.posts[0].x_id
     [stored] = ledger.rows(account)
@@ -54,7 +52,7 @@ def test_single_post_is_posted_with_xs_id(ledger, fake_x, clock):
 def test_thread_is_a_reply_chain_in_order(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
     parts = [f"part {i} about Python and pandas" for i in range(1, 5)]
-    ledger.enqueue(account, parts, scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, parts, scheduled_at=clock())
     outcomes = service.run()
     assert [o.status for o in outcomes] == ["posted"] * 4 + ["nothing_due"]
     chain = list(reversed(fake_x.posts))
@@ -67,7 +65,7 @@ def test_thread_is_a_reply_chain_in_order(ledger, fake_x, clock):
 def test_thread_resumes_after_a_part_fails_without_reposting(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
     parts = [f"thread part {i} on startups" for i in range(1, 5)]
-    ledger.enqueue(account, parts, scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, parts, scheduled_at=clock())
     fake_x.faults = [None, None, NotSent("connection refused")]
     first = service.run()
     assert [o.status for o in first] == ["posted", "posted", "released"]
@@ -89,9 +87,7 @@ def test_rate_caps_are_checked_on_durable_rows(ledger, fake_x, clock):
     )
     account, service = setup(ledger, fake_x, clock, caps)
     for i in range(5):
-        ledger.enqueue(
-            account, [f"post number {i} about data science"], scheduled_at=clock(), now=clock()
-        )
+        ledger.enqueue(account, [f"post number {i} about data science"], scheduled_at=clock())
     assert service.post_next().status == "posted"
     blocked = service.post_next()
     assert blocked.status == "blocked" and "spacing" in blocked.reason
@@ -110,7 +106,7 @@ def test_rate_caps_are_checked_on_durable_rows(ledger, fake_x, clock):
 
 def test_brake_stops_claims(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
-    ledger.enqueue(account, ["a post about AI agents"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["a post about AI agents"], scheduled_at=clock())
     ledger.engage_brake("operator test", actor="test", now=clock())
     outcome = service.post_next()
     assert outcome.status == "blocked" and "brake" in outcome.reason
@@ -119,13 +115,13 @@ def test_brake_stops_claims(ledger, fake_x, clock):
 
 @pytest.mark.parametrize("error", [AutomationBlocked("226"), AuthFailed("401")])
 def test_automation_block_and_auth_failure_raise_the_brake_and_alert(ledger, fake_x, clock, error):
-    account = ledger.ensure_account("acct", now=clock())
+    account = ledger.ensure_account("acct")
     alerts: list[str] = []
     service = PostingService(
         ledger, fake_x, account_id=account, caps=OPEN_CAPS, clock=clock, alert=alerts.append
     )
-    ledger.enqueue(account, ["one", "two"], scheduled_at=clock(), now=clock())
-    ledger.enqueue(account, ["another post"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["one", "two"], scheduled_at=clock())
+    ledger.enqueue(account, ["another post"], scheduled_at=clock())
     fake_x.faults = [error]
     outcomes = service.run()
     assert [o.status for o in outcomes] == ["stopped"]
@@ -136,8 +132,8 @@ def test_automation_block_and_auth_failure_raise_the_brake_and_alert(ledger, fak
 
 def test_rate_limit_backs_off_until_reset(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
-    ledger.enqueue(account, ["post about Kubernetes"], scheduled_at=clock(), now=clock())
-    ledger.enqueue(account, ["post about Docker"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["post about Kubernetes"], scheduled_at=clock())
+    ledger.enqueue(account, ["post about Docker"], scheduled_at=clock())
     reset = clock() + timedelta(minutes=7)
     fake_x.faults = [RateLimited("429", retry_after=reset)]
     outcome = service.post_next()
@@ -153,7 +149,7 @@ def test_rate_limit_backs_off_until_reset(ledger, fake_x, clock):
 
 def test_duplicate_refusal_finds_the_existing_post(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
-    ledger.enqueue(account, ["the same words"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["the same words"], scheduled_at=clock())
     fake_x.post("the same words")  # already on X (posted by an earlier life of the bot)
     fake_x.faults = [DuplicateRefused("duplicate content")]
     outcome = service.post_next()
@@ -163,8 +159,8 @@ def test_duplicate_refusal_finds_the_existing_post(ledger, fake_x, clock):
 
 def test_duplicate_not_on_timeline_and_rejections_fail_for_good(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
-    ledger.enqueue(account, ["text one"], scheduled_at=clock(), now=clock())
-    ledger.enqueue(account, ["text two"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["text one"], scheduled_at=clock())
+    ledger.enqueue(account, ["text two"], scheduled_at=clock())
     fake_x.faults = [DuplicateRefused("dup"), Rejected("too long")]
     assert service.post_next().status == "failed"
     assert service.post_next().status == "failed"
@@ -174,7 +170,7 @@ def test_duplicate_not_on_timeline_and_rejections_fail_for_good(ledger, fake_x, 
 @pytest.mark.parametrize("error", [PostTimeout("timeout"), ServerFailed("503")])
 def test_maybe_posted_is_left_for_the_reconciler_which_finds_it(ledger, fake_x, clock, error):
     account, service = setup(ledger, fake_x, clock)
-    ledger.enqueue(account, ["maybe posted text"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["maybe posted text"], scheduled_at=clock())
     fake_x.faults = [error]  # posted on X, but the answer was lost
     assert service.post_next().status == "left_for_reconciler"
     assert ledger.status_counts(account) == {"posting": 1}
@@ -193,7 +189,7 @@ def test_maybe_posted_is_left_for_the_reconciler_which_finds_it(ledger, fake_x, 
 
 def test_reconciler_marks_unknown_or_retries_once(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
-    ledger.enqueue(account, ["never arrived"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["never arrived"], scheduled_at=clock())
     claim = ledger.claim_next_due(account, OPEN_CAPS, now=clock())  # a poster died right here
     clock.advance(minutes=11)
     plain = Reconciler(ledger, fake_x, account_id=account, clock=clock)
@@ -202,7 +198,7 @@ def test_reconciler_marks_unknown_or_retries_once(ledger, fake_x, clock):
     assert report.unknown == [claim.tweet_id]
     assert ledger.status_counts(account) == {"unknown": 1}
 
-    ledger.enqueue(account, ["also never arrived"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["also never arrived"], scheduled_at=clock())
     ledger.claim_next_due(account, OPEN_CAPS, now=clock())
     clock.advance(minutes=11)
     guarded = Reconciler(ledger, fake_x, account_id=account, guarded_retry=True, clock=clock)
@@ -218,7 +214,7 @@ def test_reconciler_marks_unknown_or_retries_once(ledger, fake_x, clock):
 
 def test_late_answer_after_a_guarded_requeue_wins_and_prevents_the_retry(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
-    ledger.enqueue(account, ["slow one"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["slow one"], scheduled_at=clock())
     claim = ledger.claim_next_due(account, OPEN_CAPS, now=clock())
     clock.advance(minutes=11)
     Reconciler(ledger, fake_x, account_id=account, guarded_retry=True, clock=clock).run()
@@ -237,11 +233,11 @@ def test_staging_without_live_posts_is_a_dry_run(ledger, fake_x, clock):
     )
     reason = send_block_reason(staging, fake_x)
     assert reason and "dry run" in reason
-    account = ledger.ensure_account("acct", now=clock())
+    account = ledger.ensure_account("acct")
     service = PostingService(
         ledger, fake_x, account_id=account, caps=OPEN_CAPS, clock=clock, block_reason=reason
     )
-    ledger.enqueue(account, ["not to be sent"], scheduled_at=clock(), now=clock())
+    ledger.enqueue(account, ["not to be sent"], scheduled_at=clock())
     assert service.post_next().status == "dry_run"
     assert fake_x.post_calls == 0 and ledger.status_counts(account) == {"queued": 1}
     local = load_settings(env_file=None, poster="api")

@@ -34,11 +34,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from xbot_assets.ops.audit import record_audit
-from xbot_assets.store.dedup import content_hash
-from xbot_assets.store.schema import accounts, bot_config, post_attempts, tweets
+from xbot_assets.store.brake import EmergencyBrake, read_durable_brake
+from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.schema import bot_config, post_attempts, tweets
 
-BRAKE_KEY = "brake"
-"""bot_config key of the emergency brake (``{"engaged": bool, "reason": str, ...}``)."""
 BACKOFF_KEY = "posting.backoff_until"
 """bot_config key: no claim before this time (set from X's rate-limit reset header)."""
 
@@ -117,35 +116,26 @@ class PostingLedger:
         engine: the durable store's engine (:func:`xbot_assets.store.engine.make_engine`).
         environment: ``local``/``staging``/``production`` (rows of other environments are
             never read or written).
+        brake: the emergency brake (with its Redis mirror when the caller has one).
     """
 
-    def __init__(self, engine: Engine, environment: str) -> None:
+    def __init__(
+        self, engine: Engine, environment: str, *, brake: EmergencyBrake | None = None
+    ) -> None:
         self.engine = engine
         self.environment = environment
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.brake = brake or EmergencyBrake(engine, environment, None, KeySpace("local:"))
 
-    # --- accounts and enqueue (tests and the orchestration's "pick" step) --------------------
-    def ensure_account(self, handle: str, *, x_user_id: str | None = None, now: datetime) -> int:
+    # --- accounts and enqueue (delegated to the durable store's repositories) --------------
+    def _store(self) -> Any:
+        from xbot_assets.store.durable import DurableStore
+
+        return DurableStore(self.engine, self.environment)
+
+    def ensure_account(self, handle: str, *, x_user_id: str | None = None) -> int:
         """The id of the account ``handle`` in this environment, created if missing."""
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(accounts.c.id).where(
-                    accounts.c.environment == self.environment, accounts.c.handle == handle
-                )
-            ).first()
-            if row is not None:
-                return int(row[0])
-            result = conn.execute(
-                insert(accounts).values(
-                    environment=self.environment,
-                    handle=handle,
-                    x_user_id=x_user_id,
-                    metadata={},
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
+        return int(self._store().ensure_account(handle, x_user_id=x_user_id).id)
 
     def enqueue(
         self,
@@ -153,47 +143,26 @@ class PostingLedger:
         parts: Sequence[str],
         *,
         scheduled_at: datetime,
-        now: datetime,
         arm: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> list[int]:
-        """Queue a single post (one part) or a thread (parts in order) in one transaction.
+        """Queue a single post (one part) or a thread (parts in order); returns ids, root first.
 
-        Returns:
-            the row ids, root first.
+        Delegates to :class:`~xbot_assets.store.durable.DurableStore` (same hashes, same rules).
 
         Raises:
-            ValueError: no parts, or an empty part.
-            IntegrityError: a part's content hash already exists for this account.
+            DuplicatePostError: the same text is already queued or posted for this account.
         """
-        if not parts or any(not p.strip() for p in parts):
-            raise ValueError("a post needs at least one non-empty part")
-        fmt, topic = [*arm.split(":", 1), None][:2] if arm else (None, None)
-        ids: list[int] = []
-        with self.engine.begin() as conn:
-            for position, part in enumerate(parts):
-                values: dict[str, Any] = {
-                    "environment": self.environment,
-                    "account_id": account_id,
-                    "text": part,
-                    "content_hash": content_hash(part),
-                    "status": "queued",
-                    "thread_root_id": ids[0] if ids else None,
-                    "thread_parent_id": ids[-1] if ids else None,
-                    "thread_position": position,
-                    "thread_size": len(parts),
-                    "arm": arm,
-                    "format": fmt,
-                    "topic": topic,
-                    "scores": {},
-                    "scheduled_at": scheduled_at,
-                    "metadata": dict(metadata or {}),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                result = conn.execute(insert(tweets).values(**values))
-                ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
-        return ids
+        store = self._store()
+        if len(parts) == 1:
+            post = store.enqueue_post(
+                account_id, parts[0], arm=arm, scheduled_at=scheduled_at, metadata=metadata
+            )
+            return [int(post.id)]
+        posts = store.enqueue_thread(
+            account_id, list(parts), arm=arm, scheduled_at=scheduled_at, metadata=metadata
+        )
+        return [int(p.id) for p in posts]
 
     # --- config (brake, back-off) ---------------------------------------------------------
     def get_config(self, key: str, conn: Connection | None = None) -> Any:
@@ -246,32 +215,21 @@ class PostingLedger:
             )
 
     def brake_reason(self, conn: Connection | None = None) -> str | None:
-        """The brake's reason when it is engaged (durable bot_config), else None."""
-        value = self.get_config(BRAKE_KEY, conn)
-        if isinstance(value, dict) and value.get("engaged"):
-            return str(value.get("reason") or "engaged")
-        if value is True:
-            return "engaged"
-        return None
+        """The brake's reason when it is engaged (the durable bot_config row), else None."""
+        if conn is None:
+            with self.engine.connect() as c:
+                status = read_durable_brake(c, self.environment)
+        else:
+            status = read_durable_brake(conn, self.environment)
+        return (status.reason or "engaged") if status.engaged else None
 
     def engage_brake(self, reason: str, *, actor: str, now: datetime) -> None:
-        """Stop every post from the next check on (durable; an audit row says why)."""
-        self.set_config(
-            BRAKE_KEY,
-            {"engaged": True, "reason": reason, "since": now.isoformat(), "by": actor},
-            actor=actor,
-            now=now,
-        )
-        record_audit(
-            self.engine,
-            environment=self.environment,
-            event_type="brake.engaged",
-            actor=actor,
-            component="posting",
-            data={"reason": reason},
-            severity="critical",
-            clock=lambda: now,
-        )
+        """Stop every post from the next check on (the store's brake: durable, audited).
+
+        The Redis mirror is refreshed by the next :class:`EmergencyBrake` reader (its TTL is
+        short); claims read the durable row, so they stop at once.
+        """
+        self.brake.engage(reason, actor=actor)
 
     def audit(
         self, event_type: str, data: dict[str, Any], *, severity: str = "info", now: datetime

@@ -1,0 +1,373 @@
+"""The ``browser`` poster: Playwright (sync API) driving the X web pages with a saved session.
+
+OPT-IN ONLY. X's automation rules forbid scripting the website; the ``api`` poster is the
+supported way to post and the default in production. This poster exists because the seed bot
+posted this way, and it is tested end to end against the sandbox's x.com-like pages. Choose it
+only with ``POSTER=browser``, knowing the account may be restricted for it.
+
+How it works, and what it refuses to do:
+
+- it runs Debian's Chromium (``settings.chromium_path``; never ``playwright install``) headless
+  with a saved storage state (``settings.browser_storage_state``: a logged-in session, as secret
+  as a password: never logged, never tracked by git, written back with mode 0600);
+- a logged-out session or a login challenge stops it (:class:`SessionExpired`,
+  :class:`LoginChallenge`): the service raises the brake and alerts. It never types a password
+  or guesses through a challenge;
+- it types into ``tweetTextarea_0`` and clicks ``tweetButtonInline`` (with fallbacks for small
+  layout changes); a thread part is a reply typed on the parent's status page;
+- the new post's id is read from the network answer to the click (X's ``CreateTweet`` GraphQL
+  answer, or an API-shaped ``data.id``) or else from the "view" link the page shows, never
+  invented: with no id the outcome is "may have posted" and the reconciler reads the profile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from xbot_assets.posting.api_poster import is_loopback_url
+from xbot_assets.posting.base import (
+    AutomationBlocked,
+    DuplicateRefused,
+    LoginChallenge,
+    NotSent,
+    OwnPost,
+    PosterBase,
+    PosterKindName,
+    PostResult,
+    PostTimeout,
+    RateLimited,
+    Rejected,
+    ServerFailed,
+    SessionExpired,
+    SessionStatus,
+)
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+TEXTBOX_SELECTORS = (
+    '[data-testid="tweetTextarea_0"]',
+    '[data-testid="tweetTextarea_0RichTextInputContainer"] [contenteditable="true"]',
+    'div[role="textbox"][contenteditable="true"]',
+    "textarea[name='text']",
+)
+BUTTON_SELECTORS = (
+    '[data-testid="tweetButtonInline"]',
+    '[data-testid="tweetButton"]',
+    'button:has-text("Post")',
+    'button:has-text("Reply")',
+)
+LOGIN_URL_MARKERS = ("/login", "/i/flow/login", "/logout")
+CHALLENGE_URL_MARKERS = ("/account/access", "/i/flow/challenge", "/challenge", "/account/locked")
+CHALLENGE_SELECTORS = (
+    '[data-testid="ocfEnterTextTextInput"]',
+    '[data-testid="challenge"]',
+    'input[name="challenge_response"]',
+    "#arkose_iframe",
+)
+LOGIN_SELECTORS = ('[data-testid="loginButton"]', 'input[name="password"]', 'input[name="text"]')
+STATUS_ID = re.compile(r"/status/(\d+)")
+
+
+def _find_id(body: Any) -> str | None:
+    """X's id of the created post in a JSON answer (GraphQL CreateTweet or API v2 shape)."""
+    if not isinstance(body, dict):
+        return None
+    data = body.get("data")
+    if isinstance(data, dict):
+        create = data.get("create_tweet") or data.get("createTweet")
+        if isinstance(create, dict):
+            result = (create.get("tweet_results") or {}).get("result") or {}
+            rest_id = result.get("rest_id") or result.get("id")
+            if rest_id:
+                return str(rest_id)
+        if data.get("id") and isinstance(data.get("id"), str | int):
+            return str(data["id"])
+    return None
+
+
+def _error_codes(body: Any) -> list[int]:
+    codes: list[int] = []
+    if isinstance(body, dict):
+        for err in body.get("errors") or []:
+            if isinstance(err, dict) and isinstance(err.get("code"), int):
+                codes.append(err["code"])
+    return codes
+
+
+class BrowserPoster(PosterBase):
+    """Posts by driving the web pages in Chromium with a saved, logged-in session.
+
+    Args:
+        web_base_url: ``https://x.com`` or the sandbox's web URL.
+        handle: the account's handle (profile page for the timeline read).
+        storage_state: path of the saved session (secret; never logged).
+        chromium_path: the Chromium executable.
+        timeout_ms: how long to wait for each page step and for X's answer.
+    """
+
+    kind: PosterKindName = "browser"
+
+    def __init__(
+        self,
+        web_base_url: str,
+        *,
+        handle: str,
+        storage_state: Path | None,
+        chromium_path: Path = Path("/usr/bin/chromium"),
+        timeout_ms: int = 15_000,
+    ) -> None:
+        self.web_base_url = web_base_url.rstrip("/")
+        self.handle = handle.lstrip("@")
+        self._storage_state = storage_state
+        self._chromium_path = chromium_path
+        self.timeout_ms = timeout_ms
+        self._pw: Any = None
+        self._browser: Any = None
+        self._context: Any = None
+
+    def __repr__(self) -> str:
+        return f"BrowserPoster(web_base_url={self.web_base_url!r}, handle={self.handle!r})"
+
+    @property
+    def targets_loopback(self) -> bool:
+        return is_loopback_url(self.web_base_url)
+
+    # --- browser lifecycle -------------------------------------------------------------------
+    def _ensure_context(self) -> Any:
+        if self._context is not None:
+            return self._context
+        if self._storage_state is None or not Path(self._storage_state).is_file():
+            raise SessionExpired(
+                "no saved browser session: log in once by hand and save the Playwright storage "
+                "state to the file BROWSER_STORAGE_STATE names"
+            )
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(
+            executable_path=str(self._chromium_path), args=CHROMIUM_ARGS, headless=True
+        )
+        self._context = self._browser.new_context(storage_state=str(self._storage_state))
+        self._context.set_default_timeout(self.timeout_ms)
+        return self._context
+
+    def _save_session(self) -> None:
+        """Write the refreshed cookies back (mode 0600): sessions stay valid longer."""
+        if self._context is None or self._storage_state is None:
+            return
+        path = Path(self._storage_state)
+        state = self._context.storage_state()
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(state, fh)
+        os.replace(tmp, path)
+
+    def close(self) -> None:
+        for closer in (self._context, self._browser):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    closer.close()
+        if self._pw is not None:
+            with contextlib.suppress(Exception):
+                self._pw.stop()
+        self._pw = self._browser = self._context = None
+
+    # --- page helpers ------------------------------------------------------------------------
+    def _open(self, path: str) -> Any:
+        context = self._ensure_context()
+        page = context.new_page()
+        try:
+            page.goto(f"{self.web_base_url}{path}", wait_until="domcontentloaded")
+            self._check_logged_in(page)
+        except BaseException:
+            page.close()
+            raise
+        return page
+
+    def _check_logged_in(self, page: Any) -> None:
+        """Raise when the page is a login form or a challenge; never try to pass either."""
+        url_path = urlsplit(page.url).path.lower()
+        if any(m in url_path for m in CHALLENGE_URL_MARKERS) or self._any_visible(
+            page, CHALLENGE_SELECTORS
+        ):
+            raise LoginChallenge(
+                "X asks for a login challenge: posting stopped; a person must log in by hand "
+                "and save a fresh session"
+            )
+        if any(m in url_path for m in LOGIN_URL_MARKERS) or self._any_visible(
+            page, LOGIN_SELECTORS
+        ):
+            raise SessionExpired(
+                "the saved browser session is logged out: posting stopped; log in by hand and "
+                "save a fresh session to BROWSER_STORAGE_STATE"
+            )
+
+    @staticmethod
+    def _any_visible(page: Any, selectors: tuple[str, ...]) -> bool:
+        for selector in selectors:
+            with contextlib.suppress(Exception):
+                if page.locator(selector).first.is_visible():
+                    return True
+        return False
+
+    def _first(self, page: Any, selectors: tuple[str, ...], what: str) -> Any:
+        from playwright.sync_api import TimeoutError as PWTimeout
+
+        for selector in selectors:
+            locator = page.locator(selector).first
+            with contextlib.suppress(PWTimeout):
+                locator.wait_for(state="visible", timeout=min(self.timeout_ms, 3000))
+                return locator
+        self._check_logged_in(page)
+        raise NotSent(
+            f"the page has no {what} (layout changed?): nothing was sent; update the "
+            "selectors in browser_poster.py"
+        )
+
+    # --- Poster ------------------------------------------------------------------------------
+    def post(self, text: str, *, reply_to: str | None = None) -> PostResult:
+        from playwright.sync_api import Error as PWError
+        from playwright.sync_api import TimeoutError as PWTimeout
+
+        path = f"/{self.handle}/status/{reply_to}" if reply_to else "/home"
+        try:
+            page = self._open(path)
+        except PWError as exc:
+            raise NotSent(f"could not open the X web page ({type(exc).__name__})") from None
+        try:
+            box = self._first(page, TEXTBOX_SELECTORS, "compose box")
+            box.click()
+            page.keyboard.insert_text(text)
+            button = self._first(page, BUTTON_SELECTORS, "post button")
+
+            def is_create(response: Any) -> bool:
+                request = response.request
+                return request.method == "POST" and (
+                    "CreateTweet" in request.url
+                    or urlsplit(request.url).path.endswith("/tweets")
+                    or "/compose" in request.url
+                    or "/status" in request.url
+                )
+
+            before_links = set(self._status_links(page))
+            try:
+                with page.expect_response(is_create, timeout=self.timeout_ms) as answer:
+                    button.click()
+            except PWTimeout:
+                raise PostTimeout(
+                    "no answer from X after clicking post: the post may exist"
+                ) from None
+            result = self._read_result(page, answer.value, text, before_links)
+            with contextlib.suppress(Exception):
+                self._save_session()  # only a session that just worked is written back
+            return result
+        except PWError as exc:
+            raise PostTimeout(
+                f"the browser failed while posting ({type(exc).__name__}): the post may exist"
+            ) from None
+        finally:
+            with contextlib.suppress(Exception):
+                page.close()
+
+    def _read_result(
+        self, page: Any, response: Any, text: str, before_links: set[str]
+    ) -> PostResult:
+        status = response.status
+        body: Any = None
+        with contextlib.suppress(Exception):
+            body = response.json()
+        codes = _error_codes(body)
+        detail = ""
+        if isinstance(body, dict):
+            detail = str(body.get("detail") or "")
+        if 226 in codes or "automated" in detail.lower():
+            raise AutomationBlocked("X's automation block (226) on the web: posting stopped")
+        if 187 in codes or "duplicate" in detail.lower():
+            raise DuplicateRefused("X refused the post as a duplicate")
+        if status == 429 or 88 in codes:
+            raise RateLimited("X rate-limited the web post")
+        if status in (401, 403) and not codes:
+            raise SessionExpired("X refused the session while posting: log in again")
+        if status >= 500:
+            raise ServerFailed(f"X answered {status} to the web post: it may exist")
+        if status >= 400:
+            raise Rejected(f"X refused the web post ({status})")
+        x_id = _find_id(body)
+        if x_id is None:
+            # The page may navigate or show a "view" link to the new post.
+            with contextlib.suppress(Exception):
+                page.wait_for_load_state("domcontentloaded")
+            new_links = [link for link in self._status_links(page) if link not in before_links]
+            match = STATUS_ID.search(page.url) or (
+                STATUS_ID.search(new_links[0]) if new_links else None
+            )
+            x_id = match.group(1) if match else None
+        if x_id is None:
+            raise ServerFailed(
+                "X accepted the web post but showed no id: the reconciler will read the profile"
+            )
+        return PostResult(x_id=x_id, text=text, raw={"via": "browser"})
+
+    @staticmethod
+    def _status_links(page: Any) -> list[str]:
+        with contextlib.suppress(Exception):
+            return list(
+                page.eval_on_selector_all(
+                    'a[href*="/status/"]', "els => els.map(e => e.getAttribute('href'))"
+                )
+            )
+        return []
+
+    def recent_own_posts(self, *, limit: int = 100) -> list[OwnPost]:
+        """The profile page's posts (text and id from each ``article``'s status link)."""
+        page = self._open(f"/{self.handle}")
+        try:
+            items = page.eval_on_selector_all(
+                'article, [data-testid="tweet"]',
+                """els => els.map(e => {
+                    const t = e.querySelector('[data-testid="tweetText"]');
+                    const a = e.querySelector('a[href*="/status/"]');
+                    return {text: t ? t.innerText : '', href: a ? a.getAttribute('href') : ''};
+                })""",
+            )
+        finally:
+            page.close()
+        out: list[OwnPost] = []
+        seen: set[str] = set()
+        for item in items:
+            match = STATUS_ID.search(item.get("href") or "")
+            if not match or match.group(1) in seen:
+                continue
+            seen.add(match.group(1))
+            out.append(OwnPost(x_id=match.group(1), text=str(item.get("text") or "")))
+            if len(out) >= limit:
+                break
+        return out
+
+    def check_session(self) -> SessionStatus:
+        from playwright.sync_api import Error as PWError
+
+        try:
+            page = self._open("/home")
+        except (SessionExpired, LoginChallenge) as exc:
+            return SessionStatus(ok=False, reason=str(exc))
+        except PWError as exc:
+            return SessionStatus(ok=False, reason=f"browser error: {type(exc).__name__}")
+        page.close()
+        return SessionStatus(ok=True, handle=self.handle)

@@ -1,0 +1,180 @@
+"""Entry points of the posting layer: build a poster from settings, post what is due, reconcile.
+
+What the rest of xbot calls (the orchestration's posting job, the ``xbot reconcile`` command):
+
+- :func:`make_poster` picks the poster for ``settings.resolved_poster``;
+- :func:`open_ledger` opens the durable posting state of ``settings.app_env``;
+- :func:`post_due` reconciles stuck rows, then posts every due post the gates allow;
+- :func:`reconcile` settles rows left in ``posting``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from xbot_assets.posting.base import Poster
+from xbot_assets.posting.crashpoints import CRASH_ENV, http_trace
+from xbot_assets.posting.ledger import PostingLedger, RateCaps
+from xbot_assets.posting.reconciler import Reconciler, ReconcileReport
+from xbot_assets.posting.service import PostingOutcome, PostingService, send_block_reason
+
+
+def make_poster(settings: Any, *, sandbox: Any = None, timeout: float = 10.0) -> Poster:
+    """The poster ``settings.resolved_poster`` names.
+
+    Args:
+        settings: :class:`xbot_assets.config.Settings`.
+        sandbox: the in-process ``SandboxX`` for the ``sandbox`` poster (built from the
+            settings' scenario and seed when not given).
+        timeout: seconds per X request (api poster).
+    """
+    kind = settings.resolved_poster
+    if kind == "api":
+        from xbot_assets.posting.api_poster import ApiPoster
+        from xbot_assets.xapi import XApiClient
+
+        trace = http_trace if os.environ.get(CRASH_ENV) else None
+        client = XApiClient.from_settings(settings, timeout=timeout, trace=trace)
+        return ApiPoster(client, user_id=settings.x_user_id)
+    if kind == "browser":
+        from xbot_assets.posting.browser_poster import BrowserPoster
+
+        return BrowserPoster(
+            settings.x_web_base_url,
+            handle=settings.x_handle,
+            storage_state=settings.browser_storage_state,
+            chromium_path=settings.chromium_path,
+            timeout_ms=int(timeout * 1000),
+        )
+    from xbot_assets.posting.sandbox_poster import SandboxPoster
+
+    return SandboxPoster.from_settings(settings, sandbox=sandbox)
+
+
+def open_ledger(settings: Any) -> PostingLedger:
+    """The durable posting state of this environment (``settings.resolved_database_url``)."""
+    from xbot_assets.store.engine import make_engine
+
+    return PostingLedger(make_engine(settings.resolved_database_url), settings.app_env)
+
+
+@dataclass
+class PostingRun:
+    """One :func:`post_due` call: the reconciliation first, then each posting step."""
+
+    reconcile: ReconcileReport
+    outcomes: list[PostingOutcome] = field(default_factory=list)
+
+    @property
+    def posted(self) -> list[PostingOutcome]:
+        return [o for o in self.outcomes if o.status == "posted"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reconcile": self.reconcile.as_dict(),
+            "outcomes": [
+                {
+                    "status": o.status,
+                    "tweet_id": o.tweet_id,
+                    "x_id": o.x_id,
+                    "reason": o.reason,
+                    "retry_at": o.retry_at.isoformat() if o.retry_at else None,
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+def _account_id(ledger: PostingLedger, settings: Any) -> int:
+    return ledger.ensure_account(settings.x_handle, x_user_id=settings.x_user_id)
+
+
+def post_due(
+    settings: Any,
+    *,
+    poster: Poster | None = None,
+    ledger: PostingLedger | None = None,
+    clock: Callable[[], datetime] | None = None,
+    max_steps: int = 50,
+    grace: timedelta | None = None,
+    guarded_retry: bool | None = None,
+    alert: Callable[[str], None] | None = None,
+) -> PostingRun:
+    """Reconcile, then post every due post the gates allow (the orchestration's entry point).
+
+    Args:
+        settings: the process settings (environment, caps, poster, LIVE_POSTS).
+        poster: a poster to use (built with :func:`make_poster` and closed here when None).
+        ledger: the durable state (opened from settings when None).
+        clock: time source (defaults to UTC wall time).
+        max_steps: at most this many posting steps (a thread's parts are steps).
+        grace: reconciler grace period (None: bot_config or 10 minutes).
+        guarded_retry: reconciler retry policy (None: bot_config or off).
+        alert: called when a person must act (defaults to a critical log line).
+    """
+    clock = clock or (lambda: datetime.now(UTC))
+    own_poster = poster is None
+    poster = poster or make_poster(settings)
+    ledger = ledger or open_ledger(settings)
+    try:
+        account_id = _account_id(ledger, settings)
+        block = send_block_reason(settings, poster)
+        report = (
+            ReconcileReport()
+            if block is not None
+            else Reconciler(
+                ledger,
+                poster,
+                account_id=account_id,
+                grace=grace,
+                guarded_retry=guarded_retry,
+                clock=clock,
+            ).run()
+        )
+        kwargs: dict[str, Any] = {"alert": alert} if alert is not None else {}
+        service = PostingService(
+            ledger,
+            poster,
+            account_id=account_id,
+            caps=RateCaps.from_settings(settings),
+            block_reason=block,
+            clock=clock,
+            **kwargs,
+        )
+        return PostingRun(reconcile=report, outcomes=service.run(max_steps))
+    finally:
+        if own_poster:
+            poster.close()
+
+
+def reconcile(
+    settings: Any,
+    *,
+    poster: Poster | None = None,
+    ledger: PostingLedger | None = None,
+    clock: Callable[[], datetime] | None = None,
+    grace: timedelta | None = None,
+    guarded_retry: bool | None = None,
+) -> ReconcileReport:
+    """Settle every row left in ``posting`` past the grace period (``xbot reconcile``)."""
+    clock = clock or (lambda: datetime.now(UTC))
+    own_poster = poster is None
+    poster = poster or make_poster(settings)
+    ledger = ledger or open_ledger(settings)
+    try:
+        account_id = _account_id(ledger, settings)
+        return Reconciler(
+            ledger,
+            poster,
+            account_id=account_id,
+            grace=grace,
+            guarded_retry=guarded_retry,
+            clock=clock,
+        ).run()
+    finally:
+        if own_poster:
+            poster.close()
