@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Final
 
 # Look-alike letters from other scripts that render like Latin ones (a small, high-value subset of
@@ -51,7 +52,9 @@ _RUN3 = re.compile(r"(.)\1{2,}")
 _RUN2 = re.compile(r"(.)\1+")
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _NON_WORD = re.compile(r"[^\w]+")
-_THREAD_NUMBER = re.compile(r"^\s*\(?\d{1,2}\s*/\s*\d{0,2}\)?\s*|\s*\(?\d{1,2}\s*/\s*\d{1,2}\)?\s*$")
+_THREAD_NUMBER = re.compile(
+    r"^\s*\(?\d{1,2}\s*/\s*\d{0,2}\)?\s*|\s*\(?\d{1,2}\s*/\s*\d{1,2}\)?\s*$"
+)
 
 
 def strip_invisible(text: str) -> str:
@@ -65,8 +68,11 @@ def strip_marks(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@lru_cache(maxsize=8192)
 def fold(text: str) -> str:
     """Casefold, NFKC (fullwidth, math letters), strip marks, map look-alikes, drop invisibles."""
+    if text.isascii():
+        return text.casefold()
     text = strip_invisible(unicodedata.normalize("NFKC", text))
     text = strip_marks(text).casefold()
     return text.translate(_CONFUSABLE_TABLE)
@@ -99,6 +105,7 @@ def remove_urls(text: str) -> str:
     return _URL.sub(" ", text)
 
 
+@lru_cache(maxsize=8192)
 def for_dedup(text: str) -> str:
     """A canonical form for near-duplicate comparison.
 

@@ -219,12 +219,20 @@ _EMAIL_OBFUSCATED = re.compile(
     r"\s*[a-z]{2,}\b",
     re.IGNORECASE,
 )
-_PHONE = re.compile(r"(?<![\w/.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])?\d{3,4}[\s.-]?\d{3,5}(?![\w/])")
+_PHONE = re.compile(
+    r"(?<![\w/.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])?\d{3,4}[\s.-]?\d{3,5}(?![\w/])"
+)
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 _SECRETS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
-    ("an OpenAI-style key", re.compile(r"\bsk-(?:proj-|ant-|live-|test-|svcacct-)?[A-Za-z0-9_-]{16,}")),
-    ("a GitHub token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")),
+    (
+        "an OpenAI-style key",
+        re.compile(r"\bsk-(?:proj-|ant-|live-|test-|svcacct-)?[A-Za-z0-9_-]{16,}"),
+    ),
+    (
+        "a GitHub token",
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
+    ),
     ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("an AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
     ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{30,}")),
@@ -243,7 +251,10 @@ _SECRETS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
             re.IGNORECASE,
         ),
     ),
-    ("a password inside a URL", re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@", re.IGNORECASE)),
+    (
+        "a password inside a URL",
+        re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@", re.IGNORECASE),
+    ),
     ("a Slack webhook", re.compile(r"hooks\.slack\.com/services/", re.IGNORECASE)),
 )
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9+/_=-]{32,}")
@@ -267,7 +278,8 @@ _INJECTION: Final[tuple[re.Pattern[str], ...]] = tuple(
         r"\byou are now (?:a|an|in|the|my)\b",
         r"\b(?:do anything now|pretend (?:you are|to be) (?:an? )?(?:unfiltered|evil|different))",
         r"\b(?:as instructed|per your instructions|following your instructions)\b",
-        r"\b(?:post|tweet|write|say|include|add)\b.{0,25}\b(?:this|the following) (?:link|url|text)\b",
+        r"\b(?:post|tweet|write|say|include|add)\b.{0,25}\b(?:this|the following) "
+        r"(?:link|url|text)\b",
     )
 )
 _PROMPT_LEAK: Final[tuple[re.Pattern[str], ...]] = tuple(
@@ -499,17 +511,29 @@ def _injection_findings(text: str, config: GuardConfig) -> list[tuple[str, str]]
     return found
 
 
-def _near_duplicate(text: str, recent: Iterable[str], threshold: float) -> tuple[str, str] | None:
+def similarity(text: str, others: Iterable[str]) -> float:
+    """The highest similarity (0-100) of ``text`` to any of ``others``, on normalised text.
+
+    The max of rapidfuzz's ``ratio`` (edit distance) and ``token_sort_ratio`` (same words in
+    another order), over :func:`~xbot_assets.content.normalize.for_dedup` forms, so case,
+    punctuation, URLs and thread numbering do not hide a repeat.
+    """
     candidate = for_dedup(text)
-    if not candidate:
-        return None
-    choices = [r for r in (for_dedup(x) for x in recent) if r]
-    if not choices:
-        return None
+    choices = [r for r in (for_dedup(x) for x in others) if r]
+    if not candidate or not choices:
+        return 0.0
+    best = 0.0
     for scorer in (fuzz.ratio, fuzz.token_sort_ratio):
-        best = process.extractOne(candidate, choices, scorer=scorer, score_cutoff=threshold)
-        if best is not None:
-            return ("near_duplicate", f"{best[1]:.0f}% similar to a recent post")
+        found = process.extractOne(candidate, choices, scorer=scorer)
+        if found is not None:
+            best = max(best, float(found[1]))
+    return best
+
+
+def _near_duplicate(text: str, recent: Iterable[str], threshold: float) -> tuple[str, str] | None:
+    score = similarity(text, recent)
+    if score >= threshold:
+        return ("near_duplicate", f"{score:.0f}% similar to a recent post")
     return None
 
 

@@ -97,9 +97,7 @@ class Arm:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise ArmError(
-                f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}"
-            )
+            raise ArmError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
         if self.topic not in TOPIC_KEYWORDS:
             raise ArmError(f"unknown topic {self.topic!r}: use one of {', '.join(ALL_TOPICS)}")
 
@@ -110,7 +108,9 @@ class Arm:
             return value
         fmt, sep, topic = str(value).partition(":")
         if not sep:
-            raise ArmError(f"arm {value!r} must be written '<format>:<topic>', e.g. 'how_to:python'")
+            raise ArmError(
+                f"arm {value!r} must be written '<format>:<topic>', e.g. 'how_to:python'"
+            )
         return cls(fmt.strip(), topic.strip())
 
     def __str__(self) -> str:
@@ -157,7 +157,9 @@ def infer_format(text: str, *, has_self_replies: bool = False) -> str:
     return "single"
 
 
-def infer_arm(parts: list[str] | tuple[str, ...], topics: tuple[str, ...] | list[str] = ALL_TOPICS) -> str:
+def infer_arm(
+    parts: list[str] | tuple[str, ...], topics: tuple[str, ...] | list[str] = ALL_TOPICS
+) -> str:
     """The arm a reader infers for a post (one part) or a thread (the root decides the topic)."""
     if not parts:
         return "single:other"
