@@ -171,8 +171,8 @@ def test_analytics(client, user_headers, app_headers, sandbox: SandboxX, posted)
     assert (
         sum(b["metrics"]["impressions"] for b in item["timestamped_metrics"]) == item["impressions"]
     )
-    r = client.get("/2/tweets/analytics", params={**params, "granularity": "total",
-                   "analytics.fields": "likes,negative_feedback"}, headers=user_headers)  # fmt: skip
+    total = {**params, "granularity": "total", "analytics.fields": "likes,negative_feedback"}
+    r = client.get("/2/tweets/analytics", params=total, headers=user_headers)
     assert set(check(r, "/2/tweets/analytics", "get")["data"][0]) == {
         "id", "likes", "negative_feedback"
     }  # fmt: skip
