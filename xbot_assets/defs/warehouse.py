@@ -1,52 +1,287 @@
-"""Warehouse wiring: extraction of the durable store into DuckDB's `raw` schema.
-
-Thin on purpose: the logic lives in ``xbot_assets/warehouse/``.
+"""Warehouse wiring: store → DuckDB `raw` extraction, the performance views, daily summaries,
+and the data-quality checks. Thin on purpose: the logic lives in ``xbot_assets/warehouse/``.
 """
 
+import hashlib
+from datetime import date, timedelta
+
 import dagster as dg
-import sqlalchemy as sa
 
 from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.warehouse import checks as wchecks
+from xbot_assets.warehouse import load
 from xbot_assets.warehouse.duck import warehouse
-from xbot_assets.warehouse.extract import replace_table, store_available, store_has_table
 from xbot_assets.warehouse.raw_schema import create_raw_tables
+from xbot_assets.warehouse.summaries import compute_daily_summaries, newest_day
+from xbot_assets.warehouse.views import create_view, discover_views, view_summary
 
 WAREHOUSE_GROUP = "warehouse"
+VIEWS_GROUP = "performance_views"
+
+metrics_days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
+"""One partition per UTC day of snapshot collection (the sandbox's clock starts 2026-01-05)."""
 
 
-@dg.asset(group_name=WAREHOUSE_GROUP, kinds={"duckdb", "python"})
-def raw_posts(
-    context: dg.AssetExecutionContext, xbot_settings: XbotSettings
-) -> dg.MaterializeResult:
-    """Every post the bot has queued or published, copied from the durable store into ``raw.posts``.
+class ExtractConfig(dg.Config):
+    """How much of the store to read."""
 
-    An empty or not yet migrated store gives an empty table, so the warehouse still builds.
-    """
-    settings = xbot_settings.get()
-    url = settings.resolved_database_url
-    source = "durable store"
-    with warehouse(settings.resolved_warehouse_path) as con:
-        create_raw_tables(con)
-        rows = 0
-        if store_available(url):
-            engine = sa.create_engine(url)
-            try:
-                if store_has_table(engine, "tweets"):
-                    rows = replace_table(con, "posts", [])
-                else:
-                    source = "durable store not migrated yet (no tweets table)"
-            finally:
-                engine.dispose()
-        else:
-            source = "no durable store yet"
-    context.log.info("raw.posts: %s rows (%s)", rows, source)
+    full_refresh: bool = False
+    """Re-read the whole table instead of the rows changed since the last load."""
+
+
+def _no_store(settings_path: str) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
-            "source": source,
-            "warehouse": str(settings.resolved_warehouse_path),
+            "dagster/row_count": 0,
+            "loaded": "no durable store yet (run `xbot migrate` or post something first)",
+            "warehouse": settings_path,
         }
     )
 
 
-defs = dg.Definitions(assets=[raw_posts])
+def _raw_asset(name: str, table: str, description: str, load_fn: str) -> dg.AssetsDefinition:
+    """One unpartitioned raw extraction asset (posts, accounts, candidates, followers)."""
+
+    @dg.asset(
+        name=name,
+        group_name=WAREHOUSE_GROUP,
+        kinds={"duckdb", "python"},
+        description=description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, config: ExtractConfig, xbot_settings: XbotSettings
+    ) -> dg.MaterializeResult:
+        settings = xbot_settings.get()
+        with warehouse(settings.resolved_warehouse_path) as con:
+            create_raw_tables(con)
+            store = load.open_store(settings)
+            if store is None:
+                return _no_store(str(settings.resolved_warehouse_path))
+            try:
+                if load_fn == "accounts":
+                    result = load.load_accounts(store, con)
+                else:
+                    fn = getattr(load, f"load_{load_fn}")
+                    result = fn(store, con, full=config.full_refresh)
+                total = load.raw_counts(con, table)
+            finally:
+                store.engine.dispose()
+        context.log.info("raw.%s: %s rows loaded (%s)", table, result.rows, result.source)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": total,
+                "rows_loaded": result.rows,
+                "loaded": result.source,
+            }
+        )
+
+    return _asset
+
+
+raw_posts = _raw_asset(
+    "raw_posts",
+    "posts",
+    "Every post the bot queued or published (store `tweets`), copied into `raw.posts`; "
+    "only posts changed since the last load are read.",
+    "posts",
+)
+raw_accounts = _raw_asset(
+    "raw_accounts", "accounts", "The accounts this deployment runs, in `raw.accounts`.", "accounts"
+)
+raw_candidates = _raw_asset(
+    "raw_candidates",
+    "candidates",
+    "Generated candidates, chosen or not, in `raw.candidates` (for content-source analysis).",
+    "candidates",
+)
+raw_follower_snapshots = _raw_asset(
+    "raw_follower_snapshots",
+    "follower_snapshots",
+    "Follower counts over time (store audit events `followers_snapshot`), in "
+    "`raw.follower_snapshots`.",
+    "followers",
+)
+
+
+@dg.asset(
+    group_name=WAREHOUSE_GROUP,
+    kinds={"duckdb", "python"},
+    partitions_def=metrics_days,
+)
+def tweet_metrics(
+    context: dg.AssetExecutionContext, xbot_settings: XbotSettings
+) -> dg.MaterializeResult:
+    """Engagement snapshots (1h/6h/24h/72h after posting) collected on one UTC day.
+
+    Each day is its own partition: loading a new day reads only that day's snapshots from
+    the store and replaces only that day in `raw.tweet_metrics`, so history is never rescanned.
+    """
+    settings = xbot_settings.get()
+    day = date.fromisoformat(context.partition_key)
+    with warehouse(settings.resolved_warehouse_path) as con:
+        create_raw_tables(con)
+        store = load.open_store(settings)
+        if store is None:
+            return _no_store(str(settings.resolved_warehouse_path))
+        try:
+            result = load.load_metrics_day(store, con, day)
+        finally:
+            store.engine.dispose()
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": result.rows, "loaded": result.source}
+    )
+
+
+def _view_asset(view_name: str) -> dg.AssetsDefinition:
+    view = next(v for v in discover_views() if v.name == view_name)
+
+    @dg.asset(
+        name=view.name,
+        group_name=VIEWS_GROUP,
+        kinds={"duckdb", "sql"},
+        deps=[dg.AssetKey(model) for model in view.upstream_models],
+        description=view.description,
+        code_version=hashlib.sha256(view.sql.encode()).hexdigest()[:12],
+    )
+    def _asset(xbot_settings: XbotSettings) -> dg.MaterializeResult:
+        settings = xbot_settings.get()
+        current = next(v for v in discover_views() if v.name == view_name)
+        with warehouse(settings.resolved_warehouse_path) as con:
+            create_view(con, current)
+            rows, preview = view_summary(con, current.name)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "preview": dg.MetadataValue.md(preview),
+                "sql_file": str(current.path.name),
+            }
+        )
+
+    return _asset
+
+
+def build_view_assets() -> list[dg.AssetsDefinition]:
+    """One asset per file of ``sql/views/`` (the folder is the list)."""
+    return [_view_asset(view.name) for view in discover_views()]
+
+
+class SummaryConfig(dg.Config):
+    """Which days to (re)write."""
+
+    lookback_days: int = 7
+    """Days before the newest posting day to rewrite; -1 rewrites every day."""
+
+
+@dg.asset(
+    group_name=WAREHOUSE_GROUP,
+    kinds={"duckdb", "python"},
+    deps=[dg.AssetKey("fct_post_outcomes"), dg.AssetKey("mart_follower_growth")],
+)
+def daily_summaries(
+    context: dg.AssetExecutionContext, config: SummaryConfig, xbot_settings: XbotSettings
+) -> dg.MaterializeResult:
+    """Each account's day in numbers (posts, impressions, reward, follows, followers), computed
+    in the warehouse and upserted into the durable store's `daily_summaries` for Supabase users.
+    """
+    settings = xbot_settings.get()
+    with warehouse(settings.resolved_warehouse_path, read_only=False) as con:
+        newest = newest_day(con)
+        since = None
+        if newest is not None and config.lookback_days >= 0:
+            since = newest - timedelta(days=config.lookback_days)
+        summaries = compute_daily_summaries(con, since)
+    store = load.open_store(settings)
+    if store is None:
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": 0, "written": "no durable store yet"}
+        )
+    try:
+        for summary in summaries:
+            store.upsert_daily_summary(summary.day, summary.summary_type, summary.metrics)
+    finally:
+        store.engine.dispose()
+    context.log.info("upserted %s daily summaries since %s", len(summaries), since)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(summaries),
+            "since": str(since),
+            "newest_day": str(newest),
+        }
+    )
+
+
+def _check_result(outcome: wchecks.CheckOutcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=outcome.passed, metadata=outcome.metadata)
+
+
+@dg.asset_check(asset=dg.AssetKey("fct_post_outcomes"), blocking=False)
+def metrics_are_fresh(xbot_settings: XbotSettings) -> dg.AssetCheckResult:
+    """Every published post past its 1h horizon (+3h grace) has a 1h snapshot."""
+    settings = xbot_settings.get()
+    with warehouse(settings.resolved_warehouse_path) as con:
+        outcome = wchecks.metrics_fresh(con)
+    return _check_result(outcome)
+
+
+@dg.asset_check(asset=dg.AssetKey("fct_post_outcomes"))
+def no_duplicate_post_ids(xbot_settings: XbotSettings) -> dg.AssetCheckResult:
+    """A post appears once in the outcomes the learning trains on."""
+    settings = xbot_settings.get()
+    with warehouse(settings.resolved_warehouse_path) as con:
+        outcome = wchecks.duplicate_post_ids(con, "marts.fct_post_outcomes")
+    return _check_result(outcome)
+
+
+@dg.asset_check(asset=tweet_metrics)
+def engagement_never_above_impressions(xbot_settings: XbotSettings) -> dg.AssetCheckResult:
+    """No snapshot counts more likes, reposts, replies, quotes, bookmarks or profile clicks than
+    impressions (a sign of a mis-mapped field or a broken reader)."""
+    settings = xbot_settings.get()
+    with warehouse(settings.resolved_warehouse_path) as con:
+        outcome = wchecks.engagement_within_impressions(con)
+    return _check_result(outcome)
+
+
+@dg.asset_check(asset=raw_posts, additional_deps=[tweet_metrics])
+def store_and_warehouse_counts_match(xbot_settings: XbotSettings) -> dg.AssetCheckResult:
+    """The warehouse holds as many posts and (post, horizon) snapshots as the durable store."""
+    settings = xbot_settings.get()
+    with warehouse(settings.resolved_warehouse_path) as con:
+        create_raw_tables(con)
+        in_warehouse = load.warehouse_counts(con)
+    store = load.open_store(settings)
+    if store is None:
+        in_store = {"posts": 0, "tweet_metrics": 0}
+    else:
+        try:
+            in_store = load.store_counts(store)
+        finally:
+            store.engine.dispose()
+    passed = in_store == in_warehouse
+    return dg.AssetCheckResult(
+        passed=passed,
+        metadata={
+            **{f"store_{k}": v for k, v in in_store.items()},
+            **{f"warehouse_{k}": v for k, v in in_warehouse.items()},
+            "hint": "" if passed else "materialise the missing tweet_metrics days or raw_posts",
+        },
+    )
+
+
+defs = dg.Definitions(
+    assets=[
+        raw_posts,
+        raw_accounts,
+        raw_candidates,
+        raw_follower_snapshots,
+        tweet_metrics,
+        daily_summaries,
+        *build_view_assets(),
+    ],
+    asset_checks=[
+        metrics_are_fresh,
+        no_duplicate_post_ids,
+        engagement_never_above_impressions,
+        store_and_warehouse_counts_match,
+    ],
+)

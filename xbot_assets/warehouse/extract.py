@@ -8,7 +8,7 @@ refreshed one day at a time, so a new day never rescans history.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,36 +60,38 @@ def store_has_table(engine: sa.Engine, table: str) -> bool:
     return sa.inspect(engine).has_table(table)
 
 
-def rows_to_batches(
-    rows: Iterable[Mapping[str, Any]], table: str, batch_rows: int = BATCH_ROWS
-) -> Iterator[pa.RecordBatch]:
-    """Group mapping rows (already named like the raw table's columns) into Arrow batches."""
+def rows_to_batch(rows: Sequence[Sequence[Any]], table: str) -> pa.RecordBatch:
+    """Turn row tuples (in the raw table's column order) into one typed Arrow batch.
+
+    Column-wise conversion (one ``pa.array`` per column) is several times faster than building
+    a dict per row, which matters at millions of snapshots.
+    """
     schema = arrow_schema(table)
-    names = schema.names
-    chunk: list[Mapping[str, Any]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= batch_rows:
-            yield pa.RecordBatch.from_pylist([{n: r.get(n) for n in names} for r in chunk], schema)
-            chunk = []
-    if chunk:
-        yield pa.RecordBatch.from_pylist([{n: r.get(n) for n in names} for r in chunk], schema)
+    if not rows:
+        return pa.RecordBatch.from_pylist([], schema)
+    columns = list(zip(*rows, strict=True))
+    arrays = [
+        pa.array(values, type=field.type, from_pandas=False)
+        for values, field in zip(columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def read_store_batches(
     engine: sa.Engine,
-    query: sa.Executable,
+    query: sa.Select[Any],
     table: str,
-    params: Mapping[str, Any] | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream a store query (columns labelled as the raw table's) as Arrow batches."""
+    """Stream a store query whose columns are in the raw table's order, as Arrow batches."""
+    names = column_names(table)
+    selected = [c.name for c in query.selected_columns]
+    if selected != names:
+        raise ValueError(f"query for raw.{table} selects {selected}, expected {names}")
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
-            query, dict(params or {})
-        )
-        for part in result.mappings().partitions(batch_rows):
-            yield from rows_to_batches((dict(row) for row in part), table, batch_rows)
+        result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(query)
+        for part in result.partitions(batch_rows):
+            yield rows_to_batch([tuple(row) for row in part], table)
 
 
 def _qualified(table: str) -> str:
@@ -123,6 +125,35 @@ def replace_table(
     try:
         con.execute(f"delete from {_qualified(table)}")  # noqa: S608
         total = _insert_batches(con, table, batches)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return total
+
+
+def upsert_batches(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key_columns: Sequence[str],
+    batches: Iterable[pa.RecordBatch],
+) -> int:
+    """Insert or replace rows by key in one transaction (the incremental path)."""
+    names = ", ".join(column_names(table))
+    keys = ", ".join(key_columns)
+    target = _qualified(table)
+    total = 0
+    con.execute("begin transaction")
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            arrow_batch = pa.Table.from_batches([batch])  # noqa: F841 - read by DuckDB by name
+            con.execute(
+                f"delete from {target} where ({keys}) in (select ({keys}) from arrow_batch)"  # noqa: S608
+            )
+            con.execute(f"insert into {target} ({names}) select {names} from arrow_batch")  # noqa: S608
+            total += batch.num_rows
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -5,21 +5,25 @@ with source as (
 renamed as (
     select
         post_id,
+        account_id,
         account,
         environment,
         lower(status) as status,
         x_post_id,
         thread_root_id,
         coalesce(thread_position, 0) as thread_position,
+        coalesce(thread_size, 1) as thread_size,
         text,
         coalesce(arm, format || ':' || topic) as arm,
         coalesce(format, split_part(arm, ':', 1)) as format,
         coalesce(topic, split_part(arm, ':', 2)) as topic,
-        coalesce(content_source, 'unknown') as content_source,
-        coalesce(policy, 'unknown') as policy,
+        content_source,
+        policy,
         predicted_score,
+        scheduled_at,
         created_at,
-        posted_at
+        posted_at,
+        updated_at
     from source
 )
 
