@@ -103,3 +103,42 @@ class FakeX(PosterBase):
 @pytest.fixture
 def fake_x() -> FakeX:
     return FakeX()
+
+
+# --- the sandbox X over HTTP ----------------------------------------------------------------
+@pytest.fixture
+def sandbox():
+    from xbot_assets.sandbox.platform import SandboxX
+
+    return SandboxX(scenario="default", seed=11)
+
+
+@pytest.fixture
+def sandbox_url(sandbox):
+    from xbot_assets.sandbox.server import running_server
+
+    with running_server(sandbox) as url:
+        yield url
+
+
+def api_settings(sandbox, base_url: str, database_url: str, **overrides):
+    """Settings for the api poster against the sandbox's HTTP API, with open rate caps."""
+    from xbot_assets.config import load_settings
+    from xbot_assets.sandbox.platform import APP_BEARER_TOKEN
+
+    account = sandbox.account()
+    values = dict(
+        poster="api",
+        x_api_base_url=base_url,
+        x_web_base_url=base_url,
+        x_oauth2_user_token=account.user_token,
+        x_bearer_token=APP_BEARER_TOKEN,
+        x_handle=account.handle,
+        database_url=database_url,
+        max_posts_per_hour=100,
+        max_posts_per_day=1000,
+        min_spacing_minutes=0,
+        max_replies_per_hour=100,
+    )
+    values.update(overrides)
+    return load_settings(env_file=None, **values)

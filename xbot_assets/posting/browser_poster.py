@@ -47,6 +47,7 @@ from xbot_assets.posting.base import (
     SessionExpired,
     SessionStatus,
 )
+from xbot_assets.xapi.errors import RateLimit
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -74,12 +75,15 @@ BUTTON_SELECTORS = (
 LOGIN_URL_MARKERS = ("/login", "/i/flow/login", "/logout")
 CHALLENGE_URL_MARKERS = ("/account/access", "/i/flow/challenge", "/challenge", "/account/locked")
 CHALLENGE_SELECTORS = (
-    '[data-testid="ocfEnterTextTextInput"]',
     '[data-testid="challenge"]',
     'input[name="challenge_response"]',
     "#arkose_iframe",
 )
-LOGIN_SELECTORS = ('[data-testid="loginButton"]', 'input[name="password"]', 'input[name="text"]')
+LOGIN_SELECTORS = (
+    '[data-testid="loginButton"]',
+    '[data-testid="LoginForm_Login_Button"]',
+    'input[name="password"]',
+)
 STATUS_ID = re.compile(r"/status/(\d+)")
 
 
@@ -227,13 +231,15 @@ class BrowserPoster(PosterBase):
         return False
 
     def _first(self, page: Any, selectors: tuple[str, ...], what: str) -> Any:
+        """The first selector (preferred testid, then fallbacks) present on the page."""
         from playwright.sync_api import TimeoutError as PWTimeout
 
+        with contextlib.suppress(PWTimeout):
+            page.wait_for_selector(", ".join(selectors), state="attached", timeout=self.timeout_ms)
         for selector in selectors:
-            locator = page.locator(selector).first
-            with contextlib.suppress(PWTimeout):
-                locator.wait_for(state="visible", timeout=min(self.timeout_ms, 3000))
-                return locator
+            locator = page.locator(selector)
+            if locator.count() > 0:
+                return locator.first
         self._check_logged_in(page)
         raise NotSent(
             f"the page has no {what} (layout changed?): nothing was sent; update the "
@@ -293,21 +299,31 @@ class BrowserPoster(PosterBase):
         with contextlib.suppress(Exception):
             body = response.json()
         codes = _error_codes(body)
-        detail = ""
-        if isinstance(body, dict):
-            detail = str(body.get("detail") or "")
-        if 226 in codes or "automated" in detail.lower():
+        messages = (
+            " ".join(
+                str(e.get("message", ""))
+                for e in (body or {}).get("errors") or []
+                if isinstance(e, dict)
+            )
+            if isinstance(body, dict)
+            else ""
+        )
+        if 226 in codes or "automated" in messages.lower():
             raise AutomationBlocked("X's automation block (226) on the web: posting stopped")
-        if 187 in codes or "duplicate" in detail.lower():
+        if 187 in codes or "duplicate" in messages.lower():
             raise DuplicateRefused("X refused the post as a duplicate")
         if status == 429 or 88 in codes:
-            raise RateLimited("X rate-limited the web post")
-        if status in (401, 403) and not codes:
-            raise SessionExpired("X refused the session while posting: log in again")
+            reset = RateLimit.from_headers(dict(response.headers)).reset_at
+            raise RateLimited("X rate-limited the web post", retry_after=reset)
+        if status == 401 or 32 in codes or 353 in codes:
+            raise SessionExpired(
+                "X refused the saved session while posting: posting stopped; log in by hand "
+                "and save a fresh session"
+            )
         if status >= 500:
             raise ServerFailed(f"X answered {status} to the web post: it may exist")
-        if status >= 400:
-            raise Rejected(f"X refused the web post ({status})")
+        if status >= 400 or codes:
+            raise Rejected(f"X refused the web post ({status}, codes {codes})")
         x_id = _find_id(body)
         if x_id is None:
             # The page may navigate or show a "view" link to the new post.
@@ -371,3 +387,56 @@ class BrowserPoster(PosterBase):
             return SessionStatus(ok=False, reason=f"browser error: {type(exc).__name__}")
         page.close()
         return SessionStatus(ok=True, handle=self.handle)
+
+
+def save_browser_session(
+    web_base_url: str,
+    *,
+    handle: str,
+    password: str,
+    storage_state: Path,
+    chromium_path: Path = Path("/usr/bin/chromium"),
+    timeout_ms: int = 15_000,
+) -> None:
+    """Log in once through the login form and save the session (mode 0600) for the poster.
+
+    Meant for an operator at a terminal (and for tests against the sandbox). A verification
+    challenge is never answered: it raises :class:`LoginChallenge` and saves nothing.
+
+    Raises:
+        LoginChallenge: X asked for a verification step.
+        SessionExpired: the login did not succeed (wrong handle or password).
+    """
+    from playwright.sync_api import sync_playwright
+
+    base = web_base_url.rstrip("/")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(chromium_path), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = browser.new_context()
+            context.set_default_timeout(timeout_ms)
+            page = context.new_page()
+            page.goto(f"{base}/i/flow/login", wait_until="domcontentloaded")
+            page.fill('input[name="text"]', handle)
+            page.fill('input[name="password"]', password)
+            with page.expect_navigation(wait_until="domcontentloaded"):
+                page.click('[data-testid="LoginForm_Login_Button"], button[type="submit"]')
+            path = urlsplit(page.url).path.lower()
+            if any(m in path for m in CHALLENGE_URL_MARKERS) or BrowserPoster._any_visible(
+                page, CHALLENGE_SELECTORS
+            ):
+                raise LoginChallenge(
+                    "X asks for a verification step at login: complete it by hand; nothing saved"
+                )
+            if any(m in path for m in LOGIN_URL_MARKERS):
+                raise SessionExpired("login failed: check the handle and password")
+            state = context.storage_state()
+        finally:
+            browser.close()
+    storage_state = Path(storage_state)
+    storage_state.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(storage_state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh)
