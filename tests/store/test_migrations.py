@@ -1,0 +1,141 @@
+"""Migrations and the start-up guard, on both engines, through the API and the `xbot` command."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from xbot_assets.store.durable import DurableStore
+from xbot_assets.store.engine import make_engine
+from xbot_assets.store.errors import SchemaAheadError, SchemaBehindError
+from xbot_assets.store.guard import require_current_schema, require_current_schema_at
+from xbot_assets.store.migrate import head_revision, known_revisions, schema_status, upgrade
+from xbot_assets.store.schema import metadata
+
+XBOT = str(Path(sys.executable).with_name("xbot"))
+POSTGRES_ONLY_INDEXES = {
+    "ix_tweets_metadata_gin",
+    "ix_audit_log_data_gin",
+    "ix_candidates_guard_reasons_gin",
+}
+
+
+def _run_xbot(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed `xbot` in a clean folder (no .env) with only the given settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("APP_ENV", "DATABASE_"))}
+    base.update({"XBOT_HOME": str(tmp_path / "home"), **env})
+    return subprocess.run(
+        [XBOT, *args], cwd=tmp_path, env=base, capture_output=True, text=True, timeout=120
+    )
+
+
+def _one_behind(url: str) -> None:
+    revisions = known_revisions()
+    assert len(revisions) >= 2
+    upgrade(url, revisions[-2])
+
+
+def test_migrate_is_idempotent_and_reaches_head(tmp_path: Path, empty_pg_url: str) -> None:
+    for url in (f"sqlite:///{tmp_path}/new/dir/xbot.db", empty_pg_url):
+        first = upgrade(url)
+        second = upgrade(url)
+        assert first.is_current and second.is_current and second.current == head_revision()
+        assert require_current_schema_at(url).current == head_revision()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migrated_database_matches_the_schema_module(backend: str, store_url: str) -> None:
+    """schema.py (what the code queries) and the migrations (what creates tables) agree."""
+    engine = make_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(ctx, metadata)
+            names = set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+    relevant = [
+        d for d in diff if not (d[0] == "remove_index" and d[1].name in POSTGRES_ONLY_INDEXES)
+    ]
+    assert relevant == [], relevant
+    assert {t.name for t in metadata.sorted_tables} <= names
+
+
+def test_guard_names_the_fix_for_empty_behind_and_ahead_stores(tmp_path: Path) -> None:
+    empty = f"sqlite:///{tmp_path}/empty/xbot.db"
+    with pytest.raises(SchemaBehindError, match="xbot migrate"):
+        require_current_schema_at(empty)
+    behind = f"sqlite:///{tmp_path}/behind/xbot.db"
+    _one_behind(behind)
+    with pytest.raises(SchemaBehindError, match=r"1 migration\(s\) behind.*xbot migrate"):
+        DurableStore.from_url(behind)
+    ahead_path = tmp_path / "ahead" / "xbot.db"
+    upgrade(f"sqlite:///{ahead_path}")
+    with sqlite3.connect(ahead_path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    with pytest.raises(SchemaAheadError, match="upgrade xbot"):
+        DurableStore.from_url(f"sqlite:///{ahead_path}")
+    from xbot_assets.config import load_settings
+
+    settings = load_settings(env_file=None, xbot_home=tmp_path / "fresh_home")
+    with pytest.raises(SchemaBehindError, match="xbot migrate"):
+        require_current_schema(settings)
+    assert (tmp_path / "fresh_home").is_dir()  # the default SQLite folder is created
+
+
+def test_guard_on_postgres_one_migration_behind(empty_pg_url: str) -> None:
+    _one_behind(empty_pg_url)
+    with pytest.raises(SchemaBehindError, match="xbot migrate"):
+        DurableStore.from_url(empty_pg_url, environment="staging")
+    upgrade(empty_pg_url)
+    DurableStore.from_url(empty_pg_url, environment="staging").close()
+
+
+def test_xbot_exits_2_on_a_store_one_migration_behind_before_doing_anything(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "store" / "xbot.db"
+    url = f"sqlite:///{db}"
+    _one_behind(url)
+    before = db.read_bytes()
+    checked = _run_xbot(["migrate", "--check"], tmp_path, DATABASE_URL=url)
+    assert checked.returncode == 2, checked
+    assert "xbot migrate" in checked.stderr and "behind" in checked.stderr
+    assert checked.stdout == ""
+    assert db.read_bytes() == before  # nothing ran against it
+    migrated = _run_xbot(["migrate"], tmp_path, DATABASE_URL=url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert f"-> {head_revision()}" in migrated.stdout
+    require_current_schema_at(url)
+
+
+def test_xbot_exits_2_on_postgres_one_migration_behind(tmp_path: Path, empty_pg_url: str) -> None:
+    _one_behind(empty_pg_url)
+    staging = _run_xbot(
+        ["migrate", "--check"], tmp_path, APP_ENV="staging", DATABASE_URL=empty_pg_url
+    )
+    assert staging.returncode == 2 and "xbot migrate" in staging.stderr, staging
+    engine = make_engine(empty_pg_url)
+    try:
+        assert schema_status(engine).behind_by == 1  # the check changed nothing
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM pg_policies")).scalar_one() == 0
+    finally:
+        engine.dispose()
+
+
+def test_xbot_migrate_refuses_a_store_from_a_newer_xbot(tmp_path: Path) -> None:
+    db = tmp_path / "xbot.db"
+    upgrade(f"sqlite:///{db}")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    result = _run_xbot(["migrate"], tmp_path, DATABASE_URL=f"sqlite:///{db}")
+    assert result.returncode == 2 and "upgrade xbot" in result.stderr, result
