@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from xbot_assets.sandbox import SandboxError, SandboxX
+from xbot_assets.sandbox import Post, SandboxError, SandboxX
 
 
 def test_rate_limit_headers_and_429(client, user_headers, sandbox: SandboxX) -> None:
@@ -111,7 +111,7 @@ def test_admin_counters_accounts_and_clock(client, sandbox: SandboxX) -> None:
     headers = {"Authorization": f"Bearer {new.json()['user_token']}"}
     r = client.post("/2/tweets", json={"text": "Hello from the second account"}, headers=headers)
     assert r.status_code == 201
-    assert sandbox.post(r.json()["data"]["id"]).account.handle == "second_bot"
+    assert _post(sandbox, r.json()["data"]["id"]).account.handle == "second_bot"
     assert client.get("/__sandbox/state").json()["counters"]["write_requests"] == 1
     now = client.post("/__sandbox/clock/advance", json={"hours": 1}).json()["now"]
     assert now == "2026-01-05T01:00:00.000Z"
@@ -171,11 +171,12 @@ def test_web_create_tweet_json_and_blocks(client: httpx.Client, sandbox: Sandbox
     root = r.json()["data"]["create_tweet"]["tweet_results"]["result"]["rest_id"]
     r = create("Second part: keep each post short", reply_to=root)
     reply = r.json()["data"]["create_tweet"]["tweet_results"]["result"]["rest_id"]
-    assert sandbox.post(reply).reply_to.id == root
-    assert sandbox.post(root).format == "thread"
+    parent = _post(sandbox, reply).reply_to
+    assert parent is not None and parent.id == root
+    assert _post(sandbox, root).format == "thread"
     page = client.get(f"/xbot_sandbox/status/{root}")
     assert "keep each post short" in page.text and f'data-reply-to="{root}"' in page.text
-    assert f"/xbot_sandbox/status/{root}" in client.get("/xbot_sandbox").text
+    assert f'href="/xbot_sandbox/status/{root}"' in client.get("/xbot_sandbox").text
     sandbox.set_fault("automation_block", count=1)
     r = create("Another post about pandas")
     assert r.status_code == 200 and r.json()["errors"][0]["code"] == 226
@@ -184,3 +185,9 @@ def test_web_create_tweet_json_and_blocks(client: httpx.Client, sandbox: Sandbox
     assert create("How to write a good thread about Python").json()["errors"][0]["code"] == 187
     r = client.post(CREATE_TWEET_PATH, json={"variables": {"tweet_text": "x"}})
     assert r.status_code == 403  # no csrf header
+
+
+def _post(sandbox: SandboxX, post_id: str | None) -> Post:
+    post = sandbox.post(str(post_id))
+    assert post is not None, f"post {post_id} is not in the sandbox"
+    return post

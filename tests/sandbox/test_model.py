@@ -110,7 +110,8 @@ def test_oracle_scalar_sampler_is_fast() -> None:
     started = time.perf_counter()
     for i in range(5_000):
         oracle.sample(FORMATS[i % 6], "ai", i % 24, i % 7, None, rng)
-    assert time.perf_counter() - started < 1.0  # 20k x 8 policies stays well under a minute
+    # ~25 us each when idle (benchmarks/sandbox_oracle.py); generous bound for a loaded machine.
+    assert time.perf_counter() - started < 2.5
 
 
 def _simulate(seed: int, posts: int = 240, scenario: str = "default") -> list[dict[str, int]]:

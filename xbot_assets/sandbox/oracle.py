@@ -220,6 +220,20 @@ class Oracle:
         if cached is None:
             if len(self._effects_cache) > 4096:
                 self._effects_cache.clear()
-            cached = self.model.effects_at(days)
+            cached = self._effects_scalar(days)
             self._effects_cache[days] = cached
         return cached
+
+    def _effects_scalar(self, days: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`AudienceModel.effects_at` for one day, without broadcasting overhead."""
+        p = self.params
+        topic, fmt = p.topic_effect, p.format_engagement
+        for change in p.drift_changes:
+            if days >= change.at_day:
+                topic = topic + change.topic_shift
+                fmt = fmt + change.format_shift
+        if p.trend_max_days > 0:
+            elapsed = min(max(days, 0.0), p.trend_max_days)
+            topic = topic + elapsed * p.trend_topic
+            fmt = fmt + elapsed * p.trend_format
+        return topic, fmt

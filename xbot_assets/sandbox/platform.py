@@ -379,6 +379,14 @@ class SandboxX:
             return fault
 
     # --- request plumbing --------------------------------------------------------------------
+    @_locked
+    def record_request(self, endpoint: str, *, write: bool) -> None:
+        """Count a request the HTTP layer refused before it reached a method (e.g. bad JSON)."""
+        self.counters["requests"] += 1
+        self.counters[f"endpoint:{endpoint}"] += 1
+        if write:
+            self.counters["write_requests"] += 1
+
     def _begin(self, endpoint: str, token: str | None, *, write: bool) -> Account | None:
         """Count, authenticate, apply faults and rate limits; returns the user account if any."""
         self.counters["requests"] += 1

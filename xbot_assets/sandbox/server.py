@@ -163,6 +163,10 @@ class _Api:
             text = payload.get("text", "")
             if not isinstance(text, str):
                 raise errors.invalid_request("text must be a string", "text")
+        except SandboxError as exc:
+            self.sandbox.record_request("create_tweet", write=True)
+            return _error(exc)
+        try:
             body = self.sandbox.create_tweet(text, reply_to, token=token)
         except SandboxError as exc:
             return _error(exc)

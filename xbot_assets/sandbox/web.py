@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 from jinja2 import Environment
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -237,9 +238,11 @@ class _Web:
         ids = RENAMED_TESTIDS if changed else {k: k for k in RENAMED_TESTIDS}
         return {"textarea_id": ids["tweetTextarea_0"], "button_id": ids["tweetButtonInline"]}
 
-    def _article(self, post: Post) -> str:
+    def _article(self, post: Post) -> Markup:
         metrics = self.sandbox.post_metrics(post.id)
-        return _TEMPLATES["article"].render(post=post, when=iso(post.created_at), m=metrics)
+        # Already escaped by its own template: mark safe so the page does not escape it twice.
+        html = _TEMPLATES["article"].render(post=post, when=iso(post.created_at), m=metrics)
+        return Markup(html)  # noqa: S704 - rendered with autoescape above
 
     # --- login -------------------------------------------------------------------------------
     async def login(self, request: Request) -> Response:
