@@ -220,8 +220,10 @@ _EMAIL_OBFUSCATED = re.compile(
     re.IGNORECASE,
 )
 _PHONE = re.compile(
-    r"(?<![\w/.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])?\d{3,4}[\s.-]?\d{3,5}(?![\w/])"
+    r"(?<![\w/.])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{2,4}\)[\s.-]?|\d{2,4}[\s.-])?\d{3,4}[\s.-]?\d{3,5}"
+    r"(?![\w/])"
 )
+_PHONE_INTERNATIONAL = re.compile(r"(?<![\w+])\+\d{1,3}(?:[\s.-]?\(?\d{1,4}\)?){2,6}(?![\w/])")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 _SECRETS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
@@ -264,6 +266,7 @@ _OBFUSCATED_LINK = re.compile(
     r"\bhxxps?://|\b[a-z0-9-]+\s*(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))\s*(?:com|org|net|io|ai|co|ly|me)\b",
     re.IGNORECASE,
 )
+_SCHEME_URL = re.compile(r"\b([a-z][a-z0-9+.-]{1,20})://(?:[^\s/@]+@)?([^\s/:?#@]+)", re.IGNORECASE)
 _INJECTION: Final[tuple[re.Pattern[str], ...]] = tuple(
     re.compile(p, re.IGNORECASE)
     for p in (
@@ -275,7 +278,7 @@ _INJECTION: Final[tuple[re.Pattern[str], ...]] = tuple(
         r"\[/?INST\]|<<\/?SYS>>",
         r"#{2,}\s*(?:instruction|system|response)",
         r"\bdeveloper mode\b|\bjailbr(?:eak|oken)\b|\bDAN mode\b",
-        r"\byou are now (?:a|an|in|the|my)\b",
+        r"\byou are now (?:a|an|in|the|my|dan)\b",
         r"\b(?:do anything now|pretend (?:you are|to be) (?:an? )?(?:unfiltered|evil|different))",
         r"\b(?:as instructed|per your instructions|following your instructions)\b",
         r"\b(?:post|tweet|write|say|include|add)\b.{0,25}\b(?:this|the following) "
@@ -321,7 +324,7 @@ _TEMPLATE: Final[tuple[re.Pattern[str], ...]] = (
     re.compile(r"\{[a-z_]{2,30}\}"),
     re.compile(r"\[(?:insert|your|link|name|topic|placeholder|url|todo)\b[^\]]*\]", re.IGNORECASE),
     re.compile(r"<(?:insert|your|placeholder|topic|name|link)[^<>]*>", re.IGNORECASE),
-    re.compile(r"\blorem ipsum\b|\bTODO:|\bXXX\b|\bTBD\b"),
+    re.compile(r"\b(?i:lorem ipsum)\b|\bTODO:|\bXXX\b|\bTBD\b"),
 )
 _LATIN = re.compile(r"[A-Za-z]")
 _NGRAM = 5
@@ -395,7 +398,7 @@ def _pii_and_secret_findings(text: str) -> list[tuple[str, str]]:
     normalized = unicodedata.normalize("NFKC", text)
     if _EMAIL.search(normalized) or _EMAIL_OBFUSCATED.search(normalized):
         found.append(("pii_email", "an email address"))
-    for match in _PHONE.finditer(normalized):
+    for match in [*_PHONE.finditer(normalized), *_PHONE_INTERNATIONAL.finditer(normalized)]:
         digits = re.sub(r"\D", "", match.group(0))
         has_shape = bool(re.search(r"[\s().+-]", match.group(0)))
         if 10 <= len(digits) <= 15 and (has_shape or len(digits) in (10, 11)):
@@ -432,6 +435,12 @@ def _link_and_mention_findings(text: str, config: GuardConfig) -> list[tuple[str
         domain = _domain_of(url)
         if not any(domain == d or domain.endswith("." + d) for d in allowed):
             found.append(("link_not_allowed", f"link to {domain or url!r}"))
+    for match in _SCHEME_URL.finditer(text):
+        if match.group(1).lower() in ("http", "https"):
+            continue  # already seen by twitter-text's extractor above
+        domain = match.group(2).lower()
+        if not any(domain == d or domain.endswith("." + d) for d in allowed):
+            found.append(("link_not_allowed", f"{match.group(1)} link to {domain!r}"))
     if _OBFUSCATED_LINK.search(text):
         found.append(("link_not_allowed", "an obfuscated link"))
     normalized = unicodedata.normalize("NFKC", text)
@@ -483,6 +492,7 @@ def _untrusted_findings(text: str, untrusted: Sequence[str]) -> list[tuple[str, 
         if not is_injection(source):
             continue
         payload = {u.lower() for u in urls_in(source)}
+        payload |= {u.lower().rstrip(".,;:!?)") for u in re.findall(r"https?://\S+", source)}
         payload |= {"@" + h.lower() for h in _MENTION.findall(source)}
         payload |= {"#" + h.lower() for h in _HASHTAG.findall(source)}
         if any(p in text_folded for p in payload) or text_grams & _ngrams(source):
