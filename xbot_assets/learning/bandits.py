@@ -248,6 +248,84 @@ class ThompsonSampler:
         )
 
 
+class DriftAwareThompson:
+    """Thompson sampling that forgets fast only when an arm is seen to change.
+
+    A fixed discount pays for drift all the time: evidence about a stationary arm is forgotten
+    and bought again with exploration. Here each arm also keeps a short memory (its last few
+    posts, discounted by ``window_discount`` per post of that arm); when the short-memory rate
+    disagrees with the long-memory rate by more than ``threshold_z`` standard errors, the arm's
+    long evidence is replaced by the short one (a detected change point). A gentle global
+    ``discount`` still lets arms that are not played drift back into exploration.
+
+    Args:
+        n_arms: number of arms.
+        prior: Beta prior, as for :class:`ThompsonSampler`.
+        discount: global per-update discount of the long memory.
+        window_discount: per-post discount of an arm's short memory (0.8: about 5 posts).
+        threshold_z: z-score that counts as a change.
+        min_posts: short-memory posts needed before a change can be declared.
+        seed: random generator seed.
+    """
+
+    def __init__(
+        self,
+        n_arms: int,
+        *,
+        prior: tuple[float, float] = DEFAULT_PRIOR,
+        discount: float = 0.9999,
+        window_discount: float = 0.8,
+        threshold_z: float = 4.0,
+        min_posts: float = 3.0,
+        seed: int | None = None,
+    ) -> None:
+        self.sampler = ThompsonSampler(n_arms, prior=prior, discount=discount, seed=seed)
+        self.window_discount = float(window_discount)
+        self.threshold_z = float(threshold_z)
+        self.min_posts = float(min_posts)
+        self.short_successes: FloatArray = np.zeros(n_arms)
+        self.short_trials: FloatArray = np.zeros(n_arms)
+        self.short_posts: FloatArray = np.zeros(n_arms)
+        self.changes: NDArray[np.int64] = np.zeros(n_arms, dtype=np.int64)
+
+    @property
+    def n_arms(self) -> int:
+        return self.sampler.n_arms
+
+    def select(self) -> int:
+        return self.sampler.select()
+
+    def update(self, arm: int, successes: float, trials: float) -> None:
+        """Update both memories; reset the arm's long memory on a detected change."""
+        self.sampler.update(arm, successes, trials)
+        g = self.window_discount
+        self.short_successes[arm] = g * self.short_successes[arm] + successes
+        self.short_trials[arm] = g * self.short_trials[arm] + trials
+        self.short_posts[arm] = g * self.short_posts[arm] + 1.0
+        if self.short_posts[arm] < self.min_posts or self.short_trials[arm] <= 0:
+            return
+        long_s = self.sampler.successes[arm]
+        long_n = long_s + self.sampler.failures[arm]
+        if long_n <= self.short_trials[arm] * 2:
+            return
+        p_long = long_s / long_n
+        p_short = self.short_successes[arm] / self.short_trials[arm]
+        pooled = min(max(p_long, 1e-9), 1 - 1e-9)
+        se = math.sqrt(pooled * (1 - pooled) / self.short_trials[arm])
+        if abs(p_short - p_long) > self.threshold_z * se:
+            self.sampler.successes[arm] = self.short_successes[arm]
+            self.sampler.failures[arm] = self.short_trials[arm] - self.short_successes[arm]
+            self.changes[arm] += 1
+
+    def choice_probabilities(self, n_samples: int = 2000) -> FloatArray:
+        return self.sampler.choice_probabilities(n_samples)
+
+    def to_frame(self, arm_names: Sequence[str] | None = None) -> pd.DataFrame:
+        frame = self.sampler.to_frame(arm_names)
+        frame["changes_detected"] = self.changes
+        return frame
+
+
 # --------------------------------------------------------------------------------------------
 # Contextual: Bayesian logistic regression with a diagonal Laplace approximation
 # --------------------------------------------------------------------------------------------
