@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,7 +39,7 @@ def test_plan_respects_quiet_hours_spacing_and_jitter() -> None:
         assert 4 <= len(plan) <= 6
         local = [p.astimezone(tz) for p in plan]
         assert all(8 <= t.hour < 22 for t in local)
-        assert all(b - a >= timedelta(minutes=90) for a, b in zip(plan, plan[1:], strict=False))
+        assert all(b - a >= timedelta(minutes=90) for a, b in itertools.pairwise(plan))
         minutes.update(t.minute for t in local)
     assert len(minutes) > 10  # jitter: not the same minute every day
     assert np.mean(sizes) >= 5.5  # spacing rarely costs a post
@@ -127,7 +128,7 @@ def test_contextual_chooser_works_in_the_policy() -> None:
 def test_guard_verdict_accepts_common_shapes() -> None:
     class Verdict:
         allowed = False
-        reasons = ["profanity", "duplicate"]
+        reasons = ("profanity", "duplicate")
 
     assert guard_verdict(True) == (True, "")
     assert guard_verdict((False, "x")) == (False, "x")
