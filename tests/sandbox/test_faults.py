@@ -11,6 +11,8 @@ import pytest
 
 from xbot_assets.sandbox import Post, SandboxError, SandboxX
 
+from .test_api_schema import check
+
 
 def test_rate_limit_headers_and_429(client, user_headers, sandbox: SandboxX) -> None:
     r = client.get("/2/users/me", headers=user_headers)
@@ -20,7 +22,7 @@ def test_rate_limit_headers_and_429(client, user_headers, sandbox: SandboxX) -> 
     assert reset == int((sandbox.clock.now() + timedelta(seconds=900)).timestamp())
     client.post("/__sandbox/faults", json={"name": "rate_limit", "match": "get_users", "count": 1})
     r = client.get("/2/users/me", headers=user_headers)
-    assert r.status_code == 429 and r.json()["code"] == 88
+    assert r.status_code == 429 and check(r, "/2/users/me", "get")["code"] == 88
     assert r.headers["x-rate-limit-remaining"] == "0" and "x-rate-limit-reset" in r.headers
     assert client.get("/2/users/me", headers=user_headers).status_code == 200  # count used up
 
@@ -82,13 +84,17 @@ def test_spam_raises_negative_feedback() -> None:
 def test_server_error_unavailable_and_lost_response(client, user_headers, sandbox) -> None:
     client.post("/__sandbox/faults", json={"name": "server_error", "count": 1})
     r = client.get("/2/users/me", headers=user_headers)
-    assert r.status_code == 500 and r.json()["type"].endswith("internal-error")
+    assert r.status_code == 500 and check(r, "/2/users/me", "get")["type"].endswith(
+        "internal-error"
+    )
     client.post("/__sandbox/faults", json={"name": "unavailable", "count": 1})
-    assert client.get("/2/users/me", headers=user_headers).status_code == 503
+    r = client.get("/2/users/me", headers=user_headers)
+    assert r.status_code == 503 and check(r, "/2/users/me", "get")["code"] == 130
     # lose_response: the post goes out but the answer is lost (what the reconciler must handle).
     client.post("/__sandbox/faults", json={"name": "lose_response", "match": "create_tweet"})
     r = client.post("/2/tweets", json={"text": "How to reconcile lost posts"}, headers=user_headers)
     assert r.status_code == 503
+    check(r, "/2/tweets", "post")
     timeline = client.get(f"/2/users/{sandbox.account().id}/tweets", headers=user_headers).json()
     assert timeline["data"][0]["text"] == "How to reconcile lost posts"
     client.delete("/__sandbox/faults")
@@ -191,3 +197,23 @@ def _post(sandbox: SandboxX, post_id: str | None) -> Post:
     post = sandbox.post(str(post_id))
     assert post is not None, f"post {post_id} is not in the sandbox"
     return post
+
+
+def test_http_automation_block_body_matches_the_spec(client, user_headers) -> None:
+    client.post("/__sandbox/faults", json={"name": "automation_block", "count": 1})
+    r = client.post("/2/tweets", json={"text": "Python decorators explained"}, headers=user_headers)
+    body = check(r, "/2/tweets", "post")
+    assert r.status_code == 403 and body["code"] == 226 and body["errors"][0]["code"] == 226
+
+
+def test_reply_to_another_account_joins_its_conversation(sandbox: SandboxX) -> None:
+    other = sandbox.add_account("someone_else", followers=300)
+    theirs = sandbox.create_tweet("What is your favourite SQL trick?", token=other.user_token)
+    their_id = theirs["data"]["id"]
+    sandbox.clock.advance(timedelta(hours=1))
+    mine = sandbox.create_tweet("Window functions, always.", their_id,
+                                token=sandbox.account().user_token)  # fmt: skip
+    post = _post(sandbox, mine["data"]["id"])
+    assert post.conversation_id == their_id and post.format == "single"
+    body = sandbox.get_tweet(post.id, "in_reply_to_user_id,conversation_id")
+    assert body["data"]["in_reply_to_user_id"] == other.id

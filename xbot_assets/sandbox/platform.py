@@ -196,7 +196,11 @@ class Post:
 
     @property
     def conversation_id(self) -> str:
-        return self.root.id
+        """The id of the conversation's first post (X's ``conversation_id``)."""
+        node = self
+        while node.reply_to is not None:
+            node = node.reply_to
+        return node.id
 
 
 @dataclass

@@ -313,7 +313,8 @@ class _Web:
             or (post.account.handle.lower() != handle.lower())
         ):
             return self._render("not_found", 404, title="Page not found")
-        conversation = [post.root, *self._descendants(post.root)]
+        top = self.sandbox.post(post.conversation_id) or post
+        conversation = [top, *self._descendants(top)]
         visible = [p for p in conversation if p.deleted_at is None]
         return self._render(
             "status", title=f"{post.account.name} on X", handle=account.handle,
