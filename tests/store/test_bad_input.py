@@ -190,8 +190,8 @@ def _cases(
         (
             "candidates verdict type",
             bad,
-            lambda: st.record_candidates(acc, [CandidateInput("x", "yes")]),
-        ),  # type: ignore[arg-type]
+            lambda: st.record_candidates(acc, [CandidateInput("x", "yes")]),  # type: ignore[arg-type]
+        ),
         (
             "candidates arm",
             bad,
@@ -240,8 +240,8 @@ def _cases(
         (
             "summary metrics list",
             bad,
-            lambda: st.upsert_daily_summary(date(2026, 3, 1), "daily", [1]),
-        ),  # type: ignore[arg-type]
+            lambda: st.upsert_daily_summary(date(2026, 3, 1), "daily", [1]),  # type: ignore[arg-type]
+        ),
         ("get summary str date", bad, lambda: st.get_daily_summary("2026-03-01", "daily")),  # type: ignore[arg-type]
     ]
 

@@ -166,7 +166,7 @@ def test_the_bot_role_is_neither_owner_nor_superuser_nor_bypassrls(pg_url: str) 
                         "WHERE rolname = current_user"
                     )
                 ).one()
-                owned = conn.execute(
+                owned: int = conn.execute(
                     text(
                         "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
                         "AND tableowner = current_user"
