@@ -28,6 +28,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import IntEnum
 from typing import Any, Literal
 
@@ -357,6 +358,24 @@ class StreamQueue:
         pipe.execute()
         return outcome
 
+    def defer(self, message: Message, until: datetime) -> None:
+        """Put an entry back until ``until`` (the queue's clock) without counting an attempt:
+        for work that is fine but not allowed yet (a rate cap, the brake)."""
+        member = json.dumps(
+            {
+                "k": message.idempotency_key,
+                "a": message.attempts,
+                "p": json.dumps(message.payload, separators=(",", ":")),
+                "pr": int(message.priority),
+                "src": message.entry_id,
+            },
+            separators=(",", ":"),
+        )
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.delayed_key, {member: to_epoch_us(until)})
+        pipe.xack(message.stream_key, self.group, message.entry_id)
+        pipe.execute()
+
     def promote_due(self, limit: int = 1000) -> int:
         """Move retries whose backoff is over back into their stream; returns how many."""
         now_us = to_epoch_us(self.clock())
@@ -491,22 +510,37 @@ class StreamQueue:
 
         def _trim() -> int:
             removed = 0
-            for stream in self.stream_keys.values():
-                groups = self.client.xinfo_groups(stream)
-                ours = next((g for g in groups if g["name"] == self.group), None)
-                if ours is None:
-                    continue
-                last = str(ours["last-delivered-id"])
-                cut = _next_id(last)
-                if int(ours["pending"]) > 0:
-                    summary = self.client.xpending(stream, self.group)
-                    oldest = summary.get("min")
-                    if oldest and _id_tuple(str(oldest)) < _id_tuple(cut):
-                        cut = str(oldest)
-                removed += int(self.client.xtrim(stream, minid=cut, approximate=False))
+            for priority, stream in self.stream_keys.items():
+                cut = self.settled_below(priority)
+                if cut is not None:
+                    removed += int(self.client.xtrim(stream, minid=cut, approximate=False))
             return removed
 
         return int(self._with_groups(_trim))
+
+    def settled_below(self, priority: Priority = Priority.NORMAL) -> str | None:
+        """The id below which every entry of a priority stream is acknowledged (None: no group).
+
+        It is the lower of the oldest pending id and the id just after the group's last delivered
+        one: entries under it were delivered and acknowledged; entries at or above it may not be.
+        """
+        stream = self.stream_keys[priority]
+        groups = self.client.xinfo_groups(stream)
+        ours = next((g for g in groups if g["name"] == self.group), None)
+        if ours is None:
+            return None
+        cut = _next_id(str(ours["last-delivered-id"]))
+        if int(ours["pending"]) > 0:
+            summary = self.client.xpending(stream, self.group)
+            oldest = summary.get("min")
+            if oldest and _id_tuple(str(oldest)) < _id_tuple(cut):
+                cut = str(oldest)
+        return cut
+
+    @staticmethod
+    def id_below(entry_id: str, cut: str) -> bool:
+        """Whether stream id ``entry_id`` sorts before ``cut``."""
+        return _id_tuple(entry_id) < _id_tuple(cut)
 
     def dead_letters(self, count: int = 100) -> list[dict[str, Any]]:
         """The oldest dead-lettered entries with their error (for an operator or a test)."""
