@@ -139,3 +139,28 @@ def test_xbot_migrate_refuses_a_store_from_a_newer_xbot(tmp_path: Path) -> None:
         conn.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
     result = _run_xbot(["migrate"], tmp_path, DATABASE_URL=f"sqlite:///{db}")
     assert result.returncode == 2 and "upgrade xbot" in result.stderr, result
+
+
+def test_new_revision_autogenerates_an_empty_script_when_schema_and_migrations_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from xbot_assets.store import migrate
+
+    copy = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", copy)
+    migrate._script.cache_clear()
+    try:
+        path = migrate.new_revision("nothing changed", f"sqlite:///{tmp_path}/scratch.db")
+        body = path.read_text()
+        assert path.parent == copy / "versions" and path.name.startswith("0003_")
+        assert (
+            "down_revision: str | None = '0002'" in body
+            or 'down_revision: str | None = "0002"' in body
+        )
+        upgrade_body = body.split("def upgrade() -> None:")[1].split("def downgrade")[0]
+        assert "op." not in upgrade_body  # no differences to migrate
+    finally:
+        migrate._script.cache_clear()

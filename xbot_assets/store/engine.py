@@ -85,7 +85,14 @@ def make_engine(url: str | URL, *, db_role: str | None = None) -> Engine:
 
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
+    if not database or database == ":memory:" or "mode=memory" in str(url):
+        # Migrations, the guard and the store each open their own connections; an in-memory
+        # database would be a different, empty one for each of them.
+        raise StoreConfigError(
+            "an in-memory SQLite database cannot hold the durable store: use a file, e.g. "
+            "sqlite:////path/to/xbot.db (tests: a file under tmp_path)"
+        )
+    if not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     # NullPool: a file database is cheap to open, and no connection outlives its use, so
     # forked worker processes never inherit an open SQLite handle.
