@@ -230,7 +230,8 @@ class DurableStore:
     ) -> Account:
         """Return the account with ``handle``, creating it if missing.
 
-        Given non-None fields update an existing account (e.g. an X user id learnt later).
+        Given non-None fields update an existing account (e.g. an X user id learnt later);
+        ``timezone`` is only used when creating it. Safe when several processes call it at once.
         """
         handle = _handle(handle)
         x_user_id = _opt_str("x_user_id", x_user_id, 32)
@@ -240,38 +241,33 @@ class DurableStore:
         now = utcnow()
         t = s.accounts
         with self._tx() as conn:
-            row = conn.execute(
-                select(t).where(t.c.environment == self.environment, t.c.handle == handle)
-            ).first()
-            if row is None:
-                conn.execute(
-                    t.insert().values(
-                        environment=self.environment,
-                        handle=handle,
-                        x_user_id=x_user_id,
-                        display_name=display_name,
-                        timezone=timezone,
-                        active=True,
-                        metadata=meta,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-            else:
-                changes: dict[str, Any] = {}
-                if x_user_id is not None and x_user_id != row.x_user_id:
-                    changes["x_user_id"] = x_user_id
-                if display_name is not None and display_name != row.display_name:
-                    changes["display_name"] = display_name
-                if metadata is not None and meta != row.metadata:
-                    changes["metadata"] = meta
-                if changes:
-                    conn.execute(
-                        update(t).where(t.c.id == row.id).values(**changes, updated_at=now)
-                    )
-            found = conn.execute(
-                select(t).where(t.c.environment == self.environment, t.c.handle == handle)
-            ).one()
+            # ON CONFLICT DO NOTHING: two processes ensuring the same account both succeed.
+            insert = self._insert(t).values(
+                environment=self.environment,
+                handle=handle,
+                x_user_id=x_user_id,
+                display_name=display_name,
+                timezone=timezone,
+                active=True,
+                metadata=meta,
+                created_at=now,
+                updated_at=now,
+            )
+            conn.execute(
+                insert.on_conflict_do_nothing(index_elements=[t.c.environment, t.c.handle])
+            )
+            mine = select(t).where(t.c.environment == self.environment, t.c.handle == handle)
+            row = conn.execute(mine).one()
+            changes: dict[str, Any] = {}
+            if x_user_id is not None and x_user_id != row.x_user_id:
+                changes["x_user_id"] = x_user_id
+            if display_name is not None and display_name != row.display_name:
+                changes["display_name"] = display_name
+            if metadata is not None and meta != row.metadata:
+                changes["metadata"] = meta
+            if changes:
+                conn.execute(update(t).where(t.c.id == row.id).values(**changes, updated_at=now))
+            found = conn.execute(mine).one()
         return Account(**found._mapping)
 
     def get_account(self, account_id: int) -> Account:
