@@ -14,13 +14,16 @@ the account's recent history and the simulated time) with a random generator key
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import functools
 import itertools
+import json
 import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -108,7 +111,10 @@ def _locked(method: Callable[..., T]) -> Callable[..., T]:
     @functools.wraps(method)
     def wrapper(self: SandboxX, *args: Any, **kwargs: Any) -> T:
         with self._lock:
-            return method(self, *args, **kwargs)
+            if self._journal is None or self._journal.replaying:
+                return method(self, *args, **kwargs)
+            with self._journal.hold(self):  # file lock + the other processes' writes
+                return method(self, *args, **kwargs)
 
     return wrapper
 
@@ -240,7 +246,10 @@ class SandboxX:
         scenario: str | Path | AudienceParams = "default",
         seed: int = 7,
         clock: SimClock | None = None,
+        *,
+        journal: str | Path | None = None,
     ) -> None:
+        self._journal: Journal | None = None
         self.params = (
             scenario if isinstance(scenario, AudienceParams) else load_scenario(scenario, seed)
         )
@@ -278,6 +287,9 @@ class SandboxX:
             name=self.params.display_name,
             following=self.params.following,
         )
+        if journal is not None:
+            self._journal = Journal(Path(journal))
+            self._journal.open(self)
 
     # --- accounts ----------------------------------------------------------------------------
     @_locked
@@ -308,6 +320,11 @@ class SandboxX:
         )
         self._accounts[handle.lower()] = account
         self._by_id[account.id] = account
+        if index > 0:
+            self._record(
+                {"op": "account", "handle": handle, "followers": int(followers),
+                 "name": account.name, "following": int(following)}
+            )  # fmt: skip
         return account
 
     def account(self, handle: str | None = None) -> Account:
@@ -470,19 +487,27 @@ class SandboxX:
         except SandboxError as exc:
             self.counters["posts_refused"] += 1
             raise self._fail(exc) from None
+        self._record(
+            {"op": "post", "handle": account.handle, "text": text, "reply_to": reply_to,
+             "id": post.id}
+        )  # fmt: skip
         if self.fault_active("lose_response", endpoint):
             raise self._fail(errors.unavailable())
         return {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}}
 
+    @_locked
     def web_create_tweet(self, text: str, reply_to: str | None, account: Account) -> Post:
         """The web compose box's write (the browser poster's path); same rules as the API."""
-        with self._lock:
-            body = self._create(
-                text, reply_to, token=account.user_token, endpoint="web_create_tweet"
-            )
-            return self._posts[body["data"]["id"]]
+        body = self._create(text, reply_to, token=account.user_token, endpoint="web_create_tweet")
+        return self._posts[body["data"]["id"]]
 
-    def _create_post(self, account: Account, text: str, reply_to: str | None) -> Post:
+    def _record(self, entry: dict[str, Any]) -> None:
+        if self._journal is not None and not self._journal.replaying:
+            self._journal.append(self, entry)
+
+    def _create_post(
+        self, account: Account, text: str, reply_to: str | None, *, replay: bool = False
+    ) -> Post:
         if not isinstance(text, str) or not text.strip():
             raise errors.invalid_request("Post text must not be empty.", "text")
         features = classify_text(text)
@@ -501,11 +526,11 @@ class SandboxX:
                     "You attempted to reply to a Tweet that is deleted or not visible to you.",
                     code=385,
                 )
-        if account.blocked_until and now < account.blocked_until:
+        if not replay and account.blocked_until and now < account.blocked_until:
             raise errors.automation_block()
         window = timedelta(hours=float(self._platform.get("duplicate_window_hours", 168)))
         normalized = text.strip()
-        for other in reversed(account.posts):
+        for other in [] if replay else reversed(account.posts):
             if now - other.created_at > window:
                 break
             if other.deleted_at is None and other.text.strip() == normalized:
@@ -517,7 +542,8 @@ class SandboxX:
             <= timedelta(minutes=float(self._threads.get("window_minutes", 15)))
         )
         similarity = self._max_similarity(account, text, now)
-        self._check_automation(account, now, similarity, counts_as_root=not in_thread)
+        if not replay:
+            self._check_automation(account, now, similarity, counts_as_root=not in_thread)
         self._seq += 1
         post_id = self._snowflake(now)
         if in_thread and parent is not None:
@@ -551,6 +577,13 @@ class SandboxX:
         near_today += int(similarity >= threshold)
         if roots_last_hour > max_per_hour or near_today > max_near:
             account.blocked_until = now + timedelta(minutes=float(rules.get("block_minutes", 120)))
+            self._record(
+                {
+                    "op": "block",
+                    "handle": account.handle,
+                    "until": account.blocked_until.isoformat(),
+                }
+            )
             raise errors.automation_block()
 
     # --- outcome drawing ---------------------------------------------------------------------
@@ -1022,6 +1055,7 @@ class SandboxX:
             raise self._fail(errors.forbidden("You are not allowed to delete this Tweet.", 183))
         post.deleted_at = self.clock.now()
         self.counters["deletes"] += 1
+        self._record({"op": "delete", "id": post.id})
         if self.fault_active("lose_response", "delete_tweet"):
             raise self._fail(errors.unavailable())
         return {"data": {"deleted": True}}
@@ -1264,8 +1298,10 @@ class SandboxX:
     # --- admin -------------------------------------------------------------------------------
     @_locked
     def advance(self, delta: timedelta) -> datetime:
-        """Move the simulated clock forward (admin convenience)."""
-        return self.clock.advance(delta)
+        """Move the simulated clock forward (admin convenience; journaled)."""
+        now = self.clock.advance(delta)
+        self._record({"op": "clock"})
+        return now
 
     @_locked
     def admin_state(self) -> dict[str, Any]:
@@ -1290,6 +1326,120 @@ class SandboxX:
                 for a in self._accounts.values()
             ],
         }
+
+
+class Journal:
+    """An append-only JSON-lines log of a sandbox's writes, replayed to rebuild its state.
+
+    Outcomes are a deterministic function of the seed and the sequence of writes, so replaying
+    the writes at their simulated times rebuilds every post, count and follower exactly. This
+    lets separate processes (Dagster runs of the embedded default) share one sandbox: each
+    opens ``SandboxX(..., journal=path)``, picks up the others' writes before every call, and
+    appends its own under a file lock. Faults and rate-limit windows are not journaled.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.offset = 0
+        self.replaying = False
+        self._depth = 0
+        self._lock_file: Any = None
+
+    def open(self, sandbox: SandboxX) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.hold(sandbox, sync=False):
+            if not self.path.exists() or self.path.stat().st_size == 0:
+                meta = {
+                    "op": "meta",
+                    "scenario": sandbox.params.name,
+                    "seed": sandbox.seed,
+                    "epoch": sandbox.epoch.isoformat(),
+                }
+                with self.path.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(meta) + "\n")
+            self.sync(sandbox)
+
+    @contextlib.contextmanager
+    def hold(self, sandbox: SandboxX, *, sync: bool = True) -> Iterator[None]:
+        """Hold the journal's file lock (re-entrant) and catch up with other writers first."""
+        if self._depth == 0:
+            self._lock_file = self.lock_path.open("a")
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        self._depth += 1
+        try:
+            if sync and self._depth == 1:
+                self.sync(sandbox)
+            yield
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._lock_file.close()
+                self._lock_file = None
+
+    def sync(self, sandbox: SandboxX) -> None:
+        """Apply entries appended since the last read (by this or another process)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size <= self.offset:
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            chunk = handle.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.replaying = True
+        saved_now = sandbox.clock.now()
+        latest = saved_now
+        try:
+            for raw in complete.decode("utf-8").splitlines():
+                if raw.strip():
+                    latest = max(latest, self._apply(sandbox, json.loads(raw)))
+        finally:
+            self.replaying = False
+            sandbox.clock.set(latest)
+        self.offset += len(complete)
+
+    def _apply(self, sandbox: SandboxX, entry: dict[str, Any]) -> datetime:
+        op = entry["op"]
+        if op == "meta":
+            if entry["scenario"] != sandbox.params.name or int(entry["seed"]) != sandbox.seed:
+                raise ValueError(
+                    f"sandbox journal {self.path} belongs to scenario {entry['scenario']!r} "
+                    f"seed {entry['seed']}, not {sandbox.params.name!r} seed {sandbox.seed}: "
+                    "use the same scenario and seed, or another journal path"
+                )
+            sandbox.epoch = datetime.fromisoformat(entry["epoch"])
+            return sandbox.clock.now()
+        at = datetime.fromisoformat(entry["at"])
+        sandbox.clock.set(at)
+        if op == "account":
+            sandbox.add_account(entry["handle"], entry["followers"], name=entry["name"],
+                                following=entry["following"])  # fmt: skip
+        elif op == "post":
+            post = sandbox._create_post(
+                sandbox.account(entry["handle"]), entry["text"], entry["reply_to"], replay=True
+            )
+            if post.id != entry["id"]:
+                raise ValueError(
+                    f"sandbox journal {self.path} does not replay (post {entry['id']} came back "
+                    f"as {post.id}): it was written by another sandbox version; move it away"
+                )
+        elif op == "delete":
+            post = sandbox._posts[entry["id"]]
+            post.deleted_at = at
+        elif op == "block":
+            sandbox.account(entry["handle"]).blocked_until = datetime.fromisoformat(entry["until"])
+        return at
+
+    def append(self, sandbox: SandboxX, entry: dict[str, Any]) -> None:
+        """Write one entry (stamped with the simulated time) under the file lock."""
+        line = json.dumps({**entry, "at": sandbox.clock.now().isoformat()}) + "\n"
+        with self.hold(sandbox, sync=False), self.path.open("ab") as handle:
+            handle.write(line.encode("utf-8"))
+            self.offset = handle.tell()
 
 
 def _words(text: str) -> frozenset[str]:
