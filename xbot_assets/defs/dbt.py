@@ -16,7 +16,14 @@ from xbot_assets.warehouse.project import DBT_EXECUTABLE, dbt_project
 
 
 class XbotDbtTranslator(DagsterDbtTranslator):
-    """Puts every dbt node in the ``warehouse`` group; sources map via their ``meta.dagster``."""
+    """Keys models and seeds by their bare name (``fct_post_outcomes``), as the rest of xbot
+    refers to them; sources map to the extraction assets via their ``meta.dagster.asset_key``.
+    Every dbt node sits in the ``warehouse`` group."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props.get("resource_type") in ("model", "seed", "snapshot"):
+            return dg.AssetKey(dbt_resource_props["name"])
+        return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return "warehouse"
