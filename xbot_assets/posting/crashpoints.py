@@ -25,10 +25,16 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+_last_method: list[bytes | str] = [b""]
+
+
 def http_trace(event: str, info: dict[str, Any]) -> None:
-    """httpcore trace hook: ``after_send`` fires once a write's request body is fully sent."""
-    if event == "http11.send_request_body.complete":
-        request = info.get("request")
-        method = getattr(request, "method", b"")
-        if method in (b"POST", "POST"):
-            crash_point("after_send")
+    """httpcore trace hook: ``after_send`` fires once a write's request body is fully sent.
+
+    httpcore names the request only in the ``.started`` events, so the method is remembered
+    there (requests of one poster are sequential).
+    """
+    if event == "http11.send_request_headers.started":
+        _last_method[0] = getattr(info.get("request"), "method", b"")
+    elif event == "http11.send_request_body.complete" and _last_method[0] in (b"POST", "POST"):
+        crash_point("after_send")
