@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from xbot_assets.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from xbot_assets.health.checks import HealthContext
 
 app = typer.Typer(
     name="xbot",
@@ -141,6 +144,7 @@ def sandbox_serve(
     port: int = typer.Option(8787, help="TCP port."),
     scenario: str = typer.Option("default", help="default, drift, cold_start, large or a path."),
     seed: int = typer.Option(7, help="Audience seed (same seed, same outcomes)."),
+    journal: str | None = typer.Option(None, help="Write log to keep posts across restarts."),
 ) -> None:
     """Serve the sandbox X (API v2, x.com-like pages, /__sandbox/ admin) until interrupted."""
     from xbot_assets.sandbox.scenario import ScenarioError, load_scenario
@@ -150,7 +154,117 @@ def sandbox_serve(
         load_scenario(scenario, seed)
     except ScenarioError as exc:
         fail(str(exc))
-    serve(host=host, port=port, scenario=scenario, seed=seed)
+    serve(host=host, port=port, scenario=scenario, seed=seed, journal=journal)
+
+
+health_app = typer.Typer(help="The health server: /healthz, /readyz and /metrics for monitoring.")
+app.add_typer(health_app, name="health")
+
+
+def _health_context(
+    settings: Settings,
+    *,
+    require_redis: bool = False,
+    max_post_age_hours: float = 24.0,
+    metrics_grace_hours: float = 2.0,
+) -> HealthContext:
+    """The health context of the operator commands (exit 2 on a store URL that cannot work)."""
+    from datetime import timedelta
+
+    from xbot_assets.health.checks import HealthContext, Thresholds
+    from xbot_assets.store.errors import StoreError
+
+    thresholds = Thresholds(
+        max_post_age=timedelta(hours=max_post_age_hours),
+        metrics_grace=timedelta(hours=metrics_grace_hours),
+    )
+    try:
+        ctx = HealthContext(settings, thresholds=thresholds, redis_required=require_redis)
+        ctx.engine  # noqa: B018 - build it now so a bad DATABASE_URL fails here, with exit 2
+    except StoreError as exc:
+        fail(str(exc))
+    return ctx
+
+
+@health_app.command("serve")
+def health_serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback unless told)."),
+    port: int = typer.Option(8788, min=0, max=65535, help="TCP port (0: any free port)."),
+    require_redis: bool = typer.Option(
+        False, "--require-redis", help="Not ready while Redis is down (default: fallback ok)."
+    ),
+    max_post_age_hours: float = typer.Option(
+        24.0, min=0.0, help="Not ready when the last successful post is older than this."
+    ),
+    metrics_grace_hours: float = typer.Option(
+        2.0, min=0.0, help="Not ready when a post's 1h metrics are this late."
+    ),
+) -> None:
+    """Serve /healthz, /readyz and /metrics until interrupted (SIGINT/SIGTERM)."""
+    settings = settings_or_exit()
+    from xbot_assets.health.server import HealthServer
+
+    ctx = _health_context(
+        settings,
+        require_redis=require_redis,
+        max_post_age_hours=max_post_age_hours,
+        metrics_grace_hours=metrics_grace_hours,
+    )
+    try:
+        server = HealthServer(ctx, host=host, port=port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port} ({exc.strerror}): pick another --port or --host")
+    typer.echo(f"xbot health server on {server.url} (/healthz /readyz /metrics)")
+    server.serve()
+
+
+@app.command("status")
+def status_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
+    limit: int = typer.Option(5, min=1, max=100, help="How many next and last posts to list."),
+) -> None:
+    """Queue, next posts, last posts, caps left, AI spend and health (exit 2 if the store is
+    unusable, 1 if a readiness check is down)."""
+    settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    from xbot_assets.ops.status import collect_status, render_status
+
+    ctx = _health_context(settings)
+    try:
+        status = collect_status(ctx, limit=limit)
+    finally:
+        ctx.close()
+    typer.echo(json.dumps(status, indent=2, default=str) if as_json else render_status(status))
+    if not status["health"]["ready"]:
+        raise typer.Exit(1)
+
+
+@app.command("post")
+def post_cmd(
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show the next post, its arm, scores and guard verdict only."
+    ),
+    account: str | None = typer.Option(None, help="Only this account's handle."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
+) -> None:
+    """Show what the poster would post next (with --dry-run); posts are made by the posting job."""
+    if not dry_run:
+        fail(
+            "`xbot post` only runs with --dry-run: posts are made by the posting job "
+            "(`xbot run`, or the Dagster schedule) so that every post passes the caps and the brake"
+        )
+    settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    from xbot_assets.ops.dryrun import UnknownAccountError, dry_run_next_post, render_dry_run
+
+    ctx = _health_context(settings)
+    try:
+        result = dry_run_next_post(ctx, account=account)
+    except UnknownAccountError as exc:
+        fail(str(exc))
+    finally:
+        ctx.close()
+    typer.echo(json.dumps(result, indent=2, default=str) if as_json else render_dry_run(result))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert
 
 from tests.ops.conftest import Store, ThrowawayRedis, add_account, make_settings
+from xbot_assets.content.base import Usage
+from xbot_assets.content.budget import BotConfigBudgetLedger
 from xbot_assets.health.checks import HealthContext, Thresholds
 from xbot_assets.health.server import HealthServer
 from xbot_assets.ops.component_status import latest_component_statuses, write_component_status
@@ -347,6 +349,14 @@ def test_metrics_counters_move_as_posts_are_made(store: Store) -> None:
         assert second[("xbot_guard_rejections_total", (("reason", "too_long"),))] == 1
         assert second[("xbot_candidates_total", (("verdict", "rejected"),))] == 2
         assert second[("xbot_candidates_total", (("verdict", "passed"),))] == 1
+        # AI spend as the content layer's budget ledger records it
+        assert second[("xbot_ai_spend_usd_today", ())] == 0
+        budget = BotConfigBudgetLedger(DurableStore(store.engine, "local"))
+        budget.add(datetime.now(UTC).date(), Usage(1000, 500, 0.25))
+        budget.add(datetime.now(UTC).date(), Usage(1000, 500, 0.5))
+        spent = scrape(srv)
+        assert spent[("xbot_ai_spend_usd_today", ())] == pytest.approx(0.75)
+        assert spent[("xbot_ai_calls_today", ())] == 2
     finally:
         srv.stop()
 

@@ -24,14 +24,13 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from xbot_assets.health.checks import HealthContext
 from xbot_assets.ops.component_status import latest_component_statuses
@@ -48,6 +47,8 @@ from xbot_assets.store.schema import (
 )
 from xbot_assets.store.streams import QUEUE_NAMES, Priority
 
+AI_SPEND_KEY_PREFIX = "ai_spend:"
+"""bot_config keys ``ai_spend:<YYYY-MM-DD>`` hold each UTC day's spend (content.budget)."""
 MAX_LABEL_VALUES = 50
 """At most this many distinct guard reasons / audit event types are exported (the rest: other)."""
 MAX_LABEL_CHARS = 48
@@ -288,8 +289,17 @@ class DurableStateCollector(Collector):
         return [cands, rejections]
 
     def _learning_and_spend_families(self, conn: Connection, env: str) -> list[Metric]:
+        today_key = AI_SPEND_KEY_PREFIX + self.ctx.clock().date().isoformat()
         rows = conn.execute(
-            select(bot_config.c.key, bot_config.c.value).where(bot_config.c.environment == env)
+            select(bot_config.c.key, bot_config.c.value).where(
+                and_(
+                    bot_config.c.environment == env,
+                    or_(
+                        bot_config.c.key.not_like(AI_SPEND_KEY_PREFIX + "%"),
+                        bot_config.c.key == today_key,
+                    ),
+                )
+            )
         ).all()
         config = {row.key: row.value for row in rows}
         out: list[Metric] = []
@@ -302,16 +312,20 @@ class DurableStateCollector(Collector):
                 family = GaugeMetricFamily(metric, help_text)
                 family.add_metric([], value)
                 out.append(family)
-        spend = self._ai_spend_today(conn, env, config)
-        if spend is not None:
-            family = GaugeMetricFamily(
-                "xbot_ai_spend_usd_today", "AI generation spend today (UTC), in USD"
-            )
-            family.add_metric([], spend)
-            out.append(family)
+        spend = config.get(today_key)
+        spend = spend if isinstance(spend, dict) else {}
+        usd = GaugeMetricFamily(
+            "xbot_ai_spend_usd_today", "AI generation spend today (UTC day), in USD"
+        )
+        usd.add_metric([], float(spend.get("usd", 0.0) or 0.0))
+        calls = GaugeMetricFamily("xbot_ai_calls_today", "AI generation calls today (UTC day)")
+        calls.add_metric([], float(spend.get("calls", 0) or 0))
         budget = GaugeMetricFamily("xbot_ai_budget_usd_per_day", "the daily AI spend cap, USD")
-        budget.add_metric([], float(self.ctx.settings.ai_budget_usd_per_day))
-        out.append(budget)
+        override = _number(config.get("ai_budget_usd_per_day"), ("usd", "value"))
+        budget.add_metric(
+            [], override if override is not None else self.ctx.settings.ai_budget_usd_per_day
+        )
+        out.extend([usd, calls, budget])
         return out
 
     @staticmethod
@@ -328,32 +342,6 @@ class DurableStateCollector(Collector):
                 if found is not None:
                     return found
         return None
-
-    def _ai_spend_today(self, conn: Connection, env: str, config: dict[str, Any]) -> float | None:
-        for key in ("ai_spend_today", "ai_spend"):
-            if key in config:
-                found = _number(config[key], ("usd_today", "usd", "spent_usd", "total_usd"))
-                if found is not None:
-                    return found
-        now = self.ctx.clock()
-        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        rows = conn.execute(
-            select(audit_log.c.data).where(
-                and_(
-                    audit_log.c.environment == env,
-                    audit_log.c.event_type.in_(("ai.spend", "ai_spend", "generation.spend")),
-                    audit_log.c.occurred_at >= start,
-                    audit_log.c.occurred_at < start + timedelta(days=1),
-                )
-            )
-        ).all()
-        if not rows:
-            return None
-        total = 0.0
-        for (data,) in rows:
-            found = _number(data, ("usd", "cost_usd", "spent_usd", "amount_usd"))
-            total += found or 0.0
-        return total
 
     def _audit_families(self, conn: Connection, env: str) -> list[Metric]:
         counts: dict[str, int] = dict(

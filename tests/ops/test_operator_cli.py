@@ -1,0 +1,298 @@
+"""The operator's `xbot` sub-commands as a user meets them, with their exit codes.
+
+Each sub-command has its happy path and its error path here: migrate, status, post --dry-run,
+health serve, sandbox serve (and brake / reconcile at the end of the file). Every error path and
+both servers run as real subprocesses; happy paths that need many calls run the same typer app
+in process (one interpreter start instead of ten: this machine has 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.foundation.conftest import settings_env_names, subprocess_env
+from xbot_assets.cli import app
+from xbot_assets.posting.ledger import PostingLedger
+from xbot_assets.store.brake import EmergencyBrake
+from xbot_assets.store.engine import make_engine
+from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.migrate import upgrade
+
+XBOT = [sys.executable, "-m", "xbot_assets.cli"]
+
+
+def xbot(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*XBOT, *args],
+        cwd=tmp_path,
+        env=subprocess_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def inproc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Ran]:
+    """Run `xbot ARGS` in this process, with the environment a subprocess would get."""
+    for name in settings_env_names():
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XBOT_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args: str, **env: str) -> Ran:
+        result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+        return Ran(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str] | Ran, needle: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("xbot: ") and needle in lines[0], lines[0]
+
+
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'home' / 'xbot.db'}"
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> Path:
+    upgrade(db_url(tmp_path))
+    return tmp_path
+
+
+def queue_post(tmp_path: Path, text: str, *, arm: str = "how_to:python") -> tuple[int, int]:
+    engine = make_engine(db_url(tmp_path))
+    try:
+        ledger = PostingLedger(engine, "local")
+        from xbot_assets.store.durable import DurableStore
+
+        account_id = DurableStore(engine, "local").ensure_account("xbot_sandbox").id
+        now = datetime.now(UTC)
+        ids = ledger.enqueue(account_id, [text], scheduled_at=now - timedelta(minutes=1), arm=arm)
+        return account_id, ids[0]
+    finally:
+        engine.dispose()
+
+
+def engage_brake(tmp_path: Path, reason: str) -> None:
+    engine = make_engine(db_url(tmp_path))
+    try:
+        EmergencyBrake(engine, "local", None, KeySpace("local:")).engage(reason, actor="test")
+    finally:
+        engine.dispose()
+
+
+# --- migrate -------------------------------------------------------------------------------------
+
+
+def test_migrate_creates_then_checks_the_schema(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
+    one_line_error(xbot(tmp_path, "migrate", "--check"), "xbot migrate")
+    proc = xbot(tmp_path, "migrate")
+    assert proc.returncode == 0, proc.stderr
+    assert "-> " in proc.stdout
+    assert inproc("migrate", "--check").returncode == 0
+    assert inproc("migrate").returncode == 0  # idempotent
+
+
+def test_migrate_error_paths(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
+    one_line_error(xbot(tmp_path, "migrate", "--revision", "nope"), "unknown revision")
+    bad = inproc("migrate", DATABASE_URL="mysql://u:pw-secret@127.0.0.1/x")
+    one_line_error(bad, "DATABASE_URL")
+    assert "pw-secret" not in bad.stdout + bad.stderr
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def test_status_on_an_unmigrated_store_exits_2(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
+    one_line_error(xbot(tmp_path, "status"), "xbot migrate")
+    one_line_error(inproc("status", "--json", APP_ENV="production"), "DATABASE_URL")
+
+
+def test_status_shows_queue_caps_and_health(migrated: Path, inproc: Callable[..., Ran]) -> None:
+    _account, post_id = queue_post(migrated, "How to keep pytest fixtures small and fast")
+    proc = inproc("status", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["environment"] == "local"
+    assert data["posts_by_status"] == {"queued": 1}
+    assert data["next_posts"][0]["id"] == post_id
+    assert data["next_posts"][0]["arm"] == "how_to:python"
+    assert data["caps"]["xbot_sandbox"]["left_today"] == 12
+    assert data["ai_spend_today"]["budget_usd"] == 7.5
+    assert data["health"]["ready"] is True
+    assert "pytest fixtures" not in proc.stdout  # ids and arms, never the text
+    text = inproc("status")
+    assert text.returncode == 0 and "next posts" in text.stdout and f"#{post_id}" in text.stdout
+
+
+def test_status_exits_1_when_not_ready(migrated: Path, inproc: Callable[..., Ran]) -> None:
+    engage_brake(migrated, "incident 42")
+    proc = inproc("status", "--json")
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    brake = next(c for c in data["health"]["checks"] if c["name"] == "brake")
+    assert brake["status"] == "down" and "incident 42" in brake["detail"]
+
+
+# --- post --dry-run ------------------------------------------------------------------------------
+
+
+def test_post_without_dry_run_is_refused(tmp_path: Path) -> None:
+    one_line_error(xbot(tmp_path, "post"), "--dry-run")
+
+
+def test_post_dry_run_error_paths(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
+    one_line_error(inproc("post", "--dry-run"), "xbot migrate")
+    upgrade(db_url(tmp_path))
+    one_line_error(inproc("post", "--dry-run", "--account", "nobody"), "nobody")
+
+
+def test_post_dry_run_shows_the_next_post_and_sends_nothing(
+    migrated: Path, inproc: Callable[..., Ran]
+) -> None:
+    _account, post_id = queue_post(migrated, "How to use pytest fixtures in Python")
+    proc = inproc("post", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)["accounts"][0]
+    assert plan["post"]["id"] == post_id and plan["post"]["arm"] == "how_to:python"
+    assert plan["guard"]["ok"] is True and plan["gate"]["open"] is True
+    assert plan["would_post"] is True
+    # nothing was claimed: the post is still queued
+    status = json.loads(inproc("status", "--json").stdout)
+    assert status["posts_by_status"] == {"queued": 1}
+    # the gate and the guard are shown when they say no
+    engage_brake(migrated, "storm")
+    blocked = json.loads(inproc("post", "--dry-run", "--json").stdout)["accounts"][0]
+    assert blocked["would_post"] is False and "storm" in blocked["gate"]["blocked_by"]
+    text = inproc("post", "--dry-run")
+    assert text.returncode == 0 and "gate: BLOCKED" in text.stdout
+
+
+def test_post_dry_run_reports_a_guard_rejection(migrated: Path, inproc: Callable[..., Ran]) -> None:
+    queue_post(migrated, "How to reach me: mail jane.doe@example.com or call 555-123-4567")
+    plan = json.loads(inproc("post", "--dry-run", "--json").stdout)["accounts"][0]
+    assert plan["guard"]["ok"] is False
+    assert "pii_email" in plan["guard"]["reasons"]
+    assert plan["would_post"] is False and "safety guard" in plan["why_not"]
+
+
+# --- health serve --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_line(proc: subprocess.Popen[str], timeout_s: float = 30) -> str:
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout_s)
+    assert ready, "the server printed nothing"
+    return proc.stdout.readline()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def test_health_serve_answers_and_stops_on_sigterm(
+    migrated: Path, spawn: list[subprocess.Popen[str]]
+) -> None:
+    proc = subprocess.Popen(
+        [*XBOT, "health", "serve", "--port", "0"],
+        cwd=migrated,
+        env=subprocess_env(migrated),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    spawn.append(proc)
+    line = read_line(proc)
+    assert "http://127.0.0.1:" in line, line
+    url = line.split()[4]
+    assert httpx.get(url + "/healthz", timeout=10).json() == {"status": "ok"}
+    ready = httpx.get(url + "/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"  # no post yet
+    assert "xbot_posts_total" in httpx.get(url + "/metrics", timeout=10).text
+    proc.send_signal(signal.SIGTERM)
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells it
+    assert proc.wait(15) in (0, -signal.SIGTERM)
+
+
+def test_health_serve_error_paths(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        one_line_error(xbot(tmp_path, "health", "serve", "--port", str(port)), "--port")
+    one_line_error(
+        inproc("health", "serve", DATABASE_URL="mysql://u:pw@127.0.0.1/x"), "DATABASE_URL"
+    )
+    bad = inproc("health", "serve", "--port", "70000")
+    assert bad.returncode == 2 and "65535" in bad.stderr
+
+
+# --- sandbox serve -------------------------------------------------------------------------------
+
+
+def test_sandbox_serve_answers(tmp_path: Path, spawn: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*XBOT, "sandbox", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=subprocess_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    spawn.append(proc)
+    assert f"http://127.0.0.1:{port}" in read_line(proc)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            resp = httpx.get(f"http://127.0.0.1:{port}/__sandbox/state", timeout=5)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the sandbox did not start listening"
+            time.sleep(0.1)
+    assert resp.status_code == 200
+    proc.send_signal(signal.SIGINT)
+    proc.wait(15)
+
+
+def test_sandbox_serve_rejects_an_unknown_scenario(tmp_path: Path) -> None:
+    one_line_error(xbot(tmp_path, "sandbox", "serve", "--scenario", "no_such_world"), "no_such")
