@@ -53,3 +53,12 @@ def test_from_settings_uses_the_sqlite_file_under_xbot_home(tmp_path: Path) -> N
         assert store.environment == "local" and store.dialect == "sqlite"
         store.ensure_account("bot")
     assert (tmp_path / "home" / "xbot.db").is_file()
+
+
+def test_staging_refuses_to_act_as_a_role_that_bypasses_rls(pg_url: str) -> None:
+    """pg_url logs in as the superuser `postgres`: fine for migrations, never for the bot."""
+    with pytest.raises(StoreConfigError, match=r"BYPASSRLS.*xbot_staging"):
+        DurableStore.from_url(pg_url, environment="staging", db_role=None)
+    with pytest.raises(StoreConfigError, match="service_role"):
+        DurableStore.from_url(pg_url, environment="production", db_role=None)
+    DurableStore.from_url(pg_url, environment="local", db_role=None).close()  # a developer's DB

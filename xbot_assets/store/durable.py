@@ -27,7 +27,16 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, Row, and_, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -168,14 +177,21 @@ class DurableStore:
             role = f"xbot_{environment}" if db_role == "auto" else db_role
         engine = make_engine(parsed, db_role=role)
         store = cls(engine, environment)
-        if role is not None:
+        if parsed.get_backend_name() == "postgresql":
             store._check_role(role)
         return store
 
-    def _check_role(self, role: str) -> None:
+    def _check_role(self, role: str | None) -> None:
+        """Connect once: the role must be usable, and outside ``local`` it must not bypass RLS."""
         try:
             with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+                row = conn.execute(
+                    text(
+                        "SELECT current_user, rolsuper OR rolbypassrls FROM pg_roles "
+                        "WHERE rolname = current_user"
+                    )
+                ).one()
+                user, bypasses = str(row[0]), bool(row[1])
         except sa_exc.DBAPIError as exc:
             self.engine.dispose()
             detail = str(getattr(exc, "orig", exc)).splitlines()[0]
@@ -184,6 +200,13 @@ class DurableStore:
                 f"the database owner to create it, then `GRANT {role} TO <login user>` "
                 "(see xbot_assets/store/README.md)"
             ) from None
+        if bypasses and self.environment != "local":
+            self.engine.dispose()
+            raise StoreConfigError(
+                f"the durable store connection acts as {user!r}, a superuser or BYPASSRLS role "
+                f"that ignores row-level security: for {self.environment} the bot must act as "
+                f"xbot_{self.environment} (leave db_role='auto'; never use Supabase service_role)"
+            )
 
     def close(self) -> None:
         """Release the connection pool."""
