@@ -267,6 +267,53 @@ def post_cmd(
     typer.echo(json.dumps(result, indent=2, default=str) if as_json else render_dry_run(result))
 
 
+@app.command("reconcile")
+def reconcile_cmd(
+    grace_minutes: float | None = typer.Option(
+        None, "--grace-minutes", min=0, help="Only rows in `posting` this long (default 10)."
+    ),
+    guarded_retry: bool | None = typer.Option(
+        None,
+        "--guarded-retry/--no-guarded-retry",
+        help="Re-queue a post not found on the timeline once (default: bot_config, else off).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
+) -> None:
+    """Settle posts left in `posting` by a poster that died: each is looked up on the account's
+    own timeline (found: posted with its id; not found: unknown, or one guarded retry)."""
+    settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    if settings.resolved_poster == "sandbox":
+        fail(
+            "the in-process sandbox lives only inside the run that posted (which reconciles "
+            "itself): to reconcile from here set POSTER=api and X_API_BASE_URL to the sandbox "
+            "server (`xbot sandbox serve`) or to X"
+        )
+    from datetime import timedelta
+
+    from xbot_assets.posting.base import PostingError
+    from xbot_assets.posting.factory import reconcile
+
+    try:
+        report = reconcile(
+            settings,
+            grace=None if grace_minutes is None else timedelta(minutes=grace_minutes),
+            guarded_retry=guarded_retry,
+        )
+    except PostingError as exc:
+        fail(f"cannot read the account's own timeline ({exc}); nothing was changed")
+    except ValueError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    typer.echo(
+        f"found on X: {len(report.found)}  unknown (a person decides): {len(report.unknown)}  "
+        f"re-queued once: {len(report.requeued)}  skipped (settled elsewhere): "
+        f"{len(report.skipped)}"
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -81,6 +81,9 @@ def test_oracle_rates_sampler_and_drift() -> None:
     assert oracle.expected_rates("single", "ai", 3, 1)["impressions"] < rates["impressions"]
     matrix = oracle.expected_rates_matrix(10, 1)
     assert matrix.shape == (24, len(oracle.metrics))
+    weighted = oracle.expected_weighted_rates({"replies": 13.5, "likes": 0.5}, 10, 1)
+    q = oracle.arm_index("question:python")
+    assert weighted[q] == pytest.approx(13.5 * rates["replies"] + 0.5 * rates["likes"])
     rng = np.random.default_rng(0)
     arm = oracle.arm_index("how_to:python")
     batch = oracle.sample_batch(np.full(40_000, arm), 10, 1, None, rng)

@@ -13,7 +13,7 @@ follower growth on top of the same model.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -105,6 +105,21 @@ class Oracle:
         )
         expected = self.model.expected_impressions(median)
         return np.column_stack([expected, rates])
+
+    def expected_weighted_rates(
+        self, weights: Mapping[str, float], hour: int, weekday: int, at: datetime | None = None
+    ) -> np.ndarray:
+        """``Σ weights[m] × rate[m]`` for every arm: an expected reward, for the caller's weights.
+
+        The weights come from the caller (``xbot_assets.learning.rewards.REWARD_WEIGHTS``), so
+        the reward stays defined in one place; unknown metric names raise ValueError.
+        """
+        unknown = sorted(set(weights) - set(ENGAGEMENT_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; use {ENGAGEMENT_METRICS}")
+        matrix = self.expected_rates_matrix(hour, weekday, at)
+        vector = np.array([float(weights.get(m, 0.0)) for m in ENGAGEMENT_METRICS])
+        return np.asarray(matrix[:, 1:] @ vector)
 
     def expected_rates(
         self, format: str, topic: str, hour: int, weekday: int, at: datetime | None = None

@@ -416,10 +416,18 @@ def running_server(sandbox: SandboxX, host: str = "127.0.0.1") -> Iterator[str]:
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 8787, scenario: str = "default", seed: int = 7
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    scenario: str = "default",
+    seed: int = 7,
+    journal: str | None = None,
 ) -> None:
-    """Run the sandbox X in the foreground (``xbot sandbox serve``) until interrupted."""
-    sandbox = SandboxX(scenario=scenario, seed=seed)
+    """Run the sandbox X in the foreground (``xbot sandbox serve``) until interrupted.
+
+    Args:
+        journal: optional write log; the server then survives restarts with its posts.
+    """
+    sandbox = SandboxX(scenario=scenario, seed=seed, journal=journal)
     account = sandbox.account()
     print(
         f"sandbox X ({scenario}, seed {seed}) on http://{host}:{port}\n"
