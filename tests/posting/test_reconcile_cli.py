@@ -1,0 +1,53 @@
+"""`xbot reconcile` settles a post left in `posting`, against the sandbox's HTTP API."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from typer.testing import CliRunner
+
+from xbot_assets.cli import app
+from xbot_assets.posting.factory import open_ledger
+from xbot_assets.posting.ledger import RateCaps
+from xbot_assets.sandbox.platform import APP_BEARER_TOKEN
+
+from .conftest import api_settings
+
+
+def test_reconcile_command_finds_the_lost_post(
+    sandbox, sandbox_url, sqlite_url, monkeypatch, tmp_path
+):
+    settings = api_settings(sandbox, sandbox_url, sqlite_url)
+    ledger = open_ledger(settings)
+    account = ledger.ensure_account(settings.x_handle)
+    ledger.enqueue(
+        account,
+        ["SQL analytics: window functions beat self-joins", "never sent part"],
+        scheduled_at=datetime.now(UTC) - timedelta(days=1),
+    )
+    claim = ledger.claim_next_due(account, RateCaps(), now=datetime.now(UTC) - timedelta(hours=1))
+    # the poster posted, then died before recording the id
+    sandbox.create_tweet(claim.text, token=sandbox.account().user_token)
+    monkeypatch.chdir(tmp_path)  # no .env from the checkout
+    for key, value in {
+        "POSTER": "api",
+        "X_API_BASE_URL": sandbox_url,
+        "X_OAUTH2_USER_TOKEN": sandbox.account().user_token,
+        "X_BEARER_TOKEN": APP_BEARER_TOKEN,
+        "X_HANDLE": sandbox.account().handle,
+        "DATABASE_URL": sqlite_url,
+    }.items():
+        monkeypatch.setenv(key, value)
+    result = CliRunner().invoke(app, ["reconcile", "--json", "--grace-minutes", "5"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    x_id = sandbox.posts_of()[0].id
+    assert report["found"] == {str(claim.tweet_id): x_id}
+    rows = {r["id"]: r for r in ledger.rows(account)}
+    assert rows[claim.tweet_id]["status"] == "posted" and rows[claim.tweet_id]["x_id"] == x_id
+    assert sandbox.account().user_token not in result.output
+
+    monkeypatch.setenv("POSTER", "sandbox")
+    refused = CliRunner().invoke(app, ["reconcile"])
+    assert refused.exit_code == 2 and "POSTER=api" in refused.output
