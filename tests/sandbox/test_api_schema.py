@@ -141,9 +141,12 @@ def test_user_timeline_pagination(client, user_headers, app_headers, sandbox: Sa
     assert "next_token" not in second["meta"]
     r = client.get(f"/2/users/{user_id}/tweets", params={"since_id": ids[4]}, headers=app_headers)
     assert [p["id"] for p in check(r, path, "get")["data"]] == [ids[6], ids[5]]
-    r = client.get(f"/2/users/{user_id}/tweets", params={"max_results": 500}, headers=app_headers)
-    assert r.status_code == 400
-    check(r, path, "get")
+    for bad in ({"max_results": 500}, {"since_id": "abc"}, {"max_results": "ten"}):
+        r = client.get(f"/2/users/{user_id}/tweets", params=bad, headers=app_headers)
+        assert r.status_code == 400, bad
+        check(r, path, "get")
+    r = client.get("/2/nothing/here", headers=app_headers)
+    assert r.status_code == 404 and r.json()["status"] == 404
 
 
 def test_delete(client, user_headers, sandbox: SandboxX, posted) -> None:

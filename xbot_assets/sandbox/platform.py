@@ -1125,6 +1125,13 @@ class SandboxX:
                 else (start_time)
             )
             end = parse_time(end_time, "end_time") if isinstance(end_time, str) else end_time
+            for name, value in (("since_id", since_id), ("until_id", until_id)):
+                if value is not None and not re.fullmatch(r"[0-9]{1,19}", str(value)):
+                    raise errors.invalid_request(
+                        f"The `{name}` query parameter value [{value}] does not match "
+                        "^[0-9]{1,19}$",
+                        name,
+                    )
             offset = 0
             if pagination_token:
                 try:

@@ -354,6 +354,23 @@ def _account_json(account: Any) -> dict[str, Any]:
     }
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """X answers unknown API paths with a JSON 404; web paths get a plain page."""
+    if request.url.path.startswith("/2/"):
+        return _error(
+            errors.not_found_request(f"Sorry, that page does not exist: {request.url.path}")
+        )
+    return Response("Not Found", status_code=404, media_type="text/plain")
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    body = errors.error_body(
+        405, "Method Not Allowed", f"{request.method} is not allowed on {request.url.path}",
+        code=405,
+    )  # fmt: skip
+    return _json(body, 405)
+
+
 def create_app(sandbox: SandboxX) -> Starlette:
     """The Starlette app serving ``sandbox`` (API, web pages, admin)."""
     from xbot_assets.sandbox.web import web_routes
@@ -377,7 +394,7 @@ def create_app(sandbox: SandboxX) -> Starlette:
         Route("/__sandbox/counters/reset", admin.reset_counters, methods=["POST"]),
         *web_routes(sandbox),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.sandbox = sandbox
     return app
 
