@@ -8,7 +8,10 @@ health server's readiness check and ``xbot status`` read the newest row per comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,8 +19,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, insert, select
 
 from xbot_assets.ops.dbread import read_connection
+from xbot_assets.ops.redact import redact, safe_error
 from xbot_assets.store.schema import HEALTH_STATUSES, system_health
 from xbot_assets.store.timebase import Clock, utc_now
+
+log = logging.getLogger(__name__)
 
 COMPONENT_POSTER = "poster"
 COMPONENT_METRICS_COLLECTOR = "metrics_collector"
@@ -116,3 +122,90 @@ def latest_component_statuses(
         )
         for row in rows
     }
+
+
+@contextmanager
+def track_component(
+    engine: Engine,
+    *,
+    environment: str,
+    component: str,
+    clock: Clock = utc_now,
+) -> Iterator[dict[str, Any]]:
+    """Record one unit of a component's work in ``system_health``: ``ok`` or ``down``.
+
+    Yields a dict the caller may fill with figures (counts, durations; no text, no secret). On
+    success an ``ok`` row is written with them; on an exception a ``down`` row with the redacted
+    error, and the exception propagates unchanged. Writing the row never hides the work's own
+    outcome: a failure to write is logged and swallowed.
+
+    Example::
+
+        with track_component(engine, environment="local", component="metrics_collector") as m:
+            m["collected"] = collect_due_metrics(...)
+    """
+    figures: dict[str, Any] = {}
+    started = time.perf_counter()
+    try:
+        yield figures
+    except Exception as exc:
+        figures["duration_s"] = round(time.perf_counter() - started, 3)
+        _write_quietly(engine, environment, component, "down", safe_error(exc), figures, clock)
+        raise
+    figures["duration_s"] = round(time.perf_counter() - started, 3)
+    _write_quietly(engine, environment, component, "ok", None, figures, clock)
+
+
+def _write_quietly(
+    engine: Engine,
+    environment: str,
+    component: str,
+    status: str,
+    message: str | None,
+    figures: Mapping[str, Any],
+    clock: Clock,
+) -> None:
+    try:
+        write_component_status(
+            engine,
+            environment=environment,
+            component=component,
+            status=status,
+            message=message,
+            metrics=figures,
+            clock=clock,
+        )
+    except Exception as exc:  # the status row is best effort; the work's outcome stands
+        log.warning("could not record %s status: %s", component, safe_error(exc))
+
+
+def record_poster_session(
+    engine: Engine,
+    *,
+    environment: str,
+    poster: Any,
+    clock: Clock = utc_now,
+) -> ComponentStatus:
+    """Ask a poster whether its session can post (``check_session()``) and record the answer.
+
+    The readiness check ``poster_session`` reads this row, so a revoked token or an expired
+    browser login shows on ``/readyz`` before the next post fails.
+    """
+    try:
+        session = poster.check_session()
+        ok, reason = bool(session.ok), str(session.reason or "")
+    except Exception as exc:  # an unanswerable session check is a failed one
+        ok, reason = False, safe_error(exc)
+    status = "ok" if ok else "down"
+    message = None if ok else redact(reason or "the poster's session is not valid")
+    now = clock()
+    write_component_status(
+        engine,
+        environment=environment,
+        component=COMPONENT_POSTER,
+        status=status,
+        message=message,
+        metrics={"poster": str(getattr(poster, "kind", "unknown"))},
+        clock=lambda: now,
+    )
+    return ComponentStatus(COMPONENT_POSTER, status, now, message, {})
