@@ -56,23 +56,36 @@ def keys(redis_client: redis.Redis) -> Iterator[KeySpace]:
     scan_delete(redis_client, space)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh database on the machine's Postgres, migrated to head, dropped afterwards."""
-    from xbot_assets.store.migrate import upgrade
-
-    name = f"xbot_test_hotpath_{uuid.uuid4().hex[:8]}"
+def _admin() -> psycopg.Connection:
     try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
+        return psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
         pytest.fail(
             f"Postgres is not reachable at 127.0.0.1:5432 ({type(exc).__name__}): start it with "
             "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
         )
-    with admin:
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A database migrated to head once per test process, copied by each test (fast)."""
+    from xbot_assets.store.migrate import upgrade
+
+    name = f"xbot_test_hotpath_tpl_{uuid.uuid4().hex[:8]}"
+    with _admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    upgrade(url)
-    yield url
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+    upgrade(f"postgresql://postgres@127.0.0.1:5432/{name}")
+    yield name
+    with _admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    """A fresh database on the machine's Postgres, at the migrations' head, dropped afterwards."""
+    name = f"xbot_test_hotpath_{uuid.uuid4().hex[:8]}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with _admin() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -104,7 +104,7 @@ def test_processing_the_same_entry_twice_has_the_effect_of_once(redis_client, ke
     report = q.process("w1", lambda m: effects.append(m.idempotency_key), count=10)
     assert effects == ["post:42"]
     assert report.done == ["post:42"] and report.skipped_duplicates == ["post:42"]
-    assert q.process("w1", effects.append, count=10).done == []
+    assert q.process("w1", lambda m: effects.append(m.idempotency_key), count=10).done == []
     assert effects == ["post:42"]
     assert q.stats()["pending"] == 0
     # A redelivery (same entry re-queued after a crash) is skipped too.
