@@ -296,3 +296,36 @@ def test_sandbox_serve_answers(tmp_path: Path, spawn: list[subprocess.Popen[str]
 
 def test_sandbox_serve_rejects_an_unknown_scenario(tmp_path: Path) -> None:
     one_line_error(xbot(tmp_path, "sandbox", "serve", "--scenario", "no_such_world"), "no_such")
+
+
+# --- reconcile -----------------------------------------------------------------------------------
+
+
+def test_reconcile_error_paths(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
+    # a store behind its schema stops the command before any poster starts
+    one_line_error(xbot(tmp_path, "reconcile", POSTER="api"), "xbot migrate")
+    # the in-process sandbox poster cannot be reconciled from another process
+    upgrade(db_url(tmp_path))
+    one_line_error(inproc("reconcile"), "POSTER=api")
+
+
+def test_reconcile_against_the_sandbox_api(migrated: Path, inproc: Callable[..., Ran]) -> None:
+    from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, SandboxX
+    from xbot_assets.sandbox.server import running_server
+
+    sandbox = SandboxX(scenario="default", seed=5)
+    account = sandbox.account()
+    with running_server(sandbox) as url:
+        proc = inproc(
+            "reconcile",
+            "--json",
+            POSTER="api",
+            X_API_BASE_URL=url,
+            X_OAUTH2_USER_TOKEN=account.user_token,
+            X_BEARER_TOKEN=APP_BEARER_TOKEN,
+            X_HANDLE=account.handle,
+        )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["found"] == {} and report["unknown"] == []
+    assert account.user_token not in proc.stdout + proc.stderr
