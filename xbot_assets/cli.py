@@ -145,6 +145,9 @@ def sandbox_serve(
     scenario: str = typer.Option("default", help="default, drift, cold_start, large or a path."),
     seed: int = typer.Option(7, help="Audience seed (same seed, same outcomes)."),
     journal: str | None = typer.Option(None, help="Write log to keep posts across restarts."),
+    speed: float = typer.Option(
+        0.0, min=0.0, help="0: clock moves only via /__sandbox/clock; N: N sim s per real s."
+    ),
 ) -> None:
     """Serve the sandbox X (API v2, x.com-like pages, /__sandbox/ admin) until interrupted."""
     from xbot_assets.sandbox.scenario import ScenarioError, load_scenario
@@ -154,7 +157,7 @@ def sandbox_serve(
         load_scenario(scenario, seed)
     except ScenarioError as exc:
         fail(str(exc))
-    serve(host=host, port=port, scenario=scenario, seed=seed, journal=journal)
+    serve(host=host, port=port, scenario=scenario, seed=seed, journal=journal, speed=speed)
 
 
 health_app = typer.Typer(help="The health server: /healthz, /readyz and /metrics for monitoring.")
@@ -312,6 +315,66 @@ def reconcile_cmd(
         f"re-queued once: {len(report.requeued)}  skipped (settled elsewhere): "
         f"{len(report.skipped)}"
     )
+
+
+@app.command("brake")
+def brake_cmd(
+    action: str = typer.Argument(..., help="on | off | status"),
+    reason: str | None = typer.Option(
+        None, "--reason", "-r", help="Why (required for on/off; goes to the audit log)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
+) -> None:
+    """The emergency brake: `on` stops every post from the next check on, `off` allows posting
+    again, `status` shows it. Stored durably (bot_config + audit_log) and mirrored in Redis."""
+    if action not in ("on", "off", "status"):
+        fail(f"unknown brake action {action!r}: use `xbot brake on|off|status`")
+    if action != "status" and not (reason and reason.strip()):
+        fail(f"say why: `xbot brake {action} --reason '...'` (it goes to the audit log)")
+    settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    import redis as redis_lib
+    from sqlalchemy.exc import DBAPIError
+
+    from xbot_assets.ops.audit import operator_actor
+    from xbot_assets.store.brake import EmergencyBrake
+    from xbot_assets.store.engine import make_engine
+    from xbot_assets.store.keys import KeySpace, redis_from_settings
+
+    engine = make_engine(settings.resolved_database_url)
+    client = redis_from_settings(settings)
+    brake = EmergencyBrake(engine, settings.app_env, client, KeySpace.from_settings(settings))
+    try:
+        if action == "on":
+            state = brake.engage(reason or "", actor=operator_actor())
+        elif action == "off":
+            state = brake.release(reason or "", actor=operator_actor())
+        else:
+            state = brake.durable_status()
+    except DBAPIError as exc:
+        fail(
+            f"the durable store did not answer ({type(exc).__name__}): nothing can be posted "
+            "while it is down either; retry `xbot brake` when it is back"
+        )
+    finally:
+        engine.dispose()
+    mirrored = None
+    if client is not None:
+        try:
+            mirrored = client.exists(brake.mirror_key) == 1
+        except redis_lib.RedisError:
+            mirrored = False
+        client.close()
+    out = {**state.as_value(), "environment": settings.app_env, "redis_mirror": mirrored}
+    if as_json:
+        typer.echo(json.dumps(out, indent=2, default=str))
+        return
+    word = "ON (no post will be claimed)" if state.engaged else "off"
+    typer.echo(f"brake {word}")
+    if state.reason:
+        typer.echo(f"  reason: {state.reason}")
+    if state.by or state.since:
+        typer.echo(f"  by {state.by or '?'} at {state.since.isoformat() if state.since else '?'}")
 
 
 def main() -> None:  # pragma: no cover - console entry point
