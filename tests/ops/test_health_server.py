@@ -19,7 +19,9 @@ from xbot_assets.content.base import Usage
 from xbot_assets.content.budget import BotConfigBudgetLedger
 from xbot_assets.health.checks import HealthContext, Thresholds
 from xbot_assets.health.server import HealthServer
+from xbot_assets.ops.audit import recent_audit
 from xbot_assets.ops.component_status import latest_component_statuses, write_component_status
+from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
 from xbot_assets.posting.base import PosterBase, PostResult, Rejected, SessionStatus
 from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.posting.service import PostingService
@@ -390,3 +392,28 @@ def test_health_server_against_postgres(pg_database: str, tmp_path: Path) -> Non
     assert resp.status_code == 200  # no post yet is "degraded", still ready
     assert json.loads(resp.text)["status"] == "degraded"
     assert "xbot_posts_total" in metrics.text
+
+
+def test_learning_figures_reach_metrics(store: Store, server: HealthServer) -> None:
+    before = scrape(server)
+    assert ("xbot_model_auc", ()) not in before  # nothing learned yet: no made-up value
+    durable = DurableStore(store.engine, "local")
+    record_model_promotion(
+        durable,
+        model="engagement_scorer",
+        deployed="logistic_regression",
+        metrics={"auc": 0.68, "log_loss": 0.61, "brier": float("nan")},
+    )
+    record_policy_estimates(durable, regret_estimate=0.012, values={"thompson_current": 0.05})
+    durable.set_config(
+        "learned",
+        {"arm_probabilities": {"how_to:python": 0.7, "list:ai": 0.3}, "cold_start": False},
+        actor="learning_engine",
+    )
+    after = scrape(server)
+    assert after[("xbot_model_auc", ())] == pytest.approx(0.68)
+    assert after[("xbot_regret_estimate", ())] == pytest.approx(0.012)
+    assert after[("xbot_learned_arm_probability", (("arm", "how_to:python"),))] == 0.7
+    promoted = recent_audit(store.engine, environment="local", event_type="model.promoted")
+    assert promoted[0]["actor"] == "learning_engine"
+    assert promoted[0]["data"]["deployed"] == "logistic_regression"

@@ -312,6 +312,23 @@ class DurableStateCollector(Collector):
                 family = GaugeMetricFamily(metric, help_text)
                 family.add_metric([], value)
                 out.append(family)
+        learned = config.get("learned")
+        if isinstance(learned, dict) and isinstance(learned.get("arm_probabilities"), dict):
+            arms = GaugeMetricFamily(
+                "xbot_learned_arm_probability",
+                "probability that each arm is best, from the latest learned_config",
+                labels=["arm"],
+            )
+            probabilities = _cap_labels(
+                {
+                    str(arm)[:MAX_LABEL_CHARS]: float(p)
+                    for arm, p in learned["arm_probabilities"].items()
+                    if isinstance(p, int | float)
+                }
+            )
+            for arm, probability in sorted(probabilities.items()):
+                arms.add_metric([arm], probability)
+            out.append(arms)
         spend = config.get(today_key)
         spend = spend if isinstance(spend, dict) else {}
         usd = GaugeMetricFamily(
@@ -337,7 +354,9 @@ class DurableStateCollector(Collector):
                 if found is not None:
                     return found
         for key, value in config.items():
-            if any(word in key for word in ("model", "scorer", "learning", "policy")):
+            if key.startswith(("model.", "policy.")) or any(
+                word in key for word in ("scorer", "learning", "learned")
+            ):
                 found = _number(value, names)
                 if found is not None:
                     return found
