@@ -96,7 +96,7 @@ def test_web_faults_have_their_outcomes_and_no_duplicate(
     ]
     for text in texts:
         ledger.enqueue(account, [text], scheduled_at=now)
-    poster = make_poster(settings)
+    poster = make_poster(settings, timeout=3.0)
     alerts: list[str] = []
     try:
         # layout changed: the testids are renamed; the fallbacks still find box and button
@@ -104,6 +104,10 @@ def test_web_faults_have_their_outcomes_and_no_duplicate(
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
         assert run.outcomes[0].status == "posted"
         sandbox.clear_faults()
+        # the home page fails (500): no compose box, nothing sent, back in the queue
+        sandbox.set_fault("server_error", match="web_home", count=1)
+        run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
+        assert run.outcomes[0].status == "released" and "compose box" in run.outcomes[0].reason
         # rate limit on the web: released, no post
         sandbox.set_fault("rate_limit", match="web_create_tweet", count=1)
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
