@@ -60,6 +60,22 @@ def test_sim_clock_is_aware_and_moves_only_when_told() -> None:
         clock.set(datetime(2026, 1, 1))
 
 
+def test_wall_clock_runs_on_its_own_and_still_jumps() -> None:
+    import time
+
+    from xbot_assets.sandbox.clock import WallClock
+
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    clock = WallClock(start, speed=3600.0)  # a simulated hour per real second
+    time.sleep(0.05)
+    assert clock.now() - start >= timedelta(seconds=150)
+    jumped = clock.set(datetime(2026, 2, 1, tzinfo=UTC))
+    assert jumped == datetime(2026, 2, 1, tzinfo=UTC) and clock.now() >= jumped
+    assert clock.advance(timedelta(days=1)) >= datetime(2026, 2, 2, tzinfo=UTC)
+    with pytest.raises(ValueError, match="positive speed"):
+        WallClock(start, speed=0)
+
+
 def test_every_scenario_loads_and_the_seed_decides_the_truth() -> None:
     for name in SCENARIOS:
         params = load_scenario(name, seed=3)

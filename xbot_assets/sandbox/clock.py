@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -51,3 +52,44 @@ def _as_utc(when: datetime) -> datetime:
             "pass e.g. datetime(..., tzinfo=UTC)"
         )
     return when.astimezone(UTC)
+
+
+class WallClock(SimClock):
+    """A simulated clock that also runs on its own: ``speed`` simulated seconds per real second.
+
+    For a long-running ``xbot sandbox serve`` that a bot talks to in real time (``speed=1``) or
+    faster (``speed=60``: a simulated hour per real minute). :meth:`advance` and :meth:`set`
+    still jump, for tests and the admin routes.
+
+    Args:
+        start: the simulated time at creation (timezone-aware).
+        speed: simulated seconds per real second (must be positive).
+    """
+
+    def __init__(self, start: datetime | None = None, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError(f"WallClock needs a positive speed, got {speed}; use SimClock for 0")
+        super().__init__(start)
+        self.speed = float(speed)
+        self._anchor = time.monotonic()
+
+    def _running(self) -> timedelta:
+        return timedelta(seconds=(time.monotonic() - self._anchor) * self.speed)
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now + self._running()
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta < timedelta(0):
+            raise ValueError(
+                f"WallClock.advance needs a non-negative delta, got {delta}; use set()"
+            )
+        with self._lock:
+            self._now = self._now + delta
+            return self._now + self._running()
+
+    def set(self, when: datetime) -> datetime:
+        with self._lock:
+            self._now = _as_utc(when) - self._running()
+            return _as_utc(when)

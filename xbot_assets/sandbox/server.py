@@ -438,13 +438,20 @@ def serve(
     scenario: str = "default",
     seed: int = 7,
     journal: str | None = None,
+    speed: float = 0.0,
 ) -> None:
     """Run the sandbox X in the foreground (``xbot sandbox serve``) until interrupted.
 
     Args:
         journal: optional write log; the server then survives restarts with its posts.
+        speed: 0 = the clock moves only through ``/__sandbox/clock`` (deterministic); above 0
+            it also runs on its own at ``speed`` simulated seconds per real second.
     """
-    sandbox = SandboxX(scenario=scenario, seed=seed, journal=journal)
+    from xbot_assets.sandbox.clock import WallClock
+    from xbot_assets.sandbox.scenario import load_scenario
+
+    clock = WallClock(load_scenario(scenario, seed).start, speed) if speed > 0 else None
+    sandbox = SandboxX(scenario=scenario, seed=seed, clock=clock, journal=journal)
     account = sandbox.account()
     print(
         f"sandbox X ({scenario}, seed {seed}) on http://{host}:{port}\n"
