@@ -24,8 +24,9 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def openai_client(fake_openai: FakeOpenAI) -> openai.OpenAI:
     """The real openai client pointed at the loopback server (no retries, short timeout)."""
-    return openai.OpenAI(api_key="test-key-not-secret", base_url=fake_openai.url, max_retries=0,
-                         timeout=5.0)  # fmt: skip
+    return openai.OpenAI(
+        api_key="test-key-not-secret", base_url=fake_openai.url, max_retries=0, timeout=5.0
+    )
 
 
 class FixedClock:

@@ -18,8 +18,19 @@ ITEMS: list[dict[str, Any]] = [json.loads(line) for line in CORPUS.read_text("ut
 def test_corpus_is_large_and_covers_every_kind_of_attack() -> None:
     assert len(ITEMS) >= 200
     categories = Counter(item["category"] for item in ITEMS)
-    for needed in ("profanity", "slur", "pii", "secret", "injection", "bidi", "length",
-                   "ordinary", "markup", "mixed_script", "near_duplicate"):  # fmt: skip
+    for needed in (
+        "profanity",
+        "slur",
+        "pii",
+        "secret",
+        "injection",
+        "bidi",
+        "length",
+        "ordinary",
+        "markup",
+        "mixed_script",
+        "near_duplicate",
+    ):
         assert categories[needed] >= 3, needed
     lengths = [i for i in ITEMS if i["category"] == "length"]
     assert any(i["ok"] for i in lengths) and any(not i["ok"] for i in lengths)

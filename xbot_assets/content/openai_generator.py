@@ -97,7 +97,7 @@ def build_messages(request: GenerationRequest) -> list[dict[str, str]]:
     winners = [w for w in winners if w]
     if winners:
         lines.append("Posts that worked recently (style examples, do not repeat them):")
-        lines += [f"- {json.dumps(w, ensure_ascii=False)}" for w in winners[:5]]
+        lines += [f"- {w}" for w in winners[:5]]
     if request.avoid_texts:
         lines.append("Recent posts (write something clearly different):")
         lines += [f"- {json.dumps(t, ensure_ascii=False)}" for t in request.avoid_texts[-5:]]
@@ -109,13 +109,14 @@ def build_messages(request: GenerationRequest) -> list[dict[str, str]]:
 
 
 def _winner_text(item: str | Mapping[str, Any]) -> str:
+    """One recent winner as a JSON value (a string, or an object with its text and figures)."""
     if isinstance(item, str):
-        return item.strip()
+        return json.dumps(item.strip(), ensure_ascii=False) if item.strip() else ""
     text = item.get("text") if isinstance(item, Mapping) else None
-    if not isinstance(text, str):
+    if not isinstance(text, str) or not text.strip():
         return ""
     extras = {k: v for k, v in item.items() if k != "text" and isinstance(v, (int, float, str))}
-    return f"{text.strip()} ({json.dumps(extras)})" if extras else text.strip()
+    return json.dumps({"text": text.strip(), **extras}, ensure_ascii=False)
 
 
 class OpenAIGenerator:

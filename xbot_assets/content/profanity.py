@@ -91,6 +91,10 @@ class ProfanityHit:
     word: str
 
 
+_SLUR_FORMS: set[str] = set()
+"""Every normalised spelling that comes from a slur (``n1gger`` -> ``nigger``, ``nlgger``)."""
+
+
 @lru_cache(maxsize=1)
 def _lexicon() -> tuple[frozenset[str], tuple[str, ...], dict[int, tuple[str, ...]]]:
     """(single words, multi-word phrases, words by length) from the word lists."""
@@ -104,7 +108,10 @@ def _lexicon() -> tuple[frozenset[str], tuple[str, ...], dict[int, tuple[str, ..
     for word in (w for w in listed if " " not in w):
         # Keep the literal entry (``sh!t``) and its plain-letter readings (``shit``).
         forms = {word} | {letters_only(v) for v in deleet_variants(word)}
-        single |= {f for f in forms if len(f) >= 2 and f not in BENIGN_WORDS}
+        kept = {f for f in forms if len(f) >= 2 and f not in BENIGN_WORDS}
+        single |= kept
+        if word in SLURS:
+            _SLUR_FORMS.update(kept)
     phrases = tuple(sorted(w for w in listed if " " in w)) + HARASSMENT_PHRASES
     by_length: dict[int, list[str]] = {}
     for word in single:
@@ -113,15 +120,13 @@ def _lexicon() -> tuple[frozenset[str], tuple[str, ...], dict[int, tuple[str, ..
     return frozenset(single), phrases, {k: tuple(v) for k, v in by_length.items()}
 
 
-_SLUR_LETTERS: Final[frozenset[str]] = frozenset(
-    letters_only(s.translate(str.maketrans("134", "iea"))) for s in SLURS
-)
 _TOKEN_EDGE = re.compile(r"^[\"'“”‘’«»(\[{<#:;,.?]+|[\"'“”‘’«»)\]}>:;,.?!]+$")
 _PHRASE_SPACE = re.compile(r"[\s\W_]+")
 
 
 def _code_for(word: str) -> str:
-    return "slur" if word in SLURS or letters_only(word) in _SLUR_LETTERS else "profanity"
+    _lexicon()  # fills _SLUR_FORMS
+    return "slur" if word in SLURS or word in _SLUR_FORMS else "profanity"
 
 
 def _readings(token: str) -> set[str]:
@@ -162,7 +167,7 @@ def _check_token(
     token = _TOKEN_EDGE.sub("", raw)
     if not token:
         return None
-    for reading in _readings(token):
+    for reading in sorted(_readings(token)):
         if reading in single:
             return reading
         if len(reading) >= 4 and (stem := _stem_match(reading)):
@@ -209,7 +214,7 @@ def find_profanity(text: str) -> list[ProfanityHit]:
     for left, right in itertools.pairwise(stripped):
         if not left or not right:
             continue
-        for reading in _readings(left + right):
+        for reading in sorted(_readings(left + right)):
             if reading in single and _stem_match(reading):
                 add(reading)
                 break
