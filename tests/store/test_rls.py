@@ -175,3 +175,24 @@ def test_the_bot_role_is_neither_owner_nor_superuser_nor_bypassrls(pg_url: str) 
             assert (user, superuser, bypass, owned) == (f"xbot_{env}", False, False, 0)
         finally:
             store.close()
+
+
+def test_json_columns_are_jsonb_with_gin_indexes_on_postgres(pg_url: str) -> None:
+    with _owner(pg_url) as conn:
+        kinds = {
+            (r[0], r[1]): r[2]
+            for r in conn.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND column_name IN "
+                "('metadata', 'scores', 'value', 'data', 'metrics', 'guard_reasons')"
+            )
+        }
+        gin = {
+            r[0]
+            for r in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' "
+                "AND indexdef ILIKE '%USING gin%'"
+            )
+        }
+    assert len(kinds) >= 9 and set(kinds.values()) == {"jsonb"}, kinds
+    assert {"ix_tweets_metadata_gin", "ix_audit_log_data_gin"} <= gin
