@@ -417,3 +417,42 @@ def test_learning_figures_reach_metrics(store: Store, server: HealthServer) -> N
     promoted = recent_audit(store.engine, environment="local", event_type="model.promoted")
     assert promoted[0]["actor"] == "learning_engine"
     assert promoted[0]["data"]["deployed"] == "logistic_regression"
+
+
+def test_queue_metrics_from_redis_streams(
+    store: Store, throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    """Depths, lag, pending, dead letters and reclaims as the hot path's queues leave them."""
+    import redis as redis_lib
+
+    from xbot_assets.store.streams import QueuePolicy, StreamQueue
+
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    settings = make_settings(tmp_path / "home", redis_url=throwaway_redis.url, redis_prefix=prefix)
+    client = redis_lib.Redis.from_url(throwaway_redis.url, decode_responses=True)
+    queue = StreamQueue(
+        client, KeySpace(prefix), "pending_posts", policy=QueuePolicy(max_attempts=1)
+    )
+    queue.enqueue_many([(f"k{i}", {"tweet_id": i}) for i in range(5)])
+    delivered = queue.read("worker-a", count=3)  # 3 delivered (pending), 2 still undelivered
+    queue.fail(delivered[0], "boom")  # max_attempts=1: dead-lettered
+    srv = HealthServer(HealthContext(settings), port=0).start()
+    try:
+        first = scrape(srv)
+        # a worker that died holding an entry: reclaimed as stuck, dead-lettered
+        queue.reclaim_stuck("worker-b", idle_ms=0)
+        second = scrape(srv)
+    finally:
+        srv.stop()
+        client.close()
+    q = (("queue", "pending_posts"),)
+    assert first[("xbot_queue_entries", (("priority", "normal"), ("queue", "pending_posts")))] == 5
+    assert first[("xbot_queue_lag", q)] == 2
+    assert first[("xbot_queue_pending", q)] == 2
+    assert first[("xbot_queue_dead_letters", q)] == 1
+    assert first[("xbot_queue_dead_letters_stuck", q)] == 0
+    assert first[("xbot_queue_oldest_pending_age_seconds", q)] >= 0
+    assert second[("xbot_queue_pending", q)] == 0
+    assert second[("xbot_queue_dead_letters", q)] == 3
+    assert second[("xbot_queue_dead_letters_stuck", q)] == 2
+    assert second[("xbot_scrape_source_up", (("source", "redis"),))] == 1

@@ -28,6 +28,7 @@ from tests.foundation.conftest import settings_env_names, subprocess_env
 from xbot_assets.cli import app
 from xbot_assets.posting.ledger import PostingLedger
 from xbot_assets.store.brake import EmergencyBrake
+from xbot_assets.store.durable import DurableStore
 from xbot_assets.store.engine import make_engine
 from xbot_assets.store.keys import KeySpace
 from xbot_assets.store.migrate import upgrade
@@ -90,8 +91,6 @@ def queue_post(tmp_path: Path, text: str, *, arm: str = "how_to:python") -> tupl
     engine = make_engine(db_url(tmp_path))
     try:
         ledger = PostingLedger(engine, "local")
-        from xbot_assets.store.durable import DurableStore
-
         account_id = DurableStore(engine, "local").ensure_account("xbot_sandbox").id
         now = datetime.now(UTC)
         ids = ledger.enqueue(account_id, [text], scheduled_at=now - timedelta(minutes=1), arm=arm)
@@ -146,10 +145,17 @@ def test_status_shows_queue_caps_and_health(migrated: Path, inproc: Callable[...
     assert data["next_posts"][0]["arm"] == "how_to:python"
     assert data["caps"]["xbot_sandbox"]["left_today"] == 12
     assert data["ai_spend_today"]["budget_usd"] == 7.5
+    assert data["learned"]["best_slots_local_hours"] == []
     assert data["health"]["ready"] is True
     assert "pytest fixtures" not in proc.stdout  # ids and arms, never the text
+    engine = make_engine(db_url(migrated))
+    DurableStore(engine, "local").set_config(
+        "learned", {"best_slots": [9, 18], "best_topics": ["python"]}, actor="learning_engine"
+    )
+    engine.dispose()
     text = inproc("status")
     assert text.returncode == 0 and "next posts" in text.stdout and f"#{post_id}" in text.stdout
+    assert "09:00, 18:00" in text.stdout
 
 
 def test_status_exits_1_when_not_ready(migrated: Path, inproc: Callable[..., Ran]) -> None:

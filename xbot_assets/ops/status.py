@@ -170,6 +170,11 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
             )
         ).all()
         caps = {row.handle: caps_left(ctx, conn, int(row.id)) for row in account_rows}
+        learned_value = conn.execute(
+            select(bot_config.c.value).where(
+                and_(bot_config.c.environment == env, bot_config.c.key == "learned")
+            )
+        ).scalar()
         spend_value = conn.execute(
             select(bot_config.c.value).where(
                 and_(
@@ -179,6 +184,7 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
             )
         ).scalar()
     spend = spend_value if isinstance(spend_value, dict) else {}
+    learned = learned_value if isinstance(learned_value, dict) else {}
     spent = float(spend.get("usd", 0.0) or 0.0)
     budget = float(ctx.settings.ai_budget_usd_per_day)
     result.update(
@@ -207,6 +213,11 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
                 for r in last_rows
             ],
             "caps": caps,
+            "learned": {
+                "best_slots_local_hours": list(learned.get("best_slots", []) or []),
+                "best_topics": list(learned.get("best_topics", []) or []),
+                "cold_start": learned.get("cold_start"),
+            },
             "ai_spend_today": {
                 "usd": round(spent, 4),
                 "calls": int(spend.get("calls", 0) or 0),
@@ -253,6 +264,11 @@ def render_status(status: dict[str, Any]) -> str:
             f"  #{post['id']:<6} {post['scheduled_at']}  {post['arm'] or '-':<22} "
             f"parts {post['parts']}  score {post['score'] if post['score'] is not None else '-'}"
         )
+    slots = status["learned"]["best_slots_local_hours"]
+    lines.append(
+        "next slots   learned best hours (local): "
+        + (", ".join(f"{h:02d}:00" for h in slots) if slots else "none learned yet")
+    )
     lines.append("last posts")
     for post in status["last_posts"] or [{"id": None}]:
         if post["id"] is None:
