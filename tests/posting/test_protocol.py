@@ -247,3 +247,28 @@ def test_staging_without_live_posts_is_a_dry_run(ledger, fake_x, clock):
         assert "loopback" in send_block_reason(local, fake_x)
     finally:
         del fake_x.__class__.targets_loopback
+
+
+def test_a_failing_timeline_read_never_turns_into_a_retry(ledger, fake_x, clock, monkeypatch):
+    from xbot_assets.config import load_settings
+    from xbot_assets.posting.factory import post_due
+
+    account, service = setup(ledger, fake_x, clock)
+    ledger.enqueue(account, ["dup text"], scheduled_at=clock())
+
+    def broken(*, limit=100):
+        raise RateLimited("timeline read limited")
+
+    monkeypatch.setattr(fake_x, "recent_own_posts", broken)
+    fake_x.faults = [DuplicateRefused("dup")]
+    outcome = service.post_next()
+    assert outcome.status == "left_for_reconciler"
+    assert ledger.status_counts(account) == {"posting": 1}
+    # post_due: the reconciler cannot read the timeline; the stuck row stays, others still post
+    ledger.enqueue(account, ["another text"], scheduled_at=clock())
+    settings = load_settings(
+        env_file=None, x_handle="acct", max_posts_per_hour=100, min_spacing_minutes=0
+    )
+    run = post_due(settings, ledger=ledger, poster=fake_x, clock=clock, grace=timedelta(0))
+    assert [o.status for o in run.outcomes] == ["posted", "nothing_due"]
+    assert ledger.status_counts(account) == {"posting": 1, "posted": 1}

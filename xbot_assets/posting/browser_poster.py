@@ -256,6 +256,7 @@ class BrowserPoster(PosterBase):
             page = self._open(path)
         except PWError as exc:
             raise NotSent(f"could not open the X web page ({type(exc).__name__})") from None
+        clicked = False
         try:
             box = self._first(page, TEXTBOX_SELECTORS, "compose box")
             box.click()
@@ -274,6 +275,7 @@ class BrowserPoster(PosterBase):
             before_links = set(self._status_links(page))
             try:
                 with page.expect_response(is_create, timeout=self.timeout_ms) as answer:
+                    clicked = True
                     button.click()
             except PWTimeout:
                 raise PostTimeout(
@@ -284,6 +286,11 @@ class BrowserPoster(PosterBase):
                 self._save_session()  # only a session that just worked is written back
             return result
         except PWError as exc:
+            if not clicked:
+                raise NotSent(
+                    f"the browser failed before the post button was clicked "
+                    f"({type(exc).__name__}): nothing was sent"
+                ) from None
             raise PostTimeout(
                 f"the browser failed while posting ({type(exc).__name__}): the post may exist"
             ) from None

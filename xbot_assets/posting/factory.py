@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from xbot_assets.posting.base import Poster
+from xbot_assets.posting.base import Poster, PostingError
 from xbot_assets.posting.crashpoints import CRASH_ENV, http_trace
 from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.posting.reconciler import Reconciler, ReconcileReport
@@ -123,18 +123,25 @@ def post_due(
     try:
         account_id = _account_id(ledger, settings)
         block = send_block_reason(settings, poster)
-        report = (
-            ReconcileReport()
-            if block is not None
-            else Reconciler(
-                ledger,
-                poster,
-                account_id=account_id,
-                grace=grace,
-                guarded_retry=guarded_retry,
-                clock=clock,
-            ).run()
-        )
+        report = ReconcileReport()
+        if block is None:
+            try:
+                report = Reconciler(
+                    ledger,
+                    poster,
+                    account_id=account_id,
+                    grace=grace,
+                    guarded_retry=guarded_retry,
+                    clock=clock,
+                ).run()
+            except PostingError as exc:
+                # Stuck rows stay in `posting` (never retried blindly); posting others is safe.
+                ledger.audit(
+                    "reconcile.failed",
+                    {"outcome": exc.outcome, "poster": poster.kind},
+                    severity="warning",
+                    now=clock(),
+                )
         kwargs: dict[str, Any] = {"alert": alert} if alert is not None else {}
         service = PostingService(
             ledger,

@@ -212,7 +212,19 @@ class PostingService:
                 "left_for_reconciler", tweet_id=claim.tweet_id, reason=f"{exc.outcome}: {exc}"
             )
         if isinstance(exc, DuplicateRefused):
-            found = self.poster.find_own_post(claim.text, reply_to=claim.reply_to_x_id)
+            try:
+                found = self.poster.find_own_post(claim.text, reply_to=claim.reply_to_x_id)
+            except PostingError as lookup:
+                # Cannot look now: the post is probably on X; the reconciler settles it later.
+                self.ledger.audit(
+                    "post.outcome_unknown",
+                    {**data, "lookup": lookup.outcome},
+                    severity="warning",
+                    now=now,
+                )
+                return PostingOutcome(
+                    "left_for_reconciler", tweet_id=claim.tweet_id, reason=str(exc)
+                )
             if found is not None:
                 self.ledger.mark_posted(claim.tweet_id, claim.attempt_id, found.x_id, now=now)
                 self.ledger.audit("post.duplicate_found", {**data, "x_id": found.x_id}, now=now)
