@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from tests.foundation.conftest import settings_env_names, subprocess_env
 from xbot_assets.cli import app
+from xbot_assets.ops.audit import recent_audit
 from xbot_assets.posting.ledger import PostingLedger
 from xbot_assets.store.brake import EmergencyBrake
 from xbot_assets.store.durable import DurableStore
@@ -335,3 +336,35 @@ def test_reconcile_against_the_sandbox_api(migrated: Path, inproc: Callable[...,
     report = json.loads(proc.stdout)
     assert report["found"] == {} and report["unknown"] == []
     assert account.user_token not in proc.stdout + proc.stderr
+
+
+# --- brake ---------------------------------------------------------------------------------------
+
+
+def test_brake_on_off_status_with_audit_and_readiness(
+    migrated: Path, inproc: Callable[..., Ran]
+) -> None:
+    assert json.loads(inproc("brake", "status", "--json").stdout)["engaged"] is False
+    on = inproc("brake", "on", "--reason", "odd replies", "--json", XBOT_ACTOR="operator:dana")
+    assert on.returncode == 0, on.stderr
+    assert json.loads(on.stdout)["engaged"] is True
+    # readiness, status and the dry run all see it
+    assert inproc("status", "--json").returncode == 1
+    status = inproc("brake", "status")
+    assert status.returncode == 0 and "ON" in status.stdout and "operator:dana" in status.stdout
+    off = inproc("brake", "off", "--reason", "checked", "--json", XBOT_ACTOR="operator:dana")
+    assert json.loads(off.stdout)["engaged"] is False
+    assert inproc("status", "--json").returncode == 0
+    engine = make_engine(db_url(migrated))
+    try:
+        audit = recent_audit(engine, environment="local")
+    finally:
+        engine.dispose()
+    trail = [(a["event_type"], a["actor"]) for a in audit if a["event_type"].startswith("brake")]
+    assert trail == [("brake.released", "operator:dana"), ("brake.engaged", "operator:dana")]
+
+
+def test_brake_error_paths(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
+    one_line_error(xbot(tmp_path, "brake", "on"), "--reason")
+    one_line_error(inproc("brake", "sideways"), "on|off|status")
+    one_line_error(inproc("brake", "status"), "xbot migrate")
