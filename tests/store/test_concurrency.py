@@ -83,3 +83,38 @@ def test_processes_claiming_at_once_never_share_a_post_on_postgres(pg_url: str) 
 
 def test_processes_claiming_at_once_never_share_a_post_on_sqlite(sqlite_url: str) -> None:
     _race(sqlite_url)
+
+
+def _migrate(url: str, barrier: Any, out: Any) -> None:
+    from xbot_assets.store.migrate import upgrade
+
+    try:
+        barrier.wait(timeout=60)
+        out.put(upgrade(url).current)
+    except Exception as exc:
+        out.put(repr(exc))
+
+
+def _migrate_at_once(url: str) -> None:
+    from xbot_assets.store.migrate import head_revision
+
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(2)
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_migrate, args=(url, barrier, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert results == [head_revision(), head_revision()], results
+
+
+def test_two_migrations_at_once_on_a_fresh_sqlite_file_both_succeed(tmp_path: Any) -> None:
+    _migrate_at_once(f"sqlite:///{tmp_path}/fresh.db")
+
+
+def test_two_migrations_at_once_on_a_fresh_postgres_database_both_succeed(
+    empty_pg_url: str,
+) -> None:
+    _migrate_at_once(empty_pg_url)

@@ -7,6 +7,9 @@ per-environment role the bot uses at run time.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -99,12 +102,12 @@ def schema_status(engine: Engine) -> SchemaStatus:
 def upgrade(url: str, revision: str = "head") -> SchemaStatus:
     """Bring the store at ``url`` up to ``revision`` (default: head). Idempotent.
 
-    On Postgres an advisory lock makes concurrent ``xbot migrate`` runs queue up instead of
-    racing; on SQLite every migration runs in a ``BEGIN IMMEDIATE`` transaction.
+    Concurrent ``xbot migrate`` runs queue up instead of racing: on Postgres behind an advisory
+    lock, on SQLite behind an exclusive lock on ``<database file>.migrate-lock``.
     """
     engine = make_engine(url)
     try:
-        with engine.connect() as conn:
+        with _sqlite_file_lock(engine), engine.connect() as conn:
             is_pg = conn.dialect.name == "postgresql"
             if is_pg:
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
@@ -120,6 +123,21 @@ def upgrade(url: str, revision: str = "head") -> SchemaStatus:
         return schema_status(engine)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database:
+        yield
+        return
+    lock_path = Path(database).expanduser().with_name(Path(database).name + ".migrate-lock")
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def new_revision(message: str, scratch_url: str) -> Path:
