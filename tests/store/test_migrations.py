@@ -111,6 +111,10 @@ def test_xbot_exits_2_on_a_store_one_migration_behind_before_doing_anything(
     assert "xbot migrate" in checked.stderr and "behind" in checked.stderr
     assert checked.stdout == ""
     assert db.read_bytes() == before  # nothing ran against it
+    # Any guarded command stops the same way, before it reads or starts anything else.
+    status = _run_xbot(["status"], tmp_path, DATABASE_URL=url)
+    assert status.returncode == 2 and "xbot migrate" in status.stderr, status
+    assert status.stdout == "" and db.read_bytes() == before
     migrated = _run_xbot(["migrate"], tmp_path, DATABASE_URL=url)
     assert migrated.returncode == 0, migrated.stderr
     assert f"-> {head_revision()}" in migrated.stdout
