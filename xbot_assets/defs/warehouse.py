@@ -19,7 +19,13 @@ WAREHOUSE_GROUP = "warehouse"
 VIEWS_GROUP = "performance_views"
 
 metrics_days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
-"""One partition per UTC day of snapshot collection (the sandbox's clock starts 2026-01-05)."""
+"""One partition per UTC day of snapshot collection (the sandbox's clock starts 2026-01-05);
+``end_offset=1`` makes today's (still growing) day a partition."""
+
+EXTRACT_EVERY = dg.AutomationCondition.on_cron("*/30 * * * *")
+"""Raw extraction runs every 30 minutes (the latest day partition for tweet_metrics)."""
+DOWNSTREAM = dg.AutomationCondition.eager()
+"""dbt models, views and summaries follow their inputs as soon as they change."""
 
 
 class ExtractConfig(dg.Config):
@@ -47,6 +53,7 @@ def _raw_asset(name: str, table: str, description: str, load_fn: str) -> dg.Asse
         group_name=WAREHOUSE_GROUP,
         kinds={"duckdb", "python"},
         description=description,
+        automation_condition=EXTRACT_EVERY,
     )
     def _asset(
         context: dg.AssetExecutionContext, config: ExtractConfig, xbot_settings: XbotSettings
@@ -107,6 +114,7 @@ raw_follower_snapshots = _raw_asset(
     group_name=WAREHOUSE_GROUP,
     kinds={"duckdb", "python"},
     partitions_def=metrics_days,
+    automation_condition=EXTRACT_EVERY,
 )
 def tweet_metrics(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
@@ -142,6 +150,7 @@ def _view_asset(view_name: str) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(model) for model in view.upstream_models],
         description=view.description,
         code_version=hashlib.sha256(view.sql.encode()).hexdigest()[:12],
+        automation_condition=DOWNSTREAM,
     )
     def _asset(xbot_settings: XbotSettings) -> dg.MaterializeResult:
         settings = xbot_settings.get()
@@ -176,6 +185,7 @@ class SummaryConfig(dg.Config):
     group_name=WAREHOUSE_GROUP,
     kinds={"duckdb", "python"},
     deps=[dg.AssetKey("fct_post_outcomes"), dg.AssetKey("mart_follower_growth")],
+    automation_condition=DOWNSTREAM,
 )
 def daily_summaries(
     context: dg.AssetExecutionContext, config: SummaryConfig, xbot_settings: XbotSettings
@@ -268,7 +278,53 @@ def store_and_warehouse_counts_match(xbot_settings: XbotSettings) -> dg.AssetChe
     )
 
 
+@dg.op
+def collect_tweet_metrics(context: dg.OpExecutionContext, xbot_settings: XbotSettings) -> None:
+    """Take every due 1h/6h/24h/72h snapshot from X (or the sandbox's API) into the store, and
+    snapshot follower counts; stops early when the X rate-limit window is spent."""
+    from xbot_assets.warehouse.collector import collect_due_metrics, record_followers
+    from xbot_assets.xapi.client import XApiClient
+
+    settings = xbot_settings.get()
+    store = load.open_store(settings)
+    if store is None:
+        context.log.info("no durable store yet: nothing to collect")
+        return
+    try:
+        with XApiClient.from_settings(settings) as client:
+            report = collect_due_metrics(store, client)
+            followers = 0 if report.stopped_for_rate_limit else record_followers(store, client)
+    finally:
+        store.engine.dispose()
+    context.log.info(
+        "metrics: %s snapshots in %s calls %s, %s posts missing on X, %s follower snapshots%s",
+        report.snapshots,
+        report.calls,
+        report.by_horizon,
+        report.missing,
+        followers,
+        f"; rate limit spent until {report.rate_limit_reset_at}"
+        if report.stopped_for_rate_limit
+        else "",
+    )
+
+
+@dg.job(description="Collect due metric snapshots and follower counts from X into the store.")
+def collect_metrics_job() -> None:
+    collect_tweet_metrics()
+
+
+collect_metrics_schedule = dg.ScheduleDefinition(
+    name="collect_metrics_every_15_minutes",
+    job=collect_metrics_job,
+    cron_schedule="*/15 * * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+
+
 defs = dg.Definitions(
+    jobs=[collect_metrics_job],
+    schedules=[collect_metrics_schedule],
     assets=[
         raw_posts,
         raw_accounts,

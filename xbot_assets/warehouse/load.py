@@ -175,3 +175,25 @@ def warehouse_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         "select count(*) from (select distinct post_id, horizon from raw.tweet_metrics)"
     ).fetchone()
     return {"posts": posts, "tweet_metrics": int(row[0]) if row else 0}
+
+
+def metric_days_in_store(store: DurableStore) -> list[date]:
+    """The UTC days on which snapshots were collected: the tweet_metrics partitions to load.
+
+    Used by the main job to load every day of a fresh store (``xbot run``) and by tests.
+    """
+    from xbot_assets.store import schema as s
+
+    m = s.tweet_metrics
+    with store.engine.connect() as conn:
+        if store.dialect == "sqlite":
+            day: sa.ColumnElement[Any] = sa.func.date(m.c.collected_at)
+        else:
+            day = sa.cast(sa.func.timezone("UTC", m.c.collected_at), sa.Date)
+        rows: list[Any] = list(
+            conn.execute(
+                sa.select(day).where(m.c.environment == store.environment).distinct()
+            ).scalars()
+        )
+        values = [d if isinstance(d, date) else date.fromisoformat(str(d)) for d in rows]
+    return sorted(values)

@@ -1,0 +1,308 @@
+"""Warehouse refresh benchmark: full refresh at 100k / 1M / 10M posts, then one new day.
+
+For each size, in one run:
+1. raw tables (``raw.posts``, ``raw.tweet_metrics`` with 4 snapshots per post, accounts,
+   follower snapshots) are generated inside a fresh DuckDB file, spread over ``DAYS`` days;
+2. **full refresh**: ``dbt build`` (seed, staging views, mart tables, every data test) and the
+   six ``sql/views`` (created and counted, as the view assets do);
+3. **incremental refresh**: one new day of posts and snapshots is appended to the raw tables (as
+   the ``tweet_metrics`` day partition and the incremental ``raw_posts`` load do) and the marts
+   and views are refreshed again with ``dbt run`` (no tests) plus the views.
+
+Extraction from the durable store into ``raw`` is measured separately (``extract`` section,
+SQLite store, real repository path) at the smallest size only: it is row-by-row Python work and
+at millions of rows it would dominate this machine's time budget without telling us anything
+about the warehouse's own scaling.
+
+Usage::
+
+    .venv/bin/python benchmarks/warehouse.py                 # 100k, 1M, 10M
+    .venv/bin/python benchmarks/warehouse.py --sizes 100000  # quick mode (used by tests)
+
+Figures go to ``benchmarks/results/warehouse.json`` (unless ``--no-write``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+from xbot_assets.warehouse.dbt_env import dbt_env_vars  # noqa: E402
+from xbot_assets.warehouse.project import DBT_EXECUTABLE, DBT_PROJECT_DIR  # noqa: E402
+from xbot_assets.warehouse.raw_schema import create_raw_tables  # noqa: E402
+from xbot_assets.warehouse.views import create_view, discover_views, view_summary  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "warehouse.json"
+DAYS = 365
+START = "2026-01-05 00:00:00+00"
+FORMATS = ["single", "thread", "question", "list", "hot_take", "how_to"]
+TOPICS = ["ai", "python", "data_science", "startups"]
+
+
+def _posts_sql(first_id: int, n: int, start: str, seconds: float) -> str:
+    """SQL inserting ``n`` published posts, one every ``seconds`` from ``start``."""
+    fmts = "[" + ",".join(f"'{f}'" for f in FORMATS) + "]"
+    topics = "[" + ",".join(f"'{t}'" for t in TOPICS) + "]"
+    return f"""
+    insert into raw.posts
+    select
+        i as post_id, 1 as account_id, 'bench' as account, 'local' as environment,
+        'posted' as status, cast(1900000000000 + i as varchar) as x_post_id,
+        null as thread_root_id, 0 as thread_position, 1 as thread_size,
+        case i % 4
+            when 0 then 'How to ship #python faster: ' || i
+            when 1 then 'Is SQL the best analytics tool? ' || i
+            when 2 then 'Hot take: most LLM demos fail at https://example.com ' || i
+            else 'Founders: talk to customers every week ' || i
+        end as text,
+        {fmts}[1 + (i % 6)] || ':' || {topics}[1 + ((i // 6) % 4)] as arm,
+        {fmts}[1 + (i % 6)] as format, {topics}[1 + ((i // 6) % 4)] as topic,
+        case when i % 3 = 0 then 'openai' else 'offline' end as content_source,
+        'thompson' as policy, (hash(i) % 1000) / 1000.0 as predicted_score,
+        ts as scheduled_at, ts as created_at, ts as posted_at, ts as updated_at
+    from (
+        select i, timestamptz '{start}' + to_microseconds(cast((i - {first_id}) * {seconds}
+            * 1000000 as bigint)) as ts
+        from range({first_id}, {first_id + n}) t(i)
+    )
+    """
+
+
+def _metrics_sql(first_id: int, n: int) -> str:
+    """SQL inserting 4 snapshots (1h/6h/24h/72h) for posts ``first_id .. first_id + n``."""
+    return f"""
+    insert into raw.tweet_metrics
+    with p as (
+        select post_id, posted_at, 200 + (hash(post_id) % 5000) as base
+        from raw.posts where post_id >= {first_id} and post_id < {first_id + n}
+    ),
+    h as (select * from (values ('1h', 1, 0.3), ('6h', 6, 0.6), ('24h', 24, 0.9),
+                                ('72h', 72, 1.0)) v(horizon, hours, share))
+    select
+        p.post_id, 1, 'local', h.horizon,
+        cast(p.base * h.share as bigint) as impressions,
+        cast(p.base * h.share * 0.02 as bigint) as likes,
+        cast(p.base * h.share * 0.004 as bigint) as reposts,
+        cast(p.base * h.share * 0.003 as bigint) as replies,
+        cast(p.base * h.share * 0.001 as bigint) as quotes,
+        cast(p.base * h.share * 0.002 as bigint) as bookmarks,
+        cast(p.base * h.share * 0.005 as bigint) as profile_clicks,
+        cast(p.base * h.share * 0.0005 as bigint) as follows,
+        cast((hash(p.post_id) % 100 = 0) as bigint) as negative_feedback,
+        0 as reports,
+        'bench' as source,
+        p.posted_at + to_hours(h.hours) as collected_at
+    from p cross join h
+    """
+
+
+def generate(path: Path, n_posts: int) -> dict[str, int]:
+    """A warehouse file with ``n_posts`` posts over :data:`DAYS` days and 4 snapshots each."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("set preserve_insertion_order = false")
+        create_raw_tables(con)
+        con.execute(
+            "insert into raw.accounts values "
+            "(1, 'bench', 'local', '1500000001', 'UTC', true, timestamptz '2025-01-01 00:00:00+00')"
+        )
+        con.execute(_posts_sql(0, n_posts, START, DAYS * 86400 / n_posts))
+        con.execute(_metrics_sql(0, n_posts))
+        con.execute(
+            f"""insert into raw.follower_snapshots
+            select d, 1, 'local', timestamptz '{START}' + to_days(d), 1000 + d * 10, 200
+            from range(0, {DAYS}) t(d)"""
+        )
+        row = con.execute("select count(*) from raw.tweet_metrics").fetchone()
+        return {"posts": n_posts, "snapshots": int(row[0]) if row else 0}
+    finally:
+        con.close()
+
+
+def add_day(path: Path, n_posts: int) -> int:
+    """Append one new day of posts (same daily rate) with their 4 snapshots."""
+    per_day = max(1, n_posts // DAYS)
+    con = duckdb.connect(str(path))
+    try:
+        start = _iso(datetime(2026, 1, 5, tzinfo=UTC).timestamp() + DAYS * 86400)
+        con.execute(_posts_sql(n_posts, per_day, start, 86400 / per_day))
+        con.execute(_metrics_sql(n_posts, per_day))
+        return per_day
+    finally:
+        con.close()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_dbt(path: Path, args: list[str], target_dir: Path) -> tuple[float, float]:
+    """Run dbt against the warehouse file; returns (wall, CPU) seconds."""
+    cpu_before = _children_cpu()
+    env = {**os.environ, **dbt_env_vars("local", path), "DBT_TARGET_PATH": str(target_dir)}
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [DBT_EXECUTABLE, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir",
+         str(DBT_PROJECT_DIR), "--target", "local", "--quiet"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"dbt {' '.join(args)} failed:\n{proc.stdout[-4000:]}{proc.stderr}")
+    return elapsed, _children_cpu() - cpu_before
+
+
+def refresh_views(path: Path) -> tuple[float, float, dict[str, int]]:
+    """Create and count every view (what the six view assets do): (wall, CPU, row counts)."""
+    started = time.perf_counter()
+    cpu_before = time.process_time()
+    counts = {}
+    con = duckdb.connect(str(path))
+    try:
+        for view in discover_views():
+            create_view(con, view)
+            counts[view.name] = view_summary(con, view.name)[0]
+    finally:
+        con.close()
+    return time.perf_counter() - started, time.process_time() - cpu_before, counts
+
+
+def bench_size(n_posts: int, workdir: Path) -> dict[str, Any]:
+    path = workdir / f"warehouse_{n_posts}.duckdb"
+    target = workdir / f"dbt_target_{n_posts}"
+    started = time.perf_counter()
+    sizes = generate(path, n_posts)
+    generate_s = time.perf_counter() - started
+
+    dbt_full_s, dbt_full_cpu = run_dbt(path, ["build"], target)
+    views_full_s, views_full_cpu, counts = refresh_views(path)
+    full_s = dbt_full_s + views_full_s
+
+    started = time.perf_counter()
+    new_posts = add_day(path, n_posts)
+    append_s = time.perf_counter() - started
+    dbt_inc_s, dbt_inc_cpu = run_dbt(path, ["run"], target)
+    views_inc_s, views_inc_cpu, counts_after = refresh_views(path)
+    inc_s = dbt_inc_s + views_inc_s
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        row = con.execute("select count(*) from marts.fct_post_outcomes").fetchone()
+        outcomes = int(row[0]) if row else 0
+    finally:
+        con.close()
+    file_mb = path.stat().st_size / 1e6
+    path.unlink()
+    return {
+        "posts": n_posts,
+        "snapshots": sizes["snapshots"],
+        "generate_raw_s": round(generate_s, 2),
+        "full_refresh_s": round(full_s, 2),
+        "full_dbt_build_s": round(dbt_full_s, 2),
+        "full_views_s": round(views_full_s, 2),
+        "full_refresh_cpu_s": round(dbt_full_cpu + views_full_cpu, 2),
+        "incremental_append_raw_s": round(append_s, 2),
+        "incremental_refresh_cpu_s": round(dbt_inc_cpu + views_inc_cpu, 2),
+        "incremental_new_posts": new_posts,
+        "incremental_refresh_s": round(inc_s, 2),
+        "incremental_dbt_run_s": round(dbt_inc_s, 2),
+        "incremental_views_s": round(views_inc_s, 2),
+        "fct_post_outcomes_rows_after": outcomes,
+        "view_rows": counts_after,
+        "warehouse_file_mb": round(file_mb, 1),
+        "view_rows_before": counts,
+    }
+
+
+def dbt_fixed_cost(workdir: Path) -> tuple[float, float]:
+    """dbt run on empty raw tables: the per-invocation overhead every refresh pays."""
+    path = workdir / "empty.duckdb"
+    con = duckdb.connect(str(path))
+    create_raw_tables(con)
+    con.close()
+    target = workdir / "dbt_target_empty"
+    run_dbt(path, ["seed"], target)
+    return run_dbt(path, ["run"], target)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    load_start = round(os.getloadavg()[0], 2)
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="xbot_wh_bench_") as tmp:
+        workdir = Path(tmp)
+        fixed, fixed_cpu = dbt_fixed_cost(workdir)
+        print(f"dbt run on empty tables: {fixed:.1f}s wall, {fixed_cpu:.1f}s CPU", flush=True)
+        for n in args.sizes:
+            res = bench_size(n, workdir)
+            results.append(res)
+            print(
+                f"{n:>10,} posts: full {res['full_refresh_s']:.1f}s "
+                f"(dbt build {res['full_dbt_build_s']:.1f}s), incremental "
+                f"{res['incremental_refresh_s']:.1f}s (CPU {res['full_refresh_cpu_s']:.1f}s / "
+                f"{res['incremental_refresh_cpu_s']:.1f}s), file {res['warehouse_file_mb']} MB",
+                flush=True,
+            )
+    growth = []
+    for a, b in itertools.pairwise(results):
+        ratio_size = b["posts"] / a["posts"]
+        ratio_time = b["full_refresh_s"] / a["full_refresh_s"]
+        growth.append({"from": a["posts"], "to": b["posts"], "size_x": ratio_size,
+                       "full_time_x": round(ratio_time, 2)})  # fmt: skip
+    one_m = next((r for r in results if r["posts"] == 1_000_000), None)
+    out = {
+        "benchmark": "warehouse",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m_at_start": load_start,
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
+        "method": "raw tables generated in DuckDB; full = dbt build (seed, models, data and unit "
+        "tests) + 6 views; incremental = one new day appended to raw, dbt run + 6 views",
+        "days_of_history": DAYS,
+        "dbt_fixed_cost_s": round(fixed, 2),
+        "dbt_fixed_cost_cpu_s": round(fixed_cpu, 2),
+        "sizes": results,
+        "growth": growth,
+        "goals": {
+            "full_1m_under_30s": None if one_m is None else one_m["full_refresh_s"] < 30,
+            "growth_no_worse_than_linear": all(g["full_time_x"] <= g["size_x"] for g in growth),
+            "incremental_under_5s": all(r["incremental_refresh_s"] < 5 for r in results),
+        },
+    }
+    print(json.dumps(out["goals"]))
+    if not args.no_write:
+        RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
