@@ -164,24 +164,43 @@ def test_duplicate_refusal_adopts_the_post_already_on_x(sandbox, sandbox_url, sq
     assert len(sandbox.posts_of()) == 1
 
 
-def test_staging_without_live_posts_sends_no_write(sandbox, sandbox_url, sqlite_url):
-    for live in (None, "false", "True", "1", " true"):
-        overrides = {"app_env": "staging"}
+def test_staging_without_live_posts_sends_no_write(sandbox, sandbox_url, sqlite_url, tmp_path):
+    cases = [
+        (poster, live)
+        for poster in ("api", "browser")
+        for live in (None, "false", "True", "1", " true")
+    ]
+    for poster, live in cases:
+        overrides = {
+            "app_env": "staging",
+            "poster": poster,
+            "browser_storage_state": tmp_path / "s.json",
+        }
         if live is not None:
             overrides["LIVE_POSTS"] = live
         with pytest.warns(UserWarning) if live not in (None, "false") else _nullcontext():
             settings = api_settings(sandbox, sandbox_url, sqlite_url, **overrides)
+        assert not settings.posting_to_real_x
         ledger = open_ledger(settings)
         account = ledger.ensure_account(settings.x_handle)
         ledger.enqueue(
-            account, [f"Staging post {live!r} about SQL analytics"], scheduled_at=datetime.now(UTC)
+            account,
+            [f"Staging {poster} post {live!r} about SQL analytics"],
+            scheduled_at=datetime.now(UTC),
         )
         sandbox.counters.clear()
         run = post_due(settings, ledger=ledger)
         assert run.outcomes[0].status == "dry_run"
         assert sandbox.counters["write_requests"] == 0
+        assert sandbox.counters["requests"] == 0  # not even a read: nothing reaches the X side
         assert sandbox.posts_of() == []
         ledger.engine.dispose()
+    # the dry runs are recorded
+    from xbot_assets.ops.audit import recent_audit
+
+    ledger = open_ledger(settings)
+    dry = recent_audit(ledger.engine, environment="staging", event_type="post.dry_run", limit=50)
+    assert len(dry) == len(cases)
 
 
 class _nullcontext:
