@@ -31,7 +31,7 @@ def test_plan_respects_quiet_hours_spacing_and_jitter() -> None:
         posts_per_day=6,
     )
     tz = ZoneInfo(config.timezone)
-    minutes = set()
+    minutes: set[int] = set()
     sizes = []
     for seed in range(20):
         plan = SlotScheduler(config, seed=seed).plan_day(date(2026, 3, 10))

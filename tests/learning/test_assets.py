@@ -1,0 +1,102 @@
+"""The learning assets materialise on a real DuckDB warehouse, and on an empty one (cold start)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from xbot_assets.config import Settings, load_settings
+from xbot_assets.defs.learning import (
+    arm_posteriors,
+    engagement_scorer,
+    learned_config,
+    offline_policy_evaluation,
+)
+from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.learning.scorer import load_scorer
+from xbot_assets.learning.synthetic import synthetic_post_outcomes
+
+
+class _TestSettings(XbotSettings):
+    home: str
+
+    def get(self) -> Settings:
+        return load_settings(env_file=None, xbot_home=Path(self.home), app_env="local")
+
+
+def _write_warehouse(settings: Settings, frame: pd.DataFrame) -> None:
+    settings.resolved_warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(settings.resolved_warehouse_path))
+    try:
+        con.execute("create schema if not exists marts")
+        con.register(
+            "frame", frame.assign(is_final=1, beats_median=frame["beats_median"].astype(float))
+        )
+        con.execute("create or replace table marts.fct_post_outcomes as select * from frame")
+    finally:
+        con.close()
+
+
+def _materialize(tmp_path: Path, assets: list[dg.AssetsDefinition]) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        assets,
+        resources={"xbot_settings": _TestSettings(home=str(tmp_path))},
+        raise_on_error=True,
+    )
+
+
+def _meta(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
+    event = result.asset_materializations_for_node(key)[0]
+    return {k: v.value for k, v in event.metadata.items()}
+
+
+def test_assets_learn_from_the_warehouse_and_write_bot_config(tmp_path: Path) -> None:
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.migrate import upgrade
+
+    settings = _TestSettings(home=str(tmp_path)).get()
+    upgrade(settings.resolved_database_url)
+    outcomes = synthetic_post_outcomes(400, seed=5).drop(columns=["propensity"])
+    _write_warehouse(settings, outcomes)
+    result = _materialize(
+        tmp_path, [engagement_scorer, arm_posteriors, offline_policy_evaluation, learned_config]
+    )
+    assert result.success
+    scorer = _meta(result, "engagement_scorer")
+    assert scorer["cold_start"] is False and scorer["training_rows"] == 399
+    for name in ("auc", "log_loss", "brier", "calibration", "coefficients"):
+        assert name in scorer
+    assert "| feature | coef | ci95_low |" in str(scorer["coefficients"])
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 1 and checks[0].passed
+    _model, info = load_scorer(Path(str(scorer["model_path"])))
+    assert info["cold_start"] is False
+    posteriors = _meta(result, "arm_posteriors")
+    assert posteriors["cold_start"] is False and posteriors["posts"] == 400
+    ope = _meta(result, "offline_policy_evaluation")
+    assert "frequencies" in str(ope["propensities"])  # no logged propensities: flagged
+    assert "greedy_scorer" in str(ope["estimates"]) and "thompson_current" in str(ope["estimates"])
+    # learned_config: written to bot_config with an audit_log entry.
+    store = DurableStore.from_settings(settings)
+    learned = store.get_config("learned")
+    assert learned["cold_start"] is False and len(learned["best_topics"]) == 3
+    assert learned["best_slots"]
+    events = store.list_audit()
+    assert any(getattr(e, "event_type", None) == "config_changed" for e in events)
+
+
+def test_assets_cold_start_without_a_warehouse(tmp_path: Path) -> None:
+    with pytest.raises(dg.Failure, match="materialise arm_posteriors first"):
+        _materialize(tmp_path, [learned_config])
+    result = _materialize(tmp_path, [engagement_scorer, arm_posteriors, offline_policy_evaluation])
+    assert result.success
+    assert _meta(result, "engagement_scorer")["cold_start"] is True
+    assert "prior_only" in str(_meta(result, "engagement_scorer")["deployed"])
+    assert result.get_asset_check_evaluations()[0].passed
+    posteriors = _meta(result, "arm_posteriors")
+    assert posteriors["cold_start"] is True and posteriors["prior_alpha"] == 1.0
+    assert _meta(result, "offline_policy_evaluation")["cold_start"] is True

@@ -1,0 +1,367 @@
+"""Learning assets: the engagement scorer, the arm posteriors, offline policy evaluation and the
+learned config. Thin wiring: the logic is in ``xbot_assets/learning/`` (pure, tested alone).
+
+Every asset reads ``marts.fct_post_outcomes`` from the DuckDB warehouse named by the settings
+(``xbot_settings`` resource, read at run time). With no posts yet (cold start) each asset still
+materialises: the scorer is the prior-only baseline and the posteriors are the prior, flagged
+``cold_start`` in the metadata. Model files go under ``XBOT_HOME/models/<APP_ENV>/``.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from xbot_assets.config import Settings
+from xbot_assets.defs.resources import XbotSettings
+
+FCT_POST_OUTCOMES = dg.AssetKey(["fct_post_outcomes"])
+OUTCOMES_RELATION = "marts.fct_post_outcomes"
+FORMATS = ("single", "thread", "question", "list", "hot_take", "how_to")
+DEFAULT_TOPICS = ("ai", "python", "data_science", "startups")
+LEARNED_CONFIG_KEY = "learned"
+GROUP = "learning"
+
+
+# --- helpers (I/O lives here, not in the learning layer) ------------------------------------
+
+
+def models_dir(settings: Settings) -> Path:
+    path = settings.xbot_home / "models" / settings.app_env
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def read_post_outcomes(settings: Settings) -> tuple[pd.DataFrame, str]:
+    """Rows of ``fct_post_outcomes`` for this environment, and a note when there are none."""
+    from xbot_assets.warehouse.duck import warehouse
+
+    path = settings.resolved_warehouse_path
+    if not path.exists():
+        return pd.DataFrame(), f"no warehouse at {path} yet (cold start)"
+    with warehouse(path, read_only=True) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'marts' and table_name = 'fct_post_outcomes'"
+        ).fetchone()
+        if not found or not found[0]:
+            return pd.DataFrame(), "fct_post_outcomes is not built yet (cold start)"
+        frame = con.execute(
+            f"select * from {OUTCOMES_RELATION} where environment = ? order by posted_at",  # noqa: S608
+            [settings.app_env],
+        ).df()
+    if "is_final" in frame:
+        frame = frame[frame["is_final"].fillna(0).astype(int) == 1]
+    note = "" if len(frame) else "no posts with final (72h) metrics yet (cold start)"
+    return frame.reset_index(drop=True), note
+
+
+def arms_for(outcomes: pd.DataFrame) -> list[str]:
+    """Formats x topics: the default account topics plus any topic seen in the data."""
+    topics = list(DEFAULT_TOPICS)
+    if "topic" in outcomes:
+        topics += sorted(set(outcomes["topic"].dropna().astype(str)) - set(topics) - {"other"})
+    return [f"{f}:{t}" for f in FORMATS for t in topics]
+
+
+def _md(frame: pd.DataFrame) -> dg.MetadataValue:
+    from xbot_assets.learning.scorer import to_markdown
+
+    return dg.MetadataValue.md(to_markdown(frame) if len(frame) else "_(empty)_")
+
+
+# --- engagement_scorer -----------------------------------------------------------------------
+
+
+@dg.asset(
+    deps=[FCT_POST_OUTCOMES],
+    group_name=GROUP,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_worse_than_prior_only_baseline",
+            asset="engagement_scorer",
+            description="Held-out log loss of the scorer is no worse than the base rate's.",
+        )
+    ],
+)
+def engagement_scorer(
+    context: dg.AssetExecutionContext, xbot_settings: XbotSettings
+) -> dg.MaterializeResult:
+    """Will a post beat the account's rolling median reward? A calibrated logistic regression.
+
+    Ranks candidate posts before one is queued. Trained on the oldest posts, judged on the newest
+    it has not seen (AUC, log loss, Brier, calibration), with a statsmodels coefficient table
+    for analysts. If it does worse than the prior-only baseline on held-out posts, the baseline is
+    deployed instead and the check fails.
+    """
+    from xbot_assets.learning.scorer import PriorOnlyScorer, save_scorer, train_scorer
+
+    settings = xbot_settings.get()
+    outcomes, note = read_post_outcomes(settings)
+    report = train_scorer(outcomes, timezone=settings.account_timezone)
+    model_loss = report.metrics.get("log_loss")
+    baseline_loss = report.baseline_metrics.get("log_loss")
+    worse = (
+        not report.cold_start
+        and model_loss is not None
+        and baseline_loss is not None
+        and model_loss > baseline_loss
+    )
+    deployed = "logistic_regression"
+    if report.cold_start:
+        deployed = "prior_only_baseline (cold start)"
+    elif worse:
+        report.model = PriorOnlyScorer(report.base_rate)
+        deployed = "prior_only_baseline (the model did worse on held-out posts)"
+    path = save_scorer(report, models_dir(settings) / "engagement_scorer.skops")
+    if report.cold_start:
+        context.log.warning("engagement_scorer cold start: %s", report.reason or note)
+    metadata: dict[str, Any] = {
+        **{k: v for k, v in report.metadata().items() if v is not None},
+        "deployed": deployed,
+        "note": note or report.reason,
+        "model_path": dg.MetadataValue.path(str(path)),
+        "calibration": _md(report.calibration),
+        "coefficients": _md(report.coefficients),
+    }
+    check = dg.AssetCheckResult(
+        check_name="no_worse_than_prior_only_baseline",
+        passed=not worse,
+        metadata={
+            "cold_start": report.cold_start,
+            "log_loss": model_loss if model_loss is not None else "n/a",
+            "baseline_log_loss": baseline_loss if baseline_loss is not None else "n/a",
+            "test_rows": report.test_rows,
+        },
+        description=(
+            "cold start: the scorer is the prior-only baseline"
+            if report.cold_start
+            else "held-out log loss vs the base rate's"
+        ),
+    )
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+# --- arm_posteriors -------------------------------------------------------------------------
+
+
+class PosteriorConfig(dg.Config):
+    objective: str = "engagement"
+    """``engagement`` (X-weighted engagements per impression) or ``growth`` (follows)."""
+    discount: float = 1.0
+    """Evidence discount per post (1: never forget; 0.999: half-life of ~700 posts)."""
+
+
+@dg.asset(deps=[FCT_POST_OUTCOMES], group_name=GROUP)
+def arm_posteriors(
+    context: dg.AssetExecutionContext, config: PosteriorConfig, xbot_settings: XbotSettings
+) -> dg.MaterializeResult:
+    """What each format x topic earns, as Thompson-sampling posteriors the policy samples from.
+
+    Beta posteriors with an empirical-Bayes prior fitted on the account's history, one post
+    worth at most the fitted number of effective impressions. ``p_best`` is the probability
+    the policy will choose each arm now.
+    """
+    from xbot_assets.learning.engine import fit_arm_posteriors
+
+    settings = xbot_settings.get()
+    outcomes, note = read_post_outcomes(settings)
+    arms = arms_for(outcomes)
+    if config.objective not in ("engagement", "growth"):
+        raise dg.Failure(f"objective {config.objective!r} is unknown: use engagement or growth")
+    sampler, info = fit_arm_posteriors(
+        outcomes,
+        arms,
+        objective=config.objective,  # type: ignore[arg-type]
+        discount=config.discount,
+        seed=settings.sandbox_seed,
+    )
+    frame = sampler.to_frame(arms)
+    path = models_dir(settings) / f"arm_posteriors_{config.objective}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "arms": arms,
+                "prior": list(sampler.prior),
+                "successes": sampler.successes.tolist(),
+                "failures": sampler.failures.tolist(),
+                "pulls": sampler.pulls.tolist(),
+                **{k: v for k, v in info.items() if k != "prior"},
+            },
+            indent=1,
+        )
+    )
+    if info["cold_start"]:
+        context.log.warning("arm_posteriors cold start: %s", note or "no evidence yet")
+    top = frame.sort_values("p_best", ascending=False)
+    return dg.MaterializeResult(
+        metadata={
+            "cold_start": bool(info["cold_start"]),
+            "note": note,
+            "objective": config.objective,
+            "posts": int(info["posts"]),
+            "prior_alpha": round(sampler.prior[0], 4),
+            "prior_beta": round(sampler.prior[1], 4),
+            "max_trials_per_post": float(info["max_trials"]),
+            "best_arm": str(top["arm"].iloc[0]),
+            "posteriors": _md(top.round(6)),
+            "path": dg.MetadataValue.path(str(path)),
+        }
+    )
+
+
+def load_posteriors(settings: Settings, objective: str = "engagement") -> tuple[Any, list[str]]:
+    """The sampler saved by :func:`arm_posteriors` (for the policy and evaluation)."""
+    from xbot_assets.learning.bandits import ThompsonSampler
+
+    path = models_dir(settings) / f"arm_posteriors_{objective}.json"
+    if not path.exists():
+        raise dg.Failure(f"no posteriors at {path}: materialise arm_posteriors first")
+    data = json.loads(path.read_text())
+    sampler = ThompsonSampler(
+        len(data["arms"]), prior=tuple(data["prior"]), seed=settings.sandbox_seed
+    )
+    sampler.successes = np.array(data["successes"], dtype=float)
+    sampler.failures = np.array(data["failures"], dtype=float)
+    return sampler, list(data["arms"])
+
+
+# --- offline_policy_evaluation -----------------------------------------------------------------
+
+
+@dg.asset(
+    deps=[FCT_POST_OUTCOMES, dg.AssetKey("engagement_scorer"), dg.AssetKey("arm_posteriors")],
+    group_name=GROUP,
+)
+def offline_policy_evaluation(
+    context: dg.AssetExecutionContext, xbot_settings: XbotSettings
+) -> dg.MaterializeResult:
+    """What alternative policies would have earned on the posts we logged, with 95 % intervals.
+
+    IPS, self-normalised IPS and doubly robust estimates for: random, greedy on the scorer, the
+    current Thompson sampler, and the sampler with stronger discounting. Judge a change here
+    before it goes live. Needs the logged propensity per post; without it the logging
+    probabilities are estimated from arm frequencies (flagged).
+    """
+    from xbot_assets.learning.engine import fit_arm_posteriors
+    from xbot_assets.learning.ope import (
+        arm_mean_reward_model,
+        compare_policies,
+        fixed_policy,
+        greedy_policy,
+        uniform_policy,
+    )
+    from xbot_assets.learning.scorer import ScorerError, load_scorer, score_posts
+
+    settings = xbot_settings.get()
+    outcomes, note = read_post_outcomes(settings)
+    if outcomes.empty or len(outcomes) < 10:
+        return dg.MaterializeResult(
+            metadata={
+                "cold_start": True,
+                "note": note or f"{len(outcomes)} logged posts: too few to evaluate",
+            }
+        )
+    arms = arms_for(outcomes)
+    logged = outcomes.copy()
+    if "arm" not in logged or logged["arm"].isna().any():
+        logged["arm"] = logged["format"].astype(str) + ":" + logged["topic"].astype(str)
+    logged = logged[logged["arm"].isin(arms)].reset_index(drop=True)
+    propensity_note = "logged propensities"
+    if "propensity" not in logged or logged["propensity"].isna().any():
+        freq = logged["arm"].value_counts(normalize=True)
+        logged["propensity"] = logged["arm"].map(freq).astype(float)
+        propensity_note = (
+            "no logged propensities: estimated from arm frequencies (assumes a stationary "
+            "randomised logger; record the policy's propensity to remove this assumption)"
+        )
+    n = len(logged)
+    policies: dict[str, np.ndarray] = {"random": uniform_policy(n, len(arms))}
+    try:
+        model, _ = load_scorer(models_dir(settings) / "engagement_scorer.skops")
+        counterfactual = np.column_stack(
+            [
+                score_posts(
+                    model,
+                    logged.assign(
+                        format=arm.split(":")[0], topic=arm.split(":")[1], hook_type=None
+                    ),
+                    timezone=settings.account_timezone,
+                )
+                for arm in arms
+            ]
+        )
+        policies["greedy_scorer"] = greedy_policy(counterfactual)
+    except ScorerError as exc:
+        context.log.warning("greedy_scorer skipped: %s", exc)
+    current, _ = fit_arm_posteriors(logged, arms, seed=settings.sandbox_seed)
+    policies["thompson_current"] = fixed_policy(current.choice_probabilities(4000), n)
+    forgetful, _ = fit_arm_posteriors(logged, arms, discount=0.99, seed=settings.sandbox_seed)
+    policies["thompson_discount_0.99"] = fixed_policy(forgetful.choice_probabilities(4000), n)
+    table = compare_policies(
+        logged, arms, policies, reward_predictions=arm_mean_reward_model(logged, arms)
+    )
+    best = table[table["estimator"] == "dr"].sort_values("value", ascending=False)
+    return dg.MaterializeResult(
+        metadata={
+            "cold_start": False,
+            "logged_posts": n,
+            "propensities": propensity_note,
+            "best_by_dr": str(best["policy"].iloc[0]) if len(best) else "n/a",
+            "estimates": _md(table),
+        }
+    )
+
+
+# --- learned_config ------------------------------------------------------------------------
+
+
+@dg.asset(deps=[dg.AssetKey("arm_posteriors"), FCT_POST_OUTCOMES], group_name=GROUP)
+def learned_config(
+    context: dg.AssetExecutionContext, xbot_settings: XbotSettings
+) -> dg.MaterializeResult:
+    """What the bot learned (best topics, best hours, format weights), written to bot_config.
+
+    Operators read it in the store (key ``learned``) and every write leaves an audit_log entry.
+    """
+    from xbot_assets.learning.engine import evidence_table
+    from xbot_assets.learning.engine import learned_config as build_config
+    from xbot_assets.learning.scheduler import ScheduleConfig, SlotScheduler
+    from xbot_assets.store.durable import DurableStore
+
+    settings = xbot_settings.get()
+    outcomes, note = read_post_outcomes(settings)
+    sampler, arms = load_posteriors(settings)
+    slots = SlotScheduler(ScheduleConfig(timezone=settings.account_timezone), seed=0)
+    if not outcomes.empty:
+        evidence = evidence_table(outcomes)
+        for hour, s, n in zip(
+            evidence["hour_local"], evidence["successes"], evidence["trials"], strict=True
+        ):
+            if hour is not None and not pd.isna(hour) and n > 0:
+                slots.update(int(hour), float(min(s, n)), float(n))
+    config = build_config(sampler, arms, slot_sampler=slots.sampler)
+    store = DurableStore.from_settings(settings)
+    store.set_config(
+        LEARNED_CONFIG_KEY,
+        config,
+        actor="learning_engine",
+        reason=f"learned from {len(outcomes)} posts" + (f" ({note})" if note else ""),
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "cold_start": bool(config["cold_start"]),
+            "note": note,
+            "best_topics": ", ".join(config["best_topics"]),
+            "best_slots": ", ".join(str(h) for h in config.get("best_slots", [])) or "none yet",
+            "config": dg.MetadataValue.json(config),
+        }
+    )
+
+
+defs = dg.Definitions(
+    assets=[engagement_scorer, arm_posteriors, offline_policy_evaluation, learned_config]
+)
