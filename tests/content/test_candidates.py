@@ -268,3 +268,35 @@ def test_guard_config_from_the_store_bot_config(store: DurableStore) -> None:
     store.set_config("guard.allowed_domains", ["python.org"], actor="test")
     config = GuardConfig.from_mapping(store.all_config())
     assert config.max_hashtags == 0 and config.allowed_domains == ("python.org",)
+
+
+def test_factory_picks_implementations_from_settings(
+    store: DurableStore, fake_openai: FakeOpenAI
+) -> None:
+    from xbot_assets.config import load_settings
+    from xbot_assets.content.factory import (
+        build_budget,
+        build_generator,
+        build_guard_config,
+        build_moderator,
+    )
+
+    local = load_settings(env_file=None, openai_api_key=None)
+    assert isinstance(build_generator(local), OfflineGenerator)
+    assert build_moderator(local) is None
+    keyed = load_settings(
+        env_file=None,
+        generator="openai",
+        openai_api_key="test-key-not-secret",
+        openai_base_url=fake_openai.url,
+    )
+    store.set_config("ai_budget_usd_per_day", 2.5, actor="test")
+    store.set_config("guard.max_hashtags", 1, actor="test")
+    gen = build_generator(keyed, store)
+    assert isinstance(gen, OpenAIGenerator) and gen.budget.limit_usd == 2.5
+    assert gen.generate(GenerationRequest(arm="question:python")).ok
+    assert store.get_config("ai_spend:" + gen.budget.today().isoformat())["calls"] == 1
+    assert build_budget(local).limit_usd == 7.5
+    assert build_guard_config(store).max_hashtags == 1
+    moderator = build_moderator(keyed)
+    assert moderator is not None and not moderator("Python tips").flagged
