@@ -3,6 +3,7 @@ dead letters, safe trimming, idempotent consumers."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -34,12 +35,12 @@ def test_every_named_queue_exists_and_unknown_names_fail(redis_client, keys, clo
 
 def test_higher_priority_is_read_first(redis_client, keys, clock):
     q = make_queue(redis_client, keys, clock)
-    q.enqueue({"n": "low"}, priority=Priority.LOW)
+    q.enqueue_many([(None, {"n": "low1"}), (None, {"n": "low2"})], priority=Priority.LOW)
     q.enqueue({"n": "normal"}, priority=Priority.NORMAL)
     q.enqueue({"n": "high"}, priority=Priority.HIGH)
-    got = [m.payload["n"] for m in q.read("c1", count=2)]
-    assert got == ["high", "normal"]
-    assert [m.payload["n"] for m in q.read("c1", count=5)] == ["low"]
+    got = [m.payload["n"] for m in q.read("c1", count=1)]  # at most 1 per priority
+    assert got == ["high", "normal", "low1"]
+    assert [m.payload["n"] for m in q.read("c1", count=5)] == ["low2"]
 
 
 def test_failure_retries_after_backoff_then_dead_letters(redis_client, keys, clock):
@@ -136,11 +137,11 @@ def test_trim_never_drops_pending_or_undelivered_entries(redis_client, keys, clo
     removed = q.trim()
     assert removed == 2  # only k0, k1: everything from the oldest pending entry (k2) on stays
     stream = q.stream_keys[Priority.NORMAL]
-    left = [f["k"] for _id, f in redis_client.xrange(stream)]
+    left = [json.loads(f["m"])["k"] for _id, f in redis_client.xrange(stream)]
     assert left == [f"k{i}" for i in range(2, 10)]
     q.ack([first[2], first[5]])
     assert q.trim() == 4  # k2..k5 acked; k6..k9 never delivered: kept
-    left = [f["k"] for _id, f in redis_client.xrange(stream)]
+    left = [json.loads(f["m"])["k"] for _id, f in redis_client.xrange(stream)]
     assert left == ["k6", "k7", "k8", "k9"]
     rest = q.read("w1", count=10)
     assert [m.idempotency_key for m in rest] == ["k6", "k7", "k8", "k9"]

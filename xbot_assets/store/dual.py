@@ -106,15 +106,17 @@ def upsert_metric_snapshots(conn: Connection, rows: Sequence[dict[str, Any]]) ->
         if key not in newest or row["collected_at"] >= newest[key]["collected_at"]:
             newest[key] = row
     values = list(newest.values())
+    stmt = _insert_for(conn, tweet_metrics)
+    updated = {name: stmt.excluded[name] for name in (*METRIC_NAMES, "collected_at", "source")}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[tweet_metrics.c.tweet_id, tweet_metrics.c.horizon],
+        set_=updated,
+        where=stmt.excluded.collected_at >= tweet_metrics.c.collected_at,
+    )
+    # executemany: SQLAlchemy sends multi-row VALUES pages ("insertmanyvalues") from one
+    # compiled statement, instead of compiling a statement with thousands of parameters.
     for chunk in _chunks(values):
-        stmt = _insert_for(conn, tweet_metrics).values(list(chunk))
-        updated = {name: stmt.excluded[name] for name in (*METRIC_NAMES, "collected_at", "source")}
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[tweet_metrics.c.tweet_id, tweet_metrics.c.horizon],
-            set_=updated,
-            where=stmt.excluded.collected_at >= tweet_metrics.c.collected_at,
-        )
-        conn.execute(stmt)
+        conn.execute(stmt, list(chunk))
     return len(values)
 
 
@@ -122,9 +124,11 @@ def insert_audit_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int
     """Multi-row insert into ``audit_log``; a replayed ``event_id`` is skipped."""
     if not rows:
         return 0
+    stmt = _insert_for(conn, audit_log).on_conflict_do_nothing(
+        index_elements=[audit_log.c.event_id]
+    )
     for chunk in _chunks(rows):
-        stmt = _insert_for(conn, audit_log).values(list(chunk))
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=[audit_log.c.event_id]))
+        conn.execute(stmt, list(chunk))
     return len(rows)
 
 
@@ -156,7 +160,7 @@ def insert_health_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> in
     }
     fresh = [r for eid, r in by_id.items() if eid not in existing]
     for chunk in _chunks(fresh):
-        conn.execute(insert(system_health).values(list(chunk)))
+        conn.execute(insert(system_health), list(chunk))
     return len(fresh)
 
 

@@ -1,0 +1,235 @@
+"""Hot-path benchmark: stream throughput and batched sync vs naive inserts, in one run.
+
+1. **Stream enqueue + acknowledge** on a ``StreamQueue`` (Redis Streams, consumer group):
+   batches of entries are added with one pipelined round trip, read with XREADGROUP and
+   acknowledged with one XACK per batch. Reported as messages/s through the whole cycle.
+   Goal: >= 20,000 messages/s.
+2. **``sync_to_supabase`` batched vs naive**: the same events (metric snapshots and audit rows)
+   written to the same Postgres (a database of its own) by
+   - the sync worker: read a batch from the stream, one multi-row ``INSERT ... ON CONFLICT`` per
+     table in one transaction, one XACK;
+   - a naive writer: one row per statement and per transaction (what the fallback path does for
+     a single event, and what the seed bot did for every event).
+   Goal: batched >= 10x the naive rows/s.
+
+Usage::
+
+    .venv/bin/python benchmarks/hot_path.py            # full run, writes results/hot_path.json
+    .venv/bin/python benchmarks/hot_path.py --quick    # seconds; for tests
+
+Needs the machine's Redis (127.0.0.1:6379) and Postgres (127.0.0.1:5432); uses its own key
+prefix and database and removes both afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import func, select, update
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from hotpath_harness import create_account, queue_posts  # noqa: E402
+
+from xbot_assets.store.dual import _WRITERS, DualStoreManager  # noqa: E402
+from xbot_assets.store.engine import make_engine  # noqa: E402
+from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete  # noqa: E402
+from xbot_assets.store.migrate import upgrade  # noqa: E402
+from xbot_assets.store.schema import audit_log, tweet_metrics, tweets  # noqa: E402
+from xbot_assets.store.streams import StreamQueue  # noqa: E402
+
+REDIS_URL = os.environ.get("XBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_ADMIN = os.environ.get("XBOT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+RESULTS = Path(__file__).resolve().parent / "results" / "hot_path.json"
+STREAM_GOAL = 20_000
+SYNC_RATIO_GOAL = 10.0
+
+
+def bench_stream(total: int, batch: int) -> dict[str, Any]:
+    """Enqueue + read + ack ``total`` messages in pipelined batches; messages/s."""
+    client = connect_redis(REDIS_URL)
+    keys = KeySpace(f"bench:{uuid.uuid4().hex[:8]}:")
+    queue = StreamQueue(client, keys, "scoring")
+    queue.ensure_groups()
+    payload = {"candidate_id": 123456, "arm": "how_to:python", "score": 0.42}
+    try:
+        # warm-up (connections, script cache)
+        queue.enqueue_many([(None, payload)] * batch)
+        queue.ack(queue.read("bench", count=batch))
+        enqueue_s = cycle_s = 0.0
+        done = 0
+        started = time.perf_counter()
+        while done < total:
+            t0 = time.perf_counter()
+            queue.enqueue_many([(f"c{done + i}", payload) for i in range(batch)])
+            enqueue_s += time.perf_counter() - t0
+            messages = queue.read("bench", count=batch)
+            acked = queue.ack(messages)
+            assert acked == len(messages) == batch, (acked, len(messages))
+            done += batch
+        cycle_s = time.perf_counter() - started
+        stats = queue.stats()
+        assert stats["pending"] == 0
+        trimmed = queue.trim()
+    finally:
+        scan_delete(client, keys)
+        client.close()
+    return {
+        "messages": done,
+        "batch": batch,
+        "enqueue_ack_msgs_per_s": round(done / cycle_s),
+        "enqueue_only_msgs_per_s": round(done / enqueue_s),
+        "seconds": round(cycle_s, 3),
+        "trimmed_after": trimmed,
+        "goal_msgs_per_s": STREAM_GOAL,
+        "goal_met": done / cycle_s >= STREAM_GOAL,
+    }
+
+
+def _events(manager: DualStoreManager, ids: list[int], account: int, start: int, n: int) -> None:
+    """Emit ``n`` events (a metric snapshot and an audit row per post, alternating)."""
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    horizons = ("1h", "6h", "24h", "72h")
+    for i in range(start, start + n):
+        if i % 2 == 0:
+            post = ids[(i // 2) % len(ids)]
+            manager.record_metric_snapshot(
+                tweet_id=post,
+                account_id=account,
+                horizon=horizons[(i // (2 * len(ids))) % 4],
+                metrics={"impressions": 100 + i, "likes": i % 9, "replies": i % 3},
+                collected_at=now + timedelta(seconds=i),
+                source="bench",
+            )
+        else:
+            manager.record_audit_event(
+                event_type="bench.event",
+                component="bench",
+                actor="bench",
+                data={"i": i},
+                event_id=f"bench-{i}",
+                occurred_at=now + timedelta(seconds=i),
+            )
+
+
+def bench_sync(batched_rows: int, naive_rows: int, sync_batch: int) -> dict[str, Any]:
+    """Rows/s of the batched sync worker vs one-row-at-a-time inserts, same Postgres."""
+    name = f"xbot_bench_hotpath_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    client = connect_redis(REDIS_URL)
+    keys = KeySpace(f"bench:{uuid.uuid4().hex[:8]}:")
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        now = datetime(2026, 3, 2, tzinfo=UTC)
+        account = create_account(engine, "local", "bench", now)
+        ids = queue_posts(engine, "local", account, [f"bench {i}" for i in range(2500)], now)
+        with engine.begin() as conn:
+            conn.execute(update(tweets).values(status="posted", posted_at=now))
+        manager = DualStoreManager(engine, "local", client, keys, consumer="bench")
+
+        # batched: events into the stream (not timed: the producers' side), then the worker
+        _events(manager, ids, account, 0, batched_rows)
+        started = time.perf_counter()
+        synced = 0
+        while True:
+            report = manager.sync_once(max_rows=sync_batch)
+            if report.acked == 0:
+                break
+            synced += report.acked
+        batched_s = time.perf_counter() - started
+        assert synced == batched_rows, (synced, batched_rows)
+
+        # naive: the same kind of rows, one statement and one transaction per row
+        direct = DualStoreManager(engine, "local", None, keys, consumer="naive")
+        captured: list[tuple[str, dict[str, Any]]] = []
+        direct._emit = lambda kind, row, key: captured.append((kind, row)) or "captured"  # type: ignore[method-assign]
+        _events(direct, ids, account, batched_rows + 1, naive_rows)
+        started = time.perf_counter()
+        for kind, row in captured:
+            with engine.begin() as conn:
+                _WRITERS[kind](conn, [row])  # type: ignore[index]
+        naive_s = time.perf_counter() - started
+        with engine.connect() as conn:
+            metric_rows = conn.execute(select(func.count()).select_from(tweet_metrics)).scalar_one()
+            audit_rows = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+        engine.dispose()
+    finally:
+        scan_delete(client, keys)
+        client.close()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    batched_rate = batched_rows / batched_s
+    naive_rate = naive_rows / naive_s
+    return {
+        "batched_rows": batched_rows,
+        "batched_rows_per_s": round(batched_rate),
+        "sync_batch": sync_batch,
+        "naive_rows": naive_rows,
+        "naive_rows_per_s": round(naive_rate),
+        "ratio": round(batched_rate / naive_rate, 1),
+        "rows_in_tables": {"tweet_metrics": int(metric_rows), "audit_log": int(audit_rows)},
+        "goal_ratio": SYNC_RATIO_GOAL,
+        "goal_met": batched_rate / naive_rate >= SYNC_RATIO_GOAL,
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Both measurements in one run; returns the figures (also what is written to JSON)."""
+    stream = bench_stream(total=20_000 if quick else 200_000, batch=1000)
+    sync = bench_sync(
+        batched_rows=4_000 if quick else 40_000,
+        naive_rows=400 if quick else 4_000,
+        sync_batch=1000,
+    )
+    with psycopg.connect(PG_ADMIN) as conn:
+        pg_version = conn.execute("SHOW server_version").fetchone()
+    client = connect_redis(REDIS_URL)
+    redis_version = client.info("server").get("redis_version")
+    client.close()
+    return {
+        "benchmark": "hot_path",
+        "mode": "quick" if quick else "full",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "redis": redis_version,
+            "postgres": pg_version[0] if pg_version else None,
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
+        "stream": stream,
+        "sync_to_supabase": sync,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
+    parser.add_argument("--out", type=Path, default=None, help=f"JSON path (default {RESULTS})")
+    args = parser.parse_args()
+    figures = run(quick=args.quick)
+    out = args.out or (None if args.quick else RESULTS)
+    text = json.dumps(figures, indent=2)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
