@@ -299,6 +299,11 @@ for text in [
     "We grew from 2019 to 2024 by 3x with 4 engineers.",
     "Use :=, the walrus operator, sparingly.",
     "A → B → C: keep pipelines linear.",
+    "Flame retardant coatings and fire drills: boring, essential.",
+    "Lesbians Who Tech is a great conference for data people.",
+    "We are screwed if CI breaks on release day.",
+    "Gay and queer engineers built half the tools you use.",
+    "Homo sapiens invented pandas; pandas invented nothing.",
 ]:  # fmt: skip
     good("ordinary", text)
 

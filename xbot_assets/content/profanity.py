@@ -45,6 +45,7 @@ BENIGN_WORDS: Final[frozenset[str]] = _word_set(
     prig fubar foobar screw suck sucked pasty pastie flange uzi hookah snatch racy dopey
     doofus ninny nimrod organ urinal drunk toke hooch hootch hoar xx lust lusty meth pms
     herp undies tinkle potty poop pee peepee jerk jerked vixen souse soused hobag
+    lesbian lesbians transsexual screwed screwing sucking sucks vomit
     """
 )
 
@@ -65,7 +66,9 @@ STRONG_STEMS: Final[tuple[str, ...]] = (
     "fuck", "shit", "cunt", "bitch", "nigger", "nigga", "faggot", "whore", "twat", "wanker",
     "wanking", "asshole", "dickhead", "cocksucker", "motherf", "retard",
 )  # fmt: skip
-STEM_EXCEPTIONS: Final[tuple[str, ...]] = ("scunthorpe", "shiitake", "mishit")
+STEM_EXCEPTIONS: Final[tuple[str, ...]] = (
+    "scunthorpe", "shiitake", "mishit", "retardant", "retardation", "niggard",
+)  # fmt: skip
 
 EXTRA_PROFANITY: Final[frozenset[str]] = _word_set(
     """
