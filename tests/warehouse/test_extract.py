@@ -1,0 +1,105 @@
+"""Extraction from the durable store: incremental, day-bounded, and faithful."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import sqlalchemy as sa
+
+from xbot_assets.store.durable import DurableStore
+from xbot_assets.store.models import MetricSnapshot
+from xbot_assets.warehouse import checks, load
+from xbot_assets.warehouse.raw_schema import create_raw_tables
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def _posted(store: DurableStore, account_id: int, i: int, at: datetime) -> int:
+    post = store.enqueue_post(account_id, f"Python tip {i}: use pytest", scheduled_at=at)
+    claim = store.claim_post(post.id, now=at)
+    assert claim is not None
+    store.mark_posted(post.id, x_id=str(1000 + i), attempt_id=claim.attempt_id, posted_at=at)
+    return post.id
+
+
+def _snap(post_id: int, horizon: str, at: datetime, impressions: int = 100) -> MetricSnapshot:
+    return MetricSnapshot(tweet_id=post_id, horizon=horizon, collected_at=at,
+                          impressions=impressions, likes=3)  # fmt: skip
+
+
+def test_a_new_day_reads_only_that_day(store: DurableStore) -> None:
+    account = store.ensure_account("bench_acct")
+    ids = [_posted(store, account.id, i, T0 + timedelta(days=i)) for i in range(3)]
+    store.upsert_metrics(
+        [_snap(pid, "1h", T0 + timedelta(days=i, hours=1)) for i, pid in enumerate(ids)]
+    )
+    con = duckdb.connect()
+    create_raw_tables(con)
+    first = [load.load_metrics_day(store, con, date(2026, 1, 5 + i)) for i in range(2)]
+    assert [r.rows for r in first] == [1, 1]
+
+    statements: list[tuple[str, object]] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def _record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    result = load.load_metrics_day(store, con, date(2026, 1, 7))
+    assert result.rows == 1
+    metric_reads = [(s, p) for s, p in statements if "FROM tweet_metrics" in s]
+    assert len(metric_reads) == 1
+    sql, params = metric_reads[0]
+    assert "collected_at >=" in sql and "collected_at <" in sql  # bounded by the day
+    assert "2026-01-07" in str(params) and "2026-01-08" in str(params)
+    assert load.raw_counts(con, "tweet_metrics") == 3
+    # Reloading a day replaces it instead of duplicating it.
+    load.load_metrics_day(store, con, date(2026, 1, 7))
+    assert load.raw_counts(con, "tweet_metrics") == 3
+
+
+def test_posts_load_incrementally_by_updated_at(store: DurableStore) -> None:
+    account = store.ensure_account("incr_acct")
+    _posted(store, account.id, 1, T0)
+    con = duckdb.connect()
+    create_raw_tables(con)
+    assert load.load_posts(store, con, full=False).rows == 1
+    queued = store.enqueue_post(account.id, "Queued: how to use asyncio", scheduled_at=T0)
+    second = load.load_posts(store, con, full=False)
+    assert second.rows >= 1 and "changed since" in second.source
+    assert load.raw_counts(con, "posts") == 2
+    row = con.execute(
+        "select status, account from raw.posts where post_id = ?", [queued.id]
+    ).fetchone()
+    assert row == ("queued", "incr_acct")
+    assert load.warehouse_counts(con)["posts"] == load.store_counts(store)["posts"] == 2
+
+
+def test_checks_catch_bad_rows() -> None:
+    con = duckdb.connect()
+    create_raw_tables(con)
+    con.execute(
+        "insert into raw.tweet_metrics (post_id, account_id, environment, horizon, impressions, "
+        "likes, reposts, replies, quotes, bookmarks, profile_clicks, collected_at) values "
+        "(1, 1, 'local', '1h', 10, 11, 0, 0, 0, 0, 0, now()), "
+        "(2, 1, 'local', '1h', 10, 1, 0, 0, 0, 0, 0, now())"
+    )
+    bad = checks.engagement_within_impressions(con)
+    assert not bad.passed and bad.metadata["violations"] == 1
+    con.execute(
+        "insert into raw.posts (post_id, account_id, status, posted_at) values "
+        "(1, 1, 'posted', timestamptz '2026-01-05 00:00:00+00'), "
+        "(2, 1, 'posted', timestamptz '2026-01-05 01:00:00+00'), "
+        "(3, 1, 'posted', timestamptz '2026-01-05 10:00:00+00')"
+    )
+    fresh = checks.metrics_fresh(con)
+    assert fresh.passed and fresh.metadata["posts_due"] == 2
+    con.execute(
+        "insert into raw.posts (post_id, account_id, status, posted_at) values "
+        "(4, 1, 'posted', timestamptz '2026-01-05 11:00:00+00')"
+    )
+    con.execute("update raw.posts set posted_at = posted_at - interval 1 day where post_id = 3")
+    stale = checks.metrics_fresh(con)
+    assert not stale.passed and stale.metadata["missing_1h_snapshot"] == 1
+    con.execute("create table dup as select * from (values (1), (1), (2)) t(post_id)")
+    assert not checks.duplicate_post_ids(con, "dup").passed
