@@ -12,11 +12,13 @@ row-level security applies to, even if the login user owns the tables.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
@@ -59,18 +61,21 @@ def check_role_name(role: str) -> str:
     return role
 
 
-def make_engine(url: str | URL, *, db_role: str | None = None) -> Engine:
+def make_engine(url: str | URL, *, db_role: str | None = None, pooled: bool = True) -> Engine:
     """Create an engine with the durable store's connection rules (see the module docstring).
 
     Args:
         url: the database URL (``sqlite:///...`` or ``postgresql://...``).
         db_role: Postgres only: the role to ``SET ROLE`` to on every new connection.
+        pooled: SQLite only: keep connections open between transactions (default). ``False``
+            opens one per transaction (what ``benchmarks/durable_store.py`` compares against).
     """
     parsed = normalise_url(url) if isinstance(url, str) else url
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, pooled=pooled)
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
     engine = create_engine(parsed, **kwargs)
+    _fork_safe(engine)
     if db_role is not None:
         role = check_role_name(db_role)
 
@@ -83,7 +88,7 @@ def make_engine(url: str | URL, *, db_role: str | None = None) -> Engine:
     return engine
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def _sqlite_engine(url: URL, *, pooled: bool = True) -> Engine:
     database = url.database or ""
     if not database or database == ":memory:" or "mode=memory" in str(url):
         # Migrations, the guard and the store each open their own connections; an in-memory
@@ -94,11 +99,20 @@ def _sqlite_engine(url: URL) -> Engine:
         )
     if not database.startswith("file:"):
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    # NullPool: a file database is cheap to open, and no connection outlives its use, so
-    # forked worker processes never inherit an open SQLite handle.
-    engine = create_engine(
-        url, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    # Pooled: closing the last connection to a WAL database checkpoints and fsyncs (~15 ms
+    # here), so a connection per transaction would cost more than the transaction itself.
+    pool_args: dict[str, Any] = (
+        {"pool_size": 5, "max_overflow": 5} if pooled else {"poolclass": NullPool}
     )
+    engine = create_engine(
+        url,
+        **pool_args,
+        connect_args={
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            "check_same_thread": False,  # the pool hands a connection to one thread at a time
+        },
+    )
+    _fork_safe(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -117,3 +131,24 @@ def _sqlite_engine(url: URL) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _fork_safe(engine: Engine) -> None:
+    """Never hand a pooled connection to a process other than the one that opened it.
+
+    SQLAlchemy's recipe for ``multiprocessing``/forking executors: a child that inherited the
+    pool discards the parent's connections (without closing them under the parent) and opens
+    its own.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _remember_pid(_dbapi_connection: Any, record: Any) -> None:
+        record.info["pid"] = os.getpid()
+
+    @event.listens_for(engine, "checkout")
+    def _check_pid(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if record.info.get("pid") != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None
+            raise sa_exc.DisconnectionError(
+                "connection opened by another process; reconnecting in this one"
+            )
