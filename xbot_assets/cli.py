@@ -377,6 +377,71 @@ def brake_cmd(
         typer.echo(f"  by {state.by or '?'} at {state.since.isoformat() if state.since else '?'}")
 
 
+content_app = typer.Typer(help="Content: generate candidates for an arm, run the safety guard.")
+app.add_typer(content_app, name="content")
+
+
+@content_app.command("check")
+def content_check(
+    text: str = typer.Argument(..., help="The post text to check (quote it)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+) -> None:
+    """Run the safety guard on TEXT; exit 0 if it may be posted, 1 if rejected."""
+    from xbot_assets.content.safety import check
+
+    verdict = check(text)
+    if as_json:
+        typer.echo(json.dumps(verdict.to_dict(), ensure_ascii=False))
+    else:
+        typer.echo("ok" if verdict.ok else "rejected: " + ", ".join(verdict.reasons))
+        for detail in verdict.details:
+            typer.echo(f"  {detail}")
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@content_app.command("generate")
+def content_generate(
+    arm: str = typer.Argument(..., help="The arm, '<format>:<topic>', e.g. how_to:python."),
+    n: int = typer.Option(3, "-n", min=1, max=20, help="How many candidates."),
+    seed: int = typer.Option(0, help="First seed (offline output is deterministic in it)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the candidates as JSON lines."),
+) -> None:
+    """Generate N guarded candidates for ARM with the configured generator (nothing is posted)."""
+    from xbot_assets.content.candidates import generate_candidates
+    from xbot_assets.content.factory import build_generator
+    from xbot_assets.content.vocabulary import Arm, ArmError
+
+    settings = settings_or_exit()
+    try:
+        Arm.parse(arm)
+    except ArmError as exc:
+        fail(str(exc))
+    store = None
+    if settings.resolved_generator == "openai":
+        # The AI budget ledger lives in bot_config: open the durable store for it.
+        from xbot_assets.store.durable import DurableStore
+
+        require_schema_or_exit(settings)
+        store = DurableStore.from_settings(settings)
+    try:
+        generator = build_generator(settings, store)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        batch = generate_candidates(generator, arm, n=n, base_seed=seed)
+    finally:
+        if store is not None:
+            store.close()
+    for c in batch:
+        if as_json:
+            row = {"arm": c.arm, "parts": list(c.parts), "ok": c.accepted, "reasons": c.reasons}
+            typer.echo(json.dumps({**row, "seed": c.seed}, ensure_ascii=False))
+            continue
+        status = "ok" if c.accepted else "rejected: " + ", ".join(c.reasons)
+        typer.echo(f"--- seed {c.seed} [{status}]")
+        typer.echo(c.text or "(no text)")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
