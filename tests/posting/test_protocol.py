@@ -223,7 +223,7 @@ def test_late_answer_after_a_guarded_requeue_wins_and_prevents_the_retry(ledger,
     assert ledger.rows(account)[0]["x_id"] == "777"
 
 
-def test_staging_without_live_posts_is_a_dry_run(ledger, fake_x, clock):
+def test_staging_without_live_posts_is_a_dry_run(ledger, fake_x, clock, monkeypatch):
     staging = load_settings(
         env_file=None,
         app_env="staging",
@@ -242,11 +242,8 @@ def test_staging_without_live_posts_is_a_dry_run(ledger, fake_x, clock):
     assert fake_x.post_calls == 0 and ledger.status_counts(account) == {"queued": 1}
     local = load_settings(env_file=None, poster="api")
     assert send_block_reason(local, fake_x) is None
-    fake_x.__class__.targets_loopback = property(lambda self: False)
-    try:
-        assert "loopback" in send_block_reason(local, fake_x)
-    finally:
-        del fake_x.__class__.targets_loopback
+    monkeypatch.setattr(type(fake_x), "targets_loopback", property(lambda self: False))
+    assert "loopback" in send_block_reason(local, fake_x)
 
 
 def test_a_failing_timeline_read_never_turns_into_a_retry(ledger, fake_x, clock, monkeypatch):
