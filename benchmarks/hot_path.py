@@ -157,7 +157,12 @@ def bench_sync(batched_rows: int, naive_rows: int, sync_batch: int) -> dict[str,
         # naive: the same kind of rows, one statement and one transaction per row
         direct = DualStoreManager(engine, "local", None, keys, consumer="naive")
         captured: list[tuple[str, dict[str, Any]]] = []
-        direct._emit = lambda kind, row, key: captured.append((kind, row)) or "captured"  # type: ignore[method-assign]
+
+        def capture(kind: str, row: dict[str, Any], key: str) -> str:
+            captured.append((kind, row))
+            return "captured"
+
+        direct._emit = capture  # type: ignore[method-assign,assignment]
         _events(direct, ids, account, batched_rows + 1, naive_rows)
         started = time.perf_counter()
         for kind, row in captured:

@@ -81,7 +81,7 @@ class QueuePolicy:
         return float(min(self.backoff_max_s, self.backoff_base_s * (2.0**exponent)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """One delivered entry.
 
@@ -188,6 +188,7 @@ class StreamQueue:
         self.stream_keys: dict[Priority, str] = {
             p: keys.key("q", name, f"p{p.value}") for p in Priority
         }
+        self._priority_of = {v: k for k, v in self.stream_keys.items()}
         self.delayed_key = keys.key("q", name, "delayed")
         self.dead_key = keys.key("q", name, "dead")
         self._promote = client.register_script(_PROMOTE_LUA)
@@ -300,14 +301,24 @@ class StreamQueue:
         return list(self._with_groups(_read))
 
     def _decode(self, resp: Any) -> list[Message]:
-        by_stream = {v: k for k, v in self.stream_keys.items()}
         out: list[Message] = []
+        loads = json.loads
         for stream, entries in resp or []:
-            priority = by_stream[stream]
+            priority = self._priority_of[stream]
             for entry_id, fields in entries:
                 if fields is None:  # entry deleted while pending: nothing to deliver
                     continue
-                out.append(self._to_message(stream, priority, entry_id, fields))
+                body = loads(fields.get("m", "{}"))
+                out.append(
+                    Message(
+                        entry_id,
+                        stream,
+                        str(body.get("k", entry_id)),
+                        body.get("p") or {},
+                        int(body.get("a", 0)),
+                        priority,
+                    )
+                )
         return out
 
     def ack(self, messages: Sequence[Message]) -> int:
