@@ -124,7 +124,9 @@ def _events(manager: DualStoreManager, ids: list[int], account: int, start: int,
             )
 
 
-def bench_sync(batched_rows: int, naive_rows: int, sync_batch: int) -> dict[str, Any]:
+def bench_sync(
+    batched_rows: int, naive_rows: int, sync_batch: int, posts: int = 2500
+) -> dict[str, Any]:
     """Rows/s of the batched sync worker vs one-row-at-a-time inserts, same Postgres."""
     name = f"xbot_bench_hotpath_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
@@ -137,7 +139,7 @@ def bench_sync(batched_rows: int, naive_rows: int, sync_batch: int) -> dict[str,
         engine = make_engine(url)
         now = datetime(2026, 3, 2, tzinfo=UTC)
         account = create_account(engine, "local", "bench", now)
-        ids = queue_posts(engine, "local", account, [f"bench {i}" for i in range(2500)], now)
+        ids = queue_posts(engine, "local", account, [f"bench {i}" for i in range(posts)], now)
         with engine.begin() as conn:
             conn.execute(update(tweets).values(status="posted", posted_at=now))
         manager = DualStoreManager(engine, "local", client, keys, consumer="bench")
