@@ -340,3 +340,20 @@ def test_brake_status_reads_mirror_then_durable(engine, redis_client, keys):
     assert PostingLedger(engine, "local").brake_reason() == "incident 42"
     with pytest.raises(ValueError, match="reason"):
         brake.release("  ", actor="operator:a")
+
+
+def test_ai_spend_is_judged_by_the_durable_budget(world, engine, redis_client, keys):
+    from xbot_assets.store.brake import upsert_bot_config
+
+    manager, clock, _account, _ = world
+    with engine.begin() as conn:
+        upsert_bot_config(
+            conn, "local", "ai_spend:2026-03-02", {"usd": 7.0, "calls": 70}, "content", T0
+        )
+    assert manager.durable_ai_spend_today() == 7.0
+    assert manager.reserve_ai_spend(0.4)  # 7.4 of 7.50
+    assert not manager.reserve_ai_spend(0.2)
+    scan_delete(redis_client, keys)  # the counter is gone: re-seeded from the durable 7.0
+    assert not manager.reserve_ai_spend(0.6)
+    clock.advance(days=1)
+    assert manager.durable_ai_spend_today() == 0.0 and manager.reserve_ai_spend(5.0)

@@ -51,6 +51,7 @@ from xbot_assets.store.schema import (
     HORIZONS,
     METRIC_NAMES,
     audit_log,
+    bot_config,
     post_attempts,
     system_health,
     tweet_metrics,
@@ -66,6 +67,8 @@ EVENT_KINDS: tuple[EventKind, ...] = ("metric_snapshot", "audit", "health")
 ON_X_STATUSES: tuple[str, ...] = ("posting", "posted", "unknown")
 """Rows that are, or may be, on X: every one counts against the caps (as in the posting ledger)."""
 SYNC_QUEUE = "sync_to_supabase"
+AI_SPEND_KEY_PREFIX = "ai_spend:"
+"""bot_config key prefix of each UTC day's AI spend (written by ``xbot_assets.content.budget``)."""
 POSTS_QUEUE = "pending_posts"
 _UPSERT_CHUNK = 1000
 _HEALTH_LOCK = zlib.crc32(b"xbot-sync:system_health")
@@ -347,6 +350,29 @@ class DualStoreManager:
                 scope=f"acct{account_id}",
             )
         return self._limiters[account_id]
+
+    # --- AI spend ------------------------------------------------------------------------------
+    def durable_ai_spend_today(self, at: datetime | None = None) -> float:
+        """Today's (UTC) AI spend in USD as the content budget records it durably
+        (``bot_config`` key ``ai_spend:<YYYY-MM-DD>``, value ``{"usd": ..., "calls": ...}``)."""
+        day = as_utc(at or self.clock()).date().isoformat()
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="DEFERRED")
+            with conn.begin():
+                value = conn.execute(
+                    select(bot_config.c.value).where(
+                        bot_config.c.environment == self.environment,
+                        bot_config.c.key == f"{AI_SPEND_KEY_PREFIX}{day}",
+                    )
+                ).scalar_one_or_none()
+        return float(value.get("usd", 0.0) or 0.0) if isinstance(value, dict) else 0.0
+
+    def reserve_ai_spend(self, usd: float, *, account_id: int = 0) -> Decision:
+        """Reserve ``usd`` of today's AI budget before a generation call (Redis counter, seeded
+        from and judged by the durable spend when Redis lost it or is down)."""
+        return self.limiter(account_id).reserve_ai_spend(
+            usd, durable_spent_today=self.durable_ai_spend_today
+        )
 
     # --- high-volume events ------------------------------------------------------------------
     def record_metric_snapshot(
