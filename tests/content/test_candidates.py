@@ -30,7 +30,7 @@ from xbot_assets.content.candidates import (
 )
 from xbot_assets.content.offline import OfflineGenerator
 from xbot_assets.content.openai_generator import OpenAIGenerator
-from xbot_assets.content.safety import GuardConfig
+from xbot_assets.content.safety import GuardConfig, OpenAIModerator
 from xbot_assets.store.durable import DurableStore
 from xbot_assets.store.migrate import upgrade
 
@@ -300,3 +300,5 @@ def test_factory_picks_implementations_from_settings(
     assert build_guard_config(store).max_hashtags == 1
     moderator = build_moderator(keyed)
     assert moderator is not None and not moderator("Python tips").flagged
+    shared = build_moderator(keyed, gen)
+    assert isinstance(shared, OpenAIModerator) and shared.client is gen.client

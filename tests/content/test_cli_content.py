@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -11,7 +12,7 @@ from xbot_assets.cli import app
 
 
 @pytest.fixture
-def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> CliRunner:
+def runner(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> CliRunner:
     monkeypatch.chdir(tmp_path)  # no .env from the checkout
     for name in ("APP_ENV", "GENERATOR", "OPENAI_API_KEY", "LIVE_POSTS", "REDIS_PREFIX"):
         monkeypatch.delenv(name, raising=False)

@@ -40,6 +40,7 @@ def test_good_answer_becomes_a_post_with_tokens_and_cost(
     assert budget.spent_today().usd == pytest.approx(result.usage.cost_usd)
     body = fake_openai.requests[0]
     assert body["model"] == "gpt-4o-mini" and body["seed"] == 4
+    assert body["max_completion_tokens"] == 700 and body["temperature"] == 0.9
     assert body["response_format"]["type"] == "json_schema"
     assert body["response_format"]["json_schema"]["schema"] == POST_SCHEMA
     assert body["response_format"]["json_schema"]["strict"] is True

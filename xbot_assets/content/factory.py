@@ -45,11 +45,17 @@ def build_generator(settings: Settings, store: DurableStore | None = None) -> Ge
     return OfflineGenerator()
 
 
-def build_moderator(settings: Settings) -> Moderator | None:
-    """The OpenAI moderation layer when a key is set (an extra layer; the guard runs anyway)."""
+def build_moderator(settings: Settings, generator: Generator | None = None) -> Moderator | None:
+    """The OpenAI moderation layer when a key is set (an extra layer; the guard runs anyway).
+
+    Reuses the OpenAI generator's client when given one, so both share retries and timeout.
+    """
     key = settings.openai_api_key
     if key is None:
         return None
+    shared = getattr(generator, "client", None) if generator is not None else None
+    if shared is not None and getattr(generator, "name", "") == "openai":
+        return OpenAIModerator(shared)
     import openai
 
     client = openai.OpenAI(

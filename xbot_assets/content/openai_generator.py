@@ -128,7 +128,8 @@ class OpenAIGenerator:
         model: the chat model.
         budget: the daily AI budget; a call that would exceed it is not made.
         max_tokens: the completion cap (also the worst case used for the budget estimate).
-        temperature: sampling temperature; the request seed is passed for reproducibility.
+        temperature: sampling temperature (``None`` for models that take none, such as
+            reasoning models); the request seed is passed for reproducibility.
         prices: extra or overriding USD-per-million prices ``{model: (input, output)}``.
     """
 
@@ -141,7 +142,7 @@ class OpenAIGenerator:
         model: str,
         budget: AIBudget,
         max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: float = 0.9,
+        temperature: float | None = 0.9,
         prices: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
         self.client = client
@@ -214,6 +215,9 @@ class OpenAIGenerator:
                 model=self.model,
             )
         try:
+            extra: dict[str, Any] = {}
+            if self.temperature is not None:
+                extra["temperature"] = self.temperature
             response = self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,
@@ -221,9 +225,9 @@ class OpenAIGenerator:
                     "type": "json_schema",
                     "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": POST_SCHEMA},
                 },
-                max_tokens=self.max_tokens,
-                temperature=self.temperature,
+                max_completion_tokens=self.max_tokens,
                 seed=request.seed,
+                **extra,
             )
         except openai.APITimeoutError:
             return GenerationResult.failure(

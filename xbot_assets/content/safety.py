@@ -199,11 +199,11 @@ class OpenAIModerator:
     """The OpenAI moderation endpoint through the same ``openai`` client as the generator."""
 
     def __init__(self, client: Any, model: str = "omni-moderation-latest") -> None:
-        self._client = client
-        self._model = model
+        self.client = client
+        self.model = model
 
     def __call__(self, text: str) -> ModerationResult:
-        response = self._client.moderations.create(model=self._model, input=text)
+        response = self.client.moderations.create(model=self.model, input=text)
         result = response.results[0]
         categories = result.categories
         raw = categories.model_dump() if hasattr(categories, "model_dump") else dict(categories)
