@@ -456,3 +456,34 @@ def test_queue_metrics_from_redis_streams(
     assert second[("xbot_queue_dead_letters", q)] == 3
     assert second[("xbot_queue_dead_letters_stuck", q)] == 2
     assert second[("xbot_scrape_source_up", (("source", "redis"),))] == 1
+
+
+def test_postgres_late_commits_are_held_back_then_counted(pg_database: str, tmp_path: Path) -> None:
+    """On Postgres ids are given before commit: fresh rows wait one settle period, then count."""
+    from xbot_assets.health.metrics import POSTGRES_SETTLE, DurableStateCollector
+
+    upgrade(pg_database)
+    engine = make_engine(pg_database)
+    try:
+        account_id = add_account(engine)
+        DurableStore(engine, "local").record_candidates(
+            account_id,
+            [CandidateInput(text="a candidate", guard_passed=False, guard_reasons=["markup"])],
+        )
+        settings = make_settings(tmp_path / "home", database_url=pg_database)
+        clock_now = [datetime.now(UTC)]
+        ctx = HealthContext(settings, engine=engine, clock=lambda: clock_now[0])
+        collector = DurableStateCollector(ctx)
+
+        def rejected() -> float:
+            for family in collector.collect():
+                if family.name == "xbot_guard_rejections":
+                    return sum(s.value for s in family.samples if s.labels["reason"] == "markup")
+            return 0.0
+
+        assert rejected() == 0  # younger than the settle period: not counted yet
+        clock_now[0] += POSTGRES_SETTLE + timedelta(seconds=5)
+        assert rejected() == 1
+        assert rejected() == 1  # counted once
+    finally:
+        engine.dispose()

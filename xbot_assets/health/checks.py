@@ -34,6 +34,7 @@ from xbot_assets.ops.component_status import (
     latest_component_statuses,
 )
 from xbot_assets.ops.dbread import read_connection
+from xbot_assets.ops.queries import last_metrics_collection
 from xbot_assets.ops.redact import safe_error
 from xbot_assets.store.keys import KeySpace, connect_redis
 from xbot_assets.store.schema import tweet_metrics, tweets
@@ -392,12 +393,9 @@ def check_metrics_collection(ctx: HealthContext) -> CheckResult:
         .order_by(tweets.c.posted_at.desc())
         .limit(1)
     )
-    last_collection = select(func.max(tweet_metrics.c.collected_at)).where(
-        tweet_metrics.c.environment == ctx.environment
-    )
     with read_connection(ctx.engine) as conn:
         due = conn.execute(newest_due).first()
-        last = conn.execute(last_collection).scalar()
+        last = last_metrics_collection(conn, ctx.environment)
         has_snapshot = (
             conn.execute(
                 select(func.count()).where(tweet_metrics.c.tweet_id == due.id)

@@ -24,17 +24,19 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, Table, and_, func, or_, select
 
 from xbot_assets.health.checks import HealthContext
 from xbot_assets.ops.component_status import latest_component_statuses
 from xbot_assets.ops.dbread import read_connection
+from xbot_assets.ops.queries import last_metrics_collection, oldest_queued_schedule
 from xbot_assets.store.schema import (
     HEALTH_STATUSES,
     POST_STATUSES,
@@ -42,13 +44,14 @@ from xbot_assets.store.schema import (
     bot_config,
     candidates,
     post_attempts,
-    tweet_metrics,
     tweets,
 )
 from xbot_assets.store.streams import QUEUE_NAMES, Priority
 
 AI_SPEND_KEY_PREFIX = "ai_spend:"
 """bot_config keys ``ai_spend:<YYYY-MM-DD>`` hold each UTC day's spend (content.budget)."""
+POSTGRES_SETTLE = timedelta(seconds=30)
+"""Candidates younger than this are left for the next scrape on Postgres (late commits)."""
 MAX_LABEL_VALUES = 50
 """At most this many distinct guard reasons / audit event types are exported (the rest: other)."""
 MAX_LABEL_CHARS = 48
@@ -76,51 +79,86 @@ def _cap_labels(counts: dict[str, float]) -> dict[str, float]:
     return kept
 
 
-class _GuardReasonTally:
-    """Running guard-rejection totals, fed by new candidate rows only (thread-safe)."""
+class _AppendOnlyTally:
+    """Running totals over an append-only table, fed by the rows added since the last scrape.
 
-    def __init__(self) -> None:
+    Each call reads only rows above the highest id seen (a primary-key range; the environment is
+    filtered here, not in SQL, so no index on the environment tempts the planner into scanning
+    every row) and hands each row of the environment to ``count``.
+
+    On Postgres, ids are handed out before commit, so a row with a lower id can become visible
+    after a higher one: the watermark stops before rows stamped within :data:`POSTGRES_SETTLE`
+    of now, so that such a late commit is still counted on a later scrape. Rows stamped by a
+    simulated clock far from the wall clock are not held back.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        time_column: str,
+        columns: tuple[str, ...],
+        count: Callable[[Any, dict[str, float]], None],
+    ) -> None:
         self.lock = threading.Lock()
         self.last_id = 0
-        self.rejected_by_reason: dict[str, float] = {}
-        self.verdicts: dict[str, float] = {"passed": 0.0, "rejected": 0.0}
+        self.totals: dict[str, float] = {}
+        self.table = table
+        self.time_column = time_column
+        self.columns = columns
+        self.count = count
 
-    def update(self, conn: Connection, environment: str, batch: int = 5000) -> None:
+    def update(
+        self, conn: Connection, environment: str, now: datetime, batch: int = 5000
+    ) -> dict[str, float]:
+        """Add the new rows; returns a copy of the totals."""
+        t = self.table
+        settle = conn.dialect.name == "postgresql"
+        cols = [t.c.id, t.c.environment, t.c[self.time_column], *(t.c[c] for c in self.columns)]
         with self.lock:
             while True:
                 rows = conn.execute(
-                    select(candidates.c.id, candidates.c.guard_passed, candidates.c.guard_reasons)
-                    .where(
-                        and_(
-                            candidates.c.environment == environment,
-                            candidates.c.id > self.last_id,
-                        )
-                    )
-                    .order_by(candidates.c.id)
-                    .limit(batch)
+                    select(*cols).where(t.c.id > self.last_id).order_by(t.c.id).limit(batch)
                 ).all()
+                fetched = len(rows)
+                if settle:
+                    for index, row in enumerate(rows):
+                        stamp = row._mapping[self.time_column]
+                        if now - POSTGRES_SETTLE < stamp <= now + POSTGRES_SETTLE:
+                            rows, fetched = rows[:index], 0
+                            break
                 for row in rows:
-                    if row.guard_passed:
-                        self.verdicts["passed"] += 1
-                        continue
-                    self.verdicts["rejected"] += 1
-                    reasons = row.guard_reasons
-                    if isinstance(reasons, str):
-                        try:
-                            reasons = json.loads(reasons)
-                        except ValueError:
-                            reasons = [reasons]
-                    if isinstance(reasons, dict):
-                        reasons = list(reasons)
-                    for reason in reasons or ["unspecified"]:
-                        if isinstance(reason, dict):
-                            reason = reason.get("code") or reason.get("reason") or "unspecified"
-                        key = _label(reason)
-                        self.rejected_by_reason[key] = self.rejected_by_reason.get(key, 0) + 1
+                    if row.environment == environment:
+                        self.count(row, self.totals)
                 if rows:
                     self.last_id = int(rows[-1].id)
-                if len(rows) < batch:
-                    return
+                if fetched < batch:
+                    return dict(self.totals)
+
+
+def _count_candidate(row: Any, totals: dict[str, float]) -> None:
+    """``verdict:passed``/``verdict:rejected`` and ``reason:<code>`` per rejection reason."""
+    if row.guard_passed:
+        totals["verdict:passed"] = totals.get("verdict:passed", 0) + 1
+        return
+    totals["verdict:rejected"] = totals.get("verdict:rejected", 0) + 1
+    reasons = row.guard_reasons
+    if isinstance(reasons, str):
+        try:
+            reasons = json.loads(reasons)
+        except ValueError:
+            reasons = [reasons]
+    if isinstance(reasons, dict):
+        reasons = list(reasons)
+    for reason in reasons or ["unspecified"]:
+        if isinstance(reason, dict):
+            reason = reason.get("code") or reason.get("reason") or "unspecified"
+        key = "reason:" + _label(reason)
+        totals[key] = totals.get(key, 0) + 1
+
+
+def _count_audit(row: Any, totals: dict[str, float]) -> None:
+    key = str(row.event_type)[:MAX_LABEL_CHARS]
+    totals[key] = totals.get(key, 0) + 1
 
 
 def _number(value: Any, keys: tuple[str, ...]) -> float | None:
@@ -151,7 +189,10 @@ class DurableStateCollector(Collector):
 
     def __init__(self, ctx: HealthContext) -> None:
         self.ctx = ctx
-        self._guard = _GuardReasonTally()
+        self._candidates = _AppendOnlyTally(
+            candidates, "created_at", ("guard_passed", "guard_reasons"), _count_candidate
+        )
+        self._audit = _AppendOnlyTally(audit_log, "occurred_at", ("event_type",), _count_audit)
 
     def describe(self) -> Iterable[Metric]:
         """Nothing up front: registering must not query the store."""
@@ -240,14 +281,8 @@ class DurableStateCollector(Collector):
             )
         ).scalar()
         now = self.ctx.clock()
-        next_due = conn.execute(
-            select(func.min(tweets.c.scheduled_at)).where(
-                and_(tweets.c.environment == env, tweets.c.status == "queued")
-            )
-        ).scalar()
-        last_metrics = conn.execute(
-            select(func.max(tweet_metrics.c.collected_at)).where(tweet_metrics.c.environment == env)
-        ).scalar()
+        next_due = oldest_queued_schedule(conn, env)
+        last_metrics = last_metrics_collection(conn, env)
         stamps = GaugeMetricFamily(
             "xbot_last_event_timestamp_seconds",
             "unix time of the last successful post / metrics collection",
@@ -270,15 +305,15 @@ class DurableStateCollector(Collector):
         return [attempts, posts, state, stamps, ages, lag]
 
     def _guard_families(self, conn: Connection, env: str) -> list[Metric]:
-        self._guard.update(conn, env)
-        with self._guard.lock:
-            verdicts = dict(self._guard.verdicts)
-            reasons = _cap_labels(dict(self._guard.rejected_by_reason))
+        totals = self._candidates.update(conn, env, self.ctx.clock())
+        reasons = _cap_labels(
+            {k.removeprefix("reason:"): v for k, v in totals.items() if k.startswith("reason:")}
+        )
         cands = CounterMetricFamily(
             "xbot_candidates", "generated candidates by guard verdict", labels=["verdict"]
         )
-        for verdict, count in sorted(verdicts.items()):
-            cands.add_metric([verdict], count)
+        for verdict in ("passed", "rejected"):
+            cands.add_metric([verdict], totals.get(f"verdict:{verdict}", 0.0))
         rejections = CounterMetricFamily(
             "xbot_guard_rejections",
             "safety-guard rejections by reason (a candidate may have several)",
@@ -363,26 +398,18 @@ class DurableStateCollector(Collector):
         return None
 
     def _audit_families(self, conn: Connection, env: str) -> list[Metric]:
-        counts: dict[str, int] = dict(
-            conn.execute(
-                select(audit_log.c.event_type, func.count())
-                .where(audit_log.c.environment == env)
-                .group_by(audit_log.c.event_type)
-            ).all()
-        )
+        counts = self._audit.update(conn, env, self.ctx.clock())
         events = CounterMetricFamily(
             "xbot_audit_events", "audit_log entries by event type", labels=["event_type"]
         )
-        capped = _cap_labels({_label_event(k): float(v) for k, v in counts.items()})
-        for event_type, count in sorted(capped.items()):
+        for event_type, count in sorted(_cap_labels(dict(counts)).items()):
             events.add_metric([event_type], count)
         rate_limited = CounterMetricFamily(
             "xbot_rate_limit_rejections",
-            "posts or calls refused by a rate cap, as recorded in audit_log",
+            "posts or calls refused by a rate limit (X's 429s and cap refusals in audit_log)",
         )
         rate_limited.add_metric(
-            [],
-            float(sum(v for k, v in counts.items() if "rate_limit" in k or "ratelimit" in k)),
+            [], float(sum(v for k, v in counts.items() if "rate_limit" in k or "ratelimit" in k))
         )
         return [events, rate_limited]
 
@@ -519,14 +546,22 @@ class DurableStateCollector(Collector):
         return [family]
 
 
-def _label_event(event_type: str) -> str:
-    return str(event_type)[:MAX_LABEL_CHARS]
+def build_registry(
+    ctx: HealthContext, *, with_process: bool = True, warm_up: bool = False
+) -> CollectorRegistry:
+    """A registry holding the durable-state collector (and the server's process metrics).
 
-
-def build_registry(ctx: HealthContext, *, with_process: bool = True) -> CollectorRegistry:
-    """A registry holding the durable-state collector (and the server's process metrics)."""
+    With ``warm_up`` a background thread runs one collection right away: the first collection
+    reads every candidate and audit row once to seed the running totals (seconds on a large
+    store), so it happens at start-up instead of inside the first scrape's timeout.
+    """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DurableStateCollector(ctx))
+    collector = DurableStateCollector(ctx)
+    registry.register(collector)
+    if warm_up:
+        threading.Thread(
+            target=lambda: list(collector.collect()), name="xbot-metrics-warm-up", daemon=True
+        ).start()
     if with_process:
         from prometheus_client import ProcessCollector
 

@@ -79,7 +79,7 @@ class _ReadinessRecorder:
 
 def create_app(ctx: HealthContext) -> Starlette:
     """The ASGI app of the health server, reading through ``ctx``."""
-    registry = build_registry(ctx)
+    registry = build_registry(ctx, warm_up=True)
     recorder = _ReadinessRecorder(ctx)
 
     def healthz(request: Request) -> Response:
