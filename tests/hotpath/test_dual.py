@@ -357,3 +357,34 @@ def test_ai_spend_is_judged_by_the_durable_budget(world, engine, redis_client, k
     assert not manager.reserve_ai_spend(0.6)
     clock.advance(days=1)
     assert manager.durable_ai_spend_today() == 0.0 and manager.reserve_ai_spend(5.0)
+
+
+def test_the_manager_works_under_the_row_level_security_role(pg_url, redis_client, keys):
+    """Built from a DurableStore (acting as xbot_local), so RLS applies to every write."""
+    from xbot_assets.store.durable import DurableStore
+
+    store = DurableStore.from_url(pg_url, environment="local")
+    try:
+        clock = FakeClock(T0)
+        manager = DualStoreManager.from_durable(store, redis_client, keys, caps=CAPS, clock=clock)
+        account = store.ensure_account("rls_test").id
+        post = store.enqueue_post(account, "How to test RLS with pytest", scheduled_at=T0)
+        assert manager.enqueue_post(post.id, account)
+        (ticket,) = manager.next_posts()
+        result = manager.claim_post(ticket)
+        assert result.status == "claimed" and result.attempt_id
+        manager.settle(ticket, result)
+        assert manager.record_posted(post.id, result.attempt_id, "x123")
+        manager.record_metric_snapshot(
+            tweet_id=post.id, account_id=account, horizon="1h", metrics={"likes": 4}
+        )
+        manager.record_audit_event(event_type="t", component="t", actor="t", event_id="rls-1")
+        manager.record_health("rls", "ok", {})
+        report = manager.sync_once()
+        assert report.acked == 3 and not report.durable_down
+        assert [m.likes for m in store.get_metrics(post.id)] == [4]
+        assert store.get_post(post.id).status == "posted"
+        manager.brake.engage("rls brake", actor="operator:t")
+        assert store.get_config("brake")["engaged"] is True
+    finally:
+        store.close()

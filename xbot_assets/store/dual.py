@@ -313,22 +313,36 @@ class DualStoreManager:
         cls,
         settings: Settings,
         *,
-        engine: Engine | None = None,
         client: redis.Redis | None = None,
         clock: Clock = utc_now,
+        consumer: str | None = None,
     ) -> DualStoreManager:
-        """Build from settings: DATABASE_URL (or the SQLite file), REDIS_URL, prefix and caps."""
-        from xbot_assets.store.engine import make_engine
+        """Build from settings: the durable store as ``DurableStore.from_settings`` opens it
+        (schema checked; on Postgres acting as ``xbot_<environment>`` so row-level security
+        applies), REDIS_URL (or ``client``), the environment prefix and the caps."""
+        from xbot_assets.store.durable import DurableStore
         from xbot_assets.store.keys import redis_from_settings
 
-        return cls(
-            engine or make_engine(settings.resolved_database_url),
-            settings.app_env,
+        store = DurableStore.from_settings(settings)
+        return cls.from_durable(
+            store,
             client if client is not None else redis_from_settings(settings),
             KeySpace.from_settings(settings),
             caps=RateCaps.from_settings(settings),
             clock=clock,
+            consumer=consumer,
         )
+
+    @classmethod
+    def from_durable(
+        cls,
+        store: Any,
+        client: redis.Redis | None,
+        keys: KeySpace,
+        **kwargs: Any,
+    ) -> DualStoreManager:
+        """Share a ``DurableStore``'s engine (its role and pool) and environment."""
+        return cls(store.engine, store.environment, client, keys, **kwargs)
 
     # --- Redis availability ----------------------------------------------------------------------
     def redis_available(self) -> bool:
