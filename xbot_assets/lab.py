@@ -1,0 +1,122 @@
+"""One-line access to the bot's data for analysts: ``lab = open_lab()`` in a notebook.
+
+The lab only reads. The warehouse is opened read-only for each query (so a notebook never holds
+DuckDB's file lock while a Dagster run wants to write), and model assets are loaded the way
+Dagster stored them: from the file its latest materialisation names in its ``path`` metadata.
+Nothing here writes to the durable store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from xbot_assets.config import Settings, ensure_dagster_home, load_settings
+
+
+class LabError(RuntimeError):
+    """Something a notebook needs is missing; the message says which command produces it."""
+
+
+@dataclass
+class Lab:
+    """Read-only handles on the warehouse and the latest asset values of one environment."""
+
+    settings: Settings
+    _instance: dg.DagsterInstance | None = field(default=None, repr=False)
+
+    # --- warehouse ---------------------------------------------------------------------------
+    @property
+    def warehouse_path(self) -> Path:
+        return self.settings.resolved_warehouse_path
+
+    def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+        """Run a read-only query on the DuckDB warehouse and return a DataFrame."""
+        from xbot_assets.warehouse.duck import warehouse
+
+        if not self.warehouse_path.exists():
+            raise LabError(
+                f"no warehouse at {self.warehouse_path}: run `make run` (or materialise the "
+                "warehouse assets) first"
+            )
+        with warehouse(self.warehouse_path, read_only=True) as con:
+            return con.execute(query, params or []).df()
+
+    def table(self, name: str, *, where: str | None = None) -> pd.DataFrame:
+        """A whole warehouse relation by name: ``fct_post_outcomes`` or ``views.vw_recent_posts``.
+
+        Bare names are looked up in the mart, view, staging and raw schemas, in that order.
+        """
+        relation = name if "." in name else self._qualify(name)
+        query = f"select * from {relation}"  # noqa: S608 - relation names come from the catalogue
+        if where:
+            query += f" where {where}"
+        return self.sql(query)
+
+    def relations(self) -> pd.DataFrame:
+        """Every table and view in the warehouse, with its schema."""
+        return self.sql(
+            "select table_schema as schema, table_name as name, table_type as type "
+            "from information_schema.tables order by 1, 2"
+        )
+
+    def _qualify(self, name: str) -> str:
+        found = self.relations()
+        for schema in ("marts", "views", "staging", "raw", "main"):
+            hit = found[(found["schema"] == schema) & (found["name"] == name)]
+            if len(hit):
+                return f"{schema}.{name}"
+        raise LabError(f"no relation {name!r} in the warehouse: see lab.relations() for names")
+
+    # --- Dagster assets ------------------------------------------------------------------------
+    @cached_property
+    def instance(self) -> dg.DagsterInstance:
+        if self._instance is None:
+            ensure_dagster_home()
+            self._instance = dg.DagsterInstance.get()
+        return self._instance
+
+    def materializations(self, asset: str, limit: int = 100) -> list[dg.AssetMaterialization]:
+        """The asset's materialisations, newest first."""
+        records = self.instance.fetch_materializations(
+            dg.AssetKey.from_user_string(asset), limit=limit
+        ).records
+        return [r.asset_materialization for r in records if r.asset_materialization is not None]
+
+    def metadata(self, asset: str) -> dict[str, Any]:
+        """The latest materialisation's metadata as plain Python values."""
+        found = self.materializations(asset, limit=1)
+        if not found:
+            raise LabError(f"{asset} was never materialised here: run `make run` first")
+        return {key: value.value for key, value in found[0].metadata.items()}
+
+    def asset_path(self, asset: str) -> Path:
+        """The file the latest materialisation of ``asset`` wrote (its ``path`` metadata)."""
+        meta = self.metadata(asset)
+        if "path" not in meta:
+            raise LabError(f"{asset}'s materialisation records no file path")
+        path = Path(str(meta["path"]))
+        if not path.exists():
+            raise LabError(f"{asset}'s file {path} is gone: materialise {asset} again")
+        return path
+
+    def scorer(self) -> tuple[Any, dict[str, Any]]:
+        """The current ``engagement_scorer`` model (loaded safely with skops) and its info."""
+        from xbot_assets.learning.scorer import load_scorer
+
+        return load_scorer(self.asset_path("engagement_scorer"))
+
+    def posteriors(self) -> dict[str, Any]:
+        """The current ``arm_posteriors`` as saved: arms, prior, successes, failures, pulls."""
+        return dict(json.loads(self.asset_path("arm_posteriors").read_text()))
+
+
+def open_lab(**overrides: Any) -> Lab:
+    """The lab for the environment the settings (environment, ``.env``) name."""
+    return Lab(load_settings(**overrides))
