@@ -269,3 +269,17 @@ def test_a_failing_timeline_read_never_turns_into_a_retry(ledger, fake_x, clock,
     run = post_due(settings, ledger=ledger, poster=fake_x, clock=clock, grace=timedelta(0))
     assert [o.status for o in run.outcomes] == ["posted", "nothing_due"]
     assert ledger.status_counts(account) == {"posting": 1, "posted": 1}
+
+
+def test_zero_spacing_never_blocks_on_a_concurrent_claim_stamped_later(ledger, fake_x, clock):
+    caps = RateCaps(max_posts_per_hour=10, max_posts_per_day=10, min_spacing=timedelta(0))
+    account = ledger.ensure_account("acct")
+    ledger.enqueue(account, ["first"], scheduled_at=clock())
+    ledger.enqueue(account, ["second"], scheduled_at=clock())
+    later = clock() + timedelta(milliseconds=5)
+    assert ledger.claim_next_due(account, caps, now=later).text == "first"
+    # another worker read its clock a moment earlier and claims after: not blocked
+    assert ledger.claim_next_due(account, caps, now=clock()).text == "second"
+    spaced = RateCaps(max_posts_per_hour=10, max_posts_per_day=10, min_spacing=timedelta(minutes=1))
+    ledger.enqueue(account, ["third"], scheduled_at=clock())
+    assert "spacing" in ledger.claim_next_due(account, spaced, now=clock()).reason

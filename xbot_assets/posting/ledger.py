@@ -307,7 +307,9 @@ class PostingLedger:
         if self._count_on_x(conn, account_id, day_ago, replies=False) >= caps.max_posts_per_day:
             return Blocked(f"max_posts_per_day={caps.max_posts_per_day} reached")
         last = self._last_root_at(conn, account_id)
-        if last is not None and now - last < caps.min_spacing:
+        # With spacing 0 a concurrent worker's claim stamped a moment "after" our now must not
+        # block us; with spacing > 0 it does (too soon either way).
+        if last is not None and caps.min_spacing > timedelta(0) and now - last < caps.min_spacing:
             return Blocked(
                 f"min spacing of {caps.min_spacing} since the last post", last + caps.min_spacing
             )
