@@ -388,3 +388,20 @@ def test_the_manager_works_under_the_row_level_security_role(pg_url, redis_clien
         assert store.get_config("brake")["engaged"] is True
     finally:
         store.close()
+
+
+def test_sync_trims_synced_history_but_keeps_the_backlog(world, engine, redis_client, keys):
+    manager, _clock, account, _ = world
+    ids = make_posted(world, 3)
+    for tid in ids:
+        manager.record_metric_snapshot(tweet_id=tid, account_id=account, horizon="1h", metrics={})
+    manager.sync_once()
+    assert manager.sync_queue is not None
+    from xbot_assets.store.streams import Priority
+
+    normal = manager.sync_queue.stream_keys[Priority.NORMAL]
+    assert redis_client.xlen(normal) == 3  # acknowledged, still in the stream
+    manager.record_metric_snapshot(tweet_id=ids[0], account_id=account, horizon="6h", metrics={})
+    assert manager.trim_queues() == 3
+    assert redis_client.xlen(normal) == 1  # the unsynced event stays
+    assert manager.sync_once().acked == 1

@@ -292,6 +292,8 @@ class DualStoreManager:
         self._emitted = 0
         self._sync_backlog = True  # take our own pending entries back on the first sync
         self._next_reclaim: dict[str, float] = {}
+        self._next_trim = 0.0
+        self.trim_every_s = 30.0
         self.outbox_limit = outbox_limit
         self.reconcile_every = reconcile_every
         self.sync_queue: StreamQueue | None = None
@@ -506,6 +508,21 @@ class DualStoreManager:
             raise
         return "direct"
 
+    def trim_queues(self) -> int:
+        """Drop acknowledged history from both streams (never pending or undelivered entries);
+        run by :meth:`sync_once` every ``trim_every_s`` seconds. Returns entries removed."""
+        self._next_trim = time.monotonic() + self.trim_every_s
+        removed = 0
+        for queue in (self.sync_queue, self.posts_queue):
+            if queue is None:
+                continue
+            try:
+                removed += queue.trim()
+            except redis.RedisError as exc:
+                self._redis_failed(exc)
+                break
+        return removed
+
     def _reclaim_due(self, queue: StreamQueue) -> bool:
         """Whether to look for entries stuck with dead workers now: at most twice per idle
         limit (wall time), since nothing can be reclaimed sooner."""
@@ -573,6 +590,8 @@ class DualStoreManager:
             report.redis_down = True
             return report
         self.reconcile_outbox()
+        if time.monotonic() >= self._next_trim:
+            self.trim_queues()
         try:
             messages: list[Message] = []
             if self._sync_backlog:
