@@ -463,7 +463,7 @@ HOT_TAKE_TAILS: Final[tuple[str, ...]] = (
 HOW_TO_FRAMES: Final[tuple[str, ...]] = (
     "How to {goal}:\n\n{steps}",
     "How to {goal}, in {n} steps:\n{steps}",
-    "How to {goal}. {tip} {tip2}",
+    "How to {goal}, the short version: {tip} {tip2}",
 )
 THREAD_HOOKS: Final[tuple[str, ...]] = (
     "Everything I learned about {subject} the hard way, in {k} posts 🧵",
