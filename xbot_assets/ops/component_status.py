@@ -209,3 +209,33 @@ def record_poster_session(
         clock=lambda: now,
     )
     return ComponentStatus(COMPONENT_POSTER, status, now, message, {})
+
+
+JOB_COMPONENT_PREFIX = "job:"
+
+
+def record_run_outcome(
+    engine: Engine,
+    *,
+    environment: str,
+    job_name: str,
+    run_id: str,
+    succeeded: bool,
+    message: str | None = None,
+    partition: str | None = None,
+    clock: Clock = utc_now,
+) -> None:
+    """One ``system_health`` row for a finished Dagster run of ``job_name`` (component
+    ``job:<job_name>``): ``ok`` on success, ``down`` with the redacted failure otherwise."""
+    figures: dict[str, Any] = {"run_id": run_id}
+    if partition:
+        figures["partition"] = partition
+    write_component_status(
+        engine,
+        environment=environment,
+        component=(JOB_COMPONENT_PREFIX + job_name)[:64],
+        status="ok" if succeeded else "down",
+        message=None if succeeded else redact(" ".join((message or "run failed").split()))[:300],
+        metrics=figures,
+        clock=clock,
+    )
