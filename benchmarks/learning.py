@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 
 from xbot_assets.learning.bandits import (  # noqa: E402
     SUCCESS_UNIT,
+    ChangeDetector,
     DriftAwareThompson,
     LaplaceLogisticSampler,
     ThompsonSampler,
@@ -431,14 +432,18 @@ class OursIndependent:
 
     Every ``refit_every`` posts the prior is refitted by the method of moments over the arms'
     evidence and the per-post evidence cap from the spread of posts within arms. Drift is
-    handled by :class:`DriftAwareThompson` (a gentle global discount plus per-arm change
-    detection) so stationary arms are not forgotten for nothing.
+    handled by :class:`DriftAwareThompson` (a gentle global discount plus change detection
+    that forgets when an arm is seen to change) so stationary arms are not forgotten for nothing.
     """
 
     n_arms: int
     seed: int
-    discount: float = 0.9999
-    threshold_z: float = 4.0
+    discount: float = 0.9995
+    threshold_z: float = 6.0
+    window_discount: float = 0.9
+    min_posts: float = 5.0
+    keep_on_change: float = 0.2
+    cap_scale: float = 1.0
     refit_every: int = 48
     name: str = "ours_independent"
     policy: DriftAwareThompson = field(init=False)
@@ -451,6 +456,9 @@ class OursIndependent:
             prior=(1.0, 1.0 / 0.004),
             discount=self.discount,
             threshold_z=self.threshold_z,
+            window_discount=self.window_discount,
+            min_posts=self.min_posts,
+            keep_on_change=self.keep_on_change,
             seed=self.seed,
         )
 
@@ -475,7 +483,9 @@ class OursIndependent:
         pooled = s.sum() / n.sum()
         scaled_s = s / np.maximum(arm_rate[arms], 1e-9) * pooled
         if len(recent) >= 48:
-            self.max_trials = fit_overdispersion(np.minimum(scaled_s, n), n, floor=20.0)
+            self.max_trials = self.cap_scale * fit_overdispersion(
+                np.minimum(scaled_s, n), n, floor=20.0
+            )
         # Prior: method of moments over arms' evidence.
         sampler = self.policy.sampler
         trials = sampler.successes + sampler.failures
@@ -490,15 +500,21 @@ class OursContextual:
 
     Main effects share strength (every ``how_to:*`` post teaches ``how_to``); per-arm deviation
     weights with a tighter prior let it still find an arm that breaks the additive pattern.
+    A :class:`ChangeDetector` compares each arm's recent posts with the model's prediction and
+    keeps only ``keep_on_change`` of the evidence when they disagree; ``discount`` < 1 adds a
+    steady forgetting on top (the ``ours_contextual_discounted`` variant).
     """
 
     n_arms: int
     seed: int
-    discount: float = 0.9999
-    max_trials: float = 200.0
+    discount: float = 1.0
+    max_trials: float = 1000.0
+    detect_changes: bool = True
+    keep_on_change: float = 0.2
     name: str = "ours_contextual"
 
     def __post_init__(self) -> None:
+        self.detector = ChangeDetector(len(ARMS))
         space = arms_feature_space(FORMATS, TOPICS, SLOTS)
         groups = (*space.groups, ("arm", tuple(ARMS)))
         self.space = type(space)(groups)
@@ -535,7 +551,13 @@ class OursContextual:
 
     def update(self, arm: int, t: int, slot: str, weighted: float, impressions: float) -> None:
         s, n = binomial_evidence(weighted, impressions, max_trials=self.max_trials)
-        self.sampler.update_indices(self.rows[slot][arm], s, n)
+        active = self.rows[slot][arm]
+        if self.detect_changes:
+            z = float(self.sampler.m[active].sum())
+            predicted = 1.0 / (1.0 + math.exp(-z)) if t >= 2 * len(ARMS) else None
+            if self.detector.observe(arm, s, n, predicted):
+                self.sampler.forget(self.keep_on_change)
+        self.sampler.update_indices(active, s, n)
 
 
 POLICY_FACTORIES: dict[str, Callable[[int], Policy]] = {
@@ -547,8 +569,11 @@ POLICY_FACTORIES: dict[str, Callable[[int], Policy]] = {
     "mabwiser_ts": lambda seed: MabwiserThompson(len(ARMS), seed),
     "ours_independent": lambda seed: OursIndependent(len(ARMS), seed),
     "ours_contextual": lambda seed: OursContextual(len(ARMS), seed),
+    "ours_contextual_discounted": lambda seed: OursContextual(
+        len(ARMS), seed, discount=0.9995, name="ours_contextual_discounted"
+    ),
 }
-OURS = ("ours_independent", "ours_contextual")
+OURS = ("ours_independent", "ours_contextual", "ours_contextual_discounted")
 
 
 # --------------------------------------------------------------------------------------------

@@ -171,7 +171,11 @@ def test_drift_aware_sampler_detects_a_change_and_keeps_stationary_arms() -> Non
         sampler.update(0, 10.0, 200.0)
         sampler.update(1, 5.0, 200.0)
     assert sampler.changes.sum() == 0  # no false alarms on stationary arms
-    for _ in range(6):
+    other_before = sampler.sampler.failures[1]
+    for _ in range(20):
         sampler.update(0, 1.0, 200.0)
-    assert sampler.changes[0] == 1
-    assert sampler.sampler.posterior_mean()[0] < 0.02
+    assert sampler.changes[0] >= 1
+    assert sampler.sampler.posterior_mean()[0] < 0.02  # arm 0 now follows its recent posts
+    # The arm nobody touched keeps only part of its evidence: worth another look.
+    assert sampler.sampler.failures[1] < 0.5 * other_before
+    assert sampler.sampler.posterior_mean()[1] == pytest.approx(5 / 200, rel=0.05)

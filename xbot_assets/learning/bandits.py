@@ -248,23 +248,73 @@ class ThompsonSampler:
         )
 
 
-class DriftAwareThompson:
-    """Thompson sampling that forgets fast only when an arm is seen to change.
+class ChangeDetector:
+    """Per-arm short memory that flags when an arm's recent posts disagree with the model.
 
-    A fixed discount pays for drift all the time: evidence about a stationary arm is forgotten
-    and bought again with exploration. Here each arm also keeps a short memory (its last few
-    posts, discounted by ``window_discount`` per post of that arm); when the short-memory rate
-    disagrees with the long-memory rate by more than ``threshold_z`` standard errors, the arm's
-    long evidence is replaced by the short one (a detected change point). A gentle global
-    ``discount`` still lets arms that are not played drift back into exploration.
+    Each arm keeps its last few posts (discounted by ``window_discount`` per post of that arm).
+    A change is declared when the short-memory rate differs from the rate the model predicts
+    for that arm by more than ``threshold_z`` binomial standard errors (on evidence already
+    capped for overdispersion), after at least ``min_posts`` posts.
+    """
+
+    def __init__(
+        self,
+        n_arms: int,
+        *,
+        window_discount: float = 0.9,
+        threshold_z: float = 6.0,
+        min_posts: float = 5.0,
+    ) -> None:
+        self.window_discount = float(window_discount)
+        self.threshold_z = float(threshold_z)
+        self.min_posts = float(min_posts)
+        self.successes: FloatArray = np.zeros(n_arms)
+        self.trials: FloatArray = np.zeros(n_arms)
+        self.posts: FloatArray = np.zeros(n_arms)
+        self.changes: NDArray[np.int64] = np.zeros(n_arms, dtype=np.int64)
+
+    def observe(
+        self, arm: int, successes: float, trials: float, predicted_rate: float | None
+    ) -> bool:
+        """Add a post to ``arm``'s short memory; True when it signals a change.
+
+        ``predicted_rate=None`` only remembers the post (the model has too little history).
+        """
+        g = self.window_discount
+        self.successes[arm] = g * self.successes[arm] + successes
+        self.trials[arm] = g * self.trials[arm] + trials
+        self.posts[arm] = g * self.posts[arm] + 1.0
+        if predicted_rate is None or self.posts[arm] < self.min_posts or self.trials[arm] <= 0:
+            return False
+        p = min(max(predicted_rate, 1e-9), 1 - 1e-9)
+        short = self.successes[arm] / self.trials[arm]
+        if abs(short - p) <= self.threshold_z * math.sqrt(p * (1 - p) / self.trials[arm]):
+            return False
+        self.changes[arm] += 1
+        return True
+
+    def short_memory(self, arm: int) -> tuple[float, float]:
+        return float(self.successes[arm]), float(self.trials[arm])
+
+
+class DriftAwareThompson:
+    """Thompson sampling that forgets fast when the audience is seen to change.
+
+    A fixed discount pays for drift all the time: evidence about stationary arms is forgotten
+    and bought again with exploration. Here a :class:`ChangeDetector` watches each played arm;
+    on a change, that arm's evidence is replaced by its recent posts and every other arm keeps
+    only ``keep_on_change`` of its evidence (preferences rarely move for one arm alone, so the
+    arms we stopped playing deserve another look). A gentle global ``discount`` still brings
+    arms that are never played back into exploration over time.
 
     Args:
         n_arms: number of arms.
         prior: Beta prior, as for :class:`ThompsonSampler`.
-        discount: global per-update discount of the long memory.
-        window_discount: per-post discount of an arm's short memory (0.8: about 5 posts).
-        threshold_z: z-score that counts as a change.
+        discount: global per-update discount of the evidence.
+        window_discount: per-post discount of an arm's short memory (0.9: about 10 posts).
+        threshold_z: standard errors that count as a change.
         min_posts: short-memory posts needed before a change can be declared.
+        keep_on_change: share of the other arms' evidence kept after a change.
         seed: random generator seed.
     """
 
@@ -273,49 +323,46 @@ class DriftAwareThompson:
         n_arms: int,
         *,
         prior: tuple[float, float] = DEFAULT_PRIOR,
-        discount: float = 0.9999,
-        window_discount: float = 0.8,
-        threshold_z: float = 4.0,
-        min_posts: float = 3.0,
+        discount: float = 0.9995,
+        window_discount: float = 0.9,
+        threshold_z: float = 6.0,
+        min_posts: float = 5.0,
+        keep_on_change: float = 0.2,
         seed: int | None = None,
     ) -> None:
         self.sampler = ThompsonSampler(n_arms, prior=prior, discount=discount, seed=seed)
-        self.window_discount = float(window_discount)
-        self.threshold_z = float(threshold_z)
-        self.min_posts = float(min_posts)
-        self.short_successes: FloatArray = np.zeros(n_arms)
-        self.short_trials: FloatArray = np.zeros(n_arms)
-        self.short_posts: FloatArray = np.zeros(n_arms)
-        self.changes: NDArray[np.int64] = np.zeros(n_arms, dtype=np.int64)
+        self.detector = ChangeDetector(
+            n_arms, window_discount=window_discount, threshold_z=threshold_z, min_posts=min_posts
+        )
+        self.keep_on_change = float(keep_on_change)
 
     @property
     def n_arms(self) -> int:
         return self.sampler.n_arms
 
+    @property
+    def changes(self) -> NDArray[np.int64]:
+        return self.detector.changes
+
     def select(self) -> int:
         return self.sampler.select()
 
     def update(self, arm: int, successes: float, trials: float) -> None:
-        """Update both memories; reset the arm's long memory on a detected change."""
-        self.sampler.update(arm, successes, trials)
-        g = self.window_discount
-        self.short_successes[arm] = g * self.short_successes[arm] + successes
-        self.short_trials[arm] = g * self.short_trials[arm] + trials
-        self.short_posts[arm] = g * self.short_posts[arm] + 1.0
-        if self.short_posts[arm] < self.min_posts or self.short_trials[arm] <= 0:
-            return
-        long_s = self.sampler.successes[arm]
-        long_n = long_s + self.sampler.failures[arm]
-        if long_n <= self.short_trials[arm] * 2:
-            return
-        p_long = long_s / long_n
-        p_short = self.short_successes[arm] / self.short_trials[arm]
-        pooled = min(max(p_long, 1e-9), 1 - 1e-9)
-        se = math.sqrt(pooled * (1 - pooled) / self.short_trials[arm])
-        if abs(p_short - p_long) > self.threshold_z * se:
-            self.sampler.successes[arm] = self.short_successes[arm]
-            self.sampler.failures[arm] = self.short_trials[arm] - self.short_successes[arm]
-            self.changes[arm] += 1
+        """Update the posterior; on a detected change, forget as described above."""
+        sampler = self.sampler
+        sampler.update(arm, successes, trials)
+        long_s = sampler.successes[arm]
+        long_n = long_s + sampler.failures[arm]
+        # With little history beyond the short memory there is nothing to disagree with.
+        enough = long_n > 2 * (self.detector.trials[arm] * self.detector.window_discount + trials)
+        predicted = long_s / long_n if enough else None
+        if self.detector.observe(arm, successes, trials, predicted):
+            s, n = self.detector.short_memory(arm)
+            keep = self.keep_on_change
+            sampler.successes *= keep
+            sampler.failures *= keep
+            sampler.successes[arm] = s
+            sampler.failures[arm] = n - s
 
     def choice_probabilities(self, n_samples: int = 2000) -> FloatArray:
         return self.sampler.choice_probabilities(n_samples)
@@ -474,6 +521,10 @@ class LaplaceLogisticSampler:
         c = trials * p - successes
         self.m[idx] = m_a - c * inv_q
         self.q[idx] = self.q[idx] + trials * p * (1 - p)
+
+    def forget(self, keep: float) -> None:
+        """Keep only ``keep`` of the evidence (precision above the prior), e.g. after a change."""
+        self.q = self.prior_q + keep * (self.q - self.prior_q)
 
     def update(self, row: FloatArray, successes: float, trials: float) -> None:
         """Online Laplace update for a 0/1 design row."""
