@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = None
     openai_model: str = "gpt-4o-mini"
     openai_base_url: str | None = None
+    openai_timeout_s: float = Field(default=30.0, gt=0)
+    openai_max_retries: int = Field(default=2, ge=0, le=10)
     ai_budget_usd_per_day: float = Field(default=7.50, ge=0)
 
     # --- X ----------------------------------------------------------------------------------
