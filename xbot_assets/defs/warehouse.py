@@ -290,9 +290,14 @@ def collect_tweet_metrics(context: dg.OpExecutionContext, xbot_settings: XbotSet
     if store is None:
         context.log.info("no durable store yet: nothing to collect")
         return
+    dual = None
+    if settings.redis_url:
+        from xbot_assets.store.dual import DualStoreManager
+
+        dual = DualStoreManager.from_settings(settings, engine=store.engine)
     try:
         with XApiClient.from_settings(settings) as client:
-            report = collect_due_metrics(store, client)
+            report = collect_due_metrics(store, client, dual=dual)
             followers = 0 if report.stopped_for_rate_limit else record_followers(store, client)
     finally:
         store.engine.dispose()

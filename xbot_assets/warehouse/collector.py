@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from xbot_assets.warehouse.store_extract import FOLLOWER_EVENT
 
 if TYPE_CHECKING:
+    from xbot_assets.store.dual import DualStoreManager
     from xbot_assets.store.durable import DurableStore
     from xbot_assets.store.models import MetricSnapshot, Post
 
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 
 HORIZONS: tuple[str, ...] = ("1h", "6h", "24h", "72h")
 METRIC_FIELDS: tuple[str, ...] = ("public_metrics", "non_public_metrics", "organic_metrics")
+_METRIC_NAMES = (
+    "impressions", "likes", "reposts", "replies", "quotes", "bookmarks", "profile_clicks",
+    "follows", "negative_feedback", "reports",
+)  # fmt: skip
 LOOKUP_BATCH = 100
 """``GET /2/tweets`` takes at most 100 ids per call."""
 
@@ -159,6 +164,7 @@ def collect_due_metrics(
     account_id: int | None = None,
     max_posts_per_horizon: int = 500,
     rate_limit_reserve: int = 1,
+    dual: DualStoreManager | None = None,
 ) -> CollectionReport:
     """Take every snapshot that is due, horizon by horizon, and upsert it into the store.
 
@@ -170,6 +176,9 @@ def collect_due_metrics(
         account_id: only this account's posts.
         max_posts_per_horizon: a bound per pass, so one run stays short.
         rate_limit_reserve: stop when the window has this many calls left or fewer.
+        dual: when given, snapshots go through the hot path (``sync_to_supabase`` stream,
+            synced by the DualStoreManager's worker; straight to the store if Redis is down)
+            instead of a direct upsert. Either way the write is idempotent per post and horizon.
     """
     now = now or datetime.now(UTC)
     report = CollectionReport()
@@ -178,7 +187,18 @@ def collect_due_metrics(
             horizon, now=now, account_id=account_id, limit=max_posts_per_horizon
         )
         snapshots = _fetch_snapshots(reader, due, horizon, now, report, rate_limit_reserve)
-        if snapshots:
+        if snapshots and dual is not None:
+            owner = {p.id: p.account_id for p in due}
+            for snap in snapshots:
+                dual.record_metric_snapshot(
+                    tweet_id=snap.tweet_id,
+                    account_id=owner[snap.tweet_id],
+                    horizon=snap.horizon,
+                    metrics={n: getattr(snap, n) for n in _METRIC_NAMES},
+                    collected_at=snap.collected_at,
+                    source=snap.source,
+                )
+        elif snapshots:
             store.upsert_metrics(snapshots)
         report.snapshots += len(snapshots)
         report.by_horizon[horizon] = len(snapshots)
