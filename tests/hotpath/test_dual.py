@@ -405,3 +405,38 @@ def test_sync_trims_synced_history_but_keeps_the_backlog(world, engine, redis_cl
     assert manager.trim_queues() == 3
     assert redis_client.xlen(normal) == 1  # the unsynced event stays
     assert manager.sync_once().acked == 1
+
+
+def test_the_embedded_sqlite_store_takes_the_same_path(tmp_path, redis_client, keys):
+    """APP_ENV=local runs on a SQLite file: events, claims and the brake work the same."""
+    from xbot_assets.store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'xbot.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        clock = FakeClock(T0)
+        manager = DualStoreManager(engine, "local", redis_client, keys, caps=CAPS, clock=clock)
+        harness = load_harness()
+        account = harness.create_account(engine, "local", "sqlite_test", T0)
+        ids = harness.queue_posts(engine, "local", account, ["one", "two"], T0)
+        first = manager.claim_post(ids[0])
+        assert first.status == "claimed" and first.attempt_id
+        assert manager.record_posted(ids[0], first.attempt_id, "x1")
+        clock.advance(minutes=5)
+        scan_delete(redis_client, keys)
+        assert manager.claim_post(ids[1]).reason == "min_spacing_minutes"  # durable rows
+        for horizon in ("1h", "1h", "6h"):
+            manager.record_metric_snapshot(
+                tweet_id=ids[0], account_id=account, horizon=horizon, metrics={"likes": 1}
+            )
+        manager.record_health("sqlite", "ok", {}, event_id="hs-1")
+        manager.record_health("sqlite", "ok", {}, event_id="hs-1", recorded_at=clock.now)
+        manager.drain()
+        assert count(engine, tweet_metrics) == 2
+        assert count(engine, system_health, system_health.c.component == "sqlite") == 1
+        manager.brake.engage("sqlite brake", actor="operator:t")
+        clock.advance(hours=2)
+        assert manager.claim_post(ids[1]).reason.startswith("emergency brake")
+    finally:
+        engine.dispose()
