@@ -240,6 +240,9 @@ class ClaimResult:
 class DualStoreManager:
     """Routes every write of the hot path to the right store and keeps both healthy.
 
+    One instance per worker thread (it keeps a small in-memory outbox); many processes may run
+    side by side, each with its own ``consumer`` name.
+
     Args:
         engine: the durable store (``xbot_assets.store.engine.make_engine``).
         environment: ``local``/``staging``/``production`` (the ``environment`` column).
@@ -759,8 +762,8 @@ class DualStoreManager:
             if result.status == "blocked":
                 wait = result.retry_after or timedelta(minutes=1)
                 self.posts_queue.defer(ticket.message, self.clock() + wait)
-            else:
-                self.posts_queue.complete([ticket.message])
+            else:  # the row decides from here: no "done" mark, a re-queued row may come back
+                self.posts_queue.ack([ticket.message])
         except redis.RedisError as exc:
             self._redis_failed(exc)
 
