@@ -248,6 +248,12 @@ def post_cmd(
         False, "--dry-run", help="Show the next post, its arm, scores and guard verdict only."
     ),
     account: str | None = typer.Option(None, help="Only this account's handle."),
+    policy: bool = typer.Option(
+        False, "--policy", help="Also run the content policy for the next open slot (no write)."
+    ),
+    allow_ai_spend: bool = typer.Option(
+        False, "--allow-ai-spend", help="Let --policy call OpenAI (spends the AI budget)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
 ) -> None:
     """Show what the poster would post next (with --dry-run); posts are made by the posting job."""
@@ -258,16 +264,32 @@ def post_cmd(
         )
     settings = settings_or_exit()
     require_schema_or_exit(settings)
-    from xbot_assets.ops.dryrun import UnknownAccountError, dry_run_next_post, render_dry_run
+    from xbot_assets.ops.dryrun import (
+        PolicyPreviewError,
+        UnknownAccountError,
+        dry_run_next_post,
+        preview_policy,
+        render_dry_run,
+        render_policy_preview,
+    )
 
     ctx = _health_context(settings)
     try:
         result = dry_run_next_post(ctx, account=account)
-    except UnknownAccountError as exc:
+        if policy:
+            result["policy_preview"] = preview_policy(
+                ctx, account=account, allow_ai_spend=allow_ai_spend
+            )
+    except (UnknownAccountError, PolicyPreviewError) as exc:
         fail(str(exc))
     finally:
         ctx.close()
-    typer.echo(json.dumps(result, indent=2, default=str) if as_json else render_dry_run(result))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    typer.echo(render_dry_run(result))
+    if policy:
+        typer.echo(render_policy_preview(result["policy_preview"]))
 
 
 @app.command("reconcile")

@@ -368,3 +368,40 @@ def test_brake_error_paths(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
     one_line_error(xbot(tmp_path, "brake", "on"), "--reason")
     one_line_error(inproc("brake", "sideways"), "on|off|status")
     one_line_error(inproc("brake", "status"), "xbot migrate")
+
+
+def test_post_dry_run_policy_preview_writes_nothing(
+    migrated: Path, inproc: Callable[..., Ran]
+) -> None:
+    engine = make_engine(db_url(migrated))
+    try:
+        store = DurableStore(engine, "local")
+        account_id = store.ensure_account("xbot_sandbox").id
+        proc = inproc("post", "--dry-run", "--policy", "--json")
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["accounts"][0]["post"] is None  # nothing queued yet
+        preview = result["policy_preview"][0]
+        fmt, topic = preview["arm"].split(":")
+        assert fmt in ("single", "thread", "question", "list", "hot_take", "how_to")
+        assert topic in ("ai", "python", "data_science", "startups")
+        assert 0 < preview["propensity"] <= 1
+        assert preview["candidates"] and preview["posteriors_cold_start"] is True
+        if preview["chosen"] is not None:
+            assert any(c["accepted"] for c in preview["candidates"])
+        # nothing was queued or recorded
+        assert store.list_posts(account_id) == []
+        assert store.list_candidates(account_id) == []
+        text = inproc("post", "--dry-run", "--policy")
+        assert text.returncode == 0 and "policy preview" in text.stdout
+    finally:
+        engine.dispose()
+
+
+def test_post_dry_run_policy_refuses_to_spend_ai_budget_unasked(
+    migrated: Path, inproc: Callable[..., Ran]
+) -> None:
+    one_line_error(
+        inproc("post", "--dry-run", "--policy", GENERATOR="openai", OPENAI_API_KEY="sk-test-x"),
+        "--allow-ai-spend",
+    )

@@ -188,3 +188,123 @@ def render_dry_run(result: dict[str, Any]) -> str:
         verdict = "would post now" if plan["would_post"] else f"would not post: {plan['why_not']}"
         lines.append(f"  => {verdict}")
     return "\n".join(lines)
+
+
+class PolicyPreviewError(RuntimeError):
+    """The policy preview cannot run as asked (e.g. it would spend AI budget unasked)."""
+
+
+def preview_policy(
+    ctx: HealthContext,
+    *,
+    account: str | None = None,
+    allow_ai_spend: bool = False,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """What the content policy would queue for each account's next open slot; writes nothing.
+
+    It runs the engine's own decision (:func:`xbot_assets.engine.decide.decide_slot`: sample an
+    arm from the latest posteriors, generate candidates, guard, score, pick) without queueing,
+    recording candidates or touching the sandbox. With the OpenAI generator it calls OpenAI and
+    spends budget, so it refuses unless ``allow_ai_spend``.
+    """
+    settings = ctx.settings
+    if settings.resolved_generator == "openai" and not allow_ai_spend:
+        raise PolicyPreviewError(
+            "the policy preview would call OpenAI and spend AI budget: add --allow-ai-spend, "
+            "or drop --policy to see only the queued post"
+        )
+    from xbot_assets.engine.decide import decide_slot, load_models
+    from xbot_assets.engine.planner import open_slots
+    from xbot_assets.engine.runtime import Runtime
+    from xbot_assets.store.durable import DurableStore
+
+    now = now or ctx.clock()
+    store = DurableStore(ctx.engine, ctx.environment)
+    found = _account_ids(ctx, account)
+    if account is not None and not found:
+        raise UnknownAccountError(
+            f"no active account @{account.lstrip('@')} in {ctx.environment}: "
+            "check the handle (xbot status lists them)"
+        )
+    models = None
+    previews: list[dict[str, Any]] = []
+    for account_id, handle in found:
+        account_settings = settings.model_copy(update={"x_handle": handle})
+        timezone = store.get_account(account_id).timezone
+        slots = open_slots(store, account_settings, account_id, now=now, timezone=timezone)
+        if not slots:
+            previews.append(
+                {"account": handle, "slot": None, "why_not": "no open slot in the next 24 h"}
+            )
+            continue
+        models = models or load_models(settings)
+        runtime = Runtime(account_settings, lambda: now)
+        generator = runtime.generator(store)
+        recent = [p.text for p in store.list_posts(account_id, limit=RECENT_FOR_DUPLICATES)]
+        try:
+            decision, candidates, chosen = decide_slot(
+                runtime,
+                store,
+                account_id,
+                slots[0],
+                models,
+                generator=generator,
+                timezone=timezone,
+                recent=recent,
+            )
+        finally:
+            runtime.close()
+        previews.append(
+            {
+                "account": handle,
+                "slot": slots[0].isoformat(),
+                "arm": decision.arm,
+                "propensity": round(decision.propensity, 6),
+                "sampled_value": decision.sampled_values.get(decision.arm),
+                "posteriors_cold_start": models.posteriors_cold,
+                "scorer_cold_start": models.scorer_cold,
+                "candidates": [
+                    {
+                        "parts": list(c.parts),
+                        "accepted": c.accepted,
+                        "reasons": c.reasons,
+                        "score": c.score,
+                        "generator": c.generator,
+                    }
+                    for c in candidates
+                ],
+                "chosen": None
+                if chosen is None
+                else {"parts": list(chosen.parts), "score": chosen.score},
+                "why_not": None if chosen is not None else decision.skipped_reason,
+            }
+        )
+    return previews
+
+
+def render_policy_preview(previews: list[dict[str, Any]]) -> str:
+    """The text form of :func:`preview_policy`."""
+    lines = ["policy preview (nothing is queued or recorded)"]
+    for preview in previews:
+        if preview["slot"] is None:
+            lines.append(f"@{preview['account']}: {preview['why_not']}")
+            continue
+        lines.append(
+            f"@{preview['account']}: slot {preview['slot']} arm {preview['arm']} "
+            f"(propensity {preview['propensity']:.3f}"
+            + (", cold start" if preview["posteriors_cold_start"] else "")
+            + ")"
+        )
+        for candidate in preview["candidates"]:
+            mark = "pass" if candidate["accepted"] else "REJECT " + ",".join(candidate["reasons"])
+            score = candidate["score"]
+            first = candidate["parts"][0].splitlines()[0] if candidate["parts"] else ""
+            lines.append(f"  [{mark}] score {score if score is not None else '-'}  {first[:70]}")
+        chosen = preview["chosen"]
+        lines.append(
+            f"  => would queue: {chosen['parts'][0].splitlines()[0][:70]}"
+            if chosen
+            else f"  => would queue nothing: {preview['why_not']}"
+        )
+    return "\n".join(lines)
