@@ -98,3 +98,35 @@ def test_metric_mapping_prefers_owner_counters() -> None:
     got = metrics_from_tweet(item)
     assert got == {"impressions": 900, "likes": 5, "reposts": 2, "replies": 1, "quotes": 1,
                    "bookmarks": 3, "profile_clicks": 7}  # fmt: skip
+
+
+def test_snapshots_through_the_hot_path_land_after_sync(store: DurableStore) -> None:
+    """With Redis, snapshots travel the sync_to_supabase stream and the sync worker stores them."""
+    import uuid
+
+    import pytest
+    import redis
+
+    from xbot_assets.store.dual import DualStoreManager
+    from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete
+
+    client = connect_redis("redis://127.0.0.1:6379/0")
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at 127.0.0.1:6379 ({type(exc).__name__}): start it")
+    keys = KeySpace(f"test:{uuid.uuid4().hex[:8]}:")
+    try:
+        dual = DualStoreManager(store.engine, "local", client, keys, consumer="w8")
+        sandbox = SandboxX("default", seed=5)
+        with running_server(sandbox) as base_url, _client(base_url, sandbox) as x:
+            ids = _post_some(store, sandbox, x, 2)
+            sandbox.advance(timedelta(hours=2))
+            report = collect_due_metrics(store, x, now=sandbox.clock.now(), dual=dual)
+        assert report.by_horizon["1h"] == 2
+        assert all(store.get_metrics(i) == [] for i in ids)  # buffered, not yet synced
+        dual.drain()
+        assert all(len(store.get_metrics(i)) == 1 for i in ids)
+    finally:
+        scan_delete(client, keys)
+        client.close()
