@@ -153,10 +153,12 @@ def test_status_shows_queue_caps_and_health(migrated: Path, inproc: Callable[...
     DurableStore(engine, "local").set_config(
         "learned", {"best_slots": [9, 18], "best_topics": ["python"]}, actor="learning_engine"
     )
+    DurableStore(engine, "local").record_health("job:post_job", "down", message="run 42 failed")
     engine.dispose()
     text = inproc("status")
     assert text.returncode == 0 and "next posts" in text.stdout and f"#{post_id}" in text.stdout
     assert "09:00, 18:00" in text.stdout
+    assert "job:post_job" in text.stdout and "run 42 failed" in text.stdout
 
 
 def test_status_exits_1_when_not_ready(migrated: Path, inproc: Callable[..., Ran]) -> None:

@@ -19,6 +19,7 @@ import redis
 from sqlalchemy import Connection, and_, func, select
 
 from xbot_assets.health.checks import HealthContext, run_checks
+from xbot_assets.ops.component_status import latest_component_statuses
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.store.schema import accounts, bot_config, tweets
 
@@ -183,6 +184,7 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
                 )
             )
         ).scalar()
+        components = latest_component_statuses(conn, environment=env)
     spend = spend_value if isinstance(spend_value, dict) else {}
     learned = learned_value if isinstance(learned_value, dict) else {}
     spent = float(spend.get("usd", 0.0) or 0.0)
@@ -225,6 +227,15 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
                 "left_usd": round(max(0.0, budget - spent), 4),
             },
             "queues": _queue_stats(ctx),
+            "components": {
+                name: {
+                    "status": row.status,
+                    "recorded_at": row.recorded_at.isoformat(),
+                    "age_s": round((now - row.recorded_at).total_seconds(), 1),
+                    "message": row.message,
+                }
+                for name, row in sorted(components.items())
+            },
         }
     )
     return result
@@ -285,6 +296,13 @@ def render_status(status: dict[str, Any]) -> str:
             f"{caps['left_today']}/{caps['max_posts_per_day']} in 24h"
             + (f", spacing allows the next at {spacing}" if spacing else "")
         )
+    lines.append("components (latest status each wrote)")
+    for name, row in status["components"].items() or [("(none yet)", None)]:
+        if row is None:
+            lines.append(f"  {name}")
+            continue
+        detail = f": {row['message']}" if row["message"] else ""
+        lines.append(f"  {row['status']:<9} {name:<32} at {row['recorded_at']}{detail}")
     spend = status["ai_spend_today"]
     lines.append(
         f"AI spend     {spend['usd']:.4f} of {spend['budget_usd']:.2f} USD today "
