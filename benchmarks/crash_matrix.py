@@ -70,14 +70,17 @@ def _settings_values(base_url: str, database_url: str, sandbox: SandboxX) -> dic
     }
 
 
-def _poster_process(values: dict[str, Any], crash_at: str | None) -> None:
-    """Body of a forked posting process: post what is due; maybe die at ``crash_at``."""
+def _poster_process(settings: Any, ledger: Any, crash_at: str | None) -> None:
+    """Body of a forked posting process: post what is due; maybe die at ``crash_at``.
+
+    The settings and the ledger (its engine holds no open connection: SQLite uses NullPool) come
+    from the parent through fork, like a warm worker process; the poster is built here.
+    """
     if crash_at:
         os.environ[CRASH_ENV] = crash_at
     else:
         os.environ.pop(CRASH_ENV, None)
-    settings = load_settings(env_file=None, **values)
-    post_due(settings, grace=WORKER_GRACE, guarded_retry=False, alert=lambda m: None)
+    post_due(settings, ledger=ledger, grace=WORKER_GRACE, guarded_retry=False, alert=lambda m: None)
     os._exit(0)
 
 
@@ -145,7 +148,7 @@ def run_crash_matrix(
                         ledger.enqueue(account, parts, scheduled_at=now)
                         expected.extend(parts)
                     procs = [
-                        ctx.Process(target=_poster_process, args=(values, point))
+                        ctx.Process(target=_poster_process, args=(settings, ledger, point))
                         for _ in range(posters)
                     ]
                     for proc in procs:

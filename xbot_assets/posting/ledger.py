@@ -31,7 +31,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import aliased
 
 from xbot_assets.ops.audit import record_audit
 from xbot_assets.store.brake import EmergencyBrake, read_durable_brake
@@ -40,6 +39,9 @@ from xbot_assets.store.schema import bot_config, post_attempts, tweets
 
 BACKOFF_KEY = "posting.backoff_until"
 """bot_config key: no claim before this time (set from X's rate-limit reset header)."""
+
+PARENT = tweets.alias("parent")
+"""A thread part's parent row (built once: each new alias re-derives every column)."""
 
 ON_X_STATUSES = ("posting", "posted", "unknown")
 """Statuses of rows that are (or may be) on X: all count against the rate caps."""
@@ -319,7 +321,7 @@ class PostingLedger:
     def _next_due_query(
         self, account_id: int, now: datetime, *, replies_only: bool, lock: bool = True
     ) -> Any:
-        parent = aliased(tweets)
+        parent = PARENT
         parent_ready = exists(
             select(parent.c.id).where(
                 parent.c.id == tweets.c.thread_parent_id,
@@ -402,7 +404,7 @@ class PostingLedger:
             return self._claimed(conn, row.id, attempt_id)
 
     def _claimed(self, conn: Connection, tweet_id: int, attempt_id: str) -> ClaimedPost:
-        parent = aliased(tweets)
+        parent = PARENT
         r = conn.execute(
             select(tweets, parent.c.x_id.label("parent_x_id"))
             .select_from(tweets.outerjoin(parent, parent.c.id == tweets.c.thread_parent_id))
@@ -534,7 +536,7 @@ class PostingLedger:
     # --- reading ---------------------------------------------------------------------------
     def stuck_posts(self, account_id: int, *, started_before: datetime) -> list[StuckPost]:
         """Rows in ``posting`` whose claim started before ``started_before``, oldest first."""
-        parent = aliased(tweets)
+        parent = PARENT
         with self.engine.connect() as conn:
             conn_rows = conn.execute(
                 select(tweets, parent.c.x_id.label("parent_x_id"))
