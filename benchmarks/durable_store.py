@@ -106,7 +106,7 @@ def run(posts: int) -> dict[str, Any]:
         # The same work with one connection per transaction (what a NullPool engine does).
         url = f"sqlite:///{tmp}/bench_unpooled.db"
         upgrade(url)
-        with DurableStore(make_engine(url, pooled=False), "local") as store:
+        with DurableStore(make_engine(url), "local") as store:
             results["sqlite_one_connection_per_transaction"] = _measure(store, posts)
         pooled, unpooled = results["sqlite"], results["sqlite_one_connection_per_transaction"]
         results["sqlite_pooled_speedup"] = {

@@ -175,7 +175,7 @@ class DurableStore:
         role: str | None = None
         if parsed.get_backend_name() == "postgresql":
             role = f"xbot_{environment}" if db_role == "auto" else db_role
-        engine = make_engine(parsed, db_role=role)
+        engine = make_engine(parsed, db_role=role, pooled=True)
         store = cls(engine, environment)
         if parsed.get_backend_name() == "postgresql":
             store._check_role(role)

@@ -61,14 +61,17 @@ def check_role_name(role: str) -> str:
     return role
 
 
-def make_engine(url: str | URL, *, db_role: str | None = None, pooled: bool = True) -> Engine:
+def make_engine(url: str | URL, *, db_role: str | None = None, pooled: bool = False) -> Engine:
     """Create an engine with the durable store's connection rules (see the module docstring).
 
     Args:
         url: the database URL (``sqlite:///...`` or ``postgresql://...``).
         db_role: Postgres only: the role to ``SET ROLE`` to on every new connection.
-        pooled: SQLite only: keep connections open between transactions (default). ``False``
-            opens one per transaction (what ``benchmarks/durable_store.py`` compares against).
+        pooled: SQLite only: keep connections open between transactions (7-8x faster small
+            transactions, see ``benchmarks/results/durable_store.json``: closing the last
+            connection to a WAL database checkpoints it). Off by default: code that forks
+            workers from a process holding the engine (the posting crash matrix) relies on no
+            SQLite handle being open; :class:`DurableStore.from_url` turns it on.
     """
     parsed = normalise_url(url) if isinstance(url, str) else url
     if parsed.get_backend_name() == "sqlite":
@@ -133,6 +136,10 @@ def _sqlite_engine(url: URL, *, pooled: bool = True) -> Engine:
     return engine
 
 
+_INHERITED: list[Any] = []
+"""Connections a forked child inherited from its parent: never used, never closed."""
+
+
 def _fork_safe(engine: Engine) -> None:
     """Never hand a pooled connection to a process other than the one that opened it.
 
@@ -146,8 +153,12 @@ def _fork_safe(engine: Engine) -> None:
         record.info["pid"] = os.getpid()
 
     @event.listens_for(engine, "checkout")
-    def _check_pid(_dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    def _check_pid(dbapi_connection: Any, record: Any, proxy: Any) -> None:
         if record.info.get("pid") != os.getpid():
+            # Keep the inherited handle referenced forever: letting it be garbage-collected
+            # here would close it, which on Postgres sends a Terminate message down the socket
+            # the parent still uses, and on SQLite may release the parent's file locks.
+            _INHERITED.append(dbapi_connection)
             record.dbapi_connection = proxy.dbapi_connection = None
             raise sa_exc.DisconnectionError(
                 "connection opened by another process; reconnecting in this one"
