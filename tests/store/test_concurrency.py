@@ -118,3 +118,26 @@ def test_two_migrations_at_once_on_a_fresh_postgres_database_both_succeed(
     empty_pg_url: str,
 ) -> None:
     _migrate_at_once(empty_pg_url)
+
+
+def _use_inherited(store: DurableStore, account_id: int, out: Any) -> None:
+    try:
+        out.put(store.enqueue_post(account_id, "written by the child").id)
+    except Exception as exc:
+        out.put(repr(exc))
+
+
+def test_a_store_inherited_through_fork_reconnects_and_the_parent_keeps_working(
+    store: DurableStore,
+) -> None:
+    acc = store.ensure_account("fork_bot")  # the parent's pool now holds an open connection
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_use_inherited, args=(store, acc.id, out))
+    child.start()
+    written = out.get(timeout=60)
+    child.join(timeout=30)
+    assert isinstance(written, int), written
+    # The parent's own (pooled) connection was neither used nor closed by the child.
+    assert store.get_post(written).text == "written by the child"
+    assert store.enqueue_post(acc.id, "written by the parent").id != written
