@@ -112,7 +112,7 @@ def engage_brake(tmp_path: Path, reason: str) -> None:
 
 
 def test_migrate_creates_then_checks_the_schema(tmp_path: Path, inproc: Callable[..., Ran]) -> None:
-    one_line_error(xbot(tmp_path, "migrate", "--check"), "xbot migrate")
+    one_line_error(inproc("migrate", "--check"), "xbot migrate")
     proc = xbot(tmp_path, "migrate")
     assert proc.returncode == 0, proc.stderr
     assert "-> " in proc.stdout
@@ -303,8 +303,8 @@ def test_sandbox_serve_answers(tmp_path: Path, spawn: list[subprocess.Popen[str]
     proc.wait(15)
 
 
-def test_sandbox_serve_rejects_an_unknown_scenario(tmp_path: Path) -> None:
-    one_line_error(xbot(tmp_path, "sandbox", "serve", "--scenario", "no_such_world"), "no_such")
+def test_sandbox_serve_rejects_an_unknown_scenario(inproc: Callable[..., Ran]) -> None:
+    one_line_error(inproc("sandbox", "serve", "--scenario", "no_such_world"), "no_such")
 
 
 # --- reconcile -----------------------------------------------------------------------------------
