@@ -142,3 +142,50 @@ def api_settings(sandbox, base_url: str, database_url: str, **overrides):
     )
     values.update(overrides)
     return load_settings(env_file=None, **values)
+
+
+# --- Postgres --------------------------------------------------------------------------------
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
+
+
+def _pg_admin():
+    import psycopg
+
+    try:
+        return psycopg.connect(PG_ADMIN_DSN, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL at 127.0.0.1:5432 is not reachable ({exc}); start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_posting_db():
+    """A migrated Postgres database of this worker's own, dropped at the end."""
+    import uuid
+
+    name = f"xbot_test_posting_{uuid.uuid4().hex[:8]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        upgrade(f"postgresql://postgres@127.0.0.1:5432/{name}")
+        yield name
+    finally:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(pg_posting_db):
+    """The worker's Postgres database, emptied for this test."""
+    import psycopg
+
+    from xbot_assets.store.schema import metadata
+
+    with psycopg.connect(
+        f"host=127.0.0.1 port=5432 user=postgres dbname={pg_posting_db}", autocommit=True
+    ) as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(f"DELETE FROM {table.name}")
+    return f"postgresql://postgres@127.0.0.1:5432/{pg_posting_db}"

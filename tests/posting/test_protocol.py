@@ -30,6 +30,22 @@ OPEN_CAPS = RateCaps(
 )
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request):
+    """The protocol runs on both durable stores (Postgres as the bot's RLS-bound role)."""
+    from xbot_assets.posting.ledger import PostingLedger
+    from xbot_assets.store.durable import DurableStore
+
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+        url = request.getfixturevalue("pg_url")
+    else:
+        url = request.getfixturevalue("sqlite_url")
+    store = DurableStore.from_url(url, environment="local")
+    yield PostingLedger(store.engine, "local")
+    store.engine.dispose()
+
+
 def setup(ledger, fake_x, clock, caps=OPEN_CAPS):
     account = ledger.ensure_account("acct")
     service = PostingService(

@@ -55,11 +55,19 @@ def make_poster(settings: Any, *, sandbox: Any = None, timeout: float = 10.0) ->
     return SandboxPoster.from_settings(settings, sandbox=sandbox)
 
 
-def open_ledger(settings: Any) -> PostingLedger:
-    """The durable posting state of this environment (``settings.resolved_database_url``)."""
-    from xbot_assets.store.engine import make_engine
+def open_ledger(settings: Any, *, check_schema: bool = True) -> PostingLedger:
+    """The durable posting state of this environment (``settings.resolved_database_url``).
 
-    return PostingLedger(make_engine(settings.resolved_database_url), settings.app_env)
+    Opened like the durable store opens itself: on Postgres as the environment's non-owner role
+    (row-level security applies), and refused unless the schema is at this xbot's migration.
+
+    Raises:
+        SchemaError: the store is behind or ahead (run ``xbot migrate``).
+    """
+    from xbot_assets.store.durable import DurableStore
+
+    store = DurableStore.from_settings(settings, check_schema=check_schema)
+    return PostingLedger(store.engine, settings.app_env)
 
 
 @dataclass

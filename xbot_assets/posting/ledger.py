@@ -15,8 +15,12 @@ on SQLite and Postgres alike, and each state change is one committed transaction
   recorded part is never claimed again.
 
 Why it lives in ``posting/``: the claim is the posting protocol's critical step (gates and claim
-in one transaction, thread order). It uses only the store's public schema, engine and
-:func:`~xbot_assets.store.dedup.content_hash`.
+in one transaction, thread order). It uses the store's public pieces only: the schema, the
+engine, :class:`~xbot_assets.store.durable.DurableStore` for accounts and enqueueing (same
+content hashes), and :class:`~xbot_assets.store.brake.EmergencyBrake`.
+
+Note: ``DurableStore.claim_next_due`` claims a whole thread at once; posting uses this per-part
+claim instead, so that each part has its own attempt row and a crash resumes at the right part.
 """
 
 from __future__ import annotations
