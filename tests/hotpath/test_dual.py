@@ -440,3 +440,38 @@ def test_the_embedded_sqlite_store_takes_the_same_path(tmp_path, redis_client, k
         assert manager.claim_post(ids[1]).reason.startswith("emergency brake")
     finally:
         engine.dispose()
+
+
+def test_concurrent_workers_never_double_claim_or_pass_the_caps(world, engine, redis_client, keys):
+    """Four workers race for the same posts on Postgres: the advisory lock serialises the gate."""
+    import threading
+
+    _m, clock, account, harness = world
+    ids = harness.queue_posts(engine, "local", account, [f"race {i}" for i in range(12)], T0)
+    caps = RateCaps(posts_per_hour=3, posts_per_day=50, min_spacing=timedelta(0))
+    results: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(4)
+
+    def worker(n: int) -> None:
+        manager = DualStoreManager(
+            engine, "local", redis_client, keys, caps=caps, clock=clock, consumer=f"r{n}"
+        )
+        barrier.wait()
+        for tid in ids[n * 3 :] + ids[: n * 3]:  # different rows at the same moment
+            outcome = manager.claim_post(tid).status
+            with lock:
+                results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count("claimed") == 3  # the hourly cap, whoever won
+    assert count(engine, post_attempts) == 3
+    with engine.connect() as conn:
+        statuses = [
+            r.status for r in conn.execute(select(tweets.c.status).where(tweets.c.id.in_(ids)))
+        ]
+    assert statuses.count("posting") == 3
