@@ -15,7 +15,8 @@ Checked after every round, and summed:
 - duplicate posts on the sandbox (same text twice) and duplicate attempts (creates X refused as
   duplicates: a blind retry would show up here even though the sandbox refuses it) -> 0;
 - lost posts: a queued text that is not on the sandbox exactly once, or a row not ``posted`` -> 0;
-- rows still in ``posting`` after recovery -> 0.
+- rows still in ``posting`` after recovery -> 0;
+- thread parts whose post on the sandbox does not reply to the previous part's post -> 0.
 
 Usage:
     .venv/bin/python benchmarks/crash_matrix.py              # 100 rounds per point, 1 and 2 posters
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from xbot_assets.config import load_settings
-from xbot_assets.posting.crashpoints import CRASH_ENV, CRASH_POINTS
+from xbot_assets.posting.crashpoints import CRASH_ENV, CRASH_POINTS, CRASH_SKIP_ENV
 from xbot_assets.posting.factory import make_poster, open_ledger, post_due, reconcile
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, SandboxX
 from xbot_assets.sandbox.server import running_server
@@ -70,14 +71,15 @@ def _settings_values(base_url: str, database_url: str, sandbox: SandboxX) -> dic
     }
 
 
-def _poster_process(settings: Any, ledger: Any, crash_at: str | None) -> None:
-    """Body of a forked posting process: post what is due; maybe die at ``crash_at``.
+def _poster_process(settings: Any, ledger: Any, crash_at: str | None, skip: int = 0) -> None:
+    """Body of a forked posting process: post what is due; die at the ``skip+1``-th ``crash_at``.
 
     The settings and the ledger (its engine holds no open connection: SQLite uses NullPool) come
     from the parent through fork, like a warm worker process; the poster is built here.
     """
     if crash_at:
         os.environ[CRASH_ENV] = crash_at
+        os.environ[CRASH_SKIP_ENV] = str(skip)
     else:
         os.environ.pop(CRASH_ENV, None)
     post_due(settings, ledger=ledger, grace=WORKER_GRACE, guarded_retry=False, alert=lambda m: None)
@@ -104,7 +106,8 @@ def run_crash_matrix(
         rounds: rounds per crash point.
         posters: how many posting processes run at once (1 or 2), each killed at the point.
         points: the crash points to test.
-        thread_every: every n-th round also queues a 3-part thread.
+        thread_every: every n-th round queues a 3-part thread; with one poster it is queued
+            alone and the kill hits its part 1, 2 or 3 in turn (a crash in mid-thread).
         workdir: where the SQLite store goes (a temporary folder if None).
         seed: seed of the random post texts.
     """
@@ -137,7 +140,15 @@ def run_crash_matrix(
                 stats = Counter(rounds=0, killed=0, found=0, requeued=0, unknown=0)
                 for index in range(rounds):
                     now = datetime.now(UTC)
-                    batch = [[_text(rng, f"crash {point} {index} single")]]
+                    batch: list[list[str]] = []
+                    skip = 0
+                    if posters == 1 and index % thread_every == 0:
+                        # a thread alone: the kill hits part 1, 2 or 3 (mid-thread crashes)
+                        skip = (index // thread_every) % 3
+                        stats["thread_rounds"] += 1
+                        stats[f"killed_at_part_{skip + 1}"] += 1
+                    else:
+                        batch.append([_text(rng, f"crash {point} {index} single")])
                     if posters == 2:
                         batch.append([_text(rng, f"crash {point} {index} second")])
                     if index % thread_every == 0:
@@ -148,7 +159,7 @@ def run_crash_matrix(
                         ledger.enqueue(account, parts, scheduled_at=now)
                         expected.extend(parts)
                     procs = [
-                        ctx.Process(target=_poster_process, args=(settings, ledger, point))
+                        ctx.Process(target=_poster_process, args=(settings, ledger, point, skip))
                         for _ in range(posters)
                     ]
                     for proc in procs:
@@ -186,8 +197,19 @@ def run_crash_matrix(
     lost = sum(1 for text in expected if on_x.get(text, 0) != 1) + sum(
         1 for r in rows if r["status"] != "posted"
     )
+    by_id = {r["id"]: r for r in rows}
+    broken_chains = 0
+    for row in rows:
+        if row["thread_parent_id"] is None or row["x_id"] is None:
+            continue
+        parent = by_id[row["thread_parent_id"]]
+        post = sandbox.post(row["x_id"])
+        if post is None or post.reply_to is None or post.reply_to.id != parent["x_id"]:
+            broken_chains += 1
     return {
         "posters": posters,
+        "thread_parts_checked": sum(1 for r in rows if r["thread_parent_id"] is not None),
+        "broken_reply_chains": broken_chains,
         "rounds_per_point": rounds,
         "points": per_point,
         "queued_texts": len(expected),
@@ -216,6 +238,7 @@ def main() -> None:
     )
     print(f"wrote {RESULTS}")
     bad = [r for r in results if r["duplicate_posts"] or r["lost_posts"] or r["left_in_posting"]]
+    bad += [r for r in results if r["broken_reply_chains"]]
     bad += [r for r in results if r["duplicate_attempts_refused"]]
     raise SystemExit(1 if bad else 0)
 

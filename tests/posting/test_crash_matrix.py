@@ -31,5 +31,9 @@ def test_crash_matrix_loses_nothing_and_posts_nothing_twice(posters, tmp_path):
     assert result["duplicate_attempts_refused"] == 0
     assert result["lost_posts"] == 0
     assert result["left_in_posting"] == 0
+    assert result["broken_reply_chains"] == 0 and result["thread_parts_checked"] >= 10
+    if posters == 1:  # the kill also hit the second and third part of a thread, at every point
+        for stats in points.values():
+            assert stats["killed_at_part_2"] >= 1 and stats["killed_at_part_3"] >= 1
     assert result["row_statuses"] == {"posted": result["queued_texts"]}
     assert result["posts_on_sandbox"] == result["queued_texts"]

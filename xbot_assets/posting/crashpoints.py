@@ -1,7 +1,9 @@
 """Named points where the crash-matrix tests kill the posting process (SIGKILL, no cleanup).
 
-``XBOT_CRASH_AT`` names one point; the process kills itself when it reaches it. Read at each
-call (cheap), so a test can set it per subprocess. Unset in normal runs: then every call is a no-op.
+``XBOT_CRASH_AT`` names one point; the process kills itself when it reaches it (after passing it
+``XBOT_CRASH_SKIP`` times first, default 0: so a test can die at the second part of a thread).
+Read at each call (cheap), so a test can set it per subprocess. Unset in normal runs: then every
+call is a no-op.
 
 Points, in the order a post passes them:
 ``before_claim``, ``after_claim``, ``after_send`` (the request's bytes are out, no answer yet:
@@ -16,12 +18,20 @@ import signal
 from typing import Any
 
 CRASH_ENV = "XBOT_CRASH_AT"
+CRASH_SKIP_ENV = "XBOT_CRASH_SKIP"
 CRASH_POINTS = ("before_claim", "after_claim", "after_send", "after_answer", "after_record")
+
+
+_passed: dict[str, int] = {}
 
 
 def crash_point(name: str) -> None:
     """Die here with SIGKILL when ``XBOT_CRASH_AT`` names this point (tests only)."""
-    if os.environ.get(CRASH_ENV) == name:
+    if os.environ.get(CRASH_ENV) != name:
+        return
+    seen = _passed.get(name, 0)
+    _passed[name] = seen + 1
+    if seen >= int(os.environ.get(CRASH_SKIP_ENV) or 0):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
