@@ -123,15 +123,43 @@ def settings_cmd(
 
 
 @app.command("run")
-def run_cmd() -> None:
-    """Run the main job on the configured environment and print where the results are."""
+def run_cmd(
+    days: float = typer.Option(30, min=0.1, help="Simulated days to run."),
+    scenario: str | None = typer.Option(None, help="Sandbox scenario (default: settings')."),
+    seed: int | None = typer.Option(None, help="Sandbox audience seed (default: settings')."),
+    posts_per_day: int = typer.Option(4, min=1, help="Posts planned per simulated day."),
+    rebuild_every_hours: int = typer.Option(
+        48, min=1, help="Simulated hours between warehouse + learning rebuilds."
+    ),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    """Run the main job: the whole loop through the Dagster definitions on simulated time."""
     settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    from xbot_assets.report import summary_lines
     from xbot_assets.runner import run_main
 
-    result = run_main(settings)
-    typer.echo(f"materialised {len(result.materialized)} assets: {', '.join(result.materialized)}")
-    typer.echo(f"warehouse: {result.warehouse_path}")
-    typer.echo(f"runs: {', '.join(result.run_ids)} (see them with `make ui`)")
+    try:
+        result = run_main(
+            settings,
+            days=days,
+            scenario=scenario,
+            seed=seed,
+            posts_per_day=posts_per_day,
+            rebuild_every_hours=rebuild_every_hours,
+            progress=progress,
+        )
+    except RuntimeError as exc:
+        fail(str(exc))
+    for line in summary_lines(result):
+        typer.echo(line)
+    typer.echo(
+        f"materialised {len(result.materialized)} assets; warehouse: {result.warehouse_path}"
+    )
+    typer.echo(f"report: {result.report_path}")
+    typer.echo("see every run and asset with `make ui`")
+    if result.failed_runs:
+        fail(f"{len(result.failed_runs)} runs failed: {'; '.join(result.failed_runs[:3])}", 1)
 
 
 sandbox_app = typer.Typer(help="The sandbox X: a simulated platform and audience.")

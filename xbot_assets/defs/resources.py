@@ -6,9 +6,15 @@ run starts, never at import, so loading the code location needs no environment a
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
 from xbot_assets.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from xbot_assets.engine.runtime import Runtime
 
 
 class XbotSettings(dg.ConfigurableResource):
@@ -18,4 +24,28 @@ class XbotSettings(dg.ConfigurableResource):
         return load_settings()
 
 
-defs = dg.Definitions(resources={"xbot_settings": XbotSettings()})
+class XbotRuntime(dg.ConfigurableResource):
+    """Picks what the engine acts through for APP_ENV: durable store, sandbox or X, poster,
+    X reader, generator and clock (``xbot_assets.engine.runtime.build_runtime``).
+
+    ``simulated_now`` (ISO time) puts a run on the simulated clock: the main job sets it per
+    run; the daemon leaves it unset and runs on the wall clock.
+    """
+
+    simulated_now: str | None = None
+
+    def now(self) -> datetime:
+        """The current time of this run (simulated in the main job)."""
+        if self.simulated_now:
+            return datetime.fromisoformat(self.simulated_now).astimezone(UTC)
+        return datetime.now(UTC)
+
+    def for_account(self, settings: Settings, handle: str | None = None) -> Runtime:
+        """The engine's implementations for one account (the ``accounts`` partition key)."""
+        from xbot_assets.engine.runtime import build_runtime
+
+        simulated = self.now() if self.simulated_now else None
+        return build_runtime(settings, handle=handle, now=simulated)
+
+
+defs = dg.Definitions(resources={"xbot_settings": XbotSettings(), "xbot_runtime": XbotRuntime()})

@@ -1,0 +1,236 @@
+"""The engine's jobs: refill candidates, post, reconcile, collect metrics, sync, rebuild.
+
+Every engine job is partitioned by account (``accounts``, a dynamic partition kept in sync with
+the store's accounts by ``accounts_sensor``), so one deployment runs many accounts with their
+data apart. Runs carry the tag ``xbot/account``; the deployment limits runs to one per value of
+that tag for posting (``deploy/dagster.yaml``), the "pool of size one per account". The ops are
+thin: the work is in ``xbot_assets/engine/``, ``posting/`` and ``warehouse/``.
+"""
+
+from typing import Any
+
+import dagster as dg
+
+from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+
+accounts_partitions = dg.DynamicPartitionsDefinition(name="accounts")
+"""One partition per X account the deployment runs (the handle)."""
+
+ACCOUNT_TAG = "xbot/account"
+POSTING_TAG = "xbot/posting"
+
+REBUILD_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets("tweet_metrics")
+"""Everything but the day-partitioned metrics load: one run, one dbt build."""
+
+
+class RefillConfig(dg.Config):
+    """How many candidates to write per slot."""
+
+    n_candidates: int = 5
+
+
+class PostConfig(dg.Config):
+    """The queued post this run was launched for (its id is also the run key)."""
+
+    post_id: int
+
+
+def _runtime(context: dg.OpExecutionContext, settings: XbotSettings, runtime: XbotRuntime) -> Any:
+    return runtime.for_account(settings.get(), context.partition_key)
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def refill_candidates(
+    context: dg.OpExecutionContext,
+    config: RefillConfig,
+    xbot_settings: XbotSettings,
+    xbot_runtime: XbotRuntime,
+) -> dg.Output[None]:
+    """Plan the coming day's open slots and queue one chosen post for each (the policy)."""
+    from xbot_assets.engine.decide import refill
+
+    runtime = _runtime(context, xbot_settings, xbot_runtime)
+    try:
+        report = refill(runtime, n_candidates=config.n_candidates)
+    finally:
+        runtime.close()
+    return dg.Output(
+        None,
+        metadata={
+            "account": runtime.handle,
+            "open_slots": report.slots,
+            "queued_post_ids": dg.MetadataValue.json(report.queued),
+            "arms": dg.MetadataValue.json(report.arms),
+            "candidates": report.candidates,
+            "rejected_by_guard": report.rejected,
+            "skipped": dg.MetadataValue.json(report.skipped),
+        },
+    )
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def post_due_posts(
+    context: dg.OpExecutionContext,
+    config: PostConfig,
+    xbot_settings: XbotSettings,
+    xbot_runtime: XbotRuntime,
+) -> dg.Output[None]:
+    """Post the run's post (and anything else due before it) through the at-most-once protocol."""
+    from xbot_assets.posting.factory import post_due
+
+    runtime = _runtime(context, xbot_settings, xbot_runtime)
+    poster = runtime.poster()
+    try:
+        result = post_due(runtime.settings, poster=poster, clock=runtime.now)
+    finally:
+        poster.close()
+        runtime.close()
+    statuses = [o.status for o in result.outcomes]
+    context.log.info("post %s: %s", config.post_id, statuses)
+    return dg.Output(
+        None,
+        metadata={
+            "account": runtime.handle,
+            "post_id": config.post_id,
+            "posted": len(result.posted),
+            "outcomes": dg.MetadataValue.json(result.as_dict()),
+        },
+    )
+
+
+@dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
+def collect_account_metrics(
+    context: dg.OpExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.Output[None]:
+    """Take the account's due 1h/6h/24h/72h snapshots and its follower count into the store."""
+    from xbot_assets.warehouse.collector import collect_due_metrics, record_followers
+
+    runtime = _runtime(context, xbot_settings, xbot_runtime)
+    try:
+        store = runtime.store()
+        account_id = runtime.account_id(store)
+        reader = runtime.reader()
+        now = runtime.now()
+        report = collect_due_metrics(store, reader, now=now, account_id=account_id)
+        followers = 0
+        if not report.stopped_for_rate_limit:
+            followers = record_followers(store, reader, now=now)
+    finally:
+        runtime.close()
+    return dg.Output(
+        None,
+        metadata={
+            "account": runtime.handle,
+            "snapshots": report.snapshots,
+            "by_horizon": dg.MetadataValue.json(report.by_horizon),
+            "calls": report.calls,
+            "missing_on_x": report.missing,
+            "follower_snapshots": followers,
+        },
+    )
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def reconcile_stuck_posts(
+    context: dg.OpExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.Output[None]:
+    """Settle posts left in ``posting``: found on the timeline → posted; else unknown."""
+    from xbot_assets.posting.factory import reconcile
+
+    runtime = _runtime(context, xbot_settings, xbot_runtime)
+    poster = runtime.poster()
+    try:
+        report = reconcile(runtime.settings, poster=poster, clock=runtime.now)
+    finally:
+        poster.close()
+        runtime.close()
+    return dg.Output(None, metadata={"report": dg.MetadataValue.json(report.as_dict())})
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def sync_to_supabase(
+    context: dg.OpExecutionContext, xbot_settings: XbotSettings
+) -> dg.Output[None]:
+    """Write the events buffered in Redis while the durable store was down (idempotent upserts)."""
+    from xbot_assets.store.dual import DualStoreManager
+
+    manager = DualStoreManager.from_settings(xbot_settings.get())
+    report = manager.drain()
+    context.log.info("sync_to_supabase: %s", report)
+    return dg.Output(None, metadata={"report": str(report)})
+
+
+@dg.job(
+    partitions_def=accounts_partitions,
+    tags={POSTING_TAG: "refill"},
+    description="Generate, guard and score candidates for the account's open slots; queue the "
+    "best per slot with its arm, scores and propensity.",
+)
+def refill_candidates_job() -> None:
+    refill_candidates()
+
+
+@dg.job(
+    partitions_def=accounts_partitions,
+    tags={POSTING_TAG: "post"},
+    description="Post the account's due post (run key = the post's id), then collect the "
+    "account's due metric snapshots.",
+)
+def post_job() -> None:
+    collect_account_metrics(after=post_due_posts())
+
+
+@dg.job(
+    partitions_def=accounts_partitions,
+    description="Collect the account's due 1h/6h/24h/72h metric snapshots and follower count.",
+)
+def collect_account_metrics_job() -> None:
+    collect_account_metrics()
+
+
+@dg.job(
+    partitions_def=accounts_partitions,
+    tags={POSTING_TAG: "reconcile"},
+    description="Settle the account's posts left in `posting` from its own timeline.",
+)
+def reconcile_job() -> None:
+    reconcile_stuck_posts()
+
+
+@dg.job(description="Drain Redis-buffered metrics and audit events into the durable store.")
+def sync_to_supabase_job() -> None:
+    sync_to_supabase()
+
+
+rebuild_job = dg.define_asset_job(
+    "rebuild_warehouse_and_learning_job",
+    selection=REBUILD_SELECTION,
+    description="One pass over the warehouse and learning: raw extraction, one dbt build, the "
+    "views, daily summaries, the scorer, the posteriors, evaluation and the learned config.",
+)
+
+tweet_metrics_job = dg.define_asset_job(
+    "tweet_metrics_job",
+    selection=dg.AssetSelection.assets("tweet_metrics"),
+    description="Load one day of metric snapshots into the warehouse.",
+)
+
+daily_summaries_job = dg.define_asset_job(
+    "daily_summaries_job",
+    selection=dg.AssetSelection.assets("daily_summaries"),
+    description="Rewrite the last days' summaries in the durable store.",
+)
+
+
+defs = dg.Definitions(
+    jobs=[
+        refill_candidates_job,
+        post_job,
+        collect_account_metrics_job,
+        reconcile_job,
+        sync_to_supabase_job,
+        rebuild_job,
+        tweet_metrics_job,
+        daily_summaries_job,
+    ]
+)

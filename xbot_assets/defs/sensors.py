@@ -1,0 +1,334 @@
+"""Sensors and schedules that drive the engine. They read and decide; the jobs act.
+
+Each sensor keeps a cursor (what it has already seen or requested) and gives every run a key
+that names the work (``post:<id>``, ``refill:<account>:<hour>``, ...), so a tick replayed after
+a daemon restart never launches a second run for the same work. Every sensor and schedule is
+stopped by default: turn them on in the UI (or with ``dagster sensor start``) on a deployment;
+the main job (``xbot run``) evaluates them itself at each simulated tick.
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from xbot_assets.defs.orchestration import (
+    ACCOUNT_TAG,
+    accounts_partitions,
+    collect_account_metrics_job,
+    daily_summaries_job,
+    post_job,
+    rebuild_job,
+    reconcile_job,
+    refill_candidates_job,
+    sync_to_supabase_job,
+    tweet_metrics_job,
+)
+from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+
+STOPPED = dg.DefaultSensorStatus.STOPPED
+MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
+REBUILD_CONFIG_KEY = "rebuild_every_hours"
+DEFAULT_REBUILD_EVERY_HOURS = 24
+
+
+def _cursor(context: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(context.cursor) if context.cursor else {}
+    except json.JSONDecodeError:
+        value = {}
+    return value if isinstance(value, dict) else {}
+
+
+def _known_accounts(context: Any) -> set[str]:
+    return set(context.instance.get_dynamic_partitions(accounts_partitions.name))
+
+
+def _store_accounts(settings: Any) -> tuple[Any, list[Any]]:
+    from xbot_assets.engine import sensing
+
+    store = sensing.open_store_or_none(settings)
+    if store is None:
+        return None, []
+    return store, sensing.accounts(store, settings)
+
+
+@dg.sensor(minimum_interval_seconds=60, default_status=STOPPED)
+def accounts_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings
+) -> dg.SensorResult | dg.SkipReason:
+    """Keep the ``accounts`` partitions equal to the store's active accounts (+ X_HANDLE)."""
+    settings = xbot_settings.get()
+    store, accounts = _store_accounts(settings)
+    if store is None:
+        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+    store.close()
+    missing = sorted({a.handle for a in accounts} - _known_accounts(context))
+    if not missing:
+        return dg.SkipReason("every account already has its partition")
+    return dg.SensorResult(
+        dynamic_partitions_requests=[accounts_partitions.build_add_request(missing)],
+        cursor=json.dumps(sorted(_known_accounts(context) | set(missing))),
+    )
+
+
+def _latest_model_ids(context: Any) -> dict[str, float]:
+    """When each model asset was last materialised (a new value = a new model landed)."""
+    out: dict[str, float] = {}
+    for name in MODEL_ASSETS:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        if event is not None:
+            out[name] = float(event.timestamp)
+    return out
+
+
+@dg.sensor(job=refill_candidates_job, minimum_interval_seconds=120, default_status=STOPPED)
+def candidate_refill_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
+    from xbot_assets.engine import sensing
+
+    settings = xbot_settings.get()
+    now = xbot_runtime.now()
+    cursor = _cursor(context)
+    models = _latest_model_ids(context)
+    new_models = models != cursor.get("models", {}) and bool(models)
+    known = _known_accounts(context)
+    store, accounts = _store_accounts(settings)
+    if store is None:
+        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+    requests: list[dg.RunRequest] = []
+    refilled: dict[str, str] = dict(cursor.get("refilled", {}))
+    try:
+        for account in accounts:
+            if account.handle not in known:
+                continue
+            last = refilled.get(account.handle)
+            if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
+                continue
+            low = sensing.queued_ahead(store, account.id) < sensing.REFILL_LOW_WATER
+            if not (low or new_models):
+                continue
+            why = "queue low" if low else "new model assets"
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
+                    partition_key=account.handle,
+                    tags={ACCOUNT_TAG: account.handle, "xbot/reason": why},
+                )
+            )
+            refilled[account.handle] = now.isoformat()
+    finally:
+        store.close()
+    next_cursor = json.dumps({"models": models, "refilled": refilled})
+    if not requests:
+        return dg.SensorResult(
+            skip_reason="the queue holds enough posts for the coming slots", cursor=next_cursor
+        )
+    return dg.SensorResult(run_requests=requests, cursor=next_cursor)
+
+
+@dg.sensor(job=post_job, minimum_interval_seconds=30, default_status=STOPPED)
+def posting_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """A slot is due and a queued post exists: post it (run key = the post's id)."""
+    from xbot_assets.engine import sensing
+
+    settings = xbot_settings.get()
+    now = xbot_runtime.now()
+    cursor = _cursor(context)
+    requested: list[int] = list(cursor.get("requested", []))
+    known = _known_accounts(context)
+    store, accounts = _store_accounts(settings)
+    if store is None:
+        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+    requests: list[dg.RunRequest] = []
+    try:
+        for account in accounts:
+            if account.handle not in known:
+                continue
+            due = [i for i in sensing.due_posts(store, account.id, now) if i not in requested]
+            if not due:
+                continue
+            post_id = due[0]  # one at a time per account: the posting pool has size one
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"post:{post_id}",
+                    partition_key=account.handle,
+                    run_config={"ops": {"post_due_posts": {"config": {"post_id": post_id}}}},
+                    tags={ACCOUNT_TAG: account.handle, "xbot/post_id": str(post_id)},
+                )
+            )
+            requested.append(post_id)
+    finally:
+        store.close()
+    next_cursor = json.dumps({"requested": requested[-200:]})
+    if not requests:
+        return dg.SensorResult(skip_reason="no post is due", cursor=next_cursor)
+    return dg.SensorResult(run_requests=requests, cursor=next_cursor)
+
+
+@dg.sensor(job=reconcile_job, minimum_interval_seconds=300, default_status=STOPPED)
+def reconcile_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Posts left in ``posting`` past the grace period: settle them from the timeline."""
+    from xbot_assets.engine import sensing
+
+    settings = xbot_settings.get()
+    now = xbot_runtime.now()
+    known = _known_accounts(context)
+    store, accounts = _store_accounts(settings)
+    if store is None:
+        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+    requests: list[dg.RunRequest] = []
+    try:
+        for account in accounts:
+            if account.handle not in known:
+                continue
+            stuck = sensing.stale_posting(store, account.id, now)
+            if stuck:
+                keys = ",".join(f"{p}:{a}" for p, a in stuck)
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"reconcile:{keys}",
+                        partition_key=account.handle,
+                        tags={ACCOUNT_TAG: account.handle},
+                    )
+                )
+    finally:
+        store.close()
+    if not requests:
+        return dg.SensorResult(skip_reason="no post is stuck in posting", cursor=now.isoformat())
+    return dg.SensorResult(run_requests=requests, cursor=now.isoformat())
+
+
+@dg.sensor(job=sync_to_supabase_job, minimum_interval_seconds=300, default_status=STOPPED)
+def sync_to_supabase_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Every 5 minutes with Redis configured: drain what Redis buffered into the store."""
+    settings = xbot_settings.get()
+    if not settings.redis_url:
+        return dg.SkipReason("no REDIS_URL: events go straight to the durable store")
+    now = xbot_runtime.now()
+    bucket = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    if context.cursor == bucket.isoformat():
+        return dg.SkipReason(f"already synced for {bucket.isoformat()}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"sync:{bucket.isoformat()}")],
+        cursor=bucket.isoformat(),
+    )
+
+
+@dg.sensor(
+    jobs=[tweet_metrics_job, rebuild_job], minimum_interval_seconds=600, default_status=STOPPED
+)
+def learning_rebuild_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """New metric snapshots and the rebuild interval passed: load the new days of metrics,
+    then rebuild the dbt models, views, summaries, scorer and posteriors in one run.
+
+    Used by the main job (simulated time); a deployment may rely on the assets' declarative
+    automation instead (eager dbt models, views and learning assets).
+    """
+    from xbot_assets.engine import sensing
+
+    settings = xbot_settings.get()
+    now = xbot_runtime.now()
+    cursor = _cursor(context)
+    seen = datetime.fromisoformat(cursor["seen"]) if cursor.get("seen") else None
+    last = datetime.fromisoformat(cursor["rebuilt"]) if cursor.get("rebuilt") else None
+    store = sensing.open_store_or_none(settings)
+    if store is None:
+        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+    try:
+        every = int(store.get_config(REBUILD_CONFIG_KEY, DEFAULT_REBUILD_EVERY_HOURS))
+        new = store.list_metrics(since=seen) if seen else store.list_metrics()
+    finally:
+        store.close()
+    new = [s for s in new if seen is None or s.collected_at > seen]
+    if not new:
+        return dg.SkipReason("no new metric snapshots since the last rebuild")
+    if last is not None and now - last < timedelta(hours=every):
+        return dg.SkipReason(f"next rebuild {every}h after {last.isoformat()}")
+    days = sorted({s.collected_at.date().isoformat() for s in new})
+    stamp = f"{now:%Y-%m-%dT%H}"
+    requests = [
+        dg.RunRequest(run_key=f"tweet_metrics:{day}:{stamp}", job_name=tweet_metrics_job.name,
+                      partition_key=day)
+        for day in days
+    ]  # fmt: skip
+    requests.append(dg.RunRequest(run_key=f"rebuild:{stamp}", job_name=rebuild_job.name))
+    newest = max(s.collected_at for s in new)
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps({"seen": newest.isoformat(), "rebuilt": now.isoformat()}),
+    )
+
+
+@dg.schedule(
+    job=collect_account_metrics_job,
+    cron_schedule="0 */6 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+def collect_account_metrics_schedule(
+    context: dg.ScheduleEvaluationContext, xbot_settings: XbotSettings
+) -> list[dg.RunRequest] | dg.SkipReason:
+    """Every 6 hours, per account: the due 1h/6h/24h/72h snapshots (posting runs also collect
+    right after they post, so fresh posts are measured close to their horizons)."""
+    known = sorted(_known_accounts(context))
+    if not known:
+        return dg.SkipReason("no accounts yet (accounts_sensor adds them)")
+    when = context.scheduled_execution_time
+    return [
+        dg.RunRequest(
+            run_key=f"metrics:{handle}:{when.isoformat()}",
+            partition_key=handle,
+            tags={ACCOUNT_TAG: handle},
+        )
+        for handle in known
+    ]
+
+
+@dg.schedule(
+    job=daily_summaries_job,
+    cron_schedule="30 0 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
+def daily_summaries_schedule(
+    context: dg.ScheduleEvaluationContext, xbot_settings: XbotSettings
+) -> dg.RunRequest | dg.SkipReason:
+    """After midnight UTC: rewrite the last days' summaries in the store (for Supabase users)."""
+    from xbot_assets.warehouse.duck import warehouse
+
+    settings = xbot_settings.get()
+    path = settings.resolved_warehouse_path
+    if not path.exists():
+        return dg.SkipReason("no warehouse yet: the first rebuild creates it")
+    with warehouse(path, read_only=True) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'marts' and table_name = 'fct_post_outcomes'"
+        ).fetchone()
+    if not found or not found[0]:
+        return dg.SkipReason("the marts are not built yet")
+    when = context.scheduled_execution_time
+    return dg.RunRequest(run_key=f"daily_summaries:{when.date().isoformat()}")
+
+
+defs = dg.Definitions(
+    sensors=[
+        accounts_sensor,
+        candidate_refill_sensor,
+        posting_sensor,
+        reconcile_sensor,
+        sync_to_supabase_sensor,
+        learning_rebuild_sensor,
+    ],
+    schedules=[collect_account_metrics_schedule, daily_summaries_schedule],
+)
