@@ -492,6 +492,36 @@ def content_generate(
         typer.echo(c.text or "(no text)")
 
 
+@app.command("browser-login")
+def browser_login_cmd(
+    handle: str | None = typer.Option(None, help="The account's handle (default: X_HANDLE)."),
+) -> None:
+    """Log in once in Chromium and save the session for the opt-in browser poster.
+
+    The password is prompted (never an option, never stored); the session goes to the file
+    BROWSER_STORAGE_STATE names (mode 0600). A verification challenge is never answered: log in
+    by hand then. X's automation rules forbid scripting the website: prefer POSTER=api.
+    """
+    settings = settings_or_exit()
+    if settings.browser_storage_state is None:
+        fail("set BROWSER_STORAGE_STATE to the file for the session (keep it out of git)")
+    from xbot_assets.posting.base import AuthFailed
+    from xbot_assets.posting.browser_poster import save_browser_session
+
+    password = typer.prompt("X password", hide_input=True)
+    try:
+        save_browser_session(
+            settings.x_web_base_url,
+            handle=handle or settings.x_handle,
+            password=password,
+            storage_state=settings.browser_storage_state,
+            chromium_path=settings.chromium_path,
+        )
+    except AuthFailed as exc:
+        fail(str(exc))
+    typer.echo("session saved to BROWSER_STORAGE_STATE (a secret: never commit or share it)")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -51,3 +51,20 @@ def test_reconcile_command_finds_the_lost_post(
     monkeypatch.setenv("POSTER", "sandbox")
     refused = CliRunner().invoke(app, ["reconcile"])
     assert refused.exit_code == 2 and "POSTER=api" in refused.output
+
+
+def test_browser_login_command_saves_a_private_session(sandbox, sandbox_url, monkeypatch, tmp_path):
+    state = tmp_path / "session.json"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("X_WEB_BASE_URL", sandbox_url)
+    monkeypatch.setenv("X_HANDLE", sandbox.account().handle)
+    monkeypatch.setenv("BROWSER_STORAGE_STATE", str(state))
+    password = sandbox.account().password
+    result = CliRunner().invoke(app, ["browser-login"], input=password + "\n")
+    assert result.exit_code == 0, result.output
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert "auth_token" in state.read_text()
+    assert password not in result.output and str(state) not in result.output
+    sandbox.set_fault("login_challenge")
+    refused = CliRunner().invoke(app, ["browser-login"], input=password + "\n")
+    assert refused.exit_code == 2 and "verification" in refused.output
