@@ -35,13 +35,14 @@ from xbot_assets.ops.component_status import (
 )
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.queries import last_metrics_collection
-from xbot_assets.ops.redact import safe_error
+from xbot_assets.ops.redact import redact, safe_error
 from xbot_assets.store.keys import KeySpace, connect_redis
 from xbot_assets.store.schema import tweet_metrics, tweets
 from xbot_assets.store.timebase import Clock, utc_now
 
 Status = Literal["ok", "degraded", "down"]
 _RANK: dict[str, int] = {"ok": 0, "degraded": 1, "down": 2}
+MAX_DETAIL_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +280,8 @@ def _component_verdict(
     if row is None:
         return None
     if row.status != "ok":
-        return row.status, f"{row.component} reported {row.status}: {row.message or 'no detail'}"  # type: ignore[return-value]
+        detail = redact(row.message or "no detail")[:MAX_DETAIL_CHARS]
+        return row.status, f"{row.component} reported {row.status}: {detail}"  # type: ignore[return-value]
     return None
 
 

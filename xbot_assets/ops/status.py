@@ -21,6 +21,7 @@ from sqlalchemy import Connection, and_, func, select
 from xbot_assets.health.checks import HealthContext, run_checks
 from xbot_assets.ops.component_status import latest_component_statuses
 from xbot_assets.ops.dbread import read_connection
+from xbot_assets.ops.redact import redact
 from xbot_assets.store.schema import accounts, bot_config, tweets
 
 ON_X_STATUSES = ("posting", "posted", "unknown")
@@ -232,7 +233,7 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
                     "status": row.status,
                     "recorded_at": row.recorded_at.isoformat(),
                     "age_s": round((now - row.recorded_at).total_seconds(), 1),
-                    "message": row.message,
+                    "message": redact(row.message)[:300] if row.message else None,
                 }
                 for name, row in sorted(components.items())
             },
