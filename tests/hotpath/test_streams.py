@@ -166,3 +166,9 @@ def test_enqueue_many_is_pipelined_and_ordered(redis_client, keys, clock):
     got = q.read("w1", count=1000)
     assert [m.payload["i"] for m in got] == list(range(500))
     assert q.ack(got) == 500
+
+
+def test_settled_below_on_a_missing_stream_is_none(redis_client, keys, clock):
+    q = make_queue(redis_client, keys, clock)
+    assert q.settled_below() is None  # never created
+    assert q.trim() == 0

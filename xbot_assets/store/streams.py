@@ -545,7 +545,12 @@ class StreamQueue:
         one: entries under it were delivered and acknowledged; entries at or above it may not be.
         """
         stream = self.stream_keys[priority]
-        groups = self.client.xinfo_groups(stream)
+        try:
+            groups = self.client.xinfo_groups(stream)
+        except redis.ResponseError as exc:
+            if "no such key" in str(exc).lower():
+                return None  # the stream does not exist (yet, or after a flush)
+            raise
         ours = next((g for g in groups if g["name"] == self.group), None)
         if ours is None:
             return None
