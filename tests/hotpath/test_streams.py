@@ -70,16 +70,16 @@ def test_failure_retries_after_backoff_then_dead_letters(redis_client, keys, clo
 
 
 def test_stuck_entries_are_reclaimed_with_xautoclaim(redis_client, keys, clock):
-    q = make_queue(redis_client, keys, clock, max_attempts=2, backoff_base_s=0, idle_ms=50)
+    q = make_queue(redis_client, keys, clock, max_attempts=2, backoff_base_s=0, idle_ms=400)
     q.enqueue({"x": 1}, idempotency_key="stuck")
     (m,) = q.read("crashed-worker")  # delivered, never acked
     assert q.reclaim_stuck("rescuer").retried == []  # not idle long enough yet
-    time.sleep(0.08)
+    time.sleep(0.45)
     report = q.reclaim_stuck("rescuer")
     assert report.retried == ["stuck"]
     (again,) = q.read("rescuer")
     assert again.attempts == 1 and again.entry_id != m.entry_id
-    time.sleep(0.08)
+    time.sleep(0.45)
     assert q.reclaim_stuck("rescuer").dead == ["stuck"]
     assert q.stats()["pending"] == 0
     assert q.dead_letters()[0]["error"].startswith("stuck: idle")
