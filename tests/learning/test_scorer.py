@@ -13,6 +13,7 @@ from xbot_assets.learning.features import FEATURE_SCHEMA, post_features, rolling
 from xbot_assets.learning.scorer import (
     PriorOnlyScorer,
     ScorerError,
+    ScorerReport,
     load_scorer,
     save_scorer,
     score_posts,
@@ -25,6 +26,11 @@ from xbot_assets.learning.synthetic import synthetic_post_outcomes, true_arm_rat
 @pytest.fixture(scope="module")
 def outcomes() -> pd.DataFrame:
     return synthetic_post_outcomes(500, seed=3)
+
+
+@pytest.fixture(scope="module")
+def report(outcomes: pd.DataFrame) -> ScorerReport:
+    return train_scorer(outcomes)
 
 
 def test_features_read_text_time_and_topic_recency() -> None:
@@ -69,8 +75,9 @@ def test_rolling_median_label_matches_its_definition() -> None:
     assert label.iloc[1:].tolist() == [1.0, 0.0, 1.0]  # 3>1, 2<median(1,3)=2? no, 2.5>2
 
 
-def test_scorer_beats_prior_only_baseline_on_data_with_signal(outcomes: pd.DataFrame) -> None:
-    report = train_scorer(outcomes)
+def test_scorer_beats_prior_only_baseline_on_data_with_signal(
+    outcomes: pd.DataFrame, report: ScorerReport
+) -> None:
     assert not report.cold_start
     assert report.beats_baseline
     assert report.metrics["auc"] is not None and report.metrics["auc"] > 0.62
@@ -104,8 +111,9 @@ def test_cold_start_is_the_prior_only_baseline_and_flagged(outcomes: pd.DataFram
     assert empty.cold_start and empty.training_rows == 0
 
 
-def test_save_and_load_round_trip_without_pickle(outcomes: pd.DataFrame, tmp_path: Path) -> None:
-    report = train_scorer(outcomes)
+def test_save_and_load_round_trip_without_pickle(
+    outcomes: pd.DataFrame, report: ScorerReport, tmp_path: Path
+) -> None:
     path = save_scorer(report, tmp_path / "scorer.skops")
     with zipfile.ZipFile(path) as archive:  # skops files are zip archives of JSON + arrays
         names = archive.namelist()
