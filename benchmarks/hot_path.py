@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hotpath_harness import create_account, queue_posts  # noqa: E402
+from hotpath_harness import ThrowawayRedis, create_account, queue_posts  # noqa: E402
 
 from xbot_assets.store.dual import _WRITERS, DualStoreManager  # noqa: E402
 from xbot_assets.store.engine import make_engine  # noqa: E402
@@ -57,9 +58,16 @@ STREAM_GOAL = 20_000
 SYNC_RATIO_GOAL = 10.0
 
 
-def bench_stream(total: int, batch: int) -> dict[str, Any]:
-    """Enqueue + read + ack ``total`` messages in pipelined batches; messages/s."""
-    client = connect_redis(REDIS_URL)
+def _server_cpu_s(client: Any) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def bench_stream(total: int, batch: int, redis_url: str | None = None) -> dict[str, Any]:
+    """Enqueue + read + ack ``total`` messages in pipelined batches; messages/s, and the CPU
+    seconds both sides spent per message (a figure that does not depend on the machine's load
+    when the Redis server is our own)."""
+    client = connect_redis(redis_url or REDIS_URL)
     keys = KeySpace(f"bench:{uuid.uuid4().hex[:8]}:")
     queue = StreamQueue(client, keys, "scoring")
     queue.ensure_groups()
@@ -70,6 +78,7 @@ def bench_stream(total: int, batch: int) -> dict[str, Any]:
         queue.ack(queue.read("bench", count=batch))
         enqueue_s = cycle_s = 0.0
         done = 0
+        server_cpu0, client_cpu0 = _server_cpu_s(client), time.process_time()
         started = time.perf_counter()
         while done < total:
             t0 = time.perf_counter()
@@ -80,6 +89,8 @@ def bench_stream(total: int, batch: int) -> dict[str, Any]:
             assert acked == len(messages) == batch, (acked, len(messages))
             done += batch
         cycle_s = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu0
+        server_cpu = _server_cpu_s(client) - server_cpu0
         stats = queue.stats()
         assert stats["pending"] == 0
         trimmed = queue.trim()
@@ -92,6 +103,9 @@ def bench_stream(total: int, batch: int) -> dict[str, Any]:
         "enqueue_ack_msgs_per_s": round(done / cycle_s),
         "enqueue_only_msgs_per_s": round(done / enqueue_s),
         "seconds": round(cycle_s, 3),
+        "client_cpu_us_per_msg": round(client_cpu / done * 1e6, 2),
+        "server_cpu_us_per_msg": round(server_cpu / done * 1e6, 2),
+        "msgs_per_cpu_second": round(done / (client_cpu + server_cpu)),
         "trimmed_after": trimmed,
         "goal_msgs_per_s": STREAM_GOAL,
         "goal_met": done / cycle_s >= STREAM_GOAL,
@@ -197,7 +211,21 @@ def bench_sync(
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Both measurements in one run; returns the figures (also what is written to JSON)."""
-    stream = bench_stream(total=20_000 if quick else 200_000, batch=1000)
+    own_redis = "XBOT_BENCH_REDIS_URL" not in os.environ
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ThrowawayRedis(Path(tmp)) if own_redis else None
+        if server is not None:
+            server.start()
+        try:
+            stream = bench_stream(
+                total=20_000 if quick else 200_000,
+                batch=1000,
+                redis_url=server.url if server is not None else None,
+            )
+        finally:
+            if server is not None:
+                server.kill()
+    stream["redis_server"] = "own throwaway redis-server" if own_redis else REDIS_URL
     sync = bench_sync(
         batched_rows=4_000 if quick else 40_000,
         naive_rows=400 if quick else 4_000,

@@ -21,6 +21,10 @@ def main() -> None:
             "| --- | --- | --- |",
             f"| stream enqueue+ack (msgs/s) | {stream['enqueue_ack_msgs_per_s']:,} | >= 20,000 |",
             f"| stream enqueue only (msgs/s) | {stream['enqueue_only_msgs_per_s']:,} | |",
+            f"| stream CPU per message, client + redis-server (µs) | "
+            f"{stream['client_cpu_us_per_msg']} + {stream['server_cpu_us_per_msg']} | |",
+            f"| stream messages per CPU-second (load-independent) | "
+            f"{stream['msgs_per_cpu_second']:,} | |",
             f"| sync batched (rows/s) | {sync['batched_rows_per_s']:,} | |",
             f"| sync naive, one row per transaction (rows/s) | {sync['naive_rows_per_s']:,} | |",
             f"| batched / naive | {sync['ratio']}x | >= 10x |",
