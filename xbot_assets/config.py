@@ -290,6 +290,14 @@ telemetry:
   enabled: false
 nux:
   enabled: false
+# One event-log database instead of one per run: the main job makes hundreds of runs and a new
+# SQLite file per run costs about a second each on a loaded 2-core machine.
+event_log_storage:
+  module: dagster.core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir:
+      env: DAGSTER_HOME
 """
 
 

@@ -12,6 +12,8 @@ replayed in a fresh sandbox of the same scenario and seed, and writes an HTML re
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import time
 from collections import Counter
@@ -129,13 +131,14 @@ class Launcher:
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
         started = time.perf_counter()
-        outcome = job.execute_in_process(
-            run_config=run_config,
-            instance=self.instance,
-            partition_key=request.partition_key,
-            tags=tags,
-            raise_on_error=False,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # dbt's own lines; the runs keep them
+            outcome = job.execute_in_process(
+                run_config=run_config,
+                instance=self.instance,
+                partition_key=request.partition_key,
+                tags=tags,
+                raise_on_error=False,
+            )
         self.result.run_seconds += time.perf_counter() - started
         self.result.run_ids.append(outcome.run_id)
         self.by_job[job_name] += 1

@@ -63,7 +63,6 @@ def accounts_sensor(
     store, accounts = _store_accounts(settings)
     if store is None:
         return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
-    store.close()
     missing = sorted({a.handle for a in accounts} - _known_accounts(context))
     if not missing:
         return dg.SkipReason("every account already has its partition")
@@ -101,27 +100,24 @@ def candidate_refill_sensor(
         return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
     requests: list[dg.RunRequest] = []
     refilled: dict[str, str] = dict(cursor.get("refilled", {}))
-    try:
-        for account in accounts:
-            if account.handle not in known:
-                continue
-            last = refilled.get(account.handle)
-            if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
-                continue
-            low = sensing.queued_ahead(store, account.id) < sensing.REFILL_LOW_WATER
-            if not (low or new_models):
-                continue
-            why = "queue low" if low else "new model assets"
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
-                    partition_key=account.handle,
-                    tags={ACCOUNT_TAG: account.handle, "xbot/reason": why},
-                )
+    for account in accounts:
+        if account.handle not in known:
+            continue
+        last = refilled.get(account.handle)
+        if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
+            continue
+        low = sensing.queued_ahead(store, account.id) < sensing.REFILL_LOW_WATER
+        if not (low or new_models):
+            continue
+        why = "queue low" if low else "new model assets"
+        requests.append(
+            dg.RunRequest(
+                run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
+                partition_key=account.handle,
+                tags={ACCOUNT_TAG: account.handle, "xbot/reason": why},
             )
-            refilled[account.handle] = now.isoformat()
-    finally:
-        store.close()
+        )
+        refilled[account.handle] = now.isoformat()
     next_cursor = json.dumps({"models": models, "refilled": refilled})
     if not requests:
         return dg.SensorResult(
@@ -146,25 +142,22 @@ def posting_sensor(
     if store is None:
         return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
     requests: list[dg.RunRequest] = []
-    try:
-        for account in accounts:
-            if account.handle not in known:
-                continue
-            due = [i for i in sensing.due_posts(store, account.id, now) if i not in requested]
-            if not due:
-                continue
-            post_id = due[0]  # one at a time per account: the posting pool has size one
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"post:{post_id}",
-                    partition_key=account.handle,
-                    run_config={"ops": {"post_due_posts": {"config": {"post_id": post_id}}}},
-                    tags={ACCOUNT_TAG: account.handle, "xbot/post_id": str(post_id)},
-                )
+    for account in accounts:
+        if account.handle not in known:
+            continue
+        due = [i for i in sensing.due_posts(store, account.id, now) if i not in requested]
+        if not due:
+            continue
+        post_id = due[0]  # one at a time per account: the posting pool has size one
+        requests.append(
+            dg.RunRequest(
+                run_key=f"post:{post_id}",
+                partition_key=account.handle,
+                run_config={"ops": {"post_due_posts": {"config": {"post_id": post_id}}}},
+                tags={ACCOUNT_TAG: account.handle, "xbot/post_id": str(post_id)},
             )
-            requested.append(post_id)
-    finally:
-        store.close()
+        )
+        requested.append(post_id)
     next_cursor = json.dumps({"requested": requested[-200:]})
     if not requests:
         return dg.SensorResult(skip_reason="no post is due", cursor=next_cursor)
@@ -185,22 +178,19 @@ def reconcile_sensor(
     if store is None:
         return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
     requests: list[dg.RunRequest] = []
-    try:
-        for account in accounts:
-            if account.handle not in known:
-                continue
-            stuck = sensing.stale_posting(store, account.id, now)
-            if stuck:
-                keys = ",".join(f"{p}:{a}" for p, a in stuck)
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"reconcile:{keys}",
-                        partition_key=account.handle,
-                        tags={ACCOUNT_TAG: account.handle},
-                    )
+    for account in accounts:
+        if account.handle not in known:
+            continue
+        stuck = sensing.stale_posting(store, account.id, now)
+        if stuck:
+            keys = ",".join(f"{p}:{a}" for p, a in stuck)
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"reconcile:{keys}",
+                    partition_key=account.handle,
+                    tags={ACCOUNT_TAG: account.handle},
                 )
-    finally:
-        store.close()
+            )
     if not requests:
         return dg.SensorResult(skip_reason="no post is stuck in posting", cursor=now.isoformat())
     return dg.SensorResult(run_requests=requests, cursor=now.isoformat())
@@ -246,11 +236,8 @@ def learning_rebuild_sensor(
     store = sensing.open_store_or_none(settings)
     if store is None:
         return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
-    try:
-        every = int(store.get_config(REBUILD_CONFIG_KEY, DEFAULT_REBUILD_EVERY_HOURS))
-        new = store.list_metrics(since=seen) if seen else store.list_metrics()
-    finally:
-        store.close()
+    every = int(store.get_config(REBUILD_CONFIG_KEY, DEFAULT_REBUILD_EVERY_HOURS))
+    new = store.list_metrics(since=seen) if seen else store.list_metrics()
     new = [s for s in new if seen is None or s.collected_at > seen]
     if not new:
         return dg.SkipReason("no new metric snapshots since the last rebuild")

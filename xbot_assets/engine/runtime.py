@@ -125,11 +125,9 @@ class Runtime:
 
     def store(self) -> Any:
         """The durable store (the truth), at the current schema."""
-        from xbot_assets.store.durable import DurableStore
+        from xbot_assets.engine.sensing import cached_store
 
-        store = DurableStore.from_settings(self.settings)
-        self._closers.append(store.close)
-        return store
+        return cached_store(self.settings)
 
     def account_id(self, store: Any) -> int:
         """This account's row id, created on first use with its X user id and time zone."""

@@ -24,13 +24,39 @@ class AccountView:
     handle: str
 
 
+_STORES: dict[tuple[str, str], Any] = {}
+
+
+def cached_store(settings: Any) -> Any:
+    """The durable store of these settings, opened (and its schema checked) once per process.
+
+    Sensors are evaluated every few seconds by the daemon (every simulated hour by the main
+    job); opening an engine and checking the migration head each time would cost more than the
+    question they ask. Raises :class:`~xbot_assets.store.errors.StoreError` like the store.
+    """
+    from xbot_assets.store.durable import DurableStore
+
+    key = (settings.resolved_database_url, settings.app_env)
+    store = _STORES.get(key)
+    if store is None:
+        store = DurableStore.from_settings(settings)
+        _STORES[key] = store
+    return store
+
+
+def forget_stores() -> None:
+    """Close and drop the cached stores (tests that start over in one process)."""
+    while _STORES:
+        _, store = _STORES.popitem()
+        store.close()
+
+
 def open_store_or_none(settings: Any) -> Any:
     """The durable store, or None when it is not migrated yet (sensors then skip)."""
-    from xbot_assets.store.durable import DurableStore
     from xbot_assets.store.errors import StoreError
 
     try:
-        return DurableStore.from_settings(settings)
+        return cached_store(settings)
     except StoreError:
         return None
 

@@ -1,0 +1,118 @@
+"""Orchestration fixtures: local settings, a migrated store and a Dagster home in a temp folder.
+
+The main job's short run is module-scoped (and its tests share one xdist group), because it is
+the expensive part: the summary test, the two-account test and the UI test all read it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xbot_assets.config import Settings, load_settings
+from xbot_assets.store.migrate import upgrade
+from xbot_assets.warehouse.project import dbt_project
+
+ENV_NAMES = (
+    "DATABASE_URL",
+    "WAREHOUSE_PATH",
+    "REDIS_URL",
+    "REDIS_PREFIX",
+    "LIVE_POSTS",
+    "POSTER",
+    "GENERATOR",
+    "OPENAI_API_KEY",
+    "X_HANDLE",
+    "SANDBOX_SCENARIO",
+    "SANDBOX_SEED",
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dbt_manifest() -> Path:
+    """The dbt manifest the @dbt_assets definitions load."""
+    if not dbt_project.manifest_path.exists():
+        dbt_project.preparer.prepare(dbt_project)
+    return dbt_project.manifest_path
+
+
+@dataclass
+class Env:
+    """A local deployment living in one folder."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.root / "dagster_home"
+
+
+def make_env(root: Path) -> tuple[Env, dict[str, str | None]]:
+    """Point the process at ``root`` (store, warehouse, sandbox journal, Dagster home)."""
+    saved = {
+        name: os.environ.get(name) for name in (*ENV_NAMES, "APP_ENV", "XBOT_HOME", "DAGSTER_HOME")
+    }
+    for name in ENV_NAMES:
+        os.environ.pop(name, None)
+    os.environ["APP_ENV"] = "local"
+    os.environ["XBOT_HOME"] = str(root / "xbot_home")
+    os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
+    (root / "xbot_home").mkdir(parents=True, exist_ok=True)
+    (root / "dagster_home").mkdir(parents=True, exist_ok=True)
+    from xbot_assets.config import ensure_dagster_home
+
+    ensure_dagster_home()
+    settings = load_settings(env_file=None)
+    upgrade(settings.resolved_database_url)
+    return Env(root, settings), saved
+
+
+def restore_env(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    """A fresh local deployment for one test."""
+    made, saved = make_env(tmp_path)
+    yield made
+    restore_env(saved)
+
+
+@dataclass
+class MainRun:
+    env: Env
+    result: Any
+    second_handle: str
+
+
+SECOND_HANDLE = "xbot_second"
+
+
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainRun]:
+    """The main job in short form (1.5 simulated days, one rebuild) with two accounts."""
+    from xbot_assets.runner import run_main
+    from xbot_assets.store.durable import DurableStore
+
+    made, saved = make_env(tmp_path_factory.mktemp("main_job"))
+    try:
+        store = DurableStore.from_settings(made.settings)
+        store.ensure_account(SECOND_HANDLE)  # a second account, run side by side
+        store.close()
+        result = run_main(
+            made.settings, days=1.5, posts_per_day=3, rebuild_every_hours=24, progress=False
+        )
+        yield MainRun(made, result, SECOND_HANDLE)
+    finally:
+        restore_env(saved)
