@@ -101,6 +101,21 @@ def test_policy_records_every_step_and_queues_the_best_allowed() -> None:
     assert decision.arm_index == 5 and decision.propensity > 0.9
 
 
+def test_policy_takes_its_slot_from_the_scheduler() -> None:
+    config = ScheduleConfig(quiet_start_hour=22, quiet_end_hour=8, min_spacing_minutes=60)
+    policy = ContentPolicy(
+        ARMS,
+        ThompsonSampler(len(ARMS), seed=7),
+        generate=_generate,
+        guard=_guard,
+        score=lambda rows: np.ones(len(rows)),
+        scheduler=SlotScheduler(config, seed=7),
+    )
+    now = datetime(2026, 3, 10, 23, 30, tzinfo=UTC)  # quiet time: the slot is tomorrow
+    decision = policy.decide(now=now)
+    assert decision.slot > now and 8 <= decision.slot.hour < 22
+
+
 def test_policy_skips_with_a_reason_when_every_candidate_is_blocked() -> None:
     policy = ContentPolicy(
         ARMS,

@@ -1,1 +1,25 @@
-"""Learning: features, rewards, scorer, bandits, policy and offline evaluation (no I/O)."""
+"""Learning: features, rewards, scorer, bandits, policy and offline evaluation (no I/O).
+
+Public API (pure: numpy/scikit-learn/statsmodels, no I/O except the scorer's save/load):
+
+- ``rewards``: ``REWARD_WEIGHTS``, ``weighted_engagements``, ``engagement_reward``.
+- ``features``: ``post_features(posts, timezone=..., last_topic_post_at=..., now=...)``,
+  ``FEATURE_SCHEMA``, ``rolling_median_label``, ``hook_type_of``.
+- ``scorer``: ``train_scorer(outcomes, timezone=...) -> ScorerReport`` (``.model``,
+  ``.metrics``, ``.baseline_metrics``, ``.calibration``, ``.coefficients``, ``.beats_baseline``,
+  ``.metadata()``), ``score_posts(model, rows)``, ``save_scorer``/``load_scorer`` (skops),
+  ``PriorOnlyScorer``, ``to_markdown``.
+- ``bandits``: ``ThompsonSampler(n_arms, *, prior, discount, seed)`` (``select``, ``update``,
+  ``to_frame``, ``choice_probabilities``, ``set_prior``), ``binomial_evidence``,
+  ``fit_beta_prior``, ``fit_overdispersion``, ``ChangeDetector``, ``DriftAwareThompson``,
+  ``LaplaceLogisticSampler`` + ``arms_feature_space``.
+- ``scheduler``: ``ScheduleConfig`` (from bot_config), ``SlotScheduler`` (``plan_day``,
+  ``next_slot``, ``update``, ``learn_from_posts``).
+- ``policy``: ``ContentPolicy(arms, chooser, generate=, guard=, score=, scheduler=)``,
+  ``.decide(now=...) -> PolicyDecision`` (``to_dict()`` for the store), ``ContextualChooser``.
+- ``ope``: ``evaluate_policy``, ``compare_policies`` (IPS, SNIPS, DR with 95 % intervals),
+  ``uniform_policy``, ``greedy_policy``, ``fixed_policy``, ``arm_mean_reward_model``.
+- ``engine``: ``fit_arm_posteriors(outcomes, arms, objective="engagement"|"growth")``,
+  ``learned_config(...)`` (plain dict for bot_config), ``post_evidence``.
+- ``synthetic``: ``synthetic_post_outcomes`` with known truth (tests, notebooks).
+"""

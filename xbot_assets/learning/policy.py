@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from xbot_assets.learning.bandits import FeatureSpace, LaplaceLogisticSampler
+from xbot_assets.learning.scheduler import SlotScheduler
 
 Generate = Callable[..., Sequence[Any]]
 """``generate(format=..., topic=..., n=...)`` -> candidate texts (or objects with ``.text``)."""
@@ -152,6 +153,7 @@ class ContentPolicy:
         n_candidates: candidates generated per decision.
         propensity_samples: posterior re-samples used to estimate the propensity.
         settings: what to record about this policy's configuration (for evaluation).
+        scheduler: picks the slot when :meth:`decide` is given none (``SlotScheduler``).
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class ContentPolicy:
         n_candidates: int = 5,
         propensity_samples: int = 2000,
         settings: dict[str, Any] | None = None,
+        scheduler: SlotScheduler | None = None,
     ) -> None:
         if n_candidates < 1:
             raise ValueError("n_candidates must be at least 1")
@@ -174,9 +177,21 @@ class ContentPolicy:
         self.n_candidates = n_candidates
         self.propensity_samples = propensity_samples
         self.settings = dict(settings or {})
+        self.scheduler = scheduler
 
-    def decide(self, *, now: datetime, slot: datetime | None = None) -> PolicyDecision:
-        """Run the whole step once; the decision says what to queue (or why nothing is)."""
+    def decide(
+        self, *, now: datetime, slot: datetime | None = None, taken: list[datetime] | None = None
+    ) -> PolicyDecision:
+        """Run the whole step once; the decision says what to queue (or why nothing is).
+
+        Args:
+            now: the decision time (UTC).
+            slot: when the post should go out; by default the scheduler's next slot after
+                ``now`` (respecting ``taken`` times), else ``now``.
+            taken: times already planned or posted (for the scheduler's spacing).
+        """
+        if slot is None and self.scheduler is not None:
+            slot = self.scheduler.next_slot(now, taken=taken)
         slot = slot or now
         propensities = self.chooser.choice_probabilities(self.propensity_samples)
         index = self.chooser.select()
