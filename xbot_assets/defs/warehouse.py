@@ -294,7 +294,7 @@ def collect_tweet_metrics(context: dg.OpExecutionContext, xbot_settings: XbotSet
     if settings.redis_url:
         from xbot_assets.store.dual import DualStoreManager
 
-        dual = DualStoreManager.from_settings(settings, engine=store.engine)
+        dual = DualStoreManager.from_settings(settings)
     try:
         with XApiClient.from_settings(settings) as client:
             report = collect_due_metrics(store, client, dual=dual)
