@@ -299,3 +299,13 @@ def test_zero_spacing_never_blocks_on_a_concurrent_claim_stamped_later(ledger, f
     spaced = RateCaps(max_posts_per_hour=10, max_posts_per_day=10, min_spacing=timedelta(minutes=1))
     ledger.enqueue(account, ["third"], scheduled_at=clock())
     assert "spacing" in ledger.claim_next_due(account, spaced, now=clock()).reason
+
+
+def test_only_production_with_live_posts_true_may_send_to_x(fake_x):
+    pg = "postgresql://bot@127.0.0.1/prod"
+    live = load_settings(env_file=None, app_env="production", database_url=pg, LIVE_POSTS="true")
+    assert live.resolved_poster == "api" and send_block_reason(live, fake_x) is None
+    for value in (None, "false"):
+        extra = {} if value is None else {"LIVE_POSTS": value}
+        off = load_settings(env_file=None, app_env="production", database_url=pg, **extra)
+        assert "dry run" in send_block_reason(off, fake_x)
