@@ -31,6 +31,7 @@ STOPPED = dg.DefaultSensorStatus.STOPPED
 MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
 REBUILD_CONFIG_KEY = "rebuild_every_hours"
 DEFAULT_REBUILD_EVERY_HOURS = 24
+RAW_EXTRACTS = ("raw_posts", "raw_accounts", "raw_candidates", "raw_follower_snapshots")
 
 
 def _cursor(context: Any) -> dict[str, Any]:
@@ -250,7 +251,13 @@ def learning_rebuild_sensor(
                       partition_key=day)
         for day in days
     ]  # fmt: skip
-    requests.append(dg.RunRequest(run_key=f"rebuild:{stamp}", job_name=rebuild_job.name))
+    # Full re-extraction of the small raw tables: the store's ``updated_at`` mixes wall-clock
+    # writes with simulated ones in the main job, so an incremental watermark would skip rows.
+    full = {"config": {"full_refresh": True}}
+    raw_config = {"ops": {name: full for name in RAW_EXTRACTS}}
+    requests.append(
+        dg.RunRequest(run_key=f"rebuild:{stamp}", job_name=rebuild_job.name, run_config=raw_config)
+    )
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(
         run_requests=requests,

@@ -1,0 +1,204 @@
+"""The main job in short form: the whole loop through the real definitions, checked against the
+store; two accounts side by side with their data apart; the Dagster UI shows what it made."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.orchestration.conftest import MainRun
+from xbot_assets.learning.rewards import engagement_reward
+
+pytestmark = pytest.mark.xdist_group("orchestration_main_job")
+
+HORIZONS = ("1h", "6h", "24h", "72h")
+
+
+def _store(run: MainRun):
+    from xbot_assets.engine.sensing import cached_store
+
+    return cached_store(run.env.settings)
+
+
+def test_main_job_summary_matches_the_store(main_run: MainRun) -> None:
+    result, summary = main_run.result, main_run.result.summary
+    store = _store(main_run)
+    assert not result.failed_runs
+    # Every stage ran as real Dagster runs, launched from the sensors and schedules.
+    for job in (
+        "refill_candidates_job",
+        "post_job",
+        "collect_account_metrics_job",
+        "tweet_metrics_job",
+        "rebuild_warehouse_and_learning_job",
+    ):
+        assert result.runs_by_job.get(job, 0) >= 1, job
+    for asset in ("fct_post_outcomes", "engagement_scorer", "arm_posteriors", "learned_config"):
+        assert asset in result.materialized
+
+    posted_by_account: dict[str, list] = {}
+    for account in store.list_accounts():
+        posts = [
+            p
+            for p in store.list_posts(account.id, status="posted", limit=1000)
+            if p.thread_position == 0
+        ]
+        posted_by_account[account.handle] = posts
+    assert summary["posts_by_account"] == {h: len(p) for h, p in posted_by_account.items()}
+    assert summary["posts"] == sum(len(p) for p in posted_by_account.values()) > 0
+
+    # The bot's reward is the mean over the primary account's latest snapshots in the store.
+    primary = posted_by_account[main_run.env.settings.x_handle]
+    rewards = []
+    for post in sorted(primary, key=lambda p: (p.posted_at, p.id)):
+        snaps = store.get_metrics(post.id)
+        if snaps:
+            latest = max(snaps, key=lambda s: HORIZONS.index(s.horizon))
+            rewards.append(
+                engagement_reward({k: getattr(latest, k) for k in latest.__dataclass_fields__})
+            )
+    assert rewards, "metrics were collected"
+    assert summary["bot_rewards"] == pytest.approx(rewards)
+    assert summary["bot_mean_reward"] == pytest.approx(sum(rewards) / len(rewards))
+    assert len(summary["random_rewards"]) == len(rewards)
+    # Every chosen post carries what offline evaluation needs.
+    for post in primary:
+        assert post.arm and 0 < post.metadata["propensity"] <= 1
+        assert post.arm in post.metadata["sampled_values"]
+    # The report is one HTML file with the plots embedded.
+    with open(result.report_path, encoding="utf-8") as handle:
+        html = handle.read()
+    assert html.count("data:image/png;base64,") >= 3
+    assert "random policy" in html
+
+
+def test_two_accounts_post_side_by_side_with_their_data_apart(main_run: MainRun) -> None:
+    from xbot_assets.engine.runtime import shared_sandbox
+
+    store = _store(main_run)
+    sandbox = shared_sandbox(main_run.env.settings)
+    handles = {main_run.env.settings.x_handle, main_run.second_handle}
+    assert {a.handle for a in store.list_accounts()} == handles
+    seen_x_ids: set[str] = set()
+    for handle in handles:
+        account = store.get_account_by_handle(handle)
+        posts = store.list_posts(account.id, status="posted", limit=1000)
+        assert posts, f"@{handle} posted"
+        on_x = {p.id: p.text for p in sandbox.posts_of(handle)}
+        for post in posts:
+            assert on_x.get(post.x_id) == post.text, "each post went to its own account"
+            assert post.account_id == account.id
+        x_ids = {p.x_id for p in posts}
+        assert not x_ids & seen_x_ids
+        seen_x_ids |= x_ids
+        # Metrics and candidates stay with their account.
+        for snap in store.list_metrics(account_id=account.id):
+            assert store.get_post(snap.tweet_id).account_id == account.id
+        assert all(c.account_id == account.id for c in store.list_candidates(account.id))
+    # Runs were per account partition, tagged with the account.
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    for handle in handles:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"xbot/account": handle}))
+        assert any(r.job_name == "post_job" for r in runs)
+        assert all(r.tags.get("dagster/partition") == handle for r in runs)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.browser
+def test_dagster_ui_shows_the_assets_and_their_latest_materialisations(
+    main_run: MainRun,
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import dagster as dg
+    import httpx
+    from playwright.sync_api import sync_playwright
+
+    root = Path(__file__).resolve().parents[2]
+    artifacts = root / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    chromium = Path("/usr/bin/chromium")
+    assert chromium.exists(), "Debian's Chromium is missing: run `make chromium`"
+    instance = dg.DagsterInstance.get()
+    for name in ("arm_posteriors", "engagement_scorer", "fct_post_outcomes"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(name)) is not None
+    port = _free_port()
+    log = open(main_run.env.root / "webserver.log", "wb")  # noqa: SIM115 (closed in finally)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dagster-webserver"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-w",
+            str(root / "workspace.yaml"),
+        ],
+        cwd=root,
+        env={**os.environ, "DO_NOT_TRACK": "1"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert server.poll() is None, (main_run.env.root / "webserver.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{base}/server_info", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the Dagster webserver did not start in 240 s"
+            time.sleep(1)
+        httpx.post(f"{base}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=30)
+        args = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        ]  # fmt: skip
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(chromium), args=args)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # The asset graph around the posteriors: every node with its latest materialisation.
+            page.goto(f"{base}/assets/arm_posteriors?view=lineage&lineageDepth=3", timeout=120_000)
+            for name in (
+                "arm_posteriors",
+                "fct_post_outcomes",
+                "stg_tweet_metrics",
+                "learned_config",
+            ):
+                page.get_by_text(name, exact=True).first.wait_for(timeout=180_000)
+            page.get_by_text("Materialized", exact=True).first.wait_for(timeout=60_000)
+            graph_text = page.inner_text("body")
+            assert graph_text.count("Materialized") >= 4, graph_text[:2000]
+            page.screenshot(path=str(artifacts / "dagster_asset_graph.png"), full_page=True)
+            # The catalog: the project's assets, each materialised.
+            page.goto(f"{base}/assets", timeout=120_000)
+            for name in ("engagement_scorer", "arm_posteriors", "daily_summaries", "fct_posts"):
+                page.get_by_text(name, exact=True).first.wait_for(timeout=120_000)
+            page.get_by_text("Materialized", exact=True).first.wait_for(timeout=120_000)
+            assert page.inner_text("body").count("Materialized") >= 4
+            page.screenshot(path=str(artifacts / "dagster_asset_catalog.png"), full_page=True)
+            browser.close()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
+    assert (artifacts / "dagster_asset_graph.png").stat().st_size > 10_000
