@@ -194,15 +194,15 @@ def tick(
     for name in SCHEDULE_ORDER:
         schedule = defs.resolve_schedule_def(name)
         for when in cron_ticks(schedule.cron_schedule, previous, now):  # type: ignore[arg-type]
-            context = dg.build_schedule_context(
+            schedule_context = dg.build_schedule_context(
                 instance=instance,
                 scheduled_execution_time=when,
                 resources=_resources(when),
                 repository_def=launcher.repository,
             )
             with dg.partition_loading_context(dynamic_partitions_store=instance):
-                data = schedule.evaluate_tick(context)
-            for request in data.run_requests or []:
+                scheduled = schedule.evaluate_tick(schedule_context)
+            for request in scheduled.run_requests or []:
                 launcher.launch(
                     request,
                     default_job=schedule.job_name,

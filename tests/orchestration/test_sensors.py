@@ -125,7 +125,7 @@ def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env:
         repository_def=defs.get_repository_def(),
     )
     with dg.partition_loading_context(dynamic_partitions_store=instance):
-        metric_requests = sched.evaluate_tick(context).run_requests
+        metric_requests = list(sched.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in metric_requests] == [handle]
     launcher.launch(
         metric_requests[0],

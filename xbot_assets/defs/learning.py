@@ -79,6 +79,7 @@ def _md(frame: pd.DataFrame) -> dg.MetadataValue:
 @dg.asset(
     deps=[FCT_POST_OUTCOMES],
     group_name=GROUP,
+    automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
             "no_worse_than_prior_only_baseline",
@@ -155,7 +156,9 @@ class PosteriorConfig(dg.Config):
     """Evidence discount per post (1: never forget; 0.999: half-life of ~700 posts)."""
 
 
-@dg.asset(deps=[FCT_POST_OUTCOMES], group_name=GROUP)
+@dg.asset(
+    deps=[FCT_POST_OUTCOMES], group_name=GROUP, automation_condition=dg.AutomationCondition.eager()
+)
 def arm_posteriors(
     context: dg.AssetExecutionContext, config: PosteriorConfig, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
@@ -235,6 +238,7 @@ def load_posteriors(settings: Settings, objective: str = "engagement") -> tuple[
 @dg.asset(
     deps=[FCT_POST_OUTCOMES, dg.AssetKey("engagement_scorer"), dg.AssetKey("arm_posteriors")],
     group_name=GROUP,
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def offline_policy_evaluation(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
@@ -319,7 +323,11 @@ def offline_policy_evaluation(
 # --- learned_config ------------------------------------------------------------------------
 
 
-@dg.asset(deps=[dg.AssetKey("arm_posteriors"), FCT_POST_OUTCOMES], group_name=GROUP)
+@dg.asset(
+    deps=[dg.AssetKey("arm_posteriors"), FCT_POST_OUTCOMES],
+    group_name=GROUP,
+    automation_condition=dg.AutomationCondition.eager(),
+)
 def learned_config(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
