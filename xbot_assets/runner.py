@@ -62,6 +62,8 @@ class MainRunResult:
     deduplicated: int = 0
     seconds: float = 0.0
     run_seconds: float = 0.0
+    seconds_by_job: dict[str, float] = field(default_factory=dict)
+    ticks: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
     report_path: str | None = None
 
@@ -96,6 +98,7 @@ class Launcher:
         self.result = MainRunResult(run_ids=[], materialized=[], warehouse_path="")
         self.materialized: set[str] = set()
         self.by_job: Counter[str] = Counter()
+        self.seconds_by_job: dict[str, float] = {}
         self.repository = defs.get_repository_def()
         self.log_level = "WARNING"
 
@@ -139,7 +142,9 @@ class Launcher:
                 tags=tags,
                 raise_on_error=False,
             )
-        self.result.run_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        self.result.run_seconds += took
+        self.seconds_by_job[job_name] = self.seconds_by_job.get(job_name, 0.0) + took
         self.result.run_ids.append(outcome.run_id)
         self.by_job[job_name] += 1
         if not outcome.success:
@@ -302,6 +307,8 @@ def run_main(
     result = launcher.result
     result.materialized = sorted(launcher.materialized)
     result.runs_by_job = dict(launcher.by_job)
+    result.seconds_by_job = {k: round(v, 2) for k, v in launcher.seconds_by_job.items()}
+    result.ticks = total_ticks + 1
     result.warehouse_path = str(settings.resolved_warehouse_path)
     result.started_at, result.ended_at = start, previous
     result.summary = summarise(settings, store, since=start, until=previous)
