@@ -22,8 +22,9 @@ BENCHMARKS = {
     "sandbox_oracle": ["sandbox_oracle.py"],
     "health_scrape": ["health_scrape.py"],
     "crash_matrix": ["crash_matrix.py"],
+    "main_job": ["main_job.py"],
 }
-QUICK_CAPABLE = {"hot_path", "learning", "sandbox_oracle", "health_scrape"}
+QUICK_CAPABLE = {"hot_path", "learning", "sandbox_oracle", "health_scrape", "main_job"}
 
 
 def main(argv: list[str]) -> int:
