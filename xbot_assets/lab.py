@@ -97,11 +97,12 @@ class Lab:
         return {key: value.value for key, value in found[0].metadata.items()}
 
     def asset_path(self, asset: str) -> Path:
-        """The file the latest materialisation of ``asset`` wrote (its ``path`` metadata)."""
+        """The file the latest materialisation of ``asset`` wrote (its ``path``/``model_path``)."""
         meta = self.metadata(asset)
-        if "path" not in meta:
+        recorded = meta.get("path", meta.get("model_path"))
+        if recorded is None:
             raise LabError(f"{asset}'s materialisation records no file path")
-        path = Path(str(meta["path"]))
+        path = Path(str(recorded))
         if not path.exists():
             raise LabError(f"{asset}'s file {path} is gone: materialise {asset} again")
         return path

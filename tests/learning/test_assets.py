@@ -87,9 +87,21 @@ def test_assets_learn_from_the_warehouse_and_write_bot_config(tmp_path: Path) ->
     assert learned["best_slots"]
     events = store.list_audit()
     assert any(getattr(e, "event_type", None) == "config_changed" for e in events)
+    # what operators watch on /metrics: the promoted model's AUC and the regret estimate
+    promoted = store.get_config("model.engagement_scorer")
+    assert promoted["deployed"] == "logistic_regression"
+    assert promoted["auc"] == pytest.approx(scorer["auc"], abs=1e-4)  # metadata is rounded
+    assert any(getattr(e, "event_type", None) == "model.promoted" for e in events)
+    estimates = store.get_config("policy.estimates")
+    assert estimates["regret_estimate"] == pytest.approx(ope["regret_estimate"])
+    assert estimates["regret_estimate"] >= 0
+    assert set(estimates["values"]) >= {"random", "thompson_current"}
 
 
 def test_assets_cold_start_without_a_warehouse(tmp_path: Path) -> None:
+    from xbot_assets.store.migrate import upgrade
+
+    upgrade(_TestSettings(home=str(tmp_path)).get().resolved_database_url)
     with pytest.raises(dg.Failure, match="materialise arm_posteriors first"):
         _materialize(tmp_path, [learned_config])
     result = _materialize(tmp_path, [engagement_scorer, arm_posteriors, offline_policy_evaluation])

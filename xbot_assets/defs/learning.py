@@ -8,6 +8,7 @@ materialises: the scorer is the prior-only baseline and the posteriors are the p
 """
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import pandas as pd
 
 from xbot_assets.config import Settings
 from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
+from xbot_assets.store.durable import DurableStore
 
 FCT_POST_OUTCOMES = dg.AssetKey(["fct_post_outcomes"])
 OUTCOMES_RELATION = "marts.fct_post_outcomes"
@@ -57,6 +60,19 @@ def read_post_outcomes(settings: Settings) -> tuple[pd.DataFrame, str]:
         frame = frame[frame["is_final"].fillna(0).astype(int) == 1]
     note = "" if len(frame) else "no posts with final (72h) metrics yet (cold start)"
     return frame.reset_index(drop=True), note
+
+
+def _record_for_operators(settings: Settings, write: Callable[[DurableStore], None]) -> None:
+    """Leave the figures operators watch (/metrics) in the durable store, with an audit row.
+
+    The health server runs in another process and can only export what the learning assets
+    leave in the store (``xbot_assets.ops.learning_status``).
+    """
+    store = DurableStore.from_settings(settings)
+    try:
+        write(store)
+    finally:
+        store.close()
 
 
 def arms_for(outcomes: pd.DataFrame) -> list[str]:
@@ -118,6 +134,12 @@ def engagement_scorer(
         report.model = PriorOnlyScorer(report.base_rate)
         deployed = "prior_only_baseline (the model did worse on held-out posts)"
     path = save_scorer(report, models_dir(settings) / "engagement_scorer.skops")
+    _record_for_operators(
+        settings,
+        lambda store: record_model_promotion(
+            store, model="engagement_scorer", deployed=deployed, metrics=report.metrics
+        ),
+    )
     if report.cold_start:
         context.log.warning("engagement_scorer cold start: %s", report.reason or note)
     metadata: dict[str, Any] = {
@@ -309,12 +331,21 @@ def offline_policy_evaluation(
         logged, arms, policies, reward_predictions=arm_mean_reward_model(logged, arms)
     )
     best = table[table["estimator"] == "dr"].sort_values("value", ascending=False)
+    values = {str(p): float(v) for p, v in zip(best["policy"], best["value"], strict=True)}
+    regret = (
+        max(values.values()) - values["thompson_current"] if "thompson_current" in values else None
+    )
+    _record_for_operators(
+        settings,
+        lambda store: record_policy_estimates(store, regret_estimate=regret, values=values),
+    )
     return dg.MaterializeResult(
         metadata={
             "cold_start": False,
             "logged_posts": n,
             "propensities": propensity_note,
             "best_by_dr": str(best["policy"].iloc[0]) if len(best) else "n/a",
+            "regret_estimate": regret if regret is not None else "n/a",
             "estimates": _md(table),
         }
     )
@@ -338,7 +369,6 @@ def learned_config(
     from xbot_assets.learning.engine import evidence_table
     from xbot_assets.learning.engine import learned_config as build_config
     from xbot_assets.learning.scheduler import ScheduleConfig, SlotScheduler
-    from xbot_assets.store.durable import DurableStore
 
     settings = xbot_settings.get()
     outcomes, note = read_post_outcomes(settings)
