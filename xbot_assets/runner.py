@@ -288,7 +288,7 @@ def run_main(
     previous = start - TICK
     now = start
     total_ticks = int((end - start) / TICK)
-    bar = tqdm(total=total_ticks, disable=not progress, unit="h", dynamic_ncols=True)
+    bar = tqdm(total=total_ticks + 1, disable=not progress, unit="h", dynamic_ncols=True)
     try:
         while now <= end:
             tick(launcher, cursors, now, previous)
