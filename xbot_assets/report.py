@@ -167,7 +167,7 @@ def summarise(
         "follows": sum(r.follows for r in primary),
         "posteriors_cold_start": models.posteriors_cold,
         "top_arms": [
-            {"arm": str(r["arm"]), "mean": float(r["mean"]), "pulls": float(r["pulls"])}
+            {"arm": str(r["arm"]), "mean": float(r["mean"]), "trials": float(r["trials"])}
             for _, r in frame.head(5).iterrows()
         ],
         "posterior_means": {str(r["arm"]): float(r["mean"]) for _, r in frame.iterrows()},
