@@ -3,6 +3,8 @@ store; two accounts side by side with their data apart; the Dagster UI shows wha
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.orchestration.conftest import MainRun
@@ -104,6 +106,21 @@ def test_two_accounts_post_side_by_side_with_their_data_apart(main_run: MainRun)
         assert all(r.tags.get("dagster/partition") == handle for r in runs)
 
 
+def _wait_for_count(page: Any, text: str, at_least: int, timeout_s: float = 120) -> None:
+    """Wait until ``text`` shows at least ``at_least`` times (status rows load one by one)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = page.inner_text("body")
+        if body.count(text) >= at_least:
+            return
+        assert time.monotonic() < deadline, (
+            f"{text!r} shown {body.count(text)} times: {body[:1500]}"
+        )
+        time.sleep(1)
+
+
 def _free_port() -> int:
     import socket
 
@@ -183,15 +200,13 @@ def test_dagster_ui_shows_the_assets_and_their_latest_materialisations(
             ):
                 page.get_by_text(name, exact=True).first.wait_for(timeout=180_000)
             page.get_by_text("Materialized", exact=True).first.wait_for(timeout=60_000)
-            graph_text = page.inner_text("body")
-            assert graph_text.count("Materialized") >= 4, graph_text[:2000]
+            _wait_for_count(page, "Materialized", 4)
             page.screenshot(path=str(artifacts / "dagster_asset_graph.png"), full_page=True)
             # The catalog: the project's assets, each materialised.
             page.goto(f"{base}/assets", timeout=120_000)
             for name in ("engagement_scorer", "arm_posteriors", "daily_summaries", "fct_posts"):
                 page.get_by_text(name, exact=True).first.wait_for(timeout=120_000)
-            page.get_by_text("Materialized", exact=True).first.wait_for(timeout=120_000)
-            assert page.inner_text("body").count("Materialized") >= 4
+            _wait_for_count(page, "Materialized", 4)
             page.screenshot(path=str(artifacts / "dagster_asset_catalog.png"), full_page=True)
             browser.close()
     finally:
