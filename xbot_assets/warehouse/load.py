@@ -76,18 +76,37 @@ def load_posts(store: DurableStore, con: duckdb.DuckDBPyConnection, *, full: boo
     return LoadResult("posts", rows, f"changed since {since}" if since else "first load")
 
 
-def load_metrics_day(store: DurableStore, con: duckdb.DuckDBPyConnection, day: date) -> LoadResult:
-    """Replace the snapshots collected on one UTC day; other days are not read at all."""
+def resolve_account_id(store: DurableStore, account: int | str) -> int:
+    """The store id of an account given as its id or its handle (the ``account`` partition key).
+
+    Raises the store's AccountNotFoundError (naming the fix) for a handle or id it does not hold.
+    """
+    if isinstance(account, str):
+        return int(store.get_account_by_handle(account).id)
+    return int(store.get_account(account).id)
+
+
+def load_metrics_day(
+    store: DurableStore, con: duckdb.DuckDBPyConnection, day: date, account: int | str
+) -> LoadResult:
+    """Replace one account's snapshots collected on one UTC day (one tweet_metrics partition).
+
+    Only that (day, account) slice is read from the store and replaced in the warehouse: other
+    days and other accounts are neither read nor touched. ``account`` is the id or the handle.
+    """
+    account_id = resolve_account_id(store, account)
     start, end = day_bounds(day)
-    query = q.metrics_query(store.environment, collected_from=start, collected_before=end)
+    query = q.metrics_query(
+        store.environment, collected_from=start, collected_before=end, account_id=account_id
+    )
     rows = replace_slice(
         con,
         "tweet_metrics",
-        "collected_at >= ? and collected_at < ?",
-        [start, end],
+        "collected_at >= ? and collected_at < ? and account_id = ?",
+        [start, end, account_id],
         read_store_batches(store.engine, query, "tweet_metrics"),
     )
-    return LoadResult("tweet_metrics", rows, f"collected on {day.isoformat()}")
+    return LoadResult("tweet_metrics", rows, f"account {account_id} collected on {day.isoformat()}")
 
 
 def load_metrics_all(store: DurableStore, con: duckdb.DuckDBPyConnection) -> LoadResult:
@@ -177,23 +196,31 @@ def warehouse_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {"posts": posts, "tweet_metrics": int(row[0]) if row else 0}
 
 
-def metric_days_in_store(store: DurableStore) -> list[date]:
-    """The UTC days on which snapshots were collected: the tweet_metrics partitions to load.
-
-    Used by the main job to load every day of a fresh store (``xbot run``) and by tests.
-    """
+def metric_partitions_in_store(store: DurableStore) -> list[tuple[date, str]]:
+    """The (UTC day, account handle) pairs that have snapshots: the tweet_metrics partitions
+    to load (``refresh_all`` loads each of a fresh store; tests)."""
     from xbot_assets.store import schema as s
 
-    m = s.tweet_metrics
+    m, a = s.tweet_metrics, s.accounts
     with store.engine.connect() as conn:
         if store.dialect == "sqlite":
             day: sa.ColumnElement[Any] = sa.func.date(m.c.collected_at)
         else:
             day = sa.cast(sa.func.timezone("UTC", m.c.collected_at), sa.Date)
-        rows: list[Any] = list(
-            conn.execute(
-                sa.select(day).where(m.c.environment == store.environment).distinct()
-            ).scalars()
+        query = (
+            sa.select(day, a.c.handle)
+            .join(a, a.c.id == m.c.account_id)
+            .where(m.c.environment == store.environment)
+            .distinct()
         )
-        values = [d if isinstance(d, date) else date.fromisoformat(str(d)) for d in rows]
-    return sorted(values)
+        rows: list[Any] = list(conn.execute(query))
+    pairs = {
+        (d if isinstance(d, date) else date.fromisoformat(str(d)), str(handle))
+        for d, handle in rows
+    }
+    return sorted(pairs)
+
+
+def metric_days_in_store(store: DurableStore) -> list[date]:
+    """The UTC days on which snapshots were collected (any account), oldest first."""
+    return sorted({day for day, _ in metric_partitions_in_store(store)})
