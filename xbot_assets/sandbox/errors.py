@@ -114,6 +114,27 @@ def forbidden(detail: str, code: int = 403) -> SandboxError:
     return SandboxError(403, error_body(403, "Forbidden", detail, code=code))
 
 
+def client_not_enrolled() -> SandboxError:
+    """403 ``client-forbidden``: the app's access level does not include this endpoint."""
+    detail = (
+        "When authenticating requests to the Twitter API v2 endpoints, you must use keys and "
+        "tokens from a Twitter developer App that is attached to a Project with the appropriate "
+        "level of API access."
+    )
+    body = error_body(
+        403,
+        "Client Forbidden",
+        detail,
+        code=453,
+        message="You currently have access to a subset of X API V2 endpoints.",
+        problem_type=PROBLEM_BASE + "client-forbidden",
+    )
+    body.update(
+        {"reason": "client-not-enrolled", "required_enrollment": "Appropriate Level of API Access"}
+    )
+    return SandboxError(403, body)
+
+
 def duplicate_content() -> SandboxError:
     """403: X refuses a post whose text duplicates a recent one of the same account."""
     return SandboxError(

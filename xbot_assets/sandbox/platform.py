@@ -92,6 +92,8 @@ FAULTS: dict[str, str] = {
     "automation_block": "every matching write answers 403 with error code 226",
     "server_error": "every matching API request answers 500",
     "unavailable": "every matching API request answers 503",
+    "no_access": "every matching API request answers 403 client-not-enrolled (the app's access "
+    "level lacks the endpoint, as X answers for analytics without the needed tier)",
     "lose_response": "a matching write takes effect, then answers 503 (the post exists)",
     "slow": "the HTTP server waits `seconds` (real time) before answering",
     "expired_session": "web: every session cookie is expired (redirect to /i/flow/login)",
@@ -424,6 +426,8 @@ class SandboxX:
             raise errors.server_error()
         if self.fault_active("unavailable", endpoint):
             raise errors.unavailable()
+        if self.fault_active("no_access", endpoint):
+            raise errors.client_not_enrolled()
         subject = account.id if account else "app"
         self.last_headers = self._rate_limit(endpoint, subject)
         if write and self.fault_active("automation_block", endpoint):

@@ -1,12 +1,18 @@
 """The shared X API v2 client (see :mod:`xbot_assets.xapi.client` for why httpx directly)."""
 
 from xbot_assets.xapi.client import (
+    MAX_IDS_PER_ANALYTICS,
     MAX_IDS_PER_LOOKUP,
+    AnalyticsBucket,
+    AnalyticsMetrics,
+    AnalyticsPage,
     BearerAuth,
     CreatedTweet,
     OAuth1Auth,
+    TweetAnalytics,
     TweetsPage,
     XApiClient,
+    parse_analytics,
     user_auth_from_settings,
 )
 from xbot_assets.xapi.errors import (
@@ -26,12 +32,17 @@ from xbot_assets.xapi.errors import (
 from xbot_assets.xapi.oauth1 import OAuth1Credentials
 
 __all__ = [
+    "MAX_IDS_PER_ANALYTICS",
     "MAX_IDS_PER_LOOKUP",
+    "AnalyticsBucket",
+    "AnalyticsMetrics",
+    "AnalyticsPage",
     "BearerAuth",
     "CreatedTweet",
     "OAuth1Auth",
     "OAuth1Credentials",
     "RateLimit",
+    "TweetAnalytics",
     "TweetsPage",
     "XApiClient",
     "XApiError",
@@ -45,5 +56,6 @@ __all__ = [
     "XRateLimitError",
     "XServerError",
     "XTimeoutError",
+    "parse_analytics",
     "user_auth_from_settings",
 ]

@@ -8,7 +8,7 @@ Why httpx directly rather than the official ``xdk`` package or tweepy:
   may have taken effect (timeout after sending, 5xx), X's duplicate-content and automation (226)
   refusals, and the ``x-rate-limit-*`` headers of every answer. Here they become typed errors
   (:mod:`xbot_assets.xapi.errors`) and :class:`RateLimit` values.
-- We use seven endpoints. httpx is already pinned (and used by the sandbox tests); ``xdk`` is
+- We use eight endpoints. httpx is already pinned (and used by the sandbox tests); ``xdk`` is
   young, generated, not pinned, and would add a dependency for little gain. OAuth 1.0a signing is
   small and covered by tests against the published examples (:mod:`xbot_assets.xapi.oauth1`).
 
@@ -26,7 +26,8 @@ import functools
 import logging
 import ssl
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 import certifi
@@ -62,6 +63,30 @@ MAX_IDS_PER_LOOKUP = 100
 """X accepts at most 100 ids per ``GET /2/tweets``."""
 
 DEFAULT_TWEET_FIELDS = ("created_at", "public_metrics", "author_id", "conversation_id")
+
+MAX_IDS_PER_ANALYTICS = 100
+"""X accepts 1 to 100 ids per ``GET /2/tweets/analytics`` (``ids`` maxItems in the spec)."""
+
+ANALYTICS_GRANULARITIES = ("hourly", "daily", "weekly", "total")
+"""The spec's ``granularity`` values (default ``total``: one sum over the whole window)."""
+
+ANALYTICS_FIELDS = frozenset(
+    {
+        "app_install_attempts", "app_opens", "bookmarks", "detail_expands", "email_tweet",
+        "engagements", "follows", "hashtag_clicks", "id", "impressions", "likes", "media_views",
+        "permalink_clicks", "quote_tweets", "replies", "retweets", "shares", "timestamp",
+        "timestamped_metrics", "unfollows", "unlikes", "url_clicks", "user_profile_clicks",
+    }
+)  # fmt: skip
+"""Every ``analytics.fields`` value of X's OpenAPI description."""
+
+SANDBOX_ANALYTICS_FIELDS = frozenset({"negative_feedback", "reports"})
+"""Counters only the sandbox X answers (real X has no such field and refuses them with 400)."""
+
+DEFAULT_ANALYTICS_FIELDS = (
+    "impressions", "likes", "retweets", "replies", "quote_tweets", "bookmarks",
+    "user_profile_clicks", "follows", "unfollows", "engagements",
+)  # fmt: skip
 
 
 class BearerAuth(httpx.Auth):
@@ -121,6 +146,85 @@ class TweetsPage:
     includes: dict[str, Any] = field(default_factory=dict)
     next_token: str | None = None
     rate_limit: RateLimit = field(default_factory=RateLimit)
+
+
+@dataclass(frozen=True)
+class AnalyticsMetrics:
+    """Counters of one post over one window (``None``: X did not return that field).
+
+    The names are X's ``analytics.fields``; ``negative_feedback`` and ``reports`` are the
+    sandbox's extension fields (always ``None`` from real X).
+    """
+
+    impressions: int | None = None
+    likes: int | None = None
+    retweets: int | None = None
+    replies: int | None = None
+    quote_tweets: int | None = None
+    bookmarks: int | None = None
+    user_profile_clicks: int | None = None
+    follows: int | None = None
+    unfollows: int | None = None
+    engagements: int | None = None
+    app_install_attempts: int | None = None
+    app_opens: int | None = None
+    detail_expands: int | None = None
+    email_tweet: int | None = None
+    hashtag_clicks: int | None = None
+    media_views: int | None = None
+    permalink_clicks: int | None = None
+    shares: int | None = None
+    unlikes: int | None = None
+    url_clicks: int | None = None
+    negative_feedback: int | None = None
+    reports: int | None = None
+
+    @classmethod
+    def from_json(cls, raw: Any) -> AnalyticsMetrics:
+        """Pick the known integer counters out of an X object; unknown keys are ignored."""
+        if not isinstance(raw, dict):
+            return cls()
+        values: dict[str, int | None] = {}
+        for f in fields(cls):
+            value = raw.get(f.name)
+            values[f.name] = int(value) if isinstance(value, (int, float)) else None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class AnalyticsBucket:
+    """One entry of ``timestamped_metrics``: the counters of one granularity bucket."""
+
+    timestamp: datetime | None
+    metrics: AnalyticsMetrics
+
+
+@dataclass(frozen=True)
+class TweetAnalytics:
+    """X's analytics of one post (one ``data`` item of ``GET /2/tweets/analytics``)."""
+
+    id: str
+    metrics: AnalyticsMetrics
+    timestamp: datetime | None = None
+    timestamped_metrics: tuple[AnalyticsBucket, ...] = ()
+
+
+@dataclass(frozen=True)
+class AnalyticsPage:
+    """One answer of ``GET /2/tweets/analytics``.
+
+    Attributes:
+        data: one entry per post X answered for.
+        errors: per-post problems (a deleted post, a post of another account).
+        rate_limit: the rate-limit headers of this answer.
+    """
+
+    data: list[TweetAnalytics]
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+
+    def by_id(self) -> dict[str, TweetAnalytics]:
+        return {item.id: item for item in self.data}
 
 
 class XApiClient:
@@ -360,6 +464,79 @@ class XApiClient:
             )
         return data
 
+    def get_tweet_analytics(
+        self,
+        ids: Sequence[str],
+        *,
+        start_time: datetime,
+        end_time: datetime,
+        granularity: str = "total",
+        analytics_fields: Sequence[str] = DEFAULT_ANALYTICS_FIELDS,
+    ) -> AnalyticsPage:
+        """``GET /2/tweets/analytics``: the account's own per-post analytics over a window.
+
+        The only source of ``follows`` per post. X requires the user context here (the spec
+        lists OAuth 2.0 user and OAuth 1.0a tokens only) and answers 403/404 to an app whose
+        access level lacks the endpoint.
+
+        Args:
+            ids: the account's own post ids, 1 to 100 (use :meth:`iter_tweet_analytics` for more).
+            start_time: start of the window (timezone-aware; sent in whole seconds).
+            end_time: end of the window, after ``start_time``.
+            granularity: ``total`` (one sum) or ``hourly``/``daily``/``weekly`` buckets (ask for
+                ``timestamped_metrics`` to get them).
+            analytics_fields: X's ``analytics.fields`` (plus the sandbox's ``negative_feedback``
+                and ``reports``, which real X refuses with 400).
+
+        Raises:
+            ValueError: bad ids, times, granularity or fields (nothing was sent).
+            XForbiddenError, XNotFoundError: the endpoint is not available to this app.
+        """
+        if not ids:
+            return AnalyticsPage(data=[])
+        if len(ids) > MAX_IDS_PER_ANALYTICS:
+            raise ValueError(
+                f"GET /2/tweets/analytics takes at most {MAX_IDS_PER_ANALYTICS} ids, got "
+                f"{len(ids)}: use iter_tweet_analytics() to batch"
+            )
+        bad_ids = [str(i) for i in ids if not str(i).isdigit() or len(str(i)) > 19]
+        if bad_ids:
+            raise ValueError(
+                f"post ids must be 1 to 19 digits (X's ids), got {bad_ids[:3]}: pass X's ids, "
+                "not the store's row ids"
+            )
+        if granularity not in ANALYTICS_GRANULARITIES:
+            raise ValueError(
+                f"granularity {granularity!r} is not one of {', '.join(ANALYTICS_GRANULARITIES)}"
+            )
+        chosen = list(dict.fromkeys(analytics_fields))  # the spec wants unique items
+        unknown = sorted(set(chosen) - ANALYTICS_FIELDS - SANDBOX_ANALYTICS_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown analytics fields {unknown}: use X's analytics.fields "
+                f"({', '.join(sorted(ANALYTICS_FIELDS))})"
+            )
+        start, end = _rfc3339(start_time, "start_time"), _rfc3339(end_time, "end_time")
+        if end <= start:
+            raise ValueError(
+                f"end_time ({end}) must be after start_time ({start}) in whole seconds"
+            )
+        params: dict[str, Any] = {
+            "ids": ",".join(str(i) for i in ids),
+            "start_time": start,
+            "end_time": end,
+            "granularity": granularity,
+        }
+        if chosen:
+            params["analytics.fields"] = ",".join(chosen)
+        body, rate_limit = self._read("/2/tweets/analytics", params=params, user=True)
+        return parse_analytics(body, rate_limit)
+
+    def iter_tweet_analytics(self, ids: Sequence[str], **kwargs: Any) -> Iterator[AnalyticsPage]:
+        """Analytics of any number of posts, 100 ids per request (same keywords as above)."""
+        for start in range(0, len(ids), MAX_IDS_PER_ANALYTICS):
+            yield self.get_tweet_analytics(ids[start : start + MAX_IDS_PER_ANALYTICS], **kwargs)
+
     def get_me(self, *, user_fields: Sequence[str] = ("public_metrics",)) -> dict[str, Any]:
         """``GET /2/users/me``: the account the user credentials belong to."""
         params = {"user.fields": ",".join(user_fields)} if user_fields else None
@@ -442,6 +619,52 @@ def user_auth_from_settings(settings: Any) -> httpx.Auth | None:
             f"X_ACCESS_TOKEN_SECRET: missing {', '.join(missing)}"
         )
     return OAuth1Auth(OAuth1Credentials(*(v.get_secret_value() for v in values)))
+
+
+def parse_analytics(body: Any, rate_limit: RateLimit | None = None) -> AnalyticsPage:
+    """Type a ``GET /2/tweets/analytics`` body (shared with the in-process sandbox reader)."""
+    rate_limit = rate_limit or RateLimit()
+    if not isinstance(body, dict):
+        raise XServerError(
+            "X API GET /2/tweets/analytics answered with an unexpected body shape",
+            rate_limit=rate_limit,
+        )
+    items: list[TweetAnalytics] = []
+    for raw in body.get("data") or []:
+        if not isinstance(raw, dict) or raw.get("id") is None:
+            continue
+        buckets = tuple(
+            AnalyticsBucket(
+                _parse_time(b.get("timestamp")), AnalyticsMetrics.from_json(b.get("metrics"))
+            )
+            for b in raw.get("timestamped_metrics") or []
+            if isinstance(b, dict)
+        )
+        items.append(
+            TweetAnalytics(
+                id=str(raw["id"]),
+                metrics=AnalyticsMetrics.from_json(raw),
+                timestamp=_parse_time(raw.get("timestamp")),
+                timestamped_metrics=buckets,
+            )
+        )
+    return AnalyticsPage(data=items, errors=list(body.get("errors") or []), rate_limit=rate_limit)
+
+
+def _rfc3339(when: datetime, name: str) -> str:
+    """X's query timestamp (``YYYY-MM-DDTHH:MM:SSZ``, UTC, whole seconds)."""
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime (e.g. datetime.now(UTC))")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _page(body: Any, rate_limit: RateLimit) -> TweetsPage:
