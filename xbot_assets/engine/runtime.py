@@ -100,6 +100,30 @@ class SandboxReader:
         body = self._call(self.sandbox.get_user, user_id, list(user_fields))
         return dict(body.get("data") or {})
 
+    def get_tweet_analytics(
+        self,
+        ids: Sequence[str],
+        *,
+        start_time: datetime,
+        end_time: datetime,
+        granularity: str = "total",
+        analytics_fields: Sequence[str] = ("follows",),
+    ) -> Any:
+        """``GET /2/tweets/analytics`` as the account (follows, negative feedback, reports)."""
+        from xbot_assets.xapi.client import parse_analytics
+        from xbot_assets.xapi.errors import RateLimit
+
+        body = self._call(
+            self.sandbox.get_analytics,
+            [str(i) for i in ids],
+            start_time,
+            end_time,
+            granularity,
+            list(analytics_fields),
+            token=self.user_token,
+        )
+        return parse_analytics(body, RateLimit.from_headers(dict(self.sandbox.last_headers)))
+
     def close(self) -> None:
         """Nothing to release (the sandbox is shared)."""
 

@@ -4,9 +4,15 @@ For every posted post that has passed a horizon without a snapshot at it, the co
 the post's counters from X (``GET /2/tweets``, 100 ids per call, ``public_metrics`` plus the
 owner-only ``non_public_metrics``/``organic_metrics``) and upserts one snapshot per post and
 horizon into the durable store (idempotent: a replay never duplicates or goes back in time).
+Each snapshot also carries ``follows``, ``negative_feedback`` and ``reports`` from X's per-post
+analytics (``GET /2/tweets/analytics``, window: posting time to the snapshot time), the only
+source of the growth objective's follows. When X refuses analytics (403/404: an app without the
+access level) or the reader has no such call, the public counters are still stored with those
+three at 0, and the reason is logged once per pass. Real X knows no ``negative_feedback`` or
+``reports`` field: when it refuses them (400), follows alone are asked for.
 Follower counts come from ``GET /2/users/{id}`` and are stored as ``followers_snapshot`` audit
-events. It stops early, without error, when the rate-limit headers say the window is spent;
-the next scheduled run continues where this one stopped.
+events. It stops early, without error, when the rate-limit headers of either endpoint say the
+window is spent; the next scheduled run continues where this one stopped.
 
 The reader is anything shaped like :class:`xbot_assets.xapi.client.XApiClient` (the same code
 reads X and the sandbox's HTTP API).
@@ -17,8 +23,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from xbot_assets.warehouse.store_extract import FOLLOWER_EVENT
 
@@ -36,7 +42,15 @@ _METRIC_NAMES = (
     "follows", "negative_feedback", "reports",
 )  # fmt: skip
 LOOKUP_BATCH = 100
-"""``GET /2/tweets`` takes at most 100 ids per call."""
+"""``GET /2/tweets`` and ``GET /2/tweets/analytics`` take at most 100 ids per call."""
+ANALYTICS_FIELDS: tuple[str, ...] = ("follows",)
+"""What X's analytics add to a post lookup (the other counters come from ``GET /2/tweets``)."""
+SANDBOX_ANALYTICS_FIELDS: tuple[str, ...] = ("negative_feedback", "reports")
+"""The sandbox's extension fields; real X refuses them (400) and they are then left out."""
+ANALYTICS_LEAD = timedelta(minutes=5)
+"""The analytics window opens this long before the recorded posting time: the store records
+``posted_at`` after X answered, a little after X's own creation time (counts before a post
+exists are zero, so the margin costs nothing)."""
 
 
 class TweetsPageLike(Protocol):
@@ -55,6 +69,20 @@ class XReader(Protocol):
     def get_user(self, user_id: str, *, user_fields: Sequence[str] = ...) -> dict[str, Any]: ...
 
 
+class AnalyticsReader(Protocol):
+    """The optional analytics call of a reader (X API client or the in-process sandbox)."""
+
+    def get_tweet_analytics(
+        self,
+        ids: Sequence[str],
+        *,
+        start_time: datetime,
+        end_time: datetime,
+        granularity: str = ...,
+        analytics_fields: Sequence[str] = ...,
+    ) -> Any: ...
+
+
 @dataclass
 class CollectionReport:
     """What one collection pass did (for the asset's metadata and logs)."""
@@ -66,6 +94,12 @@ class CollectionReport:
     followers: int = 0
     stopped_for_rate_limit: bool = False
     rate_limit_reset_at: datetime | None = None
+    analytics_calls: int = 0
+    analytics_snapshots: int = 0
+    """Snapshots that carry X's analytics (follows, and where answered negative feedback and
+    reports)."""
+    analytics_unavailable: str | None = None
+    """Why this pass stored snapshots without analytics (None: analytics were read)."""
 
 
 def metrics_from_tweet(item: Mapping[str, Any]) -> dict[str, int]:
@@ -73,7 +107,8 @@ def metrics_from_tweet(item: Mapping[str, Any]) -> dict[str, int]:
 
     Owner-only counters (``non_public_metrics``, ``organic_metrics``) win where X gives them
     (impressions, profile clicks); otherwise public counters are used. ``follows``,
-    ``negative_feedback`` and ``reports`` are not part of a post lookup and stay 0.
+    ``negative_feedback`` and ``reports`` are not part of a post lookup: they come from the
+    analytics endpoint (see the module docstring).
     """
     public = item.get("public_metrics") or {}
     private = item.get("non_public_metrics") or {}
@@ -109,6 +144,99 @@ def _spent(rate_limit: Any, reserve: int) -> bool:
     return remaining is not None and remaining <= reserve
 
 
+class _RateLimited(Exception):
+    """The analytics window is spent: stop the pass before storing the batch."""
+
+    def __init__(self, reset_at: datetime | None) -> None:
+        super().__init__("X analytics rate limit spent")
+        self.reset_at = reset_at
+
+
+@dataclass
+class _Analytics:
+    """What one collection pass knows about the reader's analytics call."""
+
+    reader: AnalyticsReader | None
+    report: CollectionReport
+    extensions: bool = True
+
+    def disable(self, reason: str) -> None:
+        self.reader = None
+        self.report.analytics_unavailable = reason
+        log.warning(
+            "metrics without X analytics (follows, negative feedback, reports stay 0): %s", reason
+        )
+
+    def read(self, posts: Sequence[Post], now: datetime) -> tuple[dict[str, Any], Any]:
+        """Analytics per X id of one batch (empty when unavailable) and the answer's rate limit.
+
+        Raises:
+            _RateLimited: X answered 429; the batch must not be stored without its analytics.
+        """
+        from xbot_assets.xapi.errors import (
+            XApiError,
+            XAuthError,
+            XBadRequestError,
+            XForbiddenError,
+            XNotFoundError,
+            XRateLimitError,
+        )
+
+        if self.reader is None or not posts:
+            return {}, None
+        ids = [str(p.x_id) for p in posts]
+        start = min(_aware(p.posted_at or p.created_at) for p in posts) - ANALYTICS_LEAD
+        start = start.replace(second=0, microsecond=0)
+        end = _aware(now).replace(microsecond=0)
+        if end <= start:
+            return {}, None
+        while True:
+            fields = ANALYTICS_FIELDS + (SANDBOX_ANALYTICS_FIELDS if self.extensions else ())
+            try:
+                page = self.reader.get_tweet_analytics(
+                    ids, start_time=start, end_time=end, granularity="total",
+                    analytics_fields=fields,
+                )  # fmt: skip
+            except XRateLimitError as exc:
+                raise _RateLimited(exc.rate_limit.reset_at if exc.rate_limit else None) from None
+            except XBadRequestError as exc:
+                self.report.analytics_calls += 1
+                if self.extensions:
+                    # Real X has no negative_feedback/reports field: ask for follows alone.
+                    log.info("X refused the sandbox analytics fields (%s); asking for follows", exc)
+                    self.extensions = False
+                    continue
+                self.disable(f"X refused the analytics request ({exc})")
+                return {}, None
+            except (XForbiddenError, XAuthError, XNotFoundError) as exc:
+                self.report.analytics_calls += 1
+                self.disable(
+                    f"GET /2/tweets/analytics is not available to this app ({exc}); it needs "
+                    "the user context and an access level that includes post analytics"
+                )
+                return {}, None
+            except XApiError as exc:
+                self.disable(f"X analytics failed ({exc}); this pass stores its snapshots without")
+                return {}, None
+            except ValueError as exc:  # the client refused the request before sending it
+                self.disable(f"cannot ask X for analytics: {exc}")
+                return {}, None
+            self.report.analytics_calls += 1
+            return {item.id: item.metrics for item in page.data}, page.rate_limit
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _analytics_counts(metrics: Any) -> dict[str, int]:
+    """``follows``, ``negative_feedback``, ``reports`` of one post's analytics (0 if absent)."""
+    return {
+        name: int(getattr(metrics, name, None) or 0)
+        for name in ("follows", "negative_feedback", "reports")
+    }
+
+
 def _fetch_snapshots(
     reader: XReader,
     posts: Sequence[Post],
@@ -116,6 +244,7 @@ def _fetch_snapshots(
     now: datetime,
     report: CollectionReport,
     reserve: int,
+    analytics: _Analytics,
 ) -> list[MetricSnapshot]:
     from xbot_assets.store.models import MetricSnapshot
     from xbot_assets.xapi.errors import XRateLimitError
@@ -132,26 +261,40 @@ def _fetch_snapshots(
             report.rate_limit_reset_at = exc.rate_limit.reset_at if exc.rate_limit else None
             return out
         report.calls += 1
+        found = [
+            by_x_id[str(item.get("id"))] for item in page.data if str(item.get("id")) in by_x_id
+        ]
+        try:
+            extra, analytics_rate_limit = analytics.read(found, now)
+        except _RateLimited as exc:
+            report.stopped_for_rate_limit = True
+            report.rate_limit_reset_at = exc.reset_at
+            return out
         seen = set()
         for item in page.data:
             post = by_x_id.get(str(item.get("id")))
             if post is None:
                 continue
             seen.add(str(item["id"]))
+            counts = metrics_from_tweet(item)
+            if str(item["id"]) in extra:
+                counts.update(_analytics_counts(extra[str(item["id"])]))
+                report.analytics_snapshots += 1
             out.append(
                 MetricSnapshot(
                     tweet_id=post.id,
                     horizon=horizon,
                     collected_at=now,
                     source="x_api",
-                    **metrics_from_tweet(item),
+                    **counts,
                 )
             )
         report.missing += len(set(batch) - seen)
-        if _spent(page.rate_limit, reserve):
-            report.stopped_for_rate_limit = True
-            report.rate_limit_reset_at = getattr(page.rate_limit, "reset_at", None)
-            return out
+        for rate_limit in (page.rate_limit, analytics_rate_limit):
+            if _spent(rate_limit, reserve):
+                report.stopped_for_rate_limit = True
+                report.rate_limit_reset_at = getattr(rate_limit, "reset_at", None)
+                return out
     return out
 
 
@@ -182,11 +325,16 @@ def collect_due_metrics(
     """
     now = now or datetime.now(UTC)
     report = CollectionReport()
+    analytics = _Analytics(_analytics_reader(reader), report)
+    if analytics.reader is None:
+        analytics.disable(f"{type(reader).__name__} has no get_tweet_analytics call")
     for horizon in horizons:
         due = store.metrics_due(
             horizon, now=now, account_id=account_id, limit=max_posts_per_horizon
         )
-        snapshots = _fetch_snapshots(reader, due, horizon, now, report, rate_limit_reserve)
+        snapshots = _fetch_snapshots(
+            reader, due, horizon, now, report, rate_limit_reserve, analytics
+        )
         if snapshots and dual is not None:
             owner = {p.id: p.account_id for p in due}
             for snap in snapshots:
@@ -209,6 +357,13 @@ def collect_due_metrics(
             )
             break
     return report
+
+
+def _analytics_reader(reader: XReader) -> AnalyticsReader | None:
+    """The reader's analytics call, if it has one (older readers and fakes do not)."""
+    if callable(getattr(reader, "get_tweet_analytics", None)):
+        return cast("AnalyticsReader", reader)
+    return None
 
 
 def record_followers(store: DurableStore, reader: XReader, *, now: datetime | None = None) -> int:
