@@ -23,18 +23,25 @@ def _cascade(defs: dg.Definitions, instance: dg.DagsterInstance, cursor):
     raise AssertionError(f"automation never settled: {waves}")
 
 
+def _metrics_partition(day: str) -> dg.MultiPartitionKey:
+    return dg.MultiPartitionKey({"day": day, "account": "xbot_sandbox"})
+
+
 def test_new_metrics_rebuild_marts_views_scorer_and_posteriors_in_order() -> None:
     defs = load_definitions()
     graph = defs.resolve_asset_graph()
     with dg.instance_for_test() as instance:
+        # tweet_metrics is partitioned by (day, account): one account here.
+        instance.add_dynamic_partitions("accounts", ["xbot_sandbox"])
         # Everything exists once (a first full run), then automation settles.
         for key in graph.get_all_asset_keys():
             node = graph.get(key)
             if not node.is_materializable:
                 continue
             if node.partitions_def is not None:
+                partition = _metrics_partition("2026-01-05")
                 instance.report_runless_asset_event(
-                    dg.AssetMaterialization(key, partition="2026-01-05")
+                    dg.AssetMaterialization(key, partition=partition)
                 )
             else:
                 instance.report_runless_asset_event(dg.AssetMaterialization(key))
@@ -42,7 +49,7 @@ def test_new_metrics_rebuild_marts_views_scorer_and_posteriors_in_order() -> Non
 
         # A new day of metrics lands.
         instance.report_runless_asset_event(
-            dg.AssetMaterialization("tweet_metrics", partition="2026-01-06")
+            dg.AssetMaterialization("tweet_metrics", partition=_metrics_partition("2026-01-06"))
         )
         waves, _ = _cascade(defs, instance, cursor)
     rebuilt = set().union(*waves) if waves else set()

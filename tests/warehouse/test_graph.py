@@ -2,7 +2,7 @@
 
 The store is filled by driving the sandbox X through the posting protocol and the real metrics
 reader (HTTP); the graph is then materialised through Dagster exactly as deployed (raw
-extraction, tweet_metrics day partitions, dbt build with its tests, the six views, daily
+extraction, tweet_metrics (day, account) partitions, dbt build with its tests, the six views, daily
 summaries, asset checks). Every view number is recomputed here from the store's rows with
 pandas and the learning layer's reward function, independently of the SQL.
 """
@@ -91,6 +91,7 @@ def test_whole_graph_on_sandbox_data_matches_pandas(xbot_env, store: DurableStor
         definitions, dg.DagsterInstance.ephemeral(), xbot_env, only_groups=MY_GROUPS
     )
     assert refreshed.metric_days == expected_days  # every day loaded, as its own partition
+    assert {h for _, h in refreshed.metric_partitions} == {sim.handle}  # one account here
     assert metrics_key.to_user_string() in refreshed.materialized
     assert {k.to_user_string() for k in mine} <= set(refreshed.materialized)
     checks = refreshed.checks

@@ -20,7 +20,7 @@ ACCOUNT_TAG = "xbot/account"
 POSTING_TAG = "xbot/posting"
 
 REBUILD_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets("tweet_metrics")
-"""Everything but the day-partitioned metrics load: one run, one dbt build."""
+"""Everything but the (day, account)-partitioned metrics load: one run, one dbt build."""
 
 
 class RefillConfig(dg.Config):
@@ -212,7 +212,7 @@ rebuild_job = dg.define_asset_job(
 tweet_metrics_job = dg.define_asset_job(
     "tweet_metrics_job",
     selection=dg.AssetSelection.assets("tweet_metrics"),
-    description="Load one day of metric snapshots into the warehouse.",
+    description="Load one account's metric snapshots of one day (a partition) into the warehouse.",
 )
 
 daily_summaries_job = dg.define_asset_job(

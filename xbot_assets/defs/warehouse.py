@@ -7,10 +7,13 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from xbot_assets.defs.orchestration import accounts_partitions
 from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.store.errors import AccountNotFoundError
 from xbot_assets.warehouse import checks as wchecks
 from xbot_assets.warehouse import load
 from xbot_assets.warehouse.duck import warehouse
+from xbot_assets.warehouse.extract import LoadResult
 from xbot_assets.warehouse.raw_schema import create_raw_tables
 from xbot_assets.warehouse.summaries import compute_daily_summaries, newest_day
 from xbot_assets.warehouse.views import create_view, discover_views, view_summary
@@ -22,8 +25,13 @@ metrics_days = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=
 """One partition per UTC day of snapshot collection (the sandbox's clock starts 2026-01-05);
 ``end_offset=1`` makes today's (still growing) day a partition."""
 
+metrics_partitions = dg.MultiPartitionsDefinition(
+    {"day": metrics_days, "account": accounts_partitions}
+)
+"""tweet_metrics partitions: (UTC day, account handle), so a load touches one account's day."""
+
 EXTRACT_EVERY = dg.AutomationCondition.on_cron("*/30 * * * *")
-"""Raw extraction runs every 30 minutes (the latest day partition for tweet_metrics)."""
+"""Raw extraction runs every 30 minutes (for tweet_metrics: the latest day, every account)."""
 DOWNSTREAM = dg.AutomationCondition.eager()
 """dbt models, views and summaries follow their inputs as soon as they change."""
 
@@ -113,30 +121,40 @@ raw_follower_snapshots = _raw_asset(
 @dg.asset(
     group_name=WAREHOUSE_GROUP,
     kinds={"duckdb", "python"},
-    partitions_def=metrics_days,
+    partitions_def=metrics_partitions,
     automation_condition=EXTRACT_EVERY,
 )
 def tweet_metrics(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
-    """Engagement snapshots (1h/6h/24h/72h after posting) collected on one UTC day.
+    """Engagement snapshots (1h/6h/24h/72h after posting) of one account collected on one UTC day.
 
-    Each day is its own partition: loading a new day reads only that day's snapshots from
-    the store and replaces only that day in `raw.tweet_metrics`, so history is never rescanned.
+    Each (day, account) is its own partition: loading it reads only that account's snapshots
+    of that day from the store and replaces only them in `raw.tweet_metrics`, so a new day (or
+    a new account) never rescans history or the other accounts.
     """
     settings = xbot_settings.get()
-    day = date.fromisoformat(context.partition_key)
+    keys = context.multi_partition_key.keys_by_dimension
+    day, handle = date.fromisoformat(keys["day"]), keys["account"]
     with warehouse(settings.resolved_warehouse_path) as con:
         create_raw_tables(con)
         store = load.open_store(settings)
         if store is None:
             return _no_store(str(settings.resolved_warehouse_path))
         try:
-            result = load.load_metrics_day(store, con, day)
+            result = load.load_metrics_day(store, con, day, handle)
+        except AccountNotFoundError:
+            # A partition for X_HANDLE exists before its first post creates the store row.
+            result = LoadResult("tweet_metrics", 0, f"no account {handle!r} in the store yet")
         finally:
             store.engine.dispose()
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": result.rows, "loaded": result.source}
+        metadata={
+            "dagster/row_count": result.rows,
+            "loaded": result.source,
+            "day": day.isoformat(),
+            "account": handle,
+        }
     )
 
 
@@ -252,6 +270,9 @@ def engagement_never_above_impressions(xbot_settings: XbotSettings) -> dg.AssetC
     return _check_result(outcome)
 
 
+MISSING_COUNTS_HINT = "materialise the missing tweet_metrics (day, account) partitions or raw_posts"
+
+
 @dg.asset_check(asset=raw_posts, additional_deps=[tweet_metrics])
 def store_and_warehouse_counts_match(xbot_settings: XbotSettings) -> dg.AssetCheckResult:
     """The warehouse holds as many posts and (post, horizon) snapshots as the durable store."""
@@ -273,7 +294,7 @@ def store_and_warehouse_counts_match(xbot_settings: XbotSettings) -> dg.AssetChe
         metadata={
             **{f"store_{k}": v for k, v in in_store.items()},
             **{f"warehouse_{k}": v for k, v in in_warehouse.items()},
-            "hint": "" if passed else "materialise the missing tweet_metrics days or raw_posts",
+            "hint": "" if passed else MISSING_COUNTS_HINT,
         },
     )
 

@@ -1,8 +1,9 @@
-"""Materialising the warehouse outside a daemon (``xbot run``, tests): every metrics day, then
-every unpartitioned asset.
+"""Materialising the warehouse outside a daemon (``xbot run``, tests): every metrics
+(day, account) partition, then every unpartitioned asset.
 
-``tweet_metrics`` is partitioned by day, so a plain run of the global asset job cannot include
-it; this loads each day that has snapshots in the store first, then runs the rest.
+``tweet_metrics`` is partitioned by (day, account), so a plain run of the global asset job
+cannot include it; this loads each (day, account) that has snapshots in the store first, then
+runs the rest.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from xbot_assets.warehouse.load import metric_days_in_store, open_store
+from xbot_assets.warehouse.load import metric_partitions_in_store, open_store
 
 if TYPE_CHECKING:
     from xbot_assets.config import Settings
 
 METRICS_KEY = dg.AssetKey("tweet_metrics")
+ACCOUNTS_PARTITIONS = "accounts"
+"""The dynamic partitions of account handles (``accounts_partitions`` in defs/orchestration)."""
 
 
 @dataclass
@@ -27,6 +30,9 @@ class RefreshResult:
 
     run_ids: list[str] = field(default_factory=list)
     metric_days: list[str] = field(default_factory=list)
+    """The days loaded (for any account), oldest first."""
+    metric_partitions: list[tuple[str, str]] = field(default_factory=list)
+    """The (day, account handle) partitions of tweet_metrics loaded, in order."""
     materialized: list[str] = field(default_factory=list)
     checks: dict[str, bool] = field(default_factory=dict)
 
@@ -48,31 +54,39 @@ def refresh_all(
     *,
     only_groups: Iterable[str] | None = None,
 ) -> RefreshResult:
-    """Load every metrics day of the store, then materialise every unpartitioned asset.
+    """Load every metrics (day, account) of the store, then materialise every unpartitioned
+    asset.
 
     Args:
         definitions: the code location's definitions.
-        instance: where runs are recorded (``DagsterInstance.get()`` for ``make ui`` to show them).
-        settings: the settings the assets will read (to find the store's metrics days).
+        instance: where runs are recorded (``DagsterInstance.get()`` for ``make ui`` to show them);
+            the account partitions the store needs are added to it if missing.
+        settings: the settings the assets will read (to find the store's metrics partitions).
         only_groups: restrict the unpartitioned part to these asset groups (tests).
     """
     result = RefreshResult()
     graph = definitions.resolve_asset_graph()
     job = definitions.resolve_implicit_global_asset_job_def()
     store = open_store(settings)
-    days = []
+    partitions: list[tuple[str, str]] = []
     if store is not None:
         try:
-            days = [d.isoformat() for d in metric_days_in_store(store)]
+            partitions = [(d.isoformat(), h) for d, h in metric_partitions_in_store(store)]
         finally:
             store.engine.dispose()
-    if METRICS_KEY in graph.get_all_asset_keys():
-        for day in days:
+    if METRICS_KEY in graph.get_all_asset_keys() and partitions:
+        known = set(instance.get_dynamic_partitions(ACCOUNTS_PARTITIONS))
+        missing = sorted({handle for _, handle in partitions} - known)
+        if missing:
+            instance.add_dynamic_partitions(ACCOUNTS_PARTITIONS, missing)
+        for day, handle in partitions:
+            key = dg.MultiPartitionKey({"day": day, "account": handle})
             run = job.execute_in_process(
-                instance=instance, partition_key=day, asset_selection=[METRICS_KEY]
+                instance=instance, partition_key=key, asset_selection=[METRICS_KEY]
             )
             _record(result, run)
-            result.metric_days.append(day)
+            result.metric_partitions.append((day, handle))
+        result.metric_days = sorted({day for day, _ in result.metric_partitions})
     groups = set(only_groups) if only_groups is not None else None
     keys = sorted(
         key

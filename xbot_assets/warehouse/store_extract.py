@@ -65,7 +65,8 @@ def metrics_query(
     collected_before: datetime | None = None,
     account_id: int | None = None,
 ) -> sa.Select[Any]:
-    """Metric snapshots collected in ``[collected_from, collected_before)`` (a day partition)."""
+    """Metric snapshots collected in ``[collected_from, collected_before)``, of one account if
+    ``account_id`` is given (a tweet_metrics (day, account) partition)."""
     m = s.tweet_metrics
     q = sa.select(
         m.c.tweet_id.label("post_id"),
