@@ -140,7 +140,13 @@ def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env:
     jobs = [r.job_name for r in rebuild.run_requests]
     assert jobs[-1] == "rebuild_warehouse_and_learning_job"
     assert set(jobs[:-1]) == {"tweet_metrics_job"}
-    assert [r.partition_key for r in rebuild.run_requests[:-1]] == [later.date().isoformat()]
+    # One tweet_metrics (day, account) partition: the account whose snapshot is new, that day.
+    assert [r.partition_key for r in rebuild.run_requests[:-1]] == [
+        dg.MultiPartitionKey({"day": later.date().isoformat(), "account": handle})
+    ]
+    assert [r.partition_key.keys_by_dimension for r in rebuild.run_requests[:-1]] == [
+        {"day": later.date().isoformat(), "account": handle}
+    ]
     # Within the rebuild interval, new snapshots wait for the next rebuild.
     assert not evaluate(
         defs, instance, "learning_rebuild_sensor", later, rebuild.cursor

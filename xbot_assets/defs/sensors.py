@@ -221,8 +221,9 @@ def sync_to_supabase_sensor(
 def learning_rebuild_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
-    """New metric snapshots and the rebuild interval passed: load the new days of metrics,
-    then rebuild the dbt models, views, summaries, scorer and posteriors in one run.
+    """New metric snapshots and the rebuild interval passed: load the (day, account) partitions
+    of metrics that have new snapshots, then rebuild the dbt models, views, summaries, scorer
+    and posteriors in one run.
 
     Used by the main job (simulated time); a deployment may rely on the assets' declarative
     automation instead (eager dbt models, views and learning assets).
@@ -244,13 +245,25 @@ def learning_rebuild_sensor(
         return dg.SkipReason("no new metric snapshots since the last rebuild")
     if last is not None and now - last < timedelta(hours=every):
         return dg.SkipReason(f"next rebuild {every}h after {last.isoformat()}")
-    days = sorted({s.collected_at.date().isoformat() for s in new})
+    # One tweet_metrics (day, account) partition per account that has new snapshots that day.
+    handles = {a.id: a.handle for a in store.list_accounts(active_only=False)}
+    slices = sorted(
+        {
+            (s.collected_at.date().isoformat(), handles[s.account_id])
+            for s in new
+            if s.account_id in handles
+        }
+    )
     stamp = f"{now:%Y-%m-%dT%H}"
     requests = [
-        dg.RunRequest(run_key=f"tweet_metrics:{day}:{stamp}", job_name=tweet_metrics_job.name,
-                      partition_key=day)
-        for day in days
+        dg.RunRequest(run_key=f"tweet_metrics:{day}:{handle}:{stamp}",
+                      job_name=tweet_metrics_job.name,
+                      partition_key=dg.MultiPartitionKey({"day": day, "account": handle}))
+        for day, handle in slices
     ]  # fmt: skip
+    # An account with snapshots but no partition yet (accounts_sensor not run): add it first.
+    missing = sorted({handle for _, handle in slices} - _known_accounts(context))
+    add_accounts = [accounts_partitions.build_add_request(missing)] if missing else []
     # Full re-extraction of the small raw tables: the store's ``updated_at`` mixes wall-clock
     # writes with simulated ones in the main job, so an incremental watermark would skip rows.
     full = {"config": {"full_refresh": True}}
@@ -261,6 +274,7 @@ def learning_rebuild_sensor(
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(
         run_requests=requests,
+        dynamic_partitions_requests=add_accounts,
         cursor=json.dumps({"seen": newest.isoformat(), "rebuilt": now.isoformat()}),
     )
 
