@@ -127,9 +127,14 @@ class ConfigStore(Protocol):
 
     def get_config(self, key: str, default: Any = None) -> Any: ...
 
-    def set_config(
-        self, key: str, value: Any, *, actor: str, reason: str | None = None
-    ) -> None: ...
+    def update_config(
+        self,
+        key: str,
+        change: Callable[[Any], Any],
+        *,
+        actor: str,
+        reason: str | None = None,
+    ) -> Any: ...
 
 
 class BotConfigBudgetLedger:
@@ -137,7 +142,7 @@ class BotConfigBudgetLedger:
 
     Args:
         store: a :class:`xbot_assets.store.durable.DurableStore` (or anything with its
-            ``get_config``/``set_config``).
+            ``get_config``/``update_config``).
         actor: who the audit log says changed the key.
     """
 
@@ -146,7 +151,6 @@ class BotConfigBudgetLedger:
     def __init__(self, store: ConfigStore, *, actor: str = "content.budget") -> None:
         self._store = store
         self._actor = actor
-        self._lock = threading.Lock()
 
     def _key(self, day: date) -> str:
         return f"{self.KEY_PREFIX}{day.isoformat()}"
@@ -155,14 +159,15 @@ class BotConfigBudgetLedger:
         return DaySpend.from_json(self._store.get_config(self._key(day)))
 
     def add(self, day: date, usage: Usage) -> DaySpend:
-        # Read-modify-write; one generating process per account (the posting pool has size one),
-        # so the lock covers the threads of this process.
-        with self._lock:
-            total = self.spent(day).plus(usage)
-            self._store.set_config(
-                self._key(day), total.to_json(), actor=self._actor, reason="AI generation spend"
-            )
-            return total
+        # One atomic read-modify-write in the store (row lock), so processes charging at once
+        # (runs, the hot path, CLI) never lose a charge and the daily cap cannot be overspent.
+        total = self._store.update_config(
+            self._key(day),
+            lambda old: DaySpend.from_json(old).plus(usage).to_json(),
+            actor=self._actor,
+            reason="AI generation spend",
+        )
+        return DaySpend.from_json(total)
 
 
 def _utc_now() -> datetime:

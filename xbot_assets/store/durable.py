@@ -22,7 +22,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -1314,6 +1314,80 @@ class DurableStore:
                     },
                 ),
             )
+
+    def update_config(
+        self,
+        key: str,
+        change: Callable[[Any], Any],
+        *,
+        actor: str,
+        reason: str | None = None,
+    ) -> Any:
+        """Replace the value under ``key`` with ``change(old)`` atomically; returns the new value.
+
+        A read-modify-write (e.g. adding to a counter) that processes can run at once without
+        losing an update: in one transaction the row is locked (``FOR UPDATE`` on Postgres; the
+        ``BEGIN IMMEDIATE`` write lock on SQLite), ``change`` gets the current value (None when
+        the key is unset) and the result is written with the same audit_log entry as
+        :meth:`set_config`. ``change`` must be pure: it may be called again when a concurrent
+        writer created the key first.
+        """
+        key = _config_key(key)
+        actor = _str("actor", actor, 128)
+        reason = _opt_str("reason", reason, 4000)
+        if not callable(change):
+            raise InvalidInputError("change must be a function from the old value to the new one")
+        now = utcnow()
+        b = s.bot_config
+        locked = (
+            select(b.c.value)
+            .where(b.c.environment == self.environment, b.c.key == key)
+            .with_for_update()
+        )
+        with self._tx() as conn:
+            old = conn.execute(locked).first()
+            if old is None:
+                value = _json_value("value", change(None))
+                created = conn.execute(
+                    self._insert(b)
+                    .values(
+                        environment=self.environment,
+                        key=key,
+                        value=value,
+                        updated_by=actor,
+                        updated_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[b.c.key, b.c.environment])
+                    .returning(b.c.id)
+                ).first()
+                if created is None:
+                    # Another writer created the key and committed while we looked: its row
+                    # is visible (and lockable) to this statement.
+                    old = conn.execute(locked).one()
+            if old is not None:
+                value = _json_value("value", change(old.value))
+                conn.execute(
+                    update(b)
+                    .where(b.c.environment == self.environment, b.c.key == key)
+                    .values(value=value, updated_by=actor, updated_at=now)
+                )
+            self._audit(
+                conn,
+                AuditEvent(
+                    event_type="config_changed",
+                    component="bot_config",
+                    actor=actor,
+                    occurred_at=now,
+                    data={
+                        "key": key,
+                        "old": None if old is None else old.value,
+                        "new": value,
+                        "created": old is None,
+                        "reason": reason,
+                    },
+                ),
+            )
+        return value
 
     # --- audit_log --------------------------------------------------------------------------
     def audit(
