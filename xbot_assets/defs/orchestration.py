@@ -126,6 +126,10 @@ def collect_account_metrics(
             "calls": report.calls,
             "missing_on_x": report.missing,
             "follower_snapshots": followers,
+            "analytics_calls": report.analytics_calls,
+            "analytics_snapshots": report.analytics_snapshots,
+            # None (null) when analytics were read; else why snapshots were stored without them.
+            "analytics_unavailable": report.analytics_unavailable,
         },
     )
 

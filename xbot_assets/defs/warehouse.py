@@ -323,12 +323,16 @@ def collect_tweet_metrics(context: dg.OpExecutionContext, xbot_settings: XbotSet
     finally:
         store.engine.dispose()
     context.log.info(
-        "metrics: %s snapshots in %s calls %s, %s posts missing on X, %s follower snapshots%s",
+        "metrics: %s snapshots in %s calls %s, %s posts missing on X, %s follower snapshots; "
+        "analytics: %s snapshots in %s calls%s%s",
         report.snapshots,
         report.calls,
         report.by_horizon,
         report.missing,
         followers,
+        report.analytics_snapshots,
+        report.analytics_calls,
+        f" (unavailable: {report.analytics_unavailable})" if report.analytics_unavailable else "",
         f"; rate limit spent until {report.rate_limit_reset_at}"
         if report.stopped_for_rate_limit
         else "",
