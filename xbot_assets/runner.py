@@ -21,11 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from xbot_assets.config import Settings, ensure_dagster_home
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.sensor_definition import SensorExecutionData
 
 TICK = timedelta(hours=1)
 ENGINE_JOBS = {
@@ -164,6 +167,33 @@ def _resources(now: datetime) -> dict[str, Any]:
     }
 
 
+def evaluate_sensor(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    name: str,
+    cursor: str | None,
+    resources: dict[str, Any],
+) -> SensorExecutionData:
+    """One tick of sensor ``name`` as the daemon evaluates it.
+
+    The context gets the instance's ref when it has one (a DAGSTER_HOME instance does; an
+    ephemeral one does not): only then does Dagster validate the tick's partitioned run requests
+    against the instance's dynamic partitions *plus the sensor's own additions* in the same
+    SensorResult, so a sensor may add an account partition and request a run for it at once.
+    """
+    sensor = defs.resolve_sensor_def(name)
+    context = dg.build_sensor_context(
+        instance=instance,
+        instance_ref=None if instance.is_ephemeral else instance.get_ref(),
+        cursor=cursor,
+        sensor_name=name,
+        resources=resources,
+        definitions=defs,
+    )
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        return sensor.evaluate_tick(context)
+
+
 def tick(
     launcher: Launcher,
     cursors: dict[str, str | None],
@@ -175,15 +205,7 @@ def tick(
     defs, instance = launcher.defs, launcher.instance
     for name in SENSOR_ORDER:
         sensor = defs.resolve_sensor_def(name)
-        context = dg.build_sensor_context(
-            instance=instance,
-            cursor=cursors.get(name),
-            sensor_name=name,
-            resources=_resources(now),
-            definitions=defs,
-        )
-        with dg.partition_loading_context(dynamic_partitions_store=instance):
-            data = sensor.evaluate_tick(context)
+        data = evaluate_sensor(defs, instance, name, cursors.get(name), _resources(now))
         for partitions_request in data.dynamic_partitions_requests or []:
             if isinstance(partitions_request, dg.AddDynamicPartitionsRequest):
                 instance.add_dynamic_partitions(
