@@ -1,24 +1,52 @@
-"""Suite-wide isolation between tests that run in the same pytest-xdist worker."""
+"""Suite-wide checks between tests that run in the same pytest-xdist worker."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 
 import pytest
 
+# Where Dagster keeps the current instance's defs-state storage (a context variable).
+_DEFS_STATE_MODULE = "dagster._core.storage.defs_state.base"
+
+
+def _current_defs_state_storage() -> object | None:
+    """The storage Dagster's context variable holds now; None if Dagster is not even loaded."""
+    module = sys.modules.get(_DEFS_STATE_MODULE)
+    return None if module is None else module._current_storage.get()
+
+
+def _is_dangling(storage: object) -> bool:
+    """Whether the storage's weakref to its DagsterInstance points at a collected instance."""
+    instance_weakref = getattr(storage, "_instance_weakref", None)
+    return instance_weakref is not None and instance_weakref() is None
+
 
 @pytest.fixture(autouse=True)
-def _no_leaked_dagster_defs_state_storage() -> Iterator[None]:
-    """Forget any Dagster defs-state storage a previous test left set in this thread.
+def _dagster_instances_are_exited() -> Iterator[None]:
+    """Fail the test that enters a DagsterInstance and never exits it.
 
-    Dagster keeps the current instance's defs-state storage in a context variable that an
-    instance sets on ``__enter__``; an ephemeral instance entered without a matching exit (inside
-    some of Dagster's own result and context helpers) leaves it pointing at a garbage-collected
-    instance, and the next ``materialize`` in the same worker then fails with "Attempted to
-    resolve undefined DagsterInstance weakref". Tests must not depend on their order.
+    Entering an instance points Dagster's current defs-state storage at it; only the exit puts
+    the previous value back. ``build_schedule_context(instance=<persistent instance>)`` used
+    without ``with`` is such an entry: when the schedule reads its resources, the context opens
+    its own ``DagsterInstance.from_ref(...)`` and enters it on an ExitStack that only the
+    context's ``__exit__`` closes. Two such contexts collected in creation order leave the
+    variable on the first one's collected instance, and the next ``materialize`` in this worker
+    fails with "Attempted to resolve undefined DagsterInstance weakref", in an unrelated test.
     """
-    from dagster._core.storage.defs_state.base import _current_storage
-
-    _current_storage.set(None)
+    before = _current_defs_state_storage()
+    if before is not None and _is_dangling(before):
+        pytest.fail(
+            "Dagster's current defs-state storage points at a garbage-collected DagsterInstance "
+            "before this test: an earlier test or a module/session fixture entered an instance "
+            "(e.g. build_schedule_context(...) without `with`) and never exited it"
+        )
     yield
-    _current_storage.set(None)
+    after = _current_defs_state_storage()
+    if after is not None and after is not before:
+        pytest.fail(
+            "this test left a DagsterInstance entered (Dagster's current defs-state storage is "
+            "still set): use build_schedule_context(...) / DagsterInstance.from_ref(...) / "
+            "instance_for_test() as a context manager (`with ... as ...`)"
+        )

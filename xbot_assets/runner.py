@@ -221,13 +221,17 @@ def tick(
     for name in SCHEDULE_ORDER:
         schedule = defs.resolve_schedule_def(name)
         for when in cron_ticks(schedule.cron_schedule, previous, now):  # type: ignore[arg-type]
-            schedule_context = dg.build_schedule_context(
-                instance=instance,
-                scheduled_execution_time=when,
-                resources=_resources(when),
-                repository_def=launcher.repository,
-            )
-            with dg.partition_loading_context(dynamic_partitions_store=instance):
+            # A schedule context opens its own DagsterInstance from the ref; only `with` closes
+            # it (and restores Dagster's current defs-state storage) before the next tick.
+            with (
+                dg.build_schedule_context(
+                    instance=instance,
+                    scheduled_execution_time=when,
+                    resources=_resources(when),
+                    repository_def=launcher.repository,
+                ) as schedule_context,
+                dg.partition_loading_context(dynamic_partitions_store=instance),
+            ):
                 scheduled = schedule.evaluate_tick(schedule_context)
             for request in scheduled.run_requests or []:
                 launcher.launch(

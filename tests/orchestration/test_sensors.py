@@ -118,13 +118,16 @@ def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env:
     # metrics load and one rebuild run, in that order.
     later = due_at + timedelta(hours=2)
     sched = defs.resolve_schedule_def("collect_account_metrics_schedule")
-    context = dg.build_schedule_context(
-        instance=instance,
-        scheduled_execution_time=later,
-        resources={"xbot_settings": XbotSettings()},
-        repository_def=defs.get_repository_def(),
-    )
-    with dg.partition_loading_context(dynamic_partitions_store=instance):
+    # `with`: the context enters its own instance (from the ref) and must exit it again.
+    with (
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=later,
+            resources={"xbot_settings": XbotSettings()},
+            repository_def=defs.get_repository_def(),
+        ) as context,
+        dg.partition_loading_context(dynamic_partitions_store=instance),
+    ):
         metric_requests = list(sched.evaluate_tick(context).run_requests or [])
     assert [r.partition_key for r in metric_requests] == [handle]
     launcher.launch(
