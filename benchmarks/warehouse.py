@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from xbot_assets.warehouse.dbt_env import dbt_env_vars  # noqa: E402
 from xbot_assets.warehouse.project import DBT_EXECUTABLE, DBT_PROJECT_DIR  # noqa: E402
-from xbot_assets.warehouse.raw_schema import create_raw_tables  # noqa: E402
+from xbot_assets.warehouse.raw_schema import column_names, create_raw_tables  # noqa: E402
 from xbot_assets.warehouse.views import create_view, discover_views, view_summary  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "warehouse.json"
@@ -62,7 +62,7 @@ def _posts_sql(first_id: int, n: int, start: str, seconds: float) -> str:
     fmts = "[" + ",".join(f"'{f}'" for f in FORMATS) + "]"
     topics = "[" + ",".join(f"'{t}'" for t in TOPICS) + "]"
     return f"""
-    insert into raw.posts
+    insert into raw.posts ({", ".join(column_names("posts"))})
     select
         i as post_id, 1 as account_id, 'bench' as account, 'local' as environment,
         'posted' as status, cast(1900000000000 + i as varchar) as x_post_id,
@@ -89,7 +89,7 @@ def _posts_sql(first_id: int, n: int, start: str, seconds: float) -> str:
 def _metrics_sql(first_id: int, n: int) -> str:
     """SQL inserting 4 snapshots (1h/6h/24h/72h) for posts ``first_id .. first_id + n``."""
     return f"""
-    insert into raw.tweet_metrics
+    insert into raw.tweet_metrics ({", ".join(column_names("tweet_metrics"))})
     with p as (
         select post_id, posted_at, 200 + (hash(post_id) % 5000) as base
         from raw.posts where post_id >= {first_id} and post_id < {first_id + n}
@@ -121,13 +121,13 @@ def generate(path: Path, n_posts: int) -> dict[str, int]:
         con.execute("set preserve_insertion_order = false")
         create_raw_tables(con)
         con.execute(
-            "insert into raw.accounts values "
+            f"insert into raw.accounts ({', '.join(column_names('accounts'))}) values "
             "(1, 'bench', 'local', '1500000001', 'UTC', true, timestamptz '2025-01-01 00:00:00+00')"
         )
         con.execute(_posts_sql(0, n_posts, START, DAYS * 86400 / n_posts))
         con.execute(_metrics_sql(0, n_posts))
         con.execute(
-            f"""insert into raw.follower_snapshots
+            f"""insert into raw.follower_snapshots ({", ".join(column_names("follower_snapshots"))})
             select d, 1, 'local', timestamptz '{START}' + to_days(d), 1000 + d * 10, 200
             from range(0, {DAYS}) t(d)"""
         )
@@ -300,7 +300,7 @@ def bench_extract(n_posts: int, workdir: Path) -> dict[str, Any]:
     snaps = load.load_metrics_all(store, con).rows
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu0
     cpu1, started = time.process_time(), time.perf_counter()
-    newest = load.load_metrics_day(store, con, days[len(days) // 2]).rows
+    newest = load.load_metrics_day(store, con, days[len(days) // 2], account.id).rows
     day_wall, day_cpu = time.perf_counter() - started, time.process_time() - cpu1
     con.close()
     store.engine.dispose()

@@ -99,6 +99,14 @@ RAW_TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
 """Every raw table with its columns and DuckDB types."""
 
 
+LOADED_AT: Final = "_loaded_at"
+"""Warehouse-side column on every raw table: when the row was (re)loaded, set by DuckDB's
+``current_timestamp`` (the loading transaction's start). The incremental dbt models process only
+rows loaded after the newest ``_loaded_at`` they already hold, so a new day touches a day's rows.
+Loads into one warehouse file are serial (DuckDB allows one writing process), so the stamps only
+grow. It is not part of the store contract above: extraction queries never select it."""
+
+
 def column_names(table: str) -> list[str]:
     """The raw table's column names in order."""
     return [name for name, _ in RAW_TABLES[table]]
@@ -107,6 +115,9 @@ def column_names(table: str) -> list[str]:
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw schema and every raw table that does not exist yet (idempotent)."""
     con.execute(f"create schema if not exists {RAW_SCHEMA}")
+    loaded_at = f"{LOADED_AT} TIMESTAMPTZ DEFAULT current_timestamp"
     for table, columns in RAW_TABLES.items():
         cols = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
-        con.execute(f"create table if not exists {RAW_SCHEMA}.{table} ({cols})")
+        con.execute(f"create table if not exists {RAW_SCHEMA}.{table} ({cols}, {loaded_at})")
+        # Warehouses created before the column existed gain it (their rows count as new once).
+        con.execute(f"alter table {RAW_SCHEMA}.{table} add column if not exists {loaded_at}")

@@ -1,8 +1,23 @@
 -- One row per published post; a thread counts once, by its root (thread_position 0), and
 -- carries its length. Timing is in the account's own time zone; text features are read from
 -- the text the way the audience (and the sandbox) reads them.
+--
+-- Incremental: a run reads only the posts loaded into raw after the newest `_loaded_at` this
+-- table holds, and replaces them by post_id. `posted` is terminal in the durable store (no
+-- post ever leaves it), so a published row never needs deleting. What a new load cannot
+-- reach: a changed account time zone or a candidate loaded after its post. `--full-refresh`
+-- (ExtractConfig full_refresh in Dagster) rebuilds everything.
+{{ config(
+    materialized='incremental',
+    unique_key='post_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+) }}
+
 with posts as (
     select * from {{ ref('stg_posts') }}
+    where status = 'posted' and thread_position = 0 and posted_at is not null
+    {% if is_incremental() %}and _loaded_at > {{ loaded_watermark() }}{% endif %}
 ),
 
 accounts as (
@@ -14,7 +29,7 @@ chosen_candidates as (
         post_id,
         arg_max(content_source, created_at) as content_source
     from {{ ref('stg_candidates') }}
-    where post_id is not null
+    where post_id in (select post_id from posts)
     group by post_id
 ),
 
@@ -28,7 +43,6 @@ published as (
     from posts
     left join accounts on posts.account_id = accounts.account_id
     left join chosen_candidates on posts.post_id = chosen_candidates.post_id
-    where posts.status = 'posted' and posts.thread_position = 0 and posts.posted_at is not null
 ),
 
 final as (
@@ -63,8 +77,11 @@ final as (
             when regexp_matches(text, '^\s*[0-9]') then 'number'
             when regexp_matches(lower(text), '^\s*(stop|never|don''t|always)\b') then 'imperative'
             else 'statement'
-        end as hook_type
+        end as hook_type,
+        _loaded_at
     from published
 )
 
 select * from final
+-- Stored in time order, so that the incremental marts' time bounds skip old row groups.
+{% if not is_incremental() %}order by posted_at, post_id{% endif %}

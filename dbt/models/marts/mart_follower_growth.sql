@@ -21,11 +21,11 @@ daily as (
 post_follows as (
     select
         account_id,
-        cast(timezone('UTC', posted_at) as date) as day,
-        count(*) as n_posts,
-        sum(follows) as follows_from_posts
-    from {{ ref('fct_post_outcomes') }}
-    group by account_id, cast(timezone('UTC', posted_at) as date)
+        posted_day as day,
+        sum(n_posts) as n_posts,
+        sum(follows_all) as follows_from_posts
+    from {{ ref('int_post_outcomes_daily') }}
+    group by account_id, posted_day
 ),
 
 final as (

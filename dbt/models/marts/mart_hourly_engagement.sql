@@ -1,26 +1,26 @@
--- Per account, local weekday and hour: how posts at that time did (measured posts only).
-with outcomes as (
-    select * from {{ ref('fct_post_outcomes') }}
-    where final_horizon is not null
+-- Per account, local weekday and hour: how posts at that time did (measured posts only),
+-- re-aggregated from the daily rollup.
+with daily as (
+    select * from {{ ref('int_post_outcomes_daily') }}
+    where n_measured > 0
 ),
 
 final as (
     select
         account_id,
-        account,
+        any_value(account) as account,
         weekday_local,
         hour_local,
-        count(*) as n_posts,
+        sum(n_measured) as n_posts,
         sum(impressions) as impressions,
-        sum(likes + reposts + replies + quotes + bookmarks + profile_clicks) as engagements,
+        sum(engagements) as engagements,
         case when sum(impressions) > 0
-            then sum(likes + reposts + replies + quotes + bookmarks + profile_clicks)::double
-                / sum(impressions)
+            then sum(engagements)::double / sum(impressions)
             else 0.0 end as engagement_rate,
-        avg(reward) as mean_reward,
+        sum(sum_reward) / sum(n_measured) as mean_reward,
         sum(follows) as follows
-    from outcomes
-    group by account_id, account, weekday_local, hour_local
+    from daily
+    group by account_id, weekday_local, hour_local
 )
 
 select * from final

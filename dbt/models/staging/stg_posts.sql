@@ -23,7 +23,8 @@ renamed as (
         scheduled_at,
         created_at,
         posted_at,
-        updated_at
+        updated_at,
+        _loaded_at
     from source
 )
 

@@ -1,16 +1,9 @@
--- The latest snapshot per post and horizon (a re-collected snapshot may sit in two day
--- partitions of the raw table; the newest wins, as in the store).
+-- Every metric snapshot, renamed, with its horizon in hours. A re-collected snapshot may sit
+-- here twice (two loads of the same post and horizon); fct_post_outcomes keeps the newest.
+-- No deduplication here on purpose: a window over every snapshot cannot be filtered before it
+-- runs, and the incremental marts must read only the snapshots of the posts they recompute.
 with source as (
     select * from {{ source('raw', 'tweet_metrics') }}
-),
-
-ranked as (
-    select
-        *,
-        row_number() over (
-            partition by post_id, horizon order by collected_at desc
-        ) as recency
-    from source
 ),
 
 final as (
@@ -23,9 +16,9 @@ final as (
             as horizon_hours,
         {% for m in metric_names() %}coalesce({{ m }}, 0) as {{ m }},
         {% endfor %}source,
-        collected_at
-    from ranked
-    where recency = 1
+        collected_at,
+        _loaded_at
+    from source
 )
 
 select * from final
