@@ -145,11 +145,9 @@ rewarded as (
 ),
 
 with_context as (
-    select
-        post_id, account_id, posted_at, reward, final_horizon, false as is_context
-    from rewarded
+    select *, false as is_context from rewarded
     {% if is_incremental() %}
-    union all
+    union all by name
     select post_id, account_id, posted_at, reward, final_horizon, true as is_context
     from context
     {% endif %}
@@ -157,7 +155,7 @@ with_context as (
 
 rolling as (
     select
-        post_id,
+        *,
         median(reward) filter (where final_horizon is not null) over (
             partition by account_id order by posted_at, post_id
             rows between {{ median_window }} preceding and 1 preceding
@@ -168,7 +166,7 @@ rolling as (
 
 final as (
     select
-        rewarded.post_id,
+        post_id,
         account_id,
         account,
         environment,
@@ -196,15 +194,12 @@ final as (
         {% for m in metric_names() %}{{ m }},
         {% endfor %}coalesce(weighted_engagements, 0.0) as weighted_engagements,
         reward,
-        rolling.account_rolling_median_reward,
-        cast(reward > coalesce(rolling.account_rolling_median_reward, 0.0) as integer)
+        account_rolling_median_reward,
+        cast(reward > coalesce(account_rolling_median_reward, 0.0) as integer)
             as beats_median,
         {% if is_incremental() %}cast({{ newest_load }} as timestamptz){% else %}row_loaded_at{% endif %}
             as _loaded_at
-    from rewarded
-    inner join rolling on rewarded.post_id = rolling.post_id
+    from rolling
 )
 
 select * from final
--- Stored in time order, so that the time bounds above skip old row groups.
-{% if not is_incremental() %}order by posted_at, post_id{% endif %}

@@ -83,5 +83,3 @@ final as (
 )
 
 select * from final
--- Stored in time order, so that the incremental marts' time bounds skip old row groups.
-{% if not is_incremental() %}order by posted_at, post_id{% endif %}
