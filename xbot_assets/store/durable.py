@@ -13,6 +13,12 @@ security entirely.
 
 Every method validates its input before touching the database and runs in one transaction, so
 bad input raises a :class:`~xbot_assets.store.errors.StoreError` subclass and changes nothing.
+
+Every write that stamps a time takes a keyword-only ``now`` (the wall clock when omitted): the
+caller's clock, so a run on a simulated clock (the main job) writes simulated times only and the
+warehouse's ``updated_at``/``created_at`` watermarks stay monotonic. Writes that already receive
+the event's own time keep it in its own column (``posted_at``, ``occurred_at``, ``recorded_at``);
+``now`` is when the row was written.
 """
 
 from __future__ import annotations
@@ -250,6 +256,7 @@ class DurableStore:
         display_name: str | None = None,
         timezone: str = "UTC",
         metadata: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> Account:
         """Return the account with ``handle``, creating it if missing.
 
@@ -261,7 +268,7 @@ class DurableStore:
         display_name = _opt_str("display_name", display_name, 128)
         timezone = _str("timezone", timezone, 64)
         meta = _json_obj("metadata", metadata)
-        now = utcnow()
+        now = _now(now)
         t = s.accounts
         with self._tx() as conn:
             # ON CONFLICT DO NOTHING: two processes ensuring the same account both succeed.
@@ -348,8 +355,9 @@ class DurableStore:
         scores: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
         content_hash_override: str | None = None,
+        now: datetime | None = None,
     ) -> Post:
-        """Queue one post (state ``queued``), due at ``scheduled_at`` (default: now).
+        """Queue one post (state ``queued``), due at ``scheduled_at`` (default: ``now``).
 
         Raises:
             DuplicatePostError: the same text (by content hash) exists for this account;
@@ -367,6 +375,7 @@ class DurableStore:
             scores=scores,
             metadata=metadata,
             root_hash=content_hash_override,
+            now=now,
         )
         return posts[0]
 
@@ -382,6 +391,7 @@ class DurableStore:
         score: float | None = None,
         scores: Mapping[str, Any] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> list[Post]:
         """Queue a thread: one row per part, root first, all in one transaction.
 
@@ -407,6 +417,7 @@ class DurableStore:
             scores=scores,
             metadata=metadata,
             root_hash=None,
+            now=now,
         )
 
     def _enqueue(
@@ -422,6 +433,7 @@ class DurableStore:
         scores: Mapping[str, Any] | None,
         metadata: Mapping[str, Any] | None,
         root_hash: str | None,
+        now: datetime | None,
     ) -> list[Post]:
         account_id = _id("account_id", account_id)
         texts = [
@@ -429,7 +441,8 @@ class DurableStore:
             for i, t in enumerate(texts)
         ]
         arm, format, topic = _arm(arm, format, topic)
-        due = _opt_time("scheduled_at", scheduled_at) or utcnow()
+        now = _now(now)
+        due = _opt_time("scheduled_at", scheduled_at) or now
         score = _opt_float("score", score)
         scores_obj = _json_obj("scores", scores)
         meta = _json_obj("metadata", metadata)
@@ -438,7 +451,6 @@ class DurableStore:
         joined = " ".join(texts)
         root_hash = root_hash or content_hash(joined)
         size = len(texts)
-        now = utcnow()
         t = s.tweets
         try:
             with self._tx() as conn:
@@ -589,7 +601,7 @@ class DurableStore:
         reconciler.
         """
         account_id = _id("account_id", account_id)
-        now = _opt_time("now", now) or utcnow()
+        now = _now(now)
         worker = _opt_str("worker", worker, 128)
         t = s.tweets
         with self._tx() as conn:
@@ -621,7 +633,7 @@ class DurableStore:
         not wait for ``scheduled_at`` (the caller decided it is due).
         """
         post_id = _id("post_id", post_id)
-        now = _opt_time("now", now) or utcnow()
+        now = _now(now)
         worker = _opt_str("worker", worker, 128)
         t = s.tweets
         with self._tx() as conn:
@@ -697,16 +709,23 @@ class DurableStore:
         x_id: str,
         attempt_id: str | None = None,
         posted_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> Post:
         """Record that the post (or thread part) is on X with id ``x_id``.
 
         Allowed from ``posting`` and ``unknown`` (the reconciler found it). Idempotent: marking
         a post posted again with the same ``x_id`` returns it unchanged.
+
+        ``posted_at`` is when X published it (default: ``now``); it may be earlier than ``now``
+        (the reconciler found it on the timeline later), so ``updated_at`` and the attempt's
+        ``finished_at`` take ``now``, the time of this write: the warehouse reads rows changed
+        since its newest ``updated_at``, and a back-dated ``updated_at`` would be skipped.
         """
         post_id = _id("post_id", post_id)
         x_id = _x_id(x_id)
         attempt_id = _opt_attempt(attempt_id)
-        posted_at = _opt_time("posted_at", posted_at) or utcnow()
+        now = _now(now)
+        posted_at = _opt_time("posted_at", posted_at) or now
         t = s.tweets
         with self._tx() as conn:
             row = self._post_row(conn, post_id, lock=True)
@@ -721,10 +740,10 @@ class DurableStore:
             conn.execute(
                 update(t)
                 .where(t.c.id == post_id)
-                .values(status="posted", x_id=x_id, posted_at=posted_at, updated_at=utcnow())
+                .values(status="posted", x_id=x_id, posted_at=posted_at, updated_at=now)
             )
             if attempt_id is not None:
-                self._finish_attempt_if_done(conn, row, attempt_id, x_id=x_id)
+                self._finish_attempt_if_done(conn, row, attempt_id, x_id=x_id, now=now)
             return Post(**self._post_row(conn, post_id)._mapping)
 
     def mark_failed(
@@ -734,6 +753,7 @@ class DurableStore:
         error: str,
         attempt_id: str | None = None,
         requeue_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> Post:
         """Record that posting failed and the post is known NOT to be on X.
 
@@ -747,7 +767,7 @@ class DurableStore:
         attempt_id = _opt_attempt(attempt_id)
         requeue_at = _opt_time("requeue_at", requeue_at)
         t = s.tweets
-        now = utcnow()
+        now = _now(now)
         with self._tx() as conn:
             row = self._post_row(conn, post_id, lock=True)
             self._require(row, ("posting", "unknown"), "failed")
@@ -795,15 +815,23 @@ class DurableStore:
                 )
                 outcome = "failed"
             if attempt_id is not None:
-                self._finish_attempt(conn, row, attempt_id, outcome=outcome, error=error)
+                self._finish_attempt(conn, row, attempt_id, outcome=outcome, error=error, now=now)
             return Post(**self._post_row(conn, post_id)._mapping)
 
-    def mark_unknown(self, post_id: int, *, reason: str, attempt_id: str | None = None) -> Post:
+    def mark_unknown(
+        self,
+        post_id: int,
+        *,
+        reason: str,
+        attempt_id: str | None = None,
+        now: datetime | None = None,
+    ) -> Post:
         """Record that nobody knows whether the post reached X: a person (or one guarded retry)
         decides. Allowed from ``posting`` only."""
         post_id = _id("post_id", post_id)
         reason = self._error_text(reason)
         attempt_id = _opt_attempt(attempt_id)
+        now = _now(now)
         t = s.tweets
         with self._tx() as conn:
             row = self._post_row(conn, post_id, lock=True)
@@ -811,21 +839,30 @@ class DurableStore:
             conn.execute(
                 update(t)
                 .where(t.c.id == post_id)
-                .values(status="unknown", last_error=reason, updated_at=utcnow())
+                .values(status="unknown", last_error=reason, updated_at=now)
             )
             if attempt_id is not None:
-                self._finish_attempt(conn, row, attempt_id, outcome="unknown", error=reason)
+                self._finish_attempt(
+                    conn, row, attempt_id, outcome="unknown", error=reason, now=now
+                )
             return Post(**self._post_row(conn, post_id)._mapping)
 
     def requeue(
-        self, post_id: int, *, actor: str, reason: str, scheduled_at: datetime | None = None
+        self,
+        post_id: int,
+        *,
+        actor: str,
+        reason: str,
+        scheduled_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> Post:
         """A person's (or a configured guarded retry's) decision to post an ``unknown`` or
-        ``failed`` post again. Audited."""
+        ``failed`` post again, due at ``scheduled_at`` (default: ``now``). Audited."""
         post_id = _id("post_id", post_id)
         actor = _str("actor", actor, 128)
         reason = self._error_text(reason)
-        due = _opt_time("scheduled_at", scheduled_at) or utcnow()
+        now = _now(now)
+        due = _opt_time("scheduled_at", scheduled_at) or now
         t = s.tweets
         with self._tx() as conn:
             row = self._post_row(conn, post_id, lock=True)
@@ -840,9 +877,7 @@ class DurableStore:
             conn.execute(
                 update(t)
                 .where(t.c.id.in_(ids), t.c.status != "posted")
-                .values(
-                    status="queued", scheduled_at=due, posting_started_at=None, updated_at=utcnow()
-                )
+                .values(status="queued", scheduled_at=due, posting_started_at=None, updated_at=now)
             )
             self._audit(
                 conn,
@@ -851,6 +886,7 @@ class DurableStore:
                     component="store",
                     severity="warning",
                     actor=actor,
+                    occurred_at=now,
                     data={"post_id": post_id, "from": row.status, "reason": reason},
                 ),
             )
@@ -868,7 +904,7 @@ class DurableStore:
             raise InvalidInputError(
                 "older_than must be a non-negative timedelta (the grace period)"
             )
-        now = _opt_time("now", now) or utcnow()
+        now = _now(now)
         t = s.tweets
         q = select(t).where(
             t.c.environment == self.environment,
@@ -907,6 +943,7 @@ class DurableStore:
         attempt_id: str,
         *,
         outcome: str,
+        now: datetime,
         error: str | None = None,
         x_id: str | None = None,
     ) -> None:
@@ -919,7 +956,7 @@ class DurableStore:
                 a.c.attempt_id == attempt_id,
                 a.c.tweet_id == root_id,
             )
-            .values(finished_at=utcnow(), outcome=outcome, error=error, x_id=x_id)
+            .values(finished_at=now, outcome=outcome, error=error, x_id=x_id)
         ).rowcount
         if changed != 1:
             raise InvalidInputError(
@@ -928,7 +965,7 @@ class DurableStore:
             )
 
     def _finish_attempt_if_done(
-        self, conn: Connection, row: Row[Any], attempt_id: str, *, x_id: str
+        self, conn: Connection, row: Row[Any], attempt_id: str, *, x_id: str, now: datetime
     ) -> None:
         t = s.tweets
         root_id = row.thread_root_id or row.id
@@ -949,7 +986,7 @@ class DurableStore:
                     )
                 return
             x_id = root_x or x_id
-        self._finish_attempt(conn, row, attempt_id, outcome="posted", x_id=x_id)
+        self._finish_attempt(conn, row, attempt_id, outcome="posted", x_id=x_id, now=now)
 
     def _text(self, name: str, value: Any) -> str:
         if not isinstance(value, str):
@@ -1111,7 +1148,7 @@ class DurableStore:
         Oldest first. Only posts with an X id (anything posted) are returned.
         """
         horizon = _horizon(horizon)
-        now = _opt_time("now", now) or utcnow()
+        now = _now(now)
         limit = _limit(limit)
         t = s.tweets
         m = s.tweet_metrics
@@ -1136,16 +1173,18 @@ class DurableStore:
         candidates: Sequence[CandidateInput],
         *,
         batch_id: str | None = None,
+        now: datetime | None = None,
     ) -> list[int]:
         """Store a batch of generated candidates with the guard's verdict, score and choice.
 
-        Returns the new ids in the order given.
+        Every row's ``created_at`` is ``now`` (the warehouse's candidates watermark). Returns the
+        new ids in the order given.
         """
         account_id = _id("account_id", account_id)
         batch_id = _opt_str("batch_id", batch_id, 64)
         if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
             raise InvalidInputError("candidates must be a list of CandidateInput")
-        now = utcnow()
+        now = _now(now)
         rows: list[dict[str, Any]] = []
         for i, c in enumerate(candidates):
             if not isinstance(c, CandidateInput):
@@ -1270,7 +1309,15 @@ class DurableStore:
             ).all()
         return {r.key: r.value for r in rows}
 
-    def set_config(self, key: str, value: Any, *, actor: str, reason: str | None = None) -> None:
+    def set_config(
+        self,
+        key: str,
+        value: Any,
+        *,
+        actor: str,
+        reason: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
         """Store ``value`` (JSON) under ``key`` and write an audit_log entry saying who did it.
 
         The entry (``event_type='config_changed'``) holds the old and new values; both writes
@@ -1280,7 +1327,7 @@ class DurableStore:
         value = _json_value("value", value)
         actor = _str("actor", actor, 128)
         reason = _opt_str("reason", reason, 4000)
-        now = utcnow()
+        now = _now(now)
         b = s.bot_config
         with self._tx() as conn:
             old = conn.execute(
@@ -1322,6 +1369,7 @@ class DurableStore:
         *,
         actor: str,
         reason: str | None = None,
+        now: datetime | None = None,
     ) -> Any:
         """Replace the value under ``key`` with ``change(old)`` atomically; returns the new value.
 
@@ -1337,7 +1385,7 @@ class DurableStore:
         reason = _opt_str("reason", reason, 4000)
         if not callable(change):
             raise InvalidInputError("change must be a function from the old value to the new one")
-        now = utcnow()
+        now = _now(now)
         b = s.bot_config
         locked = (
             select(b.c.value)
@@ -1531,14 +1579,19 @@ class DurableStore:
 
     # --- daily_summaries --------------------------------------------------------------------
     def upsert_daily_summary(
-        self, summary_date: date, summary_type: str, metrics: Mapping[str, Any]
+        self,
+        summary_date: date,
+        summary_type: str,
+        metrics: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
     ) -> DailySummary:
         """Write the summary of one day and type (replacing an earlier one)."""
         if not isinstance(summary_date, date) or isinstance(summary_date, datetime):
             raise InvalidInputError("summary_date must be a datetime.date (the UTC day)")
         summary_type = _str("summary_type", summary_type, 64)
         body = _json_obj("metrics", metrics)
-        now = utcnow()
+        now = _now(now)
         d = s.daily_summaries
         with self._tx() as conn:
             stmt = self._insert(d).values(
@@ -1623,6 +1676,11 @@ def _time(name: str, value: Any) -> datetime:
             f"{name} is a naive datetime: pass a timezone-aware UTC one (datetime.now(UTC))"
         )
     return value.astimezone(UTC)
+
+
+def _now(value: Any) -> datetime:
+    """The caller's ``now`` (checked like any time), or the wall clock when it gave none."""
+    return _opt_time("now", value) or utcnow()
 
 
 def _opt_time(name: str, value: Any) -> datetime | None:
