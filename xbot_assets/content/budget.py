@@ -134,6 +134,7 @@ class ConfigStore(Protocol):
         *,
         actor: str,
         reason: str | None = None,
+        now: datetime | None = None,
     ) -> Any: ...
 
 
@@ -144,13 +145,22 @@ class BotConfigBudgetLedger:
         store: a :class:`xbot_assets.store.durable.DurableStore` (or anything with its
             ``get_config``/``update_config``).
         actor: who the audit log says changed the key.
+        clock: the caller's clock, stamped on the bot_config row and its audit entry (the wall
+            clock when None).
     """
 
     KEY_PREFIX: Final[str] = "ai_spend:"
 
-    def __init__(self, store: ConfigStore, *, actor: str = "content.budget") -> None:
+    def __init__(
+        self,
+        store: ConfigStore,
+        *,
+        actor: str = "content.budget",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._store = store
         self._actor = actor
+        self._clock = clock
 
     def _key(self, day: date) -> str:
         return f"{self.KEY_PREFIX}{day.isoformat()}"
@@ -166,6 +176,7 @@ class BotConfigBudgetLedger:
             lambda old: DaySpend.from_json(old).plus(usage).to_json(),
             actor=self._actor,
             reason="AI generation spend",
+            now=self._clock() if self._clock is not None else None,
         )
         return DaySpend.from_json(total)
 

@@ -281,6 +281,7 @@ def record_candidates(
     batch_id: str | None = None,
     chosen: Candidate | None = None,
     why: str | None = None,
+    now: datetime | None = None,
 ) -> list[int]:
     """Store a batch in ``candidates`` (text, arm, generator, score, verdict and reasons).
 
@@ -291,6 +292,7 @@ def record_candidates(
         batch_id: groups the batch (a new UUID when omitted).
         chosen: the candidate picked for posting (its row gets ``chosen`` and ``why``).
         why: the reason it was picked.
+        now: the caller's clock (``created_at`` of every row; default: the wall clock).
 
     Returns:
         The new row ids, in the order given.
@@ -312,4 +314,4 @@ def record_candidates(
         )
         for c in candidates
     ]
-    return store.record_candidates(account_id, rows, batch_id=batch)
+    return store.record_candidates(account_id, rows, batch_id=batch, now=now)

@@ -141,7 +141,13 @@ def decide_slot(
 
 
 def _enqueue(
-    store: Any, account_id: int, decision: PolicyDecision, chosen: Candidate, batch: str
+    store: Any,
+    account_id: int,
+    decision: PolicyDecision,
+    chosen: Candidate,
+    batch: str,
+    *,
+    now: datetime,
 ) -> list[Any]:
     sampled = decision.sampled_values.get(decision.arm)
     metadata = {
@@ -163,6 +169,7 @@ def _enqueue(
         "score": chosen.score,
         "scores": scores,
         "metadata": metadata,
+        "now": now,
     }
     if chosen.is_thread and len(chosen.parts) > 1:
         return list(store.enqueue_thread(account_id, list(chosen.parts), **common))
@@ -207,20 +214,20 @@ def refill(
         report.candidates += len(candidates)
         report.rejected += sum(not c.accepted for c in candidates)
         if chosen is None:
-            record_candidates(store, account_id, candidates, batch_id=batch)
+            record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
             report.skipped.append(f"{slot.isoformat()}: {decision.skipped_reason}")
             continue
         try:
-            posts = _enqueue(store, account_id, decision, chosen, batch)
+            posts = _enqueue(store, account_id, decision, chosen, batch, now=runtime.now())
         except DuplicatePostError:
-            record_candidates(store, account_id, candidates, batch_id=batch)
+            record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
             report.skipped.append(f"{slot.isoformat()}: the chosen text was already queued")
             continue
         why = (
             f"best score {chosen.score} of {len(candidates)} for arm {decision.arm} "
             f"(propensity {decision.propensity:.3f})"
         )
-        ids = record_candidates(store, account_id, candidates, batch_id=batch)
+        ids = record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
         chosen_id = ids[candidates.index(chosen)]
         store.mark_candidate_chosen(chosen_id, tweet_id=posts[0].id, why=why)
         recent.extend(chosen.parts)

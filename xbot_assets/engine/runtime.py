@@ -160,6 +160,7 @@ class Runtime:
             self.handle,
             x_user_id=self.settings.x_user_id,
             timezone=timezone or self.settings.account_timezone,
+            now=self.now(),
         )
         return int(account.id)
 
@@ -188,7 +189,7 @@ class Runtime:
             from xbot_assets.content.openai_generator import OpenAIGenerator
 
             budget = AIBudget(
-                BotConfigBudgetLedger(store),
+                BotConfigBudgetLedger(store, clock=self.now),
                 self.settings.ai_budget_usd_per_day,
                 clock=self.now,
             )

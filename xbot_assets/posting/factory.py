@@ -97,8 +97,8 @@ class PostingRun:
         }
 
 
-def _account_id(ledger: PostingLedger, settings: Any) -> int:
-    return ledger.ensure_account(settings.x_handle, x_user_id=settings.x_user_id)
+def _account_id(ledger: PostingLedger, settings: Any, *, now: datetime) -> int:
+    return ledger.ensure_account(settings.x_handle, x_user_id=settings.x_user_id, now=now)
 
 
 def post_due(
@@ -129,7 +129,7 @@ def post_due(
     poster = poster or make_poster(settings)
     ledger = ledger or open_ledger(settings)
     try:
-        account_id = _account_id(ledger, settings)
+        account_id = _account_id(ledger, settings, now=clock())
         block = send_block_reason(settings, poster)
         report = ReconcileReport()
         if block is None:
@@ -181,7 +181,7 @@ def reconcile(
     poster = poster or make_poster(settings)
     ledger = ledger or open_ledger(settings)
     try:
-        account_id = _account_id(ledger, settings)
+        account_id = _account_id(ledger, settings, now=clock())
         return Reconciler(
             ledger,
             poster,

@@ -139,9 +139,12 @@ class PostingLedger:
 
         return DurableStore(self.engine, self.environment)
 
-    def ensure_account(self, handle: str, *, x_user_id: str | None = None) -> int:
-        """The id of the account ``handle`` in this environment, created if missing."""
-        return int(self._store().ensure_account(handle, x_user_id=x_user_id).id)
+    def ensure_account(
+        self, handle: str, *, x_user_id: str | None = None, now: datetime | None = None
+    ) -> int:
+        """The id of the account ``handle`` in this environment, created if missing (stamped
+        ``now``, the caller's clock; the wall clock when None)."""
+        return int(self._store().ensure_account(handle, x_user_id=x_user_id, now=now).id)
 
     def enqueue(
         self,
@@ -151,8 +154,11 @@ class PostingLedger:
         scheduled_at: datetime,
         arm: str | None = None,
         metadata: dict[str, Any] | None = None,
+        now: datetime | None = None,
     ) -> list[int]:
         """Queue a single post (one part) or a thread (parts in order); returns ids, root first.
+
+        ``now`` (the caller's clock; the wall clock when None) stamps ``created_at``/``updated_at``.
 
         Delegates to :class:`~xbot_assets.store.durable.DurableStore` (same hashes, same rules).
 
@@ -162,11 +168,21 @@ class PostingLedger:
         store = self._store()
         if len(parts) == 1:
             post = store.enqueue_post(
-                account_id, parts[0], arm=arm, scheduled_at=scheduled_at, metadata=metadata
+                account_id,
+                parts[0],
+                arm=arm,
+                scheduled_at=scheduled_at,
+                metadata=metadata,
+                now=now,
             )
             return [int(post.id)]
         posts = store.enqueue_thread(
-            account_id, list(parts), arm=arm, scheduled_at=scheduled_at, metadata=metadata
+            account_id,
+            list(parts),
+            arm=arm,
+            scheduled_at=scheduled_at,
+            metadata=metadata,
+            now=now,
         )
         return [int(p.id) for p in posts]
 
@@ -233,9 +249,13 @@ class PostingLedger:
         """Stop every post from the next check on (the store's brake: durable, audited).
 
         The Redis mirror is refreshed by the next :class:`EmergencyBrake` reader (its TTL is
-        short); claims read the durable row, so they stop at once.
+        short); claims read the durable row, so they stop at once. The row and its audit entry
+        are stamped ``now`` (the caller's clock), not the brake's own clock.
         """
-        self.brake.engage(reason, actor=actor)
+        brake = self.brake
+        EmergencyBrake(
+            brake.engine, brake.environment, brake.client, brake.keys, clock=lambda: now
+        ).engage(reason, actor=actor)
 
     def audit(
         self, event_type: str, data: dict[str, Any], *, severity: str = "info", now: datetime
