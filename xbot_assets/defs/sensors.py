@@ -31,7 +31,6 @@ STOPPED = dg.DefaultSensorStatus.STOPPED
 MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
 REBUILD_CONFIG_KEY = "rebuild_every_hours"
 DEFAULT_REBUILD_EVERY_HOURS = 24
-RAW_EXTRACTS = ("raw_posts", "raw_accounts", "raw_candidates", "raw_follower_snapshots")
 
 
 def _cursor(context: Any) -> dict[str, Any]:
@@ -264,13 +263,11 @@ def learning_rebuild_sensor(
     # An account with snapshots but no partition yet (accounts_sensor not run): add it first.
     missing = sorted({handle for _, handle in slices} - _known_accounts(context))
     add_accounts = [accounts_partitions.build_add_request(missing)] if missing else []
-    # Full re-extraction of the small raw tables: the store's ``updated_at`` mixes wall-clock
-    # writes with simulated ones in the main job, so an incremental watermark would skip rows.
-    full = {"config": {"full_refresh": True}}
-    raw_config = {"ops": {name: full for name in RAW_EXTRACTS}}
-    requests.append(
-        dg.RunRequest(run_key=f"rebuild:{stamp}", job_name=rebuild_job.name, run_config=raw_config)
-    )
+    # Incremental raw extraction (each asset's default): every store write in the engine and
+    # posting paths stamps the run's clock, so in the main job ``updated_at``/``created_at`` are
+    # simulated times that only grow and the watermarks miss nothing. ``full_refresh`` stays an
+    # option of the raw assets for a person's re-extraction.
+    requests.append(dg.RunRequest(run_key=f"rebuild:{stamp}", job_name=rebuild_job.name))
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(
         run_requests=requests,
