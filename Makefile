@@ -65,5 +65,6 @@ ui: prepare ## the Dagster UI on http://127.0.0.1:3000
 lab: install ## JupyterLab on http://127.0.0.1:8888 for the analyst notebooks (after make run)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/
 
-clean: ## remove local state (.xbot, .dagster_home, dbt target)
+clean: ## remove local state (.xbot, .dagster_home, dbt target) and stop the warm dbt server
+	-@test ! -x $(BIN)/xbot-dbt || $(BIN)/xbot-dbt --xbot-stop-server
 	rm -rf .xbot .dagster_home dbt/target dbt/logs

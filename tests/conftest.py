@@ -50,3 +50,33 @@ def _dagster_instances_are_exited() -> Iterator[None]:
             "still set): use build_schedule_context(...) / DagsterInstance.from_ref(...) / "
             "instance_for_test() as a context manager (`with ... as ...`)"
         )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the warm dbt server of this test session in a folder of its own.
+
+    Set in the controller before pytest-xdist starts its workers, so every worker shares it;
+    a user's own server (the default folder) is neither used nor stopped by the tests.
+    """
+    import os
+
+    from xbot_assets.warehouse import dbt_warm
+
+    if not hasattr(config, "workerinput"):
+        os.environ[dbt_warm.DIR_ENV] = f"/tmp/xbot-dbt-tests-{os.getpid()}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the session's warm dbt server (after every worker is done) and remove its folder."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from xbot_assets.warehouse import dbt_warm
+
+    folder = os.environ.get(dbt_warm.DIR_ENV, "")
+    if hasattr(config, "workerinput") or not folder.startswith("/tmp/xbot-dbt-tests-"):
+        return
+    if Path(folder).exists():
+        dbt_warm.stop_server(Path(folder))
+        shutil.rmtree(folder, ignore_errors=True)

@@ -422,6 +422,7 @@ def serve(path: Path, idle_s: float | None = None) -> int:
                 pid = os.fork()
                 if pid == 0:
                     listener.close()
+                    lock.close()  # only the server holds the lock: a successor may start
                     _run_child(conn, fds, request)
                 children.add(pid)
                 for fd in fds:
