@@ -45,10 +45,11 @@
             " where post_id in (" ~ changed_snapshots ~ "))", "'infinity'::timestamptz") %}
     {#- The median's context is the previous posts of each account; bound how far back to read
         when every account posted {{ median_window }} times within the bound. -#}
-    {% set context_from = "'-infinity'::timestamptz" %}
+    {#- (a namespace: a plain `set` inside a Jinja loop does not outlive the loop) -#}
+    {% set bound = namespace(context_from="'-infinity'::timestamptz") %}
     {% if execute and since != "'infinity'::timestamptz" %}
         {% for days in [7, 90] %}
-            {% if context_from == "'-infinity'::timestamptz" %}
+            {% if bound.context_from == "'-infinity'::timestamptz" %}
                 {% set short = run_query(
                     "with recent as (select distinct account_id from " ~ ref('fct_posts') ~
                     " where posted_at >= " ~ since ~ "),
@@ -58,11 +59,12 @@
                     select count(*) from recent left join counts using (account_id)
                     where coalesce(n, 0) < " ~ median_window) %}
                 {% if short.columns[0].values()[0] == 0 %}
-                    {% set context_from = since ~ " - interval " ~ days ~ " day" %}
+                    {% set bound.context_from = since ~ " - interval " ~ days ~ " day" %}
                 {% endif %}
             {% endif %}
         {% endfor %}
     {% endif %}
+    {% set context_from = bound.context_from %}
 {% endif %}
 
 with
