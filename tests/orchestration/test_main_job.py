@@ -106,6 +106,87 @@ def test_two_accounts_post_side_by_side_with_their_data_apart(main_run: MainRun)
         assert all(r.tags.get("dagster/partition") == handle for r in runs)
 
 
+def _utc(value: Any) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite may hand back text
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+ENGINE_TIME_COLUMNS = {
+    "tweets": ("created_at", "updated_at", "scheduled_at", "posting_started_at", "posted_at"),
+    "post_attempts": ("started_at", "finished_at"),
+    "candidates": ("created_at",),
+    "tweet_metrics": ("collected_at",),
+}
+"""What the engine's runs write (posting, refill, metrics): simulated times only."""
+
+
+def test_main_job_writes_simulated_times_and_an_incremental_load_matches_the_store(
+    main_run: MainRun, tmp_path: Any
+) -> None:
+    import shutil
+    from datetime import timedelta
+
+    import duckdb
+    import sqlalchemy as sa
+
+    from xbot_assets.store import schema as s
+    from xbot_assets.warehouse import load
+
+    store = _store(main_run)
+    result = main_run.result
+    # Slots are planned at most a day ahead of the simulated now.
+    low, high = result.started_at - timedelta(hours=1), result.ended_at + timedelta(days=1)
+    outside = []
+    with store.engine.connect() as conn:
+        for name, columns in ENGINE_TIME_COLUMNS.items():
+            table = s.metadata.tables[name]
+            rows = conn.execute(sa.select(table.c.id, *(table.c[c] for c in columns))).all()
+            assert rows, f"the main job wrote no {name} rows"
+            for row in rows:
+                for column in columns:
+                    when = _utc(getattr(row, column))
+                    if when is not None and not low <= when <= high:
+                        outside.append((name, column, row.id, when))
+    assert not outside, f"wall-clock stamps in the main job: {outside[:10]}"
+
+    # The warehouse as the last rebuild left it, then one incremental raw load (what the next
+    # rebuild does): posts and candidates then equal the store, row for row.
+    source = main_run.env.settings.resolved_warehouse_path
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(source, copy)
+    if source.with_name(source.name + ".wal").exists():
+        shutil.copy(source.with_name(source.name + ".wal"), copy.with_name(copy.name + ".wal"))
+    con = duckdb.connect(str(copy))
+    try:
+        assert load.raw_counts(con, "posts") > 0, "the main job's rebuild loaded raw.posts"
+        assert load.load_posts(store, con, full=False).source.startswith("changed since")
+        load.load_candidates(store, con, full=False)
+        t, c = s.tweets, s.candidates
+        with store.engine.connect() as conn:
+            in_store = {
+                int(r.id): (r.status, r.x_id, _utc(r.updated_at), _utc(r.posted_at))
+                for r in conn.execute(
+                    sa.select(t.c.id, t.c.status, t.c.x_id, t.c.updated_at, t.c.posted_at)
+                )
+            }
+            candidates = {
+                int(r.id): (bool(r.chosen), r.tweet_id)
+                for r in conn.execute(sa.select(c.c.id, c.c.chosen, c.c.tweet_id))
+            }
+        raw = con.execute("select post_id, status, x_post_id, updated_at, posted_at from raw.posts")
+        in_warehouse = {int(r[0]): (r[1], r[2], _utc(r[3]), _utc(r[4])) for r in raw.fetchall()}
+        assert in_warehouse == in_store
+        raw_c = con.execute("select candidate_id, chosen, post_id from raw.candidates").fetchall()
+        assert {int(r[0]): (bool(r[1]), r[2]) for r in raw_c} == candidates
+    finally:
+        con.close()
+
+
 def _wait_for_count(page: Any, text: str, at_least: int, timeout_s: float = 120) -> None:
     """Wait until ``text`` shows at least ``at_least`` times (status rows load one by one)."""
     import time
