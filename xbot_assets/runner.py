@@ -298,15 +298,22 @@ def run_main(
     instance = dg.DagsterInstance.get()
     defs = load_definitions()
     store = DurableStore.from_settings(settings)
+    sandbox = shared_sandbox(settings)
+    configured_at = sandbox.clock.now()  # the simulated clock, like every other write of the run
     schedule = dict(store.get_config(SCHEDULE_CONFIG_KEY, {}) or {})
     if schedule.get("posts_per_day") != posts_per_day:
         schedule["posts_per_day"] = posts_per_day
-        store.set_config(SCHEDULE_CONFIG_KEY, schedule, actor="xbot run", reason="main job")
+        store.set_config(
+            SCHEDULE_CONFIG_KEY, schedule, actor="xbot run", reason="main job", now=configured_at
+        )
     if store.get_config(REBUILD_CONFIG_KEY) != rebuild_every_hours:
         store.set_config(
-            REBUILD_CONFIG_KEY, rebuild_every_hours, actor="xbot run", reason="main job"
+            REBUILD_CONFIG_KEY,
+            rebuild_every_hours,
+            actor="xbot run",
+            reason="main job",
+            now=configured_at,
         )
-    sandbox = shared_sandbox(settings)
     start = sandbox.clock.now().replace(minute=0, second=0, microsecond=0) + TICK
     end = start + timedelta(days=days)
     launcher = Launcher(defs, instance)

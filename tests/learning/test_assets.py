@@ -16,7 +16,7 @@ from xbot_assets.defs.learning import (
     learned_config,
     offline_policy_evaluation,
 )
-from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 from xbot_assets.learning.scorer import load_scorer
 from xbot_assets.learning.synthetic import synthetic_post_outcomes
 
@@ -44,7 +44,10 @@ def _write_warehouse(settings: Settings, frame: pd.DataFrame) -> None:
 def _materialize(tmp_path: Path, assets: list[dg.AssetsDefinition]) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         assets,
-        resources={"xbot_settings": _TestSettings(home=str(tmp_path))},
+        resources={
+            "xbot_settings": _TestSettings(home=str(tmp_path)),
+            "xbot_runtime": XbotRuntime(),
+        },
         raise_on_error=True,
     )
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xbot_assets.config import Settings
-from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
 from xbot_assets.store.durable import DurableStore
 
@@ -360,7 +360,7 @@ def offline_policy_evaluation(
     automation_condition=dg.AutomationCondition.eager(),
 )
 def learned_config(
-    context: dg.AssetExecutionContext, xbot_settings: XbotSettings
+    context: dg.AssetExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.MaterializeResult:
     """What the bot learned (best topics, best hours, format weights), written to bot_config.
 
@@ -388,6 +388,7 @@ def learned_config(
         config,
         actor="learning_engine",
         reason=f"learned from {len(outcomes)} posts" + (f" ({note})" if note else ""),
+        now=xbot_runtime.now(),
     )
     return dg.MaterializeResult(
         metadata={

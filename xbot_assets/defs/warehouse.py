@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from xbot_assets.defs.orchestration import accounts_partitions
-from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 from xbot_assets.store.errors import AccountNotFoundError
 from xbot_assets.warehouse import checks as wchecks
 from xbot_assets.warehouse import load
@@ -206,7 +206,10 @@ class SummaryConfig(dg.Config):
     automation_condition=DOWNSTREAM,
 )
 def daily_summaries(
-    context: dg.AssetExecutionContext, config: SummaryConfig, xbot_settings: XbotSettings
+    context: dg.AssetExecutionContext,
+    config: SummaryConfig,
+    xbot_settings: XbotSettings,
+    xbot_runtime: XbotRuntime,
 ) -> dg.MaterializeResult:
     """Each account's day in numbers (posts, impressions, reward, follows, followers), computed
     in the warehouse and upserted into the durable store's `daily_summaries` for Supabase users.
@@ -224,8 +227,9 @@ def daily_summaries(
             metadata={"dagster/row_count": 0, "written": "no durable store yet"}
         )
     try:
+        now = xbot_runtime.now()
         for summary in summaries:
-            store.upsert_daily_summary(summary.day, summary.summary_type, summary.metrics)
+            store.upsert_daily_summary(summary.day, summary.summary_type, summary.metrics, now=now)
     finally:
         store.engine.dispose()
     context.log.info("upserted %s daily summaries since %s", len(summaries), since)
