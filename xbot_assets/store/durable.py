@@ -1345,22 +1345,7 @@ class DurableStore:
                 set_={"value": stmt.excluded.value, "updated_by": actor, "updated_at": now},
             )
             conn.execute(stmt)
-            self._audit(
-                conn,
-                AuditEvent(
-                    event_type="config_changed",
-                    component="bot_config",
-                    actor=actor,
-                    occurred_at=now,
-                    data={
-                        "key": key,
-                        "old": None if old is None else old.value,
-                        "new": value,
-                        "created": old is None,
-                        "reason": reason,
-                    },
-                ),
-            )
+            self._audit_config_change(conn, key, old, value, actor=actor, reason=reason, now=now)
 
     def update_config(
         self,
@@ -1419,23 +1404,37 @@ class DurableStore:
                     .where(b.c.environment == self.environment, b.c.key == key)
                     .values(value=value, updated_by=actor, updated_at=now)
                 )
-            self._audit(
-                conn,
-                AuditEvent(
-                    event_type="config_changed",
-                    component="bot_config",
-                    actor=actor,
-                    occurred_at=now,
-                    data={
-                        "key": key,
-                        "old": None if old is None else old.value,
-                        "new": value,
-                        "created": old is None,
-                        "reason": reason,
-                    },
-                ),
-            )
+            self._audit_config_change(conn, key, old, value, actor=actor, reason=reason, now=now)
         return value
+
+    def _audit_config_change(
+        self,
+        conn: Connection,
+        key: str,
+        old: Any,
+        value: Any,
+        *,
+        actor: str,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        """The audit_log entry of a bot_config write (old is the previous row, or None)."""
+        self._audit(
+            conn,
+            AuditEvent(
+                event_type="config_changed",
+                component="bot_config",
+                actor=actor,
+                occurred_at=now,
+                data={
+                    "key": key,
+                    "old": None if old is None else old.value,
+                    "new": value,
+                    "created": old is None,
+                    "reason": reason,
+                },
+            ),
+        )
 
     # --- audit_log --------------------------------------------------------------------------
     def audit(
