@@ -28,6 +28,7 @@ from xbot_assets.warehouse.dbt_env import dbt_env_vars
 from xbot_assets.warehouse.extract import rows_to_batch, upsert_batches
 from xbot_assets.warehouse.project import DBT_PROJECT_DIR
 from xbot_assets.warehouse.raw_schema import column_names, create_raw_tables
+from xbot_assets.warehouse.views import create_view, discover_views
 
 pytestmark = pytest.mark.xdist_group("dbt_incremental")
 
@@ -46,7 +47,7 @@ TEXTS = [
 MARTS = [
     ("marts", "fct_posts"),
     ("marts", "fct_post_outcomes"),
-    ("intermediate", "int_post_outcomes_daily"),
+    ("marts", "mart_post_outcomes_daily"),
     ("marts", "mart_arm_performance"),
     ("marts", "mart_hourly_engagement"),
     ("marts", "mart_follower_growth"),
@@ -256,6 +257,45 @@ def test_incremental_refreshes_match_a_full_rebuild(tmp_path: Path) -> None:
     assert late is not None and 0 < late[0] < n_outcomes
 
 
+DIRECT = {
+    # The two views that read the daily sums, recomputed from every post directly.
+    "vw_learning_performance": (
+        "select account, day, n_posts, mean_reward, beats_median_rate, mean_predicted_score, "
+        "score_reward_corr from views.vw_learning_performance",
+        "select account, posted_date_local, count(*), round(avg(reward), 6), "
+        "round(avg(beats_median), 4), round(avg(predicted_score), 6), "
+        "round(corr(predicted_score, reward), 4) from marts.fct_post_outcomes "
+        "where final_horizon is not null group by all",
+    ),
+    "vw_content_sources_perf": (
+        "select * from views.vw_content_sources_perf",
+        "select account, content_source, count(*), sum(impressions), round(sum(likes + reposts "
+        "+ replies + quotes + bookmarks + profile_clicks)::double / nullif(sum(impressions), 0), "
+        "6), round(avg(reward), 6), round(avg(beats_median), 4), sum(follows) "
+        "from marts.fct_post_outcomes where final_horizon is not null group by all",
+    ),
+}
+
+
+def test_views_over_the_daily_sums_equal_aggregates_over_every_post(tmp_path: Path) -> None:
+    world = World(rng=np.random.default_rng(11))
+    path, target = tmp_path / "inc.duckdb", tmp_path / "target"
+    for day in range(3):
+        _load_step(path, world, day)
+        _dbt(path, target, "build" if day == 0 else "run")
+    con = duckdb.connect(str(path))
+    try:
+        for view in discover_views():
+            create_view(con, view)
+        for name, (from_view, direct) in DIRECT.items():
+            got = sorted(con.execute(from_view).fetchall(), key=repr)
+            expected = sorted(con.execute(direct).fetchall(), key=repr)
+            assert got == expected, name
+            assert len(got) > 1
+    finally:
+        con.close()
+
+
 def test_an_incremental_refresh_leaves_older_rows_untouched(tmp_path: Path) -> None:
     world = World(rng=np.random.default_rng(7))
     path, target = tmp_path / "inc.duckdb", tmp_path / "target"
@@ -270,8 +310,7 @@ def test_an_incremental_refresh_leaves_older_rows_untouched(tmp_path: Path) -> N
             [T0 + timedelta(days=1)],
         )
         con.execute(
-            "update intermediate.int_post_outcomes_daily set account = 'untouched' "
-            "where posted_day < ?",
+            "update marts.mart_post_outcomes_daily set account = 'untouched' where posted_day < ?",
             [(T0 + timedelta(days=1)).date()],
         )
         marked = con.execute(
@@ -291,7 +330,7 @@ def test_an_incremental_refresh_leaves_older_rows_untouched(tmp_path: Path) -> N
             "select count(*) from marts.fct_post_outcomes where text = 'untouched'"
         ).fetchone()
         daily = con.execute(
-            "select count(*) from intermediate.int_post_outcomes_daily where account = 'untouched'"
+            "select count(*) from marts.mart_post_outcomes_daily where account = 'untouched'"
         ).fetchone()
         after = con.execute("select count(*) from marts.fct_post_outcomes").fetchone()
     finally:

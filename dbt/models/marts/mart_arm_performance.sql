@@ -6,7 +6,7 @@
 -- sample standard deviation from the sums of rewards and of their squares). A median does not
 -- follow from sums, so there is none: fct_post_outcomes holds every post's reward for that.
 with daily as (
-    select * from {{ ref('int_post_outcomes_daily') }}
+    select * from {{ ref('mart_post_outcomes_daily') }}
     where n_measured > 0
 ),
 
@@ -17,7 +17,7 @@ summed as (
         arm,
         any_value(format) as format,
         any_value(topic) as topic,
-        sum(n_measured) as n_posts,
+        sum(n_measured)::bigint as n_posts,
         sum(impressions) as impressions,
         sum(engagements) as engagements,
         sum(follows) as follows,

@@ -24,7 +24,7 @@ post_follows as (
         posted_day as day,
         sum(n_posts) as n_posts,
         sum(follows_all) as follows_from_posts
-    from {{ ref('int_post_outcomes_daily') }}
+    from {{ ref('mart_post_outcomes_daily') }}
     group by account_id, posted_day
 ),
 

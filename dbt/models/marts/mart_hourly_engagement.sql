@@ -1,7 +1,7 @@
 -- Per account, local weekday and hour: how posts at that time did (measured posts only),
 -- re-aggregated from the daily rollup.
 with daily as (
-    select * from {{ ref('int_post_outcomes_daily') }}
+    select * from {{ ref('mart_post_outcomes_daily') }}
     where n_measured > 0
 ),
 
@@ -11,7 +11,7 @@ final as (
         any_value(account) as account,
         weekday_local,
         hour_local,
-        sum(n_measured) as n_posts,
+        sum(n_measured)::bigint as n_posts,
         sum(impressions) as impressions,
         sum(engagements) as engagements,
         case when sum(impressions) > 0

@@ -1,6 +1,7 @@
--- Post outcomes summed per account, UTC posting day, arm and local posting hour: the grain the
--- performance marts aggregate from. Every column is a count or a sum, so the marts re-aggregate
--- a few hundred rows a day instead of every post ever made.
+-- Post outcomes summed per account, UTC posting day (and local date), arm, content source and
+-- local posting hour: the grain the performance marts and views aggregate from. Every column is a
+-- count or a sum (the means, standard deviations and correlations follow from them), so they
+-- re-aggregate a few hundred rows a day instead of every post ever made.
 --
 -- Incremental: the (account, day) pairs holding a post_outcomes row written since the newest
 -- `_loaded_at` here are recomputed whole (delete+insert on account_id, posted_day).
@@ -54,7 +55,9 @@ final as (
     select
         account_id,
         posted_day,
+        posted_date_local,
         arm,
+        content_source,
         weekday_local,
         hour_local,
         any_value(account) as account,
@@ -72,11 +75,22 @@ final as (
         coalesce(sum(beats_median) filter (where measured), 0) as sum_beats_median,
         coalesce(sum(least(greatest(weighted_engagements, 0), impressions))
             filter (where measured), 0.0) as successes,
+        -- the scorer's predictions against rewards, over measured posts that have a prediction
+        count(*) filter (where measured and predicted_score is not null) as n_scored,
+        coalesce(sum(predicted_score) filter (where measured), 0.0) as sum_score,
+        coalesce(sum(predicted_score * predicted_score) filter (where measured), 0.0)
+            as sum_score_sq,
+        coalesce(sum(reward) filter (where measured and predicted_score is not null), 0.0)
+            as sum_reward_scored,
+        coalesce(sum(reward * reward) filter (where measured and predicted_score is not null), 0.0)
+            as sum_reward_sq_scored,
+        coalesce(sum(predicted_score * reward) filter (where measured), 0.0) as sum_score_reward,
         min(posted_at) filter (where measured) as first_posted_at,
         max(posted_at) filter (where measured) as last_posted_at,
         max(_loaded_at) as _loaded_at
     from outcomes
-    group by account_id, posted_day, arm, weekday_local, hour_local
+    group by
+        account_id, posted_day, posted_date_local, arm, content_source, weekday_local, hour_local
 )
 
 select * from final
