@@ -42,8 +42,10 @@ class VenvDbtPreparer(DagsterDbtProjectPreparer):
         # dbt discards its partial-parse state when the profile's connection (the DuckDB path)
         # differs from the parse's, and every Dagster run starts from this parse: parsing with the
         # warehouse the settings name lets runs skip a full re-parse (~4 s each).
+        # Plain dbt: a one-off parse gains nothing from the warm server, and starting one here
+        # would leave it running after `make prepare` (and CI) for its idle timeout.
         with _settings_dbt_environment():
-            DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE).cli(
+            DbtCliResource(project_dir=project, dbt_executable=DBT_CLI).cli(
                 ["parse", "--quiet"], target_path=project.target_path
             ).wait()
 
