@@ -54,6 +54,17 @@ def _store_accounts(settings: Any) -> tuple[Any, list[Any]]:
     return store, sensing.accounts(store, settings)
 
 
+NOT_MIGRATED = "the durable store is not migrated yet: run `xbot migrate`"
+
+
+def _partitioned_accounts(context: Any, settings: Any) -> tuple[Any, list[Any]]:
+    """The store and its accounts that already have an ``accounts`` partition (a run can only
+    target those); the store is None when it is not migrated yet."""
+    store, accounts = _store_accounts(settings)
+    known = _known_accounts(context)
+    return store, [account for account in accounts if account.handle in known]
+
+
 @dg.sensor(minimum_interval_seconds=60, default_status=STOPPED)
 def accounts_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings
@@ -62,7 +73,7 @@ def accounts_sensor(
     settings = xbot_settings.get()
     store, accounts = _store_accounts(settings)
     if store is None:
-        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+        return dg.SkipReason(NOT_MIGRATED)
     missing = sorted({a.handle for a in accounts} - _known_accounts(context))
     if not missing:
         return dg.SkipReason("every account already has its partition")
@@ -94,15 +105,12 @@ def candidate_refill_sensor(
     cursor = _cursor(context)
     models = _latest_model_ids(context)
     new_models = models != cursor.get("models", {}) and bool(models)
-    known = _known_accounts(context)
-    store, accounts = _store_accounts(settings)
+    store, accounts = _partitioned_accounts(context, settings)
     if store is None:
-        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+        return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
     refilled: dict[str, str] = dict(cursor.get("refilled", {}))
     for account in accounts:
-        if account.handle not in known:
-            continue
         last = refilled.get(account.handle)
         if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
             continue
@@ -137,14 +145,11 @@ def posting_sensor(
     now = xbot_runtime.now()
     cursor = _cursor(context)
     requested: list[int] = list(cursor.get("requested", []))
-    known = _known_accounts(context)
-    store, accounts = _store_accounts(settings)
+    store, accounts = _partitioned_accounts(context, settings)
     if store is None:
-        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+        return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
     for account in accounts:
-        if account.handle not in known:
-            continue
         due = [i for i in sensing.due_posts(store, account.id, now) if i not in requested]
         if not due:
             continue
@@ -173,14 +178,11 @@ def reconcile_sensor(
 
     settings = xbot_settings.get()
     now = xbot_runtime.now()
-    known = _known_accounts(context)
-    store, accounts = _store_accounts(settings)
+    store, accounts = _partitioned_accounts(context, settings)
     if store is None:
-        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+        return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
     for account in accounts:
-        if account.handle not in known:
-            continue
         stuck = sensing.stale_posting(store, account.id, now)
         if stuck:
             keys = ",".join(f"{p}:{a}" for p, a in stuck)
@@ -236,7 +238,7 @@ def learning_rebuild_sensor(
     last = datetime.fromisoformat(cursor["rebuilt"]) if cursor.get("rebuilt") else None
     store = sensing.open_store_or_none(settings)
     if store is None:
-        return dg.SkipReason("the durable store is not migrated yet: run `xbot migrate`")
+        return dg.SkipReason(NOT_MIGRATED)
     every = int(store.get_config(REBUILD_CONFIG_KEY, DEFAULT_REBUILD_EVERY_HOURS))
     new = store.list_metrics(since=seen) if seen else store.list_metrics()
     new = [s for s in new if seen is None or s.collected_at > seen]
