@@ -7,6 +7,8 @@ that tag for posting (``deploy/dagster.yaml``), the "pool of size one per accoun
 thin: the work is in ``xbot_assets/engine/``, ``posting/`` and ``warehouse/``.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
@@ -37,6 +39,20 @@ class PostConfig(dg.Config):
 
 def _runtime(context: dg.OpExecutionContext, settings: XbotSettings, runtime: XbotRuntime) -> Any:
     return runtime.for_account(settings.get(), context.partition_key)
+
+
+@contextmanager
+def _runtime_with_poster(
+    context: dg.OpExecutionContext, settings: XbotSettings, runtime: XbotRuntime
+) -> Iterator[tuple[Any, Any]]:
+    """The account's runtime and its poster, both closed when the op is done with them."""
+    account = _runtime(context, settings, runtime)
+    poster = account.poster()
+    try:
+        yield account, poster
+    finally:
+        poster.close()
+        account.close()
 
 
 @dg.op(out=dg.Out(dg.Nothing))
@@ -78,13 +94,8 @@ def post_due_posts(
     """Post the run's post (and anything else due before it) through the at-most-once protocol."""
     from xbot_assets.posting.factory import post_due
 
-    runtime = _runtime(context, xbot_settings, xbot_runtime)
-    poster = runtime.poster()
-    try:
+    with _runtime_with_poster(context, xbot_settings, xbot_runtime) as (runtime, poster):
         result = post_due(runtime.settings, poster=poster, clock=runtime.now)
-    finally:
-        poster.close()
-        runtime.close()
     statuses = [o.status for o in result.outcomes]
     context.log.info("post %s: %s", config.post_id, statuses)
     return dg.Output(
@@ -141,13 +152,8 @@ def reconcile_stuck_posts(
     """Settle posts left in ``posting``: found on the timeline → posted; else unknown."""
     from xbot_assets.posting.factory import reconcile
 
-    runtime = _runtime(context, xbot_settings, xbot_runtime)
-    poster = runtime.poster()
-    try:
+    with _runtime_with_poster(context, xbot_settings, xbot_runtime) as (runtime, poster):
         report = reconcile(runtime.settings, poster=poster, clock=runtime.now)
-    finally:
-        poster.close()
-        runtime.close()
     return dg.Output(None, metadata={"report": dg.MetadataValue.json(report.as_dict())})
 
 
