@@ -171,3 +171,25 @@ def test_default_scenario_statistics_are_realistic() -> None:
     assert impressions.max() > 8 * median
     # Rare outliers: under 3% of posts above 15x the median.
     assert (impressions > 15 * median).mean() < 0.03
+
+
+def test_expected_reward_is_the_posts_rates_under_the_callers_weights(sandbox: SandboxX) -> None:
+    """The evaluation truth: rates · weights, a thread part scored by its root, bad input refused."""
+    token = sandbox.account().user_token
+    root = sandbox.create_tweet("Hot take: pytest fixtures beat setUp", token=token)
+    root_id = root["data"]["id"]
+    part = sandbox.create_tweet("and here is why", reply_to=root_id, token=token)
+    post = sandbox.post(root_id)
+    assert post is not None
+    weights = {"replies": 13.5, "likes": 0.5, "negative_feedback": -74.0}
+    from xbot_assets.sandbox.features import ENGAGEMENT_METRICS
+
+    by_name = dict(zip(ENGAGEMENT_METRICS, post.rates, strict=True))
+    expected = sum(w * by_name[m] for m, w in weights.items())
+    assert sandbox.expected_reward(root_id, weights) == pytest.approx(expected)
+    assert sandbox.expected_reward(part["data"]["id"], weights) == pytest.approx(expected)
+    assert sandbox.expected_reward(root_id, {"likes": 1.0}) != pytest.approx(expected)
+    with pytest.raises(KeyError):
+        sandbox.expected_reward("999", weights)
+    with pytest.raises(ValueError, match="unknown metrics"):
+        sandbox.expected_reward(root_id, {"impressions": 1.0})

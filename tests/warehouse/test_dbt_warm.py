@@ -216,3 +216,14 @@ def test_stop_server_ends_it_and_removes_the_socket(warm_dir: Path, project: Pat
         pytest.fail("the server did not exit when asked to stop")
     assert not list(warm_dir.glob("*.sock"))
     assert not dbt_warm.stop_server(warm_dir)  # nothing left to stop
+
+
+def test_each_virtual_environment_gets_its_own_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two clones' venvs resolve to one interpreter binary; they must not share a server.
+
+    Guards issue 20: the key was the interpreter's real path only, so a clone's dbt calls ran in
+    another checkout's venv (and its code).
+    """
+    here = dbt_warm.server_key()
+    monkeypatch.setattr(sys, "prefix", "/elsewhere/.venv")
+    assert dbt_warm.server_key() != here

@@ -23,7 +23,7 @@ import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -838,6 +838,25 @@ class SandboxX:
     def post(self, post_id: str) -> Post | None:
         """The post object (None when unknown); deleted posts are kept with ``deleted_at``."""
         return self._posts.get(str(post_id))
+
+    @_locked
+    def expected_reward(self, post_id: str, weights: Mapping[str, float]) -> float:
+        """The post's true expected reward: ``Σ weights[m] × rate[m]`` over its per-impression rates.
+
+        For evaluation only (benchmarks, the main job's report): it is the audience's hidden
+        truth, so no decision path of the bot may call it. The weights come from the caller
+        (``xbot_assets.learning.rewards.REWARD_WEIGHTS``) so the sandbox imports nothing from the
+        bot. A thread part carries its root's rates, so a thread scores once per post (its root).
+        Raises KeyError for an unknown post and ValueError for an unknown metric name.
+        """
+        unknown = sorted(set(weights) - set(ENGAGEMENT_METRICS))
+        if unknown:
+            raise ValueError(f"unknown metrics {unknown}; use {ENGAGEMENT_METRICS}")
+        post = self._posts.get(str(post_id))
+        if post is None:
+            raise KeyError(f"no sandbox post {post_id!r}")
+        vector = np.array([float(weights.get(m, 0.0)) for m in ENGAGEMENT_METRICS])
+        return float(post.root.rates @ vector)
 
     @_locked
     def posts_of(self, handle: str | None = None, *, include_deleted: bool = False) -> list[Post]:

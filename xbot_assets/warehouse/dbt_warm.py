@@ -73,12 +73,19 @@ def warm_enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> boo
 def server_key() -> str:
     """Identifies the interpreter and dbt versions a server was started with.
 
-    A server keeps the dbt it imported; upgrading dbt (or using another checkout's virtual
-    environment) must reach a different server, so the socket's name carries this key.
+    A server keeps the dbt it imported and the xbot code it imported; upgrading dbt, another
+    checkout's virtual environment, or another checkout's project folder must reach a different
+    server, so the socket's name carries this key. The interpreter's real path alone is not
+    enough: every venv made from one Python resolves to the same binary, so clones on one
+    machine shared a server and ran each other's code.
     """
     from importlib import metadata
 
-    parts = [os.path.realpath(sys.executable)]
+    parts = [
+        os.path.realpath(sys.executable),
+        os.path.realpath(sys.prefix),
+        str(Path(__file__).resolve().parents[2]),
+    ]
     for dist in ("dbt-core", "dbt-duckdb", "dbt-adapters"):
         try:
             parts.append(f"{dist}={metadata.version(dist)}")
