@@ -174,7 +174,7 @@ def test_default_scenario_statistics_are_realistic() -> None:
 
 
 def test_expected_reward_is_the_posts_rates_under_the_callers_weights(sandbox: SandboxX) -> None:
-    """The evaluation truth: rates · weights, a thread part scored by its root, bad input refused."""
+    """Evaluation truth: rates · weights; a thread part scores as its root; bad input refused."""
     token = sandbox.account().user_token
     root = sandbox.create_tweet("Hot take: pytest fixtures beat setUp", token=token)
     root_id = root["data"]["id"]

@@ -841,7 +841,7 @@ class SandboxX:
 
     @_locked
     def expected_reward(self, post_id: str, weights: Mapping[str, float]) -> float:
-        """The post's true expected reward: ``Σ weights[m] × rate[m]`` over its per-impression rates.
+        """The post's true expected reward: ``Σ weights[m] × rate[m]`` of its per-impression rates.
 
         For evaluation only (benchmarks, the main job's report): it is the audience's hidden
         truth, so no decision path of the bot may call it. The weights come from the caller
