@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import redis
-from sqlalchemy import Connection, Engine, and_, insert, select, text, update
+from sqlalchemy import Connection, Engine, and_, exists, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -734,13 +734,27 @@ class DualStoreManager:
         return self.poll_due_posts(count)
 
     def poll_due_posts(self, count: int = 10) -> list[PostTicket]:
-        """Due ``queued`` rows straight from the durable store (the fallback path)."""
+        """Due ``queued`` rows straight from the durable store (the fallback path).
+
+        Only claimable rows: a thread part whose parent is not ``posted`` with an X id is left
+        out (the posting ledger's rule), else enough of them, read first, would fill every poll
+        and no post would ever be claimed (issue 17 item 3).
+        """
+        parent = tweets.alias("poll_parent")
+        parent_ready = exists(
+            select(parent.c.id).where(
+                parent.c.id == tweets.c.thread_parent_id,
+                parent.c.status == "posted",
+                parent.c.x_id.is_not(None),
+            )
+        )
         query = (
             select(tweets.c.id, tweets.c.account_id, tweets.c.thread_position)
             .where(
                 tweets.c.environment == self.environment,
                 tweets.c.status == "queued",
                 tweets.c.scheduled_at <= self.clock(),
+                or_(tweets.c.thread_parent_id.is_(None), parent_ready),
             )
             .order_by(tweets.c.thread_position.desc(), tweets.c.scheduled_at, tweets.c.id)
             .limit(count)
