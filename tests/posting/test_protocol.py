@@ -206,7 +206,9 @@ def test_maybe_posted_is_left_for_the_reconciler_which_finds_it(ledger, fake_x, 
 def test_reconciler_marks_unknown_or_retries_once(ledger, fake_x, clock):
     account, service = setup(ledger, fake_x, clock)
     ledger.enqueue(account, ["never arrived"], scheduled_at=clock())
-    claim = ledger.claim_next_due(account, OPEN_CAPS, now=clock())  # a poster died right here
+    claim = ledger.claim_next_due(account, OPEN_CAPS, now=clock())
+    # the poster died after its "sent" mark: the request may have left
+    assert ledger.mark_sending(claim.tweet_id, claim.attempt_id, now=clock())
     clock.advance(minutes=11)
     plain = Reconciler(ledger, fake_x, account_id=account, clock=clock)
     assert plain.guarded_retry is False
@@ -215,15 +217,17 @@ def test_reconciler_marks_unknown_or_retries_once(ledger, fake_x, clock):
     assert ledger.status_counts(account) == {"unknown": 1}
 
     ledger.enqueue(account, ["also never arrived"], scheduled_at=clock())
-    ledger.claim_next_due(account, OPEN_CAPS, now=clock())
+    first = ledger.claim_next_due(account, OPEN_CAPS, now=clock())
+    assert ledger.mark_sending(first.tweet_id, first.attempt_id, now=clock())
     clock.advance(minutes=11)
     guarded = Reconciler(ledger, fake_x, account_id=account, guarded_retry=True, clock=clock)
     assert len(guarded.run().requeued) == 1
     fake_x.faults = [NotSent("down")]
     assert service.post_next().status == "released"
     clock.advance(minutes=2)
-    # Second death after the retry's claim: no more retries, a person decides.
+    # Second death after the retry's "sent" mark: no more retries, a person decides.
     claim2 = ledger.claim_next_due(account, OPEN_CAPS, now=clock())
+    assert ledger.mark_sending(claim2.tweet_id, claim2.attempt_id, now=clock())
     clock.advance(minutes=11)
     assert guarded.run().unknown == [claim2.tweet_id]
 
@@ -232,6 +236,7 @@ def test_late_answer_after_a_guarded_requeue_wins_and_prevents_the_retry(ledger,
     account, service = setup(ledger, fake_x, clock)
     ledger.enqueue(account, ["slow one"], scheduled_at=clock())
     claim = ledger.claim_next_due(account, OPEN_CAPS, now=clock())
+    assert ledger.mark_sending(claim.tweet_id, claim.attempt_id, now=clock())
     clock.advance(minutes=11)
     Reconciler(ledger, fake_x, account_id=account, guarded_retry=True, clock=clock).run()
     assert ledger.mark_posted(claim.tweet_id, claim.attempt_id, "777", now=clock())

@@ -6,7 +6,8 @@ Read at each call (cheap), so a test can set it per subprocess. Unset in normal 
 call is a no-op.
 
 Points, in the order a post passes them:
-``before_claim``, ``after_claim``, ``after_send`` (the request's bytes are out, no answer yet:
+``before_claim``, ``after_claim``, ``after_mark`` (the "sent" mark is committed, no byte of the
+request is out yet), ``after_send`` (the request's bytes are out, no answer yet:
 fired from the HTTP client's trace hook), ``after_answer`` (X answered with the id, not yet
 recorded), ``after_record`` (the id is committed).
 """
@@ -19,7 +20,14 @@ from typing import Any
 
 CRASH_ENV = "XBOT_CRASH_AT"
 CRASH_SKIP_ENV = "XBOT_CRASH_SKIP"
-CRASH_POINTS = ("before_claim", "after_claim", "after_send", "after_answer", "after_record")
+CRASH_POINTS = (
+    "before_claim",
+    "after_claim",
+    "after_mark",
+    "after_send",
+    "after_answer",
+    "after_record",
+)
 
 
 _passed: dict[str, int] = {}

@@ -7,6 +7,10 @@ on SQLite and Postgres alike, and each state change is one committed transaction
   from the durable rows) and claims the next due post in the same transaction (SQLite: ``BEGIN
   IMMEDIATE``; Postgres: a per-account advisory lock plus ``FOR UPDATE SKIP LOCKED``), writing the
   ``post_attempts`` row, and commits before anything is sent;
+- :meth:`mark_sending` commits the attempt's "sent" mark just before the request leaves (the
+  claim wrote ``unsent``), so an attempt still ``unsent`` provably never reached X and
+  :meth:`requeue_unsent` puts it back as often as needed; only a possibly-sent one goes to the
+  reconciler's timeline check (issue 17 item 1);
 - :meth:`mark_posted`, :meth:`release`, :meth:`mark_failed`, :meth:`mark_unknown` finish an
   attempt, each conditional on the attempt id (compare-and-set), so a late poster and the
   reconciler can never both decide;
@@ -98,6 +102,14 @@ class StuckPost:
     posting_started_at: datetime | None
     attempt_count: int
     guarded_retries: int
+    send_state: str | None = None
+    """``unsent``: the attempt's request never left the process; ``sent`` or None: it may have."""
+    sent_at: datetime | None = None
+
+    @property
+    def provably_unsent(self) -> bool:
+        """Whether X cannot have seen this attempt (its "sent" mark was never committed)."""
+        return self.send_state == "unsent"
 
 
 @dataclass(frozen=True)
@@ -423,6 +435,7 @@ class PostingLedger:
                     account_id=account_id,
                     worker=worker or worker_name(),
                     started_at=now,
+                    send_state="unsent",
                 )
             )
             return self._claimed(conn, row.id, attempt_id)
@@ -446,6 +459,72 @@ class PostingLedger:
             thread_size=r.thread_size,
             attempt_count=r.attempt_count,
         )
+
+    # --- the "sent" mark --------------------------------------------------------------------
+    def _lock_owned(self, conn: Connection, tweet_id: int, attempt_id: str) -> bool:
+        """Lock the post's row and say whether ``attempt_id`` still holds it in ``posting``.
+
+        Postgres: ``FOR UPDATE``, so the mark and an unsent re-queue of the same attempt run one
+        after the other, each seeing the other's commit; SQLite: the write transaction's
+        ``BEGIN IMMEDIATE`` already serialises them.
+        """
+        query = select(tweets.c.status, tweets.c.last_attempt_id).where(
+            tweets.c.id == tweet_id, tweets.c.environment == self.environment
+        )
+        if self.is_postgres:
+            query = query.with_for_update(of=tweets)
+        row = conn.execute(query).first()
+        return row is not None and row.status == "posting" and row.last_attempt_id == attempt_id
+
+    def mark_sending(self, tweet_id: int, attempt_id: str, *, now: datetime) -> bool:
+        """Commit the attempt's "sent" mark; call it just before the request, and send only on True.
+
+        From this commit on the attempt counts as possibly sent (a later crash goes to timeline
+        reconciliation). False: the claim is no longer this attempt's (the reconciler re-queued
+        it as unsent, or settled it): nothing may be sent.
+        """
+        with self.engine.begin() as conn:
+            if not self._lock_owned(conn, tweet_id, attempt_id):
+                return False
+            done = conn.execute(
+                update(post_attempts)
+                .where(
+                    post_attempts.c.attempt_id == attempt_id,
+                    post_attempts.c.environment == self.environment,
+                )
+                .values(send_state="sent", sent_at=now)
+            ).rowcount
+            return bool(done)
+
+    def requeue_unsent(self, tweet_id: int, attempt_id: str, *, now: datetime, error: str) -> bool:
+        """Back to ``queued`` an attempt that provably never left the process (still ``unsent``).
+
+        Costs no guarded retry: X cannot have seen it, so it may be retried as often as it is
+        killed. Checked under the row lock against the attempt's mark, so a poster that marks
+        at the same moment either sends (and this returns False) or finds its claim gone.
+        """
+        with self.engine.begin() as conn:
+            if not self._lock_owned(conn, tweet_id, attempt_id):
+                return False
+            state = conn.execute(
+                select(post_attempts.c.send_state).where(
+                    post_attempts.c.attempt_id == attempt_id,
+                    post_attempts.c.environment == self.environment,
+                )
+            ).scalar_one_or_none()
+            if state != "unsent":
+                return False
+            conn.execute(
+                update(tweets)
+                .where(tweets.c.id == tweet_id, tweets.c.last_attempt_id == attempt_id)
+                .values(status="queued", last_error=error, updated_at=now)
+            )
+            conn.execute(
+                update(post_attempts)
+                .where(post_attempts.c.attempt_id == attempt_id)
+                .values(finished_at=now, outcome="released", error=error)
+            )
+            return True
 
     # --- finishing an attempt --------------------------------------------------------------
     def _finish(
@@ -561,10 +640,20 @@ class PostingLedger:
     def stuck_posts(self, account_id: int, *, started_before: datetime) -> list[StuckPost]:
         """Rows in ``posting`` whose claim started before ``started_before``, oldest first."""
         parent = PARENT
+        attempt = post_attempts
         with self.engine.connect() as conn:
             conn_rows = conn.execute(
-                select(tweets, parent.c.x_id.label("parent_x_id"))
-                .select_from(tweets.outerjoin(parent, parent.c.id == tweets.c.thread_parent_id))
+                select(
+                    tweets,
+                    parent.c.x_id.label("parent_x_id"),
+                    attempt.c.send_state.label("attempt_send_state"),
+                    attempt.c.sent_at.label("attempt_sent_at"),
+                )
+                .select_from(
+                    tweets.outerjoin(parent, parent.c.id == tweets.c.thread_parent_id).outerjoin(
+                        attempt, attempt.c.attempt_id == tweets.c.last_attempt_id
+                    )
+                )
                 .where(
                     tweets.c.environment == self.environment,
                     tweets.c.account_id == account_id,
@@ -583,6 +672,8 @@ class PostingLedger:
                 posting_started_at=r.posting_started_at,
                 attempt_count=r.attempt_count,
                 guarded_retries=int((r.metadata or {}).get("guarded_retries", 0)),
+                send_state=r.attempt_send_state,
+                sent_at=r.attempt_sent_at,
             )
             for r in conn_rows
         ]

@@ -1,8 +1,15 @@
 """The reconciler: settles posts left in ``posting`` by a poster that died or never heard back.
 
-A row in ``posting`` is never retried blindly (X takes no idempotency key). After a grace
-period (longer than any request can take) the reconciler reads the account's own timeline once
-(``GET /2/users/{id}/tweets`` or the profile page) and, for each such row:
+A row in ``posting`` is never retried blindly (X takes no idempotency key). Each attempt records
+whether its request could have left the process: the claim writes ``unsent`` and the poster
+commits ``sent`` just before the request (:meth:`PostingLedger.mark_sending`). So:
+
+- an attempt still ``unsent`` provably never reached X: back to ``queued`` at once, however many
+  times its posters were killed, with no timeline read and no guarded retry used (before this
+  mark, a post killed twice before sending ended ``unknown``: issue 17 item 1);
+- a possibly-sent attempt (``sent``, or made before the mark existed), once a grace period
+  (longer than any request can take) has passed since its mark, is looked up on the account's
+  own timeline, read once per pass (``GET /2/users/{id}/tweets`` or the profile page):
 
 - its text (and reply parent, for a thread part) is there: ``posted`` with that id;
 - it is not: ``unknown`` for a person to decide, or, when guarded retry is on and the row has
@@ -39,12 +46,15 @@ class ReconcileReport:
     unknown: list[int] = field(default_factory=list)
     requeued: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    unsent: list[int] = field(default_factory=list)
+    """Re-queued because their attempt provably never left the process (no retry used)."""
 
     def as_dict(self) -> dict[str, object]:
         return {
             "found": {str(k): v for k, v in self.found.items()},
             "unknown": self.unknown,
             "requeued": self.requeued,
+            "unsent": self.unsent,
             "skipped": self.skipped,
         }
 
@@ -96,11 +106,35 @@ class Reconciler:
         """One pass over every row older than the grace period."""
         report = ReconcileReport()
         now = self.clock()
-        stuck = self.ledger.stuck_posts(self.account_id, started_before=now - self.grace)
-        if not stuck:
+        cutoff = now - self.grace
+        stuck = self.ledger.stuck_posts(self.account_id, started_before=cutoff)
+        maybe_sent = []
+        for row in stuck:
+            if row.provably_unsent and row.attempt_id is not None:
+                if self.ledger.requeue_unsent(
+                    row.tweet_id,
+                    row.attempt_id,
+                    now=self.clock(),
+                    error="its poster stopped before sending (never reached X): re-queued",
+                ):
+                    report.unsent.append(row.tweet_id)
+                    self.ledger.audit(
+                        "reconcile.unsent_requeued",
+                        {"tweet_id": row.tweet_id, "attempt_id": row.attempt_id},
+                        severity="warning",
+                        now=self.clock(),
+                    )
+                    continue
+                # marked "sent" meanwhile (or settled by someone else): a later pass decides
+                report.skipped.append(row.tweet_id)
+            elif row.sent_at is None or row.sent_at < cutoff:
+                maybe_sent.append(row)
+        if not maybe_sent:
+            if report.unsent or report.skipped:
+                log.info("reconciled: %s", report.as_dict())
             return report
         timeline: list[OwnPost] = self.poster.recent_own_posts(limit=self.timeline_limit)
-        for row in stuck:
+        for row in maybe_sent:
             found = match_own_post(timeline, row.text, reply_to=row.reply_to_x_id)
             now = self.clock()
             data = {"tweet_id": row.tweet_id, "attempt_id": row.attempt_id}

@@ -6,8 +6,10 @@ The protocol (``ARCHITECTURE.md``, "Posting, at most once"), step by step in :me
    ``settings.posting_to_real_x`` (production and ``LIVE_POSTS`` exactly ``true``); in every
    other case a non-sandbox poster records a dry run and sends nothing;
 2. claim: the brake, the rate-limit back-off and every rate cap are checked against the durable
-   store, and the next due post is claimed (``posting``, attempt row) in the same transaction,
-   committed before acting (:meth:`PostingLedger.claim_next_due`);
+   store, and the next due post is claimed (``posting``, attempt row ``unsent``) in the same
+   transaction, committed before acting (:meth:`PostingLedger.claim_next_due`); then the
+   attempt's "sent" mark is committed just before the request (:meth:`PostingLedger.mark_sending`),
+   so a crash before it is known to have sent nothing;
 3. post, read back X's id, record ``posted`` with it (compare-and-set on the attempt id);
 4. on an error the outcome decides: known not-sent goes back to ``queued`` (with the back-off for
    rate limits); X's refusals become ``failed``; a duplicate refusal looks the post up on the
@@ -159,6 +161,15 @@ class PostingService:
         if isinstance(claim, Blocked):
             return PostingOutcome("blocked", reason=claim.reason, retry_at=claim.until)
         crash_point("after_claim")
+        # The "sent" mark, committed before any byte leaves: until it, a crash provably sent
+        # nothing and the reconciler re-queues the post freely (issue 17 item 1).
+        if not self.ledger.mark_sending(claim.tweet_id, claim.attempt_id, now=self.clock()):
+            return PostingOutcome(
+                "released",
+                tweet_id=claim.tweet_id,
+                reason="the claim was settled by the reconciler before sending: nothing sent",
+            )
+        crash_point("after_mark")
         try:
             result = self.poster.post(claim.text, reply_to=claim.reply_to_x_id)
         except PostingError as exc:

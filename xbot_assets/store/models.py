@@ -97,6 +97,10 @@ class Attempt:
     """None while running; then ``posted``, ``failed``, ``unknown`` or ``released``."""
     x_id: str | None
     error: str | None
+    send_state: str | None = None
+    """``unsent`` (nothing left the process), ``sent`` (a request may have), None (not recorded:
+    possibly sent)."""
+    sent_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,8 @@ METRIC_NAMES: tuple[str, ...] = (
 SEVERITIES: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 HEALTH_STATUSES: tuple[str, ...] = ("ok", "degraded", "down")
 ATTEMPT_OUTCOMES: tuple[str, ...] = ("posted", "failed", "unknown", "released")
+SEND_STATES: tuple[str, ...] = ("unsent", "sent")
+"""post_attempts.send_state: ``unsent`` (claimed, nothing left the process) or ``sent``."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -190,7 +192,11 @@ post_attempts = Table(
     Column("outcome", String(16)),
     Column("x_id", String(32)),
     Column("error", Text),
+    # whether a request could have left the process (migration 0004; NULL: possibly, as before)
+    Column("send_state", String(8)),
+    Column("sent_at", UTCDateTime),
     CheckConstraint("outcome IS NULL OR " + _in("outcome", ATTEMPT_OUTCOMES), name="outcome"),
+    CheckConstraint("send_state IS NULL OR " + _in("send_state", SEND_STATES), name="send_state"),
     _env_check(),
     Index("ix_post_attempts_tweet", "tweet_id", "started_at"),
 )
