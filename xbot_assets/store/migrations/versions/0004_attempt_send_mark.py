@@ -41,6 +41,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("post_attempts", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_post_attempts_send_state", type_="check")
+        batch_op.drop_constraint(op.f("ck_post_attempts_send_state"), type_="check")
         batch_op.drop_column("sent_at")
         batch_op.drop_column("send_state")
