@@ -238,9 +238,27 @@ def health_serve(
         2.0, min=0.0, help="Not ready when a post's 1h metrics are this late."
     ),
 ) -> None:
-    """Serve /healthz, /readyz and /metrics until interrupted (SIGINT/SIGTERM)."""
+    """Serve /healthz, /readyz and /metrics until interrupted (SIGINT/SIGTERM).
+
+    Unlike every other command it starts on a store whose schema is behind or ahead (or that
+    does not answer): probes must be able to report that. It says so on stderr, and /readyz
+    answers 503 with the reason until the store is fixed.
+    """
     settings = settings_or_exit()
     from xbot_assets.health.server import HealthServer
+    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.guard import require_current_schema
+
+    try:
+        require_current_schema(settings)
+    except StoreError as exc:
+        from xbot_assets.ops.redact import mask_credentials
+
+        typer.echo(
+            f"xbot: warning: {mask_credentials(str(exc))}; serving anyway: /readyz answers 503 "
+            "until this is fixed",
+            err=True,
+        )
 
     ctx = _health_context(
         settings,
