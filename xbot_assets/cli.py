@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import warnings
-from typing import TYPE_CHECKING, NoReturn
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -28,8 +29,13 @@ app = typer.Typer(
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one line to stderr and exit; the message must already say what to do."""
-    typer.echo(f"xbot: {message}", err=True)
+    """Print one line to stderr and exit; the message must already say what to do.
+
+    Every credential a connection string can carry is masked here, whatever built the message.
+    """
+    from xbot_assets.ops.redact import mask_credentials
+
+    typer.echo(f"xbot: {mask_credentials(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -74,6 +80,7 @@ def migrate_cmd(
         typer.echo("durable store schema is current")
         return
     from xbot_assets.config import mask_url
+    from xbot_assets.ops.redact import redact
     from xbot_assets.store.engine import make_engine
     from xbot_assets.store.errors import StoreError
     from xbot_assets.store.migrate import known_revisions, schema_status, upgrade
@@ -96,7 +103,7 @@ def migrate_cmd(
     except StoreError as exc:
         fail(str(exc))
     except Exception as exc:  # a database error: say where, never the password
-        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        first = redact(str(exc).splitlines()[0])[:300] if str(exc) else type(exc).__name__
         fail(f"migrating {mask_url(url)} failed ({first}): check DATABASE_URL and the database")
     typer.echo(
         f"durable store {mask_url(url)}: {before.current or 'empty'} -> {after.current} "
@@ -231,9 +238,27 @@ def health_serve(
         2.0, min=0.0, help="Not ready when a post's 1h metrics are this late."
     ),
 ) -> None:
-    """Serve /healthz, /readyz and /metrics until interrupted (SIGINT/SIGTERM)."""
+    """Serve /healthz, /readyz and /metrics until interrupted (SIGINT/SIGTERM).
+
+    Unlike every other command it starts on a store whose schema is behind or ahead (or that
+    does not answer): probes must be able to report that. It says so on stderr, and /readyz
+    answers 503 with the reason until the store is fixed.
+    """
     settings = settings_or_exit()
     from xbot_assets.health.server import HealthServer
+    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.guard import require_current_schema
+
+    try:
+        require_current_schema(settings)
+    except StoreError as exc:
+        from xbot_assets.ops.redact import mask_credentials
+
+        typer.echo(
+            f"xbot: warning: {mask_credentials(str(exc))}; serving anyway: /readyz answers 503 "
+            "until this is fixed",
+            err=True,
+        )
 
     ctx = _health_context(
         settings,
@@ -367,9 +392,19 @@ def reconcile_cmd(
     )
 
 
+class BrakeAction(StrEnum):
+    """What `xbot brake` does: a choice, so a typo is refused by the parser with the options."""
+
+    on = "on"
+    off = "off"
+    status = "status"
+
+
 @app.command("brake")
 def brake_cmd(
-    action: str = typer.Argument(..., help="on | off | status"),
+    action: Annotated[
+        BrakeAction, typer.Argument(help="on: stop posting; off: allow it; status: show it.")
+    ],
     reason: str | None = typer.Option(
         None, "--reason", "-r", help="Why (required for on/off; goes to the audit log)."
     ),
@@ -377,16 +412,23 @@ def brake_cmd(
 ) -> None:
     """The emergency brake: `on` stops every post from the next check on, `off` allows posting
     again, `status` shows it. Stored durably (bot_config + audit_log) and mirrored in Redis."""
-    if action not in ("on", "off", "status"):
-        fail(f"unknown brake action {action!r}: use `xbot brake on|off|status`")
-    if action != "status" and not (reason and reason.strip()):
-        fail(f"say why: `xbot brake {action} --reason '...'` (it goes to the audit log)")
+    from xbot_assets.ops.text_input import TextInputError, check_text
+
+    action_name = action.value
+    if action is not BrakeAction.status and not (reason and reason.strip()):
+        fail(f"say why: `xbot brake {action_name} --reason '...'` (it goes to the audit log)")
+    if reason is not None:
+        try:  # before the store: a reason it cannot hold must not read as "store down"
+            check_text(reason, name="--reason")
+        except TextInputError as exc:
+            fail(f"{exc}; the brake was not changed")
     settings = settings_or_exit()
     require_schema_or_exit(settings)
     import redis as redis_lib
-    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
     from xbot_assets.ops.audit import operator_actor
+    from xbot_assets.ops.redact import safe_error
     from xbot_assets.store.brake import EmergencyBrake
     from xbot_assets.store.engine import make_engine
     from xbot_assets.store.keys import KeySpace, redis_from_settings
@@ -395,17 +437,20 @@ def brake_cmd(
     client = redis_from_settings(settings)
     brake = EmergencyBrake(engine, settings.app_env, client, KeySpace.from_settings(settings))
     try:
-        if action == "on":
+        if action is BrakeAction.on:
             state = brake.engage(reason or "", actor=operator_actor())
-        elif action == "off":
+        elif action is BrakeAction.off:
             state = brake.release(reason or "", actor=operator_actor())
         else:
             state = brake.durable_status()
-    except DBAPIError as exc:
+    except (OperationalError, InterfaceError) as exc:
         fail(
             f"the durable store did not answer ({type(exc).__name__}): nothing can be posted "
             "while it is down either; retry `xbot brake` when it is back"
         )
+    except DBAPIError as exc:  # it answered and refused: say so, not "down"
+        detail = safe_error(exc.orig or exc)
+        fail(f"the durable store refused the change ({detail}); the brake was not changed")
     finally:
         engine.dispose()
     mirrored = None
@@ -438,7 +483,12 @@ def content_check(
 ) -> None:
     """Run the safety guard on TEXT; exit 0 if it may be posted, 1 if rejected."""
     from xbot_assets.content.safety import check
+    from xbot_assets.ops.text_input import TextInputError, check_text
 
+    try:
+        check_text(text, name="TEXT", max_chars=100_000, allow_newlines=True)
+    except TextInputError as exc:
+        fail(str(exc))
     verdict = check(text)
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), ensure_ascii=False))

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
+
+from xbot_assets.ops.redact import mask_credentials
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout's root; local state (SQLite, DuckDB, DAGSTER_HOME) lives beneath it by default."""
@@ -35,33 +38,28 @@ class ConfigError(Exception):
 
 
 def mask_url(url: str | None) -> str | None:
-    """Hide the password (and any token in the user part) of a connection URL."""
+    """Hide every credential of a URL or DSN (one masker: ``ops.redact.mask_credentials``)."""
     if not url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None and not (parts.username and "@" in parts.netloc):
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    userinfo = f"{user}:{MASK}" if parts.password is not None else MASK
-    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+    return mask_credentials(url)
 
 
 class Settings(BaseSettings):
     """Resolved configuration of one xbot process.
 
-    Field names map to upper-case environment variables (``APP_ENV``, ``LIVE_POSTS``, ...).
+    Field names map to upper-case environment variables (``APP_ENV``, ``LIVE_POSTS``, ...), and
+    only those exact names are read: a stray ``live_posts=true`` must never switch on live posting
+    (issue 17), so names are case-sensitive and :func:`load_settings` refuses other spellings.
     """
 
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        case_sensitive=False,
+        case_sensitive=True,
+        alias_generator=AliasGenerator(validation_alias=str.upper),
         validate_default=True,
-        validate_by_name=True,
+        validate_by_name=False,
         validate_by_alias=True,
     )
 
@@ -118,6 +116,20 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("database_url", "redis_url", "openai_base_url", "x_api_base_url")
+    @classmethod
+    def _url_port_is_a_port(cls, value: str | None) -> str | None:
+        """A port that is not 0-65535 fails here (one line, exit 2), not as a driver traceback."""
+        if value and "://" in value:
+            try:
+                urlsplit(value).port  # noqa: B018 - raises ValueError on a bad port
+            except ValueError:
+                raise ValueError(
+                    "the port is not a number from 0 to 65535 (write host:5432, or leave the "
+                    "port out)"
+                ) from None
+        return value
 
     # --- derived values ----------------------------------------------------------------------
     @property
@@ -224,7 +236,7 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = MASK
-            elif name in ("database_url", "redis_url", "openai_base_url"):
+            elif name.endswith("_url"):
                 value = mask_url(value)
             elif name == "browser_storage_state" and value is not None:
                 value = MASK
@@ -260,6 +272,36 @@ def _describe_validation_error(exc: ValidationError) -> str:
     )
 
 
+def _env_name(name: str) -> str:
+    """The environment variable of a setting given by field name (or already by its name)."""
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return name
+    alias = field.validation_alias or field.alias
+    return alias if isinstance(alias, str) else name.upper()
+
+
+def setting_env_names() -> frozenset[str]:
+    """Every environment variable xbot reads, exactly as it must be spelt (upper case)."""
+    return frozenset(_env_name(name) for name in Settings.model_fields)
+
+
+def refuse_miscased_names(variables: Mapping[str, str | None], *, where: str) -> None:
+    """Refuse a setting spelt in another case (``live_posts``, ``App_Env``).
+
+    Such a variable is never read, but it shows someone meant to set it: starting anyway would
+    run with a safety setting other than the one intended, so say which name to use instead.
+    """
+    names = setting_env_names()
+    wrong = sorted(k for k in variables if k not in names and k.upper() in names)
+    if wrong:
+        listed = ", ".join(f"{k} (use {k.upper()})" for k in wrong)
+        raise ConfigError(
+            f"{where} sets {listed}: xbot reads only the upper-case names, so remove the "
+            "differently-cased variable and set the upper-case one if you meant it"
+        )
+
+
 def load_settings(*, env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
     """Read and check the settings; raise :class:`ConfigError` if they must not start.
 
@@ -267,8 +309,14 @@ def load_settings(*, env_file: str | Path | None = ".env", **overrides: Any) -> 
         env_file: the dotenv file to read besides the environment (``None`` for none).
         overrides: values that win over the environment (used by tests and the CLI).
     """
+    refuse_miscased_names(os.environ, where="the environment")
+    dotenv_path = Path(env_file) if env_file is not None else None
+    if dotenv_path is not None and dotenv_path.is_file():
+        dotenv = DotEnvSettingsSource(Settings, env_file=dotenv_path, case_sensitive=True)
+        refuse_miscased_names(dotenv.env_vars, where=str(dotenv_path))
+    by_alias = {_env_name(key): value for key, value in overrides.items()}
     try:
-        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **by_alias)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(exc)) from None
     problems = settings.problems()

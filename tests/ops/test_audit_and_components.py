@@ -106,7 +106,7 @@ def test_redaction() -> None:
     assert "abc123" not in redact("password=abc123 host=db")
     assert "sk-proj-abcdefghijkl" not in redact("key sk-proj-abcdefghijkl rejected")
     line = safe_error(ValueError("redis://:pw@127.0.0.1:6379 refused " + "x" * 500))
-    assert line.startswith("ValueError: redis://***@127.0.0.1") and len(line) <= 300
+    assert line.startswith("ValueError: redis://:***@127.0.0.1") and len(line) <= 300
     assert datetime.now(UTC).tzinfo is UTC
     assert "tok3n" not in redact("Authorization: Bearer tok3n.abc")
     assert redact("token revoked") == "token revoked"

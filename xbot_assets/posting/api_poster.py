@@ -7,6 +7,7 @@ error becomes the posting outcome the service acts on (see :mod:`xbot_assets.pos
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,13 +45,30 @@ from xbot_assets.xapi import (
 DEFAULT_RATE_LIMIT_BACKOFF = timedelta(minutes=15)
 """X's windows are 15 minutes: the wait when a 429 carries no reset header."""
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOOPBACK_NAMES = frozenset({"localhost"})
+"""The only host names taken as loopback; every other name may resolve anywhere."""
 
 
 def is_loopback_url(url: str) -> bool:
-    """True for a URL on this machine (the sandbox), never for X."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    """True for a URL on this machine (the sandbox), never for X.
+
+    Decided by the address, not the text: a literal IP counts when :mod:`ipaddress` calls it
+    loopback (127.0.0.0/8, ::1, ::ffff:127.x), a name only when it is ``localhost``. A name such
+    as ``127.x.com`` is not resolved (DNS could change its answer later), so it is not loopback.
+    """
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    if host.rstrip(".") in LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def posting_error_from_x(exc: XApiError, *, now: datetime | None = None) -> PostingError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from xbot_assets.config import mask_url
+from xbot_assets.ops.redact import redact
 from xbot_assets.store.engine import make_engine
 from xbot_assets.store.errors import (
     SchemaAheadError,
@@ -50,7 +51,7 @@ def require_current_schema_at(url: str) -> SchemaStatus:
     try:
         status = schema_status(engine)
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-        detail = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        detail = redact((str(getattr(exc, "orig", exc)).splitlines() or [""])[0])[:200]
         raise StoreUnavailableError(
             f"the durable store at {where} did not answer ({detail}): start the database or "
             "fix DATABASE_URL"
