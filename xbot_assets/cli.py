@@ -180,19 +180,50 @@ def sandbox_serve(
     scenario: str = typer.Option("default", help="default, drift, cold_start, large or a path."),
     seed: int = typer.Option(7, help="Audience seed (same seed, same outcomes)."),
     journal: str | None = typer.Option(None, help="Write log to keep posts across restarts."),
-    speed: float = typer.Option(
-        0.0, min=0.0, help="0: clock moves only via /__sandbox/clock; N: N sim s per real s."
+    speed: float | None = typer.Option(
+        None,
+        min=0.0,
+        help="0: clock moves only via /__sandbox/clock; N: N sim s per real s. Default: "
+        "CLOCK_SPEED (with CLOCK_EPOCH the sandbox follows the deployment's rehearsal clock).",
     ),
 ) -> None:
     """Serve the sandbox X (API v2, x.com-like pages, /__sandbox/ admin) until interrupted."""
     from xbot_assets.sandbox.scenario import ScenarioError, load_scenario
     from xbot_assets.sandbox.server import serve
 
+    settings = _rehearsal_settings_or_exit(speed)
+    clock_source = None
+    if settings.clock_epoch is not None and speed != 0:
+        from xbot_assets.store.timebase import settings_clock
+
+        clock_source = settings_clock(settings)
     try:
         load_scenario(scenario, seed)
     except ScenarioError as exc:
         fail(str(exc))
-    serve(host=host, port=port, scenario=scenario, seed=seed, journal=journal, speed=speed)
+    serve(
+        host=host,
+        port=port,
+        scenario=scenario,
+        seed=seed,
+        journal=journal,
+        speed=speed if speed is not None else (settings.clock_speed or 0.0),
+        clock_source=clock_source,
+    )
+
+
+def _rehearsal_settings_or_exit(speed: float | None) -> Settings:
+    """The settings with ``--speed`` as CLOCK_SPEED: the rehearsal rules (refused in production,
+    an epoch for a shared clock) then apply to the flag as to the variable (exit 2)."""
+    try:
+        if speed:
+            probe = load_settings()
+            if probe.clock_epoch is not None or probe.app_env == "production":
+                return load_settings(clock_speed=speed)
+            return probe
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 health_app = typer.Typer(help="The health server: /healthz, /readyz and /metrics for monitoring.")
@@ -217,7 +248,14 @@ def _health_context(
         metrics_grace=timedelta(hours=metrics_grace_hours),
     )
     try:
-        ctx = HealthContext(settings, thresholds=thresholds, redis_required=require_redis)
+        from xbot_assets.store.timebase import settings_clock
+
+        ctx = HealthContext(
+            settings,
+            thresholds=thresholds,
+            redis_required=require_redis,
+            clock=settings_clock(settings),
+        )
         ctx.engine  # noqa: B018 - build it now so a bad DATABASE_URL fails here, with exit 2
     except StoreError as exc:
         fail(str(exc))

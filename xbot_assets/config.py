@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -112,7 +113,23 @@ class Settings(BaseSettings):
     sandbox_scenario: str = "default"
     sandbox_seed: int = 7
 
-    @field_validator("database_url", "redis_url", "redis_prefix", "openai_base_url", mode="before")
+    # --- rehearsal clock (local and staging only; store/timebase.py) -------------------------
+    clock_speed: float | None = Field(default=None, gt=0)
+    """CLOCK_SPEED: simulated seconds per real second for every process (unset: wall time)."""
+    clock_epoch: datetime | None = None
+    """CLOCK_EPOCH: the wall instant (ISO, with offset) the rehearsal clock counts from."""
+
+    @field_validator("clock_epoch", mode="after")
+    @classmethod
+    def _epoch_is_aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a UTC offset, e.g. 2026-12-05T20:00:00+00:00")
+        return value
+
+    @field_validator(
+        "database_url", "redis_url", "redis_prefix", "openai_base_url", "clock_speed",
+        "clock_epoch", mode="before",
+    )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -224,6 +241,17 @@ class Settings(BaseSettings):
                 )
             elif not prefix.endswith(":"):
                 found.append(f"REDIS_PREFIX={prefix!r} must end with ':' (e.g. {expected})")
+        if self.clock_speed is not None and self.clock_speed != 1:
+            if self.app_env == "production":
+                found.append(
+                    f"CLOCK_SPEED={self.clock_speed:g} is a rehearsal setting, refused with "
+                    "APP_ENV=production: unset CLOCK_SPEED (production runs on the wall clock)"
+                )
+            elif self.clock_epoch is None:
+                found.append(
+                    "CLOCK_SPEED needs CLOCK_EPOCH, the wall instant every process counts from: "
+                    "set CLOCK_EPOCH=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
+                )
         if self.app_env == "production" and self.resolved_poster == "sandbox":
             found.append("APP_ENV=production cannot post to the sandbox: set POSTER=api or browser")
         return found
@@ -242,6 +270,8 @@ class Settings(BaseSettings):
                 value = MASK
             elif isinstance(value, Path):
                 value = str(value)
+            elif isinstance(value, datetime):
+                value = value.isoformat()
             out["live_posts" if name == "live_posts_raw" else name] = value
         out["live_posts"] = self.live_posts
         out["resolved"] = {

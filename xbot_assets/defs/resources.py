@@ -35,10 +35,13 @@ class XbotRuntime(dg.ConfigurableResource):
     simulated_now: str | None = None
 
     def now(self) -> datetime:
-        """The current time of this run (simulated in the main job)."""
+        """The current time of this run: simulated in the main job, else the deployment's clock
+        (the wall clock, or the rehearsal clock of CLOCK_SPEED/CLOCK_EPOCH)."""
         if self.simulated_now:
             return datetime.fromisoformat(self.simulated_now).astimezone(UTC)
-        return datetime.now(UTC)
+        from xbot_assets.store.timebase import settings_clock
+
+        return settings_clock(load_settings())()
 
     def for_account(self, settings: Settings, handle: str | None = None) -> Runtime:
         """The engine's implementations for one account (the ``accounts`` partition key)."""

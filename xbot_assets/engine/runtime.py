@@ -2,14 +2,15 @@
 
 ``local`` (the embedded default) runs against the sandbox X, shared between processes through
 its journal under ``XBOT_HOME``; ``staging``/``production`` use the X API client and the poster
-the settings name. The clock is the wall clock unless a simulated time is given (the main job).
+the settings name. The clock is the deployment's (wall time, or the rehearsal clock of
+CLOCK_SPEED) unless a simulated time is given (the main job).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -213,7 +214,10 @@ def build_runtime(
         handle: the account (partition key); default ``settings.x_handle``.
         now: a simulated time (the main job); None runs on the wall clock.
     """
+    from xbot_assets.store.timebase import settings_clock
+
     handle = handle or settings.x_handle
+    wall = settings_clock(settings)
     sandbox = None
     updates: dict[str, Any] = {"x_handle": handle}
     if settings.resolved_poster == "sandbox":
@@ -223,14 +227,14 @@ def build_runtime(
         except KeyError:
             account = sandbox.add_account(handle, followers=SECOND_SANDBOX_FOLLOWERS)
         updates["x_user_id"] = account.id
-        target = now or datetime.now(UTC)
+        target = now or wall()
         if now is not None or target > sandbox.clock.now():
             sandbox.clock.set(target)
     elif handle != settings.x_handle:
         updates["x_user_id"] = None
     account_settings = settings.model_copy(update=updates)
     if now is None:
-        return Runtime(account_settings, lambda: datetime.now(UTC), sandbox)
+        return Runtime(account_settings, wall, sandbox)
     frozen = now
 
     def clock() -> datetime:

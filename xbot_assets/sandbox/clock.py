@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 
@@ -92,4 +93,40 @@ class WallClock(SimClock):
     def set(self, when: datetime) -> datetime:
         with self._lock:
             self._now = _as_utc(when) - self._running()
+            return _as_utc(when)
+
+
+class FollowClock(SimClock):
+    """A clock that follows a time source given from outside, plus any jumps made on it.
+
+    ``xbot sandbox serve`` follows the deployment's rehearsal clock (wall time at a speed factor
+    from a fixed epoch) so the sandbox and the bot's processes compute the same time from the
+    same settings; the sandbox imports nothing from xbot, so the source is handed in as a plain
+    callable. :meth:`advance` and :meth:`set` still work (admin routes, tests) as an offset.
+
+    Args:
+        source: returns the current time (timezone-aware).
+    """
+
+    def __init__(self, source: Callable[[], datetime]) -> None:
+        self._source = source
+        self._offset = timedelta(0)
+        super().__init__(source())
+
+    def now(self) -> datetime:
+        with self._lock:
+            return _as_utc(self._source()) + self._offset
+
+    def advance(self, delta: timedelta) -> datetime:
+        if delta < timedelta(0):
+            raise ValueError(
+                f"FollowClock.advance needs a non-negative delta, got {delta}; use set()"
+            )
+        with self._lock:
+            self._offset += delta
+            return _as_utc(self._source()) + self._offset
+
+    def set(self, when: datetime) -> datetime:
+        with self._lock:
+            self._offset = _as_utc(when) - _as_utc(self._source())
             return _as_utc(when)

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import uvicorn
@@ -439,18 +439,26 @@ def serve(
     seed: int = 7,
     journal: str | None = None,
     speed: float = 0.0,
+    clock_source: Callable[[], datetime] | None = None,
 ) -> None:
     """Run the sandbox X in the foreground (``xbot sandbox serve``) until interrupted.
 
     Args:
         journal: optional write log; the server then survives restarts with its posts.
         speed: 0 = the clock moves only through ``/__sandbox/clock`` (deterministic); above 0
-            it also runs on its own at ``speed`` simulated seconds per real second.
+            it also runs on its own at ``speed`` simulated seconds per real second, from the
+            scenario's start.
+        clock_source: the deployment's time source (its rehearsal clock); when given, the
+            sandbox follows it instead and ``speed`` is ignored, so the bot and the sandbox agree.
     """
-    from xbot_assets.sandbox.clock import WallClock
+    from xbot_assets.sandbox.clock import FollowClock, SimClock, WallClock
     from xbot_assets.sandbox.scenario import load_scenario
 
-    clock = WallClock(load_scenario(scenario, seed).start, speed) if speed > 0 else None
+    clock: SimClock | None = None
+    if clock_source is not None:
+        clock = FollowClock(clock_source)
+    elif speed > 0:
+        clock = WallClock(load_scenario(scenario, seed).start, speed)
     sandbox = SandboxX(scenario=scenario, seed=seed, clock=clock, journal=journal)
     account = sandbox.account()
     print(

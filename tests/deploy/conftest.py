@@ -1,0 +1,3 @@
+"""Fixtures of the deployment tests (the settings tests' clean environment is reused)."""
+
+from tests.foundation.conftest import clean_env  # noqa: F401 - re-exported fixture
