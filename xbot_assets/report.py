@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from xbot_assets.config import Settings
-from xbot_assets.learning.rewards import engagement_reward
+from xbot_assets.learning.rewards import REWARD_WEIGHTS, engagement_reward
 
 HORIZON_ORDER = ("1h", "6h", "24h", "72h")
 
@@ -72,30 +73,87 @@ def bot_rewards(
     return sorted(out, key=lambda r: (r.posted_at, r.post_id))
 
 
-def random_policy_rewards(
-    settings: Settings, bot: list[PostReward], arms: list[str]
-) -> list[float]:
-    """Replay the bot's posting times with uniformly random arms in a fresh sandbox of the same
-    scenario and seed; each random post is measured at the same age as the bot's snapshot."""
+@dataclass(frozen=True)
+class Replay:
+    """A reference policy replayed at the bot's posting times in a fresh sandbox of the same
+    scenario and seed: each post's expected reward (the sandbox's truth) and, where the bot's
+    post was measured, the realised reward at the same age."""
+
+    name: str
+    expected: list[float]
+    realised: list[float]
+
+
+Chooser = Callable[[Any, int, list[str], list[str], datetime], Any]
+"""``(sandbox, i, arms, recent texts, when) -> Candidate``: a reference policy's pick."""
+
+
+def _random_chooser(seed: int) -> Chooser:
     from xbot_assets.content.candidates import generate_candidates
     from xbot_assets.content.offline import OfflineGenerator
+
+    rng = np.random.default_rng(seed)
+    generator = OfflineGenerator()
+
+    def choose(sandbox: Any, i: int, arms: list[str], recent: list[str], when: datetime) -> Any:
+        arm = arms[int(rng.integers(len(arms)))]
+        batch = generate_candidates(generator, arm, n=3, base_seed=10_000 + i, recent=recent)
+        return next((c for c in batch if c.accepted), batch[0])
+
+    return choose
+
+
+def _oracle_chooser() -> Chooser | None:
+    """Oracle-greedy (true effects, fatigue, near-duplicates), when the sandbox ships it
+    (``xbot_assets/sandbox/oracle_greedy.py``): one candidate per arm, the best by truth."""
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("xbot_assets.sandbox.oracle_greedy") is None:
+        return None
+    oracle = importlib.import_module("xbot_assets.sandbox.oracle_greedy")
+    choice = getattr(oracle, "oracle_greedy_choice", None)
+    if choice is None:
+        return None
+    from xbot_assets.content.candidates import generate_candidates
+    from xbot_assets.content.offline import OfflineGenerator
+
+    generator = OfflineGenerator()
+
+    def choose(sandbox: Any, i: int, arms: list[str], recent: list[str], when: datetime) -> Any:
+        pool: list[Any] = []
+        for k, arm in enumerate(arms):
+            batch = generate_candidates(
+                generator, arm, n=1, base_seed=20_000 + i * 100 + k, recent=recent
+            )
+            pool.extend(c for c in batch if c.accepted and c.parts)
+        if not pool:
+            return None
+        texts = [(c.parts[0], len(c.parts) > 1) for c in pool]
+        best, _values = choice(sandbox, texts, REWARD_WEIGHTS, at=when)
+        return pool[best]
+
+    return choose
+
+
+def replay_policy(
+    settings: Settings, name: str, bot: list[PostTruth], arms: list[str], choose: Chooser
+) -> Replay:
+    """Post ``choose``'s pick at each of the bot's posting times in a fresh sandbox of the same
+    scenario and seed; score each with the sandbox's truth (and its metrics at the bot's age)."""
     from xbot_assets.sandbox import SandboxX, SimClock
 
     if not bot:
-        return []
-    rng = np.random.default_rng(settings.sandbox_seed)
+        return Replay(name, [], [])
     sandbox = SandboxX(settings.sandbox_scenario, settings.sandbox_seed, SimClock(bot[0].posted_at))
     account = sandbox.account()
-    generator = OfflineGenerator()
-    made: list[tuple[str, PostReward]] = []
     recent: list[str] = []
+    made: list[tuple[str, PostTruth]] = []
     for i, post in enumerate(bot):
-        arm = arms[int(rng.integers(len(arms)))]
-        batch = generate_candidates(generator, arm, n=3, base_seed=10_000 + i, recent=recent)
-        chosen = next((c for c in batch if c.accepted), batch[0])
-        if not chosen.parts:
-            continue
         sandbox.clock.set(post.posted_at)
+        chosen = choose(sandbox, i, arms, recent, post.posted_at)
+        if chosen is None or not chosen.parts:
+            continue
         body = sandbox.create_tweet(chosen.parts[0], token=account.user_token)
         root = str(body["data"]["id"])
         parent = root
@@ -104,12 +162,90 @@ def random_policy_rewards(
             parent = str(reply["data"]["id"])
         recent.extend(chosen.parts)
         made.append((root, post))
-    sandbox.clock.set(max(p.collected_at for p in bot))
-    rewards = []
-    for root, post in made:
-        metrics = sandbox.post_metrics(root, at=post.collected_at)
-        rewards.append(engagement_reward(metrics))
-    return rewards
+    expected = [sandbox.expected_reward(root, REWARD_WEIGHTS) for root, _ in made]
+    measured = [(root, p) for root, p in made if p.measured_at is not None]
+    realised: list[float] = []
+    if measured:
+        sandbox.clock.set(max(p.measured_at for _, p in measured if p.measured_at is not None))
+        for root, post in measured:
+            metrics = sandbox.post_metrics(root, at=post.measured_at)
+            realised.append(engagement_reward(metrics))
+    return Replay(name, expected, realised)
+
+
+def random_policy_rewards(
+    settings: Settings, bot: list[PostReward], arms: list[str]
+) -> list[float]:
+    """Realised rewards of a uniformly random policy replayed at the bot's measured posts'
+    times, each measured at the same age as the bot's snapshot (noisy: see ``replay_policy``)."""
+    truths = [PostTruth(r.post_id, r.arm, r.posted_at, 0.0, r.collected_at, r.reward) for r in bot]
+    return replay_policy(
+        settings, "random", truths, arms, _random_chooser(settings.sandbox_seed)
+    ).realised
+
+
+@dataclass(frozen=True)
+class PostTruth:
+    """One posted root post of the bot: its expected reward by the sandbox's truth and, when
+    measured, its realised reward (latest snapshot)."""
+
+    post_id: int
+    arm: str
+    posted_at: datetime
+    expected: float
+    measured_at: datetime | None
+    realised: float | None
+
+
+def bot_truth(store: Any, sandbox: Any, account_id: int, since: datetime) -> list[PostTruth]:
+    """The account's posted root posts since ``since`` with their expected reward (truth, for
+    evaluation only) and realised reward, oldest first."""
+    realised = {r.post_id: r for r in bot_rewards(store, since=since, account_id=account_id)}
+    out: list[PostTruth] = []
+    for post in store.list_posts(account_id, status="posted", limit=100_000):
+        if post.thread_position != 0 or post.posted_at is None or post.posted_at < since:
+            continue
+        if not post.x_id:
+            continue
+        snap = realised.get(post.id)
+        out.append(
+            PostTruth(
+                post_id=post.id,
+                arm=post.arm or "unknown",
+                posted_at=post.posted_at,
+                expected=sandbox.expected_reward(post.x_id, REWARD_WEIGHTS),
+                measured_at=snap.collected_at if snap else None,
+                realised=snap.reward if snap else None,
+            )
+        )
+    return sorted(out, key=lambda t: (t.posted_at, t.post_id))
+
+
+def paired_difference(a: list[float], b: list[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean of ``a - b`` over pairs with a t interval (pairs share a posting time), and the lift
+    ``mean(a) / mean(b) - 1`` with the same interval scaled by ``mean(b)`` (``b``'s mean taken
+    as known: a slightly narrow interval for the lift)."""
+    from scipy import stats
+
+    n = min(len(a), len(b))
+    out: dict[str, Any] = {"n": n, "diff": None, "low": None, "high": None, "t": None}
+    out.update({"lift": None, "lift_low": None, "lift_high": None})
+    if n < 2:
+        return out
+    d = np.asarray(a[:n]) - np.asarray(b[:n])
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / np.sqrt(n)
+    out.update(
+        {"diff": mean, "low": mean - half, "high": mean + half, "level": level,
+         "t": mean / (sd / np.sqrt(n)) if sd > 0 else None}
+    )  # fmt: skip
+    base = float(np.mean(b[:n]))
+    if base > 0:
+        out.update(
+            {"lift": mean / base, "lift_low": (mean - half) / base,
+             "lift_high": (mean + half) / base}
+        )  # fmt: skip
+    return out
 
 
 def _mean(values: list[float]) -> float:
@@ -119,9 +255,11 @@ def _mean(values: list[float]) -> float:
 def summarise(
     settings: Settings, store: Any, *, since: datetime, until: datetime
 ) -> dict[str, Any]:
-    """The figures the main job prints and reports, all read back from the store."""
+    """The figures the main job prints and reports, read back from the store and scored with
+    the sandbox's truth (evaluation only: no decision path reads it)."""
     from xbot_assets.engine.decide import load_models
     from xbot_assets.engine.planner import hour_scheduler
+    from xbot_assets.engine.runtime import shared_sandbox
 
     bot = bot_rewards(store, since=since)
     posts_by_account: dict[str, int] = {}
@@ -133,12 +271,27 @@ def summarise(
         ]
         posts_by_account[account.handle] = len(posted)
     models = load_models(settings)
-    primary = bot_rewards(store, since=since, account_id=_primary_id(store, settings))
-    random_rewards = random_policy_rewards(settings, primary, models.arms)
-    frame = models.sampler.to_frame(models.arms).sort_values("mean", ascending=False)
+    arms = list(models.arms)
+    primary_id = _primary_id(store, settings)
+    primary = bot_rewards(store, since=since, account_id=primary_id)
+    truth = (
+        bot_truth(store, shared_sandbox(settings), primary_id, since)
+        if primary_id is not None
+        else []
+    )
+    replays = [
+        replay_policy(settings, "random", truth, arms, _random_chooser(settings.sandbox_seed))
+    ]
+    oracle = _oracle_chooser()
+    if oracle is not None:
+        replays.append(replay_policy(settings, "oracle-greedy", truth, arms, oracle))
+    bot_expected = [t.expected for t in truth]
+    expected = {"bot": _mean(bot_expected)} | {r.name: _mean(r.expected) for r in replays}
+    random_replay = replays[0]
+    cold = bool(getattr(models, "posteriors_cold", False))
+    frame = models.sampler.to_frame(arms).sort_values("mean", ascending=False)
     learned = store.get_config("learned", {}) or {}
     hours: list[dict[str, Any]] = []
-    primary_id = _primary_id(store, settings)
     if primary_id is not None:
         tz = store.get_account(primary_id).timezone
         slots = hour_scheduler(store, settings, primary_id, tz, seed=0).to_frame()
@@ -148,6 +301,7 @@ def summarise(
             for _, r in slots.iterrows()
         ]
     bot_primary = [r.reward for r in primary]
+    realised_pairs = paired_difference(bot_primary, random_replay.realised)
     return {
         "from": since.isoformat(),
         "until": until.isoformat(),
@@ -157,15 +311,23 @@ def summarise(
         "snapshots_by_horizon": dict(
             sorted({h: sum(1 for r in bot if r.horizon == h) for h in HORIZON_ORDER}.items())
         ),
-        "bot_mean_reward": _mean(bot_primary),
-        "random_mean_reward": _mean(random_rewards),
-        "lift_vs_random": (
-            _mean(bot_primary) / _mean(random_rewards) - 1.0 if _mean(random_rewards) else None
+        "expected_reward": expected,
+        "expected_posts": len(bot_expected),
+        "bot_expected": bot_expected,
+        "random_expected": random_replay.expected,
+        "reference_expected": {r.name: r.expected for r in replays},
+        "vs_random": paired_difference(bot_expected, random_replay.expected),
+        "vs_oracle": (
+            paired_difference(bot_expected, replays[1].expected) if len(replays) > 1 else None
         ),
+        "bot_mean_reward": _mean(bot_primary),
+        "random_mean_reward": _mean(random_replay.realised),
+        "lift_vs_random": realised_pairs["lift"],
+        "realised_vs_random": realised_pairs,
         "bot_rewards": bot_primary,
-        "random_rewards": random_rewards,
+        "random_rewards": random_replay.realised,
         "follows": sum(r.follows for r in primary),
-        "posteriors_cold_start": models.posteriors_cold,
+        "posteriors_cold_start": cold,
         "top_arms": [
             {"arm": str(r["arm"]), "mean": float(r["mean"]), "trials": float(r["trials"])}
             for _, r in frame.head(5).iterrows()
@@ -197,24 +359,43 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     import matplotlib.pyplot as plt
 
     images: list[tuple[str, str]] = []
-    bot, rnd = summary["bot_rewards"], summary["random_rewards"]
+    lines = [("bot", summary.get("bot_expected", []))]
+    lines += [(f"{k} (same times)", v) for k, v in summary.get("reference_expected", {}).items()]
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    for name, values in (("bot (Thompson sampling)", bot), ("random policy", rnd)):
+    for name, values in lines:
         if values:
             cumulative = np.cumsum(values) / np.arange(1, len(values) + 1)
             ax.plot(cumulative, label=name)
     ax.set_xlabel("post")
-    ax.set_ylabel("running mean reward")
-    ax.legend()
-    images.append(("Reward over time (running mean per post)", _png(fig)))
+    ax.set_ylabel("running mean expected reward")
+    if any(values for _, values in lines):
+        ax.legend()
+    images.append(("Expected reward over time (sandbox truth, running mean per post)", _png(fig)))
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    bot, rnd = summary["bot_rewards"], summary["random_rewards"]
+    for name, values in (("bot", bot), ("random policy", rnd)):
+        if values:
+            cumulative = np.cumsum(values) / np.arange(1, len(values) + 1)
+            ax.plot(cumulative, label=name)
+    ax.set_xlabel("post")
+    ax.set_ylabel("running mean realised reward")
+    if bot or rnd:
+        ax.legend()
+    images.append(("Realised reward (noisy: SD ~0.2 per post)", _png(fig)))
     plt.close(fig)
     means = summary["posterior_means"]
     if means:
+        cold = summary.get("posteriors_cold_start")
         fig, ax = plt.subplots(figsize=(8, 5))
         names = list(means)[::-1]
         ax.barh(names, [means[n] for n in names])
         ax.set_xlabel("posterior mean of the engagement rate")
-        images.append(("Posterior means per arm (format:topic)", _png(fig)))
+        title = "Posterior means per arm (format:topic)"
+        if cold:
+            ax.set_title("COLD START: prior only, no data yet")
+            title += " - COLD START: prior only"
+        images.append((title, _png(fig)))
         plt.close(fig)
     slots = summary["all_slots"]
     if slots:
@@ -228,19 +409,48 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
     return images
 
 
+def _interval(pair: dict[str, Any] | None, key: str = "diff", pct: bool = False) -> str:
+    if not pair or pair.get(key) is None:
+        return "n/a (fewer than 2 posts)"
+    low_key, high_key = ("lift_low", "lift_high") if key == "lift" else ("low", "high")
+    level = round(100 * float(pair.get("level", 0.95)))
+    if pct:
+        return f"{pair[key]:+.0%} ({level}% CI {pair[low_key]:+.0%} to {pair[high_key]:+.0%})"
+    return f"{pair[key]:+.4f} ({level}% CI {pair[low_key]:+.4f} to {pair[high_key]:+.4f})"
+
+
+COLD_START = "COLD START: posteriors not fitted yet; the arm figures below are the prior"
+
+
 def summary_lines(result: Any) -> list[str]:
     """The summary the CLI prints."""
     s = result.summary
-    lift = s.get("lift_vs_random")
+    expected = s.get("expected_reward", {})
+    refs = ", ".join(f"{k} {v:.4f}" for k, v in expected.items() if k != "bot")
     lines = [
         f"simulated {s['from'][:16]} -> {s['until'][:16]} in {result.seconds:.0f} s "
         f"({sum(result.runs_by_job.values())} Dagster runs, {result.deduplicated} de-duplicated "
         f"by run key, {len(result.failed_runs)} failed)",
         f"posts: {s['posts']} ({', '.join(f'@{k} {v}' for k, v in s['posts_by_account'].items())}),"
         f" {s['measured_posts']} measured, {s['follows']} follows",
-        f"mean reward per post: bot {s['bot_mean_reward']:.4f} vs random policy "
-        f"{s['random_mean_reward']:.4f}" + (f" ({lift:+.0%})" if lift is not None else ""),
-        "best arms (posterior mean): "
+        f"expected reward per post (sandbox truth, {s.get('expected_posts', 0)} posts): "
+        f"bot {expected.get('bot', 0.0):.4f} vs {refs} (same times)",
+        f"bot - random (paired): {_interval(s.get('vs_random'))}; lift "
+        f"{_interval(s.get('vs_random'), 'lift', pct=True)}",
+    ]
+    if s.get("vs_oracle"):
+        lines.append(f"bot - oracle-greedy (paired): {_interval(s['vs_oracle'])}")
+    lines.append(
+        f"realised reward per post (noisy, SD ~0.2 a post): bot {s['bot_mean_reward']:.4f} vs "
+        f"random {s['random_mean_reward']:.4f}; lift "
+        f"{_interval(s.get('realised_vs_random'), 'lift', pct=True)}"
+    )
+    if s.get("posteriors_cold_start"):
+        lines.append(COLD_START)
+    lines += [
+        "best arms (posterior mean"
+        + (", prior only" if s.get("posteriors_cold_start") else "")
+        + "): "
         + ", ".join(f"{a['arm']} {a['mean']:.4f}" for a in s["top_arms"][:3]),
         "best hours: " + ", ".join(f"{h['hour']} {h['mean']:.4f}" for h in s["best_slots"][:3]),
     ]
@@ -269,7 +479,12 @@ def write_report(result: Any, folder: Path) -> Path:
         "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}"
         "td{padding:2px 8px}</style></head><body>"
         f"<h1>xbot main job: {html.escape(s['from'][:10])} to {html.escape(s['until'][:10])}</h1>"
-        f"<ul>{rows}</ul><h2>Dagster runs by job</h2><table>{runs}</table>{images}"
+        + (
+            f"<p class='cold'><strong>{html.escape(COLD_START)}</strong></p>"
+            if s.get("posteriors_cold_start")
+            else ""
+        )
+        + f"<ul>{rows}</ul><h2>Dagster runs by job</h2><table>{runs}</table>{images}"
         "</body></html>",
         encoding="utf-8",
     )

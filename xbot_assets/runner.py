@@ -1,36 +1,45 @@
 """The main job: the whole loop through the real Dagster definitions, on the simulated clock.
 
-``xbot run [--days 30] [--scenario default] [--seed N]`` (``make run``) steps a simulated clock
-one hour at a time over the sandbox X. At each tick it evaluates the project's real sensors
-(``build_sensor_context``) and, at their cron times, its real schedules, then executes every run
-they request in process against the DAGSTER_HOME instance, honouring run-key de-duplication the
-way the daemon does (a request whose ``run_key`` already launched from the same sensor is
-dropped). So the posts, metrics, dbt models, views, scorer and posteriors it leaves behind are
-what `make ui` shows. At the end it compares the bot's reward with a uniformly random policy
-replayed in a fresh sandbox of the same scenario and seed, and writes an HTML report.
+``xbot run [--days 30] [--scenario default] [--seed N]`` (``make run``) plays the Dagster daemon on
+the sandbox's simulated clock. Instead of stepping whole hours it jumps to the next moment at
+which a sensor or schedule could act, as the daemon's 30-second ticks would find it: a queued
+post's slot (so a post goes out at its slot's minute), a post stuck past the reconcile grace, a
+refill's hourly throttle ending while the queue is low, the rebuild interval ending, a schedule's
+cron tick, and the end of the run. At each such moment it evaluates the project's real sensors
+and due schedules the way the daemon does, records every tick and sensor cursor in the
+DAGSTER_HOME instance (so the UI's Automation pages show them), and executes every run they
+request in process, honouring run-key de-duplication. So the posts, metrics, dbt models, views,
+scorer and posteriors it leaves behind are what `make ui` shows. At the end it scores the
+bot's posts with the sandbox's truth against a random policy replayed at the same times, and
+writes an HTML report. A second run continues at the exact simulated time the first stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import time
+import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
 from xbot_assets.config import Settings, ensure_dagster_home
+from xbot_assets.instigation import (
+    TickRecorder,
+    cron_ticks,
+    evaluate_schedule_tick,
+    evaluate_sensor_tick,
+    next_cron_tick,
+)
 
-if TYPE_CHECKING:
-    from dagster._core.definitions.sensor_definition import SensorExecutionData
-
-TICK = timedelta(hours=1)
 ENGINE_JOBS = {
     "refill_candidates_job",
     "post_job",
@@ -49,6 +58,16 @@ SCHEDULE_ORDER = ("collect_account_metrics_schedule", "daily_summaries_schedule"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_TAG = "dagster/sensor_name"
 SCHEDULE_TAG = "dagster/schedule_name"
+SIMULATED_NOW_TAG = "xbot/simulated_now"
+SIMULATED_DAY_TAG = "xbot/simulated_day"
+UNTIL_KEY = "main_job.simulated_until"
+"""bot_config key: the simulated time the last ``xbot run`` stopped at (the next one starts
+there)."""
+REFILL_THROTTLE = timedelta(hours=1)
+"""``candidate_refill_sensor`` refills an account at most once an hour."""
+FOLLOW_UP = timedelta(minutes=2)
+"""A new model landed: the refill sensor's next tick (its minimum interval) re-plans."""
+OWNERS_BETA = r"Parameter `owners` of initializer `SensorDefinition.__init__` is currently in beta"
 
 
 @dataclass
@@ -71,25 +90,19 @@ class MainRunResult:
     report_path: str | None = None
 
 
+def quiet_dagster_warnings() -> None:
+    """Dagster 1.13 warns that ``owners`` is beta each time it copies a sensor (it passes an
+    empty owners list itself when a repository resolves the sensors' jobs); xbot sets no owners
+    on sensors, so the warning says nothing here."""
+    warnings.filterwarnings("ignore", message=OWNERS_BETA, category=dg.BetaWarning)
+
+
 def load_definitions() -> dg.Definitions:
     """The code location's definitions, exactly as `dagster dev` loads them."""
     from xbot_assets.definitions import defs
 
+    quiet_dagster_warnings()
     return defs()
-
-
-def cron_ticks(cron: str, after: datetime, until: datetime) -> list[datetime]:
-    """Cron times in ``(after, until]`` (UTC)."""
-    from dagster._utils.schedules import cron_string_iterator
-
-    out: list[datetime] = []
-    for when in cron_string_iterator(after.timestamp(), cron, "UTC"):
-        if when <= after:
-            continue
-        if when > until:
-            break
-        out.append(when.astimezone(UTC))
-    return out
 
 
 class Launcher:
@@ -103,7 +116,8 @@ class Launcher:
         self.by_job: Counter[str] = Counter()
         self.seconds_by_job: dict[str, float] = {}
         self.repository = defs.get_repository_def()
-        self.log_level = "WARNING"
+        self.log_level = "ERROR"
+        self.models_landed = False
 
     def already_launched(self, origin_tag: str, origin: str, run_key: str) -> bool:
         runs = self.instance.get_runs(
@@ -120,6 +134,7 @@ class Launcher:
         origin: str,
         now: datetime,
     ) -> str | None:
+        """Execute one request at simulated time ``now``; None when its run key already ran."""
         if request.run_key and self.already_launched(origin_tag, origin, request.run_key):
             self.result.deduplicated += 1
             return None
@@ -133,7 +148,12 @@ class Launcher:
             run_config["resources"] = {
                 "xbot_runtime": {"config": {"simulated_now": now.isoformat()}}
             }
-        tags = {**request.tags, origin_tag: origin, "xbot/simulated_now": now.isoformat()}
+        tags = {
+            **request.tags,
+            origin_tag: origin,
+            SIMULATED_NOW_TAG: now.isoformat(),
+            SIMULATED_DAY_TAG: now.date().isoformat(),
+        }
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
         started = time.perf_counter()
@@ -154,8 +174,14 @@ class Launcher:
             self.result.failed_runs.append(f"{job_name} {outcome.run_id} ({request.run_key})")
         for event in outcome.all_events:
             if event.is_step_materialization and event.asset_key is not None:
-                self.materialized.add(event.asset_key.to_user_string())
+                name = event.asset_key.to_user_string()
+                self.materialized.add(name)
+                if name in MODEL_ASSETS:
+                    self.models_landed = True
         return outcome.run_id
+
+
+MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
 
 
 def _resources(now: datetime) -> dict[str, Any]:
@@ -173,7 +199,7 @@ def evaluate_sensor(
     name: str,
     cursor: str | None,
     resources: dict[str, Any],
-) -> SensorExecutionData:
+) -> Any:
     """One tick of sensor ``name`` as the daemon evaluates it.
 
     The context gets the instance's ref when it has one (a DAGSTER_HOME instance does; an
@@ -191,7 +217,93 @@ def evaluate_sensor(
         definitions=defs,
     )
     with dg.partition_loading_context(dynamic_partitions_store=instance):
-        return sensor.evaluate_tick(context)
+        return evaluate_sensor_tick(sensor, context)
+
+
+class Ticker:
+    """Evaluates the sensors and due schedules at one simulated moment, like the daemon's tick,
+    and records each tick and cursor in the instance."""
+
+    def __init__(self, launcher: Launcher, recorder: TickRecorder | None = None) -> None:
+        self.launcher = launcher
+        self.recorder = recorder or TickRecorder(launcher.instance)
+        self.cursors: dict[str, str | None] = {
+            name: self.recorder.cursor(name) for name in SENSOR_ORDER
+        }
+        self.ticks = 0
+
+    def sensors(self, now: datetime) -> None:
+        defs, instance = self.launcher.defs, self.launcher.instance
+        for name in SENSOR_ORDER:
+            sensor = defs.resolve_sensor_def(name)
+            data = evaluate_sensor(defs, instance, name, self.cursors.get(name), _resources(now))
+            for partitions_request in data.dynamic_partitions_requests or []:
+                if isinstance(partitions_request, dg.AddDynamicPartitionsRequest):
+                    instance.add_dynamic_partitions(
+                        partitions_request.partitions_def_name,
+                        list(partitions_request.partition_keys),
+                    )
+            if data.cursor is not None:
+                self.cursors[name] = data.cursor
+            default_job = sensor.job_name if len(sensor.targets) == 1 else None
+            run_ids, run_keys = [], []
+            for request in data.run_requests or []:
+                run_id = self.launcher.launch(
+                    request, default_job=default_job, origin_tag=SENSOR_TAG, origin=name, now=now
+                )
+                if run_id is not None:
+                    run_ids.append(run_id)
+                    run_keys.append(request.run_key or "")
+            self.recorder.record(
+                name,
+                "sensor",
+                run_ids=run_ids,
+                run_keys=run_keys,
+                skip_reason=data.skip_message,
+                cursor=self.cursors.get(name),
+                min_interval=sensor.minimum_interval_seconds,
+            )
+            self.ticks += 1
+
+    def schedules(self, previous: datetime, now: datetime) -> None:
+        defs, instance = self.launcher.defs, self.launcher.instance
+        for name in SCHEDULE_ORDER:
+            schedule = defs.resolve_schedule_def(name)
+            cron = str(schedule.cron_schedule)
+            for when in cron_ticks(cron, previous, now):
+                # A schedule context opens its own DagsterInstance from the ref; only `with`
+                # closes it (and restores Dagster's defs-state storage) before the next tick.
+                with (
+                    dg.build_schedule_context(
+                        instance=instance,
+                        scheduled_execution_time=when,
+                        resources=_resources(when),
+                        repository_def=self.launcher.repository,
+                    ) as schedule_context,
+                    dg.partition_loading_context(dynamic_partitions_store=instance),
+                ):
+                    scheduled = evaluate_schedule_tick(schedule, schedule_context)
+                run_ids, run_keys = [], []
+                for request in scheduled.run_requests or []:
+                    run_id = self.launcher.launch(
+                        request,
+                        default_job=schedule.job_name,
+                        origin_tag=SCHEDULE_TAG,
+                        origin=name,
+                        now=when,
+                    )
+                    if run_id is not None:
+                        run_ids.append(run_id)
+                        run_keys.append(request.run_key or "")
+                self.recorder.record(
+                    name,
+                    "schedule",
+                    run_ids=run_ids,
+                    run_keys=run_keys,
+                    skip_reason=scheduled.skip_message,
+                    cron=cron,
+                )
+                self.ticks += 1
 
 
 def tick(
@@ -200,47 +312,65 @@ def tick(
     now: datetime,
     previous: datetime,
 ) -> None:
-    """One simulated tick: every sensor once, the schedules due since the last tick, and the
-    runs they asked for, in that order."""
-    defs, instance = launcher.defs, launcher.instance
-    for name in SENSOR_ORDER:
-        sensor = defs.resolve_sensor_def(name)
-        data = evaluate_sensor(defs, instance, name, cursors.get(name), _resources(now))
-        for partitions_request in data.dynamic_partitions_requests or []:
-            if isinstance(partitions_request, dg.AddDynamicPartitionsRequest):
-                instance.add_dynamic_partitions(
-                    partitions_request.partitions_def_name,
-                    list(partitions_request.partition_keys),
-                )
-        cursors[name] = data.cursor if data.cursor is not None else cursors.get(name)
-        default_job = sensor.job_name if len(sensor.targets) == 1 else None
-        for request in data.run_requests or []:
-            launcher.launch(
-                request, default_job=default_job, origin_tag=SENSOR_TAG, origin=name, now=now
-            )
+    """One simulated tick without recording (kept for callers that hold their own cursors)."""
+    ticker = Ticker(launcher)
+    ticker.cursors.update(cursors)
+    ticker.sensors(now)
+    ticker.schedules(previous, now)
+    cursors.update(ticker.cursors)
+
+
+def _json(text: str | None) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def next_event(
+    store: Any, settings: Settings, ticker: Ticker, now: datetime, end: datetime
+) -> datetime:
+    """The next simulated moment after ``now`` at which a sensor or schedule could act.
+
+    The daemon evaluates each sensor every few seconds; between these moments every one of
+    them would skip (nothing is due, throttled or stuck), so jumping straight there gives the
+    same runs at the same simulated times as 30-second ticks would.
+    """
+    from xbot_assets.defs.sensors import DEFAULT_REBUILD_EVERY_HOURS, REBUILD_CONFIG_KEY
+    from xbot_assets.engine import sensing
+
+    candidates = [end]
+    defs = ticker.launcher.defs
     for name in SCHEDULE_ORDER:
-        schedule = defs.resolve_schedule_def(name)
-        for when in cron_ticks(schedule.cron_schedule, previous, now):  # type: ignore[arg-type]
-            # A schedule context opens its own DagsterInstance from the ref; only `with` closes
-            # it (and restores Dagster's current defs-state storage) before the next tick.
-            with (
-                dg.build_schedule_context(
-                    instance=instance,
-                    scheduled_execution_time=when,
-                    resources=_resources(when),
-                    repository_def=launcher.repository,
-                ) as schedule_context,
-                dg.partition_loading_context(dynamic_partitions_store=instance),
-            ):
-                scheduled = schedule.evaluate_tick(schedule_context)
-            for request in scheduled.run_requests or []:
-                launcher.launch(
-                    request,
-                    default_job=schedule.job_name,
-                    origin_tag=SCHEDULE_TAG,
-                    origin=name,
-                    now=now,
+        cron = str(defs.resolve_schedule_def(name).cron_schedule)
+        candidates.append(next_cron_tick(cron, now))
+    refilled = _json(ticker.cursors.get("candidate_refill_sensor")).get("refilled", {})
+    for account in store.list_accounts(active_only=True):
+        queued = [
+            p
+            for p in store.list_posts(account.id, status="queued", limit=500)
+            if p.thread_position == 0
+        ]
+        candidates.extend(p.scheduled_at for p in queued if p.scheduled_at > now)
+        if len(queued) < sensing.REFILL_LOW_WATER and refilled.get(account.handle):
+            candidates.append(datetime.fromisoformat(refilled[account.handle]) + REFILL_THROTTLE)
+        for post in store.list_posts(account.id, status="posting", limit=500):
+            if post.posting_started_at is not None:
+                candidates.append(
+                    post.posting_started_at + sensing.RECONCILE_GRACE + timedelta(seconds=1)
                 )
+    rebuilt = _json(ticker.cursors.get("learning_rebuild_sensor")).get("rebuilt")
+    if rebuilt:
+        every = int(store.get_config(REBUILD_CONFIG_KEY, DEFAULT_REBUILD_EVERY_HOURS))
+        candidates.append(datetime.fromisoformat(rebuilt) + timedelta(hours=every))
+    if ticker.launcher.models_landed:
+        ticker.launcher.models_landed = False
+        candidates.append(now + FOLLOW_UP)
+    later = [c for c in candidates if c > now]
+    return min(min(later), end) if later else end
 
 
 def _prepare_environment(settings: Settings, scenario: str | None, seed: int | None) -> Settings:
@@ -271,13 +401,13 @@ def run_main(
 
     Args:
         settings: the process settings (APP_ENV=local: the sandbox, SQLite, DuckDB).
-        days: simulated days to run.
+        days: simulated days to run, from where the sandbox's clock (and the last run) stopped.
         scenario, seed: the sandbox scenario and audience seed (default: the settings').
         posts_per_day: the schedule's posts per day (written to bot_config ``schedule``).
         rebuild_every_hours: simulated hours between warehouse + learning rebuilds.
-        progress: show a tqdm bar with the day and the running reward.
+        progress: show a tqdm bar over the simulated hours (logging goes through it).
         report_dir: where the HTML report goes (default ``XBOT_HOME/reports``).
-        on_tick: called after every tick (tests).
+        on_tick: called after every simulated moment the job stopped at (tests).
     """
     from tqdm import tqdm
 
@@ -299,54 +429,93 @@ def run_main(
     defs = load_definitions()
     store = DurableStore.from_settings(settings)
     sandbox = shared_sandbox(settings)
-    configured_at = sandbox.clock.now()  # the simulated clock, like every other write of the run
+    start = sandbox.clock.now()  # exactly where the last run (or the sandbox) stopped
+    resumed = store.get_config(UNTIL_KEY) == start.isoformat()
     schedule = dict(store.get_config(SCHEDULE_CONFIG_KEY, {}) or {})
     if schedule.get("posts_per_day") != posts_per_day:
         schedule["posts_per_day"] = posts_per_day
         store.set_config(
-            SCHEDULE_CONFIG_KEY, schedule, actor="xbot run", reason="main job", now=configured_at
+            SCHEDULE_CONFIG_KEY, schedule, actor="xbot run", reason="main job", now=start
         )
     if store.get_config(REBUILD_CONFIG_KEY) != rebuild_every_hours:
         store.set_config(
-            REBUILD_CONFIG_KEY,
-            rebuild_every_hours,
-            actor="xbot run",
-            reason="main job",
-            now=configured_at,
+            REBUILD_CONFIG_KEY, rebuild_every_hours, actor="xbot run", reason="main job", now=start
         )
-    start = sandbox.clock.now().replace(minute=0, second=0, microsecond=0) + TICK
     end = start + timedelta(days=days)
     launcher = Launcher(defs, instance)
-    cursors: dict[str, str | None] = {}
-    previous = start - TICK
-    now = start
-    total_ticks = int((end - start) / TICK)
-    bar = tqdm(total=total_ticks + 1, disable=not progress, unit="h", dynamic_ncols=True)
+    ticker = Ticker(launcher)
+    total_hours = round(days * 24, 2)
+    bar = tqdm(
+        total=total_hours,
+        disable=not progress,
+        unit=" simulated h",
+        dynamic_ncols=True,
+        bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} simulated h "
+        "[{elapsed}<{remaining}]{postfix}",
+    )
+    # A resumed run's first moment was the last run's final one: start just after it.
+    if resumed:
+        previous, now = start, next_event(store, settings, ticker, start, end)
+    else:  # a fresh start also runs the schedules due at its first moment
+        previous, now = start - timedelta(seconds=1), start
     try:
-        while now <= end:
-            tick(launcher, cursors, now, previous)
-            previous, now = now, now + TICK
-            bar.update(1)
-            if on_tick is not None:
-                on_tick(previous)
-            if progress and previous.hour == 0:
-                rewards = bot_rewards(store, since=start)
-                mean = sum(r.reward for r in rewards) / len(rewards) if rewards else 0.0
-                day = (previous - start) / timedelta(days=1)
-                bar.set_description(f"day {day:4.1f}/{days:g}")
-                bar.set_postfix(posts=len(rewards), reward=f"{mean:.4f}")
+        with _logs_through(bar):
+            while True:
+                ticker.sensors(now)
+                ticker.schedules(previous, now)
+                if on_tick is not None:
+                    on_tick(now)
+                bar.n = min(total_hours, round((now - start) / timedelta(hours=1), 2))
+                bar.refresh()
+                if progress:
+                    rewards = bot_rewards(store, since=start)
+                    day = (now - start) / timedelta(days=1)
+                    bar.set_description(f"day {day:4.1f}/{days:g}")
+                    bar.set_postfix(posts=len(rewards))
+                if now >= end:
+                    break
+                previous, now = now, next_event(store, settings, ticker, now, end)
     finally:
         bar.close()
+    # Journal the clock at the end, so the next run (and `xbot status`) starts from here.
+    if sandbox.clock.now() < end:
+        sandbox.advance(end - sandbox.clock.now())
+    store.set_config(UNTIL_KEY, end.isoformat(), actor="xbot run", reason="main job", now=end)
     result = launcher.result
     result.materialized = sorted(launcher.materialized)
     result.runs_by_job = dict(launcher.by_job)
     result.seconds_by_job = {k: round(v, 2) for k, v in launcher.seconds_by_job.items()}
-    result.ticks = total_ticks + 1
+    result.ticks = ticker.ticks
     result.warehouse_path = str(settings.resolved_warehouse_path)
-    result.started_at, result.ended_at = start, previous
-    result.summary = summarise(settings, store, since=start, until=previous)
+    result.started_at, result.ended_at = start, end
+    result.summary = summarise(settings, store, since=start, until=end)
     result.seconds = time.perf_counter() - wall
     folder = report_dir or settings.xbot_home / "reports"
     result.report_path = str(write_report(result, folder))
     store.close()
+    _stop_warm_dbt(settings)
     return result
+
+
+@contextlib.contextmanager
+def _logs_through(bar: Any) -> Iterator[None]:
+    """Print log records of ERROR and above above the bar (tqdm's logging redirect), not through
+    it; warnings (a cold start's, dbt's) stay in each run's logs in the UI."""
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    root = logging.getLogger()
+    with logging_redirect_tqdm(loggers=[root], tqdm_class=type(bar)):
+        for handler in root.handlers:
+            handler.setLevel(logging.ERROR)
+        yield
+
+
+def _stop_warm_dbt(settings: Settings) -> None:
+    """Stop this checkout's warm dbt server when the run ends, unless a setting keeps it
+    (``XBOT_DBT_KEEP_WARM=1``: a deployment, or runs back to back)."""
+    if os.environ.get("XBOT_DBT_KEEP_WARM", "").strip().lower() in ("1", "true", "yes"):
+        return
+    from xbot_assets.warehouse.dbt_warm import stop_server
+
+    with contextlib.suppress(OSError):
+        stop_server()

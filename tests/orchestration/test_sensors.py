@@ -82,16 +82,17 @@ def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env:
     # Tick 3, the first slot is due: one run keyed on the post's id, tagged with the account.
     due_at = first.scheduled_at + timedelta(minutes=1)
     tick = evaluate(defs, instance, "posting_sensor", due_at)
-    assert [r.run_key for r in tick.run_requests] == [f"post:{first.id}"]
+    key = f"post:{first.id}:{first.scheduled_at:%Y%m%dT%H%M}"
+    assert [r.run_key for r in tick.run_requests] == [key]
     request = tick.run_requests[0]
     assert request.partition_key == handle
     assert request.tags["xbot/account"] == handle
-    assert json.loads(tick.cursor)["requested"] == [first.id]
+    assert json.loads(tick.cursor)["requested"] == [key]
 
     # The same tick replayed (a daemon restart lost the cursor): the same run key comes back,
     # and launching it twice makes one run and one post.
     replay = evaluate(defs, instance, "posting_sensor", due_at)
-    assert [r.run_key for r in replay.run_requests] == [f"post:{first.id}"]
+    assert [r.run_key for r in replay.run_requests] == [key]
     for req in (request, replay.run_requests[0]):
         launcher.launch(
             req,
@@ -100,7 +101,7 @@ def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env:
             origin="posting_sensor",
             now=due_at,
         )
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": f"post:{first.id}"}))
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": key}))
     assert len(runs) == 1
     assert launcher.result.deduplicated == 1
     assert not launcher.result.failed_runs

@@ -134,6 +134,11 @@ def candidate_refill_sensor(
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
 
 
+def post_run_key(post_id: int, scheduled_at: datetime) -> str:
+    """``post:<id>:<slot>``: one posting run per post and slot (a moved post gets a new one)."""
+    return f"post:{post_id}:{scheduled_at:%Y%m%dT%H%M}"
+
+
 @dg.sensor(job=post_job, minimum_interval_seconds=30, default_status=STOPPED)
 def posting_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
@@ -144,25 +149,31 @@ def posting_sensor(
     settings = xbot_settings.get()
     now = xbot_runtime.now()
     cursor = _cursor(context)
-    requested: list[int] = list(cursor.get("requested", []))
+    requested: list[str] = [str(k) for k in cursor.get("requested", [])]
     store, accounts = _partitioned_accounts(context, settings)
     if store is None:
         return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
     for account in accounts:
-        due = [i for i in sensing.due_posts(store, account.id, now) if i not in requested]
+        # A post moved by the send-time rules (quiet hours, spacing, caps) is new work at its
+        # new slot: the key names the post and its slot.
+        due = [
+            (i, key)
+            for i in sensing.due_posts(store, account.id, now)
+            if (key := post_run_key(i, store.get_post(i).scheduled_at)) not in requested
+        ]
         if not due:
             continue
-        post_id = due[0]  # one at a time per account: the posting pool has size one
+        post_id, run_key = due[0]  # one at a time per account: the posting pool has size one
         requests.append(
             dg.RunRequest(
-                run_key=f"post:{post_id}",
+                run_key=run_key,
                 partition_key=account.handle,
                 run_config={"ops": {"post_due_posts": {"config": {"post_id": post_id}}}},
                 tags={ACCOUNT_TAG: account.handle, "xbot/post_id": str(post_id)},
             )
         )
-        requested.append(post_id)
+        requested.append(run_key)
     next_cursor = json.dumps({"requested": requested[-200:]})
     if not requests:
         return dg.SensorResult(skip_reason="no post is due", cursor=next_cursor)

@@ -4,7 +4,8 @@ What the rest of xbot calls (the orchestration's posting job, the ``xbot reconci
 
 - :func:`make_poster` picks the poster for ``settings.resolved_poster``;
 - :func:`open_ledger` opens the durable posting state of ``settings.app_env``;
-- :func:`post_due` reconciles stuck rows, then posts every due post the gates allow;
+- :func:`post_due` reconciles stuck rows, moves due posts that would break quiet hours, spacing
+  or a cap now (``sendtime.py``), then posts every due post the gates allow;
 - :func:`reconcile` settles rows left in ``posting``.
 """
 
@@ -20,6 +21,7 @@ from xbot_assets.posting.base import Poster, PostingError
 from xbot_assets.posting.crashpoints import CRASH_ENV, http_trace
 from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.posting.reconciler import Reconciler, ReconcileReport
+from xbot_assets.posting.sendtime import reschedule_blocked, send_rules
 from xbot_assets.posting.service import PostingOutcome, PostingService, send_block_reason
 
 
@@ -151,11 +153,18 @@ def post_due(
                     now=clock(),
                 )
         kwargs: dict[str, Any] = {"alert": alert} if alert is not None else {}
+        caps = RateCaps.from_settings(settings)
+        if block is None:
+            # Send-time rules: a due post that would break quiet hours, spacing or a cap now is
+            # moved to its next allowed time (never sent early); dry runs change nothing.
+            reschedule_blocked(
+                ledger, account_id, send_rules(ledger, account_id, caps), now=clock()
+            )
         service = PostingService(
             ledger,
             poster,
             account_id=account_id,
-            caps=RateCaps.from_settings(settings),
+            caps=caps,
             block_reason=block,
             clock=clock,
             **kwargs,

@@ -1,0 +1,213 @@
+"""What the main job needs from Dagster's internals, in one place: checked against Dagster 1.13.27.
+
+The main job (``runner.py``) plays the daemon on a simulated clock. Dagster has no public API for
+three things the daemon does, so they live here and nowhere else:
+
+- evaluating a sensor or schedule tick the way the daemon does (``evaluate_tick``: it resolves
+  run requests, validates partitions against the instance plus the tick's own dynamic partition
+  additions, and fills in the job name and partition tags);
+- recording that tick and the sensor's cursor in the instance (``InstigatorState``,
+  ``TickData``), so the UI's Automation pages show what happened;
+- listing a cron schedule's tick times (``cron_string_iterator``).
+
+``tests/orchestration/test_instigation.py`` fails when an upgrade changes any of them; fix this
+module (and its pin in the docstring) then. Everything else in xbot uses the public API.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import yaml
+from dagster._core.definitions.selector import InstigatorSelector
+from dagster._core.remote_origin import (
+    ManagedGrpcPythonEnvCodeLocationOrigin,
+    RemoteInstigatorOrigin,
+    RemoteRepositoryOrigin,
+)
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    InstigatorType,
+    ScheduleInstigatorData,
+    SensorInstigatorData,
+    TickData,
+    TickStatus,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._utils.schedules import cron_string_iterator
+
+DAGSTER_VERSION = "1.13.27"
+"""The Dagster version this module was checked against (``dagster.__version__`` must match)."""
+
+REPOSITORY_NAME = "__repository__"
+"""The repository name Dagster gives a code location's ``Definitions``."""
+
+CODE_MODULE = "xbot_assets.definitions"
+WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
+
+
+def location_name(workspace: Path = WORKSPACE) -> str:
+    """The code location's name as ``dagster dev -w workspace.yaml`` (``make ui``) names it."""
+    try:
+        config = yaml.safe_load(workspace.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return CODE_MODULE
+    for entry in config.get("load_from", []):
+        module = entry.get("python_module")
+        if isinstance(module, dict):
+            return str(module.get("location_name") or module.get("module_name") or CODE_MODULE)
+        if isinstance(module, str):
+            return module
+    return CODE_MODULE
+
+
+def cron_ticks(cron: str, after: datetime, until: datetime) -> list[datetime]:
+    """Cron times in ``(after, until]`` (UTC)."""
+    out: list[datetime] = []
+    for when in cron_string_iterator(after.timestamp(), cron, "UTC"):
+        if when <= after:
+            continue
+        if when > until:
+            break
+        out.append(when.astimezone(UTC))
+    return out
+
+
+def next_cron_tick(cron: str, after: datetime) -> datetime:
+    """The first cron time strictly after ``after`` (UTC)."""
+    for when in cron_string_iterator(after.timestamp(), cron, "UTC"):
+        if when > after:
+            return when.astimezone(UTC)
+    raise ValueError(f"cron {cron!r} has no tick after {after.isoformat()}")  # pragma: no cover
+
+
+def evaluate_sensor_tick(sensor: dg.SensorDefinition, context: dg.SensorEvaluationContext) -> Any:
+    """One sensor tick as the daemon evaluates it (run requests resolved and validated)."""
+    return sensor.evaluate_tick(context)
+
+
+def evaluate_schedule_tick(
+    schedule: dg.ScheduleDefinition, context: dg.ScheduleEvaluationContext
+) -> Any:
+    """One schedule tick as the daemon evaluates it."""
+    return schedule.evaluate_tick(context)
+
+
+class TickRecorder:
+    """Records sensor and schedule ticks and sensor cursors in the instance, as the daemon does.
+
+    The state is stored STOPPED (every xbot sensor and schedule is stopped by default, so a
+    ``make ui`` daemon never starts posting on the wall clock), with the cursor and the last
+    tick; each tick is a row the UI lists on the sensor's or schedule's page. Tick timestamps
+    are wall-clock (when the evaluation ran, like the runs it launched); the simulated time is
+    in the runs' tags and metadata.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, location: str | None = None) -> None:
+        self.instance = instance
+        self.location = location or location_name()
+        self.code_origin = ManagedGrpcPythonEnvCodeLocationOrigin(
+            loadable_target_origin=LoadableTargetOrigin(
+                executable_path=sys.executable,
+                module_name=CODE_MODULE,
+                working_directory=str(WORKSPACE.parent),
+            ),
+            location_name=self.location,
+        )
+        self.repo_origin = RemoteRepositoryOrigin(self.code_origin, REPOSITORY_NAME)
+
+    def origin(self, name: str) -> RemoteInstigatorOrigin:
+        return RemoteInstigatorOrigin(self.repo_origin, name)
+
+    def selector_id(self, name: str) -> str:
+        return InstigatorSelector(
+            location_name=self.location, repository_name=REPOSITORY_NAME, name=name
+        ).get_id()
+
+    def state(self, name: str) -> InstigatorState | None:
+        """The stored state of sensor or schedule ``name`` (None before its first tick)."""
+        origin = self.origin(name)
+        return self.instance.get_instigator_state(origin.get_id(), self.selector_id(name))
+
+    def cursor(self, name: str) -> str | None:
+        """The sensor's stored cursor (what the daemon would hand its next tick)."""
+        state = self.state(name)
+        data = state.instigator_data if state is not None else None
+        return data.cursor if isinstance(data, SensorInstigatorData) else None
+
+    def ticks(self, name: str, limit: int | None = None) -> Sequence[Any]:
+        """The recorded ticks of ``name``, newest first."""
+        return self.instance.get_ticks(
+            self.origin(name).get_id(), self.selector_id(name), limit=limit
+        )
+
+    def record(
+        self,
+        name: str,
+        kind: str,
+        *,
+        run_ids: Sequence[str],
+        run_keys: Sequence[str],
+        skip_reason: str | None,
+        cursor: str | None = None,
+        min_interval: int | None = None,
+        cron: str = "",
+        failure: str | None = None,
+    ) -> None:
+        """Store one finished tick of ``name`` (``kind``: ``sensor`` or ``schedule``)."""
+        now = time.time()
+        sensor = kind == "sensor"
+        itype = InstigatorType.SENSOR if sensor else InstigatorType.SCHEDULE
+        origin = self.origin(name)
+        selector_id = self.selector_id(name)
+        if failure is not None:
+            status = TickStatus.FAILURE
+        elif run_ids:
+            status = TickStatus.SUCCESS
+        else:
+            status = TickStatus.SKIPPED
+        tick = self.instance.create_tick(
+            TickData(
+                instigator_origin_id=origin.get_id(),
+                instigator_name=name,
+                instigator_type=itype,
+                status=TickStatus.STARTED,
+                timestamp=now,
+                selector_id=selector_id,
+            )
+        )
+        tick = tick.with_status(status, skip_reason=skip_reason if not run_ids else None)
+        if failure is not None:
+            tick = tick.with_status(status, error=None, skip_reason=failure)
+        for run_id, run_key in zip(run_ids, run_keys, strict=False):
+            tick = tick.with_run_info(run_id=run_id, run_key=run_key)
+        if sensor:
+            tick = tick.with_cursor(cursor)
+        self.instance.update_tick(tick)
+        data: Any
+        if sensor:
+            data = SensorInstigatorData(
+                last_tick_timestamp=now,
+                last_run_key=run_keys[-1] if run_keys else None,
+                min_interval=min_interval,
+                cursor=cursor,
+                last_tick_start_timestamp=now,
+                last_tick_success_timestamp=now if failure is None else None,
+            )
+        else:
+            data = ScheduleInstigatorData(cron_schedule=cron, last_iteration_timestamp=now)
+        state = self.state(name)
+        new_state = InstigatorState(origin, itype, InstigatorStatus.STOPPED, data)
+        if state is None:
+            self.instance.add_instigator_state(new_state)
+        else:
+            self.instance.update_instigator_state(
+                state.with_data(data) if state.status != InstigatorStatus.STOPPED else new_state
+            )
