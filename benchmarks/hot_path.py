@@ -158,8 +158,16 @@ def bench_sync(
             conn.execute(update(tweets).values(status="posted", posted_at=now))
         manager = DualStoreManager(engine, "local", client, keys, consumer="bench")
 
-        # batched: events into the stream (not timed: the producers' side), then the worker
-        _events(manager, ids, account, 0, batched_rows)
+        # batched: events into the stream as during a store outage (emits write the store
+        # directly while it is up; not timed: the producers' side), then the worker
+        producer = DualStoreManager(engine, "local", client, keys, consumer="producer")
+
+        def buffer(kind: str, rows: list[dict[str, Any]], keys_: list[str]) -> str:
+            assert producer._buffer(kind, rows, keys_)  # type: ignore[arg-type]
+            return "buffered"
+
+        producer._emit = buffer  # type: ignore[method-assign,assignment]
+        _events(producer, ids, account, 0, batched_rows)
         started = time.perf_counter()
         synced = 0
         while True:
@@ -174,8 +182,8 @@ def bench_sync(
         direct = DualStoreManager(engine, "local", None, keys, consumer="naive")
         captured: list[tuple[str, dict[str, Any]]] = []
 
-        def capture(kind: str, row: dict[str, Any], key: str) -> str:
-            captured.append((kind, row))
+        def capture(kind: str, rows: list[dict[str, Any]], keys_: list[str]) -> str:
+            captured.extend((kind, row) for row in rows)
             return "captured"
 
         direct._emit = capture  # type: ignore[method-assign,assignment]

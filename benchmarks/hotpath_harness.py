@@ -57,11 +57,16 @@ def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 class ThrowawayRedis:
-    """A private ``redis-server`` (no RDB, no AOF) that a fault test may kill and restart."""
+    """A private ``redis-server`` (no RDB, no AOF) that a fault test may kill and restart.
 
-    def __init__(self, workdir: Path) -> None:
+    ``persistent=True`` turns on the AOF with ``appendfsync always`` (every acknowledged write is
+    on disk in ``workdir``, so it survives a kill and restart; a flush still deletes it).
+    """
+
+    def __init__(self, workdir: Path, *, persistent: bool = False) -> None:
         self.workdir = workdir
         self.port = free_port()
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,7 +87,9 @@ class ThrowawayRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.workdir),
             ],

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from tests.hotpath.conftest import FakeClock
 from tests.hotpath.harness import load_harness
@@ -67,6 +68,12 @@ def posted_ids(engine, account):
         ]
 
 
+def store_down_manager(redis_client, keys, clock, **kwargs) -> DualStoreManager:
+    """A manager whose durable store does not answer: its events wait in the Redis stream."""
+    down = make_engine(f"postgresql://postgres@127.0.0.1:{closed_port()}/nowhere")
+    return DualStoreManager(down, "local", redis_client, keys, caps=CAPS, clock=clock, **kwargs)
+
+
 def make_posted(world, n: int) -> list[int]:
     manager, clock, account, harness = world
     ids = harness.queue_posts(
@@ -84,12 +91,24 @@ def make_posted(world, n: int) -> list[int]:
 # --- events ------------------------------------------------------------------------------------
 
 
-def test_events_are_buffered_then_synced_in_one_batch_idempotently(world, engine):
+def test_events_are_durable_on_return_and_buffered_ones_sync_in_one_batch_idempotently(
+    world, engine, redis_client, keys
+):
     manager, clock, account, _ = world
     ids = make_posted(world, 3)
+    # The store is up: each event is in it when the call returns.
+    assert (
+        manager.record_metric_snapshot(
+            tweet_id=ids[2], account_id=account, horizon="6h", metrics={"impressions": 1}
+        )
+        == "direct"
+    )
+    assert count(engine, tweet_metrics) == 1
+    # The store is down: events wait in the stream, and one sync writes them in one batch.
+    offline = store_down_manager(redis_client, keys, clock, consumer="emitter")
     for tid in ids:
         assert (
-            manager.record_metric_snapshot(
+            offline.record_metric_snapshot(
                 tweet_id=tid,
                 account_id=account,
                 horizon="1h",
@@ -97,11 +116,11 @@ def test_events_are_buffered_then_synced_in_one_batch_idempotently(world, engine
             )
             == "buffered"
         )
-    manager.record_audit_event(
+    offline.record_audit_event(
         event_type="post.posted", component="test", actor="test", event_id="ev-1", data={"n": 1}
     )
-    manager.record_health("scheduler", "ok", {"lag_s": 1}, event_id="h-1")
-    assert count(engine, tweet_metrics) == 0  # only in Redis so far
+    offline.record_health("scheduler", "ok", {"lag_s": 1}, event_id="h-1")
+    assert count(engine, tweet_metrics) == 1  # the buffered ones are only in Redis so far
     report = manager.sync_once()
     assert report.rows == {"metric_snapshot": 3, "audit": 1, "health": 1} and report.acked == 5
     # Replays (a collector retry, a redelivery) change nothing; a newer snapshot updates.
@@ -114,7 +133,7 @@ def test_events_are_buffered_then_synced_in_one_batch_idempotently(world, engine
         tweet_id=ids[0], account_id=account, horizon="1h", metrics={"impressions": 50}
     )
     manager.sync_once()
-    assert count(engine, tweet_metrics) == 3
+    assert count(engine, tweet_metrics) == 4
     assert count(engine, audit_log, audit_log.c.event_id == "ev-1") == 1
     assert count(engine, system_health, system_health.c.component == "scheduler") == 1
     with engine.connect() as conn:
@@ -139,8 +158,9 @@ def test_events_are_buffered_then_synced_in_one_batch_idempotently(world, engine
             == 50
         )
     assert manager.sync_once().acked == 0
-    manager.reconcile_outbox()
-    assert manager.outbox_size == 0
+    offline.reconcile_outbox()
+    assert offline.outbox_size == 0
+    offline.engine.dispose()
 
 
 def test_bad_input_is_refused_before_anything_is_written(world):
@@ -159,6 +179,21 @@ def test_bad_input_is_refused_before_anything_is_written(world):
 
 def test_a_poison_event_is_isolated_and_dead_lettered(engine, redis_client, keys, world):
     _m, clock, account, _ = world
+    (good,) = make_posted(world, 1)
+    # With the store up the caller sees the bad event at once (nothing half-written).
+    with pytest.raises(IntegrityError):
+        _m.record_metric_snapshot(
+            tweet_id=999_998, account_id=account, horizon="6h", metrics={"likes": 2}
+        )
+    # Buffered during an outage, it is isolated by the sync worker and dead-lettered.
+    offline = store_down_manager(redis_client, keys, clock, consumer="emitter")
+    offline.record_metric_snapshot(
+        tweet_id=good, account_id=account, horizon="6h", metrics={"likes": 2}
+    )
+    offline.record_metric_snapshot(
+        tweet_id=999_999, account_id=account, horizon="6h", metrics={"likes": 2}
+    )
+    offline.engine.dispose()
     manager = DualStoreManager(
         engine,
         "local",
@@ -168,13 +203,6 @@ def test_a_poison_event_is_isolated_and_dead_lettered(engine, redis_client, keys
         clock=clock,
         consumer="w2",
         sync_policy=QueuePolicy(max_attempts=2, backoff_base_s=1),
-    )
-    (good,) = make_posted(world, 1)
-    manager.record_metric_snapshot(
-        tweet_id=good, account_id=account, horizon="6h", metrics={"likes": 2}
-    )
-    manager.record_metric_snapshot(
-        tweet_id=999_999, account_id=account, horizon="6h", metrics={"likes": 2}
     )
     report = manager.sync_once()
     assert report.rows == {"metric_snapshot": 1}  # the good row went in despite its neighbour
@@ -253,22 +281,42 @@ def test_durable_store_down_events_wait_in_redis_then_drain(
 
 
 def test_a_flush_before_sync_is_repaired_from_the_outbox(world, engine, redis_client, keys):
-    manager, _clock, account, _ = world
+    """While the store is down, a living emitter re-sends what Redis lost, and writes its
+    outbox to the store itself once the store answers."""
+    manager, clock, account, _ = world
     ids = make_posted(world, 5)
+    emitter = store_down_manager(redis_client, keys, clock, consumer="emitter")
     for tid in ids:
-        manager.record_metric_snapshot(
+        emitter.record_metric_snapshot(
             tweet_id=tid, account_id=account, horizon="72h", metrics={"likes": 1}
         )
-    manager.sync_once()  # sets the epoch and syncs
+    manager.sync_once()  # syncs the first five
     for tid in ids:
-        manager.record_metric_snapshot(
+        emitter.record_metric_snapshot(
             tweet_id=tid, account_id=account, horizon="6h", metrics={"likes": 1}
         )
     scan_delete(redis_client, keys)  # Redis loses the unsynced events
-    manager.drain()
+    assert emitter.reconcile_outbox() >= 5  # re-sent from the emitter's memory
     manager.drain()
     assert count(engine, tweet_metrics, tweet_metrics.c.horizon == "6h") == 5
     assert count(engine, tweet_metrics) == 10
+    # Lost again, then the store comes back: the emitter's next event writes its outbox itself.
+    for tid in ids:
+        emitter.record_metric_snapshot(
+            tweet_id=tid, account_id=account, horizon="24h", metrics={"likes": 1}
+        )
+    scan_delete(redis_client, keys)
+    emitter.engine.dispose()
+    emitter.engine = engine
+    emitter._durable_down_until = 0.0
+    assert (
+        emitter.record_metric_snapshot(
+            tweet_id=ids[0], account_id=account, horizon="1h", metrics={"likes": 1}
+        )
+        == "direct"
+    )
+    assert emitter.outbox_size == 0
+    assert count(engine, tweet_metrics, tweet_metrics.c.horizon == "24h") == 5
 
 
 # --- claims ------------------------------------------------------------------------------------
@@ -380,8 +428,8 @@ def test_the_manager_works_under_the_row_level_security_role(pg_url, redis_clien
         )
         manager.record_audit_event(event_type="t", component="t", actor="t", event_id="rls-1")
         manager.record_health("rls", "ok", {})
-        report = manager.sync_once()
-        assert report.acked == 3 and not report.durable_down
+        report = manager.sync_once()  # written directly, under the role: nothing to sync
+        assert report.acked == 0 and not report.durable_down
         assert [m.likes for m in store.get_metrics(post.id)] == [4]
         assert store.get_post(post.id).status == "posted"
         manager.brake.engage("rls brake", actor="operator:t")
@@ -391,17 +439,19 @@ def test_the_manager_works_under_the_row_level_security_role(pg_url, redis_clien
 
 
 def test_sync_trims_synced_history_but_keeps_the_backlog(world, engine, redis_client, keys):
-    manager, _clock, account, _ = world
+    manager, clock, account, _ = world
     ids = make_posted(world, 3)
+    emitter = store_down_manager(redis_client, keys, clock, consumer="emitter")
     for tid in ids:
-        manager.record_metric_snapshot(tweet_id=tid, account_id=account, horizon="1h", metrics={})
+        emitter.record_metric_snapshot(tweet_id=tid, account_id=account, horizon="1h", metrics={})
     manager.sync_once()
     assert manager.sync_queue is not None
     from xbot_assets.store.streams import Priority
 
     normal = manager.sync_queue.stream_keys[Priority.NORMAL]
     assert redis_client.xlen(normal) == 3  # acknowledged, still in the stream
-    manager.record_metric_snapshot(tweet_id=ids[0], account_id=account, horizon="6h", metrics={})
+    emitter.record_metric_snapshot(tweet_id=ids[0], account_id=account, horizon="6h", metrics={})
+    emitter.engine.dispose()
     assert manager.trim_queues() == 3
     assert redis_client.xlen(normal) == 1  # the unsynced event stays
     assert manager.sync_once().acked == 1

@@ -6,17 +6,43 @@ Two kinds of writes:
   first, in one transaction; Redis only carries hints (a ``pending_posts`` entry naming the row,
   rate counters, the brake mirror). A claim re-checks the brake and every rate cap on the durable
   rows inside the claim transaction (:meth:`DualStoreManager.claim_post`).
-- **High-volume events** (metric snapshots, audit rows, health rows) go to the ``sync_to_supabase``
-  stream and the sync worker (:meth:`DualStoreManager.sync_once`) writes them in batches with
-  idempotent multi-row upserts (``INSERT ... ON CONFLICT``), then acknowledges them.
+- **High-volume events** (metric snapshots, audit rows, health rows) are durable when their
+  ``record_*`` call returns (issue 17 item 2). With the durable store up they are written to it
+  at once with the idempotent upsert (``direct``; :meth:`DualStoreManager.record_metric_snapshots`
+  writes a whole collection in one transaction). Only while the store is down do they wait in
+  the ``sync_to_supabase`` stream (``buffered``), which the sync worker
+  (:meth:`DualStoreManager.sync_once`) consumes with a consumer group: it writes a batch with
+  multi-row upserts (``INSERT ... ON CONFLICT``) and acknowledges it only afterwards, so a
+  worker that dies leaves the batch in the pending-entries list for the next one.
+
+Why not "XADD first, sync later" for every event: an acknowledged XADD lives in Redis's memory;
+Redis here runs without persistence (and even with an fsync-always AOF a ``FLUSHALL`` deletes
+it), and the process that emitted, e.g. a Dagster run, exits long before the 5-minute sync. A
+restart or flush in between lost every such event (1,000 of 1,000 in the review). Redis 7.0 has
+no ``WAITAOF`` to confirm a write reached disk, and ``WAIT`` needs replicas. So the store, the
+truth, is written first, and Redis is only the buffer for the store's outages, as the
+architecture says ("durable store down: high-volume events wait in Redis"). The cost is one
+store round trip per call; collectors use the batch call.
+
+What is guaranteed, by case (tests: ``tests/hotpath/test_durable_events.py``):
+
+- store up: 0 lost whatever happens to Redis afterwards (flush, restart, kill);
+- store down, Redis up: buffered in the stream; while the emitting process lives it keeps an
+  outbox and re-sends it if Redis loses its data, and it writes the outbox to the store itself
+  as soon as the store answers again (:meth:`DualStoreManager.flush_outbox`). After it exits,
+  the buffered events survive a Redis restart only if Redis persists with
+  ``appendonly yes`` + ``appendfsync always`` (checked once; a warning names the risk when not);
+- store down and Redis flushed (or restarted without persistence) after the emitter exited:
+  **no design can recover those events**: they existed nowhere else. The emitter is told
+  nothing is durable only when both refuse the write (:class:`StoresUnavailableError`).
 
 Failure modes:
 
-- Redis down: events are written straight to the durable store (one row, same upsert), and post
-  workers poll the durable store for due ``queued`` rows (:meth:`DualStoreManager.next_posts`).
-  Slower, never wrong.
-- Durable store down: events wait in the stream; the sync worker leaves its batch pending (no
-  attempt is counted) and takes it back when the store answers. Claims fail (nothing is posted).
+- Redis down: events go to the durable store as always, and post workers poll the durable
+  store for due ``queued`` rows (:meth:`DualStoreManager.next_posts`). Slower, never wrong.
+- Durable store down: events wait in the stream (after a failed store write, calls skip the
+  store for ``durable_retry_s``); the sync worker leaves its batch pending (no attempt is
+  counted) and takes it back when the store answers. Claims fail (nothing is posted).
 - Both down: :class:`StoresUnavailableError`; the caller keeps the event and retries.
 
 Idempotency keys: ``tweet_metrics`` upserts on ``(tweet_id, horizon)`` keeping the newest
@@ -26,6 +52,7 @@ column) on an ``event_id`` kept inside ``metrics``, checked under a lock before 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -254,8 +281,10 @@ class DualStoreManager:
         sync_policy: retries and idle limit of the ``sync_to_supabase`` queue.
         redis_retry_s: after a Redis error, how long (wall time) to stay on the fallback path
             before trying Redis again.
-        outbox_limit: most events kept in memory until synced; past it, events are written to
-            the durable store directly (or refused if it is down).
+        durable_retry_s: after a durable-store outage, how long (wall time) events go straight
+            to the Redis buffer before the store is tried again.
+        outbox_limit: most buffered events kept in memory for re-sending; past it, events are
+            still buffered but no longer re-sent if Redis loses its data (a warning says so).
         reconcile_every: check the outbox against Redis every this many buffered events.
     """
 
@@ -272,6 +301,7 @@ class DualStoreManager:
         sync_policy: QueuePolicy | None = None,
         posts_policy: QueuePolicy | None = None,
         redis_retry_s: float = 1.0,
+        durable_retry_s: float = 1.0,
         outbox_limit: int = 200_000,
         reconcile_every: int = 200,
     ) -> None:
@@ -284,12 +314,16 @@ class DualStoreManager:
         self.consumer = consumer or f"{socket.gethostname()}:{uuid.uuid4().hex[:6]}"
         self.redis_retry_s = redis_retry_s
         self._redis_down_until = 0.0
+        self.durable_retry_s = durable_retry_s
+        self._durable_down_until = 0.0
+        self._persistence_checked = False
         self.is_postgres = engine.dialect.name == "postgresql"
         self.brake = EmergencyBrake(engine, environment, client, keys, clock=clock)
         self.dedup = DedupCache(client, keys)
         self._limiters: dict[int, RateLimiter] = {}
-        # Events this process put in Redis that may not be synced yet: re-sent if Redis loses
-        # its data (restart without persistence, FLUSHALL) before the sync worker took them.
+        # Events this process buffered in Redis while the durable store was down, not known to
+        # be synced yet: re-sent if Redis loses its data (restart without persistence, FLUSHALL)
+        # before the sync worker took them, and written by this process once the store is back.
         self._outbox: dict[str, tuple[str, dict[str, Any]]] = {}
         self._epoch: str | None = None
         self._emitted = 0
@@ -404,11 +438,43 @@ class DualStoreManager:
         collected_at: datetime | None = None,
         source: str | None = None,
     ) -> str:
-        """Buffer one metrics snapshot (idempotent on ``(tweet_id, horizon)``).
+        """Record one metrics snapshot durably (idempotent on ``(tweet_id, horizon)``).
 
-        Returns ``buffered`` (in Redis, synced later) or ``direct`` (written to the durable
-        store because Redis is down).
+        Returns ``direct`` (in the durable store) or ``buffered`` (the store is down: in the
+        Redis stream, synced by ``sync_to_supabase``).
         """
+        row = self._metric_row(
+            tweet_id=tweet_id,
+            account_id=account_id,
+            horizon=horizon,
+            metrics=metrics,
+            collected_at=collected_at,
+            source=source,
+        )
+        return self._emit("metric_snapshot", [row], [f"m:{tweet_id}:{horizon}"])
+
+    def record_metric_snapshots(self, snapshots: Sequence[Mapping[str, Any]]) -> str:
+        """Record many snapshots durably in one store transaction (or one Redis round trip).
+
+        Each mapping holds the keyword arguments of :meth:`record_metric_snapshot`. Every one is
+        validated before anything is written. Returns ``direct``, ``buffered`` or ``empty``.
+        """
+        rows = [self._metric_row(**dict(snap)) for snap in snapshots]
+        if not rows:
+            return "empty"
+        keys = [f"m:{r['tweet_id']}:{r['horizon']}" for r in rows]
+        return self._emit("metric_snapshot", rows, keys)
+
+    def _metric_row(
+        self,
+        *,
+        tweet_id: int,
+        account_id: int,
+        horizon: str,
+        metrics: Mapping[str, int],
+        collected_at: datetime | None = None,
+        source: str | None = None,
+    ) -> dict[str, Any]:
         if horizon not in HORIZONS:
             raise ValueError(f"horizon {horizon!r} is not one of {', '.join(HORIZONS)}")
         unknown = sorted(set(metrics) - set(METRIC_NAMES))
@@ -427,7 +493,7 @@ class DualStoreManager:
             if value < 0:
                 raise ValueError(f"metric {name} must be >= 0, got {value}")
             row[name] = value
-        return self._emit("metric_snapshot", row, f"m:{tweet_id}:{horizon}")
+        return row
 
     def record_audit_event(
         self,
@@ -440,7 +506,8 @@ class DualStoreManager:
         event_id: str | None = None,
         occurred_at: datetime | None = None,
     ) -> str:
-        """Buffer one audit row (idempotent on ``event_id``; give one to make retries safe).
+        """Record one audit row durably (idempotent on ``event_id``; give one to make retries
+        safe). Returns ``direct`` or ``buffered`` (see :meth:`record_metric_snapshot`).
 
         For changes that must commit together with their audit row (the brake, config), use
         :func:`xbot_assets.ops.audit.record_audit` inside that transaction instead.
@@ -458,7 +525,7 @@ class DualStoreManager:
             "actor": actor,
             "data": _check_data(data or {}),
         }
-        return self._emit("audit", row, f"a:{eid}")
+        return self._emit("audit", [row], [f"a:{eid}"])
 
     def record_health(
         self,
@@ -470,7 +537,7 @@ class DualStoreManager:
         recorded_at: datetime | None = None,
         event_id: str | None = None,
     ) -> str:
-        """Buffer one ``system_health`` row (``status``: ok, degraded or down)."""
+        """Record one ``system_health`` row durably (``status``: ok, degraded or down)."""
         if status not in HEALTH_STATUSES:
             raise ValueError(f"health status {status!r} is not one of {HEALTH_STATUSES}")
         eid = event_id or uuid.uuid4().hex
@@ -482,34 +549,136 @@ class DualStoreManager:
             "metrics": {**dict(metrics or {}), "event_id": eid},
             "message": message,
         }
-        return self._emit("health", row, f"h:{eid}")
+        return self._emit("health", [row], [f"h:{eid}"])
 
-    def _emit(self, kind: EventKind, row: dict[str, Any], key: str) -> str:
-        queue = self.sync_queue
-        if queue is not None and self.redis_available() and len(self._outbox) < self.outbox_limit:
-            try:
-                if self._epoch is None:
-                    self._epoch = self._redis_epoch()
-                payload = _encode(kind, row)
-                entry_id = queue.enqueue(payload, idempotency_key=key)
-                self._outbox[key] = (entry_id, payload)
-                self._emitted += 1
-                if self._emitted % self.reconcile_every == 0:
-                    self.reconcile_outbox()
-                return "buffered"
-            except redis.RedisError as exc:
-                self._redis_failed(exc)
+    # --- the durable emit ------------------------------------------------------------------
+    def durable_available(self) -> bool:
+        """False for ``durable_retry_s`` after the store failed a write (events go to Redis)."""
+        return time.monotonic() >= self._durable_down_until
+
+    def _durable_failed(self, exc: BaseException) -> None:
+        log.warning("durable store unavailable, buffering in Redis: %s", type(exc).__name__)
+        self._durable_down_until = time.monotonic() + self.durable_retry_s
+
+    def _write_direct(self, kind: EventKind, rows: Sequence[dict[str, Any]]) -> bool:
+        """Write ``rows`` to the store in one transaction. False: the store is down (raised for
+        bad data: the caller must see it)."""
         try:
             with self.engine.begin() as conn:
-                _WRITERS[kind](conn, [row])
+                _WRITERS[kind](conn, rows)
+        except DBAPIError as exc:
+            if not is_durable_outage(exc):
+                raise
+            self._durable_failed(exc)
+            return False
+        self._durable_down_until = 0.0
+        return True
+
+    def _emit(self, kind: EventKind, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:
+        """Make ``rows`` durable before returning: the store first, Redis while it is down."""
+        tried_store = False
+        if self.durable_available():
+            tried_store = True
+            if self._write_direct(kind, rows):
+                if self._outbox:
+                    self.flush_outbox()
+                return "direct"
+        if self._buffer(kind, rows, keys):
+            return "buffered"
+        if not tried_store and self._write_direct(kind, rows):
+            return "direct"
+        raise StoresUnavailableError(
+            "neither the durable store nor Redis accepted the event: keep it and retry when one "
+            "of them is back (check `xbot` health and DATABASE_URL/REDIS_URL)"
+        )
+
+    def _buffer(self, kind: EventKind, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> bool:
+        """XADD the events to the sync stream (one round trip); False if Redis did not confirm.
+
+        A Redis error or timeout means "not confirmed" even if the entry landed: the caller then
+        writes the store or raises, and a replay is a no-op upsert.
+        """
+        queue = self.sync_queue
+        if queue is None or not self.redis_available():
+            return False
+        try:
+            if self._epoch is None:
+                self._epoch = self._redis_epoch()
+            payloads = [_encode(kind, row) for row in rows]
+            ids = queue.enqueue_many(list(zip(keys, payloads, strict=True)))
+        except redis.RedisError as exc:
+            self._redis_failed(exc)
+            return False
+        room = self.outbox_limit - len(self._outbox)
+        for key, entry_id, payload in list(zip(keys, ids, payloads, strict=True))[: max(room, 0)]:
+            self._outbox[key] = (entry_id, payload)
+        if room < len(rows):
+            log.warning(
+                "outbox full (%d events): events buffered now are not re-sent if Redis loses "
+                "its data before the durable store is back",
+                self.outbox_limit,
+            )
+        self._check_persistence()
+        self._emitted += len(rows)
+        if self._emitted % self.reconcile_every < len(rows):
+            self.reconcile_outbox()
+        return True
+
+    def _check_persistence(self) -> None:
+        """Warn once when buffered events would not survive a Redis restart."""
+        if self._persistence_checked or self.client is None:
+            return
+        self._persistence_checked = True
+        try:
+            config = self.client.config_get("append*")
+        except redis.RedisError:
+            config = {}
+        if config.get("appendonly") == "yes" and config.get("appendfsync") == "always":
+            return
+        log.warning(
+            "the durable store is down and events wait in Redis, which does not persist every "
+            "write (appendonly yes + appendfsync always): if Redis restarts or is flushed "
+            "before the store is back and this process has exited, they are lost"
+        )
+
+    def flush_outbox(self) -> int:
+        """Write the events this process buffered to the durable store itself (one transaction)
+        and forget them; the stream copies then sync as no-op upserts. Returns how many were
+        written (0 if the store is still down or nothing was buffered).
+
+        Called by the next event that reaches the store; call it before exiting too, so a
+        process that buffered during an outage leaves nothing only in Redis.
+        """
+        if not self._outbox or not self.durable_available():
+            return 0
+        items = list(self._outbox.items())
+        events: list[tuple[EventKind, dict[str, Any]]] = []
+        for _key, (_entry_id, payload) in items:
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                events.append(_decode(payload))
+        try:
+            with self.engine.begin() as conn:
+                self._write_batch(conn, events)
+            written = len(events)
         except DBAPIError as exc:
             if is_durable_outage(exc):
-                raise StoresUnavailableError(
-                    "neither Redis nor the durable store accepted the event: keep it and retry "
-                    "when one of them is back (check `xbot` health and REDIS_URL/DATABASE_URL)"
-                ) from None
-            raise
-        return "direct"
+                self._durable_failed(exc)
+                return 0
+            # a bad event must not hold back the rest: one by one, and the ones refused stay
+            # in the stream, where the sync worker isolates and dead-letters them
+            written = 0
+            for kind, row in events:
+                try:
+                    with self.engine.begin() as conn:
+                        _WRITERS[kind](conn, [row])
+                    written += 1
+                except DBAPIError as row_exc:
+                    if is_durable_outage(row_exc):
+                        self._durable_failed(row_exc)
+                        return written
+        for key, _value in items:
+            self._outbox.pop(key, None)
+        return written
 
     def trim_queues(self) -> int:
         """Drop acknowledged history from both streams (never pending or undelivered entries);

@@ -319,9 +319,9 @@ def collect_due_metrics(
         account_id: only this account's posts.
         max_posts_per_horizon: a bound per pass, so one run stays short.
         rate_limit_reserve: stop when the window has this many calls left or fewer.
-        dual: when given, snapshots go through the hot path (``sync_to_supabase`` stream,
-            synced by the DualStoreManager's worker; straight to the store if Redis is down)
-            instead of a direct upsert. Either way the write is idempotent per post and horizon.
+        dual: when given, snapshots go through the hot path (written to the store at once;
+            buffered in the ``sync_to_supabase`` stream only while the store is down) instead
+            of a direct upsert. Either way the write is idempotent per post and horizon.
     """
     now = now or datetime.now(UTC)
     report = CollectionReport()
@@ -337,15 +337,20 @@ def collect_due_metrics(
         )
         if snapshots and dual is not None:
             owner = {p.id: p.account_id for p in due}
-            for snap in snapshots:
-                dual.record_metric_snapshot(
-                    tweet_id=snap.tweet_id,
-                    account_id=owner[snap.tweet_id],
-                    horizon=snap.horizon,
-                    metrics={n: getattr(snap, n) for n in _METRIC_NAMES},
-                    collected_at=snap.collected_at,
-                    source=snap.source,
-                )
+            # one transaction for the horizon's snapshots, durable before the run moves on
+            dual.record_metric_snapshots(
+                [
+                    {
+                        "tweet_id": snap.tweet_id,
+                        "account_id": owner[snap.tweet_id],
+                        "horizon": snap.horizon,
+                        "metrics": {n: getattr(snap, n) for n in _METRIC_NAMES},
+                        "collected_at": snap.collected_at,
+                        "source": snap.source,
+                    }
+                    for snap in snapshots
+                ]
+            )
         elif snapshots:
             store.upsert_metrics(snapshots)
         report.snapshots += len(snapshots)
