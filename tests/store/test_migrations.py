@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -123,21 +124,22 @@ def test_xbot_exits_2_on_a_store_one_migration_behind_before_doing_anything(
 
 def test_xbot_exits_2_on_postgres_one_migration_behind(tmp_path: Path, empty_pg_url: str) -> None:
     _one_behind(empty_pg_url)
+    shape = text(
+        "SELECT (SELECT count(*) FROM pg_policies), (SELECT count(*) FROM pg_constraint c "
+        "JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'), "
+        "(SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal)"
+    )
     engine = make_engine(empty_pg_url)
     try:
         with engine.connect() as conn:
-            policies = conn.execute(text("SELECT count(*) FROM pg_policies")).scalar_one()
-    finally:
-        engine.dispose()
-    staging = _run_xbot(
-        ["migrate", "--check"], tmp_path, APP_ENV="staging", DATABASE_URL=empty_pg_url
-    )
-    assert staging.returncode == 2 and "xbot migrate" in staging.stderr, staging
-    engine = make_engine(empty_pg_url)
-    try:
+            before = conn.execute(shape).one()
+        staging = _run_xbot(
+            ["migrate", "--check"], tmp_path, APP_ENV="staging", DATABASE_URL=empty_pg_url
+        )
+        assert staging.returncode == 2 and "xbot migrate" in staging.stderr, staging
         assert schema_status(engine).behind_by == 1  # the check changed nothing
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT count(*) FROM pg_policies")).scalar_one() == policies
+            assert conn.execute(shape).one() == before
     finally:
         engine.dispose()
 
@@ -176,3 +178,81 @@ def test_new_revision_autogenerates_an_empty_script_when_schema_and_migrations_a
         assert "op." not in upgrade_body  # no differences to migrate
     finally:
         migrate._script.cache_clear()
+
+
+def _fill(url: str, environment: str) -> dict[str, int]:
+    """One row or more in every table, through the store; returns each table's row count."""
+    from datetime import UTC, date, datetime
+
+    from xbot_assets.store.models import CandidateInput, MetricSnapshot
+
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    store = DurableStore.from_url(url, environment=environment)
+    try:
+        acc = store.ensure_account("round_trip")
+        tag = uuid.uuid4().hex[:8]
+        post = store.enqueue_post(acc.id, f"a post {tag}", scheduled_at=t0)
+        store.enqueue_thread(acc.id, [f"first part {tag}", "second part"], scheduled_at=t0)
+        store.claim_post(post.id, worker="w", now=t0)
+        store.upsert_metrics([MetricSnapshot(tweet_id=post.id, horizon="1h", collected_at=t0)])
+        store.record_candidates(acc.id, [CandidateInput(text="idea", guard_passed=True)])
+        store.audit("deploy", component="ops", event_id=f"evt-{uuid.uuid4().hex}")
+        store.set_config("k", {"v": 1}, actor="test")
+        store.upsert_daily_summary(date(2026, 3, 1), "daily", {"n": 1})
+        store.record_health("poster", "ok")
+    finally:
+        store.close()
+    return _counts(url)
+
+
+def _counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()
+                for t in metadata.sorted_tables
+            }
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_upgrade_downgrade_upgrade_keeps_the_data(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """issue 17 item 8: migration 0003 (environment in every key) goes down and up again on
+    a store holding rows in every table, losing none, and the store works after each step."""
+    from xbot_assets.store.migrate import downgrade
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/round/xbot.db"
+    else:
+        url = str(request.getfixturevalue("empty_pg_url"))
+    upgrade(url)
+    envs = ["local"] if backend == "sqlite" else ["staging", "production"]
+    for env in envs:
+        counts = _fill(url, env)
+    assert all(counts[t.name] > 0 for t in metadata.sorted_tables), counts
+    assert downgrade(url, "0002").current == "0002"
+    assert _counts(url) == counts
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:  # 0002's shape: ids from the table's default again
+            new_id = conn.execute(
+                text(
+                    "INSERT INTO accounts (environment, handle, metadata, created_at, updated_at) "
+                    "VALUES ('local', 'after_downgrade', '{}', :t, :t) RETURNING id"
+                ),
+                {"t": "2026-03-01 12:00:00+00:00"},
+            ).scalar_one()
+            top = conn.execute(text("SELECT max(id) FROM accounts")).scalar_one()
+            assert new_id == top
+    finally:
+        engine.dispose()
+    assert upgrade(url).is_current
+    assert _counts(url)["accounts"] == counts["accounts"] + 1
+    for env in envs:
+        again = _fill(url, env)
+    assert again["tweets"] == counts["tweets"] + 3 * len(envs)  # a post and a 2-part thread
+    assert again["tweet_metrics"] == counts["tweet_metrics"] + len(envs)

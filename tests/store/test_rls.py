@@ -119,7 +119,7 @@ def test_a_login_member_of_the_staging_role_is_held_by_the_same_policies(
         with pg_admin() as admin:
             admin.execute(f"DROP ROLE IF EXISTS {login}")
     with _owner(pg_url) as conn:
-        envs = conn.execute("SELECT environment FROM tweets ORDER BY id").fetchall()
+        envs = conn.execute("SELECT environment FROM tweets ORDER BY created_at").fetchall()
     assert envs == [("production",), ("staging",)]
 
 

@@ -379,7 +379,18 @@ class SandboxX:
         """
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r}; use one of {sorted(FAULTS)}")
-        self.faults[name] = Fault(name, match, count, seconds)
+        # checked here, not when a request meets the fault: a bad fault would fail every request
+        if match is not None and not isinstance(match, str):
+            raise ValueError("match must be text (part of an endpoint name) or absent")
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int)):
+            raise ValueError("count must be a whole number of requests or absent")
+        if count is not None and not 1 <= count <= 1_000_000:
+            raise ValueError("count must be between 1 and 1000000")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+            raise ValueError("seconds must be a number")
+        if not 0.0 <= seconds <= 60.0:  # NaN fails this too
+            raise ValueError("seconds must be between 0 and 60")
+        self.faults[name] = Fault(name, match, count, float(seconds))
 
     @_locked
     def clear_faults(self, name: str | None = None) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import re
 import socket
 import threading
 import time
@@ -22,15 +24,24 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xbot_assets.sandbox import errors
 from xbot_assets.sandbox.errors import SandboxError
 from xbot_assets.sandbox.platform import FAULTS, SandboxX, iso, parse_time
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+MAX_BODY_BYTES = 64 * 1024
+"""Largest request body served (a post is 280 characters; X's own limits are far below this)."""
+MAX_ADVANCE = timedelta(days=3650)
+"""Largest single clock move: ten simulated years (further is no scenario, and overflows)."""
+MAX_FOLLOWERS = 1_000_000_000
+_ASCII_INT = re.compile(r"-?[0-9]{1,18}")
 
 _COMMON_POST_PARAMS = {
     "tweet.fields", "post.fields", "expansions", "user.fields", "media.fields", "poll.fields",
@@ -103,6 +114,35 @@ def _check_params(request: Request, endpoint: str) -> None:
         )
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes, what: str = "The request body") -> Any:
+    """The JSON document of a request body, or a 400 saying what is wrong with it.
+
+    Refuses what Python's parser accepts but JSON does not (``NaN``, ``Infinity``), nesting too
+    deep to parse (RecursionError) and strings that cannot be stored or answered as UTF-8 (a
+    lone surrogate such as ``"\\ud800"``: stored, it broke every later timeline read).
+    """
+    try:
+        payload = json.loads(raw or b"null", parse_constant=_reject_constant)
+    except RecursionError:
+        raise errors.invalid_request(f"{what} is nested too deeply.") from None
+    except ValueError as exc:  # includes invalid UTF-8 (UnicodeDecodeError)
+        raise errors.invalid_request(f"{what} is not valid JSON: {exc}"[:300]) from None
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.invalid_request(
+            f"{what} holds a lone surrogate (\\ud800-\\udfff without its pair): send valid "
+            "Unicode text."
+        ) from None
+    except RecursionError:
+        raise errors.invalid_request(f"{what} is nested too deeply.") from None
+    return payload
+
+
 class _Api:
     """The X API v2 route handlers over one sandbox."""
 
@@ -140,11 +180,7 @@ class _Api:
         token = bearer_token_of(request)
         await self._slow("create_tweet")
         try:
-            raw = await request.body()
-            try:
-                payload = json.loads(raw or b"null")
-            except ValueError:
-                raise errors.invalid_request("The request body is not valid JSON.") from None
+            payload = parse_json(await request.body())
             if not isinstance(payload, dict):
                 raise errors.invalid_request("The request body must be a JSON object.")
             unknown = sorted(set(payload) - _CREATE_KEYS)
@@ -232,9 +268,17 @@ class _Api:
 
         def call() -> dict[str, Any]:
             max_results = q.get("max_results")
-            if max_results is not None and not max_results.lstrip("-").isdigit():
+            if max_results is not None and not _ASCII_INT.fullmatch(max_results):
+                # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() refuses
+                shown = max_results[:40]
+                if re.fullmatch(r"-?[0-9]+", max_results):
+                    raise errors.invalid_request(
+                        f"The `max_results` query parameter value [{shown}] is not between 5 "
+                        "and 100",
+                        "max_results",
+                    )
                 raise errors.invalid_request(
-                    f"The `max_results` query parameter value [{max_results}] is not a number",
+                    f"The `max_results` query parameter value [{shown}] is not a number",
                     "max_results",
                 )
             return self.sandbox.get_user_tweets(
@@ -270,9 +314,9 @@ class _Admin:
         raw = await request.body()
         if not raw:
             return {}
-        payload = json.loads(raw)
+        payload = parse_json(raw, "The admin request body")
         if not isinstance(payload, dict):
-            raise ValueError("the admin body must be a JSON object")
+            raise errors.invalid_request("The admin request body must be a JSON object.")
         return payload
 
     async def state(self, request: Request) -> Response:
@@ -290,12 +334,14 @@ class _Admin:
                 str(payload["name"]),
                 match=payload.get("match"),
                 count=payload.get("count"),
-                seconds=float(payload.get("seconds", 0.0)),
+                seconds=payload.get("seconds", 0.0),
             )
+        except SandboxError as exc:
+            return _error(exc)
         except (KeyError, ValueError, TypeError) as exc:
             names = ", ".join(sorted(FAULTS))
             hint = f"bad fault request: {exc}; body {{name, match?, count?, seconds?}}; {names}"
-            return _json({"error": hint}, 400)
+            return _error(errors.invalid_request(hint))
         return _json({"active": self.sandbox.admin_state()["faults"]})
 
     async def clock(self, request: Request) -> Response:
@@ -307,28 +353,31 @@ class _Admin:
             if action == "set":
                 self.sandbox.clock.set(parse_time(str(payload["now"]), "now"))
             else:
-                delta = timedelta(
-                    days=float(payload.get("days", 0)),
-                    hours=float(payload.get("hours", 0)),
-                    minutes=float(payload.get("minutes", 0)),
-                    seconds=float(payload.get("seconds", 0)),
-                )
-                self.sandbox.advance(delta)
-        except (KeyError, ValueError, TypeError, SandboxError) as exc:
-            return _json({"error": f"bad clock request: {exc}"}, 400)
+                self.sandbox.advance(_duration(payload))
+        except SandboxError as exc:
+            return _error(exc)
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            return _error(errors.invalid_request(f"bad clock request: {exc}"))
         return _json({"now": iso(self.sandbox.clock.now())})
 
     async def accounts(self, request: Request) -> Response:
         if request.method == "POST":
             try:
                 payload = await self._payload(request)
+                followers = payload.get("followers", 500)
+                if isinstance(followers, str) and _ASCII_INT.fullmatch(followers):
+                    followers = int(followers)
+                if isinstance(followers, bool) or not isinstance(followers, int):
+                    raise ValueError("followers must be a whole number")
+                if not 0 <= followers <= MAX_FOLLOWERS:
+                    raise ValueError(f"followers must be between 0 and {MAX_FOLLOWERS}")
                 self.sandbox.add_account(
-                    str(payload["handle"]),
-                    int(payload.get("followers", 500)),
-                    name=payload.get("name"),
+                    str(payload["handle"]), followers, name=payload.get("name")
                 )
+            except SandboxError as exc:
+                return _error(exc)
             except (KeyError, ValueError, TypeError) as exc:
-                return _json({"error": f"bad account request: {exc}"}, 400)
+                return _error(errors.invalid_request(f"bad account request: {exc}"))
             account = self.sandbox.account(str(payload["handle"]))
             return _json(_account_json(account), 201)
         return _json({"accounts": [_account_json(a) for a in self.sandbox.accounts]})
@@ -337,11 +386,33 @@ class _Admin:
         try:
             return _json(self.sandbox.post_metrics(request.path_params["id"]))
         except KeyError as exc:
-            return _json({"error": str(exc)}, 404)
+            return _error(errors.not_found_request(str(exc)))
 
     async def reset_counters(self, request: Request) -> Response:
         self.sandbox.counters.clear()
         return _json({"counters": {}})
+
+
+def _duration(payload: dict[str, Any]) -> timedelta:
+    """The clock move of an admin body: finite numbers, at most :data:`MAX_ADVANCE` in all."""
+    total = 0.0
+    for unit, seconds in (
+        ("days", 86400.0),
+        ("hours", 3600.0),
+        ("minutes", 60.0),
+        ("seconds", 1.0),
+    ):
+        value = payload.get(unit, 0)
+        if isinstance(value, str):
+            value = float(value)  # "1.5" as before; "inf"/"nan" are refused below
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{unit} must be a number")
+        if not math.isfinite(value):
+            raise ValueError(f"{unit} must be a finite number")
+        total += float(value) * seconds
+    if not abs(total) <= MAX_ADVANCE.total_seconds():
+        raise ValueError(f"a clock move is at most {MAX_ADVANCE.days} days; move it in steps")
+    return timedelta(seconds=total)
 
 
 def _account_json(account: Any) -> dict[str, Any]:
@@ -371,6 +442,61 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return _json(body, 405)
 
 
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Answer 413 to a body over ``limit`` bytes at once, without reading the rest of it.
+
+    Checked on ``Content-Length`` before the app runs and again while a chunked body arrives.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, watch)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exc = errors.invalid_request(
+            f"The request body is larger than {self.limit} bytes (or its Content-Length is not "
+            "a number): send a smaller body."
+        )
+        body = {**exc.body, "status": 413, "title": "Payload Too Large"}
+        response = JSONResponse(body, status_code=413, headers={"connection": "close"})
+        await response(scope, receive, send)
+
+
 def create_app(sandbox: SandboxX) -> Starlette:
     """The Starlette app serving ``sandbox`` (API, web pages, admin)."""
     from xbot_assets.sandbox.web import web_routes
@@ -394,7 +520,11 @@ def create_app(sandbox: SandboxX) -> Starlette:
         Route("/__sandbox/counters/reset", admin.reset_counters, methods=["POST"]),
         *web_routes(sandbox),
     ]
-    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
+        middleware=[Middleware(BodyLimit)],
+    )
     app.state.sandbox = sandbox
     return app
 

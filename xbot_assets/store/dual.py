@@ -125,21 +125,25 @@ def _chunks(rows: Sequence[dict[str, Any]], size: int = _UPSERT_CHUNK) -> list[S
 
 
 def upsert_metric_snapshots(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Multi-row upsert into ``tweet_metrics`` on ``(tweet_id, horizon)``; a newer collection
-    replaces an older one, a replay of the same one changes nothing."""
+    """Multi-row upsert into ``tweet_metrics`` on ``(environment, tweet_id, horizon)``; a newer
+    collection replaces an older one, a replay of the same one changes nothing."""
     if not rows:
         return 0
-    # one row per (tweet_id, horizon) per statement: ON CONFLICT cannot touch a row twice
-    newest: dict[tuple[int, str], dict[str, Any]] = {}
+    # one row per key per statement: ON CONFLICT cannot touch a row twice
+    newest: dict[tuple[str, int, str], dict[str, Any]] = {}
     for row in rows:
-        key = (int(row["tweet_id"]), str(row["horizon"]))
+        key = (str(row["environment"]), int(row["tweet_id"]), str(row["horizon"]))
         if key not in newest or row["collected_at"] >= newest[key]["collected_at"]:
             newest[key] = row
     values = list(newest.values())
     stmt = _insert_for(conn, tweet_metrics)
     updated = {name: stmt.excluded[name] for name in (*METRIC_NAMES, "collected_at", "source")}
     stmt = stmt.on_conflict_do_update(
-        index_elements=[tweet_metrics.c.tweet_id, tweet_metrics.c.horizon],
+        index_elements=[
+            tweet_metrics.c.environment,
+            tweet_metrics.c.tweet_id,
+            tweet_metrics.c.horizon,
+        ],
         set_=updated,
         where=stmt.excluded.collected_at >= tweet_metrics.c.collected_at,
     )
@@ -155,7 +159,7 @@ def insert_audit_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int
     if not rows:
         return 0
     stmt = _insert_for(conn, audit_log).on_conflict_do_nothing(
-        index_elements=[audit_log.c.event_id]
+        index_elements=[audit_log.c.environment, audit_log.c.event_id]
     )
     for chunk in _chunks(rows):
         conn.execute(stmt, list(chunk))

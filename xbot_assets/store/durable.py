@@ -1102,7 +1102,7 @@ class DurableStore:
                 stmt = self._insert(m).values(chunk)
                 updates = {n: stmt.excluded[n] for n in (*s.METRIC_NAMES, "source", "collected_at")}
                 stmt = stmt.on_conflict_do_update(
-                    index_elements=[m.c.tweet_id, m.c.horizon],
+                    index_elements=[m.c.environment, m.c.tweet_id, m.c.horizon],
                     set_=updates,
                     where=m.c.collected_at <= stmt.excluded.collected_at,
                 )
@@ -1528,7 +1528,7 @@ class DurableStore:
                 out.extend(_ints(res.scalars()))
             if keyed:
                 stmt = self._insert(a).values(keyed)
-                stmt = stmt.on_conflict_do_nothing(index_elements=[a.c.event_id])
+                stmt = stmt.on_conflict_do_nothing(index_elements=[a.c.environment, a.c.event_id])
                 res = conn.execute(stmt.returning(a.c.id))
                 new = _ints(res.scalars())
                 out.extend(new)

@@ -161,3 +161,28 @@ def new_revision(message: str, scratch_url: str) -> Path:
     _script.cache_clear()
     assert script is not None and not isinstance(script, list)
     return Path(script.path)
+
+
+def downgrade(url: str, revision: str) -> SchemaStatus:
+    """Take the store at ``url`` back to ``revision`` (operators and the migration tests).
+
+    Holds the same lock as :func:`upgrade`.
+    """
+    engine = make_engine(url)
+    try:
+        with _sqlite_file_lock(engine), engine.connect() as conn:
+            is_pg = conn.dialect.name == "postgresql"
+            if is_pg:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
+                conn.commit()
+            try:
+                command.downgrade(alembic_config(conn), revision)
+                if conn.in_transaction():
+                    conn.commit()
+            finally:
+                if is_pg:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATE_LOCK})
+                    conn.commit()
+        return schema_status(engine)
+    finally:
+        engine.dispose()

@@ -8,6 +8,9 @@ metadata disagree.
 Conventions:
 - every table shared by environments has an ``environment`` column (``local``/``staging``/
   ``production``); on Postgres row-level security keeps environments apart on it;
+- every unique key and every foreign key includes ``environment`` (keys are checked without
+  row-level security, so a key without it would let one environment block or probe another's
+  rows); on Postgres each environment also draws ids from a sequence of its own (migration 0003);
 - every timestamp is timezone-aware UTC (:class:`UTCDateTime` enforces it on both engines);
 - JSON columns are JSONB on Postgres and JSON (text) on SQLite.
 """
@@ -27,7 +30,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
-    ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -121,6 +124,19 @@ def _env_check() -> CheckConstraint:
     return CheckConstraint(_in("environment", ENVIRONMENTS), name="environment")
 
 
+def _env_fk(table: str, column: str, referred: str) -> ForeignKeyConstraint:
+    """A foreign key that carries the environment: a row may only point at its own environment.
+
+    Foreign keys are checked without row-level security, so a key on the id alone would let one
+    environment reference (and probe for) another's rows.
+    """
+    return ForeignKeyConstraint(
+        ["environment", column],
+        [f"{referred}.environment", f"{referred}.id"],
+        name=f"fk_{table}_{column}_{referred}",
+    )
+
+
 accounts = Table(
     "accounts",
     metadata,
@@ -135,6 +151,7 @@ accounts = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("environment", "handle"),
+    UniqueConstraint("environment", "id"),  # the target of every environment-carrying key
     _env_check(),
 )
 
@@ -143,13 +160,13 @@ tweets = Table(
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     _environment(),
-    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ID, nullable=False),
     Column("text", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("status", String(16), nullable=False, server_default="queued"),
     Column("x_id", String(32)),
-    Column("thread_root_id", ID, ForeignKey("tweets.id")),
-    Column("thread_parent_id", ID, ForeignKey("tweets.id")),
+    Column("thread_root_id", ID),
+    Column("thread_parent_id", ID),
     Column("thread_position", Integer, nullable=False, server_default="0"),
     Column("thread_size", Integer, nullable=False, server_default="1"),
     Column("arm", String(96)),
@@ -167,6 +184,10 @@ tweets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("environment", "account_id", "content_hash"),
+    UniqueConstraint("environment", "id"),
+    _env_fk("tweets", "account_id", "accounts"),
+    _env_fk("tweets", "thread_root_id", "tweets"),
+    _env_fk("tweets", "thread_parent_id", "tweets"),
     CheckConstraint(_in("status", POST_STATUSES), name="status"),
     CheckConstraint("thread_position >= 0 AND thread_size >= 1", name="thread_position"),
     _env_check(),
@@ -183,9 +204,9 @@ post_attempts = Table(
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     _environment(),
-    Column("attempt_id", String(36), nullable=False, unique=True),
-    Column("tweet_id", ID, ForeignKey("tweets.id"), nullable=False),
-    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("attempt_id", String(36), nullable=False),
+    Column("tweet_id", ID, nullable=False),
+    Column("account_id", ID, nullable=False),
     Column("worker", String(128)),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
@@ -195,6 +216,9 @@ post_attempts = Table(
     # whether a request could have left the process (migration 0004; NULL: possibly, as before)
     Column("send_state", String(8)),
     Column("sent_at", UTCDateTime),
+    UniqueConstraint("environment", "attempt_id"),
+    _env_fk("post_attempts", "tweet_id", "tweets"),
+    _env_fk("post_attempts", "account_id", "accounts"),
     CheckConstraint("outcome IS NULL OR " + _in("outcome", ATTEMPT_OUTCOMES), name="outcome"),
     CheckConstraint("send_state IS NULL OR " + _in("send_state", SEND_STATES), name="send_state"),
     _env_check(),
@@ -206,7 +230,7 @@ candidates = Table(
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     _environment(),
-    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("account_id", ID, nullable=False),
     Column("batch_id", String(64)),
     Column("text", Text, nullable=False),
     Column("content_hash", String(64), nullable=False),
@@ -219,9 +243,11 @@ candidates = Table(
     Column("guard_reasons", JSONType, nullable=False),
     Column("chosen", Boolean, nullable=False, server_default=text("false")),
     Column("why", Text),
-    Column("tweet_id", ID, ForeignKey("tweets.id")),
+    Column("tweet_id", ID),
     Column("metadata", JSONType, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    _env_fk("candidates", "account_id", "accounts"),
+    _env_fk("candidates", "tweet_id", "tweets"),
     _env_check(),
     Index("ix_candidates_account_created", "environment", "account_id", "created_at"),
     Index("ix_candidates_batch", "batch_id"),
@@ -232,13 +258,15 @@ tweet_metrics = Table(
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     _environment(),
-    Column("tweet_id", ID, ForeignKey("tweets.id"), nullable=False),
-    Column("account_id", ID, ForeignKey("accounts.id"), nullable=False),
+    Column("tweet_id", ID, nullable=False),
+    Column("account_id", ID, nullable=False),
     Column("horizon", String(4), nullable=False),
     *(Column(name, BigInteger, nullable=False, server_default="0") for name in METRIC_NAMES),
     Column("source", String(32)),
     Column("collected_at", UTCDateTime, nullable=False),
-    UniqueConstraint("tweet_id", "horizon"),
+    UniqueConstraint("environment", "tweet_id", "horizon"),
+    _env_fk("tweet_metrics", "tweet_id", "tweets"),
+    _env_fk("tweet_metrics", "account_id", "accounts"),
     CheckConstraint(_in("horizon", HORIZONS), name="horizon"),
     CheckConstraint(" AND ".join(f"{n} >= 0" for n in METRIC_NAMES), name="nonnegative"),
     _env_check(),
@@ -277,13 +305,14 @@ audit_log = Table(
     metadata,
     Column("id", ID, primary_key=True, autoincrement=True),
     _environment(),
-    Column("event_id", String(64), unique=True),
+    Column("event_id", String(64)),
     Column("occurred_at", UTCDateTime, nullable=False),
     Column("event_type", String(64), nullable=False),
     Column("component", String(64), nullable=False),
     Column("severity", String(16), nullable=False, server_default="info"),
     Column("actor", String(128), nullable=False),
     Column("data", JSONType, nullable=False),
+    UniqueConstraint("environment", "event_id"),
     CheckConstraint(_in("severity", SEVERITIES), name="severity"),
     _env_check(),
     Index("ix_audit_log_time", "environment", "occurred_at"),

@@ -8,6 +8,7 @@ with ``-x url=...``.
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from xbot_assets.store.engine import make_engine
 from xbot_assets.store.schema import metadata
@@ -29,9 +30,32 @@ def run_migrations() -> None:
     _run(connection)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        _migrate(connection)
+        return
+    # Batch mode rebuilds a SQLite table by copying it, dropping it and renaming the copy: with
+    # foreign keys enforced, dropping a table that other rows reference fails. SQLite ignores
+    # the pragma inside a transaction, so it goes to the driver before any BEGIN; the keys are
+    # checked once all revisions ran.
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        _migrate(connection)
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(
+                f"the migrated SQLite store has {len(broken)} row(s) whose foreign key points at "
+                f"no row (first: {broken[0]}); restore the file from its backup"
+            )
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _migrate(connection: Connection) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things: batch mode copies the table
         compare_type=True,
