@@ -1,7 +1,7 @@
 """post_attempts records whether a request could have left the process (the "sent" mark).
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-05 20:00:00
 
 Two nullable columns on ``post_attempts`` (issue 17 item 1):
