@@ -150,7 +150,12 @@ def posting_sensor(
         return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
     for account in accounts:
-        due = [i for i in sensing.due_posts(store, account.id, now) if i not in requested]
+        approved_only = settings.approval == "required"
+        due = [
+            i
+            for i in sensing.due_posts(store, account.id, now, approved_only=approved_only)
+            if i not in requested
+        ]
         if not due:
             continue
         post_id = due[0]  # one at a time per account: the posting pool has size one
