@@ -8,6 +8,7 @@ templates label them "not recorded", so a page never invents a number.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -277,7 +278,35 @@ def hour_evidence(conn: Connection, environment: str, account_id: int, limit: in
     )
 
 
+_LEARNING_CACHE: dict[tuple[Any, ...], LearningView] = {}
+_LEARNING_LOCK = threading.Lock()
+
+
 def learning_view(
+    engine: Any, environment: str, account: Any, settings: Any, models_dir: Path
+) -> LearningView:
+    """:func:`compute_learning_view`, cached until its inputs change: the posteriors file, the
+    newest metric snapshot and the newest bot_config write (three index lookups per view)."""
+    path = models_dir / "arm_posteriors_engagement.json"
+    mtime = path.stat().st_mtime_ns if path.exists() else None
+    with read_connection(engine) as conn:
+        newest_metric = conn.execute(select(func.max(tweet_metrics.c.id))).scalar()
+        newest_config = conn.execute(select(func.max(bot_config.c.updated_at))).scalar()
+    key = (str(engine.url), environment, account.id, account.timezone, mtime, newest_metric,
+           str(newest_config))  # fmt: skip
+    with _LEARNING_LOCK:
+        found = _LEARNING_CACHE.get(key)
+    if found is not None:
+        return found
+    view = compute_learning_view(engine, environment, account, settings, models_dir)
+    with _LEARNING_LOCK:
+        if len(_LEARNING_CACHE) > 32:
+            _LEARNING_CACHE.clear()
+        _LEARNING_CACHE[key] = view
+    return view
+
+
+def compute_learning_view(
     engine: Any, environment: str, account: Any, settings: Any, models_dir: Path
 ) -> LearningView:
     """Posteriors per arm and per hour (90 % intervals), scorer state and policy estimates."""
