@@ -610,6 +610,73 @@ def browser_login_cmd(
     typer.echo("session saved to BROWSER_STORAGE_STATE (a secret: never commit or share it)")
 
 
+console_app = typer.Typer(help="The operator console: queue, approval, brake and learning.")
+app.add_typer(console_app, name="console")
+
+
+@console_app.command("serve")
+def console_serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback unless told)."),
+    port: int = typer.Option(8787, min=0, max=65535, help="TCP port (0: any free port)."),
+    ssl_certfile: str | None = typer.Option(
+        None, "--ssl-certfile", help="TLS certificate (required off loopback)."
+    ),
+    ssl_keyfile: str | None = typer.Option(
+        None, "--ssl-keyfile", help="TLS private key (required off loopback)."
+    ),
+) -> None:
+    """Serve the operator console until interrupted (log in with `xbot console token`)."""
+    from xbot_assets.console.server import ServeError, serve
+
+    settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    try:
+        serve(settings, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
+    except ServeError as exc:
+        fail(str(exc))
+
+
+@console_app.command("token")
+def console_token(
+    label: str = typer.Option("operator", help="Who the token is for (shown in the audit log)."),
+    revoke_all: bool = typer.Option(
+        False, "--revoke-all", help="Revoke every token of this environment instead."
+    ),
+) -> None:
+    """Print a new console token for this environment (stored hashed; shown only this once)."""
+    from datetime import UTC, datetime
+
+    from xbot_assets.console.auth import issue_token, revoke_tokens
+    from xbot_assets.ops.audit import operator_actor
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.errors import StoreError
+
+    settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    try:
+        store = DurableStore.from_settings(settings)
+    except StoreError as exc:
+        fail(str(exc))
+    try:
+        if revoke_all:
+            count = revoke_tokens(
+                store.engine, store.environment, actor=operator_actor(), now=datetime.now(UTC)
+            )
+            typer.echo(f"revoked {count} console token(s) of {store.environment}")
+            return
+        token = issue_token(
+            store.engine,
+            store.environment,
+            label=label,
+            created_by=operator_actor(),
+            now=datetime.now(UTC),
+        )
+    finally:
+        store.close()
+    typer.echo(token)
+    typer.echo(f"(console token for {settings.app_env}; stored hashed, shown only now)", err=True)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -29,6 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 AppEnv = Literal["local", "staging", "production"]
 PosterKind = Literal["sandbox", "api", "browser"]
 GeneratorKind = Literal["offline", "openai"]
+ApprovalMode = Literal["off", "optional", "required"]
 
 REDIS_PREFIX_BY_ENV: dict[str, str] = {"local": "local:", "staging": "stg:", "production": "prod:"}
 MASK = "***"
@@ -108,6 +109,10 @@ class Settings(BaseSettings):
     min_spacing_minutes: int = Field(default=45, ge=0)
     max_replies_per_hour: int = Field(default=10, ge=0)
     x_api_calls_per_15min: int = Field(default=300, ge=1)
+
+    # --- operator console ---------------------------------------------------------------------
+    approval: ApprovalMode = "off"
+    """``required``: a queued post is claimed only once an operator approved it (the console)."""
 
     # --- sandbox -----------------------------------------------------------------------------
     sandbox_scenario: str = "default"

@@ -155,11 +155,12 @@ def posting_sensor(
         return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
     for account in accounts:
-        # A post moved by the send-time rules (quiet hours, spacing, caps) is new work at its
-        # new slot: the key names the post and its slot.
+        # A post moved by the send-time rules (quiet hours, spacing, caps) or by a late approval
+        # is new work at its new slot: the key names the post and its slot.
+        approved_only = settings.approval == "required"
         due = [
             (i, key)
-            for i in sensing.due_posts(store, account.id, now)
+            for i in sensing.due_posts(store, account.id, now, approved_only=approved_only)
             if (key := post_run_key(i, store.get_post(i).scheduled_at)) not in requested
         ]
         if not due:

@@ -70,12 +70,17 @@ def accounts(store: Any, settings: Any) -> list[AccountView]:
     return found
 
 
-def due_posts(store: Any, account_id: int, now: datetime, limit: int = 20) -> list[int]:
-    """Queued root posts whose time has come, oldest slot first."""
+def due_posts(
+    store: Any, account_id: int, now: datetime, limit: int = 20, *, approved_only: bool = False
+) -> list[int]:
+    """Queued root posts whose time has come, oldest slot first (only approved ones with
+    ``approved_only``: APPROVAL=required, where the claim would skip the others)."""
     if not account_id:
         return []
     queued = store.list_posts(account_id, status="queued", limit=500)
     due = [p for p in queued if p.thread_position == 0 and p.scheduled_at <= now]
+    if approved_only:
+        due = [p for p in due if p.approval == "approved"]
     due.sort(key=lambda p: (p.scheduled_at, p.id))
     return [int(p.id) for p in due[:limit]]
 

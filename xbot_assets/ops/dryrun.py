@@ -65,7 +65,7 @@ def dry_run_next_post(
     plans: list[dict[str, Any]] = []
     for account_id, handle in found:
         plan: dict[str, Any] = {"account": handle, "account_id": account_id}
-        due_id = ledger.next_due_id(account_id, now=now)
+        due_id = ledger.next_due_id(account_id, now=now, approved_only=caps.require_approval)
         with read_connection(ctx.engine) as conn:
             if due_id is None:
                 upcoming = conn.execute(

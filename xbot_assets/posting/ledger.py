@@ -63,6 +63,8 @@ class RateCaps:
     max_posts_per_day: int = 12
     min_spacing: timedelta = timedelta(minutes=45)
     max_replies_per_hour: int = 10
+    require_approval: bool = False
+    """APPROVAL=required: only roots an operator approved are claimed (the console)."""
 
     @classmethod
     def from_settings(cls, settings: Any) -> RateCaps:
@@ -71,6 +73,7 @@ class RateCaps:
             max_posts_per_day=settings.max_posts_per_day,
             min_spacing=timedelta(minutes=settings.min_spacing_minutes),
             max_replies_per_hour=settings.max_replies_per_hour,
+            require_approval=getattr(settings, "approval", "off") == "required",
         )
 
 
@@ -355,7 +358,13 @@ class PostingLedger:
 
     # --- the claim -------------------------------------------------------------------------
     def _next_due_query(
-        self, account_id: int, now: datetime, *, replies_only: bool, lock: bool = True
+        self,
+        account_id: int,
+        now: datetime,
+        *,
+        replies_only: bool,
+        lock: bool = True,
+        approved_only: bool = False,
     ) -> Any:
         parent = PARENT
         parent_ready = exists(
@@ -380,15 +389,21 @@ class PostingLedger:
         )
         if replies_only:
             query = query.where(tweets.c.thread_position > 0)
+        if approved_only:  # a thread's later parts follow their approved root
+            query = query.where(or_(tweets.c.thread_position > 0, tweets.c.approval == "approved"))
         if self.is_postgres and lock:
             query = query.with_for_update(skip_locked=True, of=tweets)
         return query
 
-    def next_due_id(self, account_id: int, *, now: datetime) -> int | None:
+    def next_due_id(
+        self, account_id: int, *, now: datetime, approved_only: bool = False
+    ) -> int | None:
         """The id of the post that would be claimed next (read only; for dry runs)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                self._next_due_query(account_id, now, replies_only=False, lock=False)
+                self._next_due_query(
+                    account_id, now, replies_only=False, lock=False, approved_only=approved_only
+                )
             ).first()
         return None if row is None else int(row.id)
 
@@ -408,7 +423,11 @@ class PostingLedger:
                     text("SELECT pg_advisory_xact_lock(:k)"),
                     {"k": zlib.crc32(f"xbot-post:{self.environment}:{account_id}".encode())},
                 )
-            row = conn.execute(self._next_due_query(account_id, now, replies_only=False)).first()
+            row = conn.execute(
+                self._next_due_query(
+                    account_id, now, replies_only=False, approved_only=caps.require_approval
+                )
+            ).first()
             if row is None:
                 return None
             blocked = self.gate(conn, account_id, caps, now, is_reply=row.thread_position > 0)

@@ -145,7 +145,9 @@ class PostingService:
         """Claim and post the next due post (or say why not). One step of the protocol."""
         now = self.clock()
         if self.block_reason is not None:
-            due = self.ledger.next_due_id(self.account_id, now=now)
+            due = self.ledger.next_due_id(
+                self.account_id, now=now, approved_only=self.caps.require_approval
+            )
             if due is None:
                 return PostingOutcome("nothing_due")
             self.ledger.audit(

@@ -590,9 +590,17 @@ class DurableStore:
 
     # --- posts: claim -----------------------------------------------------------------------
     def claim_next_due(
-        self, account_id: int, *, now: datetime | None = None, worker: str | None = None
+        self,
+        account_id: int,
+        *,
+        now: datetime | None = None,
+        worker: str | None = None,
+        require_approval: bool = False,
     ) -> Claim | None:
         """Claim the account's next due post (oldest ``scheduled_at`` first), or None.
+
+        With ``require_approval`` (``APPROVAL=required``) only posts an operator approved are
+        claimed; the others wait in ``queued``.
 
         In one transaction: the row is locked (``FOR UPDATE SKIP LOCKED`` on Postgres; the
         ``BEGIN IMMEDIATE`` write lock on SQLite), set to ``posting`` with a new attempt id,
@@ -619,18 +627,26 @@ class DurableStore:
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )
+            if require_approval:
+                q = q.where(t.c.approval == "approved")
             row = conn.execute(q).first()
             if row is None:
                 return None
             return self._claim_row(conn, row, now=now, worker=worker)
 
     def claim_post(
-        self, post_id: int, *, now: datetime | None = None, worker: str | None = None
+        self,
+        post_id: int,
+        *,
+        now: datetime | None = None,
+        worker: str | None = None,
+        require_approval: bool = False,
     ) -> Claim | None:
         """Claim this post (e.g. the one a Dagster run was keyed on) if it is still queued.
 
-        Returns None when another worker claimed it first or it is no longer queued; it does
-        not wait for ``scheduled_at`` (the caller decided it is due).
+        Returns None when another worker claimed it first, it is no longer queued, or
+        ``require_approval`` is set and no operator approved it; it does not wait for
+        ``scheduled_at`` (the caller decided it is due).
         """
         post_id = _id("post_id", post_id)
         now = _now(now)
@@ -643,11 +659,10 @@ class DurableStore:
                     f"post {post_id} is part {row.thread_position} of thread "
                     f"{row.thread_root_id}: claim the thread's root instead"
                 )
-            locked = conn.execute(
-                select(t)
-                .where(t.c.id == post_id, t.c.status == "queued")
-                .with_for_update(skip_locked=True)
-            ).first()
+            mine = select(t).where(t.c.id == post_id, t.c.status == "queued")
+            if require_approval:
+                mine = mine.where(t.c.approval == "approved")
+            locked = conn.execute(mine.with_for_update(skip_locked=True)).first()
             if locked is None:
                 return None
             return self._claim_row(conn, locked, now=now, worker=worker)

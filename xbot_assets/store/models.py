@@ -61,6 +61,10 @@ class Post:
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    approval: str | None = None
+    """The operator's review: None (not reviewed), ``approved`` or ``rejected``."""
+    approved_by: str | None = None
+    approved_at: datetime | None = None
 
     @property
     def is_thread(self) -> bool:

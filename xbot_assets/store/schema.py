@@ -183,6 +183,11 @@ tweets = Table(
     Column("metadata", JSONType, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # the operator's review (migration 0005): NULL not reviewed, 'approved' or 'rejected';
+    # under APPROVAL=required only 'approved' roots are claimed
+    Column("approval", String(16)),
+    Column("approved_by", String(128)),
+    Column("approved_at", UTCDateTime),
     UniqueConstraint("environment", "account_id", "content_hash"),
     UniqueConstraint("environment", "id"),
     _env_fk("tweets", "account_id", "accounts"),
@@ -332,6 +337,20 @@ system_health = Table(
     CheckConstraint(_in("status", HEALTH_STATUSES), name="status"),
     _env_check(),
     Index("ix_system_health_component", "environment", "component", "recorded_at"),
+)
+
+console_tokens = Table(
+    "console_tokens",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    _environment(),
+    # sha256 of the token: the token itself is printed once by `xbot console token`, never stored
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("label", String(128), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    _env_check(),
 )
 
 ENVIRONMENT_TABLES: tuple[Table, ...] = tuple(
