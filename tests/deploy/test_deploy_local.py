@@ -38,7 +38,7 @@ def _databases(prefix: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.redis
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1500)
 def test_deploy_local_runs_the_loop_and_cleans_up(tmp_path: Path) -> None:
     script = _load_script()
     dep = script.LocalDeployment(folder=tmp_path, speed=720.0, redis_db=0)  # type: ignore[attr-defined]
@@ -51,7 +51,7 @@ def test_deploy_local_runs_the_loop_and_cleans_up(tmp_path: Path) -> None:
         ready = httpx.get(f"{dep.url('health')}/healthz", timeout=10)
         assert ready.status_code == 200
         # the daemon's sensors refill and post on the rehearsal clock (12 simulated min per s)
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 900
         posted = 0
         while time.monotonic() < deadline and posted == 0:
             state = httpx.get(f"{dep.url('sandbox')}/__sandbox/state", timeout=10).json()
