@@ -15,7 +15,7 @@ export DO_NOT_TRACK := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: help install run test lint typecheck check-defs ui lab chromium prepare bench clean
+.PHONY: help install run test lint typecheck check-defs ui lab chromium prepare bench clean deploy-local
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -61,6 +61,9 @@ bench: prepare ## the benchmarks (not part of make test); results in benchmarks/
 
 ui: prepare ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+deploy-local: prepare ## the whole deployment on this machine (daemon, webserver, sandbox, health; ARGS="--speed 144")
+	$(BIN)/python scripts/deploy_local.py $(ARGS)
 
 lab: install ## JupyterLab on http://127.0.0.1:8888 for the analyst notebooks (after make run)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --no-browser notebooks/

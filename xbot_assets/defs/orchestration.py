@@ -55,6 +55,13 @@ def _runtime_with_poster(
         account.close()
 
 
+ENGINE_EXECUTOR = dg.in_process_executor
+"""The engine's jobs are one or two small steps: run them in the run's own process. Under the
+daemon every run is already a process that imports the code location (seconds of CPU); the
+default multiprocess executor would start one more such process per step (post_job: three
+processes per post instead of one). Measured in benchmarks/deployment.py."""
+
+
 @dg.op(out=dg.Out(dg.Nothing))
 def refill_candidates(
     context: dg.OpExecutionContext,
@@ -171,6 +178,7 @@ def sync_to_supabase(
 
 
 @dg.job(
+    executor_def=ENGINE_EXECUTOR,
     partitions_def=accounts_partitions,
     tags={POSTING_TAG: "refill"},
     description="Generate, guard and score candidates for the account's open slots; queue the "
@@ -181,6 +189,7 @@ def refill_candidates_job() -> None:
 
 
 @dg.job(
+    executor_def=ENGINE_EXECUTOR,
     partitions_def=accounts_partitions,
     tags={POSTING_TAG: "post"},
     description="Post the account's due post (run key = the post's id), then collect the "
@@ -191,6 +200,7 @@ def post_job() -> None:
 
 
 @dg.job(
+    executor_def=ENGINE_EXECUTOR,
     partitions_def=accounts_partitions,
     description="Collect the account's due 1h/6h/24h/72h metric snapshots and follower count.",
 )
@@ -199,6 +209,7 @@ def collect_account_metrics_job() -> None:
 
 
 @dg.job(
+    executor_def=ENGINE_EXECUTOR,
     partitions_def=accounts_partitions,
     tags={POSTING_TAG: "reconcile"},
     description="Settle the account's posts left in `posting` from its own timeline.",
@@ -207,7 +218,10 @@ def reconcile_job() -> None:
     reconcile_stuck_posts()
 
 
-@dg.job(description="Drain Redis-buffered metrics and audit events into the durable store.")
+@dg.job(
+    executor_def=ENGINE_EXECUTOR,
+    description="Drain Redis-buffered metrics and audit events into the durable store.",
+)
 def sync_to_supabase_job() -> None:
     sync_to_supabase()
 

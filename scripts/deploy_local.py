@@ -1,0 +1,382 @@
+"""Start the whole xbot deployment on this machine, turn its automation on, stop it all on exit.
+
+`make deploy-local` (or `python scripts/deploy_local.py --help`) starts, each in a process group
+of its own and bound to 127.0.0.1 on free ports (or the ports given):
+
+* two Postgres databases of its own on the running server: the durable store (migrated with
+  `xbot migrate`) and Dagster's run, event and schedule storage (`deploy/dagster.yaml`);
+* the running Redis, under a key prefix of its own;
+* `xbot sandbox serve` (the X API over HTTP), posted to by the `api` poster;
+* `dagster-daemon run` and `dagster-webserver` over that instance;
+* `xbot health serve`.
+
+It then starts the sensors and schedules through the webserver's GraphQL API (all but the main
+job's stand-in `learning_rebuild_sensor`, unless `--with-rebuild-sensor`), and runs until Ctrl-C,
+SIGTERM or `--duration` seconds. On exit it stops every process it started (SIGTERM to each
+group, SIGKILL after a grace period), drops its databases and deletes its Redis keys, unless
+`--keep`. `--speed K` runs every process on the rehearsal clock (CLOCK_SPEED=K from now).
+
+The class :class:`LocalDeployment` is what the rehearsal benchmark drives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+SANDBOX_HANDLE = "xbot_sandbox"
+SANDBOX_BEARER = "sandbox-app-bearer-token"  # the sandbox's public test value, not a secret
+OFF_BY_DEFAULT = {"learning_rebuild_sensor"}
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _pg_execute(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@dataclass
+class LocalDeployment:
+    """One deployment on this machine: its folder, databases, ports, environment, processes."""
+
+    folder: Path
+    speed: float | None = None
+    redis_db: int = 0
+    keep: bool = False
+    with_rebuild_sensor: bool = False
+    ports: dict[str, int] = field(default_factory=dict)
+    name: str = field(default_factory=lambda: f"xbot_dl_{uuid.uuid4().hex[:8]}")
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    epoch: datetime | None = None
+
+    # --- set-up --------------------------------------------------------------------------------
+    @property
+    def store_db(self) -> str:
+        return f"{self.name}_store"
+
+    @property
+    def dagster_db(self) -> str:
+        return f"{self.name}_dagster"
+
+    @property
+    def redis_prefix(self) -> str:
+        return f"{self.name}:"
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def env(self) -> dict[str, str]:
+        """The environment every process of the deployment shares (no secret: sandbox values)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_PG_", "CLOCK_"))}
+        env.update(
+            APP_ENV="local",
+            XBOT_HOME=str(self.folder / "home"),
+            DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{self.store_db}",
+            REDIS_URL=f"redis://127.0.0.1:6379/{self.redis_db}",
+            REDIS_PREFIX=self.redis_prefix,
+            POSTER="api",
+            X_API_BASE_URL=self.url("sandbox"),
+            X_WEB_BASE_URL=self.url("sandbox"),
+            X_HANDLE=SANDBOX_HANDLE,
+            X_OAUTH2_USER_TOKEN=f"sandbox-user-{SANDBOX_HANDLE}",
+            X_BEARER_TOKEN=SANDBOX_BEARER,
+            DAGSTER_HOME=str(self.folder / "dagster_home"),
+            DAGSTER_PG_HOST="127.0.0.1",
+            DAGSTER_PG_USER="postgres",
+            DAGSTER_PG_PASSWORD="",
+            DAGSTER_PG_DB=self.dagster_db,
+            DO_NOT_TRACK="1",
+            DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+            PYTHONUNBUFFERED="1",
+        )
+        env.setdefault("XBOT_DBT_WARM_DIR", str(self.folder / "dbt-warm"))
+        if self.speed and self.epoch is not None:
+            env.update(CLOCK_SPEED=f"{self.speed:g}", CLOCK_EPOCH=self.epoch.isoformat())
+        return env
+
+    def prepare(self) -> None:
+        """Folders, ports, databases (store migrated), Dagster's instance config."""
+        self.folder = self.folder / self.name
+        for service in ("sandbox", "webserver", "health"):
+            self.ports.setdefault(service, free_port())
+        (self.folder / "home").mkdir(parents=True, exist_ok=True)
+        (self.folder / "logs").mkdir(exist_ok=True)
+        home = self.folder / "dagster_home"
+        home.mkdir(exist_ok=True)
+        shutil.copy(ROOT / "deploy/dagster.yaml", home / "dagster.yaml")
+        if self.speed:
+            self.epoch = datetime.now(UTC).replace(microsecond=0)
+        _pg_execute(f'CREATE DATABASE "{self.store_db}"')
+        _pg_execute(f'CREATE DATABASE "{self.dagster_db}"')
+        self.run_xbot(["migrate"])
+
+    def run_xbot(self, args: list[str], timeout: float = 300) -> str:
+        """Run one `xbot` command in the deployment's environment (raises on failure)."""
+        done = subprocess.run(
+            [str(BIN / "xbot"), *args], env=self.env(), cwd=ROOT, capture_output=True,
+            text=True, timeout=timeout, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"xbot {' '.join(args)} failed: {done.stderr.strip()[-800:]}")
+        return done.stdout
+
+    # --- processes -----------------------------------------------------------------------------
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` in a process group of its own, output to logs/<name>.log."""
+        log = open(self.folder / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen(
+            argv, env=self.env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def start_sandbox(self) -> None:
+        argv = [str(BIN / "xbot"), "sandbox", "serve", "--port", str(self.ports["sandbox"]),
+                "--journal", str(self.folder / "sandbox.jsonl")]  # fmt: skip
+        self.start("sandbox", argv)
+        self.wait_http(f"{self.url('sandbox')}/__sandbox/state", "sandbox")
+
+    def start_daemon(self) -> None:
+        self.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
+
+    def start_all(self) -> None:
+        """Every long-running process, then the automation."""
+        self.start_sandbox()
+        self.start_daemon()
+        self.start("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",
+                                 str(self.ports["webserver"]), "-w", "workspace.yaml"])  # fmt: skip
+        self.start("health", [str(BIN / "xbot"), "health", "serve", "--port",
+                              str(self.ports["health"])])  # fmt: skip
+        self.wait_http(f"{self.url('webserver')}/server_info", "webserver", timeout=240)
+        self.wait_http(f"{self.url('health')}/healthz", "health")
+        self.turn_on_automation()
+
+    def wait_http(self, url: str, name: str, timeout: float = 90) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}): {self.tail(name)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=2).status_code < 500:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not answer {url} in {timeout:.0f} s")
+            time.sleep(0.5)
+
+    def tail(self, name: str, lines: int = 15) -> str:
+        path = self.folder / "logs" / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # --- automation ----------------------------------------------------------------------------
+    def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while True:  # the webserver answers 5xx while it (re)loads the code location
+            response = httpx.post(
+                f"{self.url('webserver')}/graphql",
+                json={"query": query, "variables": variables or {}},
+                timeout=120,
+            )
+            if response.status_code < 500 or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        if response.status_code >= 400:
+            raise RuntimeError(f"GraphQL {response.status_code}: {response.text[:800]}")
+        body = response.json()
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return dict(body["data"])
+
+    def instigators(self) -> tuple[dict[str, str], list[str], list[str]]:
+        """The code location's selector, its sensors and its schedules."""
+        data = self.graphql(
+            """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes {
+                 name location { name } sensors { name } schedules { name } } } } }"""
+        )
+        (repo,) = data["repositoriesOrError"]["nodes"]
+        selector = {
+            "repositoryName": repo["name"],
+            "repositoryLocationName": repo["location"]["name"],
+        }
+        sensors = [s["name"] for s in repo["sensors"]]
+        schedules = [s["name"] for s in repo["schedules"]]
+        return selector, sensors, schedules
+
+    def turn_on_automation(self) -> list[str]:
+        """Start the sensors and schedules (README's deployment step 4); returns their names."""
+        selector, sensors, schedules = self.instigators()
+        off = set() if self.with_rebuild_sensor else OFF_BY_DEFAULT
+        started = []
+        for name in sensors:
+            if name in off:
+                continue
+            data = self.graphql(
+                """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
+                     __typename ... on PythonError { message } } }""",
+                {"s": {**selector, "sensorName": name}},
+            )
+            if data["startSensor"]["__typename"] == "PythonError":
+                raise RuntimeError(f"cannot start {name}: {data['startSensor']['message']}")
+            started.append(name)
+        for name in schedules:
+            data = self.graphql(
+                """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
+                     __typename ... on PythonError { message } } }""",
+                {"s": {**selector, "scheduleName": name}},
+            )
+            if data["startSchedule"]["__typename"] == "PythonError":
+                raise RuntimeError(f"cannot start {name}: {data['startSchedule']['message']}")
+            started.append(name)
+        return started
+
+    # --- shutdown ------------------------------------------------------------------------------
+    def stop(self, name: str, sig: int = signal.SIGTERM, grace: float = 20) -> None:
+        """Signal the process group of ``name``; SIGKILL it after ``grace`` seconds."""
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+    def close(self) -> None:
+        """Stop everything started here (daemon first), then drop what ``prepare`` created."""
+        for name in ("daemon", "webserver", "health", "sandbox", *list(self.procs)):
+            self.stop(name)
+        # run workers and code servers in sessions of their own: end any left, by pid
+        for pid in self.leftover_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.keep:
+            return
+        for db in (self.store_db, self.dagster_db):
+            with contextlib.suppress(Exception):
+                _pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        with contextlib.suppress(Exception):
+            import redis
+
+            client = redis.Redis(port=6379, db=self.redis_db)
+            for key in client.scan_iter(match=f"{self.redis_prefix}*", count=500):
+                client.delete(key)
+            client.close()
+
+    def leftover_pids(self) -> list[int]:
+        """Processes with this deployment's environment still alive (run workers the daemon
+        launched in sessions of their own, code servers): found by their DAGSTER_PG_DB."""
+        pids = []
+        marker = f"DAGSTER_PG_DB={self.dagster_db}\0".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                if marker in (entry / "environ").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+        return pids
+
+
+@contextlib.contextmanager
+def deployment(**kwargs: Any) -> Iterator[LocalDeployment]:
+    """A prepared and started deployment, stopped and cleaned up on exit (even on errors)."""
+    dep = LocalDeployment(**kwargs)
+    try:
+        dep.prepare()
+        dep.start_all()
+        yield dep
+    finally:
+        dep.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folder", type=Path, default=ROOT / ".deploy_local",
+                        help="state and logs (default .deploy_local/)")  # fmt: skip
+    parser.add_argument("--speed", type=float, default=None,
+                        help="rehearsal clock: K simulated seconds per real second")  # fmt: skip
+    parser.add_argument("--duration", type=float, default=None,
+                        help="stop after this many seconds (default: until Ctrl-C)")  # fmt: skip
+    parser.add_argument("--redis-db", type=int, default=0, help="Redis DB number (default 0)")
+    parser.add_argument("--webserver-port", type=int, default=None)
+    parser.add_argument("--health-port", type=int, default=None)
+    parser.add_argument("--sandbox-port", type=int, default=None)
+    parser.add_argument("--keep", action="store_true", help="keep databases and Redis keys")
+    parser.add_argument("--with-rebuild-sensor", action="store_true",
+                        help="also start learning_rebuild_sensor")  # fmt: skip
+    args = parser.parse_args(argv)
+    ports = {k: v for k, v in (("webserver", args.webserver_port), ("health", args.health_port),
+                               ("sandbox", args.sandbox_port)) if v}  # fmt: skip
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds through deployment()'s cleanup, even mid-start
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    started = time.monotonic()
+    try:
+        return _serve(args, ports, started)
+    except KeyboardInterrupt:
+        print(json.dumps({"stopped": True, "by": "signal"}), flush=True)
+        return 0
+
+
+def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> int:
+    with deployment(folder=args.folder, speed=args.speed,
+                    redis_db=args.redis_db, keep=args.keep, ports=ports,
+                    with_rebuild_sensor=args.with_rebuild_sensor) as dep:  # fmt: skip
+        print(json.dumps({"ready": True, "name": dep.name, "ports": dep.ports,
+                          "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,
+                          "ui": dep.url("webserver"), "health": f"{dep.url('health')}/readyz",
+                          "logs": str(dep.folder / "logs")}), flush=True)  # fmt: skip
+        while True:
+            if args.duration is not None and time.monotonic() - started > args.duration:
+                break
+            dead = [n for n, p in dep.procs.items() if p.poll() is not None]
+            if dead:
+                print(f"deploy-local: {dead} exited; stopping (see {dep.folder / 'logs'})",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            time.sleep(1)
+    print(json.dumps({"stopped": True}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
