@@ -99,5 +99,11 @@ def xbot_dbt_models(
 
 defs = dg.Definitions(
     assets=[xbot_dbt_models],
-    resources={"dbt": XbotDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)},
+    resources={
+        # project_dir takes the DbtProject itself (dagster-dbt converts it; typed as str).
+        "dbt": XbotDbtCliResource(
+            project_dir=dbt_project,  # type: ignore[arg-type]
+            dbt_executable=DBT_EXECUTABLE,
+        )
+    },
 )

@@ -30,7 +30,7 @@ OUTCOMES_QUERY = "select * from marts.fct_post_outcomes where environment = ? or
 
 def outcomes_lazy(con: Any, environment: str) -> pl.LazyFrame:
     """``fct_post_outcomes`` of one environment as a polars LazyFrame (Arrow, zero pandas)."""
-    table = con.execute(OUTCOMES_QUERY, [environment]).arrow()
+    table = con.execute(OUTCOMES_QUERY, [environment]).to_arrow_table()
     return pl.LazyFrame(table)
 
 
@@ -43,8 +43,11 @@ def _given_or(name: str, columns: set[str], derived: pl.Expr) -> pl.Expr:
 
 def _hook_type(first: pl.Expr, given: pl.Expr | None) -> pl.Expr:
     lowered = first.str.to_lowercase()
+    contrarian = lowered.str.starts_with("hot take:") | lowered.str.starts_with(
+        "unpopular opinion:"
+    )
     derived = (
-        pl.when(lowered.str.starts_with("hot take:") | lowered.str.starts_with("unpopular opinion:"))
+        pl.when(contrarian)
         .then(pl.lit("contrarian"))
         .when(lowered.str.starts_with("how to"))
         .then(pl.lit("how_to"))
@@ -97,9 +100,9 @@ def features_lazy(posts: pl.LazyFrame, *, timezone: str = "UTC") -> pl.LazyFrame
     first = stripped.str.split("\n").list.first().fill_null("")
     hook_given = pl.col("hook_type") if "hook_type" in columns else None
     length = _given_or("text_length", columns, text.str.len_chars()).cast(pl.Float64)
-    hashtags = _given_or(
-        "n_hashtags", columns, text.str.count_matches(r"(?:^|[^\w])#\w+")
-    ).cast(pl.Float64)
+    hashtags = _given_or("n_hashtags", columns, text.str.count_matches(r"(?:^|[^\w])#\w+")).cast(
+        pl.Float64
+    )
 
     def flag(name: str, derived: pl.Expr) -> pl.Expr:
         return _given_or(name, columns, derived).cast(pl.Boolean).cast(pl.Float64).alias(name)
