@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import dagster as dg
@@ -74,6 +75,11 @@ def test_assets_learn_from_the_warehouse_and_write_bot_config(tmp_path: Path) ->
     for name in ("auc", "log_loss", "brier", "calibration", "coefficients"):
         assert name in scorer
     assert "| feature | coef | ci95_low |" in str(scorer["coefficients"])
+    # The ROC and calibration plots: a real PNG embedded in the Markdown metadata.
+    plots = str(scorer["plots"])
+    assert plots.startswith("![") and "data:image/png;base64," in plots
+    png = base64.b64decode(plots.split("base64,", 1)[1].rstrip(")"))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 1 and checks[0].passed
     _model, info = load_scorer(Path(str(scorer["model_path"])))
@@ -111,6 +117,7 @@ def test_assets_cold_start_without_a_warehouse(tmp_path: Path) -> None:
     assert result.success
     assert _meta(result, "engagement_scorer")["cold_start"] is True
     assert "prior_only" in str(_meta(result, "engagement_scorer")["deployed"])
+    assert "No plots" in str(_meta(result, "engagement_scorer")["plots"])
     assert result.get_asset_check_evaluations()[0].passed
     posteriors = _meta(result, "arm_posteriors")
     assert posteriors["cold_start"] is True and posteriors["prior_alpha"] == 1.0

@@ -87,9 +87,8 @@ def test_whole_graph_on_sandbox_data_matches_pandas(xbot_env, store: DurableStor
     expected_days = sorted(
         {pd.Timestamp(t).tz_localize(None).date().isoformat() for t in metrics.collected_at}
     )
-    refreshed = refresh_all(
-        definitions, dg.DagsterInstance.ephemeral(), xbot_env, only_groups=MY_GROUPS
-    )
+    instance = dg.DagsterInstance.ephemeral()
+    refreshed = refresh_all(definitions, instance, xbot_env, only_groups=MY_GROUPS)
     assert refreshed.metric_days == expected_days  # every day loaded, as its own partition
     assert {h for _, h in refreshed.metric_partitions} == {sim.handle}  # one account here
     assert metrics_key.to_user_string() in refreshed.materialized
@@ -105,6 +104,17 @@ def test_whole_graph_on_sandbox_data_matches_pandas(xbot_env, store: DurableStor
 
     expected = _expected_outcomes(store, sim.timezone)
     assert len(expected) == 30
+
+    # The dbt models' materialisations carry their columns with types, and tables their rows.
+    event = instance.get_latest_materialization_event(dg.AssetKey("fct_post_outcomes"))
+    assert event is not None and event.asset_materialization is not None
+    meta = event.asset_materialization.metadata
+    assert meta["dagster/row_count"].value == 30
+    columns = {c.name: c.type for c in meta["dagster/column_schema"].value.columns}
+    assert columns["post_id"] and columns["reward"].upper() in {"DOUBLE", "FLOAT"}
+    view = instance.get_latest_materialization_event(dg.AssetKey("stg_posts"))
+    assert view is not None and view.asset_materialization is not None
+    assert "dagster/column_schema" in view.asset_materialization.metadata
 
     con = duckdb.connect(str(xbot_env.resolved_warehouse_path), read_only=True)
     try:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from xbot_assets.config import Settings
-from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
 from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
 from xbot_assets.store.durable import DurableStore
 
@@ -95,6 +95,8 @@ def _md(frame: pd.DataFrame) -> dg.MetadataValue:
 @dg.asset(
     deps=[FCT_POST_OUTCOMES],
     group_name=GROUP,
+    kinds={"python", "scikitlearn"},
+    owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
     check_specs=[
         dg.AssetCheckSpec(
@@ -115,6 +117,7 @@ def engagement_scorer(
     deployed instead and the check fails.
     """
     from xbot_assets.learning.scorer import PriorOnlyScorer, save_scorer, train_scorer
+    from xbot_assets.learning.scorer_plots import scorer_plots_markdown
 
     settings = xbot_settings.get()
     outcomes, note = read_post_outcomes(settings)
@@ -148,6 +151,7 @@ def engagement_scorer(
         "note": note or report.reason,
         "model_path": dg.MetadataValue.path(str(path)),
         "calibration": _md(report.calibration),
+        "plots": dg.MetadataValue.md(scorer_plots_markdown(report.holdout, report.calibration)),
         "coefficients": _md(report.coefficients),
     }
     check = dg.AssetCheckResult(
@@ -179,7 +183,11 @@ class PosteriorConfig(dg.Config):
 
 
 @dg.asset(
-    deps=[FCT_POST_OUTCOMES], group_name=GROUP, automation_condition=dg.AutomationCondition.eager()
+    deps=[FCT_POST_OUTCOMES],
+    group_name=GROUP,
+    kinds={"python", "scipy"},
+    owners=OWNERS,
+    automation_condition=dg.AutomationCondition.eager(),
 )
 def arm_posteriors(
     context: dg.AssetExecutionContext, config: PosteriorConfig, xbot_settings: XbotSettings
@@ -260,6 +268,8 @@ def load_posteriors(settings: Settings, objective: str = "engagement") -> tuple[
 @dg.asset(
     deps=[FCT_POST_OUTCOMES, dg.AssetKey("engagement_scorer"), dg.AssetKey("arm_posteriors")],
     group_name=GROUP,
+    kinds={"python", "numpy"},
+    owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def offline_policy_evaluation(
@@ -357,6 +367,8 @@ def offline_policy_evaluation(
 @dg.asset(
     deps=[dg.AssetKey("arm_posteriors"), FCT_POST_OUTCOMES],
     group_name=GROUP,
+    kinds={"python"},
+    owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
 def learned_config(

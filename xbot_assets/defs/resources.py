@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from xbot_assets.engine.runtime import Runtime
 
 
+OWNERS = ("team:xbot",)
+"""Who answers for every asset in the catalog (each asset's page shows it); a test keeps every
+asset owned."""
+
+
 class XbotSettings(dg.ConfigurableResource):
     """The process settings, loaded from the environment and `.env` when a run first needs them."""
 

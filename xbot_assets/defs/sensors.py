@@ -65,7 +65,12 @@ def _partitioned_accounts(context: Any, settings: Any) -> tuple[Any, list[Any]]:
     return store, [account for account in accounts if account.handle in known]
 
 
-@dg.sensor(minimum_interval_seconds=60, default_status=STOPPED)
+@dg.sensor(
+    minimum_interval_seconds=60,
+    default_status=STOPPED,
+    description="Every minute: add an `accounts` partition for each active account in the "
+    "durable store (and X_HANDLE), so the engine's per-account jobs can target it.",
+)
 def accounts_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings
 ) -> dg.SensorResult | dg.SkipReason:
@@ -93,7 +98,14 @@ def _latest_model_ids(context: Any) -> dict[str, float]:
     return out
 
 
-@dg.sensor(job=refill_candidates_job, minimum_interval_seconds=120, default_status=STOPPED)
+@dg.sensor(
+    job=refill_candidates_job,
+    minimum_interval_seconds=120,
+    default_status=STOPPED,
+    description="Every 2 minutes, per account: when fewer posts are queued than the coming "
+    "slots need, or a new engagement_scorer/arm_posteriors lands, run refill_candidates_job "
+    "(at most once an hour per account).",
+)
 def candidate_refill_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -139,7 +151,14 @@ def post_run_key(post_id: int, scheduled_at: datetime) -> str:
     return f"post:{post_id}:{scheduled_at:%Y%m%dT%H%M}"
 
 
-@dg.sensor(job=post_job, minimum_interval_seconds=30, default_status=STOPPED)
+@dg.sensor(
+    job=post_job,
+    minimum_interval_seconds=30,
+    default_status=STOPPED,
+    description="Every 30 seconds, per account: a queued post is due (and approved when "
+    "APPROVAL=required), so run post_job for it (run key `post:<id>:<slot>`, one post at a "
+    "time per account).",
+)
 def posting_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -181,7 +200,13 @@ def posting_sensor(
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
 
 
-@dg.sensor(job=reconcile_job, minimum_interval_seconds=300, default_status=STOPPED)
+@dg.sensor(
+    job=reconcile_job,
+    minimum_interval_seconds=300,
+    default_status=STOPPED,
+    description="Every 5 minutes, per account: posts left in `posting` past the grace period "
+    "are settled from the account's timeline by reconcile_job (posted or unknown).",
+)
 def reconcile_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -210,7 +235,13 @@ def reconcile_sensor(
     return dg.SensorResult(run_requests=requests, cursor=now.isoformat())
 
 
-@dg.sensor(job=sync_to_supabase_job, minimum_interval_seconds=300, default_status=STOPPED)
+@dg.sensor(
+    job=sync_to_supabase_job,
+    minimum_interval_seconds=300,
+    default_status=STOPPED,
+    description="With REDIS_URL set, every 5 minutes: drain the events Redis buffered while the "
+    "durable store was down into the store (sync_to_supabase_job).",
+)
 def sync_to_supabase_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -229,7 +260,13 @@ def sync_to_supabase_sensor(
 
 
 @dg.sensor(
-    jobs=[tweet_metrics_job, rebuild_job], minimum_interval_seconds=600, default_status=STOPPED
+    jobs=[tweet_metrics_job, rebuild_job],
+    minimum_interval_seconds=600,
+    default_status=STOPPED,
+    description="New metric snapshots and the rebuild interval (bot_config "
+    "`rebuild_every_hours`) passed: load the new tweet_metrics partitions, then rebuild the "
+    "warehouse and learning assets in one run. The main job's path; a deployment may rely on "
+    "declarative automation instead.",
 )
 def learning_rebuild_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
@@ -294,6 +331,8 @@ def learning_rebuild_sensor(
     job=collect_account_metrics_job,
     cron_schedule="0 */6 * * *",
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Every 6 hours (00, 06, 12, 18 UTC), per account: collect the due "
+    "1h/6h/24h/72h metric snapshots and the follower count (collect_account_metrics_job).",
 )
 def collect_account_metrics_schedule(
     context: dg.ScheduleEvaluationContext, xbot_settings: XbotSettings
@@ -318,6 +357,8 @@ def collect_account_metrics_schedule(
     job=daily_summaries_job,
     cron_schedule="30 0 * * *",
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Daily at 00:30 UTC, once the marts exist: rewrite the last days' per-account "
+    "summaries in the durable store (daily_summaries_job).",
 )
 def daily_summaries_schedule(
     context: dg.ScheduleEvaluationContext, xbot_settings: XbotSettings

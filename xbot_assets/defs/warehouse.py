@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from xbot_assets.defs.orchestration import accounts_partitions
-from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
 from xbot_assets.store.errors import AccountNotFoundError
 from xbot_assets.warehouse import checks as wchecks
 from xbot_assets.warehouse import load
@@ -59,6 +59,7 @@ def _raw_asset(name: str, table: str, description: str, load_fn: str) -> dg.Asse
     @dg.asset(
         name=name,
         group_name=WAREHOUSE_GROUP,
+        owners=OWNERS,
         kinds={"duckdb", "python"},
         description=description,
         automation_condition=EXTRACT_EVERY,
@@ -120,6 +121,7 @@ raw_follower_snapshots = _raw_asset(
 
 @dg.asset(
     group_name=WAREHOUSE_GROUP,
+    owners=OWNERS,
     kinds={"duckdb", "python"},
     partitions_def=metrics_partitions,
     automation_condition=EXTRACT_EVERY,
@@ -164,6 +166,7 @@ def _view_asset(view_name: str) -> dg.AssetsDefinition:
     @dg.asset(
         name=view.name,
         group_name=VIEWS_GROUP,
+        owners=OWNERS,
         kinds={"duckdb", "sql"},
         deps=[dg.AssetKey(model) for model in view.upstream_models],
         description=view.description,
@@ -201,6 +204,7 @@ class SummaryConfig(dg.Config):
 
 @dg.asset(
     group_name=WAREHOUSE_GROUP,
+    owners=OWNERS,
     kinds={"duckdb", "python"},
     deps=[dg.AssetKey("fct_post_outcomes"), dg.AssetKey("mart_follower_growth")],
     automation_condition=DOWNSTREAM,
@@ -348,11 +352,23 @@ def collect_metrics_job() -> None:
     collect_tweet_metrics()
 
 
+COLLECT_EVERY_15_MINUTES = [
+    "15,30,45 * * * *",
+    "0 1-5,7-11,13-17,19-23 * * *",
+]
+"""Every quarter hour except 00, 06, 12 and 18 UTC, when collect_account_metrics_schedule
+collects per account: the two never take the same snapshots at the same moment."""
+
 collect_metrics_schedule = dg.ScheduleDefinition(
     name="collect_metrics_every_15_minutes",
     job=collect_metrics_job,
-    cron_schedule="*/15 * * * *",
+    cron_schedule=COLLECT_EVERY_15_MINUTES,
     default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Deployment-wide collector (wall clock): every 15 minutes, take every due "
+    "1h/6h/24h/72h snapshot of every account's posts through the X API client (through the Redis "
+    "hot path when REDIS_URL is set), plus follower counts, so a 1h snapshot lands within 15 "
+    "minutes of its horizon. Skips 00/06/12/18 UTC, when collect_account_metrics_schedule runs; "
+    "the main job does not use it (its posting runs and that schedule collect on simulated time).",
 )
 
 

@@ -93,6 +93,8 @@ class ScorerReport:
     coefficients: pd.DataFrame
     reason: str = ""
     schema: dict[str, Any] = field(default_factory=lambda: dict(FEATURE_SCHEMA))
+    holdout: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["y", "p"]))
+    """Held-out labels ``y`` and predicted probabilities ``p`` (for ROC and calibration plots)."""
 
     @property
     def beats_baseline(self) -> bool:
@@ -307,6 +309,7 @@ def train_scorer(
         baseline_metrics=classification_metrics(y_test, baseline_p),
         calibration=calibration_table(y_test, p_test),
         coefficients=coefficient_table(features, y),
+        holdout=pd.DataFrame({"y": y_test, "p": p_test}),
     )
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 WAREHOUSE_PATH_ENV = "XBOT_WAREHOUSE_PATH"
 """Read by ``dbt/profiles.yml``: the DuckDB file every target writes to."""
@@ -39,3 +40,24 @@ def dbt_environment(app_env: str, warehouse_path: Path) -> Iterator[dict[str, st
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+def release_duckdb_adapter(adapter: Any) -> None:
+    """Close the DuckDB database dagster-dbt's in-process dbt adapter opened to read row counts
+    and column types, so the next step in this process can open the warehouse file.
+
+    dbt-duckdb keeps one database per process (``DuckDBConnectionManager._ENV``, checked against
+    dbt-duckdb 1.11.1) open after its connections close; DuckDB then refuses a second connection
+    with another configuration ("Can't open a connection to same database file with a different
+    configuration") and other processes see the file locked.
+    """
+    if adapter is None:
+        return
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    adapter.cleanup_connections()
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        env.close()
