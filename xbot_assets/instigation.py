@@ -8,7 +8,12 @@ three things the daemon does, so they live here and nowhere else:
   additions, and fills in the job name and partition tags);
 - recording that tick and the sensor's cursor in the instance (``InstigatorState``,
   ``TickData``), so the UI's Automation pages show what happened;
-- listing a cron schedule's tick times (``cron_string_iterator``).
+- listing a cron schedule's tick times (``cron_string_iterator``);
+- storing the declarative automation's cursor in the format the daemon's
+  ``default_automation_condition_sensor`` reads (so turning the daemon on later continues it).
+
+Declarative automation itself is evaluated with the public
+``dagster.evaluate_automation_conditions(..., evaluation_time=...)``.
 
 ``tests/orchestration/test_instigation.py`` fails when an upgrade changes any of them; fix this
 module (and its pin in the docstring) then. Everything else in xbot uses the public API.
@@ -41,7 +46,14 @@ from dagster._core.scheduler.instigation import (
     TickStatus,
 )
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._daemon.asset_daemon import (
+    asset_daemon_cursor_from_instigator_serialized_cursor,
+    asset_daemon_cursor_to_instigator_serialized_cursor,
+)
 from dagster._utils.schedules import cron_string_iterator
+
+AUTOMATION_SENSOR = "default_automation_condition_sensor"
+"""The sensor Dagster creates for a code location whose assets have automation conditions."""
 
 DAGSTER_VERSION = "1.13.27"
 """The Dagster version this module was checked against (``dagster.__version__`` must match)."""
@@ -98,6 +110,18 @@ def evaluate_schedule_tick(
 ) -> Any:
     """One schedule tick as the daemon evaluates it."""
     return schedule.evaluate_tick(context)
+
+
+def automation_cursor_to_text(cursor: Any) -> str:
+    """An ``AssetDaemonCursor`` as the automation sensor's stored cursor string."""
+    return asset_daemon_cursor_to_instigator_serialized_cursor(cursor)
+
+
+def automation_cursor_from_text(text: str | None, defs: dg.Definitions) -> Any:
+    """The ``AssetDaemonCursor`` of a stored cursor string (None: a first evaluation)."""
+    if text is None:
+        return None
+    return asset_daemon_cursor_from_instigator_serialized_cursor(text, defs.resolve_asset_graph())
 
 
 class TickRecorder:
