@@ -71,6 +71,7 @@ REFILL_THROTTLE = timedelta(hours=1)
 FOLLOW_UP = timedelta(minutes=2)
 """A new model landed: the refill sensor's next tick (its minimum interval) re-plans."""
 OWNERS_BETA = r"Parameter `owners` of initializer `SensorDefinition.__init__` is currently in beta"
+SOURCES_BETA = r"Parameter `include_sources` of function `AssetSelection.all` is currently in beta"
 
 
 @dataclass
@@ -95,9 +96,11 @@ class MainRunResult:
 
 def quiet_dagster_warnings() -> None:
     """Dagster 1.13 warns that ``owners`` is beta each time it copies a sensor (it passes an
-    empty owners list itself when a repository resolves the sensors' jobs); xbot sets no owners
-    on sensors, so the warning says nothing here."""
+    empty owners list itself when a repository resolves the sensors' jobs), and that
+    ``include_sources`` is beta each time ``evaluate_automation_conditions`` selects all assets
+    itself; xbot passes neither, so these warnings say nothing here."""
     warnings.filterwarnings("ignore", message=OWNERS_BETA, category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", message=SOURCES_BETA, category=dg.BetaWarning)
 
 
 def load_definitions() -> dg.Definitions:
