@@ -146,9 +146,28 @@ class TickRecorder:
             location_name=self.location,
         )
         self.repo_origin = RemoteRepositoryOrigin(self.code_origin, REPOSITORY_NAME)
+        self._origins: dict[str, RemoteInstigatorOrigin] = {}
+        self._origin_ids: dict[str, str] = {}
+        self._selector_ids: dict[str, str] = {}
+        self._states: dict[str, InstigatorState] = {}
 
     def origin(self, name: str) -> RemoteInstigatorOrigin:
         return RemoteInstigatorOrigin(self.repo_origin, name)
+
+    def _origin(self, name: str) -> RemoteInstigatorOrigin:
+        if name not in self._origins:
+            self._origins[name] = self.origin(name)
+        return self._origins[name]
+
+    def _origin_id(self, name: str) -> str:
+        if name not in self._origin_ids:
+            self._origin_ids[name] = self._origin(name).get_id()
+        return self._origin_ids[name]
+
+    def _selector_id(self, name: str) -> str:
+        if name not in self._selector_ids:
+            self._selector_ids[name] = self.selector_id(name)
+        return self._selector_ids[name]
 
     def selector_id(self, name: str) -> str:
         return InstigatorSelector(
@@ -185,36 +204,40 @@ class TickRecorder:
         cron: str = "",
         failure: str | None = None,
     ) -> None:
-        """Store one finished tick of ``name`` (``kind``: ``sensor`` or ``schedule``)."""
+        """Store one finished tick of ``name`` (``kind``: ``sensor`` or ``schedule``).
+
+        One write per tick (the tick row, already finished); the stored state (cursor) is
+        written only when it changes, since a main job records thousands of ticks.
+        """
         now = time.time()
         sensor = kind == "sensor"
         itype = InstigatorType.SENSOR if sensor else InstigatorType.SCHEDULE
-        origin = self.origin(name)
-        selector_id = self.selector_id(name)
+        origin = self._origin(name)
         if failure is not None:
             status = TickStatus.FAILURE
         elif run_ids:
             status = TickStatus.SUCCESS
         else:
             status = TickStatus.SKIPPED
-        tick = self.instance.create_tick(
+        self.instance.create_tick(
             TickData(
-                instigator_origin_id=origin.get_id(),
+                instigator_origin_id=self._origin_id(name),
                 instigator_name=name,
                 instigator_type=itype,
-                status=TickStatus.STARTED,
+                status=status,
                 timestamp=now,
-                selector_id=selector_id,
+                run_ids=list(run_ids),
+                run_keys=list(run_keys),
+                skip_reason=(failure or skip_reason) if not run_ids else None,
+                cursor=cursor if sensor else None,
+                selector_id=self._selector_id(name),
+                end_timestamp=now,
             )
         )
-        tick = tick.with_status(status, skip_reason=skip_reason if not run_ids else None)
-        if failure is not None:
-            tick = tick.with_status(status, error=None, skip_reason=failure)
-        for run_id, run_key in zip(run_ids, run_keys, strict=False):
-            tick = tick.with_run_info(run_id=run_id, run_key=run_key)
-        if sensor:
-            tick = tick.with_cursor(cursor)
-        self.instance.update_tick(tick)
+        state = self._states.get(name) or self.state(name)
+        if state is not None and (not sensor or self._cursor_of(state) == cursor):
+            self._states[name] = state
+            return
         data: Any
         if sensor:
             data = SensorInstigatorData(
@@ -227,11 +250,18 @@ class TickRecorder:
             )
         else:
             data = ScheduleInstigatorData(cron_schedule=cron, last_iteration_timestamp=now)
-        state = self.state(name)
         new_state = InstigatorState(origin, itype, InstigatorStatus.STOPPED, data)
         if state is None:
             self.instance.add_instigator_state(new_state)
         else:
-            self.instance.update_instigator_state(
+            # A sensor a person started in the UI keeps its status; only its data moves on.
+            new_state = (
                 state.with_data(data) if state.status != InstigatorStatus.STOPPED else new_state
             )
+            self.instance.update_instigator_state(new_state)
+        self._states[name] = new_state
+
+    @staticmethod
+    def _cursor_of(state: InstigatorState) -> str | None:
+        data = state.instigator_data
+        return data.cursor if isinstance(data, SensorInstigatorData) else None

@@ -535,11 +535,10 @@ def run_main(
                     on_tick(now)
                 bar.n = min(total_hours, round((now - start) / timedelta(hours=1), 2))
                 bar.refresh()
-                if progress:
-                    rewards = bot_rewards(store, since=start)
-                    day = (now - start) / timedelta(days=1)
-                    bar.set_description(f"day {day:4.1f}/{days:g}")
-                    bar.set_postfix(measured_posts=len(rewards))
+                day = (now - start) / timedelta(days=1)
+                bar.set_description(f"day {day:4.1f}/{days:g}")
+                if progress and int(day) != int((previous - start) / timedelta(days=1)):
+                    bar.set_postfix(measured_posts=len(bot_rewards(store, since=start)))
                 if now >= end:
                     break
                 previous, now = now, next_event(store, settings, ticker, now, end)
