@@ -69,6 +69,8 @@ def main(argv: list[str]) -> int:
         "failed_runs": len(result.failed_runs),
         "deduplicated_requests": result.deduplicated,
         "posts": result.summary["posts"],
+        "expected_reward_per_post": result.summary["expected_reward"],
+        "bot_minus_random_expected": result.summary["vs_random"],
         "bot_mean_reward": round(result.summary["bot_mean_reward"], 5),
         "random_mean_reward": round(result.summary["random_mean_reward"], 5),
         "lift_vs_random": result.summary["lift_vs_random"],

@@ -321,11 +321,15 @@ def status_cmd(
     unusable, 1 if a readiness check is down)."""
     settings = settings_or_exit()
     require_schema_or_exit(settings)
-    from xbot_assets.ops.status import collect_status, render_status
+    from xbot_assets.ops.status import collect_status, local_clock, render_status
 
     ctx = _health_context(settings)
     try:
+        simulated = local_clock(settings, ctx.engine)  # a local run lives on the sandbox's time
+        if simulated is not None:
+            ctx.clock = simulated
         status = collect_status(ctx, limit=limit)
+        status["clock"] = "sandbox (simulated)" if simulated is not None else "wall"
     finally:
         ctx.close()
     typer.echo(json.dumps(status, indent=2, default=str) if as_json else render_status(status))
@@ -347,12 +351,27 @@ def post_cmd(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON for scripts."),
 ) -> None:
-    """Show what the poster would post next (with --dry-run); posts are made by the posting job."""
+    """Post the next due post now through the at-most-once protocol (quiet hours, spacing,
+    caps, the brake and LIVE_POSTS apply), or with --dry-run only show it. Locally the sandbox's
+    clock moves to the post's slot when that is later. The posting job (posting_sensor ->
+    post_job: `xbot run`, or a deployment's daemon) normally does this."""
     if not dry_run:
-        fail(
-            "`xbot post` only runs with --dry-run: posts are made by the posting job "
-            "(`xbot run`, or the Dagster schedule) so that every post passes the caps and the brake"
-        )
+        settings = settings_or_exit()
+        require_schema_or_exit(settings)
+        from xbot_assets.ops.dryrun import UnknownAccountError
+        from xbot_assets.ops.postnow import post_next
+
+        try:
+            done = post_next(settings, account=account)
+        except UnknownAccountError as exc:
+            fail(str(exc))
+        if as_json:
+            typer.echo(json.dumps(done, indent=2, default=str))
+        else:
+            typer.echo(f"@{done['account']}: {done['status']}: {done['detail']}")
+        if done["status"] not in ("posted", "nothing_queued"):
+            raise typer.Exit(1)
+        return
     settings = settings_or_exit()
     require_schema_or_exit(settings)
     from xbot_assets.ops.dryrun import (

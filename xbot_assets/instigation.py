@@ -8,7 +8,12 @@ three things the daemon does, so they live here and nowhere else:
   additions, and fills in the job name and partition tags);
 - recording that tick and the sensor's cursor in the instance (``InstigatorState``,
   ``TickData``), so the UI's Automation pages show what happened;
-- listing a cron schedule's tick times (``cron_string_iterator``).
+- listing a cron schedule's tick times (``cron_string_iterator``);
+- storing the declarative automation's cursor in the format the daemon's
+  ``default_automation_condition_sensor`` reads (so turning the daemon on later continues it).
+
+Declarative automation itself is evaluated with the public
+``dagster.evaluate_automation_conditions(..., evaluation_time=...)``.
 
 ``tests/orchestration/test_instigation.py`` fails when an upgrade changes any of them; fix this
 module (and its pin in the docstring) then. Everything else in xbot uses the public API.
@@ -41,7 +46,14 @@ from dagster._core.scheduler.instigation import (
     TickStatus,
 )
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._daemon.asset_daemon import (
+    asset_daemon_cursor_from_instigator_serialized_cursor,
+    asset_daemon_cursor_to_instigator_serialized_cursor,
+)
 from dagster._utils.schedules import cron_string_iterator
+
+AUTOMATION_SENSOR = "default_automation_condition_sensor"
+"""The sensor Dagster creates for a code location whose assets have automation conditions."""
 
 DAGSTER_VERSION = "1.13.27"
 """The Dagster version this module was checked against (``dagster.__version__`` must match)."""
@@ -100,6 +112,18 @@ def evaluate_schedule_tick(
     return schedule.evaluate_tick(context)
 
 
+def automation_cursor_to_text(cursor: Any) -> str:
+    """An ``AssetDaemonCursor`` as the automation sensor's stored cursor string."""
+    return asset_daemon_cursor_to_instigator_serialized_cursor(cursor)
+
+
+def automation_cursor_from_text(text: str | None, defs: dg.Definitions) -> Any:
+    """The ``AssetDaemonCursor`` of a stored cursor string (None: a first evaluation)."""
+    if text is None:
+        return None
+    return asset_daemon_cursor_from_instigator_serialized_cursor(text, defs.resolve_asset_graph())
+
+
 class TickRecorder:
     """Records sensor and schedule ticks and sensor cursors in the instance, as the daemon does.
 
@@ -122,9 +146,28 @@ class TickRecorder:
             location_name=self.location,
         )
         self.repo_origin = RemoteRepositoryOrigin(self.code_origin, REPOSITORY_NAME)
+        self._origins: dict[str, RemoteInstigatorOrigin] = {}
+        self._origin_ids: dict[str, str] = {}
+        self._selector_ids: dict[str, str] = {}
+        self._states: dict[str, InstigatorState] = {}
 
     def origin(self, name: str) -> RemoteInstigatorOrigin:
         return RemoteInstigatorOrigin(self.repo_origin, name)
+
+    def _origin(self, name: str) -> RemoteInstigatorOrigin:
+        if name not in self._origins:
+            self._origins[name] = self.origin(name)
+        return self._origins[name]
+
+    def _origin_id(self, name: str) -> str:
+        if name not in self._origin_ids:
+            self._origin_ids[name] = self._origin(name).get_id()
+        return self._origin_ids[name]
+
+    def _selector_id(self, name: str) -> str:
+        if name not in self._selector_ids:
+            self._selector_ids[name] = self.selector_id(name)
+        return self._selector_ids[name]
 
     def selector_id(self, name: str) -> str:
         return InstigatorSelector(
@@ -161,36 +204,40 @@ class TickRecorder:
         cron: str = "",
         failure: str | None = None,
     ) -> None:
-        """Store one finished tick of ``name`` (``kind``: ``sensor`` or ``schedule``)."""
+        """Store one finished tick of ``name`` (``kind``: ``sensor`` or ``schedule``).
+
+        One write per tick (the tick row, already finished); the stored state (cursor) is
+        written only when it changes, since a main job records thousands of ticks.
+        """
         now = time.time()
         sensor = kind == "sensor"
         itype = InstigatorType.SENSOR if sensor else InstigatorType.SCHEDULE
-        origin = self.origin(name)
-        selector_id = self.selector_id(name)
+        origin = self._origin(name)
         if failure is not None:
             status = TickStatus.FAILURE
         elif run_ids:
             status = TickStatus.SUCCESS
         else:
             status = TickStatus.SKIPPED
-        tick = self.instance.create_tick(
+        self.instance.create_tick(
             TickData(
-                instigator_origin_id=origin.get_id(),
+                instigator_origin_id=self._origin_id(name),
                 instigator_name=name,
                 instigator_type=itype,
-                status=TickStatus.STARTED,
+                status=status,
                 timestamp=now,
-                selector_id=selector_id,
+                run_ids=list(run_ids),
+                run_keys=list(run_keys),
+                skip_reason=(failure or skip_reason) if not run_ids else None,
+                cursor=cursor if sensor else None,
+                selector_id=self._selector_id(name),
+                end_timestamp=now,
             )
         )
-        tick = tick.with_status(status, skip_reason=skip_reason if not run_ids else None)
-        if failure is not None:
-            tick = tick.with_status(status, error=None, skip_reason=failure)
-        for run_id, run_key in zip(run_ids, run_keys, strict=False):
-            tick = tick.with_run_info(run_id=run_id, run_key=run_key)
-        if sensor:
-            tick = tick.with_cursor(cursor)
-        self.instance.update_tick(tick)
+        state = self._states.get(name) or self.state(name)
+        if state is not None and (not sensor or self._cursor_of(state) == cursor):
+            self._states[name] = state
+            return
         data: Any
         if sensor:
             data = SensorInstigatorData(
@@ -203,11 +250,18 @@ class TickRecorder:
             )
         else:
             data = ScheduleInstigatorData(cron_schedule=cron, last_iteration_timestamp=now)
-        state = self.state(name)
         new_state = InstigatorState(origin, itype, InstigatorStatus.STOPPED, data)
         if state is None:
             self.instance.add_instigator_state(new_state)
         else:
-            self.instance.update_instigator_state(
+            # A sensor a person started in the UI keeps its status; only its data moves on.
+            new_state = (
                 state.with_data(data) if state.status != InstigatorStatus.STOPPED else new_state
             )
+            self.instance.update_instigator_state(new_state)
+        self._states[name] = new_state
+
+    @staticmethod
+    def _cursor_of(state: InstigatorState) -> str | None:
+        data = state.instigator_data
+        return data.cursor if isinstance(data, SensorInstigatorData) else None

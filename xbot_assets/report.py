@@ -288,8 +288,10 @@ def summarise(
     bot_expected = [t.expected for t in truth]
     expected = {"bot": _mean(bot_expected)} | {r.name: _mean(r.expected) for r in replays}
     random_replay = replays[0]
-    cold = bool(getattr(models, "posteriors_cold", False))
     frame = models.sampler.to_frame(arms).sort_values("mean", ascending=False)
+    # Cold start: no posteriors yet, or posteriors fitted on no finished post (still the prior).
+    no_evidence = "trials" in frame and float(frame["trials"].sum()) <= 0
+    cold = bool(getattr(models, "posteriors_cold", False)) or no_evidence
     learned = store.get_config("learned", {}) or {}
     hours: list[dict[str, Any]] = []
     if primary_id is not None:

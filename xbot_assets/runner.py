@@ -33,7 +33,10 @@ import dagster as dg
 
 from xbot_assets.config import Settings, ensure_dagster_home
 from xbot_assets.instigation import (
+    AUTOMATION_SENSOR,
     TickRecorder,
+    automation_cursor_from_text,
+    automation_cursor_to_text,
     cron_ticks,
     evaluate_schedule_tick,
     evaluate_sensor_tick,
@@ -68,6 +71,7 @@ REFILL_THROTTLE = timedelta(hours=1)
 FOLLOW_UP = timedelta(minutes=2)
 """A new model landed: the refill sensor's next tick (its minimum interval) re-plans."""
 OWNERS_BETA = r"Parameter `owners` of initializer `SensorDefinition.__init__` is currently in beta"
+SOURCES_BETA = r"Parameter `include_sources` of function `AssetSelection.all` is currently in beta"
 
 
 @dataclass
@@ -92,9 +96,11 @@ class MainRunResult:
 
 def quiet_dagster_warnings() -> None:
     """Dagster 1.13 warns that ``owners`` is beta each time it copies a sensor (it passes an
-    empty owners list itself when a repository resolves the sensors' jobs); xbot sets no owners
-    on sensors, so the warning says nothing here."""
+    empty owners list itself when a repository resolves the sensors' jobs), and that
+    ``include_sources`` is beta each time ``evaluate_automation_conditions`` selects all assets
+    itself; xbot passes neither, so these warnings say nothing here."""
     warnings.filterwarnings("ignore", message=OWNERS_BETA, category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", message=SOURCES_BETA, category=dg.BetaWarning)
 
 
 def load_definitions() -> dg.Definitions:
@@ -157,11 +163,13 @@ class Launcher:
         if request.run_key:
             tags[RUN_KEY_TAG] = request.run_key
         started = time.perf_counter()
+        selection = list(request.asset_selection) if request.asset_selection else None
         with contextlib.redirect_stdout(io.StringIO()):  # dbt's own lines; the runs keep them
             outcome = job.execute_in_process(
                 run_config=run_config,
                 instance=self.instance,
                 partition_key=request.partition_key,
+                asset_selection=selection,
                 tags=tags,
                 raise_on_error=False,
             )
@@ -231,6 +239,61 @@ class Ticker:
             name: self.recorder.cursor(name) for name in SENSOR_ORDER
         }
         self.ticks = 0
+        self.automation_cursor = automation_cursor_from_text(
+            self.recorder.cursor(AUTOMATION_SENSOR), launcher.defs
+        )
+        self.automation_at: datetime | None = None
+        self.metrics_loaded = False
+
+    def automation(self, now: datetime) -> None:
+        """One tick of declarative automation at simulated ``now``: every asset whose
+        AutomationCondition is true (eager models, views, summaries, learning assets, the raw
+        extraction's cron) is materialised, in one run of the rebuild job's selection.
+
+        ``tweet_metrics`` is left to ``learning_rebuild_sensor``: its on_cron condition targets
+        only the latest day partition, while a rebuild must load every day with new snapshots.
+        """
+        from xbot_assets.defs.orchestration import rebuild_job
+
+        defs, instance = self.launcher.defs, self.launcher.instance
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            result = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, evaluation_time=now, cursor=self.automation_cursor
+            )
+            eligible = rebuild_job.selection.resolve(defs.resolve_asset_graph())
+            requested = sorted(
+                (
+                    r.key
+                    for r in result.results
+                    if isinstance(r.key, dg.AssetKey)
+                    and r.key in eligible
+                    and r.true_subset.size > 0
+                ),
+                key=lambda k: k.to_user_string(),
+            )
+        self.automation_cursor = result.cursor
+        self.automation_at = now
+        run_ids, run_keys = [], []
+        if requested:
+            key = f"automation:{now:%Y-%m-%dT%H%M}"
+            request = dg.RunRequest(
+                run_key=key, job_name=rebuild_job.name, asset_selection=requested
+            )
+            run_id = self.launcher.launch(
+                request, default_job=None, origin_tag=SENSOR_TAG, origin=AUTOMATION_SENSOR, now=now
+            )
+            if run_id is not None:
+                run_ids.append(run_id)
+                run_keys.append(key)
+        self.recorder.record(
+            AUTOMATION_SENSOR,
+            "sensor",
+            run_ids=run_ids,
+            run_keys=run_keys,
+            skip_reason=None if requested else "no automation condition is true",
+            cursor=automation_cursor_to_text(result.cursor),
+        )
+        self.ticks += 1
 
     def sensors(self, now: datetime) -> None:
         defs, instance = self.launcher.defs, self.launcher.instance
@@ -254,6 +317,8 @@ class Ticker:
                 if run_id is not None:
                     run_ids.append(run_id)
                     run_keys.append(request.run_key or "")
+            if name == "learning_rebuild_sensor" and run_ids:
+                self.metrics_loaded = True
             self.recorder.record(
                 name,
                 "sensor",
@@ -463,23 +528,25 @@ def run_main(
             while True:
                 ticker.sensors(now)
                 ticker.schedules(previous, now)
+                if ticker.metrics_loaded:  # new metrics in the warehouse: automation's turn
+                    ticker.automation(now)
+                    ticker.metrics_loaded = False
                 if on_tick is not None:
                     on_tick(now)
                 bar.n = min(total_hours, round((now - start) / timedelta(hours=1), 2))
                 bar.refresh()
-                if progress:
-                    rewards = bot_rewards(store, since=start)
-                    day = (now - start) / timedelta(days=1)
-                    bar.set_description(f"day {day:4.1f}/{days:g}")
-                    bar.set_postfix(posts=len(rewards))
+                day = (now - start) / timedelta(days=1)
+                bar.set_description(f"day {day:4.1f}/{days:g}")
+                if progress and int(day) != int((previous - start) / timedelta(days=1)):
+                    bar.set_postfix(measured_posts=len(bot_rewards(store, since=start)))
                 if now >= end:
                     break
                 previous, now = now, next_event(store, settings, ticker, now, end)
     finally:
         bar.close()
     # Journal the clock at the end, so the next run (and `xbot status`) starts from here.
-    if sandbox.clock.now() < end:
-        sandbox.advance(end - sandbox.clock.now())
+    sandbox.clock.set(max(sandbox.clock.now(), end))
+    sandbox.advance(timedelta(0))  # a journal entry stamped at the end
     store.set_config(UNTIL_KEY, end.isoformat(), actor="xbot run", reason="main job", now=end)
     result = launcher.result
     result.materialized = sorted(launcher.materialized)

@@ -173,8 +173,38 @@ def test_status_exits_1_when_not_ready(migrated: Path, inproc: Callable[..., Ran
 # --- post --dry-run ------------------------------------------------------------------------------
 
 
-def test_post_without_dry_run_is_refused(tmp_path: Path) -> None:
-    one_line_error(xbot(tmp_path, "post"), "--dry-run")
+def test_post_posts_the_next_due_post_through_the_protocol(
+    migrated: Path, inproc: Callable[..., Ran]
+) -> None:
+    _account, post_id = queue_post(migrated, "How to use pytest fixtures in Python")
+    set_quiet_hours(migrated, start=0, end=0)  # no quiet hours: the test may run at any hour
+    proc = inproc("post", "--json")
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout)
+    assert done["status"] == "posted" and str(post_id) in done["detail"]
+    assert done["clock"] == "sandbox (simulated)"
+    status = json.loads(inproc("status", "--json").stdout)
+    assert status["posts_by_status"] == {"posted": 1}
+    # Nothing left: it says so and exits 0.
+    again = inproc("post")
+    assert again.returncode == 0 and "nothing_queued" in again.stdout
+    help_text = inproc("post", "--help").stdout
+    assert "schedule" not in help_text.lower(), "no such schedule: posting_sensor posts"
+    one_line_error(inproc("post", "--account", "nobody"), "nobody")
+
+
+def set_quiet_hours(tmp_path: Path, *, start: int, end: int) -> None:
+    engine = make_engine(db_url(tmp_path))
+    try:
+        DurableStore(engine, "local").set_config(
+            "schedule",
+            {"quiet_start_hour": start, "quiet_end_hour": end},
+            actor="test",
+            reason="test",
+            now=datetime.now(UTC),
+        )
+    finally:
+        engine.dispose()
 
 
 def test_post_dry_run_error_paths(tmp_path: Path, inproc: Callable[..., Ran]) -> None:

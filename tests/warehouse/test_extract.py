@@ -136,6 +136,19 @@ def test_posts_load_incrementally_by_updated_at(store: DurableStore) -> None:
     assert load.warehouse_counts(con)["posts"] == load.store_counts(store)["posts"] == 2
 
 
+def test_the_logged_propensity_reaches_the_raw_posts(store: DurableStore) -> None:
+    account = store.ensure_account("propensity_acct")
+    logged = store.enqueue_post(
+        account.id, "How to use pytest marks", scheduled_at=T0, metadata={"propensity": 0.125}
+    )
+    manual = store.enqueue_post(account.id, "A post queued by hand", scheduled_at=T0)
+    con = duckdb.connect()
+    create_raw_tables(con)
+    load.load_posts(store, con, full=True)
+    rows = dict(con.execute("select post_id, propensity from raw.posts").fetchall())
+    assert rows == {logged.id: 0.125, manual.id: None}
+
+
 def test_checks_catch_bad_rows() -> None:
     con = duckdb.connect()
     create_raw_tables(con)

@@ -77,7 +77,8 @@ def _post(world: World, account: int, posted_at: datetime | None, **extra: Any) 
         "text": f"{TEXTS[int(world.rng.integers(len(TEXTS)))]} {pid}",
         "arm": arm, "format": arm.split(":")[0], "topic": arm.split(":")[1],
         "content_source": None, "policy": "thompson",
-        "predicted_score": float(world.rng.random()), "scheduled_at": posted_at or T0,
+        "predicted_score": float(world.rng.random()), "propensity": 1 / len(ARMS),
+        "scheduled_at": posted_at or T0,
         "created_at": (posted_at or T0) - timedelta(minutes=5), "posted_at": posted_at,
         "updated_at": posted_at or T0,
     }  # fmt: skip

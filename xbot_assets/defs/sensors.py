@@ -19,7 +19,6 @@ from xbot_assets.defs.orchestration import (
     collect_account_metrics_job,
     daily_summaries_job,
     post_job,
-    rebuild_job,
     reconcile_job,
     refill_candidates_job,
     sync_to_supabase_job,
@@ -155,8 +154,8 @@ def post_run_key(post_id: int, scheduled_at: datetime) -> str:
     job=post_job,
     minimum_interval_seconds=30,
     default_status=STOPPED,
-    description="Every 30 seconds, per account: a queued post is due (and approved when "
-    "APPROVAL=required), so run post_job for it (run key `post:<id>:<slot>`, one post at a "
+    description="Every 30 seconds, per account: a queued post is due, so run post_job for it "
+    "(only approved posts when APPROVAL=required; run key `post:<id>:<slot>`, one post at a "
     "time per account).",
 )
 def posting_sensor(
@@ -260,23 +259,24 @@ def sync_to_supabase_sensor(
 
 
 @dg.sensor(
-    jobs=[tweet_metrics_job, rebuild_job],
+    job=tweet_metrics_job,
     minimum_interval_seconds=600,
     default_status=STOPPED,
     description="New metric snapshots and the rebuild interval (bot_config "
-    "`rebuild_every_hours`) passed: load the new tweet_metrics partitions, then rebuild the "
-    "warehouse and learning assets in one run. The main job's path; a deployment may rely on "
-    "declarative automation instead.",
+    "`rebuild_every_hours`) passed: load each (day, account) partition of tweet_metrics with new "
+    "snapshots; the rebuild that follows (dbt, views, scorer, posteriors) is the assets' "
+    "declarative automation.",
 )
 def learning_rebuild_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
-    """New metric snapshots and the rebuild interval passed: load the (day, account) partitions
-    of metrics that have new snapshots, then rebuild the dbt models, views, summaries, scorer
-    and posteriors in one run.
+    """New metric snapshots and the rebuild interval passed: load every (day, account)
+    partition of metrics that has new snapshots into the warehouse.
 
-    Used by the main job (simulated time); a deployment may rely on the assets' declarative
-    automation instead (eager dbt models, views and learning assets).
+    The rebuild that follows (dbt models, views, summaries, scorer, posteriors) is the assets'
+    declarative automation (eager conditions, ``default_automation_condition_sensor``), which
+    the main job evaluates right after this sensor loads new metrics. This sensor exists because
+    ``tweet_metrics``'s cron condition targets only the latest day partition.
     """
     from xbot_assets.engine import sensing
 
@@ -318,7 +318,6 @@ def learning_rebuild_sensor(
     # posting paths stamps the run's clock, so in the main job ``updated_at``/``created_at`` are
     # simulated times that only grow and the watermarks miss nothing. ``full_refresh`` stays an
     # option of the raw assets for a person's re-extraction.
-    requests.append(dg.RunRequest(run_key=f"rebuild:{stamp}", job_name=rebuild_job.name))
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(
         run_requests=requests,

@@ -12,7 +12,11 @@ them as text or prints them with ``--json``.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -103,6 +107,60 @@ def _queue_stats(ctx: HealthContext) -> dict[str, Any]:
     except redis.RedisError:
         return {"configured": True, "reachable": False}
     return out
+
+
+SIMULATED_UNTIL_KEY = "main_job.simulated_until"
+"""bot_config key the main job (``xbot run``) leaves: the simulated time it stopped at."""
+
+
+def _journal_time(path: Path) -> datetime | None:
+    """The time of the sandbox journal's last entry (its clock when the last writer stopped)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 65536))
+            tail = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    for line in reversed(tail.strip().splitlines()):
+        try:
+            at = json.loads(line).get("at")
+        except ValueError:
+            continue
+        if at:
+            return datetime.fromisoformat(at)
+    return None
+
+
+def local_clock(settings: Any, engine: Any = None) -> Callable[[], datetime] | None:
+    """The clock a local run is judged by: the sandbox's simulated clock, or None to use the wall
+    clock (staging, production, or a local store the sandbox never ran for).
+
+    A local deployment lives on the sandbox's time (``xbot run`` simulates days in minutes), so
+    "no post for 317 days" against the wall clock would be a false alarm. The time is the later
+    of where the last main job stopped (bot_config) and the sandbox journal's last entry.
+    """
+    if settings.app_env != "local" or settings.resolved_poster != "sandbox":
+        return None
+    from xbot_assets.engine.runtime import sandbox_journal_path
+
+    found = [_journal_time(sandbox_journal_path(settings))]
+    if engine is not None:
+        with read_connection(engine) as conn:
+            until = conn.execute(
+                select(bot_config.c.value).where(
+                    bot_config.c.environment == settings.app_env,
+                    bot_config.c.key == SIMULATED_UNTIL_KEY,
+                )
+            ).scalar()
+        if isinstance(until, str):
+            found.append(datetime.fromisoformat(until))
+    times = [t for t in found if t is not None]
+    if not times:
+        return None
+    simulated = max(times)
+    return lambda: simulated
 
 
 def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
@@ -250,6 +308,8 @@ def render_status(status: dict[str, Any]) -> str:
         f"real X: {'yes' if status['posting_to_real_x'] else 'no'}",
         f"health       {health['status'].upper()} ({'ready' if health['ready'] else 'NOT ready'})",
     ]
+    if status.get("clock"):
+        lines.append(f"clock        {status['clock']}: {status['checked_at'][:16]}")
     for check in health["checks"]:
         lines.append(f"  {check['status']:<9} {check['name']:<19} {check['detail']}")
     if "posts_by_status" not in status:

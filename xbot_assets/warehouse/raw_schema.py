@@ -49,6 +49,7 @@ RAW_TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("content_source", "VARCHAR"),
         ("policy", "VARCHAR"),
         ("predicted_score", "DOUBLE"),
+        ("propensity", "DOUBLE"),
         ("scheduled_at", "TIMESTAMPTZ"),
         ("created_at", "TIMESTAMPTZ"),
         ("posted_at", "TIMESTAMPTZ"),
@@ -121,3 +122,7 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"create table if not exists {RAW_SCHEMA}.{table} ({cols}, {loaded_at})")
         # Warehouses created before the column existed gain it (their rows count as new once).
         con.execute(f"alter table {RAW_SCHEMA}.{table} add column if not exists {loaded_at}")
+        for name, sql_type in columns:  # and any column added since (null until reloaded)
+            con.execute(
+                f"alter table {RAW_SCHEMA}.{table} add column if not exists {name} {sql_type}"
+            )

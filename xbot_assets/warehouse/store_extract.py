@@ -45,6 +45,9 @@ def posts_query(environment: str, *, updated_since: datetime | None = None) -> s
             _json_text(t.c.metadata, "generator").label("content_source"),
             _json_text(t.c.metadata, "policy").label("policy"),
             t.c.score.label("predicted_score"),
+            # The logging policy's probability of the chosen arm, stored when the post was queued
+            # (offline policy evaluation weights by it).
+            t.c.metadata["propensity"].as_float().label("propensity"),
             t.c.scheduled_at.label("scheduled_at"),
             t.c.created_at.label("created_at"),
             t.c.posted_at.label("posted_at"),

@@ -182,6 +182,7 @@ final as (
         content_source,
         policy,
         predicted_score,
+        propensity,
         text,
         text_length,
         n_hashtags,

@@ -63,6 +63,7 @@ final as (
         resolved_content_source as content_source,
         coalesce(policy, 'unknown') as policy,
         predicted_score,
+        propensity,
         text,
         cast(length(text) as integer) as text_length,
         cast(len(regexp_extract_all(text, '#\w+')) as integer) as n_hashtags,

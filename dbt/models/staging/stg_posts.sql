@@ -20,6 +20,7 @@ renamed as (
         content_source,
         policy,
         predicted_score,
+        propensity,
         scheduled_at,
         created_at,
         posted_at,
