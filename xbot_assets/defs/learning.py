@@ -89,6 +89,13 @@ def _md(frame: pd.DataFrame) -> dg.MetadataValue:
     return dg.MetadataValue.md(to_markdown(frame) if len(frame) else "_(empty)_")
 
 
+SCORER_AUC_FLOOR = 0.6
+"""Deploy the scorer only above this held-out AUC. 0.5 is chance; with the 20-40 held-out posts
+of a month the AUC's standard error is about 0.08, so 0.6 is the lowest value that is more than
+one standard error above chance: below it the ranking is indistinguishable from noise (the
+shipped scorer's 0.15-0.76 spread was exactly that)."""
+
+
 # --- engagement_scorer -----------------------------------------------------------------------
 
 
@@ -127,12 +134,20 @@ def engagement_scorer(
         and baseline_loss is not None
         and model_loss > baseline_loss
     )
+    auc = report.metrics.get("auc")
+    below_floor = not report.cold_start and (auc is None or auc < SCORER_AUC_FLOOR)
     deployed = "logistic_regression"
     if report.cold_start:
         deployed = "prior_only_baseline (cold start)"
     elif worse:
         report.model = PriorOnlyScorer(report.base_rate)
         deployed = "prior_only_baseline (the model did worse on held-out posts)"
+    elif below_floor:
+        report.model = PriorOnlyScorer(report.base_rate)
+        deployed = (
+            f"prior_only_baseline (held-out AUC {auc} below the floor {SCORER_AUC_FLOOR}: "
+            "candidates keep the generator's order)"
+        )
     path = save_scorer(report, models_dir(settings) / "engagement_scorer.skops")
     _record_for_operators(
         settings,
@@ -145,6 +160,9 @@ def engagement_scorer(
     metadata: dict[str, Any] = {
         **{k: v for k, v in report.metadata().items() if v is not None},
         "deployed": deployed,
+        "auc_floor": SCORER_AUC_FLOOR,
+        "used_in_decisions": "no: engine/decide.py ranks candidates with the factored "
+        "posterior's text covariates (benchmarks/loop.py, ours vs ours_no_rank)",
         "note": note or report.reason,
         "model_path": dg.MetadataValue.path(str(path)),
         "calibration": _md(report.calibration),
