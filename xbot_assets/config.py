@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     min_spacing_minutes: int = Field(default=45, ge=0)
     max_replies_per_hour: int = Field(default=10, ge=0)
     x_api_calls_per_15min: int = Field(default=300, ge=1)
+    learning_objective: Literal["engagement", "growth"] = "engagement"
+    """What the policy maximises: X-weighted engagement per impression, or growth (follows and
+    profile clicks per impression). Changes which arms and texts the bot chooses."""
 
     # --- operator console ---------------------------------------------------------------------
     approval: ApprovalMode = "off"

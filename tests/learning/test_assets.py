@@ -14,7 +14,9 @@ from xbot_assets.config import Settings, load_settings
 from xbot_assets.defs.learning import (
     arm_posteriors,
     engagement_scorer,
+    factored_posteriors,
     learned_config,
+    load_factored,
     offline_policy_evaluation,
 )
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
@@ -121,4 +123,53 @@ def test_assets_cold_start_without_a_warehouse(tmp_path: Path) -> None:
     assert result.get_asset_check_evaluations()[0].passed
     posteriors = _meta(result, "arm_posteriors")
     assert posteriors["cold_start"] is True and posteriors["prior_alpha"] == 1.0
+    assert "cold start" in str(posteriors["best_arm"])
     assert _meta(result, "offline_policy_evaluation")["cold_start"] is True
+
+
+def test_factored_posteriors_refit_from_store_snapshots(tmp_path: Path) -> None:
+    """Cold start flags the prior; then >= 6 h snapshots in the store (no warehouse, no 72 h
+    snapshot) are evidence, and the policy can load what was saved."""
+    from datetime import UTC, datetime, timedelta
+
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.models import MetricSnapshot
+
+    settings = _TestSettings(home=str(tmp_path)).get()
+    upgrade(settings.resolved_database_url)
+    cold = _materialize(tmp_path, [factored_posteriors])
+    meta = _meta(cold, "factored_posteriors")
+    assert meta["cold_start"] is True and "cold start" in str(meta["best_arm_now"])
+
+    store = DurableStore.from_settings(settings)
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    account = store.ensure_account(settings.x_handle, now=start)
+    for i in range(12):
+        at = start + timedelta(hours=8 * i)
+        topic = ("ai", "python", "startups")[i % 3]
+        post = store.enqueue_post(
+            account.id, f"post {i} on {topic}", arm=f"single:{topic}", scheduled_at=at, now=at
+        )
+        claim = store.claim_next_due(account.id, now=at)
+        assert claim is not None
+        store.mark_posted(post.id, x_id=str(1000 + i), attempt_id=claim.attempt_id, now=at)
+        store.upsert_metrics(
+            [MetricSnapshot(post.id, "6h", at + timedelta(hours=6), impressions=800,
+                            replies=3 + i % 3, likes=10, account_id=account.id)]
+        )  # fmt: skip
+    store.close()
+    now = start + timedelta(hours=8 * 12)
+    result = dg.materialize(
+        [factored_posteriors],
+        resources={
+            "xbot_settings": _TestSettings(home=str(tmp_path)),
+            "xbot_runtime": XbotRuntime(simulated_now=now.isoformat()),
+        },
+        raise_on_error=True,
+    )
+    meta = _meta(result, "factored_posteriors")
+    assert meta["cold_start"] is False and meta["posts"] == 12
+    assert "6h" in str(meta["horizons_used"]) and "cold start" not in str(meta["best_arm_now"])
+    posterior = load_factored(settings)
+    assert posterior.posts == 12 and not posterior.cold_start

@@ -1,17 +1,24 @@
 """Fill open slots: for each, run the content policy and queue the chosen post.
 
-One decision = sample an arm from the latest ``arm_posteriors`` (Thompson sampling, with the
-propensity of that choice), generate N candidates for it, guard them, score the accepted ones
-with the latest ``engagement_scorer``, pick the best, record every candidate, and queue the
-winner with its arm, scores, sampled values and propensity in its metadata, so offline policy
-evaluation can re-weight it later. The logic is the learning layer's :class:`ContentPolicy`
-and the content layer's :func:`generate_candidates`; this module only wires them to the store.
+One decision = Thompson sampling over the factored posterior (``factored_posteriors``: draw the
+format, topic, time, recency and text effects, score every arm at the slot against the account's
+real history, pick the best, with the propensity of that choice), generate N candidates for it,
+guard them, rank the accepted ones with the same coefficient draw (their text covariates:
+similarity to the last posts, length, hashtags, ...), record every candidate, and queue the
+winner with its arm, sampled values and propensity in its metadata. The logic is the learning
+layer's :class:`ContentPolicy` / :class:`FactoredThompson` and the content layer's
+:func:`generate_candidates`; this module only wires them to the store.
+
+:func:`decide_post` is the store-free core (the loop benchmark calls it directly, so what the
+benchmark measures is what the jobs run). The independent Beta sampler stays as the
+``thompson_beta`` baseline (``Models.policy``).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -21,25 +28,52 @@ import numpy as np
 from xbot_assets.content.candidates import Candidate, generate_candidates, record_candidates
 from xbot_assets.content.safety import GuardConfig
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
+from xbot_assets.engine.history import account_history
 from xbot_assets.engine.planner import open_slots, stable_seed
 from xbot_assets.engine.runtime import Runtime
+from xbot_assets.learning.factored import (
+    FactoredPosterior,
+    FactoredThompson,
+    FitConfig,
+    PastPost,
+    fit_factored,
+)
 from xbot_assets.learning.policy import ContentPolicy, PolicyDecision
 
 log = logging.getLogger(__name__)
 
 DEFAULT_N_CANDIDATES = 5
-POLICY_NAME = "thompson_sampling"
+POLICY_NAME = "factored_thompson"
+BASELINE_POLICY = "thompson_beta"
+CANDIDATE_CHOICE = True
+"""Rank a batch's candidates with the model's text covariates (False: the generator's order).
+Kept on because the loop benchmark measures a gain from it (benchmarks/README.md)."""
 
 
 @dataclass
 class Models:
-    """The latest model assets the policy acts with."""
+    """The latest model assets the policy acts with.
 
-    sampler: Any
+    Attributes:
+        posterior: the factored posterior (the prior when ``posteriors_cold``).
+        arms: ``format:topic`` arms the policy chooses among.
+        sampler: the independent Beta sampler (the ``thompson_beta`` baseline and reports).
+        scorer: the engagement scorer when its held-out AUC passed the floor, else None
+            (reported by its asset; the decision ranks candidates with the posterior).
+        policy: ``factored_thompson`` (default) or ``thompson_beta`` (the baseline).
+        objective: ``engagement`` or ``growth``.
+        candidate_choice: rank candidates with the posterior's text covariates.
+    """
+
+    posterior: FactoredPosterior
     arms: list[str]
-    scorer: Any
-    posteriors_cold: bool
-    scorer_cold: bool
+    sampler: Any
+    scorer: Any = None
+    posteriors_cold: bool = True
+    scorer_cold: bool = True
+    policy: str = POLICY_NAME
+    objective: str = "engagement"
+    candidate_choice: bool = CANDIDATE_CHOICE
 
 
 @dataclass
@@ -54,28 +88,137 @@ class RefillReport:
     arms: list[str] = field(default_factory=list)
 
 
+def default_arms(topics: Sequence[str] = DEFAULT_TOPICS) -> list[str]:
+    return [f"{f}:{t}" for f in FORMATS for t in topics]
+
+
+def prior_models(
+    *, objective: str = "engagement", timezone: str = "UTC", now: datetime | None = None
+) -> Models:
+    """The cold-start models: the factored prior and a uniform Beta sampler (flagged cold)."""
+    from xbot_assets.learning.bandits import ThompsonSampler
+
+    arms = default_arms()
+    posterior = fit_factored(
+        [],
+        now=now or datetime.now().astimezone(),
+        formats=FORMATS,
+        topics=DEFAULT_TOPICS,
+        timezone=timezone,
+        config=FitConfig(objective=objective),
+    )
+    sampler = ThompsonSampler(len(arms), prior=(1.0, 1.0))
+    return Models(posterior, arms, sampler, objective=objective)
+
+
 def load_models(settings: Any) -> Models:
-    """The latest ``arm_posteriors`` and ``engagement_scorer`` (uniform prior / base rate when
-    they have not been materialised yet: the cold start)."""
+    """The latest ``factored_posteriors`` (and baseline ``arm_posteriors``); the prior when they
+    have not been materialised yet (the cold start, flagged)."""
     import dagster as dg
 
-    from xbot_assets.defs.learning import load_posteriors, models_dir
+    from xbot_assets.defs.learning import load_factored, load_posteriors
     from xbot_assets.learning.bandits import ThompsonSampler
-    from xbot_assets.learning.scorer import PriorOnlyScorer, ScorerError, load_scorer
 
+    objective = getattr(settings, "learning_objective", "engagement")
+    models = prior_models(objective=objective, timezone=settings.account_timezone)
+    try:
+        posterior = load_factored(settings, objective)
+        models.posterior = posterior
+        models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
+        models.posteriors_cold = posterior.cold_start
+    except (dg.Failure, ValueError) as exc:
+        log.info("factored posteriors not loaded (%s): acting on the prior", exc)
     try:
         sampler, arms = load_posteriors(settings)
-        posteriors_cold = False
+        if arms == models.arms:
+            models.sampler = sampler
     except dg.Failure:
-        arms = [f"{f}:{t}" for f in FORMATS for t in DEFAULT_TOPICS]
-        sampler = ThompsonSampler(len(arms), prior=(1.0, 1.0))
-        posteriors_cold = True
-    try:
-        scorer, info = load_scorer(models_dir(settings) / "engagement_scorer.skops")
-        scorer_cold = bool(info.get("cold_start"))
-    except ScorerError:
-        scorer, scorer_cold = PriorOnlyScorer(0.5), True
-    return Models(sampler, arms, scorer, posteriors_cold, scorer_cold)
+        models.sampler = ThompsonSampler(len(models.arms), prior=(1.0, 1.0))
+    return models
+
+
+def decide_post(
+    models: Models,
+    *,
+    slot: datetime,
+    now: datetime,
+    history: Sequence[PastPost],
+    generator: Any,
+    seed: int,
+    recent: Sequence[str] = (),
+    n_candidates: int = DEFAULT_N_CANDIDATES,
+) -> tuple[PolicyDecision, list[Candidate], Candidate | None]:
+    """Run the content policy once for ``slot`` (no store, no I/O besides the generator).
+
+    Args:
+        history: the account's root posts before the slot, oldest first (posted and queued),
+            for the recency covariates; never the candidate batch.
+        seed: makes the draws and the generator reproducible.
+        recent: recent texts for the guard's near-duplicate check.
+    """
+    rng = np.random.default_rng(seed)
+    made: list[Candidate] = []
+    topics = sorted({a.split(":", 1)[1] for a in models.arms})
+    chooser: Any
+    if models.policy == BASELINE_POLICY:
+        chooser = models.sampler
+        chooser.rng = rng
+    else:
+        chooser = FactoredThompson(models.posterior, models.arms, rng=rng)
+        chooser.prepare(slot, history)
+
+    def generate(*, format: str, topic: str, n: int) -> list[Candidate]:
+        batch = generate_candidates(
+            generator,
+            f"{format}:{topic}",
+            n=n,
+            base_seed=seed % 1_000_000,
+            recent=recent,
+            guard_config=GuardConfig(),
+            topics=topics,
+        )
+        made.extend(batch)
+        return batch
+
+    def guard(text: str) -> tuple[bool, str]:
+        found = next(c for c in made if c.text == text)
+        return found.accepted, "; ".join(found.reasons)
+
+    def score(rows: list[dict[str, Any]]) -> np.ndarray:
+        if not models.candidate_choice or not isinstance(chooser, FactoredThompson):
+            return np.zeros(len(rows))  # the generator's order
+        roots = []
+        for row in rows:
+            found = next(c for c in made if c.text == row["text"])
+            roots.append(found.parts[0] if found.parts else row["text"])
+        return chooser.score_texts(rows[0]["format"], rows[0]["topic"], roots)
+
+    policy = ContentPolicy(
+        models.arms,
+        chooser,
+        generate=generate,
+        guard=guard,
+        score=score,
+        n_candidates=n_candidates,
+        propensity_samples=500,
+        settings={
+            "policy": models.policy,
+            "objective": models.objective,
+            "posteriors_cold_start": models.posteriors_cold,
+            "candidate_ranking": (
+                "posterior text covariates"
+                if models.candidate_choice and models.policy != BASELINE_POLICY
+                else "generator order"
+            ),
+        },
+    )
+    decision = policy.decide(now=now, slot=slot)
+    scored = [
+        replace(c, score=r.score) if r.score is not None else c
+        for c, r in zip(made, decision.candidates, strict=True)
+    ]
+    chosen = next((c for c in scored if c.text == decision.chosen_text and c.accepted), None)
+    return decision, scored, chosen
 
 
 def decide_slot(
@@ -89,55 +232,21 @@ def decide_slot(
     timezone: str,
     n_candidates: int = DEFAULT_N_CANDIDATES,
     recent: list[str] | None = None,
+    history: Sequence[PastPost] | None = None,
 ) -> tuple[PolicyDecision, list[Candidate], Candidate | None]:
-    """Run the content policy once for ``slot``; nothing is written here."""
-    from xbot_assets.learning.scorer import score_posts
-
-    handle = runtime.handle
-    seed = stable_seed(handle, slot.isoformat())
-    models.sampler.rng = np.random.default_rng(seed)
-    made: list[Candidate] = []
-
-    def generate(*, format: str, topic: str, n: int) -> list[Candidate]:
-        batch = generate_candidates(
-            generator,
-            f"{format}:{topic}",
-            n=n,
-            base_seed=seed % 1_000_000,
-            recent=recent or (),
-            guard_config=GuardConfig(),
-            topics=sorted({a.split(":", 1)[1] for a in models.arms}),
-        )
-        made.extend(batch)
-        return batch
-
-    def guard(text: str) -> tuple[bool, str]:
-        found = next(c for c in made if c.text == text)
-        return found.accepted, "; ".join(found.reasons)
-
-    def score(rows: list[dict[str, Any]]) -> np.ndarray:
-        return score_posts(models.scorer, rows, timezone=timezone)
-
-    policy = ContentPolicy(
-        models.arms,
-        models.sampler,
-        generate=generate,
-        guard=guard,
-        score=score,
+    """Run the content policy once for ``slot`` against the account's history; writes nothing."""
+    if history is None:
+        history = account_history(store, account_id, before=slot, with_metrics=False)
+    return decide_post(
+        models,
+        slot=slot,
+        now=runtime.now(),
+        history=[p for p in history if p.posted_at < slot],
+        generator=generator,
+        seed=stable_seed(runtime.handle, slot.isoformat()),
+        recent=recent or (),
         n_candidates=n_candidates,
-        settings={
-            "policy": POLICY_NAME,
-            "posteriors_cold_start": models.posteriors_cold,
-            "scorer_cold_start": models.scorer_cold,
-        },
     )
-    decision = policy.decide(now=runtime.now(), slot=slot)
-    scored = [
-        replace(c, score=r.score) if r.score is not None else c
-        for c, r in zip(made, decision.candidates, strict=True)
-    ]
-    chosen = next((c for c in scored if c.text == decision.chosen_text and c.accepted), None)
-    return decision, scored, chosen
 
 
 def _enqueue(
@@ -151,7 +260,7 @@ def _enqueue(
 ) -> list[Any]:
     sampled = decision.sampled_values.get(decision.arm)
     metadata = {
-        "policy": POLICY_NAME,
+        "policy": decision.settings.get("policy", POLICY_NAME),
         "propensity": decision.propensity,
         "arm_index": decision.arm_index,
         "sampled_values": decision.sampled_values,
@@ -198,6 +307,7 @@ def refill(
     models = load_models(runtime.settings)
     generator = runtime.generator(store)
     recent = [p.text for p in store.list_posts(account_id, limit=50)]
+    history = account_history(store, account_id, with_metrics=False)
     for slot in slots:
         decision, candidates, chosen = decide_slot(
             runtime,
@@ -209,6 +319,7 @@ def refill(
             timezone=timezone,
             n_candidates=n_candidates,
             recent=recent,
+            history=history,
         )
         batch = uuid.uuid4().hex
         report.candidates += len(candidates)
@@ -231,6 +342,10 @@ def refill(
         chosen_id = ids[candidates.index(chosen)]
         store.mark_candidate_chosen(chosen_id, tweet_id=posts[0].id, why=why)
         recent.extend(chosen.parts)
+        history = sorted(
+            [*history, PastPost(slot, decision.format, decision.topic, chosen.parts[0])],
+            key=lambda p: p.posted_at,
+        )
         report.queued.append(int(posts[0].id))
         report.arms.append(decision.arm)
     log.info(

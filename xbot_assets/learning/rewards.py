@@ -25,6 +25,10 @@ REWARD_WEIGHTS: dict[str, float] = {
 GROWTH_METRIC = "follows"
 """The growth objective: follows earned per post (an alternative reward)."""
 
+GROWTH_WEIGHTS: dict[str, float] = {"follows": 1.0, "profile_clicks": 0.1}
+"""The ``growth`` objective's weights: a follow, plus a profile click counted as a tenth of a
+follow (a visit to the profile is the step before following; about one in ten converts)."""
+
 
 def weighted_engagements(metrics: Mapping[str, float]) -> float:
     """Sum of engagements weighted by :data:`REWARD_WEIGHTS` (missing metrics count as 0)."""

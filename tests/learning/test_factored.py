@@ -1,0 +1,126 @@
+"""The factored Bayesian policy: effects recovered, recency seen, rewards winsorised, horizons."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from xbot_assets.learning.factored import (
+    DEFAULT_HORIZON_SHARE,
+    Design,
+    FactoredPosterior,
+    FactoredThompson,
+    HorizonModel,
+    PastPost,
+    fit_factored,
+    reward_of,
+    winsorise,
+)
+from xbot_assets.learning.rewards import REWARD_WEIGHTS
+
+FORMATS = ("single", "thread", "question")
+TOPICS = ("ai", "python", "startups")
+START = datetime(2026, 1, 5, tzinfo=UTC)
+TOPIC_EFFECT = {"ai": 0.02, "python": 0.0, "startups": -0.02}
+FORMAT_EFFECT = {"single": 0.0, "thread": 0.015, "question": -0.005}
+FATIGUE = -0.02  # per unit of the 12 h same-topic covariate
+
+
+def _metrics(reward: float, impressions: int = 1000) -> dict[str, float]:
+    # Replies carry the reward: weight 13.5 per reply.
+    return {"impressions": impressions, "replies": reward * impressions / REWARD_WEIGHTS["replies"]}
+
+
+def synthetic_history(n: int, seed: int, *, fatigue: float = FATIGUE) -> list[PastPost]:
+    """Posts every 5 h on random arms; reward = base + effects + fatigue x recency + noise."""
+    rng = np.random.default_rng(seed)
+    design = Design(FORMATS, TOPICS)
+    idx = design.names.index("topic_recent_12h")
+    history: list[PastPost] = []
+    for i in range(n):
+        at = START + timedelta(hours=5 * i)
+        fmt = FORMATS[rng.integers(len(FORMATS))]
+        topic = TOPICS[rng.integers(len(TOPICS))]
+        recent = design.row(fmt, topic, at, history)[idx]
+        reward = (0.05 + TOPIC_EFFECT[topic] + FORMAT_EFFECT[fmt] + fatigue * recent) + rng.normal(
+            0, 0.01
+        )
+        history.append(PastPost(at, fmt, topic, f"post {i} about {topic}", _metrics(reward), "72h"))
+    return history
+
+
+def test_posterior_recovers_known_effects() -> None:
+    history = synthetic_history(400, seed=1)
+    now = history[-1].posted_at + timedelta(days=4)
+    post = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS)
+    effects = post.effects()
+
+    def contrast(a: str, b: str) -> float:
+        return effects[a]["mean"] - effects[b]["mean"]
+
+    assert contrast("topic=ai", "topic=startups") == pytest.approx(0.04, abs=0.006)
+    assert contrast("format=thread", "format=question") == pytest.approx(0.02, abs=0.006)
+    assert effects["topic_recent_12h"]["mean"] == pytest.approx(FATIGUE, abs=0.008)
+    # Calibrated noise: the fitted per-post SD is the simulated 0.01, not 6x smaller.
+    assert np.sqrt(post.sigma0_sq) == pytest.approx(0.01, rel=0.35)
+    assert not post.cold_start and post.posts == 400
+
+
+def test_cold_start_is_the_prior_and_flagged() -> None:
+    post = fit_factored([], now=START, formats=FORMATS, topics=TOPICS)
+    assert post.cold_start and post.posts == 0
+    assert np.allclose(post.mean[1:], 0.0)
+    again = FactoredPosterior.from_dict(post.to_dict())
+    assert again.cold_start and np.allclose(again.cov, post.cov)
+
+
+def test_recency_covariate_reduces_repetition() -> None:
+    """With fatigue learned, a topic just posted is chosen far less often than with no fatigue."""
+    arms = [f"{f}:{t}" for f in FORMATS for t in TOPICS]
+
+    def repeat_share(fatigue: float) -> float:
+        history = synthetic_history(300, seed=2, fatigue=fatigue)
+        now = history[-1].posted_at + timedelta(days=4)
+        post = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS)
+        # The best topic (ai) was posted 1 h before the slot.
+        slot = now + timedelta(hours=10)
+        recent = [*history, PastPost(slot - timedelta(hours=1), "thread", "ai", "ai again")]
+        chooser = FactoredThompson(post, arms, rng=np.random.default_rng(0))
+        chooser.prepare(slot, recent)
+        picks = [arms[chooser.select()] for _ in range(300)]
+        return sum(p.endswith(":ai") for p in picks) / len(picks)
+
+    assert repeat_share(-0.06) < 0.2 < 0.8 < repeat_share(0.0)
+
+
+def test_winsorise_limits_tails_and_keeps_sign() -> None:
+    values = np.array([0.03, -0.01, 0.06, 0.02, 0.0, 0.04, -0.5, 3.0])
+    out, (lo, hi) = winsorise(values)
+    assert out.max() == pytest.approx(hi) and out.max() < 0.3
+    assert out.min() == pytest.approx(lo) and -0.5 < lo < 0  # winsorised, not clipped at 0
+    assert np.array_equal(out[:6], values[:6])  # a small negative reward keeps its sign
+    assert reward_of({"impressions": 100, "negative_feedback": 1}) == pytest.approx(-0.74)
+    assert reward_of({"impressions": 0, "likes": 3}) is None
+
+
+def test_horizon_model_fits_shares_and_projects() -> None:
+    pairs = [("6h", {"impressions": 60, "likes": 6}, {"impressions": 100, "likes": 10})] * 12
+    model = HorizonModel.fit(pairs)
+    assert model.share("6h", "impressions") == pytest.approx(0.6)
+    assert model.project({"impressions": 60, "likes": 6}, "6h")["impressions"] == pytest.approx(100)
+    # Too few completed posts: the documented table.
+    sparse = HorizonModel.fit(pairs[:3])
+    assert sparse.share("6h", "likes") == DEFAULT_HORIZON_SHARE["6h"]
+    assert HorizonModel.from_dict(model.to_dict()).share("6h", "likes") == pytest.approx(0.6)
+
+
+def test_young_snapshots_are_not_evidence() -> None:
+    history = synthetic_history(30, seed=3)
+    last = history[-1]
+    young = [*history[:-1], PastPost(last.posted_at, last.format, last.topic, last.text,
+                                     last.metrics, "1h")]  # fmt: skip
+    now = last.posted_at + timedelta(hours=2)
+    post = fit_factored(young, now=now, formats=FORMATS, topics=TOPICS)
+    assert post.posts == 29 and "1h" not in post.horizons_used
