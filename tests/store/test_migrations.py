@@ -184,6 +184,7 @@ def _fill(url: str, environment: str) -> dict[str, int]:
     """One row or more in every table, through the store; returns each table's row count."""
     from datetime import UTC, date, datetime
 
+    from xbot_assets.console.auth import issue_token
     from xbot_assets.store.models import CandidateInput, MetricSnapshot
 
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -200,18 +201,22 @@ def _fill(url: str, environment: str) -> dict[str, int]:
         store.set_config("k", {"v": 1}, actor="test")
         store.upsert_daily_summary(date(2026, 3, 1), "daily", {"n": 1})
         store.record_health("poster", "ok")
+        issue_token(store.engine, environment, label="round trip", created_by="test", now=t0)
     finally:
         store.close()
     return _counts(url)
 
 
 def _counts(url: str) -> dict[str, int]:
+    """Rows per table that exists at the store's revision (later tables are left out)."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
             return {
                 t.name: conn.execute(text(f"SELECT count(*) FROM {t.name}")).scalar_one()
                 for t in metadata.sorted_tables
+                if t.name in present
             }
     finally:
         engine.dispose()
@@ -235,7 +240,7 @@ def test_upgrade_downgrade_upgrade_keeps_the_data(
         counts = _fill(url, env)
     assert all(counts[t.name] > 0 for t in metadata.sorted_tables), counts
     assert downgrade(url, "0002").current == "0002"
-    assert _counts(url) == counts
+    assert _counts(url) == {k: n for k, n in counts.items() if k != "console_tokens"}
     engine = make_engine(url)
     try:
         with engine.begin() as conn:  # 0002's shape: ids from the table's default again

@@ -345,11 +345,13 @@ console_tokens = Table(
     Column("id", ID, primary_key=True, autoincrement=True),
     _environment(),
     # sha256 of the token: the token itself is printed once by `xbot console token`, never stored
-    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_hash", String(64), nullable=False),
     Column("label", String(128), nullable=False),
     Column("created_by", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    # the environment is in the key, as in every key since 0003 (issue 17 item 8)
+    UniqueConstraint("environment", "token_hash"),
     _env_check(),
 )
 

@@ -47,14 +47,29 @@ def upgrade() -> None:
             name=op.f("ck_console_tokens_environment"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_console_tokens")),
-        sa.UniqueConstraint("token_hash", name=op.f("uq_console_tokens_token_hash")),
+        sa.UniqueConstraint(
+            "environment", "token_hash", name=op.f("uq_console_tokens_environment_token_hash")
+        ),
     )
     if op.get_bind().dialect.name != "postgresql":
         return
     for env in ENVIRONMENTS:
-        role = f"xbot_{env}"
-        op.execute(f"GRANT SELECT, INSERT, UPDATE ON console_tokens TO {role}")
-        op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        op.execute(f"GRANT SELECT, INSERT, UPDATE ON console_tokens TO xbot_{env}")
+    # Ids from per-environment sequences, as 0003 gave every other table (its trigger function
+    # xbot_environment_id): a role sees and uses only its own environment's sequence, so no id
+    # or sequence value tells one environment about another's tokens. (Granting every sequence
+    # in the schema would undo that for all tables.)
+    for offset, env in enumerate(ENVIRONMENTS):
+        op.execute(
+            f"CREATE SEQUENCE console_tokens_id_{env} AS bigint INCREMENT BY 3 "
+            f"MINVALUE 1 START WITH {3 + offset} OWNED BY console_tokens.id"
+        )
+        op.execute(f"GRANT USAGE ON SEQUENCE console_tokens_id_{env} TO xbot_{env}")
+    op.execute("ALTER TABLE console_tokens ALTER COLUMN id DROP DEFAULT")
+    op.execute(
+        "CREATE TRIGGER console_tokens_environment_id BEFORE INSERT OR UPDATE ON console_tokens "
+        "FOR EACH ROW EXECUTE FUNCTION xbot_environment_id()"
+    )
     op.execute("ALTER TABLE console_tokens ENABLE ROW LEVEL SECURITY")
     op.execute("ALTER TABLE console_tokens FORCE ROW LEVEL SECURITY")
     for env in ENVIRONMENTS:
@@ -66,9 +81,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS console_tokens_environment_id ON console_tokens")
         for env in ENVIRONMENTS:
             op.execute(f"DROP POLICY IF EXISTS console_tokens_{env}_only ON console_tokens")
             op.execute(f"REVOKE ALL ON console_tokens FROM xbot_{env}")
+            op.execute(f"DROP SEQUENCE IF EXISTS console_tokens_id_{env}")
     op.drop_table("console_tokens")
     with op.batch_alter_table("tweets") as batch:
         batch.drop_column("approved_at")
