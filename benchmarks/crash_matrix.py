@@ -463,6 +463,20 @@ def _bad(result: dict[str, Any]) -> bool:
     return any(result[k] for k in keys) or bool(result["broken_reply_chains"])
 
 
+def _save(part: str, results: list[dict[str, Any]]) -> None:
+    """Write one part into the results file, keeping the other part (read-modify-write under a
+    lock, so a run of the named points and a run of the kill rounds can go side by side)."""
+    import fcntl
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(Path(tempfile.gettempdir()) / "xbot_crash_matrix.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        data[part] = results
+        data[f"{part}_measured_at"] = datetime.now(UTC).isoformat()
+        RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=100, help="rounds per crash point")
@@ -475,28 +489,25 @@ def main() -> None:
         "--only", choices=("points", "kills"), default=None, help="run one part, keep the other"
     )
     args = parser.parse_args()
-    previous: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results: dict[str, Any] = {"measured_at": datetime.now(UTC).isoformat()}
+    done: list[dict[str, Any]] = []
     if args.only != "kills":
-        results["runs"] = [run_crash_matrix(args.rounds, posters=p) for p in args.posters]
-    else:
-        results["runs"] = previous.get("runs", [])
+        runs: list[dict[str, Any]] = []
+        for posters in args.posters:
+            runs.append(run_crash_matrix(args.rounds, posters=posters))
+            _save("runs", runs)  # after each run: a long benchmark keeps what it measured
+            print(json.dumps({k: v for k, v in runs[-1].items() if k != "points"}), flush=True)
+        done += runs
     if args.only != "points":
-        results["kill_rounds"] = [
-            run_kill_rounds(args.kill_rounds, mode=mode, backend=backend, seed=seed)
-            for seed, (mode, backend) in enumerate(
-                [(m, b) for m in ("repeated", "random") for b in args.backends], start=7
-            )
-        ]
-    else:
-        results["kill_rounds"] = previous.get("kill_rounds", [])
-    for result in [*results["runs"], *results["kill_rounds"]]:
-        print(json.dumps({k: v for k, v in result.items() if k not in ("points",)}, indent=None))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        kills: list[dict[str, Any]] = []
+        plan = [(m, b) for m in ("repeated", "random") for b in args.backends]
+        for seed, (mode, backend) in enumerate(plan, start=7):
+            kills.append(run_kill_rounds(args.kill_rounds, mode=mode, backend=backend, seed=seed))
+            _save("kill_rounds", kills)
+            print(json.dumps(kills[-1]), flush=True)
+        done += kills
     print(f"wrote {RESULTS}")
-    bad = [r for r in [*results["runs"], *results["kill_rounds"]] if _bad(r)]
-    bad += [r for r in results["runs"] if r.get("duplicate_attempts_refused")]
+    bad = [r for r in done if _bad(r)]
+    bad += [r for r in done if "points" in r and r.get("duplicate_attempts_refused")]
     raise SystemExit(1 if bad else 0)
 
 
