@@ -30,9 +30,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xbot_assets.sandbox import errors
+from xbot_assets.sandbox import errors, validation
 from xbot_assets.sandbox.errors import SandboxError
-from xbot_assets.sandbox.platform import FAULTS, SandboxX, iso, parse_time
+from xbot_assets.sandbox.platform import (
+    ANALYTICS_EXTENSION_FIELDS,
+    ANALYTICS_FIELDS,
+    FAULTS,
+    POST_FIELDS,
+    USER_FIELDS,
+    SandboxX,
+    iso,
+    parse_time,
+)
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -42,6 +51,24 @@ MAX_ADVANCE = timedelta(days=3650)
 """Largest single clock move: ten simulated years (further is no scenario, and overflows)."""
 MAX_FOLLOWERS = 1_000_000_000
 _ASCII_INT = re.compile(r"-?[0-9]{1,18}")
+_EXTRA_VALUES = {
+    "post.fields": POST_FIELDS,
+    "user.fields": USER_FIELDS,
+    "analytics.fields": ANALYTICS_FIELDS | ANALYTICS_EXTENSION_FIELDS,
+    "expansions": frozenset(
+        {
+            "referenced_tweets.id",
+            "referenced_tweets.id.author_id",
+            "edit_history_tweet_ids",
+            "pinned_tweet_id",
+            "most_recent_tweet_id",
+            "attachments.poll_ids",
+            "author_id",
+        }
+    ),
+}
+"""Values real X accepts that the (newer) spec's enums leave out, and the sandbox's extensions:
+the field names the sandbox answers (platform.py) are all accepted."""
 
 _COMMON_POST_PARAMS = {
     "tweet.fields", "post.fields", "expansions", "user.fields", "media.fields", "poll.fields",
@@ -159,6 +186,12 @@ class _Api:
         await self._slow(endpoint)
         try:
             _check_params(request, endpoint)
+            rule = endpoint
+            if endpoint == "get_users":
+                rule = "get_user" if "id" in request.path_params else "get_me"
+            validation.check_params(
+                rule, dict(request.path_params), request.query_params.multi_items(), _EXTRA_VALUES
+            )
             body = call()
         except SandboxError as exc:
             return _error(exc)
@@ -188,6 +221,7 @@ class _Api:
                 raise errors.invalid_request(
                     f"The request body field [{unknown[0]}] is not allowed.", unknown[0]
                 )
+            validation.check_body("create_tweet", payload)
             reply = payload.get("reply")
             reply_to = None
             if reply is not None:
