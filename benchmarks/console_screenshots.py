@@ -70,10 +70,12 @@ def main() -> None:
             page = browser.new_context(
                 base_url=base_url, viewport={"width": 1000, "height": 860}
             ).new_page()
+            page.set_default_timeout(300_000)  # the first figure imports matplotlib (slow)
             page.goto("/login")
             page.fill("#token", token)
             page.click("#login")
             page.wait_for_url("**/queue")
+            page.goto(f"/a/{handle}/learning", wait_until="load")  # draw the figures once
             for name in PAGES:
                 page.goto(f"/a/{handle}/{name}", wait_until="load")
                 path = OUT / f"console_{name}.png"

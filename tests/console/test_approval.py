@@ -115,3 +115,18 @@ def test_actions_refuse_posts_no_longer_queued(console_env: ConsoleEnv) -> None:
         actions.approve(account.id, post.id, actor="console:alice#1")
     with pytest.raises(ActionRefused, match="no longer queued"):
         actions.reject(account.id, post.id, reason="late", actor="console:alice#1")
+
+
+def test_posting_sensor_question_skips_unapproved_posts_when_required(
+    console_env: ConsoleEnv,
+) -> None:
+    from xbot_assets.engine.sensing import due_posts
+
+    store, account = console_env.store, console_env.account
+    waiting = store.enqueue_post(account.id, "due but not approved", scheduled_at=T0)
+    ready = store.enqueue_post(account.id, "due and approved", scheduled_at=T0)
+    PostActions(store, console_env.settings, lambda: T0 - timedelta(minutes=1)).approve(
+        account.id, ready.id, actor="console:alice#1"
+    )
+    assert due_posts(store, account.id, T0) == [waiting.id, ready.id]
+    assert due_posts(store, account.id, T0, approved_only=True) == [ready.id]
