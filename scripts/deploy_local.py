@@ -174,7 +174,7 @@ class LocalDeployment:
                                  str(self.ports["webserver"]), "-w", "workspace.yaml"])  # fmt: skip
         self.start("health", [str(BIN / "xbot"), "health", "serve", "--port",
                               str(self.ports["health"])])  # fmt: skip
-        self.wait_http(f"{self.url('webserver')}/server_info", "webserver", timeout=240)
+        self.wait_http(f"{self.url('webserver')}/server_info", "webserver", timeout=900)
         self.wait_http(f"{self.url('health')}/healthz", "health")
         self.turn_on_automation()
 
