@@ -12,7 +12,10 @@ from graphql import parse, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("scripts/deploy_local.py", "benchmarks/deployment.py", "tests/deploy/test_deploy_local.py")
-QUERY = re.compile(r'"""\s*((?:\{|query|mutation)[\s\S]*?)"""|"(\{ runsOrError[^"]*)"')
+QUERY = re.compile(
+    r'"""\s*((?:\{|query|mutation)[\s\S]*?)"""'  # triple-quoted queries
+    r'|"((?:\{ runsOrError|mutation \{)[^"]*)"'  # one-line ones
+)
 
 
 def test_deployment_graphql_is_valid_for_this_dagster() -> None:
@@ -24,6 +27,6 @@ def test_deployment_graphql_is_valid_for_this_dagster() -> None:
             errors = validate(schema, parse(query))
             assert not errors, f"{name}: {errors} in {query[:80]!r}"
             seen += 1
-    assert seen >= 8  # start sensor/schedule, list instigators, runs, assets, states
+    assert seen >= 9  # start sensor/schedule, list instigators, runs, assets, states
     # a misspelt field is caught
     assert validate(schema, parse("{ runsOrError { ... on Runs { results { jobNam } } } }"))
