@@ -174,7 +174,7 @@ class LocalDeployment:
                                  str(self.ports["webserver"]), "-w", "workspace.yaml"])  # fmt: skip
         self.start("health", [str(BIN / "xbot"), "health", "serve", "--port",
                               str(self.ports["health"])])  # fmt: skip
-        self.wait_http(f"{self.url('webserver')}/server_info", "webserver", timeout=240)
+        self.wait_http(f"{self.url('webserver')}/server_info", "webserver", timeout=900)
         self.wait_http(f"{self.url('health')}/healthz", "health")
         self.turn_on_automation()
 
@@ -221,11 +221,23 @@ class LocalDeployment:
 
     def instigators(self) -> tuple[dict[str, str], list[str], list[str]]:
         """The code location's selector, its sensors and its schedules."""
-        data = self.graphql(
-            """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes {
-                 name location { name } sensors { name } schedules { name } } } } }"""
-        )
-        (repo,) = data["repositoriesOrError"]["nodes"]
+        deadline = time.monotonic() + 900
+        reloaded = time.monotonic()
+        while True:  # the webserver answers before its code location has loaded
+            data = self.graphql(
+                """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes {
+                     name location { name } sensors { name } schedules { name } } } } }"""
+            )
+            nodes = data["repositoriesOrError"].get("nodes") or []
+            if nodes:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the code location did not load: {self.tail('webserver')}")
+            if time.monotonic() - reloaded > 240:  # a load that timed out on a busy machine
+                self.graphql("mutation { reloadWorkspace { __typename } }")
+                reloaded = time.monotonic()
+            time.sleep(5)
+        (repo,) = nodes
         selector = {
             "repositoryName": repo["name"],
             "repositoryLocationName": repo["location"]["name"],
