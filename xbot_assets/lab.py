@@ -12,12 +12,20 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from xbot_assets.config import Settings, ensure_dagster_home, load_settings
+
+Engine = Literal["pandas", "polars"]
+
+MIN_POSTS_PER_GROUP = 20
+"""Below this many posts in a group, a notebook names no "best" group: the interval is too wide."""
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 class LabError(RuntimeError):
@@ -36,28 +44,38 @@ class Lab:
     def warehouse_path(self) -> Path:
         return self.settings.resolved_warehouse_path
 
-    def sql(self, query: str, params: list[Any] | None = None) -> pd.DataFrame:
-        """Run a read-only query on the DuckDB warehouse and return a DataFrame."""
+    def sql(self, query: str, params: list[Any] | None = None, *, engine: Engine = "pandas") -> Any:
+        """Run a read-only query on the DuckDB warehouse: a pandas DataFrame, or with
+        ``engine="polars"`` a polars DataFrame built from DuckDB's Arrow result (no pandas)."""
         from xbot_assets.warehouse.duck import warehouse
 
+        if engine not in ("pandas", "polars"):
+            raise LabError(f"engine {engine!r} is unknown: use 'pandas' or 'polars'")
         if not self.warehouse_path.exists():
             raise LabError(
                 f"no warehouse at {self.warehouse_path}: run `make run` (or materialise the "
                 "warehouse assets) first"
             )
         with warehouse(self.warehouse_path, read_only=True) as con:
-            return con.execute(query, params or []).df()
+            result = con.execute(query, params or [])
+            if engine == "polars":
+                import polars as pl
 
-    def table(self, name: str, *, where: str | None = None) -> pd.DataFrame:
+                return pl.DataFrame(result.to_arrow_table())
+            return result.df()
+
+    def table(self, name: str, *, where: str | None = None, engine: Engine = "pandas") -> Any:
         """A whole warehouse relation by name: ``fct_post_outcomes`` or ``views.vw_recent_posts``.
 
         Bare names are looked up in the mart, view, staging and raw schemas, in that order.
+        ``engine="polars"`` returns a polars DataFrame (for large tables: Arrow, no copy via
+        pandas).
         """
         relation = name if "." in name else self._qualify(name)
         query = f"select * from {relation}"  # noqa: S608 - relation names come from the catalogue
         if where:
             query += f" where {where}"
-        return self.sql(query)
+        return self.sql(query, engine=engine)
 
     def relations(self) -> pd.DataFrame:
         """Every table and view in the warehouse, with its schema."""
@@ -116,6 +134,63 @@ class Lab:
     def posteriors(self) -> dict[str, Any]:
         """The current ``arm_posteriors`` as saved: arms, prior, successes, failures, pulls."""
         return dict(json.loads(self.asset_path("arm_posteriors").read_text()))
+
+
+def compare_groups(
+    frame: pd.DataFrame, by: str, value: str = "reward", *, draws: int = 4000, seed: int = 0
+) -> pd.DataFrame:
+    """Mean ``value`` per group with a 95 % interval and the probability each group is best.
+
+    The interval is the normal approximation (mean ± 1.96 standard errors); ``p_best`` samples
+    each group's mean from that approximation ``draws`` times and counts how often it is the
+    highest. Groups with one post get the pooled standard deviation. Sorted by mean, best first.
+    """
+    values = frame[[by, value]].dropna()
+    grouped = values.groupby(by)[value]
+    table = grouped.agg(posts="size", mean="mean", sd="std")
+    pooled = float(values[value].std()) if len(values) > 1 else 0.0
+    table["sd"] = table["sd"].fillna(pooled)
+    se = table["sd"] / np.sqrt(table["posts"])
+    table["ci95_low"] = table["mean"] - 1.96 * se
+    table["ci95_high"] = table["mean"] + 1.96 * se
+    if len(table):
+        rng = np.random.default_rng(seed)
+        sampled = rng.normal(table["mean"].to_numpy(), se.to_numpy(), size=(draws, len(table)))
+        wins = np.bincount(sampled.argmax(axis=1), minlength=len(table))
+        table["p_best"] = wins / draws
+    else:
+        table["p_best"] = []
+    return table.drop(columns="sd").sort_values("mean", ascending=False)
+
+
+def best_statement(
+    table: pd.DataFrame, what: str, *, min_posts: int = MIN_POSTS_PER_GROUP, fmt: str = "{}"
+) -> str:
+    """One Markdown sentence about the best group of :func:`compare_groups`' table, with its
+    interval and P(best), or saying the data are too few to name one."""
+    if table.empty:
+        return f"No {what} has measured posts yet."
+    table = table.sort_values("mean", ascending=False)
+    top = table.iloc[0]
+    label = fmt.format(table.index[0])
+    few = table[table["posts"] < min_posts]
+    figures = (
+        f"mean reward {top['mean']:.4f}, 95 % interval {top['ci95_low']:.4f} to "
+        f"{top['ci95_high']:.4f}, {int(top['posts'])} posts, P(best) = {top['p_best']:.2f}"
+    )
+    if len(few):
+        return (
+            f"Too few posts to name a best {what}: {len(few)} of {len(table)} have fewer than "
+            f"{min_posts} posts (from {int(table['posts'].min())} to "
+            f"{int(table['posts'].max())}). Highest so far: **{label}** ({figures}); "
+            "treat it as a hint, not a result."
+        )
+    if top["p_best"] < 0.8:
+        return (
+            f"No clear best {what}: the highest, **{label}** ({figures}), is best with "
+            "probability below 0.8."
+        )
+    return f"Best {what}: **{label}** ({figures})."
 
 
 def open_lab(**overrides: Any) -> Lab:
