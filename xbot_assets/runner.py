@@ -523,6 +523,10 @@ def run_main(
         previous, now = start, next_event(store, settings, ticker, start, end)
     else:  # a fresh start also runs the schedules due at its first moment
         previous, now = start - timedelta(seconds=1), start
+    if ticker.automation_cursor is None:
+        # The automation sensor's first tick only sets its baseline (Dagster requests nothing on
+        # an initial evaluation), as when a deployment turns it on; later ticks then see changes.
+        ticker.automation(start)
     try:
         with _logs_through(bar):
             while True:
