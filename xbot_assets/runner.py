@@ -271,6 +271,18 @@ class Ticker:
                 ),
                 key=lambda k: k.to_user_string(),
             )
+        if requested:
+            # Dagster never requests an asset for being missing on its first evaluations, so
+            # the first build of a fresh warehouse is the one a deployment does by hand
+            # ("Materialize all"): every asset of the rebuild that was never materialised joins
+            # the run, so a requested model never reads a table that does not exist yet.
+            never = [
+                key
+                for key in eligible
+                if instance.get_latest_materialization_event(key) is None
+                and key not in requested
+            ]
+            requested = sorted(set(requested) | set(never), key=lambda k: k.to_user_string())
         self.automation_cursor = result.cursor
         self.automation_at = now
         run_ids, run_keys = [], []
@@ -523,6 +535,10 @@ def run_main(
         previous, now = start, next_event(store, settings, ticker, start, end)
     else:  # a fresh start also runs the schedules due at its first moment
         previous, now = start - timedelta(seconds=1), start
+    if ticker.automation_cursor is None:
+        # The automation sensor's first tick only sets its baseline (Dagster requests nothing on
+        # an initial evaluation), as when a deployment turns it on; later ticks then see changes.
+        ticker.automation(start)
     try:
         with _logs_through(bar):
             while True:
