@@ -217,7 +217,7 @@ def rehearse(minutes: float, speed: float, daemon_kills: int, kill_worker: bool)
             dep.close()
     sim_days = minutes * 60 * speed / 86400
     cpu_total = sum(sampler.cpu.values())
-    posts = max(result["posts_on_sandbox"], 1)
+    posts = result["posts_on_sandbox"]
     return {
         "started_at": started_at,
         "minutes": minutes,
@@ -229,7 +229,7 @@ def rehearse(minutes: float, speed: float, daemon_kills: int, kill_worker: bool)
         **result,
         "cpu_seconds_total": round(cpu_total, 1),
         "cpu_seconds_by_process": sampler.by_kind(),
-        "cpu_seconds_per_post": round(cpu_total / posts, 2),
+        "cpu_seconds_per_post": round(cpu_total / posts, 2) if posts else None,
         "cpu_seconds_per_account_day": round(cpu_total / max(sim_days, 1e-9), 1),
         "load_average_before": [round(x, 1) for x in load_before],
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
