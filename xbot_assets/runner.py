@@ -279,8 +279,7 @@ class Ticker:
             never = [
                 key
                 for key in eligible
-                if instance.get_latest_materialization_event(key) is None
-                and key not in requested
+                if instance.get_latest_materialization_event(key) is None and key not in requested
             ]
             requested = sorted(set(requested) | set(never), key=lambda k: k.to_user_string())
         self.automation_cursor = result.cursor
