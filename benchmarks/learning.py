@@ -206,7 +206,7 @@ class OracleAudience:
         return float(self.weighted[t, arm]), float(self.impressions[t, arm])
 
 
-_TEXT_POOLS: dict[tuple[str, int], dict[str, list[tuple[str, ...]]]] = {}
+_TEXT_POOLS: dict[tuple[str, int, int], dict[str, list[tuple[str, ...]]]] = {}
 POOL_SIZE = 16
 
 
@@ -223,7 +223,7 @@ class PlatformAudience:
     regret includes what repetition costs. A refused post (automation block) earns nothing.
     """
 
-    def __init__(self, scenario: str, seed: int) -> None:
+    def __init__(self, scenario: str, seed: int, pool_size: int = POOL_SIZE) -> None:
         from xbot_assets.learning.rewards import REWARD_WEIGHTS
         from xbot_assets.sandbox import SandboxX, SimClock
 
@@ -233,13 +233,13 @@ class PlatformAudience:
         self.sandbox.clock = SimClock(self.sandbox.params.start)
         self.account = self.sandbox.account()
         self.start = self.sandbox.params.start
-        self.pools = self._pools(scenario, seed)
+        self.pools = self._pools(scenario, seed, pool_size)
         self.used = dict.fromkeys(self.arms, 0)
         self._expected: tuple[int, np.ndarray] | None = None
 
     @staticmethod
-    def _pools(scenario: str, seed: int) -> dict[str, list[tuple[str, ...]]]:
-        key = (scenario, seed)
+    def _pools(scenario: str, seed: int, size: int) -> dict[str, list[tuple[str, ...]]]:
+        key = (scenario, seed, size)
         if key not in _TEXT_POOLS:
             from xbot_assets.content.candidates import generate_candidates
             from xbot_assets.content.offline import OfflineGenerator
@@ -248,7 +248,7 @@ class PlatformAudience:
             pools: dict[str, list[tuple[str, ...]]] = {}
             for i, arm in enumerate(ARMS):
                 batch = generate_candidates(
-                    generator, arm, n=POOL_SIZE, base_seed=seed * 1000 + i * 50, topics=TOPICS
+                    generator, arm, n=size, base_seed=seed * 1000 + i * 50, topics=TOPICS
                 )
                 pools[arm] = [c.parts for c in batch if c.accepted] or [batch[0].parts]
             _TEXT_POOLS.clear()

@@ -21,5 +21,10 @@ Public API (pure: numpy/scikit-learn/statsmodels, no I/O except the scorer's sav
   ``uniform_policy``, ``greedy_policy``, ``fixed_policy``, ``arm_mean_reward_model``.
 - ``engine``: ``fit_arm_posteriors(outcomes, arms, objective="engagement"|"growth")``,
   ``learned_config(...)`` (plain dict for bot_config), ``post_evidence``.
+- ``factored``: the policy's model. ``fit_factored(history, now=, formats=, topics=)`` ->
+  ``FactoredPosterior`` (Gaussian over format, topic, time, recency and text effects with a
+  calibrated per-post noise variance), ``FactoredThompson`` (draw, score every arm at the slot,
+  argmax; propensities; ``score_texts`` ranks candidates), ``reward_of`` / ``winsorise`` (the one
+  signed, winsorised objective), ``HorizonModel`` (partial snapshot -> final counts), ``PastPost``.
 - ``synthetic``: ``synthetic_post_outcomes`` with known truth (tests, notebooks).
 """
