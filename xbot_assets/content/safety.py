@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 from rapidfuzz import fuzz, process
 
 from xbot_assets.content.length import MAX_WEIGHTED_LENGTH, urls_in, weighted_length
-from xbot_assets.content.normalize import BIDI_CONTROLS, INVISIBLE_CHARS, fold, for_dedup
+from xbot_assets.content.normalize import (
+    BIDI_CONTROLS,
+    INVISIBLE_CHARS,
+    deleet_variants,
+    fold,
+    for_dedup,
+)
 from xbot_assets.content.profanity import find_profanity, toxicity_scores
 from xbot_assets.content.vocabulary import MAX_THREAD_PARTS, MIN_THREAD_PARTS
 
@@ -53,6 +59,7 @@ REASONS: Final[dict[str, str]] = {
     "markup": "HTML, Markdown or JSON markup that X would show literally",
     "template_residue": "an unfilled template slot or placeholder",
     "follows_untrusted_input": "repeats links, handles or phrases from an injected instruction",
+    "engagement_bait": "engagement bait or follow-trading spam (f4f, like4like, 'RT to win')",
     "thread_too_short": "a thread needs at least 2 parts",
     "thread_too_long": "a thread has at most 8 parts",
 }
@@ -466,6 +473,57 @@ def _link_and_mention_findings(text: str, config: GuardConfig) -> list[tuple[str
     return found
 
 
+_BAIT_SEPARATORS = re.compile(r"[\W_]+")
+_BAIT_WORDS: Final[tuple[re.Pattern[str], ...]] = (
+    # X for X trades: follow4follow, f4f, like for like, l4l, rt4rt, sub4sub, s4s, follow 2 follow
+    re.compile(
+        r"\b(?:(?:f|follow|fol)\s?(?:4|for|2)\s?(?:f|follow|fol)|(?:l|like)\s?(?:4|for)\s?(?:l|like)|"
+        r"rt\s?(?:4|for)\s?rt|(?:retweet|repost)\s?(?:4|for)\s?(?:retweet|repost)|"
+        r"sub\s?(?:4|for)\s?sub|s4s|(?:follow|fb)\s?back\s?(?:4|for)\s?follow)\b"
+    ),
+    # contest bait: RT to win, retweet & follow to win, like + rt 2 enter, follow to enter
+    re.compile(
+        r"\b(?:r\s?t|retweet|repost|follow|like|share)(?:\s(?:and|n|or|\w{1,10})){0,3}"
+        r"\s(?:to|2)\s(?:win|enter)\b"
+    ),
+    # giveaways paid in follows: "giveaway ... follow and rt", "follow us for the giveaway"
+    re.compile(r"\bgiveaway(?:\s\w{1,15}){0,6}\s(?:follow|rt|retweet)\s(?:and|me|us|rt|like)\b"),
+    re.compile(r"\b(?:follow|rt|retweet)\s(?:me|us)(?:\s\w{1,15}){0,3}\s(?:giveaway|win)\b"),
+    re.compile(r"\b(?:teamfollowback|followback|ifollowback|followtrain|follow train)\b"),
+    # the trade written with an emoji or symbol between: "follow🔁follow", "like ➕ like"
+    re.compile(r"\b(follow|like|retweet)\s\1\b"),
+)
+_BAIT_SQUEEZED = re.compile(
+    r"follow(?:4|for)follow|like(?:4|for)like|retweet(?:to|2)win|follow(?:to|2)win|sub4sub"
+)
+"""Spaced-out forms (``f o l l o w 4 f o l l o w``), matched with every separator removed."""
+
+
+def _bait_findings(text: str) -> list[tuple[str, str]]:
+    """Engagement bait and follow-trading spam, through spacing, leetspeak, look-alikes and emoji.
+
+    X's rules treat "follow for follow" and "RT to win" as platform manipulation; a bot account
+    that posts them risks suspension, so they get their own reason code.
+    """
+    folded = fold(unicodedata.normalize("NFKC", text))
+    words = " ".join(_BAIT_SEPARATORS.sub(" ", folded).split())
+    forms = {words}
+    for variant in ("i", "l"):
+        forms.add(" ".join(_deleet_word(w, variant) for w in words.split()))
+    for form in forms:
+        if any(p.search(form) for p in _BAIT_WORDS) or _BAIT_SQUEEZED.search(form.replace(" ", "")):
+            return [("engagement_bait", "engagement bait or follow-trading")]
+    return []
+
+
+def _deleet_word(word: str, variant: str) -> str:
+    """A leetspeak reading of one word; short trade tokens (f4f, l4l) and numbers stay as is."""
+    if len(word) <= 3 or not any(c.isalpha() for c in word):
+        return word
+    readings = sorted(deleet_variants(word))
+    return readings[0] if variant == "i" or len(readings) == 1 else readings[-1]
+
+
 def _words(text: str) -> str:
     return " " + " ".join(_NOT_TOPIC_WORD.sub(" ", fold(text)).split()) + " "
 
@@ -578,6 +636,7 @@ def _collect(
     findings += _pii_and_secret_findings(text)
     findings += _link_and_mention_findings(text, config)
     findings += _topic_findings(text, config)
+    findings += _bait_findings(text)
     findings += _injection_findings(text, config)
     findings += _untrusted_findings(text, untrusted)
     if dup := _near_duplicate(text, recent, config.near_duplicate_threshold):
