@@ -479,7 +479,7 @@ _BAIT_WORDS: Final[tuple[re.Pattern[str], ...]] = (
     re.compile(
         r"\b(?:(?:f|follow|fol)\s?(?:4|for|2)\s?(?:f|follow|fol)|(?:l|like)\s?(?:4|for)\s?(?:l|like)|"
         r"rt\s?(?:4|for)\s?rt|(?:retweet|repost)\s?(?:4|for)\s?(?:retweet|repost)|"
-        r"sub\s?(?:4|for)\s?sub|s4s|(?:follow|fb)\s?back\s?(?:4|for)\s?follow)\b"
+        r"sub\s?4\s?sub|s4s|(?:follow|fb)\s?back\s?(?:4|for)\s?follow)\b"
     ),
     # contest bait: RT to win, retweet & follow to win, like + rt 2 enter, follow to enter
     re.compile(
