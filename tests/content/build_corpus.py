@@ -307,6 +307,27 @@ for text in [
 ]:  # fmt: skip
     good("ordinary", text)
 
+# --- engagement bait and follow-trading spam (issue 17 "Also"), with disguises -------------
+for text in [
+    "Follow for follow! 🔁", "f4f anyone?", "F 4 F, drop your handle", "l4l ❤️", "like4like",
+    "Like for like, I always return it", "RT to win a free course", "Retweet to win!",
+    "retweet & follow to win a Raspberry Pi", "Like + RT 2 win", "f0ll0w 4 f0ll0w",
+    "ｆｏｌｌｏｗ ４ ｆｏｌｌｏｗ", "f o l l o w 4 f o l l o w", "follow🔁follow",
+    "fоllоw for fоllоw", "GIVEAWAY! follow and rt to enter",
+    "Giveaway time: follow me and like this", "#teamfollowback", "sub4sub", "r.t. to win",
+    "follow 2 win", "L1ke 4 l1ke, every time", "fol​low for fol​low",
+]:  # fmt: skip
+    bad("engagement_bait", text, "engagement_bait")
+for text in [
+    "I follow for the memes, not the drama.", "Like for loops, list comprehensions scale.",
+    "Feature f4 f1 scores improved.", "Follow the data, not the hype.",
+    "We retweet papers we like.", "How to win at A/B testing: follow the stats.",
+    "My RT of the paper got 40 likes.", "Open data is a gift: anyone can follow along.",
+    "Follow-up: like last week, the model won.", "F1 for F1 score fans.", "self 4 five",
+    "Sub for sub-second latency, use a cache.",
+]:  # fmt: skip
+    good("engagement_bait_near_miss", text)
+
 if __name__ == "__main__":
     OUT.parent.mkdir(exist_ok=True)
     with OUT.open("w", encoding="utf-8") as fh:

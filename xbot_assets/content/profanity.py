@@ -123,7 +123,11 @@ def _lexicon() -> tuple[frozenset[str], tuple[str, ...], dict[int, tuple[str, ..
     return frozenset(single), phrases, {k: tuple(v) for k, v in by_length.items()}
 
 
-_TOKEN_EDGE = re.compile(r"^[\"'“”‘’«»(\[{<#:;,.?]+|[\"'“”‘’«»)\]}>:;,.?!]+$")
+_TOKEN_EDGE = re.compile(
+    r"^[\"'“”‘’«»(\[{<#:;,.?]+|(?<![\"'“”‘’«»)\]}>:;,.?!])[\"'“”‘’«»)\]}>:;,.?!]+$"
+)
+"""Leading and trailing punctuation of a token. The trailing run may start only where such a
+run starts (the look-behind), so a token of 100k ``)`` followed by a letter is scanned once."""
 _PHRASE_SPACE = re.compile(r"[\s\W_]+")
 
 

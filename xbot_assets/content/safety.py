@@ -20,7 +20,13 @@ from urllib.parse import urlsplit
 from rapidfuzz import fuzz, process
 
 from xbot_assets.content.length import MAX_WEIGHTED_LENGTH, urls_in, weighted_length
-from xbot_assets.content.normalize import BIDI_CONTROLS, INVISIBLE_CHARS, fold, for_dedup
+from xbot_assets.content.normalize import (
+    BIDI_CONTROLS,
+    INVISIBLE_CHARS,
+    deleet_variants,
+    fold,
+    for_dedup,
+)
 from xbot_assets.content.profanity import find_profanity, toxicity_scores
 from xbot_assets.content.vocabulary import MAX_THREAD_PARTS, MIN_THREAD_PARTS
 
@@ -53,6 +59,7 @@ REASONS: Final[dict[str, str]] = {
     "markup": "HTML, Markdown or JSON markup that X would show literally",
     "template_residue": "an unfilled template slot or placeholder",
     "follows_untrusted_input": "repeats links, handles or phrases from an injected instruction",
+    "engagement_bait": "engagement bait or follow-trading spam (f4f, like4like, 'RT to win')",
     "thread_too_short": "a thread needs at least 2 parts",
     "thread_too_long": "a thread has at most 8 parts",
 }
@@ -213,9 +220,11 @@ class OpenAIModerator:
 
 # --- patterns -------------------------------------------------------------------------------
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+)
 _EMAIL_OBFUSCATED = re.compile(
-    r"\b[\w.+-]+\s*(?:\[at\]|\(at\)|\{at\}|\s+at\s+)\s*[\w-]+\s*(?:\[dot\]|\(dot\)|\{dot\}|\s+dot\s+)"
+    r"(?<![\w.+-])[\w.+-]+\s*(?:\[at\]|\(at\)|\{at\}|\s+at\s+)\s*[\w-]+\s*(?:\[dot\]|\(dot\)|\{dot\}|\s+dot\s+)"
     r"\s*[a-z]{2,}\b",
     re.IGNORECASE,
 )
@@ -229,33 +238,33 @@ _SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
 _SECRETS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     (
         "an OpenAI-style key",
-        re.compile(r"\bsk-(?:proj-|ant-|live-|test-|svcacct-)?[A-Za-z0-9_-]{16,}"),
+        re.compile(r"\bsk-(?:proj-|ant-|live-|test-|svcacct-)?[A-Za-z0-9_-]{16}"),
     ),
     (
         "a GitHub token",
-        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20}|github_pat_[A-Za-z0-9_]{20})"),
     ),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10}")),
     ("an AWS access key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{30,}")),
-    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{20,}")),
-    ("a Stripe key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}")),
-    ("an xAI key", re.compile(r"\bxai-[A-Za-z0-9]{20,}")),
-    ("an X bearer token", re.compile(r"AAAAAAAAAAAAAAAAAAAAA[A-Za-z0-9%]{20,}")),
-    ("a JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{30}")),
+    ("a Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{20}")),
+    ("a Stripe key", re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10}")),
+    ("an xAI key", re.compile(r"\bxai-[A-Za-z0-9]{20}")),
+    ("an X bearer token", re.compile(r"(?<!A)AAAAAAAAAAAAAAAAAAAAA(?=[A-Za-z0-9%]{20})")),
+    ("a JWT", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4}")),
     ("a private key", re.compile(r"-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----")),
-    ("a bearer token", re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]{16,}", re.IGNORECASE)),
+    ("a bearer token", re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]{16}", re.IGNORECASE)),
     (
         "a credential assignment",
         re.compile(
             r"\b(?:password|passwd|pwd|api[_-]?key|secret[_-]?key|client[_-]?secret|auth[_-]?token|"
-            r"access[_-]?token|token)\s*[:=]\s*['\"]?[^\s'\"]{6,}",
+            r"access[_-]?token|token)\s*[:=]\s*['\"]?[^\s'\"]{6}",
             re.IGNORECASE,
         ),
     ),
     (
         "a password inside a URL",
-        re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:[^\s/@]+@", re.IGNORECASE),
+        re.compile(r"\b[a-z][a-z0-9+.-]{0,30}://[^\s/:@]+:[^\s/@]+@", re.IGNORECASE),
     ),
     ("a Slack webhook", re.compile(r"hooks\.slack\.com/services/", re.IGNORECASE)),
 )
@@ -263,7 +272,7 @@ _LONG_TOKEN = re.compile(r"[A-Za-z0-9+/_=-]{32,}")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?![\w@])")
 _HASHTAG = re.compile(r"(?<![\w#&])#(\w+)")
 _OBFUSCATED_LINK = re.compile(
-    r"\bhxxps?://|\b[a-z0-9-]+\s*(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))\s*(?:com|org|net|io|ai|co|ly|me)\b",
+    r"\bhxxps?://|(?<![a-z0-9-])[a-z0-9-]+\s*(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\))\s*(?:com|org|net|io|ai|co|ly|me)\b",
     re.IGNORECASE,
 )
 _SCHEME_URL = re.compile(r"\b([a-z][a-z0-9+.-]{1,20})://(?:[^\s/@]+@)?([^\s/:?#@]+)", re.IGNORECASE)
@@ -273,10 +282,10 @@ _INJECTION: Final[tuple[re.Pattern[str], ...]] = tuple(
         r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}\b(?:previous|prior|above|earlier|"
         r"preceding|all|your|the)\b.{0,20}\b(?:instructions?|prompts?|rules|directions|guidelines)",
         r"\bnew instructions?\s*:",
-        r"(?:^|\n)\s*(?:system|assistant|user|developer)\s*:",
+        r"(?m:^)[ \t]*(?:system|assistant|user|developer)\s*:",
         r"<\|(?:im_start|im_end|endoftext|system|user|assistant)\|>",
         r"\[/?INST\]|<<\/?SYS>>",
-        r"#{2,}\s*(?:instruction|system|response)",
+        r"(?<!#)#{2,}\s*(?:instruction|system|response)",
         r"\bdeveloper mode\b|\bjailbr(?:eak|oken)\b|\bDAN mode\b",
         r"\byou are now (?:a|an|in|the|my|dan)\b",
         r"\b(?:do anything now|pretend (?:you are|to be) (?:an? )?(?:unfiltered|evil|different))",
@@ -312,7 +321,8 @@ _HTML_TAGS = (
 _MARKUP: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("HTML", re.compile(rf"</?(?:{_HTML_TAGS})(?:\s[^<>]*)?/?>", re.IGNORECASE)),
     ("an HTML entity", re.compile(r"&(?:lt|gt|amp|quot|nbsp|#\d{2,5});")),
-    ("a Markdown link", re.compile(r"!?\[[^\]\n]{1,200}\]\([^)\s]{1,500}\)")),
+    # link text stops at "[" too: else 100k "[" cost 200 steps each (issue 17 item 10)
+    ("a Markdown link", re.compile(r"!?\[[^\[\]\n]{1,200}\]\([^()\s]{1,500}\)")),
     ("a code fence", re.compile(r"```")),
     ("Markdown bold", re.compile(r"\*\*[^*\n]{1,100}\*\*|__[^_\n]{1,100}__")),
     ("a Markdown heading", re.compile(r"(?:^|\n)#{1,6} \S")),
@@ -320,13 +330,21 @@ _MARKUP: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
     ("JSON", re.compile(r"^\s*[\[{]\s*\"[A-Za-z_]+\"\s*:")),
 )
 _TEMPLATE: Final[tuple[re.Pattern[str], ...]] = (
-    re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\$\{[^}]*\}"),
+    re.compile(r"\{\{.{0,200}?\}\}|\{%.{0,200}?%\}|\$\{[^}]{0,200}\}"),
     re.compile(r"\{[a-z_]{2,30}\}"),
-    re.compile(r"\[(?:insert|your|link|name|topic|placeholder|url|todo)\b[^\]]*\]", re.IGNORECASE),
+    re.compile(
+        r"\[(?:insert|your|link|name|topic|placeholder|url|todo)\b[^\]]{0,200}\]", re.IGNORECASE
+    ),
     re.compile(r"<(?:insert|your|placeholder|topic|name|link)[^<>]*>", re.IGNORECASE),
     re.compile(r"\b(?i:lorem ipsum)\b|\bTODO:|\bXXX\b|\bTBD\b"),
 )
 _LATIN = re.compile(r"[A-Za-z]")
+_WORD_RUN = re.compile(r"\w+")
+_NON_DIGIT = re.compile(r"\D")
+_PHONE_SHAPE = re.compile(r"[\s().+-]")
+_HTTP_URL = re.compile(r"https?://\S+")
+_NOT_TOPIC_WORD = re.compile(r"[^\w/-]+")
+_CHAR_CLASSES = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"))
 _NGRAM = 5
 
 
@@ -368,7 +386,7 @@ def _character_findings(text: str) -> list[tuple[str, str]]:
             found.append(("invisible_chars", f"U+{code:04X} at {i}"))
         elif (category == "Cc" and char not in "\n\t") or category in ("Co", "Cn", "Cs"):
             found.append(("control_chars", f"U+{code:04X} at {i}"))
-    for word in re.findall(r"\w+", unicodedata.normalize("NFKC", text)):
+    for word in _WORD_RUN.findall(unicodedata.normalize("NFKC", text)):
         if _LATIN.search(word) and any(
             unicodedata.name(c, "").startswith(("CYRILLIC", "GREEK", "ARMENIAN")) for c in word
         ):
@@ -399,13 +417,13 @@ def _pii_and_secret_findings(text: str) -> list[tuple[str, str]]:
     if _EMAIL.search(normalized) or _EMAIL_OBFUSCATED.search(normalized):
         found.append(("pii_email", "an email address"))
     for match in [*_PHONE.finditer(normalized), *_PHONE_INTERNATIONAL.finditer(normalized)]:
-        digits = re.sub(r"\D", "", match.group(0))
-        has_shape = bool(re.search(r"[\s().+-]", match.group(0)))
+        digits = _NON_DIGIT.sub("", match.group(0))
+        has_shape = bool(_PHONE_SHAPE.search(match.group(0)))
         if 10 <= len(digits) <= 15 and (has_shape or len(digits) in (10, 11)):
             found.append(("pii_phone", "a phone number"))
             break
     for match in _CARD.finditer(normalized):
-        digits = re.sub(r"\D", "", match.group(0))
+        digits = _NON_DIGIT.sub("", match.group(0))
         if 13 <= len(digits) <= 19 and _luhn_ok(digits):
             found.append(("pii_card", "a payment card number"))
             break
@@ -414,9 +432,9 @@ def _pii_and_secret_findings(text: str) -> list[tuple[str, str]]:
     for kind, pattern in _SECRETS:
         if pattern.search(normalized):
             found.append(("secret", kind))
-    without_urls = re.sub(r"https?://\S+", " ", normalized)
+    without_urls = _HTTP_URL.sub(" ", normalized)
     for token in _LONG_TOKEN.findall(without_urls):
-        mixed = sum(bool(re.search(p, token)) for p in ("[a-z]", "[A-Z]", "[0-9]")) >= 3
+        mixed = sum(bool(p.search(token)) for p in _CHAR_CLASSES) >= 3
         if mixed and _entropy(token) >= 4.0:
             found.append(("secret", "a high-entropy token"))
             break
@@ -456,8 +474,59 @@ def _link_and_mention_findings(text: str, config: GuardConfig) -> list[tuple[str
     return found
 
 
+_BAIT_SEPARATORS = re.compile(r"[\W_]+")
+_BAIT_WORDS: Final[tuple[re.Pattern[str], ...]] = (
+    # X for X trades: follow4follow, f4f, like for like, l4l, rt4rt, sub4sub, s4s, follow 2 follow
+    re.compile(
+        r"\b(?:(?:f|follow|fol)\s?(?:4|for|2)\s?(?:f|follow|fol)|(?:l|like)\s?(?:4|for)\s?(?:l|like)|"
+        r"rt\s?(?:4|for)\s?rt|(?:retweet|repost)\s?(?:4|for)\s?(?:retweet|repost)|"
+        r"sub\s?4\s?sub|s4s|(?:follow|fb)\s?back\s?(?:4|for)\s?follow)\b"
+    ),
+    # contest bait: RT to win, retweet & follow to win, like + rt 2 enter, follow to enter
+    re.compile(
+        r"\b(?:r\s?t|retweet|repost|follow|like|share)(?:\s(?:and|n|or|\w{1,10})){0,3}"
+        r"\s(?:to|2)\s(?:win|enter)\b"
+    ),
+    # giveaways paid in follows: "giveaway ... follow and rt", "follow us for the giveaway"
+    re.compile(r"\bgiveaway(?:\s\w{1,15}){0,6}\s(?:follow|rt|retweet)\s(?:and|me|us|rt|like)\b"),
+    re.compile(r"\b(?:follow|rt|retweet)\s(?:me|us)(?:\s\w{1,15}){0,3}\s(?:giveaway|win)\b"),
+    re.compile(r"\b(?:teamfollowback|followback|ifollowback|followtrain|follow train)\b"),
+    # the trade written with an emoji or symbol between: "follow🔁follow", "like ➕ like"
+    re.compile(r"\b(follow|like|retweet)\s\1\b"),
+)
+_BAIT_SQUEEZED = re.compile(
+    r"follow(?:4|for)follow|like(?:4|for)like|retweet(?:to|2)win|follow(?:to|2)win|sub4sub"
+)
+"""Spaced-out forms (``f o l l o w 4 f o l l o w``), matched with every separator removed."""
+
+
+def _bait_findings(text: str) -> list[tuple[str, str]]:
+    """Engagement bait and follow-trading spam, through spacing, leetspeak, look-alikes and emoji.
+
+    X's rules treat "follow for follow" and "RT to win" as platform manipulation; a bot account
+    that posts them risks suspension, so they get their own reason code.
+    """
+    folded = fold(unicodedata.normalize("NFKC", text))
+    words = " ".join(_BAIT_SEPARATORS.sub(" ", folded).split())
+    forms = {words}
+    for variant in ("i", "l"):
+        forms.add(" ".join(_deleet_word(w, variant) for w in words.split()))
+    for form in forms:
+        if any(p.search(form) for p in _BAIT_WORDS) or _BAIT_SQUEEZED.search(form.replace(" ", "")):
+            return [("engagement_bait", "engagement bait or follow-trading")]
+    return []
+
+
+def _deleet_word(word: str, variant: str) -> str:
+    """A leetspeak reading of one word; short trade tokens (f4f, l4l) and numbers stay as is."""
+    if len(word) <= 3 or not any(c.isalpha() for c in word):
+        return word
+    readings = sorted(deleet_variants(word))
+    return readings[0] if variant == "i" or len(readings) == 1 else readings[-1]
+
+
 def _words(text: str) -> str:
-    return " " + " ".join(re.sub(r"[^\w/-]+", " ", fold(text)).split()) + " "
+    return " " + " ".join(_NOT_TOPIC_WORD.sub(" ", fold(text)).split()) + " "
 
 
 def _topic_findings(text: str, config: GuardConfig) -> list[tuple[str, str]]:
@@ -492,7 +561,7 @@ def _untrusted_findings(text: str, untrusted: Sequence[str]) -> list[tuple[str, 
         if not is_injection(source):
             continue
         payload = {u.lower() for u in urls_in(source)}
-        payload |= {u.lower().rstrip(".,;:!?)") for u in re.findall(r"https?://\S+", source)}
+        payload |= {u.lower().rstrip(".,;:!?)") for u in _HTTP_URL.findall(source)}
         payload |= {"@" + h.lower() for h in _MENTION.findall(source)}
         payload |= {"#" + h.lower() for h in _HASHTAG.findall(source)}
         if any(p in text_folded for p in payload) or text_grams & _ngrams(source):
@@ -568,6 +637,7 @@ def _collect(
     findings += _pii_and_secret_findings(text)
     findings += _link_and_mention_findings(text, config)
     findings += _topic_findings(text, config)
+    findings += _bait_findings(text)
     findings += _injection_findings(text, config)
     findings += _untrusted_findings(text, untrusted)
     if dup := _near_duplicate(text, recent, config.near_duplicate_threshold):
