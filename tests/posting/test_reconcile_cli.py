@@ -27,7 +27,10 @@ def test_reconcile_command_finds_the_lost_post(
         scheduled_at=datetime.now(UTC) - timedelta(days=1),
     )
     claim = ledger.claim_next_due(account, RateCaps(), now=datetime.now(UTC) - timedelta(hours=1))
-    # the poster posted, then died before recording the id
+    # the poster marked the attempt sent, posted, then died before recording the id
+    assert ledger.mark_sending(
+        claim.tweet_id, claim.attempt_id, now=datetime.now(UTC) - timedelta(hours=1)
+    )
     sandbox.create_tweet(claim.text, token=sandbox.account().user_token)
     monkeypatch.chdir(tmp_path)  # no .env from the checkout
     for key, value in {

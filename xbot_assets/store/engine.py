@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,20 @@ def _fork_safe(engine: Engine) -> None:
     pool discards the parent's connections (without closing them under the parent) and opens
     its own.
     """
+
+    # The child drops the inherited pool at once (SQLAlchemy's ``dispose(close=False)`` recipe):
+    # the checkout check below comes after the pool's pre-ping, which would otherwise send a
+    # query down the parent's socket; a child SIGKILLed before reading the answer left it for
+    # the parent ("unexpected result EMPTY_QUERY from command 'BEGIN'", found by the crash
+    # matrix's random-time kills on Postgres).
+    ref = weakref.ref(engine)
+
+    def _drop_inherited_pool() -> None:
+        inherited = ref()
+        if inherited is not None:
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_drop_inherited_pool)
 
     @event.listens_for(engine, "connect")
     def _remember_pid(_dbapi_connection: Any, record: Any) -> None:
