@@ -178,6 +178,23 @@ def build(root: Path, queued: int, recent: int) -> tuple[Any, Any, str]:
     return settings, store, token
 
 
+def deep_cursor(store: Any, page: int) -> str:
+    """The keyset cursor that opens recent page ``page`` (what "older" links carry)."""
+    from urllib.parse import quote
+
+    from sqlalchemy import select
+
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(tweets.c.posted_at, tweets.c.id)
+            .where(tweets.c.status == "posted", tweets.c.thread_position == 0)
+            .order_by(tweets.c.posted_at.desc(), tweets.c.id.desc())
+            .offset((page - 1) * 50 - 1)
+            .limit(1)
+        ).one()
+    return quote(f"{row.posted_at.isoformat()}~{int(row.id)}")
+
+
 def login(client: httpx.Client, token: str) -> None:
     page = client.get("/login")
     nonce = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
@@ -256,14 +273,16 @@ def main() -> None:
             "queue (page 1)": f"/a/{HANDLE}/queue",
             f"queue (last page, {last_queue})": f"/a/{HANDLE}/queue?page={last_queue}",
             "recent (page 1)": f"/a/{HANDLE}/recent",
-            f"recent (last page, {last_recent})": f"/a/{HANDLE}/recent?page={last_recent}",
+            f"recent (last page, {last_recent})": (
+                f"/a/{HANDLE}/recent?page={last_recent}&cursor={deep_cursor(store, last_recent)}"
+            ),
             "learning": f"/a/{HANDLE}/learning",
             "learning figure: arms.png (cached)": f"/a/{HANDLE}/learning/arms.png",
             "learning figure: hours.png (cached)": f"/a/{HANDLE}/learning/hours.png",
             "controls": f"/a/{HANDLE}/controls",
         }
         with running_console(app) as base_url:
-            with httpx.Client(base_url=base_url, timeout=60) as client:
+            with httpx.Client(base_url=base_url, timeout=600) as client:
                 login(client, token)
                 cold = {}
                 for name in ("arms", "hours"):

@@ -130,3 +130,25 @@ def test_posting_sensor_question_skips_unapproved_posts_when_required(
     )
     assert due_posts(store, account.id, T0) == [waiting.id, ready.id]
     assert due_posts(store, account.id, T0, approved_only=True) == [ready.id]
+
+
+def test_controls_caps_match_xbot_status(console_env: ConsoleEnv) -> None:
+    from xbot_assets.console.controls import caps_left
+    from xbot_assets.health.checks import HealthContext
+    from xbot_assets.ops.dbread import read_connection
+    from xbot_assets.ops.status import caps_left as status_caps_left
+
+    store, account = console_env.store, console_env.account
+    for minutes in (20, 70, 300, 2000):
+        at = T0 - timedelta(minutes=minutes)
+        post = store.enqueue_post(account.id, f"posted {minutes} minutes ago", scheduled_at=at)
+        store.claim_post(post.id, now=at)
+        store.mark_posted(post.id, x_id=str(minutes), now=at)
+    flying = store.enqueue_post(account.id, "in flight", scheduled_at=T0)
+    store.claim_post(flying.id, now=T0 - timedelta(minutes=5))
+    ctx = HealthContext(console_env.settings, engine=store.engine, clock=lambda: T0)
+    with read_connection(store.engine) as conn:
+        mine = caps_left(console_env.settings, conn, "local", account.id, T0)
+        theirs = status_caps_left(ctx, conn, account.id)
+    assert mine == theirs
+    assert mine["posts_last_hour"] == 2 and mine["posts_last_24h"] == 4
