@@ -267,7 +267,7 @@ def main() -> None:
         settings, store, token = build(Path(tmp), args.queued, args.recent)
         build_s = time.perf_counter() - started
         app = create_app(settings, store=store, clock=lambda: T0)
-        last_queue = -(-args.queued // 50)
+        last_queue = -(-args.queued // 25)
         last_recent = -(-args.recent // 50)
         paths = {
             "queue (page 1)": f"/a/{HANDLE}/queue",
@@ -302,7 +302,7 @@ def main() -> None:
         "queued_posts": args.queued,
         "recent_posts": args.recent,
         "metric_snapshots": args.recent * 4,
-        "page_size": 50,
+        "page_size": {"queue": 25, "recent": 50},
         "repeat": args.repeat,
         "build_store_s": round(build_s, 1),
         "server_response_ms": server,

@@ -152,3 +152,26 @@ def test_controls_caps_match_xbot_status(console_env: ConsoleEnv) -> None:
         theirs = status_caps_left(ctx, conn, account.id)
     assert mine == theirs
     assert mine["posts_last_hour"] == 2 and mine["posts_last_24h"] == 4
+
+
+def test_recent_pages_by_keyset_cover_every_post_once(console_env: ConsoleEnv) -> None:
+    from xbot_assets.console.views import parse_cursor, recent_page
+
+    store, account = console_env.store, console_env.account
+    for i in range(120):
+        at = T0 - timedelta(minutes=10 * (i // 3))  # three posts share each time (ties)
+        post = store.enqueue_post(account.id, f"posted number {i}", scheduled_at=at)
+        store.claim_post(post.id, now=at)
+        store.mark_posted(post.id, x_id=str(1000 + i), now=at)
+    seen: list[int] = []
+    cursor = None
+    for page in range(1, 10):
+        found = recent_page(
+            store.engine, "local", account, page, web_base_url="https://x.com",
+            before=parse_cursor(cursor),
+        )  # fmt: skip
+        seen.extend(r["id"] for r in found.rows)
+        cursor = found.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 120 and page == 3

@@ -23,6 +23,8 @@ from xbot_assets.store.schema import HORIZONS, METRIC_NAMES, bot_config, candida
 from xbot_assets.store.schema import tweets as t
 
 PAGE_SIZE = 50
+QUEUE_PAGE_SIZE = 25
+"""Queued posts per page: each carries four forms, so a lighter page renders faster."""
 LEARNED_KEY = "learned"
 SCORER_KEY = "model.engagement_scorer"
 POLICY_KEY = "policy.estimates"
@@ -82,13 +84,13 @@ def queue_page(engine: Any, environment: str, account: Any, page: int) -> Page:
     )
     with read_connection(engine) as conn:
         total = int(conn.execute(select(func.count()).where(*roots_filter)).scalar_one())
-        page = max(1, min(page, max(1, -(-total // PAGE_SIZE))))
+        page = max(1, min(page, max(1, -(-total // QUEUE_PAGE_SIZE))))
         roots = conn.execute(
             select(t)
             .where(*roots_filter)
             .order_by(t.c.scheduled_at, t.c.id)
-            .limit(PAGE_SIZE)
-            .offset((page - 1) * PAGE_SIZE)
+            .limit(QUEUE_PAGE_SIZE)
+            .offset((page - 1) * QUEUE_PAGE_SIZE)
         ).all()
         ids = [int(r.id) for r in roots]
         parts: dict[int, list[str]] = {}
@@ -165,7 +167,7 @@ def queue_page(engine: Any, environment: str, account: Any, page: int) -> Page:
                 "why": chosen.why if chosen is not None else None,
             }
         )
-    return Page(rows, page, total)
+    return Page(rows, page, total, size=QUEUE_PAGE_SIZE)
 
 
 def recent_page(
@@ -193,7 +195,9 @@ def recent_page(
     ]
     if before is not None:
         at, last_id = before
-        posted.append((t.c.posted_at < at) | ((t.c.posted_at == at) & (t.c.id < last_id)))
+        # the plain bound lets the index range start at the cursor; the OR breaks ties
+        posted.append(t.c.posted_at <= at)
+        posted.append((t.c.posted_at < at) | (t.c.id < last_id))
     with read_connection(engine) as conn:
         roots = conn.execute(
             select(
