@@ -178,6 +178,23 @@ def build(root: Path, queued: int, recent: int) -> tuple[Any, Any, str]:
     return settings, store, token
 
 
+def deep_cursor(store: Any, page: int) -> str:
+    """The keyset cursor that opens recent page ``page`` (what "older" links carry)."""
+    from urllib.parse import quote
+
+    from sqlalchemy import select
+
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(tweets.c.posted_at, tweets.c.id)
+            .where(tweets.c.status == "posted", tweets.c.thread_position == 0)
+            .order_by(tweets.c.posted_at.desc(), tweets.c.id.desc())
+            .offset((page - 1) * 50 - 1)
+            .limit(1)
+        ).one()
+    return quote(f"{row.posted_at.isoformat()}~{int(row.id)}")
+
+
 def login(client: httpx.Client, token: str) -> None:
     page = client.get("/login")
     nonce = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
@@ -250,20 +267,22 @@ def main() -> None:
         settings, store, token = build(Path(tmp), args.queued, args.recent)
         build_s = time.perf_counter() - started
         app = create_app(settings, store=store, clock=lambda: T0)
-        last_queue = -(-args.queued // 50)
+        last_queue = -(-args.queued // 25)
         last_recent = -(-args.recent // 50)
         paths = {
             "queue (page 1)": f"/a/{HANDLE}/queue",
             f"queue (last page, {last_queue})": f"/a/{HANDLE}/queue?page={last_queue}",
             "recent (page 1)": f"/a/{HANDLE}/recent",
-            f"recent (last page, {last_recent})": f"/a/{HANDLE}/recent?page={last_recent}",
+            f"recent (last page, {last_recent})": (
+                f"/a/{HANDLE}/recent?page={last_recent}&cursor={deep_cursor(store, last_recent)}"
+            ),
             "learning": f"/a/{HANDLE}/learning",
             "learning figure: arms.png (cached)": f"/a/{HANDLE}/learning/arms.png",
             "learning figure: hours.png (cached)": f"/a/{HANDLE}/learning/hours.png",
             "controls": f"/a/{HANDLE}/controls",
         }
         with running_console(app) as base_url:
-            with httpx.Client(base_url=base_url, timeout=60) as client:
+            with httpx.Client(base_url=base_url, timeout=600) as client:
                 login(client, token)
                 cold = {}
                 for name in ("arms", "hours"):
@@ -283,7 +302,7 @@ def main() -> None:
         "queued_posts": args.queued,
         "recent_posts": args.recent,
         "metric_snapshots": args.recent * 4,
-        "page_size": 50,
+        "page_size": {"queue": 25, "recent": 50},
         "repeat": args.repeat,
         "build_store_s": round(build_s, 1),
         "server_response_ms": server,

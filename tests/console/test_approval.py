@@ -130,3 +130,48 @@ def test_posting_sensor_question_skips_unapproved_posts_when_required(
     )
     assert due_posts(store, account.id, T0) == [waiting.id, ready.id]
     assert due_posts(store, account.id, T0, approved_only=True) == [ready.id]
+
+
+def test_controls_caps_match_xbot_status(console_env: ConsoleEnv) -> None:
+    from xbot_assets.console.controls import caps_left
+    from xbot_assets.health.checks import HealthContext
+    from xbot_assets.ops.dbread import read_connection
+    from xbot_assets.ops.status import caps_left as status_caps_left
+
+    store, account = console_env.store, console_env.account
+    for minutes in (20, 70, 300, 2000):
+        at = T0 - timedelta(minutes=minutes)
+        post = store.enqueue_post(account.id, f"posted {minutes} minutes ago", scheduled_at=at)
+        store.claim_post(post.id, now=at)
+        store.mark_posted(post.id, x_id=str(minutes), now=at)
+    flying = store.enqueue_post(account.id, "in flight", scheduled_at=T0)
+    store.claim_post(flying.id, now=T0 - timedelta(minutes=5))
+    ctx = HealthContext(console_env.settings, engine=store.engine, clock=lambda: T0)
+    with read_connection(store.engine) as conn:
+        mine = caps_left(console_env.settings, conn, "local", account.id, T0)
+        theirs = status_caps_left(ctx, conn, account.id)
+    assert mine == theirs
+    assert mine["posts_last_hour"] == 2 and mine["posts_last_24h"] == 4
+
+
+def test_recent_pages_by_keyset_cover_every_post_once(console_env: ConsoleEnv) -> None:
+    from xbot_assets.console.views import parse_cursor, recent_page
+
+    store, account = console_env.store, console_env.account
+    for i in range(120):
+        at = T0 - timedelta(minutes=10 * (i // 3))  # three posts share each time (ties)
+        post = store.enqueue_post(account.id, f"posted number {i}", scheduled_at=at)
+        store.claim_post(post.id, now=at)
+        store.mark_posted(post.id, x_id=str(1000 + i), now=at)
+    seen: list[int] = []
+    cursor = None
+    for page in range(1, 10):
+        found = recent_page(
+            store.engine, "local", account, page, web_base_url="https://x.com",
+            before=parse_cursor(cursor),
+        )  # fmt: skip
+        seen.extend(r["id"] for r in found.rows)
+        cursor = found.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 120 and page == 3

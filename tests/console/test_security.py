@@ -131,6 +131,7 @@ def test_no_secret_appears_in_any_page(secret_env: ConsoleEnv) -> None:
     assert env.token not in str(store.list_audit(limit=100))
 
 
+@pytest.mark.postgres
 def test_staging_token_cannot_act_on_production_rows(tmp_path: Path) -> None:
     from tests.store.conftest import create_db, drop_db
     from xbot_assets.config import load_settings

@@ -254,6 +254,7 @@ class Console:
                 account,
                 _page_no(request),
                 web_base_url=self.state.settings.x_web_base_url,
+                before=views.parse_cursor(request.query_params.get("cursor")),
             )
             return self.page("recent.html", page=page, horizons=views.HORIZONS, **ctx)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,8 @@ from xbot_assets.store.schema import HORIZONS, METRIC_NAMES, bot_config, candida
 from xbot_assets.store.schema import tweets as t
 
 PAGE_SIZE = 50
+QUEUE_PAGE_SIZE = 25
+"""Queued posts per page: each carries four forms, so a lighter page renders faster."""
 LEARNED_KEY = "learned"
 SCORER_KEY = "model.engagement_scorer"
 POLICY_KEY = "policy.estimates"
@@ -35,7 +37,9 @@ class Page:
     rows: list[dict[str, Any]]
     page: int
     total: int
+    """-1 when not counted (keyset paging)."""
     size: int = PAGE_SIZE
+    next_cursor: str | None = None
 
     @property
     def pages(self) -> int:
@@ -80,13 +84,13 @@ def queue_page(engine: Any, environment: str, account: Any, page: int) -> Page:
     )
     with read_connection(engine) as conn:
         total = int(conn.execute(select(func.count()).where(*roots_filter)).scalar_one())
-        page = max(1, min(page, max(1, -(-total // PAGE_SIZE))))
+        page = max(1, min(page, max(1, -(-total // QUEUE_PAGE_SIZE))))
         roots = conn.execute(
             select(t)
             .where(*roots_filter)
             .order_by(t.c.scheduled_at, t.c.id)
-            .limit(PAGE_SIZE)
-            .offset((page - 1) * PAGE_SIZE)
+            .limit(QUEUE_PAGE_SIZE)
+            .offset((page - 1) * QUEUE_PAGE_SIZE)
         ).all()
         ids = [int(r.id) for r in roots]
         parts: dict[int, list[str]] = {}
@@ -163,23 +167,38 @@ def queue_page(engine: Any, environment: str, account: Any, page: int) -> Page:
                 "why": chosen.why if chosen is not None else None,
             }
         )
-    return Page(rows, page, total)
+    return Page(rows, page, total, size=QUEUE_PAGE_SIZE)
 
 
 def recent_page(
-    engine: Any, environment: str, account: Any, page: int, *, web_base_url: str
+    engine: Any,
+    environment: str,
+    account: Any,
+    page: int,
+    *,
+    web_base_url: str,
+    before: tuple[datetime, int] | None = None,
 ) -> Page:
-    """Posted root posts, newest first, with metrics per horizon, reward and expectation."""
+    """Posted root posts, newest first, with metrics per horizon, reward and expectation.
+
+    Paged by keyset (``before``: the last row's ``(posted_at, id)`` of the previous page), so
+    page 2,000 costs what page 1 does; the total is not counted (a full count reads every
+    posted row), the pager only says whether older posts exist.
+    """
     tz = ZoneInfo(account.timezone)
-    posted = (
+    posted = [
         t.c.environment == environment,
         t.c.account_id == account.id,
         t.c.status == "posted",
         t.c.thread_position == 0,
-    )
+        t.c.posted_at.is_not(None),
+    ]
+    if before is not None:
+        at, last_id = before
+        # the plain bound lets the index range start at the cursor; the OR breaks ties
+        posted.append(t.c.posted_at <= at)
+        posted.append((t.c.posted_at < at) | (t.c.id < last_id))
     with read_connection(engine) as conn:
-        total = int(conn.execute(select(func.count()).where(*posted)).scalar_one())
-        page = max(1, min(page, max(1, -(-total // PAGE_SIZE))))
         roots = conn.execute(
             select(
                 t.c.id,
@@ -194,9 +213,10 @@ def recent_page(
             )
             .where(*posted)
             .order_by(t.c.posted_at.desc(), t.c.id.desc())
-            .limit(PAGE_SIZE)
-            .offset((page - 1) * PAGE_SIZE)
+            .limit(PAGE_SIZE + 1)
         ).all()
+        more = len(roots) > PAGE_SIZE
+        roots = roots[:PAGE_SIZE]
         ids = [int(r.id) for r in roots]
         metrics: dict[int, dict[str, dict[str, int]]] = {}
         if ids:
@@ -226,7 +246,22 @@ def recent_page(
                 "edited": bool((r.metadata or {}).get("edits")),
             }
         )
-    return Page(rows, page, total)
+    found = Page(rows, page, -1)
+    if more and roots:
+        found.next_cursor = f"{roots[-1].posted_at.isoformat()}~{int(roots[-1].id)}"
+    return found
+
+
+def parse_cursor(value: str | None) -> tuple[datetime, int] | None:
+    """The ``before`` keyset of :func:`recent_page` from its ``cursor`` query value."""
+    if not value or "~" not in value:
+        return None
+    at, _, last = value.rpartition("~")
+    try:
+        moment = datetime.fromisoformat(at)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)), int(last)
+    except ValueError:
+        return None
 
 
 def read_posteriors(
