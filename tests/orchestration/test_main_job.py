@@ -456,10 +456,10 @@ def test_catalog_pages_show_descriptions_plots_and_runs(dagster_ui: Any) -> None
     """The asset graph, the scorer (with its ROC/calibration image), the posteriors, the
     posting sensor's page (its description) and the runs page, in Chromium."""
     base, page = dagster_ui
-    # The asset graph of the learning group: the models and their lineage.
-    page.goto(f"{base}/asset-groups/learning")
-    for name in ("engagement_scorer", "arm_posteriors", "learned_config"):
-        page.get_by_text(name, exact=True).first.wait_for()
+    # The asset graph around the posteriors (the lineage view the UI test above also opens).
+    page.goto(f"{base}/assets/arm_posteriors?view=lineage&lineageDepth=3")
+    for name in ("arm_posteriors", "fct_post_outcomes", "learned_config"):
+        page.get_by_text(name, exact=True).first.wait_for(timeout=180_000)
     page.screenshot(path=_artifact("catalog_asset_graph.png"))
 
     # The scorer: its description and the plot embedded in its latest materialisation.
