@@ -58,6 +58,14 @@ SENSOR_ORDER = (
     "sync_to_supabase_sensor",
 )
 SCHEDULE_ORDER = ("collect_account_metrics_schedule", "daily_summaries_schedule")
+STORE_FED_ASSETS = ("factored_posteriors",)
+"""Assets fed straight from the durable store, whose own cron condition the main job evaluates
+at each of their ticks. The daemon evaluates every condition every 30 s; the main job evaluates
+the warehouse chain only after new metrics load (its raw extraction's 30-minute cron would
+otherwise rebuild dbt at every stop), but the policy's posterior must refit every few hours, as
+in a deployment and in ``benchmarks/loop.py``, or the loop learns only at each 48 h rebuild."""
+STORE_FED_CRON = "0 */4 * * *"
+"""Cron of :data:`STORE_FED_ASSETS` (``defs.learning.FACTORED_CRON``; a test keeps them equal)."""
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_TAG = "dagster/sensor_name"
 SCHEDULE_TAG = "dagster/schedule_name"
@@ -244,6 +252,8 @@ class Ticker:
         )
         self.automation_at: datetime | None = None
         self.metrics_loaded = False
+        self.store_fed_cursor: Any = None
+        self.store_fed_at: datetime | None = None
 
     def automation(self, now: datetime) -> None:
         """One tick of declarative automation at simulated ``now``: every asset whose
@@ -303,6 +313,55 @@ class Ticker:
             run_keys=run_keys,
             skip_reason=None if requested else "no automation condition is true",
             cursor=automation_cursor_to_text(result.cursor),
+        )
+        self.ticks += 1
+
+    def store_fed(self, now: datetime) -> None:
+        """Declarative automation of :data:`STORE_FED_ASSETS` at simulated ``now``, when one of
+        their cron ticks passed since the last evaluation (the first evaluation only sets the
+        baseline, as Dagster's does). Recorded as a tick of the automation sensor."""
+        from xbot_assets.defs.orchestration import rebuild_job
+
+        if (
+            self.store_fed_at is not None
+            and next_cron_tick(STORE_FED_CRON, self.store_fed_at) > now
+        ):
+            return
+        defs, instance = self.launcher.defs, self.launcher.instance
+        selection = dg.AssetSelection.assets(*STORE_FED_ASSETS)
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            result = dg.evaluate_automation_conditions(
+                defs=defs,
+                instance=instance,
+                asset_selection=selection,
+                evaluation_time=now,
+                cursor=self.store_fed_cursor,
+            )
+        self.store_fed_cursor, self.store_fed_at = result.cursor, now
+        requested = sorted(
+            (
+                r.key
+                for r in result.results
+                if isinstance(r.key, dg.AssetKey) and r.true_subset.size > 0
+            ),
+            key=lambda k: k.to_user_string(),
+        )
+        if not requested:
+            return
+        key = f"automation:store_fed:{now:%Y-%m-%dT%H%M}"
+        request = dg.RunRequest(run_key=key, job_name=rebuild_job.name, asset_selection=requested)
+        run_id = self.launcher.launch(
+            request, default_job=None, origin_tag=SENSOR_TAG, origin=AUTOMATION_SENSOR, now=now
+        )
+        self.recorder.record(
+            AUTOMATION_SENSOR,
+            "sensor",
+            run_ids=[run_id] if run_id is not None else [],
+            run_keys=[key] if run_id is not None else [],
+            skip_reason=None,
+            cursor=automation_cursor_to_text(self.automation_cursor)
+            if self.automation_cursor is not None
+            else None,
         )
         self.ticks += 1
 
@@ -418,7 +477,7 @@ def next_event(
     from xbot_assets.defs.sensors import DEFAULT_REBUILD_EVERY_HOURS, REBUILD_CONFIG_KEY
     from xbot_assets.engine import sensing
 
-    candidates = [end]
+    candidates = [end, next_cron_tick(STORE_FED_CRON, now)]
     defs = ticker.launcher.defs
     for name in SCHEDULE_ORDER:
         cron = str(defs.resolve_schedule_def(name).cron_schedule)
@@ -546,6 +605,7 @@ def run_main(
                 if ticker.metrics_loaded:  # new metrics in the warehouse: automation's turn
                     ticker.automation(now)
                     ticker.metrics_loaded = False
+                ticker.store_fed(now)  # the posterior's own 4-hourly refit
                 if on_tick is not None:
                     on_tick(now)
                 bar.n = min(total_hours, round((now - start) / timedelta(hours=1), 2))

@@ -22,6 +22,27 @@ def _store(run: MainRun):
     return cached_store(run.env.settings)
 
 
+def test_the_policys_posterior_refits_every_four_simulated_hours(main_run: MainRun) -> None:
+    """issue 16: the factored posterior refits from the store at its own 4-hourly cron inside the
+    main job, as in a deployment and in benchmarks/loop.py; it failed when the main job
+    evaluated automation only after a 48 h warehouse rebuild (one refit in 1.5 days)."""
+    from datetime import timedelta
+
+    import dagster as dg
+
+    from xbot_assets.defs.learning import FACTORED_CRON
+    from xbot_assets.runner import STORE_FED_CRON
+
+    assert STORE_FED_CRON == FACTORED_CRON
+    result = main_run.result
+    instance = dg.DagsterInstance.get()
+    records = instance.fetch_materializations(
+        dg.AssetKey("factored_posteriors"), limit=1000
+    ).records
+    windows = (result.ended_at - result.started_at) / timedelta(hours=4)
+    assert len(records) >= windows - 2, (len(records), windows)
+
+
 def test_main_job_summary_matches_the_store(main_run: MainRun) -> None:
     result, summary = main_run.result, main_run.result.summary
     store = _store(main_run)
