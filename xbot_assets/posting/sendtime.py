@@ -133,8 +133,9 @@ def reschedule_blocked(
 ) -> list[tuple[int, datetime]]:
     """Move every due queued root post that may not be sent now to its next allowed time.
 
-    The first due post keeps its place if it may go now; each later one is planned after the
-    one before it, so two overdue posts never land on the same minute.
+    A due post that may go now keeps its place; one that may not is planned after the posts
+    before it (spacing and caps count them), so two moved posts never land on the same minute.
+    With no spacing set, posts due together still go together, as the ledger's gate allows.
 
     Returns:
         (post id, new scheduled time) for each moved post.
@@ -150,6 +151,10 @@ def reschedule_blocked(
         )
         .order_by(tweets.c.scheduled_at, tweets.c.id)
     )
+    if rules.caps.require_approval:
+        # Under APPROVAL=required an unapproved post is not going out: it neither moves nor
+        # takes a place that would push an approved one back.
+        query = query.where(tweets.c.approval == "approved")
     with ledger.engine.connect() as conn:
         due = [(int(r.id), _aware(r.scheduled_at)) for r in conn.execute(query)]
     if not due:
@@ -157,10 +162,10 @@ def reschedule_blocked(
     sent = _sent_roots(ledger, account_id, now - timedelta(days=2))
     moved: list[tuple[int, datetime]] = []
     planned = list(sent)
-    for i, (post_id, _scheduled) in enumerate(due):
+    for post_id, _scheduled in due:
         allowed = next_allowed(rules, planned, now)
-        if i == 0 and allowed <= now:
-            planned.append(now)  # it goes now; the others come after it
+        if allowed <= now:
+            planned.append(now)  # it goes now; the spacing and caps of the next count it
             continue
         new_time = _ceil_minute(max(allowed, now + timedelta(seconds=1)))
         with ledger.engine.begin() as conn:
