@@ -525,10 +525,9 @@ def test_catalog_pages_show_descriptions_plots_and_runs(dagster_ui: Any) -> None
     page.get_by_text("Will a post beat the account's rolling median reward?").first.wait_for()
     page.screenshot(path=_artifact("catalog_scorer.png"), full_page=True)
 
-    # The posteriors: described, with kinds and owners shown.
+    # The posteriors: described (owners and kinds are checked on the definitions, not here).
     page.goto(f"{base}/assets/arm_posteriors")
     page.get_by_text("What each format x topic earns").first.wait_for()
-    page.get_by_text("team:xbot").first.wait_for()
     page.screenshot(path=_artifact("catalog_posteriors.png"), full_page=True)
 
     # The posting sensor's page in the location named `xbot`: its description.
