@@ -11,20 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from xbot_assets.learning.factored import PastPost
-
-HORIZON_ORDER = ("1h", "6h", "24h", "72h")
-METRIC_NAMES = (
-    "impressions",
-    "likes",
-    "reposts",
-    "replies",
-    "quotes",
-    "bookmarks",
-    "profile_clicks",
-    "follows",
-    "negative_feedback",
-    "reports",
-)
+from xbot_assets.store.schema import HORIZONS as HORIZON_ORDER
+from xbot_assets.store.schema import METRIC_NAMES
 
 
 def _arm_of(post: Any) -> tuple[str, str]:
