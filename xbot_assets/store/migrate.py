@@ -8,7 +8,7 @@ per-environment role the bot uses at run time.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -105,24 +105,7 @@ def upgrade(url: str, revision: str = "head") -> SchemaStatus:
     Concurrent ``xbot migrate`` runs queue up instead of racing: on Postgres behind an advisory
     lock, on SQLite behind an exclusive lock on ``<database file>.migrate-lock``.
     """
-    engine = make_engine(url)
-    try:
-        with _sqlite_file_lock(engine), engine.connect() as conn:
-            is_pg = conn.dialect.name == "postgresql"
-            if is_pg:
-                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
-                conn.commit()
-            try:
-                command.upgrade(alembic_config(conn), revision)
-                if conn.in_transaction():
-                    conn.commit()
-            finally:
-                if is_pg:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATE_LOCK})
-                    conn.commit()
-        return schema_status(engine)
-    finally:
-        engine.dispose()
+    return _run_locked(url, command.upgrade, revision)
 
 
 @contextmanager
@@ -168,6 +151,13 @@ def downgrade(url: str, revision: str) -> SchemaStatus:
 
     Holds the same lock as :func:`upgrade`.
     """
+    return _run_locked(url, command.downgrade, revision)
+
+
+def _run_locked(url: str, step: Callable[[Config, str], object], revision: str) -> SchemaStatus:
+    """Run one alembic command (``command.upgrade`` or ``command.downgrade``) to ``revision``
+    under the migration lock (Postgres advisory lock, SQLite lock file); the store's status
+    after it."""
     engine = make_engine(url)
     try:
         with _sqlite_file_lock(engine), engine.connect() as conn:
@@ -176,7 +166,7 @@ def downgrade(url: str, revision: str) -> SchemaStatus:
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATE_LOCK})
                 conn.commit()
             try:
-                command.downgrade(alembic_config(conn), revision)
+                step(alembic_config(conn), revision)
                 if conn.in_transaction():
                     conn.commit()
             finally:
