@@ -35,8 +35,8 @@ def true_expected_reward(
     account = sandbox.account(handle)
     now = at or sandbox.clock.now()
     features = classify_text(text, is_thread=is_thread)
-    similarity = sandbox._max_similarity(account, text, now)
-    eng, _reach, nf = sandbox._text_context(account, features, now, similarity)
+    similarity = sandbox.audience.max_similarity(account, text, now)
+    eng, _reach, nf = sandbox.audience.text_context(account, features, now, similarity)
     local = now.astimezone(sandbox.tz)
     days = (now - sandbox.epoch).total_seconds() / 86400.0
     rates = sandbox.model.rates(

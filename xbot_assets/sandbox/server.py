@@ -32,13 +32,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xbot_assets.sandbox import errors, validation
 from xbot_assets.sandbox.errors import SandboxError
-from xbot_assets.sandbox.platform import (
+from xbot_assets.sandbox.faults import FAULTS
+from xbot_assets.sandbox.platform import SandboxX
+from xbot_assets.sandbox.render import (
     ANALYTICS_EXTENSION_FIELDS,
     ANALYTICS_FIELDS,
-    FAULTS,
     POST_FIELDS,
     USER_FIELDS,
-    SandboxX,
     iso,
     parse_time,
 )
