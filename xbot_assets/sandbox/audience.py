@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from xbot_assets.sandbox.features import ENGAGEMENT_METRICS, FORMATS, METRICS, TextFeatures
+from xbot_assets.sandbox.features import TextFeatures
 from xbot_assets.sandbox.model import AudienceModel
 from xbot_assets.sandbox.scenario import ALL_TOPICS, AudienceParams
 from xbot_assets.sandbox.state import Account, Post, words_of
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS, FORMATS, METRICS
 
 
 class AudienceEngine:

@@ -17,9 +17,10 @@ from datetime import datetime
 
 import numpy as np
 
-from xbot_assets.sandbox.features import ENGAGEMENT_METRICS, FORMATS, classify_text
+from xbot_assets.sandbox.features import classify_text
 from xbot_assets.sandbox.platform import SandboxX
 from xbot_assets.sandbox.scenario import ALL_TOPICS
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS, FORMATS
 
 
 def true_expected_reward(

@@ -30,12 +30,12 @@ from xbot_assets.sandbox.audience import AudienceEngine
 from xbot_assets.sandbox.clock import SimClock
 from xbot_assets.sandbox.errors import SandboxError
 from xbot_assets.sandbox.faults import FAULTS, WRITE_ENDPOINTS, Fault, FaultSwitches
-from xbot_assets.sandbox.features import METRICS
 from xbot_assets.sandbox.journal import Journal, locked
 from xbot_assets.sandbox.model import AudienceModel
 from xbot_assets.sandbox.render import iso, parse_time
 from xbot_assets.sandbox.scenario import AudienceParams, load_scenario
 from xbot_assets.sandbox.state import Account, PlatformState, Post
+from xbot_assets.sandbox.vocabulary import METRICS
 
 
 class SandboxX(XApiSurface):

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from xbot_assets.sandbox import errors
-from xbot_assets.sandbox.features import METRICS, hashtags_with_spans, links_with_spans
+from xbot_assets.sandbox.features import hashtags_with_spans, links_with_spans
 from xbot_assets.sandbox.state import Account, Post
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_ACTIONS, METRICS
 
 POST_FIELDS = frozenset(
     {
@@ -219,9 +220,7 @@ def analytics_metrics(
     hi = dict(zip(METRICS, hi_counts, strict=True))
     lo = dict(zip(METRICS, lo_counts, strict=True))
     d = {k: int(hi[k] - lo[k]) for k in METRICS}
-    engagements = sum(
-        d[k] for k in ("likes", "reposts", "replies", "quotes", "bookmarks", "profile_clicks")
-    )
+    engagements = sum(d[k] for k in ENGAGEMENT_ACTIONS)
     values = {
         "impressions": d["impressions"],
         "likes": d["likes"],
