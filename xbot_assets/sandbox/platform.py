@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from xbot_assets.sandbox.api import APP_BEARER_TOKEN, XApiSurface
 from xbot_assets.sandbox.audience import AudienceEngine
@@ -109,7 +110,7 @@ class SandboxX(XApiSurface):
         return self.audience.model
 
     @property
-    def tz(self) -> Any:
+    def tz(self) -> ZoneInfo:
         """The scenario's audience time zone."""
         return self.audience.tz
 

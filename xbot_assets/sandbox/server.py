@@ -67,7 +67,7 @@ _EXTRA_VALUES = {
     ),
 }
 """Values real X accepts that the (newer) spec's enums leave out, and the sandbox's extensions:
-the field names the sandbox answers (platform.py) are all accepted."""
+the field names the sandbox answers (render.py) are all accepted."""
 
 _COMMON_POST_PARAMS = {
     "tweet.fields", "post.fields", "expansions", "user.fields", "media.fields", "poll.fields",

@@ -6,7 +6,7 @@ like x.com's ``CreateTweet`` GraphQL call, whose answer carries the new post's i
 ``data.create_tweet.tweet_results.result.rest_id``. The session is a cookie ``auth_token`` (plus
 ``ct0``, echoed in the ``x-csrf-token`` header like x.com).
 
-Fault switches (see :data:`~xbot_assets.sandbox.platform.FAULTS`): ``expired_session`` (every
+Fault switches (see :data:`~xbot_assets.sandbox.faults.FAULTS`): ``expired_session`` (every
 page redirects to the login flow, CreateTweet answers 401), ``login_challenge`` (login shows a
 verification page), ``automation_block`` (CreateTweet answers X's error 226, shown in a toast),
 ``rate_limit`` (CreateTweet answers 429), ``slow`` / ``server_error`` (any ``web_*`` endpoint),
