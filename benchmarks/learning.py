@@ -43,9 +43,9 @@ from xbot_assets.learning.bandits import (  # noqa: E402
     fit_beta_prior,
     fit_overdispersion,
 )
+from xbot_assets.vocabulary import DEFAULT_TOPICS as TOPICS  # noqa: E402
+from xbot_assets.vocabulary import FORMATS  # noqa: E402
 
-FORMATS = ("single", "thread", "question", "list", "hot_take", "how_to")
-TOPICS = ("ai", "python", "data_science", "startups")
 ARMS = [f"{f}:{t}" for f in FORMATS for t in TOPICS]
 CHECKPOINTS = (100, 720, 5000, 20000)
 HOURS_OF_DAY = (7, 8, 9, 10, 11, 12, 13, 15, 17, 19, 20, 21)

@@ -51,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+from xbot_assets.vocabulary import DEFAULT_TOPICS as TOPICS  # noqa: E402
+from xbot_assets.vocabulary import FORMATS  # noqa: E402
 from xbot_assets.warehouse.dbt_env import dbt_env_vars  # noqa: E402
 from xbot_assets.warehouse.project import DBT_CLI, DBT_EXECUTABLE, DBT_PROJECT_DIR  # noqa: E402
 from xbot_assets.warehouse.raw_schema import column_names, create_raw_tables  # noqa: E402
@@ -60,8 +62,6 @@ RESULTS = ROOT / "benchmarks" / "results" / "warehouse.json"
 EXTRACT_RESULTS = ROOT / "benchmarks" / "results" / "warehouse_extract.json"
 DAYS = 365
 START = "2026-01-05 00:00:00+00"
-FORMATS = ["single", "thread", "question", "list", "hot_take", "how_to"]
-TOPICS = ["ai", "python", "data_science", "startups"]
 
 
 def _posts_sql(first_id: int, n: int, start: str, seconds: float) -> str:

@@ -3,6 +3,12 @@
 Each sub-command imports the layer it needs inside its body, so `xbot --help` stays fast and
 importing this module has no side effects. Errors a user can meet exit with code 2 and one line
 saying what to do (see :func:`fail`).
+
+Why one file of about 700 lines: every command is a thin adapter (parse the options, make one call
+into its layer, turn its errors into one line and an exit code) and they share :func:`fail`,
+:func:`settings_or_exit` and the typer ``app`` their decorators register on; the tests drive
+``app`` from here. Split it into a ``cli/`` package by command group (run and store; posting and
+brake; sandbox, health and console servers; content) once a group grows logic of its own.
 """
 
 from __future__ import annotations

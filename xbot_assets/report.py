@@ -17,8 +17,7 @@ import numpy as np
 
 from xbot_assets.config import Settings
 from xbot_assets.learning.rewards import REWARD_WEIGHTS, engagement_reward
-
-HORIZON_ORDER = ("1h", "6h", "24h", "72h")
+from xbot_assets.vocabulary import HORIZONS as HORIZON_ORDER
 
 
 @dataclass(frozen=True)

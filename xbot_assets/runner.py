@@ -12,6 +12,12 @@ request in process, honouring run-key de-duplication. So the posts, metrics, dbt
 scorer and posteriors it leaves behind are what `make ui` shows. At the end it scores the
 bot's posts with the sandbox's truth against a random policy replayed at the same times, and
 writes an HTML report. A second run continues at the exact simulated time the first stopped.
+
+Why one file of about 660 lines: it stands in for the Dagster daemon, and the order of what the
+daemon does at a moment (launch the runs sensors and schedules asked for, honour run keys, record
+ticks and cursors, then jump to the next moment) is the thing to read and check, so it stays in one
+place. The logic the runs execute lives in the layers. The natural split, if it grows: the daemon
+stand-in (``Launcher``, ``Ticker``, ``next_event``) apart from the run loop (``run_main``).
 """
 
 from __future__ import annotations

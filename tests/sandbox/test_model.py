@@ -182,7 +182,7 @@ def test_expected_reward_is_the_posts_rates_under_the_callers_weights(sandbox: S
     post = sandbox.post(root_id)
     assert post is not None
     weights = {"replies": 13.5, "likes": 0.5, "negative_feedback": -74.0}
-    from xbot_assets.sandbox.features import ENGAGEMENT_METRICS
+    from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS
 
     by_name = dict(zip(ENGAGEMENT_METRICS, post.rates, strict=True))
     expected = sum(w * by_name[m] for m, w in weights.items())

@@ -4,7 +4,8 @@ The sandbox audience (and, in spirit, the real platform) infers a post's format 
 text alone. The offline generator writes text that follows these conventions, and the candidate
 step checks that a generated post really reads as the arm the policy chose; otherwise the learning
 loop would credit the wrong arm. The sandbox keeps its own copy of these rules (it imports nothing
-from xbot), so this module is the content layer's mirror of the shared conventions.
+from xbot), so this module is the content layer's mirror of the shared conventions; the format and
+topic names themselves live in ``xbot_assets/vocabulary.py``.
 """
 
 from __future__ import annotations
@@ -13,17 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-FORMATS: Final[tuple[str, ...]] = ("single", "thread", "question", "list", "hot_take", "how_to")
-"""The six post formats, in the shared order."""
-
-DEFAULT_TOPICS: Final[tuple[str, ...]] = ("ai", "python", "data_science", "startups")
-"""The default account's four topics (4 x 6 = 24 arms)."""
-
-EXTRA_TOPICS: Final[tuple[str, ...]] = ("productivity", "career", "open_source", "devops")
-"""Topics that scenarios may add."""
-
-ALL_TOPICS: Final[tuple[str, ...]] = DEFAULT_TOPICS + EXTRA_TOPICS
-"""Every topic, in the tie-breaking order of the shared conventions."""
+from xbot_assets.vocabulary import ALL_TOPICS, DEFAULT_TOPICS, FORMATS
 
 TOPIC_KEYWORDS: Final[dict[str, tuple[str, ...]]] = {
     "ai": (

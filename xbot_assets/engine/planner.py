@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from xbot_assets.learning.scheduler import ScheduleConfig, SlotScheduler
+from xbot_assets.vocabulary import HORIZONS as HORIZON_ORDER
 
 SCHEDULE_CONFIG_KEY = "schedule"
 PLAN_HORIZON = timedelta(hours=24)
-HORIZON_ORDER = ("1h", "6h", "24h", "72h")
 
 
 def stable_seed(*parts: object) -> int:

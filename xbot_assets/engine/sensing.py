@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from xbot_assets.vocabulary import HORIZONS
+
 REFILL_LOW_WATER = 2
 """Refill when fewer than this many posts are queued for the coming hours."""
 RECONCILE_GRACE = timedelta(minutes=10)
-HORIZONS = ("1h", "6h", "24h", "72h")
 
 
 @dataclass(frozen=True)

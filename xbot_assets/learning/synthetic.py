@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from xbot_assets.learning.rewards import REWARD_WEIGHTS
+from xbot_assets.vocabulary import DEFAULT_TOPICS as TOPICS
+from xbot_assets.vocabulary import FORMATS
 
-FORMATS = ("single", "thread", "question", "list", "hot_take", "how_to")
-TOPICS = ("ai", "python", "data_science", "startups")
 ARMS = tuple(f"{f}:{t}" for f in FORMATS for t in TOPICS)
 
 _TEXT = {

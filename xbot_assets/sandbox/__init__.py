@@ -7,17 +7,10 @@ explicitly from ``xbot_assets.sandbox.oracle`` in benchmarks, never in bot code.
 
 from xbot_assets.sandbox.clock import SimClock
 from xbot_assets.sandbox.errors import SandboxError
-from xbot_assets.sandbox.features import (
-    ENGAGEMENT_METRICS,
-    FORMATS,
-    HORIZONS,
-    METRICS,
-    TOPICS,
-    TextFeatures,
-    classify_text,
-)
+from xbot_assets.sandbox.features import TextFeatures, classify_text
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, FAULTS, Account, Post, SandboxX
 from xbot_assets.sandbox.scenario import SCENARIOS, ScenarioError, load_scenario
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS, FORMATS, HORIZONS, METRICS, TOPICS
 
 __all__ = [
     "APP_BEARER_TOKEN",

@@ -11,41 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-FORMATS: tuple[str, ...] = ("single", "thread", "question", "list", "hot_take", "how_to")
-"""The six post formats, in the order used for arm indices."""
-
-TOPICS: tuple[str, ...] = (
-    "ai",
-    "python",
-    "data_science",
-    "startups",
-    "productivity",
-    "career",
-    "open_source",
-    "devops",
-)
-"""Every topic the audience recognises, in tie-break order; `other` is the fallback."""
-
-OTHER_TOPIC = "other"
-
-METRICS: tuple[str, ...] = (
-    "impressions",
-    "likes",
-    "reposts",
-    "replies",
-    "quotes",
-    "bookmarks",
-    "profile_clicks",
-    "follows",
-    "negative_feedback",
-    "reports",
-)
-"""Shared metric names; `impressions` first, then every per-impression engagement."""
-
-ENGAGEMENT_METRICS: tuple[str, ...] = METRICS[1:]
-
-HORIZONS: dict[str, float] = {"1h": 1.0, "6h": 6.0, "24h": 24.0, "72h": 72.0}
-"""Measurement horizons and their age in hours."""
+from xbot_assets.sandbox.vocabulary import OTHER_TOPIC, TOPICS
 
 TOPIC_KEYWORDS: dict[str, tuple[str, ...]] = {
     "ai": (

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xbot_assets.sandbox.features import ENGAGEMENT_METRICS
 from xbot_assets.sandbox.scenario import AudienceParams
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS
 
 NEGATIVE_METRICS: tuple[str, ...] = ("negative_feedback", "reports")
 _NEG_MASK = np.array([m in NEGATIVE_METRICS for m in ENGAGEMENT_METRICS])

@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from xbot_assets.sandbox.features import ENGAGEMENT_METRICS, FORMATS, METRICS
 from xbot_assets.sandbox.model import AudienceModel
 from xbot_assets.sandbox.scenario import ALL_TOPICS, AudienceParams, load_scenario
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS, FORMATS, METRICS
 
 
 class Oracle:

@@ -17,9 +17,10 @@ from datetime import datetime
 
 import numpy as np
 
-from xbot_assets.sandbox.features import ENGAGEMENT_METRICS, FORMATS, classify_text
+from xbot_assets.sandbox.features import classify_text
 from xbot_assets.sandbox.platform import SandboxX
 from xbot_assets.sandbox.scenario import ALL_TOPICS
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS, FORMATS
 
 
 def true_expected_reward(
@@ -35,8 +36,8 @@ def true_expected_reward(
     account = sandbox.account(handle)
     now = at or sandbox.clock.now()
     features = classify_text(text, is_thread=is_thread)
-    similarity = sandbox._max_similarity(account, text, now)
-    eng, _reach, nf = sandbox._text_context(account, features, now, similarity)
+    similarity = sandbox.audience.max_similarity(account, text, now)
+    eng, _reach, nf = sandbox.audience.text_context(account, features, now, similarity)
     local = now.astimezone(sandbox.tz)
     days = (now - sandbox.epoch).total_seconds() / 86400.0
     rates = sandbox.model.rates(

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xbot_assets.sandbox.features import FORMATS
 from xbot_assets.sandbox.platform import SandboxX
 from xbot_assets.sandbox.scenario import SCENARIOS
 from xbot_assets.sandbox.textgen import make_post_text
-
-ENGAGEMENTS = ("likes", "reposts", "replies", "quotes", "bookmarks", "profile_clicks")
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_ACTIONS, FORMATS
 
 
 def simulate(scenario: str, seed: int = 7, posts: int = 300) -> dict[str, np.ndarray]:
@@ -46,7 +44,7 @@ def simulate(scenario: str, seed: int = 7, posts: int = 300) -> dict[str, np.nda
 def summarize(name: str, data: dict[str, np.ndarray]) -> dict[str, float]:
     """The figures of one table row."""
     impressions = data["impressions"]
-    rate = sum(data[m] for m in ENGAGEMENTS) / np.maximum(impressions, 1)
+    rate = sum(data[m] for m in ENGAGEMENT_ACTIONS) / np.maximum(impressions, 1)
     median = float(np.median(impressions))
     return {
         "scenario": name,  # type: ignore[dict-item]
@@ -94,7 +92,7 @@ def plot(data: dict[str, dict[str, np.ndarray]], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, d in data.items():
         imp = d["impressions"]
-        rate = sum(d[m] for m in ENGAGEMENTS) / np.maximum(imp, 1)
+        rate = sum(d[m] for m in ENGAGEMENT_ACTIONS) / np.maximum(imp, 1)
         axes[0].hist(np.log10(np.maximum(imp, 1)), bins=40, histtype="step", label=name)
         axes[1].hist(rate[imp >= 50] * 100, bins=np.linspace(0, 12, 49), histtype="step",
                      label=name)  # fmt: skip

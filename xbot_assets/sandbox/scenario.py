@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from xbot_assets.sandbox.features import ENGAGEMENT_METRICS, FORMATS, OTHER_TOPIC, TOPICS
+from xbot_assets.sandbox.vocabulary import ENGAGEMENT_METRICS, FORMATS, OTHER_TOPIC, TOPICS
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 SCENARIOS: tuple[str, ...] = ("default", "drift", "cold_start", "large")

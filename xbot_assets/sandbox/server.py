@@ -2,8 +2,10 @@
 
 The API routes translate HTTP to :class:`~xbot_assets.sandbox.platform.SandboxX` calls and back
 (same paths, parameters, JSON bodies, status codes and ``x-rate-limit-*`` headers as X), so the
-very same client code talks to the sandbox and to the real API. Admin routes under ``/__sandbox/``
-switch faults, move the clock, add accounts and read counters; they exist only here.
+very same client code talks to the sandbox and to the real API. The test-only admin routes under
+``/__sandbox/`` live in :mod:`.admin`, the web pages in :mod:`.web`, and the JSON plumbing they
+share (tokens, bodies, the body-size limit) in :mod:`.http_json`; this module holds the API routes,
+the app that mounts all three, and the ways to run it.
 
 Start it in a test with :func:`running_server`; from a shell with ``xbot sandbox serve``.
 """
@@ -12,45 +14,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import math
 import re
 import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xbot_assets.sandbox import errors, validation
+from xbot_assets.sandbox.admin import admin_routes
 from xbot_assets.sandbox.errors import SandboxError
-from xbot_assets.sandbox.platform import (
+from xbot_assets.sandbox.http_json import (
+    ASCII_INT,
+    BodyLimit,
+    bearer_token_of,
+    error_response,
+    json_response,
+    parse_json,
+)
+from xbot_assets.sandbox.platform import SandboxX
+from xbot_assets.sandbox.render import (
     ANALYTICS_EXTENSION_FIELDS,
     ANALYTICS_FIELDS,
-    FAULTS,
     POST_FIELDS,
     USER_FIELDS,
-    SandboxX,
-    iso,
-    parse_time,
 )
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-MAX_BODY_BYTES = 64 * 1024
-"""Largest request body served (a post is 280 characters; X's own limits are far below this)."""
-MAX_ADVANCE = timedelta(days=3650)
-"""Largest single clock move: ten simulated years (further is no scenario, and overflows)."""
-MAX_FOLLOWERS = 1_000_000_000
-_ASCII_INT = re.compile(r"-?[0-9]{1,18}")
 _EXTRA_VALUES = {
     "post.fields": POST_FIELDS,
     "user.fields": USER_FIELDS,
@@ -68,7 +67,7 @@ _EXTRA_VALUES = {
     ),
 }
 """Values real X accepts that the (newer) spec's enums leave out, and the sandbox's extensions:
-the field names the sandbox answers (platform.py) are all accepted."""
+the field names the sandbox answers (render.py) are all accepted."""
 
 _COMMON_POST_PARAMS = {
     "tweet.fields", "post.fields", "expansions", "user.fields", "media.fields", "poll.fields",
@@ -99,33 +98,6 @@ _CREATE_KEYS = {
 }  # fmt: skip
 
 
-def bearer_token_of(request: Request) -> str | None:
-    """The token of an ``Authorization`` header: ``Bearer <t>`` or OAuth 1.0a ``oauth_token``.
-
-    OAuth 1.0a signatures are not verified (the sandbox only needs to know the account).
-    """
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() == "oauth":
-        for part in value.split(","):
-            key, _, raw = part.strip().partition("=")
-            if key == "oauth_token":
-                return raw.strip().strip('"') or None
-    return None
-
-
-def _json(
-    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-) -> Response:
-    return JSONResponse(body, status_code=status, headers=headers or {})
-
-
-def _error(exc: SandboxError) -> Response:
-    return _json(exc.body, exc.status, exc.headers)
-
-
 def _fields(request: Request, *names: str) -> str | None:
     values = [request.query_params[n] for n in names if n in request.query_params]
     return ",".join(values) if values else None
@@ -139,35 +111,6 @@ def _check_params(request: Request, endpoint: str) -> None:
             f"The query parameter [{unknown[0]}] is not one of [{','.join(sorted(allowed))}]",
             unknown[0],
         )
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def parse_json(raw: bytes, what: str = "The request body") -> Any:
-    """The JSON document of a request body, or a 400 saying what is wrong with it.
-
-    Refuses what Python's parser accepts but JSON does not (``NaN``, ``Infinity``), nesting too
-    deep to parse (RecursionError) and strings that cannot be stored or answered as UTF-8 (a
-    lone surrogate such as ``"\\ud800"``: stored, it broke every later timeline read).
-    """
-    try:
-        payload = json.loads(raw or b"null", parse_constant=_reject_constant)
-    except RecursionError:
-        raise errors.invalid_request(f"{what} is nested too deeply.") from None
-    except ValueError as exc:  # includes invalid UTF-8 (UnicodeDecodeError)
-        raise errors.invalid_request(f"{what} is not valid JSON: {exc}"[:300]) from None
-    try:
-        json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise errors.invalid_request(
-            f"{what} holds a lone surrogate (\\ud800-\\udfff without its pair): send valid "
-            "Unicode text."
-        ) from None
-    except RecursionError:
-        raise errors.invalid_request(f"{what} is nested too deeply.") from None
-    return payload
 
 
 class _Api:
@@ -194,8 +137,8 @@ class _Api:
             )
             body = call()
         except SandboxError as exc:
-            return _error(exc)
-        return _json(body, status, self.sandbox.last_headers)
+            return error_response(exc)
+        return json_response(body, status, self.sandbox.last_headers)
 
     async def tweets(self, request: Request) -> Response:
         if request.method == "POST":
@@ -235,12 +178,12 @@ class _Api:
                 raise errors.invalid_request("text must be a string", "text")
         except SandboxError as exc:
             self.sandbox.record_request("create_tweet", write=True)
-            return _error(exc)
+            return error_response(exc)
         try:
             body = self.sandbox.create_tweet(text, reply_to, token=token)
         except SandboxError as exc:
-            return _error(exc)
-        return _json(body, 201, self.sandbox.last_headers)
+            return error_response(exc)
+        return json_response(body, 201, self.sandbox.last_headers)
 
     async def tweet(self, request: Request) -> Response:
         token = bearer_token_of(request)
@@ -302,7 +245,7 @@ class _Api:
 
         def call() -> dict[str, Any]:
             max_results = q.get("max_results")
-            if max_results is not None and not _ASCII_INT.fullmatch(max_results):
+            if max_results is not None and not ASCII_INT.fullmatch(max_results):
                 # ASCII digits only: str.isdigit() also accepts "²" or "٣", which int() refuses
                 shown = max_results[:40]
                 if re.fullmatch(r"-?[0-9]+", max_results):
@@ -338,131 +281,10 @@ def _ids(request: Request) -> str:
     return ids
 
 
-class _Admin:
-    """Test-only routes under ``/__sandbox/`` (no auth: loopback test servers only)."""
-
-    def __init__(self, sandbox: SandboxX) -> None:
-        self.sandbox = sandbox
-
-    async def _payload(self, request: Request) -> dict[str, Any]:
-        raw = await request.body()
-        if not raw:
-            return {}
-        payload = parse_json(raw, "The admin request body")
-        if not isinstance(payload, dict):
-            raise errors.invalid_request("The admin request body must be a JSON object.")
-        return payload
-
-    async def state(self, request: Request) -> Response:
-        return _json(self.sandbox.admin_state())
-
-    async def faults(self, request: Request) -> Response:
-        if request.method == "GET":
-            return _json({"available": FAULTS, "active": self.sandbox.admin_state()["faults"]})
-        if request.method == "DELETE":
-            self.sandbox.clear_faults(request.path_params.get("name"))
-            return _json({"active": self.sandbox.admin_state()["faults"]})
-        try:
-            payload = await self._payload(request)
-            self.sandbox.set_fault(
-                str(payload["name"]),
-                match=payload.get("match"),
-                count=payload.get("count"),
-                seconds=payload.get("seconds", 0.0),
-            )
-        except SandboxError as exc:
-            return _error(exc)
-        except (KeyError, ValueError, TypeError) as exc:
-            names = ", ".join(sorted(FAULTS))
-            hint = f"bad fault request: {exc}; body {{name, match?, count?, seconds?}}; {names}"
-            return _error(errors.invalid_request(hint))
-        return _json({"active": self.sandbox.admin_state()["faults"]})
-
-    async def clock(self, request: Request) -> Response:
-        if request.method == "GET":
-            return _json({"now": iso(self.sandbox.clock.now())})
-        try:
-            payload = await self._payload(request)
-            action = request.path_params.get("action", "advance")
-            if action == "set":
-                self.sandbox.clock.set(parse_time(str(payload["now"]), "now"))
-            else:
-                self.sandbox.advance(_duration(payload))
-        except SandboxError as exc:
-            return _error(exc)
-        except (KeyError, ValueError, TypeError, OverflowError) as exc:
-            return _error(errors.invalid_request(f"bad clock request: {exc}"))
-        return _json({"now": iso(self.sandbox.clock.now())})
-
-    async def accounts(self, request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                payload = await self._payload(request)
-                followers = payload.get("followers", 500)
-                if isinstance(followers, str) and _ASCII_INT.fullmatch(followers):
-                    followers = int(followers)
-                if isinstance(followers, bool) or not isinstance(followers, int):
-                    raise ValueError("followers must be a whole number")
-                if not 0 <= followers <= MAX_FOLLOWERS:
-                    raise ValueError(f"followers must be between 0 and {MAX_FOLLOWERS}")
-                self.sandbox.add_account(
-                    str(payload["handle"]), followers, name=payload.get("name")
-                )
-            except SandboxError as exc:
-                return _error(exc)
-            except (KeyError, ValueError, TypeError) as exc:
-                return _error(errors.invalid_request(f"bad account request: {exc}"))
-            account = self.sandbox.account(str(payload["handle"]))
-            return _json(_account_json(account), 201)
-        return _json({"accounts": [_account_json(a) for a in self.sandbox.accounts]})
-
-    async def metrics(self, request: Request) -> Response:
-        try:
-            return _json(self.sandbox.post_metrics(request.path_params["id"]))
-        except KeyError as exc:
-            return _error(errors.not_found_request(str(exc)))
-
-    async def reset_counters(self, request: Request) -> Response:
-        self.sandbox.counters.clear()
-        return _json({"counters": {}})
-
-
-def _duration(payload: dict[str, Any]) -> timedelta:
-    """The clock move of an admin body: finite numbers, at most :data:`MAX_ADVANCE` in all."""
-    total = 0.0
-    for unit, seconds in (
-        ("days", 86400.0),
-        ("hours", 3600.0),
-        ("minutes", 60.0),
-        ("seconds", 1.0),
-    ):
-        value = payload.get(unit, 0)
-        if isinstance(value, str):
-            value = float(value)  # "1.5" as before; "inf"/"nan" are refused below
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{unit} must be a number")
-        if not math.isfinite(value):
-            raise ValueError(f"{unit} must be a finite number")
-        total += float(value) * seconds
-    if not abs(total) <= MAX_ADVANCE.total_seconds():
-        raise ValueError(f"a clock move is at most {MAX_ADVANCE.days} days; move it in steps")
-    return timedelta(seconds=total)
-
-
-def _account_json(account: Any) -> dict[str, Any]:
-    return {
-        "id": account.id,
-        "handle": account.handle,
-        "name": account.name,
-        "user_token": account.user_token,
-        "password": account.password,
-    }
-
-
 async def _not_found(request: Request, exc: Exception) -> Response:
     """X answers unknown API paths with a JSON 404; web paths get a plain page."""
     if request.url.path.startswith("/2/"):
-        return _error(
+        return error_response(
             errors.not_found_request(f"Sorry, that page does not exist: {request.url.path}")
         )
     return Response("Not Found", status_code=404, media_type="text/plain")
@@ -473,62 +295,7 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
         405, "Method Not Allowed", f"{request.method} is not allowed on {request.url.path}",
         code=405,
     )  # fmt: skip
-    return _json(body, 405)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Answer 413 to a body over ``limit`` bytes at once, without reading the rest of it.
-
-    Checked on ``Content-Length`` before the app runs and again while a chunked body arrives.
-    """
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(scope, receive, send)
-            return
-        seen = 0
-        started = False
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _BodyTooLarge
-            return message
-
-        async def watch(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, watch)
-        except _BodyTooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = errors.invalid_request(
-            f"The request body is larger than {self.limit} bytes (or its Content-Length is not "
-            "a number): send a smaller body."
-        )
-        body = {**exc.body, "status": 413, "title": "Payload Too Large"}
-        response = JSONResponse(body, status_code=413, headers={"connection": "close"})
-        await response(scope, receive, send)
+    return json_response(body, 405)
 
 
 def create_app(sandbox: SandboxX) -> Starlette:
@@ -536,7 +303,6 @@ def create_app(sandbox: SandboxX) -> Starlette:
     from xbot_assets.sandbox.web import web_routes
 
     api = _Api(sandbox)
-    admin = _Admin(sandbox)
     routes = [
         Route("/2/tweets", api.tweets, methods=["GET", "POST"]),
         Route("/2/tweets/analytics", api.analytics, methods=["GET"]),
@@ -544,14 +310,7 @@ def create_app(sandbox: SandboxX) -> Starlette:
         Route("/2/users/me", api.me, methods=["GET"]),
         Route("/2/users/{id}/tweets", api.user_tweets, methods=["GET"]),
         Route("/2/users/{id}", api.user, methods=["GET"]),
-        Route("/__sandbox/state", admin.state, methods=["GET"]),
-        Route("/__sandbox/faults", admin.faults, methods=["GET", "POST", "DELETE"]),
-        Route("/__sandbox/faults/{name}", admin.faults, methods=["DELETE"]),
-        Route("/__sandbox/clock", admin.clock, methods=["GET"]),
-        Route("/__sandbox/clock/{action}", admin.clock, methods=["POST"]),
-        Route("/__sandbox/accounts", admin.accounts, methods=["GET", "POST"]),
-        Route("/__sandbox/posts/{id}/metrics", admin.metrics, methods=["GET"]),
-        Route("/__sandbox/counters/reset", admin.reset_counters, methods=["POST"]),
+        *admin_routes(sandbox),
         *web_routes(sandbox),
     ]
     app = Starlette(

@@ -6,7 +6,7 @@ like x.com's ``CreateTweet`` GraphQL call, whose answer carries the new post's i
 ``data.create_tweet.tweet_results.result.rest_id``. The session is a cookie ``auth_token`` (plus
 ``ct0``, echoed in the ``x-csrf-token`` header like x.com).
 
-Fault switches (see :data:`~xbot_assets.sandbox.platform.FAULTS`): ``expired_session`` (every
+Fault switches (see :data:`~xbot_assets.sandbox.faults.FAULTS`): ``expired_session`` (every
 page redirects to the login flow, CreateTweet answers 401), ``login_challenge`` (login shows a
 verification page), ``automation_block`` (CreateTweet answers X's error 226, shown in a toast),
 ``rate_limit`` (CreateTweet answers 429), ``slow`` / ``server_error`` (any ``web_*`` endpoint),
@@ -21,14 +21,16 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs, quote
 
-from jinja2 import Environment
+from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from xbot_assets.sandbox.errors import SandboxError
-from xbot_assets.sandbox.platform import Account, Post, SandboxX, iso
+from xbot_assets.sandbox.platform import SandboxX
+from xbot_assets.sandbox.render import iso
+from xbot_assets.sandbox.state import Account, Post
 
 CREATE_TWEET_PATH = "/i/api/graphql/SoVnbfCycZ7fERGCwpZkYA/CreateTweet"
 """The CreateTweet GraphQL path the compose box posts to (query id as on x.com)."""
@@ -36,166 +38,9 @@ CREATE_TWEET_PATH = "/i/api/graphql/SoVnbfCycZ7fERGCwpZkYA/CreateTweet"
 RENAMED_TESTIDS = {"tweetTextarea_0": "composerTextarea", "tweetButtonInline": "composerPostButton"}
 """What ``layout_changed`` renames each compose testid to."""
 
-_ENV = Environment(autoescape=True)
-
-_BASE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }} / X</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body{font-family:system-ui,sans-serif;max-width:640px;margin:0 auto;padding:12px;color:#0f1419}
-article{border-bottom:1px solid #eff3f4;padding:12px 0}
-[role=textbox]{border:1px solid #cfd9de;min-height:60px;padding:8px;white-space:pre-wrap}
-button{background:#1d9bf0;color:#fff;border:0;border-radius:16px;padding:8px 16px}
-#toast{position:fixed;bottom:16px;left:16px;background:#1d9bf0;color:#fff;padding:8px}
-</style></head>
-<body><main role="main">{% block body %}{% endblock %}</main></body></html>"""
-
-_LOGIN = _BASE.replace(
-    "{% block body %}{% endblock %}",
-    """
-<h1>Sign in to X</h1>
-{% if error %}<div role="alert" data-testid="LoginForm_Error">{{ error }}</div>{% endif %}
-<form method="post" action="/i/flow/login" data-testid="loginForm">
-  <input type="hidden" name="redirect_after_login" value="{{ redirect }}">
-  <label>Phone, email, or username
-    <input name="text" autocomplete="username" data-testid="ocfEnterTextTextInput"></label>
-  <label>Password
-    <input name="password" type="password" autocomplete="current-password"></label>
-  <button type="submit" data-testid="LoginForm_Login_Button">Log in</button>
-</form>""",
-)
-
-_CHALLENGE = _BASE.replace(
-    "{% block body %}{% endblock %}",
-    """
-<h1>Help us keep your account safe.</h1>
-<p data-testid="challenge">Enter the verification code we sent to your email to continue.</p>
-<form method="post" action="/account/login_challenge">
-  <input name="challenge_response" data-testid="ocfEnterTextTextInput">
-  <button type="submit" data-testid="ocfEnterTextNextButton">Next</button>
-</form>""",
-)
-
-_COMPOSE = """
-<div data-testid="composer" data-reply-to="{{ reply_to or '' }}">
-  <div contenteditable="true" role="textbox" aria-multiline="true"
-       aria-label="{{ 'Post your reply' if reply_to else 'Post text' }}"
-       data-testid="{{ textarea_id }}"></div>
-  <button type="button" data-testid="{{ button_id }}" role="button">
-    {{ 'Reply' if reply_to else 'Post' }}</button>
-</div>
-<div id="toast" data-testid="toast" role="alert" hidden></div>
-<script>
-(function(){
-  const box = document.querySelector('[data-testid="{{ textarea_id }}"]');
-  const button = document.querySelector('[data-testid="{{ button_id }}"]');
-  const replyTo = document.querySelector('[data-testid="composer"]').dataset.replyTo;
-  const toast = document.getElementById('toast');
-  function show(message, link){
-    toast.hidden = false; toast.textContent = message;
-    if (link){ const a = document.createElement('a'); a.href = link; a.textContent = ' View';
-      toast.appendChild(a); }
-  }
-  function csrf(){ const m = document.cookie.match(/(?:^|; )ct0=([^;]+)/); return m ? m[1] : ''; }
-  button.addEventListener('click', async function(){
-    const text = box.innerText !== undefined ? box.innerText : box.textContent;
-    const variables = {tweet_text: text, media: {media_entities: [], possibly_sensitive: false},
-                       semantic_annotation_ids: []};
-    if (replyTo){ variables.reply = {in_reply_to_tweet_id: replyTo, exclude_reply_user_ids: []}; }
-    button.disabled = true;
-    try {
-      const response = await fetch('{{ create_path }}', {method: 'POST', credentials: 'same-origin',
-        headers: {'content-type': 'application/json', 'x-csrf-token': csrf()},
-        body: JSON.stringify({variables: variables, queryId: 'SoVnbfCycZ7fERGCwpZkYA'})});
-      const body = await response.json().catch(() => ({}));
-      const result = body && body.data && body.data.create_tweet &&
-                     body.data.create_tweet.tweet_results.result;
-      if (response.ok && result){
-        box.textContent = '';
-        show('Your post was sent.', '/{{ handle }}/status/' + result.rest_id);
-        document.body.dataset.lastPostId = result.rest_id;
-      } else if (response.status === 401){
-        window.location.href = '/i/flow/login?redirect_after_login=' +
-          encodeURIComponent(window.location.pathname);
-      } else {
-        const error = (body.errors && body.errors[0]) || {};
-        show(error.message || ('Something went wrong (' + response.status + ').'));
-      }
-    } catch (err) { show('Something went wrong. Try reloading.'); }
-    button.disabled = false;
-  });
-})();
-</script>"""
-
-_ARTICLE = """
-<article data-testid="tweet" data-post-id="{{ post.id }}">
-  <div data-testid="User-Name"><a href="/{{ post.account.handle }}">{{ post.account.name }}</a>
-    <span>@{{ post.account.handle }}</span>
-    <a href="/{{ post.account.handle }}/status/{{ post.id }}">
-      <time datetime="{{ when }}">{{ when }}</time></a></div>
-  <div data-testid="tweetText" lang="en">{{ post.text }}</div>
-  <div role="group"><span data-testid="reply">{{ m.replies }}</span>
-    <span data-testid="retweet">{{ m.reposts }}</span>
-    <span data-testid="like">{{ m.likes }}</span>
-    <span data-testid="app-text-transition-container">{{ m.impressions }} views</span></div>
-</article>"""
-
-_HOME = _BASE.replace(
-    "{% block body %}{% endblock %}",
-    """
-<nav><a href="/home" data-testid="AppTabBar_Home_Link">Home</a>
-  <a href="/{{ handle }}" data-testid="AppTabBar_Profile_Link">Profile</a></nav>
-<h2>Home</h2>
-"""
-    + _COMPOSE
-    + """
-<section aria-label="Timeline: Your Home Timeline" data-testid="primaryColumn">
-{% for item in items %}{{ item }}{% endfor %}
-</section>""",
-)
-
-_STATUS = _BASE.replace(
-    "{% block body %}{% endblock %}",
-    """
-<nav><a href="/home" data-testid="AppTabBar_Home_Link">Home</a></nav>
-<h2>Post</h2>
-<section aria-label="Timeline: Conversation" data-testid="primaryColumn">
-{% for item in items %}{{ item }}{% endfor %}
-</section>
-{% if can_reply %}"""
-    + _COMPOSE
-    + "{% endif %}",
-)
-
-_PROFILE = _BASE.replace(
-    "{% block body %}{% endblock %}",
-    """
-<nav><a href="/home" data-testid="AppTabBar_Home_Link">Home</a></nav>
-<div data-testid="UserName"><h2>{{ account.name }}</h2><span>@{{ account.handle }}</span></div>
-<div><a href="/{{ account.handle }}/verified_followers">
-  <span data-testid="followers-count">{{ followers }}</span> Followers</a></div>
-<section aria-label="Timeline: {{ account.name }}'s posts" data-testid="primaryColumn">
-{% for item in items %}{{ item }}{% endfor %}
-</section>""",
-)
-
-_NOT_FOUND = _BASE.replace(
-    "{% block body %}{% endblock %}",
-    '<div data-testid="error-detail">Hmm...this page doesn\'t exist. Try searching for something '
-    "else.</div>",
-)
-_ERROR = _BASE.replace(
-    "{% block body %}{% endblock %}",
-    '<div data-testid="error-detail">Something went wrong. Try reloading.</div>',
-)
-
-_TEMPLATES = {
-    name: _ENV.from_string(source)
-    for name, source in {
-        "login": _LOGIN, "challenge": _CHALLENGE, "home": _HOME, "status": _STATUS,
-        "profile": _PROFILE, "article": _ARTICLE, "not_found": _NOT_FOUND, "error": _ERROR,
-    }.items()
-}  # fmt: skip
+_ENV = Environment(loader=PackageLoader("xbot_assets.sandbox", "templates"), autoescape=True)
+"""The pages live in ``sandbox/templates/``: each extends ``base.html`` and fills its ``body``
+block; ``_compose.html`` (the compose box) and ``_article.html`` (one post) are included."""
 
 
 class _Web:
@@ -216,7 +61,7 @@ class _Web:
 
     def _render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("title", "X")
-        return HTMLResponse(_TEMPLATES[name].render(**context), status_code=status)
+        return HTMLResponse(_ENV.get_template(f"{name}.html").render(**context), status_code=status)
 
     def _session(self, request: Request, endpoint: str) -> Account | None:
         token = request.cookies.get("auth_token")
@@ -241,7 +86,8 @@ class _Web:
     def _article(self, post: Post) -> Markup:
         metrics = self.sandbox.post_metrics(post.id)
         # Already escaped by its own template: mark safe so the page does not escape it twice.
-        html = _TEMPLATES["article"].render(post=post, when=iso(post.created_at), m=metrics)
+        article = _ENV.get_template("_article.html")
+        html = article.render(post=post, when=iso(post.created_at), m=metrics)
         return Markup(html)  # noqa: S704 - rendered with autoescape above
 
     # --- login -------------------------------------------------------------------------------

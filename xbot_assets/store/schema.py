@@ -43,21 +43,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
+from xbot_assets.vocabulary import HORIZONS, METRIC_NAMES
+
 ENVIRONMENTS: tuple[str, ...] = ("local", "staging", "production")
 POST_STATUSES: tuple[str, ...] = ("queued", "posting", "posted", "failed", "unknown")
-HORIZONS: tuple[str, ...] = ("1h", "6h", "24h", "72h")
-METRIC_NAMES: tuple[str, ...] = (
-    "impressions",
-    "likes",
-    "reposts",
-    "replies",
-    "quotes",
-    "bookmarks",
-    "profile_clicks",
-    "follows",
-    "negative_feedback",
-    "reports",
-)
 SEVERITIES: tuple[str, ...] = ("debug", "info", "warning", "error", "critical")
 HEALTH_STATUSES: tuple[str, ...] = ("ok", "degraded", "down")
 ATTEMPT_OUTCOMES: tuple[str, ...] = ("posted", "failed", "unknown", "released")

@@ -7,7 +7,8 @@ from typing import Any
 
 import duckdb
 
-ENGAGEMENT_COLUMNS = ("likes", "reposts", "replies", "quotes", "bookmarks", "profile_clicks")
+from xbot_assets.vocabulary import ENGAGEMENT_ACTIONS
+
 METRICS_GRACE_HOURS = 3
 """A post this long past its 1h horizon without a 1h snapshot means collection is behind."""
 
@@ -27,7 +28,7 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
 
 def engagement_within_impressions(con: duckdb.DuckDBPyConnection) -> CheckOutcome:
     """No snapshot counts more of any engagement than it counts impressions."""
-    cond = " or ".join(f"{c} > impressions" for c in ENGAGEMENT_COLUMNS)
+    cond = " or ".join(f"{c} > impressions" for c in ENGAGEMENT_ACTIONS)
     bad = _scalar(con, f"select count(*) from raw.tweet_metrics where {cond}")  # noqa: S608
     sample = con.execute(
         f"select post_id, horizon from raw.tweet_metrics where {cond} limit 5"  # noqa: S608

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from xbot_assets.vocabulary import HORIZONS, METRIC_NAMES
 from xbot_assets.warehouse.store_extract import FOLLOWER_EVENT
 
 if TYPE_CHECKING:
@@ -35,12 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HORIZONS: tuple[str, ...] = ("1h", "6h", "24h", "72h")
 METRIC_FIELDS: tuple[str, ...] = ("public_metrics", "non_public_metrics", "organic_metrics")
-_METRIC_NAMES = (
-    "impressions", "likes", "reposts", "replies", "quotes", "bookmarks", "profile_clicks",
-    "follows", "negative_feedback", "reports",
-)  # fmt: skip
 LOOKUP_BATCH = 100
 """``GET /2/tweets`` and ``GET /2/tweets/analytics`` take at most 100 ids per call."""
 ANALYTICS_FIELDS: tuple[str, ...] = ("follows",)
@@ -344,7 +340,7 @@ def collect_due_metrics(
                         "tweet_id": snap.tweet_id,
                         "account_id": owner[snap.tweet_id],
                         "horizon": snap.horizon,
-                        "metrics": {n: getattr(snap, n) for n in _METRIC_NAMES},
+                        "metrics": {n: getattr(snap, n) for n in METRIC_NAMES},
                         "collected_at": snap.collected_at,
                         "source": snap.source,
                     }

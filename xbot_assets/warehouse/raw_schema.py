@@ -12,24 +12,9 @@ from typing import Final
 
 import duckdb
 
+from xbot_assets.vocabulary import METRIC_NAMES
+
 RAW_SCHEMA: Final = "raw"
-
-METRIC_COLUMNS: Final[tuple[str, ...]] = (
-    "impressions",
-    "likes",
-    "reposts",
-    "replies",
-    "quotes",
-    "bookmarks",
-    "profile_clicks",
-    "follows",
-    "negative_feedback",
-    "reports",
-)
-"""The shared metric names, in the order every table lists them."""
-
-HORIZONS: Final[tuple[str, ...]] = ("1h", "6h", "24h", "72h")
-"""Snapshot horizons after posting; the last one is a post's final outcome."""
 
 RAW_TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "posts": (
@@ -60,7 +45,7 @@ RAW_TABLES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("account_id", "BIGINT"),
         ("environment", "VARCHAR"),
         ("horizon", "VARCHAR"),
-        *((name, "BIGINT") for name in METRIC_COLUMNS),
+        *((name, "BIGINT") for name in METRIC_NAMES),
         ("source", "VARCHAR"),
         ("collected_at", "TIMESTAMPTZ"),
     ),
