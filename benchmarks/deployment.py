@@ -248,6 +248,9 @@ def collect(dep: Any) -> dict[str, Any]:
     return {
         "accounts_in_store": accounts,
         "posts_on_sandbox": len(sandbox_posts),
+        "posts_on_sandbox_by_handle": dict(
+            collections.Counter(p["handle"] for p in sandbox_posts)
+        ),
         "store_rows_by_status": status,
         "duplicate_posts": sum(n - 1 for n in texts.values() if n > 1),
         "lost": {
