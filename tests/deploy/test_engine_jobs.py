@@ -50,3 +50,32 @@ def test_no_second_refill_while_the_accounts_refill_is_queued_or_running(env: En
     instance.report_run_failed(running)
     again = evaluate(defs, instance, "candidate_refill_sensor", later)
     assert [r.partition_key for r in again.run_requests] == [handle]
+
+
+def test_one_post_run_at_a_time_per_account(env: Env) -> None:
+    """A post run posts everything due for its account when it runs; while one is queued or
+    running, the posting sensor requests no second run for that account (it would find nothing
+    to post and cost a process)."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from xbot_assets.engine.sensing import cached_store
+    from xbot_assets.store.migrate import upgrade
+
+    upgrade(env.settings.resolved_database_url)
+    defs = load_definitions()
+    instance = dg.DagsterInstance.get()
+    handle = env.settings.x_handle
+    instance.add_dynamic_partitions("accounts", [handle])
+    store = cached_store(env.settings)
+    account = store.ensure_account(handle)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    for minutes, text in ((20, "Ship small, ship daily."), (10, "Tests first, then the fix.")):
+        store.enqueue_post(account.id, text, scheduled_at=now - timedelta(minutes=minutes), now=now)
+
+    running = DagsterRun(job_name=post_job.name, status=dg.DagsterRunStatus.STARTED,
+                         tags={ACCOUNT_TAG: handle})  # fmt: skip
+    instance.add_run(running)
+    assert not evaluate(defs, instance, "posting_sensor", now).run_requests
+    instance.report_run_failed(running)
+    requested = evaluate(defs, instance, "posting_sensor", now).run_requests
+    assert [r.partition_key for r in requested] == [handle]  # one run for the account

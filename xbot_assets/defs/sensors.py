@@ -192,7 +192,12 @@ def posting_sensor(
     if store is None:
         return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
+    # An account's post run posts everything due when it runs (posting.factory.post_due): while
+    # one is queued or running, a second would find nothing to post and only cost a process.
+    busy = _accounts_with_runs_in_flight(context, post_job.name)
     for account in accounts:
+        if account.handle in busy:
+            continue
         # A post moved by the send-time rules (quiet hours, spacing, caps) or by a late approval
         # is new work at its new slot: the key names the post and its slot.
         approved_only = settings.approval == "required"
