@@ -11,9 +11,12 @@ run while it runs, then stops and counts:
   does not have, rows left in `posting`/`unknown`);
 * Dagster runs by job and status (every run's outcome recorded: none left unfinished);
 * metric snapshots by horizon; whether the automation materialised the learning assets;
-* CPU seconds of every process of the deployment (sampled each second from /proc, the maximum
-  of utime+stime per pid, so runs shorter than a second are missed: a lower bound), per post and
-  per account-day.
+* CPU seconds of every process of the deployment over the measured window, exactly: this
+  process is the deployment's child subreaper (PR_SET_CHILD_SUBREAPER), so every process of the
+  tree, even one orphaned by a daemon kill, is reaped here or by its parent and its CPU ends in
+  this process's RUSAGE_CHILDREN; the CPU the live processes had used before the window opened
+  is subtracted. A once-a-second /proc sample splits it by kind (a lower bound per kind).
+  Reported per post and per account-day, with the accounts run (``--accounts``).
 
 Writes benchmarks/results/deployment.json. Run it niced; it records the load average.
 """
@@ -22,9 +25,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import importlib.util
 import json
 import os
+import re
+import resource
 import signal
 import sys
 import tempfile
@@ -49,8 +55,47 @@ def _script() -> Any:
     return module
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Orphans of the deployment (a killed daemon's code server, its run workers) re-parent to
+    this process instead of init, so their CPU is counted when they are reaped here."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def reap_orphans(keep: set[int]) -> None:
+    """Reap the children of this process that are not the deployment's own Popen objects
+    (orphans adopted as subreaper), so their CPU reaches RUSAGE_CHILDREN."""
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in keep:
+            continue
+        fields = _stat(int(entry.name))
+        if fields and int(fields[1]) == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), os.WNOHANG)
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 class CpuSampler(threading.Thread):
-    """Samples utime+stime of every process of the deployment once a second."""
+    """Once a second: the CPU of every live process of the deployment, by kind, and the reaping
+    of adopted orphans. ``baseline()`` is the CPU the tree had used before the window."""
 
     def __init__(self, dep: Any) -> None:
         super().__init__(daemon=True)
@@ -59,12 +104,25 @@ class CpuSampler(threading.Thread):
         self.kind: dict[int, str] = {}
         self.stop_event = threading.Event()
 
-    def sample(self) -> None:
+    def tree_cpu(self) -> float:
+        """utime+stime+cutime+cstime of every live process of the deployment (each CPU second
+        counted once: a process's reaped children are in its cutime, live ones are listed)."""
+        total = 0
         for pid in self.dep.leftover_pids():
+            fields = _stat(pid)
+            if fields:
+                total += sum(int(f) for f in fields[11:15])
+        return total / TICKS
+
+    def sample(self) -> None:
+        reap_orphans({p.pid for p in self.dep.procs.values()})
+        for pid in self.dep.leftover_pids():
+            fields = _stat(pid)
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
+                continue
+            if not fields:
                 continue
             seconds = (int(fields[11]) + int(fields[12])) / TICKS
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
@@ -82,7 +140,7 @@ class CpuSampler(threading.Thread):
 
 
 def _kind(cmd: str) -> str:
-    if "execute_run" in cmd or "execute_step" in cmd:
+    if "execute_run" in cmd or "execute_step" in cmd or "multiprocessing" in cmd:
         return "run workers"
     if "api grpc" in cmd:
         return "code servers"
@@ -92,8 +150,29 @@ def _kind(cmd: str) -> str:
     return "other"
 
 
+def _worker_pid(dep: Any, run_id: str) -> tuple[int | None, bool]:
+    """The run worker's pid (Dagster's "Started process for run (pid: N)" event) and whether
+    its posting step has started."""
+    data = dep.graphql(
+        """query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection {
+             events { __typename ... on MessageEvent { message stepKey } } } } }""",
+        {"id": run_id},
+    )
+    pid, posting = None, False
+    for event in data["logsForRun"].get("events") or []:
+        found = re.search(r"pid: (\d+)", event.get("message") or "")
+        if found:
+            pid = int(found.group(1))
+        if event["__typename"] == "ExecutionStepStartEvent" and event.get("stepKey") == (
+            "post_due_posts"
+        ):
+            posting = True
+    return pid, posting
+
+
 def kill_a_post_run_worker(dep: Any, deadline: float) -> dict[str, Any] | None:
-    """SIGKILL the worker of the first `post_job` run seen in progress; None if none came."""
+    """SIGKILL the worker of the first `post_job` run seen inside its posting step; None if
+    none came before ``deadline``."""
     while time.monotonic() < deadline:
         data = dep.graphql(
             """{ runsOrError(filter: {statuses: [STARTED]}) { ... on Runs { results {
@@ -102,15 +181,11 @@ def kill_a_post_run_worker(dep: Any, deadline: float) -> dict[str, Any] | None:
         for run in data["runsOrError"]["results"]:
             if run["jobName"] != "post_job":
                 continue
-            for pid in dep.leftover_pids():
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if run["runId"].encode() in cmd:
-                    os.kill(pid, signal.SIGKILL)
-                    return {"run_id": run["runId"], "pid": pid, "at": _now()}
-        time.sleep(1)
+            pid, posting = _worker_pid(dep, run["runId"])
+            if pid and posting and pid in dep.leftover_pids():
+                os.kill(pid, signal.SIGKILL)
+                return {"run_id": run["runId"], "pid": pid, "at": _now()}
+        time.sleep(0.3)
     return None
 
 
@@ -141,6 +216,19 @@ def collect(dep: Any) -> dict[str, Any]:
             conn.execute(text("select horizon, count(*) from tweet_metrics group by 1")).all()
         )
         accounts = conn.execute(text("select count(*) from accounts")).scalar_one()
+        late = [
+            (r[0] - r[1]).total_seconds() / 60
+            for r in conn.execute(
+                text("select posted_at, scheduled_at from tweets where status = 'posted' "
+                     "and posted_at is not null and thread_position = 0")
+            )
+        ]  # fmt: skip
+        posts_by_account = dict(
+            conn.execute(
+                text("select a.handle, count(*) from tweets t join accounts a "
+                     "on a.id = t.account_id where t.status = 'posted' group by 1")
+            ).all()
+        )  # fmt: skip
     engine.dispose()
     sandbox_ids = {p["id"] for p in sandbox_posts}
     runs = dep.graphql("{ runsOrError { ... on Runs { results { runId jobName status } } } }")[
@@ -160,6 +248,7 @@ def collect(dep: Any) -> dict[str, Any]:
     return {
         "accounts_in_store": accounts,
         "posts_on_sandbox": len(sandbox_posts),
+        "posts_on_sandbox_by_handle": dict(collections.Counter(p["handle"] for p in sandbox_posts)),
         "store_rows_by_status": status,
         "duplicate_posts": sum(n - 1 for n in texts.values() if n > 1),
         "lost": {
@@ -167,87 +256,201 @@ def collect(dep: Any) -> dict[str, Any]:
             "posted_in_store_not_on_sandbox": len(stored_ids - sandbox_ids),
             "left_posting_or_unknown": int(status.get("posting", 0) + status.get("unknown", 0)),
         },
+        "posts_by_account": posts_by_account,
+        "accounts_that_posted": len(posts_by_account),
+        "minutes_late_simulated": _quantiles(late),
         "runs_by_job_and_status": {k: dict(v) for k, v in sorted(by_job.items())},
         "runs_unfinished": sum(1 for r in runs if r["status"] in UNFINISHED),
+        "runs_in_flight_at_stop": sum(1 for r in runs if r["status"] in IN_FLIGHT),
         "snapshots_by_horizon": horizons,
         "learning_assets_materialised": learning,
     }
 
 
-def rehearse(minutes: float, speed: float, daemon_kills: int, kill_worker: bool) -> dict[str, Any]:
+def _quantiles(values: list[float]) -> dict[str, float] | None:
+    """Median, 90th percentile and maximum (simulated minutes a post went out after its slot)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+
+    def q(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
+
+    return {"median": q(0.5), "p90": q(0.9), "max": round(ordered[-1], 1)}
+
+
+def rehearse(
+    minutes: float, speed: float, daemon_kills: int, kill_worker: bool, accounts: int,
+    folder: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """One rehearsal; returns the figures (see the module docstring)."""
     script = _script()
+    become_subreaper()
     load_before = os.getloadavg()
     started_at = _now()
     events: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="xbot-rehearsal-") as folder:
-        dep = script.LocalDeployment(folder=Path(folder), speed=speed)
-        try:
-            t0 = time.monotonic()
-            dep.prepare()
-            dep.start_all()
-            setup_s = time.monotonic() - t0
-            sampler = CpuSampler(dep)
-            sampler.start()
-            t1 = time.monotonic()
-            end = t1 + minutes * 60
-            kill_at = [
-                t1 + (i + 1) * minutes * 60 / (daemon_kills + 1) for i in range(daemon_kills)
-            ]
-            worker_done = not kill_worker
-            while time.monotonic() < end:
-                if kill_at and time.monotonic() >= kill_at[0]:
-                    kill_at.pop(0)
-                    dep.stop("daemon", signal.SIGKILL, grace=10)
-                    events.append({"event": "daemon SIGKILL", "at": _now()})
-                    time.sleep(3)
-                    dep.start_daemon()
-                    events.append({"event": "daemon restarted", "at": _now()})
-                if not worker_done:
-                    killed = kill_a_post_run_worker(dep, min(end, time.monotonic() + 20))
-                    if killed:
-                        events.append({"event": "post_job run worker SIGKILL", **killed})
-                        worker_done = True
-                time.sleep(2)
-            # let the runs in flight finish and the monitor settle the killed one
-            time.sleep(30)
-            sampler.sample()
-            sampler.stop_event.set()
-            result = collect(dep)
-        finally:
-            dep.close()
-    sim_days = minutes * 60 * speed / 86400
-    cpu_total = sum(sampler.cpu.values())
+    dep = script.LocalDeployment(
+        folder=folder, speed=speed, accounts=accounts, with_rebuild_sensor=True
+    )
+    try:
+        t0 = time.monotonic()
+        dep.prepare()
+        dep.start_all()
+        setup_s = time.monotonic() - t0
+        sampler = CpuSampler(dep)
+        cpu_start = children_cpu() + sampler.tree_cpu()
+        sampler.start()
+        t1 = time.monotonic()
+        end = t1 + minutes * 60
+        kill_at = [t1 + (i + 1) * minutes * 60 / (daemon_kills + 1) for i in range(daemon_kills)]
+        worker_done = not kill_worker
+        while time.monotonic() < end:
+            if kill_at and time.monotonic() >= kill_at[0]:
+                kill_at.pop(0)
+                dep.kill_daemon()
+                events.append({"event": "daemon SIGKILL", "at": _now()})
+                time.sleep(3)
+                dep.start_daemon()
+                events.append({"event": "daemon restarted", "at": _now()})
+            if not worker_done:
+                killed = kill_a_post_run_worker(dep, min(end, time.monotonic() + 20))
+                if killed:
+                    events.append({"event": "post_job run worker SIGKILL", **killed})
+                    worker_done = True
+            time.sleep(2)
+        window_s = time.monotonic() - t1
+        # stop launching; let the runs in flight finish and the monitor settle the killed one
+        # SIGTERM to the daemon alone: its code server lives on until its runs have finished
+        # (a SIGTERM to the daemon's process group would interrupt them mid-post)
+        os.kill(dep.procs["daemon"].pid, signal.SIGTERM)
+        dep.procs["daemon"].wait(timeout=60)
+        settle_deadline = time.monotonic() + 240
+        while time.monotonic() < settle_deadline and _in_flight(dep):
+            time.sleep(5)
+        sampler.sample()
+        sampler.stop_event.set()
+        result = collect(dep)
+        result["logs"] = str(dep.folder / "logs")
+    finally:
+        dep.close()
+        for _ in range(5):
+            reap_orphans({p.pid for p in dep.procs.values()})
+            time.sleep(0.5)
+    sim_days = window_s * speed / 86400
+    cpu_total = children_cpu() - cpu_start
     posts = result["posts_on_sandbox"]
+    by_kind = sampler.by_kind()
+    # The long-lived processes cost CPU per wall second, the runs per simulated day: at speed K
+    # a window holds K times the runs of a wall-clock window, so the two scale apart.
+    service_s = sum(v for k, v in by_kind.items() if k in SERVICES)
+    services_per_wall_s = service_s / window_s
+    runs_s = max(0.0, cpu_total - service_s)
+    wall_clock_per_account_day = (
+        services_per_wall_s * 86400 + runs_s / max(sim_days, 1e-9)
+    ) / accounts
     return {
         "started_at": started_at,
-        "minutes": minutes,
+        "minutes": round(window_s / 60, 2),
         "speed": speed,
         "simulated_days": round(sim_days, 3),
-        "accounts": 1,
+        "accounts": accounts,
         "setup_seconds": round(setup_s, 1),
         "events": events,
         **result,
         "cpu_seconds_total": round(cpu_total, 1),
-        "cpu_seconds_by_process": sampler.by_kind(),
+        "cpu_seconds_by_process_lower_bound": by_kind,
+        "cpu_seconds_runs": round(runs_s, 1),
+        "cpu_seconds_of_services_per_wall_second": round(services_per_wall_s, 4),
+        "cpu_seconds_per_account_day_at_wall_clock": round(wall_clock_per_account_day, 1),
         "cpu_seconds_per_post": round(cpu_total / posts, 2) if posts else None,
-        "cpu_seconds_per_account_day": round(cpu_total / max(sim_days, 1e-9), 1),
+        "cpu_seconds_per_account_day": round(cpu_total / max(sim_days, 1e-9) / accounts, 1),
+        "cpu_share_of_2_cores": round(cpu_total / (window_s * 2), 3),
         "load_average_before": [round(x, 1) for x in load_before],
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
     }
+
+
+IN_FLIGHT = {"STARTING", "STARTED", "CANCELING"}
+SERVICES = {"dagster-daemon", "dagster-webserver", "code servers", "health serve"}
+"""Long-lived processes of the deployment (the sandbox stands in for X and is left out)."""
+
+
+def _in_flight(dep: Any) -> int:
+    """Runs a worker is (or should be) executing; queued ones wait for the next daemon."""
+    runs = dep.graphql("{ runsOrError { ... on Runs { results { status } } } }")
+    return sum(1 for r in runs["runsOrError"]["results"] if r["status"] in IN_FLIGHT)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--speed", type=float, default=144, help="144: a day in 10 minutes")
+    parser.add_argument("--accounts", type=int, default=1)
     parser.add_argument("--daemon-kills", type=int, default=2)
     parser.add_argument("--no-worker-kill", action="store_true")
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="state and logs (default: a temporary folder, removed)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    result = rehearse(args.minutes, args.speed, args.daemon_kills, not args.no_worker_kill)
+    with contextlib.ExitStack() as stack:
+        folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        result = rehearse(args.minutes, args.speed, args.daemon_kills, not args.no_worker_kill,
+                          args.accounts, folder)  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    recorded = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if "runs" not in recorded:  # the old single-run layout
+        recorded = {"runs": {}}
+    faults = "with faults" if args.daemon_kills or not args.no_worker_kill else "no faults"
+    recorded["runs"][f"{args.accounts} accounts, {faults}"] = result
+    recorded["cost_by_accounts"] = cost_table(recorded["runs"])
+    args.out.write_text(json.dumps(recorded, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+RUNS_PER_ACCOUNT_DAY = 12 + 1 + 1
+"""At 12 posts a day: one post run per slot, one refill (it plans the coming day's slots) and one
+``tweet_metrics`` (day, account) partition load."""
+FIXED_RUNS_PER_DAY = 288 + 96 + 48
+"""Runs a deployment launches whatever its accounts, on the wall clock: sync_to_supabase every
+5 minutes (with Redis), collect_metrics_job every 15 minutes, the raw extraction's 30-minute
+automation cron. The daily dbt rebuild is not in the model (not measured: the rehearsals end
+before it)."""
+BUDGET_CPU_S_PER_DAY = 0.5 * 2 * 86400
+"""Half of a 2-core machine's CPU seconds in a day."""
+
+
+def cost_table(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per recorded run: CPU per post and per run, and a model of one account-day at the wall
+    clock (the services' CPU per wall second x 86400 and the fixed runs, shared by the accounts,
+    plus 14 runs per account at the measured CPU per run), with the accounts a 2-core machine
+    serves within 50 % CPU."""
+    rows = []
+    for name, run in sorted(runs.items(), key=lambda kv: kv[1]["accounts"]):
+        finished = sum(
+            n for job in run["runs_by_job_and_status"].values()
+            for status, n in job.items() if status in ("SUCCESS", "FAILURE")
+        )  # fmt: skip
+        per_run = run["cpu_seconds_runs"] / finished if finished else None
+        services_day = run["cpu_seconds_of_services_per_wall_second"] * 86400
+        if per_run:
+            services_day += FIXED_RUNS_PER_DAY * per_run
+        runs_day = RUNS_PER_ACCOUNT_DAY * per_run if per_run else None
+        rows.append({
+            "run": name,
+            "accounts": run["accounts"],
+            "posts": run["posts_on_sandbox"],
+            "runs_finished": finished,
+            "cpu_seconds_per_post": run["cpu_seconds_per_post"],
+            "cpu_seconds_per_run": round(per_run, 2) if per_run else None,
+            "services_cpu_seconds_per_wall_day": round(services_day),
+            "model_runs_cpu_seconds_per_account_day": round(runs_day, 1) if runs_day else None,
+            "model_cpu_seconds_per_account_day": round(services_day / run["accounts"] + runs_day, 1)
+            if runs_day else None,
+            "model_accounts_per_2_core_machine_at_50pct": int(
+                (BUDGET_CPU_S_PER_DAY - services_day) / runs_day
+            ) if runs_day and services_day < BUDGET_CPU_S_PER_DAY else None,
+        })  # fmt: skip
+    return rows
 
 
 if __name__ == "__main__":

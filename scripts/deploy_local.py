@@ -53,6 +53,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def compile_bytecode() -> None:
+    """Compile the installed packages and the code location to bytecode, once.
+
+    Every run is a process that imports the code location. Without ``.pyc`` files (uv installs
+    none unless asked, and PYTHONDONTWRITEBYTECODE=1 stops Python writing them) each run compiles
+    ~600 modules again: ~10 CPU seconds of a run's ~12. A deployment image must ship them
+    (``uv sync --compile-bytecode``); here they are compiled in place (a no-op when current).
+    """
+    import sysconfig
+
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "1", sysconfig.get_paths()["purelib"],
+         str(ROOT / "xbot_assets")],
+        check=False, capture_output=True, timeout=1800,
+    )  # fmt: skip
+
+
 def _pg_execute(sql: str) -> None:
     import psycopg
 
@@ -73,6 +90,8 @@ class LocalDeployment:
     name: str = field(default_factory=lambda: f"xbot_dl_{uuid.uuid4().hex[:8]}")
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     epoch: datetime | None = None
+    accounts: int = 1
+    """How many sandbox accounts the deployment runs (X_HANDLE and ``accounts - 1`` more)."""
 
     # --- set-up --------------------------------------------------------------------------------
     @property
@@ -86,6 +105,11 @@ class LocalDeployment:
     @property
     def redis_prefix(self) -> str:
         return f"{self.name}:"
+
+    @property
+    def handles(self) -> list[str]:
+        """The deployment's accounts: X_HANDLE first, then ``acct_01``, ``acct_02``, ..."""
+        return [SANDBOX_HANDLE] + [f"acct_{i:02d}" for i in range(1, self.accounts)]
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -110,11 +134,17 @@ class LocalDeployment:
             DAGSTER_PG_USER="postgres",
             DAGSTER_PG_PASSWORD="",
             DAGSTER_PG_DB=self.dagster_db,
+            # a run's launch waits for its process to import the code location: minutes at load
+            # 20 on 2 cores, past Dagster's 60 s default (dagster.yaml's run_queue retries too)
+            DAGSTER_GRPC_TIMEOUT_SECONDS="300",
             DO_NOT_TRACK="1",
             DBT_SEND_ANONYMOUS_USAGE_STATS="false",
             PYTHONUNBUFFERED="1",
         )
         env.setdefault("XBOT_DBT_WARM_DIR", str(self.folder / "dbt-warm"))
+        if self.accounts > 1:  # the sandbox mints each account's user token from its handle
+            tokens = {h: f"sandbox-user-{h}" for h in self.handles[1:]}
+            env["X_ACCOUNT_TOKENS"] = json.dumps(tokens)
         if self.speed and self.epoch is not None:
             env.update(CLOCK_SPEED=f"{self.speed:g}", CLOCK_EPOCH=self.epoch.isoformat())
         return env
@@ -131,6 +161,7 @@ class LocalDeployment:
         shutil.copy(ROOT / "deploy/dagster.yaml", home / "dagster.yaml")
         if self.speed:
             self.epoch = datetime.now(UTC).replace(microsecond=0)
+        compile_bytecode()
         _pg_execute(f'CREATE DATABASE "{self.store_db}"')
         _pg_execute(f'CREATE DATABASE "{self.dagster_db}"')
         self.run_xbot(["migrate"])
@@ -162,6 +193,50 @@ class LocalDeployment:
                 "--journal", str(self.folder / "sandbox.jsonl")]  # fmt: skip
         self.start("sandbox", argv)
         self.wait_http(f"{self.url('sandbox')}/__sandbox/state", "sandbox")
+        self.add_accounts()
+
+    def add_accounts(self) -> None:
+        """Create the extra accounts on the sandbox (each with its own audience size, so each
+        learns on its own data) and as rows of the durable store (accounts_sensor then gives
+        each its partition). Idempotent: a restarted sandbox replays its journal."""
+        import httpx
+
+        rows = []
+        for i, handle in enumerate(self.handles):
+            x_id = None
+            if i > 0:
+                # audiences from 300 to ~6000 followers, spread log-uniformly over the accounts
+                followers = int(300 * 20 ** ((i - 1) / max(1, self.accounts - 2)))
+                response = httpx.post(
+                    f"{self.url('sandbox')}/__sandbox/accounts",
+                    json={"handle": handle, "followers": followers}, timeout=30,
+                )  # fmt: skip
+                if response.status_code not in (201, 400):
+                    raise RuntimeError(f"sandbox refused @{handle}: {response.text[:300]}")
+            listed = httpx.get(f"{self.url('sandbox')}/__sandbox/accounts", timeout=30).json()
+            x_id = next(a["id"] for a in listed["accounts"] if a["handle"] == handle)
+            rows.append((handle, x_id))
+        code = (
+            "import json, sys\n"
+            "from xbot_assets.config import load_settings\n"
+            "from xbot_assets.store.durable import DurableStore\n"
+            "store = DurableStore.from_settings(load_settings())\n"
+            "for handle, x_id in json.loads(sys.argv[1]):\n"
+            "    store.ensure_account(handle, x_user_id=x_id)\n"
+            "store.close()\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, json.dumps(rows)], env=self.env(), cwd=ROOT,
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+
+    def kill_daemon(self) -> None:
+        """SIGKILL the daemon process alone, as a crash or an OOM kill would: its code server
+        and the run workers it launched live on and finish what they started."""
+        proc = self.procs["daemon"]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
 
     def start_daemon(self) -> None:
         self.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
@@ -345,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rehearsal clock: K simulated seconds per real second")  # fmt: skip
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many seconds (default: until Ctrl-C)")  # fmt: skip
+    parser.add_argument("--accounts", type=int, default=1,
+                        help="accounts to run: X_HANDLE and N-1 more (default 1)")  # fmt: skip
     parser.add_argument("--redis-db", type=int, default=0, help="Redis DB number (default 0)")
     parser.add_argument("--webserver-port", type=int, default=None)
     parser.add_argument("--health-port", type=int, default=None)
@@ -371,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> int:
     with deployment(folder=args.folder, speed=args.speed,
-                    redis_db=args.redis_db, keep=args.keep, ports=ports,
+                    redis_db=args.redis_db, keep=args.keep, ports=ports, accounts=args.accounts,
                     with_rebuild_sensor=args.with_rebuild_sensor) as dep:  # fmt: skip
         print(json.dumps({"ready": True, "name": dep.name, "ports": dep.ports,
                           "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,

@@ -10,6 +10,7 @@ of the settings: ``str(settings)``, ``repr(settings)`` and :meth:`Settings.maske
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Mapping
@@ -96,6 +97,10 @@ class Settings(BaseSettings):
     x_api_secret: SecretStr | None = None
     x_access_token: SecretStr | None = None
     x_access_token_secret: SecretStr | None = None
+    x_account_tokens: SecretStr | None = None
+    """X_ACCOUNT_TOKENS: the OAuth 2.0 user token of every further account a deployment runs, as
+    a JSON object ``{"handle": "token", ...}`` (X_OAUTH2_USER_TOKEN is X_HANDLE's). A secret: a
+    run for an account that is not in it refuses to post rather than post as another account."""
     x_handle: str = "xbot_sandbox"
     x_user_id: str | None = None
     browser_storage_state: Path | None = None
@@ -202,6 +207,23 @@ class Settings(BaseSettings):
             return "openai"
         return "offline"
 
+    def account_tokens(self) -> dict[str, str]:
+        """X_ACCOUNT_TOKENS as ``{handle (lower case, no @): user token}``; raises ValueError with
+        what to fix (the message never holds a token)."""
+        if self.x_account_tokens is None:
+            return {}
+        fix = 'X_ACCOUNT_TOKENS must be a JSON object of handle to token: {"handle": "token"}'
+        try:
+            value = json.loads(self.x_account_tokens.get_secret_value())
+        except json.JSONDecodeError:
+            raise ValueError(f"{fix} (it is not valid JSON)") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.strip("@") and isinstance(v, str) and v
+            for k, v in value.items()
+        ):
+            raise ValueError(fix)
+        return {k.strip().lstrip("@").lower(): v for k, v in value.items()}
+
     @property
     def posting_to_real_x(self) -> bool:
         """Whether a post may reach the real X: production, a real poster and LIVE_POSTS=true."""
@@ -260,6 +282,11 @@ class Settings(BaseSettings):
                     "CLOCK_SPEED needs CLOCK_EPOCH, the wall instant every process counts from: "
                     "set CLOCK_EPOCH=$(date -u +%Y-%m-%dT%H:%M:%S+00:00)"
                 )
+        if self.x_account_tokens is not None:
+            try:
+                self.account_tokens()
+            except ValueError as exc:
+                found.append(str(exc))
         if self.app_env == "production" and self.resolved_poster == "sandbox":
             found.append("APP_ENV=production cannot post to the sandbox: set POSTER=api or browser")
         return found

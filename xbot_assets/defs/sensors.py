@@ -97,6 +97,23 @@ def _latest_model_ids(context: Any) -> dict[str, float]:
     return out
 
 
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def _accounts_with_runs_in_flight(context: Any, job_name: str) -> set[str]:
+    """Accounts with a run of ``job_name`` queued or running. Under the daemon a refill takes
+    seconds to minutes (a process per run); until it ends the account's queue still looks low."""
+    runs = context.instance.get_runs(
+        filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=500
+    )
+    return {run.tags[ACCOUNT_TAG] for run in runs if ACCOUNT_TAG in run.tags}
+
+
 @dg.sensor(
     job=refill_candidates_job,
     minimum_interval_seconds=120,
@@ -121,9 +138,12 @@ def candidate_refill_sensor(
         return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
     refilled: dict[str, str] = dict(cursor.get("refilled", {}))
+    busy = _accounts_with_runs_in_flight(context, refill_candidates_job.name)
     for account in accounts:
         last = refilled.get(account.handle)
         if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
+            continue
+        if account.handle in busy:  # its queue fills when that run ends: a second is waste
             continue
         low = sensing.queued_ahead(store, account.id) < sensing.REFILL_LOW_WATER
         if not (low or new_models):
@@ -172,7 +192,12 @@ def posting_sensor(
     if store is None:
         return dg.SkipReason(NOT_MIGRATED)
     requests: list[dg.RunRequest] = []
+    # An account's post run posts everything due when it runs (posting.factory.post_due): while
+    # one is queued or running, a second would find nothing to post and only cost a process.
+    busy = _accounts_with_runs_in_flight(context, post_job.name)
     for account in accounts:
+        if account.handle in busy:
+            continue
         # A post moved by the send-time rules (quiet hours, spacing, caps) or by a late approval
         # is new work at its new slot: the key names the post and its slot.
         approved_only = settings.approval == "required"

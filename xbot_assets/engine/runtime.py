@@ -15,7 +15,9 @@ from pathlib import Path
 from threading import Lock
 from typing import Any
 
-from xbot_assets.config import Settings
+from pydantic import SecretStr
+
+from xbot_assets.config import ConfigError, Settings
 
 _SANDBOXES: dict[tuple[str, str, int], Any] = {}
 _SANDBOX_LOCK = Lock()
@@ -231,7 +233,18 @@ def build_runtime(
         if now is not None or target > sandbox.clock.now():
             sandbox.clock.set(target)
     elif handle != settings.x_handle:
+        # Another account of the deployment: its own user token, never X_HANDLE's (a post made
+        # with the wrong token would go out on the wrong account).
         updates["x_user_id"] = None
+        token = settings.account_tokens().get(handle.lstrip("@").lower())
+        if token is None:
+            raise ConfigError(
+                f"no X credentials for account @{handle}: add its user token to "
+                'X_ACCOUNT_TOKENS ({"handle": "token", ...})'
+            )
+        updates["x_oauth2_user_token"] = SecretStr(token)
+        for oauth1 in ("x_api_key", "x_api_secret", "x_access_token", "x_access_token_secret"):
+            updates[oauth1] = None  # X_HANDLE's OAuth 1.0a keys would sign as X_HANDLE
     account_settings = settings.model_copy(update=updates)
     if now is None:
         return Runtime(account_settings, wall, sandbox)
