@@ -127,6 +127,7 @@ def test_main_job_posts_only_what_the_operator_approved_mid_run(
                     late = [p for p in queued if p.scheduled_at < now][:1]
                     ahead = [p for p in queued if p.scheduled_at > now + timedelta(hours=1)][:1]
                     picks = late + ahead
+                    assert late, "no slot passed unapproved in 18 simulated hours"
                 else:
                     return
                 if not picks:
@@ -159,10 +160,11 @@ def test_main_job_posts_only_what_the_operator_approved_mid_run(
             assert post.approval == "approved" and post.approved_by.startswith(ACTOR)
             assert post.posted_at >= post.scheduled_at and post.posted_at >= post.approved_at
         # A late approval moved its post to a free slot after the approval, never sent late.
-        late_rounds = [r for r in rounds[1:] if "next free slot" in r["notices"][0]]
-        for r in late_rounds:
-            late_id = next(iter(r["before"]))
-            assert store.get_post(late_id).scheduled_at >= r["at"]
+        late_round = rounds[1]
+        late_id = next(iter(late_round["before"]))
+        assert "next free slot" in late_round["notices"][0], late_round["notices"]
+        assert late_round["before"][late_id] < late_round["at"]
+        assert store.get_post(late_id).scheduled_at >= late_round["at"]
         # Posts nobody approved are still queued, slots passed or not: none was sent.
         waiting = [p for p in _queued_roots(store, account.id) if p.approval is None]
         assert waiting and any(p.scheduled_at < result.ended_at for p in waiting)
