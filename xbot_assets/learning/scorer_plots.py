@@ -75,7 +75,7 @@ def cold_start_png(labelled: int, positives: int, needed: int) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 2.2))
+    fig, ax = plt.subplots(figsize=(8, 2.4))
     try:
         ax.barh([0], [positives], color="#1d9bf0", label="beat the rolling median")
         ax.barh([0], [labelled - positives], left=[positives], color="#c7d3dd", label="did not")
@@ -88,8 +88,8 @@ def cold_start_png(labelled: int, positives: int, needed: int) -> bytes:
             "plots appear once the scorer trains",
         )
         ax.title.set_fontsize(9)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.55), fontsize=7, ncols=3)
-        fig.tight_layout()
+        fig.legend(loc="lower center", fontsize=7, ncols=3, frameon=False)
+        fig.tight_layout(rect=(0, 0.14, 1, 1))
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)
     finally:
