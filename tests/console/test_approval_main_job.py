@@ -121,13 +121,13 @@ def test_main_job_posts_only_what_the_operator_approved_mid_run(
                 if not rounds and len(queued) >= 3:
                     # First round, as the first day is planned: approve two coming posts.
                     picks = [p for p in queued if p.scheduled_at > now][:2]
-                elif len(rounds) == 1 and now >= rounds[0]["at"] + timedelta(hours=18):
-                    # Second round, most of a day later: one whose slot passed unapproved
+                elif len(rounds) == 1 and now >= rounds[0]["at"] + timedelta(hours=21):
+                    # Second round, late on the first day: one whose slot passed unapproved
                     # (it moves to the next free slot) and one still ahead.
                     late = [p for p in queued if p.scheduled_at < now][:1]
                     ahead = [p for p in queued if p.scheduled_at > now + timedelta(hours=1)][:1]
                     picks = late + ahead
-                    assert late, "no slot passed unapproved in 18 simulated hours"
+                    assert late, "no slot passed unapproved in 21 simulated hours"
                 else:
                     return
                 if not picks:
