@@ -107,6 +107,41 @@ class Lab:
         ).records
         return [r.asset_materialization for r in records if r.asset_materialization is not None]
 
+    def metadata_history(self, asset: str, limit: int = 1000) -> pd.DataFrame:
+        """The asset's numeric and text metadata over its materialisations, oldest first,
+        indexed by ``simulated_time``: the main job's simulated moment (``xbot/simulated_time``),
+        or the wall clock for materialisations made outside it. Plot this, not Dagster's
+        timestamps, to see a 30-day `make run` over 30 days."""
+        from xbot_assets.defs.simtime import SIMULATED_DAY_TAG, SIMULATED_TIME_KEY
+
+        records = self.instance.fetch_materializations(
+            dg.AssetKey.from_user_string(asset), limit=limit
+        ).records
+        rows = []
+        for record in records:
+            found = record.asset_materialization
+            if found is None:
+                continue
+            values = {key: value.value for key, value in found.metadata.items()}
+            simulated = values.pop(SIMULATED_TIME_KEY, None)
+            rows.append(
+                {
+                    "simulated_time": pd.to_datetime(
+                        simulated if simulated is not None else record.timestamp,
+                        unit="s",
+                        utc=True,
+                    ),
+                    "simulated_day": (found.tags or {}).get(SIMULATED_DAY_TAG),
+                    "wall_time": pd.to_datetime(record.timestamp, unit="s", utc=True),
+                    "run_id": record.run_id,
+                    **{k: v for k, v in values.items() if isinstance(v, int | float | str)},
+                }
+            )
+        frame = pd.DataFrame(rows)
+        if frame.empty:
+            return frame
+        return frame.sort_values("simulated_time").set_index("simulated_time")
+
     def metadata(self, asset: str) -> dict[str, Any]:
         """The latest materialisation's metadata as plain Python values."""
         found = self.materializations(asset, limit=1)

@@ -38,6 +38,7 @@ from typing import Any
 import dagster as dg
 
 from xbot_assets.config import Settings, ensure_dagster_home
+from xbot_assets.defs.simtime import SIMULATED_DAY_TAG, SIMULATED_NOW_TAG
 from xbot_assets.instigation import (
     AUTOMATION_SENSOR,
     TickRecorder,
@@ -75,8 +76,6 @@ STORE_FED_CRON = "0 */4 * * *"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_TAG = "dagster/sensor_name"
 SCHEDULE_TAG = "dagster/schedule_name"
-SIMULATED_NOW_TAG = "xbot/simulated_now"
-SIMULATED_DAY_TAG = "xbot/simulated_day"
 UNTIL_KEY = "main_job.simulated_until"
 """bot_config key: the simulated time the last ``xbot run`` stopped at (the next one starts
 there)."""

@@ -79,7 +79,7 @@ def test_assets_learn_from_the_warehouse_and_write_bot_config(tmp_path: Path) ->
     assert "| feature | coef | ci95_low |" in str(scorer["coefficients"])
     # The ROC and calibration plots: a real PNG embedded in the Markdown metadata.
     plots = str(scorer["plots"])
-    assert plots.startswith("![") and "data:image/png;base64," in plots
+    assert plots.startswith("![ROC and calibration") and "data:image/png;base64," in plots
     png = base64.b64decode(plots.split("base64,", 1)[1].rstrip(")"))
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
     checks = result.get_asset_check_evaluations()
@@ -119,7 +119,11 @@ def test_assets_cold_start_without_a_warehouse(tmp_path: Path) -> None:
     assert result.success
     assert _meta(result, "engagement_scorer")["cold_start"] is True
     assert "prior_only" in str(_meta(result, "engagement_scorer")["deployed"])
-    assert "No plots" in str(_meta(result, "engagement_scorer")["plots"])
+    # No held-out posts to plot: the image says how far off training is, flagged as a cold start.
+    plots = str(_meta(result, "engagement_scorer")["plots"])
+    assert plots.startswith("![Cold start: 0 of 40 labelled posts") and "ROC" in plots
+    png = base64.b64decode(plots.split("base64,", 1)[1].rstrip(")"))
+    assert png.startswith(b"\x89PNG")
     assert result.get_asset_check_evaluations()[0].passed
     posteriors = _meta(result, "arm_posteriors")
     assert posteriors["cold_start"] is True and posteriors["prior_alpha"] == 1.0

@@ -12,6 +12,8 @@ Handlers that touch the store run in Starlette's thread pool (the store is synch
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,10 +45,15 @@ from xbot_assets.store.timebase import Clock, utc_now
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_FORM_BYTES = 64 * 1024
+CSS = (TEMPLATES / "console.css").read_text(encoding="utf-8")
+"""The stylesheet, inlined in every page: a linked one is a second, render-blocking request
+(and the load event waits for it); 3 KB inline costs less than that round trip."""
+CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
 SECURITY_HEADERS = {
+    # The inline stylesheet is allowed by its hash only; no other inline style or any script.
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        f"default-src 'none'; style-src 'self' 'sha256-{CSS_HASH}'; img-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -82,6 +89,8 @@ def _templates() -> Environment:
         loader=FileSystemLoader(str(TEMPLATES)),
         autoescape=select_autoescape(["html"]),
         auto_reload=False,
+        trim_blocks=True,  # no blank lines from template tags: a smaller page
+        lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
     return env
@@ -115,6 +124,7 @@ class Console:
     def page(self, name: str, status: int = 200, **context: Any) -> Response:
         state = self.state
         body = state.templates.get_template(name).render(
+            css=CSS,
             environment=state.store.environment,
             approval=state.settings.approval,
             **context,
@@ -403,8 +413,7 @@ class Console:
         return self._back(account, "controls", {}, notice=f"brake {word}")
 
     def css(self, request: Request) -> Response:
-        body = (TEMPLATES / "console.css").read_text(encoding="utf-8")
-        response = Response(body, media_type="text/css")
+        response = Response(CSS, media_type="text/css")
         _secure(response)
         response.headers["Cache-Control"] = "max-age=3600"
         return response

@@ -15,6 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from packaging import version
 
 from xbot_assets.defs.resources import OWNERS, XbotSettings
+from xbot_assets.defs.simtime import simulated_events
 from xbot_assets.warehouse.dbt_env import dbt_environment, release_duckdb_adapter
 from xbot_assets.warehouse.project import DBT_EXECUTABLE, dbt_project
 
@@ -88,7 +89,7 @@ def xbot_dbt_models(
     with dbt_environment(settings.app_env, settings.resolved_warehouse_path):
         invocation = dbt.cli(["build", "--target", settings.app_env], context=context)
         try:
-            yield from (
+            yield from simulated_events(
                 invocation.stream()
                 .fetch_row_counts()
                 .fetch_column_metadata(with_column_lineage=False)

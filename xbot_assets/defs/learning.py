@@ -22,6 +22,7 @@ import pandas as pd
 
 from xbot_assets.config import Settings
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
+from xbot_assets.defs.simtime import simulated
 from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
 from xbot_assets.store.durable import DurableStore
 from xbot_assets.vocabulary import DEFAULT_TOPICS, FORMATS
@@ -172,7 +173,14 @@ def engagement_scorer(
         "note": note or report.reason,
         "model_path": dg.MetadataValue.path(str(path)),
         "calibration": _md(report.calibration),
-        "plots": dg.MetadataValue.md(scorer_plots_markdown(report.holdout, report.calibration)),
+        "plots": dg.MetadataValue.md(
+            scorer_plots_markdown(
+                report.holdout,
+                report.calibration,
+                labelled=report.training_rows,
+                positives=round(report.training_rows * report.base_rate),
+            )
+        ),
         "coefficients": _md(report.coefficients),
     }
     check = dg.AssetCheckResult(
@@ -190,7 +198,7 @@ def engagement_scorer(
             else "held-out log loss vs the base rate's"
         ),
     )
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return simulated(dg.MaterializeResult(metadata=metadata, check_results=[check]))
 
 
 # --- arm_posteriors -------------------------------------------------------------------------
@@ -251,20 +259,22 @@ def arm_posteriors(
     if info["cold_start"]:
         context.log.warning("arm_posteriors cold start: %s", note or "no evidence yet")
     top = frame.sort_values("p_best", ascending=False)
-    return dg.MaterializeResult(
-        metadata={
-            "cold_start": bool(info["cold_start"]),
-            "note": note,
-            "objective": config.objective,
-            "posts": int(info["posts"]),
-            "prior_alpha": round(sampler.prior[0], 4),
-            "prior_beta": round(sampler.prior[1], 4),
-            "max_trials_per_post": float(info["max_trials"]),
-            "best_arm": str(top["arm"].iloc[0])
-            + (" (cold start: the posterior is the prior)" if info["cold_start"] else ""),
-            "posteriors": _md(top.round(6)),
-            "path": dg.MetadataValue.path(str(path)),
-        }
+    return simulated(
+        dg.MaterializeResult(
+            metadata={
+                "cold_start": bool(info["cold_start"]),
+                "note": note,
+                "objective": config.objective,
+                "posts": int(info["posts"]),
+                "prior_alpha": round(sampler.prior[0], 4),
+                "prior_beta": round(sampler.prior[1], 4),
+                "max_trials_per_post": float(info["max_trials"]),
+                "best_arm": str(top["arm"].iloc[0])
+                + (" (cold start: the posterior is the prior)" if info["cold_start"] else ""),
+                "posteriors": _md(top.round(6)),
+                "path": dg.MetadataValue.path(str(path)),
+            }
+        )
     )
 
 
@@ -351,19 +361,22 @@ def factored_posteriors(
     cold = posterior.cold_start
     if cold:
         context.log.warning("factored_posteriors cold start: no post with a >= 6 h snapshot yet")
-    return dg.MaterializeResult(
-        metadata={
-            "cold_start": cold,
-            "objective": objective,
-            "posts": posterior.posts,
-            "horizons_used": json.dumps(posterior.horizons_used),
-            "horizon_shares_fitted_from": json.dumps(horizon.fitted_from),
-            "noise_sigma0": round(float(np.sqrt(posterior.sigma0_sq)), 6),
-            "noise_kappa": round(posterior.kappa, 6),
-            "best_arm_now": f"{best[0]}:{best[1]}" + (" (cold start: the prior)" if cold else ""),
-            "effects": _md(effects),
-            "path": dg.MetadataValue.path(str(path)),
-        }
+    return simulated(
+        dg.MaterializeResult(
+            metadata={
+                "cold_start": cold,
+                "objective": objective,
+                "posts": posterior.posts,
+                "horizons_used": json.dumps(posterior.horizons_used),
+                "horizon_shares_fitted_from": json.dumps(horizon.fitted_from),
+                "noise_sigma0": round(float(np.sqrt(posterior.sigma0_sq)), 6),
+                "noise_kappa": round(posterior.kappa, 6),
+                "best_arm_now": f"{best[0]}:{best[1]}"
+                + (" (cold start: the prior)" if cold else ""),
+                "effects": _md(effects),
+                "path": dg.MetadataValue.path(str(path)),
+            }
+        )
     )
 
 
@@ -410,11 +423,13 @@ def offline_policy_evaluation(
     settings = xbot_settings.get()
     outcomes, note = read_post_outcomes(settings)
     if outcomes.empty or len(outcomes) < 10:
-        return dg.MaterializeResult(
-            metadata={
-                "cold_start": True,
-                "note": note or f"{len(outcomes)} logged posts: too few to evaluate",
-            }
+        return simulated(
+            dg.MaterializeResult(
+                metadata={
+                    "cold_start": True,
+                    "note": note or f"{len(outcomes)} logged posts: too few to evaluate",
+                }
+            )
         )
     arms = arms_for(outcomes)
     logged = outcomes.copy()
@@ -464,15 +479,17 @@ def offline_policy_evaluation(
         settings,
         lambda store: record_policy_estimates(store, regret_estimate=regret, values=values),
     )
-    return dg.MaterializeResult(
-        metadata={
-            "cold_start": False,
-            "logged_posts": n,
-            "propensities": propensity_note,
-            "best_by_dr": str(best["policy"].iloc[0]) if len(best) else "n/a",
-            "regret_estimate": regret if regret is not None else "n/a",
-            "estimates": _md(table),
-        }
+    return simulated(
+        dg.MaterializeResult(
+            metadata={
+                "cold_start": False,
+                "logged_posts": n,
+                "propensities": propensity_note,
+                "best_by_dr": str(best["policy"].iloc[0]) if len(best) else "n/a",
+                "regret_estimate": regret if regret is not None else "n/a",
+                "estimates": _md(table),
+            }
+        )
     )
 
 
@@ -517,14 +534,16 @@ def learned_config(
         reason=f"learned from {len(outcomes)} posts" + (f" ({note})" if note else ""),
         now=xbot_runtime.now(),
     )
-    return dg.MaterializeResult(
-        metadata={
-            "cold_start": bool(config["cold_start"]),
-            "note": note,
-            "best_topics": ", ".join(config["best_topics"]),
-            "best_slots": ", ".join(str(h) for h in config.get("best_slots", [])) or "none yet",
-            "config": dg.MetadataValue.json(config),
-        }
+    return simulated(
+        dg.MaterializeResult(
+            metadata={
+                "cold_start": bool(config["cold_start"]),
+                "note": note,
+                "best_topics": ", ".join(config["best_topics"]),
+                "best_slots": ", ".join(str(h) for h in config.get("best_slots", [])) or "none yet",
+                "config": dg.MetadataValue.json(config),
+            }
+        )
     )
 
 

@@ -9,6 +9,7 @@ import dagster as dg
 
 from xbot_assets.defs.orchestration import accounts_partitions
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
+from xbot_assets.defs.simtime import simulated
 from xbot_assets.store.errors import AccountNotFoundError
 from xbot_assets.warehouse import checks as wchecks
 from xbot_assets.warehouse import load
@@ -44,12 +45,14 @@ class ExtractConfig(dg.Config):
 
 
 def _no_store(settings_path: str) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": 0,
-            "loaded": "no durable store yet (run `xbot migrate` or post something first)",
-            "warehouse": settings_path,
-        }
+    return simulated(
+        dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": 0,
+                "loaded": "no durable store yet (run `xbot migrate` or post something first)",
+                "warehouse": settings_path,
+            }
+        )
     )
 
 
@@ -83,12 +86,14 @@ def _raw_asset(name: str, table: str, description: str, load_fn: str) -> dg.Asse
             finally:
                 store.engine.dispose()
         context.log.info("raw.%s: %s rows loaded (%s)", table, result.rows, result.source)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": total,
-                "rows_loaded": result.rows,
-                "loaded": result.source,
-            }
+        return simulated(
+            dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": total,
+                    "rows_loaded": result.rows,
+                    "loaded": result.source,
+                }
+            )
         )
 
     return _asset
@@ -150,13 +155,15 @@ def tweet_metrics(
             result = LoadResult("tweet_metrics", 0, f"no account {handle!r} in the store yet")
         finally:
             store.engine.dispose()
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": result.rows,
-            "loaded": result.source,
-            "day": day.isoformat(),
-            "account": handle,
-        }
+    return simulated(
+        dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": result.rows,
+                "loaded": result.source,
+                "day": day.isoformat(),
+                "account": handle,
+            }
+        )
     )
 
 
@@ -179,12 +186,14 @@ def _view_asset(view_name: str) -> dg.AssetsDefinition:
         with warehouse(settings.resolved_warehouse_path) as con:
             create_view(con, current)
             rows, preview = view_summary(con, current.name)
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "preview": dg.MetadataValue.md(preview),
-                "sql_file": str(current.path.name),
-            }
+        return simulated(
+            dg.MaterializeResult(
+                metadata={
+                    "dagster/row_count": rows,
+                    "preview": dg.MetadataValue.md(preview),
+                    "sql_file": str(current.path.name),
+                }
+            )
         )
 
     return _asset
@@ -227,8 +236,10 @@ def daily_summaries(
         summaries = compute_daily_summaries(con, since)
     store = load.open_store(settings)
     if store is None:
-        return dg.MaterializeResult(
-            metadata={"dagster/row_count": 0, "written": "no durable store yet"}
+        return simulated(
+            dg.MaterializeResult(
+                metadata={"dagster/row_count": 0, "written": "no durable store yet"}
+            )
         )
     try:
         now = xbot_runtime.now()
@@ -237,12 +248,14 @@ def daily_summaries(
     finally:
         store.engine.dispose()
     context.log.info("upserted %s daily summaries since %s", len(summaries), since)
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(summaries),
-            "since": str(since),
-            "newest_day": str(newest),
-        }
+    return simulated(
+        dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(summaries),
+                "since": str(since),
+                "newest_day": str(newest),
+            }
+        )
     )
 
 

@@ -400,7 +400,11 @@ def check_metrics_collection(ctx: HealthContext) -> CheckResult:
         last = last_metrics_collection(conn, ctx.environment)
         has_snapshot = (
             conn.execute(
-                select(func.count()).where(tweet_metrics.c.tweet_id == due.id)
+                select(func.count()).where(
+                    # environment first, so the (environment, tweet_id, horizon) index serves
+                    tweet_metrics.c.environment == ctx.environment,
+                    tweet_metrics.c.tweet_id == due.id,
+                )
             ).scalar_one()
             > 0
             if due is not None
