@@ -9,7 +9,6 @@ materialises: the scorer is the prior-only baseline and the posteriors are the p
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,6 +17,8 @@ import pandas as pd
 
 from xbot_assets.config import Settings
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
+from xbot_assets.learning import model_files
+from xbot_assets.learning.model_files import factored_path, models_dir
 from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
 from xbot_assets.store.durable import DurableStore
 
@@ -30,12 +31,6 @@ GROUP = "learning"
 
 
 # --- helpers (I/O lives here, not in the learning layer) ------------------------------------
-
-
-def models_dir(settings: Settings) -> Path:
-    path = settings.xbot_home / "models" / settings.app_env
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def read_post_outcomes(settings: Settings) -> tuple[pd.DataFrame, str]:
@@ -266,29 +261,17 @@ def arm_posteriors(
 
 
 def load_posteriors(settings: Settings, objective: str = "engagement") -> tuple[Any, list[str]]:
-    """The sampler saved by :func:`arm_posteriors` (for the policy and evaluation)."""
-    from xbot_assets.learning.bandits import ThompsonSampler
-
-    path = models_dir(settings) / f"arm_posteriors_{objective}.json"
-    if not path.exists():
-        raise dg.Failure(f"no posteriors at {path}: materialise arm_posteriors first")
-    data = json.loads(path.read_text())
-    sampler = ThompsonSampler(
-        len(data["arms"]), prior=tuple(data["prior"]), seed=settings.sandbox_seed
-    )
-    sampler.successes = np.array(data["successes"], dtype=float)
-    sampler.failures = np.array(data["failures"], dtype=float)
-    return sampler, list(data["arms"])
+    """The sampler saved by :func:`arm_posteriors` (a Dagster failure when it is missing)."""
+    try:
+        return model_files.load_posteriors(settings, objective)
+    except model_files.ModelFileMissing as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 # --- factored_posteriors ---------------------------------------------------------------------
 
 FACTORED_CRON = "0 */4 * * *"
 """Refit every 4 hours: new 6 h and 24 h snapshots arrive all the time, and a refit is cheap."""
-
-
-def factored_path(settings: Settings, objective: str) -> Path:
-    return models_dir(settings) / f"factored_posteriors_{objective}.json"
 
 
 @dg.asset(
@@ -365,13 +348,11 @@ def factored_posteriors(
 
 
 def load_factored(settings: Settings, objective: str = "engagement") -> Any:
-    """The posterior saved by :func:`factored_posteriors` (for the policy)."""
-    from xbot_assets.learning.factored import FactoredPosterior
-
-    path = factored_path(settings, objective)
-    if not path.exists():
-        raise dg.Failure(f"no factored posterior at {path}: materialise factored_posteriors")
-    return FactoredPosterior.from_dict(json.loads(path.read_text()))
+    """The posterior saved by :func:`factored_posteriors` (a Dagster failure when missing)."""
+    try:
+        return model_files.load_factored(settings, objective)
+    except model_files.ModelFileMissing as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 # --- offline_policy_evaluation -----------------------------------------------------------------
