@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from xbot_assets.config import Settings
+from xbot_assets.defs.health import reports_health
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
 from xbot_assets.learning import model_files
 from xbot_assets.learning.model_files import factored_path, models_dir
@@ -108,6 +109,7 @@ shipped scorer's 0.15-0.76 spread was exactly that)."""
         )
     ],
 )
+@reports_health("learning:engagement_scorer")
 def engagement_scorer(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
@@ -202,6 +204,7 @@ class PosteriorConfig(dg.Config):
     owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
+@reports_health("learning:arm_posteriors")
 def arm_posteriors(
     context: dg.AssetExecutionContext, config: PosteriorConfig, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
@@ -281,6 +284,7 @@ FACTORED_CRON = "0 */4 * * *"
         & ~dg.AutomationCondition.in_progress()
     ),
 )
+@reports_health("learning:factored_posteriors")
 def factored_posteriors(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.MaterializeResult:
@@ -365,6 +369,7 @@ def load_factored(settings: Settings, objective: str = "engagement") -> Any:
     owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
+@reports_health("learning:offline_policy_evaluation")
 def offline_policy_evaluation(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
@@ -464,6 +469,7 @@ def offline_policy_evaluation(
     owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
+@reports_health("learning:learned_config")
 def learned_config(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.MaterializeResult:
