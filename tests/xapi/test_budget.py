@@ -192,3 +192,48 @@ def test_the_ledger_enforces_window_month_and_spend(tmp_path: Path) -> None:
     refused = spend.reserve("read", datetime(2026, 3, 1, 1, tzinfo=UTC))
     assert not refused and refused.reason == "x_api_usd_per_month"
     store.close()
+
+
+def test_redis_limiter_counts_the_window_across_processes(tmp_path: Path) -> None:
+    """With REDIS_URL, the Redis counter (``acquire_x_api_call``) goes in front of the durable
+    ledger: two gates on two separate stores still share one 15-minute window."""
+    import uuid
+
+    import redis
+
+    from xbot_assets.config import load_settings
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.keys import scan_keys
+    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.xapi.budget import XApiGate
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    prefix = f"guardhealth-{uuid.uuid4().hex[:8]}:"
+    settings = load_settings(
+        env_file=None, app_env="local", xbot_home=tmp_path, redis_url=None,
+        redis_prefix=prefix, x_api_calls_per_15min=1,
+    )  # fmt: skip
+    gates = []
+    for name in ("a", "b"):
+        url = f"sqlite:///{tmp_path / name}.db"
+        upgrade(url)
+        gates.append(
+            XApiGate.for_store(
+                settings, DurableStore.from_url(url), lambda: START, redis_client=client
+            )
+        )
+    try:
+        assert gates[0].acquire("read")
+        refused = gates[1].acquire("read")
+        assert not refused and refused.reason == "x_api_calls_per_15min"
+        assert gates[1].ledger.usage(START).reads == 0  # refused before the durable ledger
+    finally:
+        from xbot_assets.store.keys import KeySpace
+
+        for key in scan_keys(client, KeySpace(prefix)):
+            client.delete(key)
+        client.close()
