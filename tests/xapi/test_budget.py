@@ -237,3 +237,26 @@ def test_redis_limiter_counts_the_window_across_processes(tmp_path: Path) -> Non
         for key in scan_keys(client, KeySpace(prefix)):
             client.delete(key)
         client.close()
+
+
+def test_concurrent_reservations_never_pass_the_cap_on_postgres(pg_database: str) -> None:
+    """Eight threads racing for a month of 20 reads on Postgres (row lock ``FOR UPDATE``, as
+    the ``xbot_staging`` role under row-level security): exactly 20 are granted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.migrate import upgrade
+
+    upgrade(pg_database)
+    store = DurableStore.from_url(pg_database, environment="staging")
+    ledger = XApiUsageLedger(
+        store.engine, "staging", XApiCaps(calls_per_15min=1000, reads_per_month=20)
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            granted = sum(pool.map(lambda _: bool(ledger.reserve("read", START)), range(40)))
+        assert granted == 20
+        usage = ledger.usage(START)
+        assert (usage.reads, usage.denied) == (20, 20)
+    finally:
+        store.close()

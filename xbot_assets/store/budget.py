@@ -215,8 +215,12 @@ class XApiUsageLedger:
                         updated_at=at,
                     )
                     .on_conflict_do_nothing(index_elements=[b.c.key, b.c.environment])
-                ).rowcount
-                row = conn.execute(locked).first() if not created else None
+                    .returning(b.c.id)
+                ).first()
+                if created is None:
+                    # Another process created the key and committed while we looked: its row
+                    # is visible (and lockable) to this statement.
+                    row = conn.execute(locked).one()
             value = dict(row.value) if row is not None and row.value else {}
             usage = month_usage(month, value, self.caps, at)
             decision = self._judge(kind, calls, usage, at, window)
