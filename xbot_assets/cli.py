@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -539,6 +539,36 @@ content_app = typer.Typer(help="Content: generate candidates for an arm, run the
 app.add_typer(content_app, name="content")
 
 
+def _operator_guard(settings: Settings) -> tuple[Any, Any, str]:
+    """The guard settings the operator put in bot_config and OpenAI moderation when a key is
+    set (what every generation applies), with where the settings came from. Without a
+    migrated store (or no SQLite file yet, which is never created here): the defaults. A
+    malformed guard value in bot_config exits 2 naming the key."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from xbot_assets.content.factory import build_guard_config, build_moderator
+    from xbot_assets.content.safety import GuardConfig
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.errors import StoreError
+
+    moderator = build_moderator(settings)
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return GuardConfig(), moderator, "defaults (no durable store yet)"
+    try:
+        store = DurableStore.from_settings(settings)
+    except StoreError:
+        return GuardConfig(), moderator, "defaults (the durable store is not migrated)"
+    try:
+        return build_guard_config(store), moderator, "bot_config"
+    except ValueError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+
+
 @content_app.command("check")
 def content_check(
     text: str = typer.Argument(..., help="The post text to check (quote it)."),
@@ -552,9 +582,12 @@ def content_check(
         check_text(text, name="TEXT", max_chars=100_000, allow_newlines=True)
     except TextInputError as exc:
         fail(str(exc))
-    verdict = check(text)
+    settings = settings_or_exit()
+    guard_config, moderator, source = _operator_guard(settings)
+    verdict = check(text, config=guard_config, moderator=moderator)
     if as_json:
-        typer.echo(json.dumps(verdict.to_dict(), ensure_ascii=False))
+        out = {**verdict.to_dict(), "guard_settings": source, "moderation": moderator is not None}
+        typer.echo(json.dumps(out, ensure_ascii=False))
     else:
         typer.echo("ok" if verdict.ok else "rejected: " + ", ".join(verdict.reasons))
         for detail in verdict.details:
@@ -591,7 +624,10 @@ def content_generate(
     except ValueError as exc:
         fail(str(exc))
     try:
-        batch = generate_candidates(generator, arm, n=n, base_seed=seed)
+        guard_config, moderator, _source = _operator_guard(settings)
+        batch = generate_candidates(
+            generator, arm, n=n, base_seed=seed, guard_config=guard_config, moderator=moderator
+        )
     finally:
         if store is not None:
             store.close()

@@ -114,6 +114,20 @@ class Settings(BaseSettings):
     min_spacing_minutes: int = Field(default=45, ge=0)
     max_replies_per_hour: int = Field(default=10, ge=0)
     x_api_calls_per_15min: int = Field(default=300, ge=1)
+    """X_API_CALLS_PER_15MIN: every X API call (reads and writes) of the deployment per 15 min."""
+    # Monthly X API budget (xbot_assets/xapi/budget.py). The defaults assume X's small paid
+    # plan (Basic: about 15,000 post reads and 3,000 post writes a month per user); set them to
+    # the account's own plan. Reads count requests (a lookup of up to 100 ids is one read).
+    x_api_reads_per_month: int = Field(default=15_000, ge=0)
+    """X_API_READS_PER_MONTH: read requests a calendar month (UTC); 0 stops every read."""
+    x_api_writes_per_month: int = Field(default=3_000, ge=0)
+    """X_API_WRITES_PER_MONTH: write requests (posts, thread parts) a month; 0 stops posting."""
+    x_api_read_cost_usd: float = Field(default=0.0, ge=0)
+    """X_API_READ_COST_USD: price of one read on a pay-per-use plan (0 on a subscription)."""
+    x_api_write_cost_usd: float = Field(default=0.0, ge=0)
+    """X_API_WRITE_COST_USD: price of one write on a pay-per-use plan (0 on a subscription)."""
+    x_api_usd_per_month: float = Field(default=0.0, ge=0)
+    """X_API_USD_PER_MONTH: spend cap for pay-per-use (0: no spend cap, the call caps apply)."""
     learning_objective: Literal["engagement", "growth"] = "engagement"
     """What the policy maximises: X-weighted engagement per impression, or growth (follows and
     profile clicks per impression). Changes which arms and texts the bot chooses."""

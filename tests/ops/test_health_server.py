@@ -109,6 +109,7 @@ def test_healthz_and_readyz_healthy(server: HealthServer, store: Store) -> None:
         "poster_session",
         "last_post",
         "metrics_collection",
+        "components",
     }
     assert all(c["status"] == "ok" for c in checks.values()), checks
     assert checks["redis"]["data"] == {"configured": False, "fallback_active": True}

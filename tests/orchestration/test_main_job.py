@@ -605,3 +605,40 @@ def test_posting_sensor_page_shows_the_main_jobs_ticks(dagster_ui: Any) -> None:
     assert "Sensor has never run" not in body
     page.get_by_text("post:").first.wait_for(timeout=30_000)  # a run key requested by a tick
     page.screenshot(path=_artifact("catalog_posting_sensor_ticks.png"), full_page=True)
+
+
+def test_every_component_reports_in_system_health(main_run: MainRun) -> None:
+    """After a short main job, the poster, the collector, the learning assets and every sensor
+    of the loop have a system_health row, and the X API gate counted every call the run made
+    at the sandbox (reads and writes)."""
+    from xbot_assets.engine.runtime import shared_sandbox
+    from xbot_assets.ops.component_health import component_health
+    from xbot_assets.store.budget import XApiCaps, XApiUsageLedger
+
+    store = _store(main_run)
+    start, end = main_run.result.started_at, main_run.result.ended_at
+    assert start is not None and end is not None
+    health = component_health(store.engine, environment="local", now=end)
+    expected = {
+        "poster",
+        "metrics_collector",
+        "learning:engagement_scorer",
+        "learning:arm_posteriors",
+        "learning:factored_posteriors",
+        "learning:offline_policy_evaluation",
+        "learning:learned_config",
+        "sensor:accounts_sensor",
+        "sensor:candidate_refill_sensor",
+        "sensor:posting_sensor",
+        "sensor:reconcile_sensor",
+        "sensor:sync_to_supabase_sensor",
+        "sensor:learning_rebuild_sensor",
+    }
+    assert expected <= set(health), sorted(expected - set(health))
+    assert health["poster"].last_success is not None
+    assert health["metrics_collector"].lag_s is not None
+    ledger = XApiUsageLedger(store.engine, "local", XApiCaps.from_settings(main_run.env.settings))
+    months = {m.strftime("%Y-%m"): m for m in (start, end)}.values()  # one per month
+    counted = sum(ledger.usage(m).reads + ledger.usage(m).writes for m in months)
+    sandbox = shared_sandbox(main_run.env.settings)
+    assert counted == sandbox.counters["requests"] > 0

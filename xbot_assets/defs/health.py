@@ -8,9 +8,73 @@ and the health server's ``/metrics`` (``xbot_component_status``) show. The logic
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
 import dagster as dg
 
 from xbot_assets.defs.resources import XbotSettings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_health(
+    component: str, *, interval: timedelta | None = None, heartbeat: timedelta | None = None
+) -> Callable[[F], F]:
+    """Make a sensor or asset write its ``system_health`` row on every evaluation (``ok``, or
+    ``down`` with the redacted error, re-raised), on the run's clock (simulated in the main
+    job). Put it under ``@dg.sensor``/``@dg.asset``: the signature Dagster reads is kept.
+
+    Args:
+        interval: how often the component should succeed (a sensor's minimum interval);
+            readers call it stalled after twice that without success.
+        heartbeat: write ``ok`` rows at most this often (sensors tick every few seconds).
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from xbot_assets.engine.sensing import open_store_or_none
+            from xbot_assets.ops.component_health import reporting
+
+            settings_resource = kwargs.get("xbot_settings")
+            if settings_resource is None:
+                return fn(*args, **kwargs)
+            settings = settings_resource.get()
+            runtime = kwargs.get("xbot_runtime")
+            if runtime is not None:
+                clock = runtime.now
+            else:
+                from xbot_assets.store.timebase import settings_clock
+
+                clock = settings_clock(settings)
+            store = open_store_or_none(settings)
+            if store is None:  # not migrated yet: nothing to report into
+                return fn(*args, **kwargs)
+            with reporting(
+                store.engine, environment=settings.app_env, component=component, clock=clock,
+                interval=interval, heartbeat=heartbeat,
+            ) as figures:  # fmt: skip
+                result = fn(*args, **kwargs)
+                requests = getattr(result, "run_requests", None)
+                if requests is not None:
+                    figures["run_requests"] = len(requests)
+            return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def sensor_health(name: str, every_s: int) -> Callable[[F], F]:
+    """:func:`reports_health` for a sensor: component ``sensor:<name>``, its interval, and
+    heartbeat rows at most every 5 minutes (or its interval, if longer)."""
+    from xbot_assets.ops.component_health import HEARTBEAT, SENSOR_PREFIX
+
+    beat = max(HEARTBEAT, timedelta(seconds=every_s))
+    return reports_health(SENSOR_PREFIX + name, interval=beat, heartbeat=beat)
 
 
 def _record(context: dg.RunStatusSensorContext, settings: XbotSettings, *, succeeded: bool) -> None:

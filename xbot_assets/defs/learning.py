@@ -7,13 +7,12 @@ materialises: the scorer is the prior-only baseline and the posteriors are the p
 ``cold_start`` in the metadata. Model files go under ``XBOT_HOME/models/<APP_ENV>/``.
 
 Why one file of about 540 lines: five assets of one Dagster group and the loaders the engine uses to
-read what they wrote (``load_posteriors``, ``load_factored``), each thin; one asset per module is
-the split once one of them holds more than wiring.
+read what they wrote (thin wrappers over ``learning/model_files.py`` that raise ``dg.Failure``);
+one asset per module is the split once one of them holds more than wiring.
 """
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -21,8 +20,11 @@ import numpy as np
 import pandas as pd
 
 from xbot_assets.config import Settings
+from xbot_assets.defs.health import reports_health
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
 from xbot_assets.defs.simtime import simulated
+from xbot_assets.learning import model_files
+from xbot_assets.learning.model_files import factored_path, models_dir
 from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
 from xbot_assets.store.durable import DurableStore
 from xbot_assets.vocabulary import DEFAULT_TOPICS, FORMATS
@@ -34,12 +36,6 @@ GROUP = "learning"
 
 
 # --- helpers (I/O lives here, not in the learning layer) ------------------------------------
-
-
-def models_dir(settings: Settings) -> Path:
-    path = settings.xbot_home / "models" / settings.app_env
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def read_post_outcomes(settings: Settings) -> tuple[pd.DataFrame, str]:
@@ -117,6 +113,7 @@ shipped scorer's 0.15-0.76 spread was exactly that)."""
         )
     ],
 )
+@reports_health("learning:engagement_scorer")
 def engagement_scorer(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
@@ -218,6 +215,7 @@ class PosteriorConfig(dg.Config):
     owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
+@reports_health("learning:arm_posteriors")
 def arm_posteriors(
     context: dg.AssetExecutionContext, config: PosteriorConfig, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
@@ -279,29 +277,17 @@ def arm_posteriors(
 
 
 def load_posteriors(settings: Settings, objective: str = "engagement") -> tuple[Any, list[str]]:
-    """The sampler saved by :func:`arm_posteriors` (for the policy and evaluation)."""
-    from xbot_assets.learning.bandits import ThompsonSampler
-
-    path = models_dir(settings) / f"arm_posteriors_{objective}.json"
-    if not path.exists():
-        raise dg.Failure(f"no posteriors at {path}: materialise arm_posteriors first")
-    data = json.loads(path.read_text())
-    sampler = ThompsonSampler(
-        len(data["arms"]), prior=tuple(data["prior"]), seed=settings.sandbox_seed
-    )
-    sampler.successes = np.array(data["successes"], dtype=float)
-    sampler.failures = np.array(data["failures"], dtype=float)
-    return sampler, list(data["arms"])
+    """The sampler saved by :func:`arm_posteriors` (a Dagster failure when it is missing)."""
+    try:
+        return model_files.load_posteriors(settings, objective)
+    except model_files.ModelFileMissing as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 # --- factored_posteriors ---------------------------------------------------------------------
 
 FACTORED_CRON = "0 */4 * * *"
 """Refit every 4 hours: new 6 h and 24 h snapshots arrive all the time, and a refit is cheap."""
-
-
-def factored_path(settings: Settings, objective: str) -> Path:
-    return models_dir(settings) / f"factored_posteriors_{objective}.json"
 
 
 @dg.asset(
@@ -311,6 +297,7 @@ def factored_path(settings: Settings, objective: str) -> Path:
         & ~dg.AutomationCondition.in_progress()
     ),
 )
+@reports_health("learning:factored_posteriors")
 def factored_posteriors(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.MaterializeResult:
@@ -381,13 +368,11 @@ def factored_posteriors(
 
 
 def load_factored(settings: Settings, objective: str = "engagement") -> Any:
-    """The posterior saved by :func:`factored_posteriors` (for the policy)."""
-    from xbot_assets.learning.factored import FactoredPosterior
-
-    path = factored_path(settings, objective)
-    if not path.exists():
-        raise dg.Failure(f"no factored posterior at {path}: materialise factored_posteriors")
-    return FactoredPosterior.from_dict(json.loads(path.read_text()))
+    """The posterior saved by :func:`factored_posteriors` (a Dagster failure when missing)."""
+    try:
+        return model_files.load_factored(settings, objective)
+    except model_files.ModelFileMissing as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 # --- offline_policy_evaluation -----------------------------------------------------------------
@@ -400,6 +385,7 @@ def load_factored(settings: Settings, objective: str = "engagement") -> Any:
     owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
+@reports_health("learning:offline_policy_evaluation")
 def offline_policy_evaluation(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
@@ -503,6 +489,7 @@ def offline_policy_evaluation(
     owners=OWNERS,
     automation_condition=dg.AutomationCondition.eager(),
 )
+@reports_health("learning:learned_config")
 def learned_config(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.MaterializeResult:

@@ -99,10 +99,10 @@ def post_due_posts(
     xbot_runtime: XbotRuntime,
 ) -> dg.Output[None]:
     """Post the run's post (and anything else due before it) through the at-most-once protocol."""
-    from xbot_assets.posting.factory import post_due
+    from xbot_assets.engine.reporting import post_and_report
 
     with _runtime_with_poster(context, xbot_settings, xbot_runtime) as (runtime, poster):
-        result = post_due(runtime.settings, poster=poster, clock=runtime.now)
+        result = post_and_report(runtime, poster)
     statuses = [o.status for o in result.outcomes]
     context.log.info("post %s: %s", config.post_id, statuses)
     return dg.Output(
@@ -120,19 +120,13 @@ def post_due_posts(
 def collect_account_metrics(
     context: dg.OpExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.Output[None]:
-    """Take the account's due 1h/6h/24h/72h snapshots and its follower count into the store."""
-    from xbot_assets.warehouse.collector import collect_due_metrics, record_followers
+    """Take the account's due 1h/6h/24h/72h snapshots and its follower count into the store,
+    within the month's X API read budget (the one collector: ``engine/collect.py``)."""
+    from xbot_assets.engine.collect import collect_account
 
     runtime = _runtime(context, xbot_settings, xbot_runtime)
     try:
-        store = runtime.store()
-        account_id = runtime.account_id(store)
-        reader = runtime.reader()
-        now = runtime.now()
-        report = collect_due_metrics(store, reader, now=now, account_id=account_id)
-        followers = 0
-        if not report.stopped_for_rate_limit:
-            followers = record_followers(store, reader, now=now)
+        report, followers = collect_account(runtime)
     finally:
         runtime.close()
     return dg.Output(
@@ -148,6 +142,7 @@ def collect_account_metrics(
             "analytics_snapshots": report.analytics_snapshots,
             # None (null) when analytics were read; else why snapshots were stored without them.
             "analytics_unavailable": report.analytics_unavailable,
+            "deferred_for_budget": dg.MetadataValue.json(report.deferred_for_budget),
         },
     )
 
@@ -169,10 +164,9 @@ def sync_to_supabase(
     context: dg.OpExecutionContext, xbot_settings: XbotSettings
 ) -> dg.Output[None]:
     """Write the events buffered in Redis while the durable store was down (idempotent upserts)."""
-    from xbot_assets.store.dual import DualStoreManager
+    from xbot_assets.engine.reporting import drain_and_report
 
-    manager = DualStoreManager.from_settings(xbot_settings.get())
-    report = manager.drain()
+    report = drain_and_report(xbot_settings.get())
     context.log.info("sync_to_supabase: %s", report)
     return dg.Output(None, metadata={"report": str(report)})
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from xbot_assets.defs.health import sensor_health
 from xbot_assets.defs.orchestration import (
     ACCOUNT_TAG,
     accounts_partitions,
@@ -70,8 +71,9 @@ def _partitioned_accounts(context: Any, settings: Any) -> tuple[Any, list[Any]]:
     description="Every minute: add an `accounts` partition for each active account in the "
     "durable store (and X_HANDLE), so the engine's per-account jobs can target it.",
 )
+@sensor_health("accounts_sensor", 60)
 def accounts_sensor(
-    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Keep the ``accounts`` partitions equal to the store's active accounts (+ X_HANDLE)."""
     settings = xbot_settings.get()
@@ -122,6 +124,7 @@ def _accounts_with_runs_in_flight(context: Any, job_name: str) -> set[str]:
     "slots need, or a new engagement_scorer/arm_posteriors lands, run refill_candidates_job "
     "(at most once an hour per account).",
 )
+@sensor_health("candidate_refill_sensor", 120)
 def candidate_refill_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -178,6 +181,7 @@ def post_run_key(post_id: int, scheduled_at: datetime) -> str:
     "(only approved posts when APPROVAL=required; run key `post:<id>:<slot>`, one post at a "
     "time per account).",
 )
+@sensor_health("posting_sensor", 30)
 def posting_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -231,6 +235,7 @@ def posting_sensor(
     description="Every 5 minutes, per account: posts left in `posting` past the grace period "
     "are settled from the account's timeline by reconcile_job (posted or unknown).",
 )
+@sensor_health("reconcile_sensor", 300)
 def reconcile_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -266,6 +271,7 @@ def reconcile_sensor(
     description="With REDIS_URL set, every 5 minutes: drain the events Redis buffered while the "
     "durable store was down into the store (sync_to_supabase_job).",
 )
+@sensor_health("sync_to_supabase_sensor", 300)
 def sync_to_supabase_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -292,6 +298,7 @@ def sync_to_supabase_sensor(
     "snapshots; the rebuild that follows (dbt, views, scorer, posteriors) is the assets' "
     "declarative automation.",
 )
+@sensor_health("learning_rebuild_sensor", 600)
 def learning_rebuild_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:

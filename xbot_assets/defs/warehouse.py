@@ -320,74 +320,7 @@ def store_and_warehouse_counts_match(xbot_settings: XbotSettings) -> dg.AssetChe
     )
 
 
-@dg.op
-def collect_tweet_metrics(context: dg.OpExecutionContext, xbot_settings: XbotSettings) -> None:
-    """Take every due 1h/6h/24h/72h snapshot from X (or the sandbox's API) into the store, and
-    snapshot follower counts; stops early when the X rate-limit window is spent."""
-    from xbot_assets.warehouse.collector import collect_due_metrics, record_followers
-    from xbot_assets.xapi.client import XApiClient
-
-    settings = xbot_settings.get()
-    store = load.open_store(settings)
-    if store is None:
-        context.log.info("no durable store yet: nothing to collect")
-        return
-    dual = None
-    if settings.redis_url:
-        from xbot_assets.store.dual import DualStoreManager
-
-        dual = DualStoreManager.from_settings(settings)
-    try:
-        with XApiClient.from_settings(settings) as client:
-            report = collect_due_metrics(store, client, dual=dual)
-            followers = 0 if report.stopped_for_rate_limit else record_followers(store, client)
-    finally:
-        store.engine.dispose()
-    context.log.info(
-        "metrics: %s snapshots in %s calls %s, %s posts missing on X, %s follower snapshots; "
-        "analytics: %s snapshots in %s calls%s%s",
-        report.snapshots,
-        report.calls,
-        report.by_horizon,
-        report.missing,
-        followers,
-        report.analytics_snapshots,
-        report.analytics_calls,
-        f" (unavailable: {report.analytics_unavailable})" if report.analytics_unavailable else "",
-        f"; rate limit spent until {report.rate_limit_reset_at}"
-        if report.stopped_for_rate_limit
-        else "",
-    )
-
-
-@dg.job(description="Collect due metric snapshots and follower counts from X into the store.")
-def collect_metrics_job() -> None:
-    collect_tweet_metrics()
-
-
-COLLECT_EVERY_15_MINUTES = [
-    "15,30,45 * * * *",
-    "0 1-5,7-11,13-17,19-23 * * *",
-]
-"""Every quarter hour except 00, 06, 12 and 18 UTC, when collect_account_metrics_schedule
-collects per account: the two never take the same snapshots at the same moment."""
-
-collect_metrics_schedule = dg.ScheduleDefinition(
-    name="collect_metrics_every_15_minutes",
-    job=collect_metrics_job,
-    cron_schedule=COLLECT_EVERY_15_MINUTES,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Deployment-wide collector (wall clock): every 15 minutes, take every due "
-    "1h/6h/24h/72h snapshot of every account's posts through the X API client (through the Redis "
-    "hot path when REDIS_URL is set), plus follower counts, so a 1h snapshot lands within 15 "
-    "minutes of its horizon. Skips 00/06/12/18 UTC, when collect_account_metrics_schedule runs; "
-    "the main job does not use it (its posting runs and that schedule collect on simulated time).",
-)
-
-
 defs = dg.Definitions(
-    jobs=[collect_metrics_job],
-    schedules=[collect_metrics_schedule],
     assets=[
         raw_posts,
         raw_accounts,

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from xbot_assets.content.candidates import Candidate, generate_candidates, record_candidates
-from xbot_assets.content.safety import GuardConfig
+from xbot_assets.content.factory import build_guard_config, build_moderator
+from xbot_assets.content.safety import GuardConfig, Moderator
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.engine.history import account_history
 from xbot_assets.engine.planner import open_slots, stable_seed
@@ -114,10 +115,8 @@ def prior_models(
 def load_models(settings: Any) -> Models:
     """The latest ``factored_posteriors`` (and baseline ``arm_posteriors``); the prior when they
     have not been materialised yet (the cold start, flagged)."""
-    import dagster as dg
-
-    from xbot_assets.defs.learning import load_factored, load_posteriors
     from xbot_assets.learning.bandits import ThompsonSampler
+    from xbot_assets.learning.model_files import ModelFileMissing, load_factored, load_posteriors
 
     objective = getattr(settings, "learning_objective", "engagement")
     models = prior_models(objective=objective, timezone=settings.account_timezone)
@@ -126,13 +125,13 @@ def load_models(settings: Any) -> Models:
         models.posterior = posterior
         models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
         models.posteriors_cold = posterior.cold_start
-    except (dg.Failure, ValueError) as exc:
+    except (ModelFileMissing, ValueError) as exc:
         log.info("factored posteriors not loaded (%s): acting on the prior", exc)
     try:
         sampler, arms = load_posteriors(settings)
         if arms == models.arms:
             models.sampler = sampler
-    except dg.Failure:
+    except ModelFileMissing:
         models.sampler = ThompsonSampler(len(models.arms), prior=(1.0, 1.0))
     return models
 
@@ -147,6 +146,8 @@ def decide_post(
     seed: int,
     recent: Sequence[str] = (),
     n_candidates: int = DEFAULT_N_CANDIDATES,
+    guard_config: GuardConfig | None = None,
+    moderator: Moderator | None = None,
 ) -> tuple[PolicyDecision, list[Candidate], Candidate | None]:
     """Run the content policy once for ``slot`` (no store, no I/O besides the generator).
 
@@ -155,6 +156,8 @@ def decide_post(
             for the recency covariates; never the candidate batch.
         seed: makes the draws and the generator reproducible.
         recent: recent texts for the guard's near-duplicate check.
+        guard_config: the operator's guard settings (bot_config); the defaults when None.
+        moderator: the OpenAI moderation layer when a key is set.
     """
     rng = np.random.default_rng(seed)
     made: list[Candidate] = []
@@ -174,7 +177,8 @@ def decide_post(
             n=n,
             base_seed=seed % 1_000_000,
             recent=recent,
-            guard_config=GuardConfig(),
+            guard_config=guard_config or GuardConfig(),
+            moderator=moderator,
             topics=topics,
         )
         made.extend(batch)
@@ -233,8 +237,15 @@ def decide_slot(
     n_candidates: int = DEFAULT_N_CANDIDATES,
     recent: list[str] | None = None,
     history: Sequence[PastPost] | None = None,
+    guard_config: GuardConfig | None = None,
+    moderator: Moderator | None = None,
 ) -> tuple[PolicyDecision, list[Candidate], Candidate | None]:
-    """Run the content policy once for ``slot`` against the account's history; writes nothing."""
+    """Run the content policy once for ``slot`` against the account's history; writes nothing.
+
+    ``guard_config`` None reads the operator's guard settings from the store's bot_config.
+    """
+    if guard_config is None:
+        guard_config = build_guard_config(store)
     if history is None:
         history = account_history(store, account_id, before=slot, with_metrics=False)
     return decide_post(
@@ -246,6 +257,8 @@ def decide_slot(
         seed=stable_seed(runtime.handle, slot.isoformat()),
         recent=recent or (),
         n_candidates=n_candidates,
+        guard_config=guard_config,
+        moderator=moderator,
     )
 
 
@@ -306,6 +319,9 @@ def refill(
         return report
     models = load_models(runtime.settings)
     generator = runtime.generator(store)
+    # The operator's guard settings, read at every refill so a change applies to the next one.
+    guard_config = build_guard_config(store)
+    moderator = build_moderator(runtime.settings, generator)
     recent = [p.text for p in store.list_posts(account_id, limit=50)]
     history = account_history(store, account_id, with_metrics=False)
     for slot in slots:
@@ -320,6 +336,8 @@ def refill(
             n_candidates=n_candidates,
             recent=recent,
             history=history,
+            guard_config=guard_config,
+            moderator=moderator,
         )
         batch = uuid.uuid4().hex
         report.candidates += len(candidates)

@@ -145,6 +145,7 @@ class Runtime:
     now: Callable[[], datetime]
     sandbox: Any = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _gate: Any = None
 
     @property
     def handle(self) -> str:
@@ -167,22 +168,35 @@ class Runtime:
         )
         return int(account.id)
 
+    def x_api_gate(self) -> Any:
+        """The gate every X API call of this run passes (15-minute limiter, monthly budget),
+        counted in the durable store on this runtime's clock."""
+        if self._gate is None:
+            from xbot_assets.xapi.budget import XApiGate
+
+            self._gate = XApiGate.for_store(self.settings, self.store(), self.now)
+        return self._gate
+
     def poster(self) -> Any:
-        """The poster for this environment (in-process sandbox poster in ``local``)."""
+        """The poster for this environment (in-process sandbox poster in ``local``), its X API
+        calls behind :meth:`x_api_gate`."""
         from xbot_assets.posting.factory import make_poster
 
-        return make_poster(self.settings, sandbox=self.sandbox)
+        return make_poster(self.settings, sandbox=self.sandbox, gate=self.x_api_gate())
 
     def reader(self) -> Any:
-        """The X reader for metrics (the sandbox in ``local``, the X API client elsewhere)."""
+        """The X reader for metrics (the sandbox in ``local``, the X API client elsewhere),
+        every call behind :meth:`x_api_gate`."""
+        from xbot_assets.xapi.budget import GatedReader
+
         if self.sandbox is not None:
             account = self.sandbox.account(self.handle)
-            return SandboxReader(self.sandbox, account.user_token)
+            return GatedReader(SandboxReader(self.sandbox, account.user_token), self.x_api_gate())
         from xbot_assets.xapi.client import XApiClient
 
         client = XApiClient.from_settings(self.settings)
         self._closers.append(client.close)
-        return client
+        return GatedReader(client, self.x_api_gate())
 
     def generator(self, store: Any) -> Any:
         """The content generator the settings resolve to (offline needs no key); OpenAI's

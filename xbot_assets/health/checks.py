@@ -436,6 +436,27 @@ def check_metrics_collection(ctx: HealthContext) -> CheckResult:
     )
 
 
+def check_components(ctx: HealthContext) -> CheckResult:
+    """Every self-reporting component (poster, collector, sync, learning, sensors) succeeded
+    within its own interval and reports no trouble; a stalled one is named (degraded)."""
+    from xbot_assets.ops.component_health import component_health, describe_problems
+
+    now = ctx.clock()
+    health = component_health(ctx.engine, environment=ctx.environment, now=now)
+    problems = describe_problems(health, now)
+    data: dict[str, Any] = {
+        "components": len(health),
+        "stalled": sorted(c.component for c in health.values() if c.stalled),
+        "not_ok": sorted(c.component for c in health.values() if c.status != "ok"),
+    }
+    if problems:
+        detail = "; ".join(problems)
+        return CheckResult("components", "degraded", detail[:MAX_DETAIL_CHARS], data)
+    if not health:
+        return CheckResult("components", "ok", "no component has reported yet", data)
+    return CheckResult("components", "ok", f"{len(health)} components report ok", data)
+
+
 def _human(delta: timedelta) -> str:
     seconds = max(0, int(delta.total_seconds()))
     if seconds < 120:
@@ -450,7 +471,7 @@ def _human(delta: timedelta) -> str:
 # --- running them --------------------------------------------------------------------------------
 
 CheckFn = Callable[[HealthContext], CheckResult]
-STORE_DEPENDENT = ("brake", "poster_session", "last_post", "metrics_collection")
+STORE_DEPENDENT = ("brake", "poster_session", "last_post", "metrics_collection", "components")
 DEFAULT_CHECKS: tuple[tuple[str, CheckFn], ...] = (
     ("durable_store", check_durable_store),
     ("redis", check_redis),
@@ -458,6 +479,7 @@ DEFAULT_CHECKS: tuple[tuple[str, CheckFn], ...] = (
     ("poster_session", check_poster),
     ("last_post", check_last_post),
     ("metrics_collection", check_metrics_collection),
+    ("components", check_components),
 )
 
 

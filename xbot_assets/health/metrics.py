@@ -240,7 +240,64 @@ class DurableStateCollector(Collector):
             out.extend(self._learning_and_spend_families(conn, env))
             out.extend(self._audit_families(conn, env))
             out.extend(self._component_families(conn, env))
+            out.extend(self._stall_and_budget_families(conn, env))
         return out
+
+    def _stall_and_budget_families(self, conn: Connection, env: str) -> list[Metric]:
+        """Stalled components (no success within twice their own interval) and the month's
+        X API budget: used, left, the cap and the share used (the 80 % alert reads it)."""
+        from xbot_assets.ops.component_health import component_health
+        from xbot_assets.store.budget import USAGE_KEY_PREFIX, XApiCaps, month_of, month_usage
+
+        now = self.ctx.clock()
+        stalled = GaugeMetricFamily(
+            "xbot_component_stalled",
+            "1 when the component had no success within twice its own interval",
+            labels=["component"],
+        )
+        for name, item in component_health(conn, environment=env, now=now).items():
+            if item.interval_s is not None:
+                stalled.add_metric([name[:MAX_LABEL_CHARS]], 1.0 if item.stalled else 0.0)
+        value = conn.execute(
+            select(bot_config.c.value).where(
+                and_(
+                    bot_config.c.environment == env,
+                    bot_config.c.key == USAGE_KEY_PREFIX + month_of(now),
+                )
+            )
+        ).scalar()
+        usage = month_usage(month_of(now), value, XApiCaps.from_settings(self.ctx.settings), now)
+        used = GaugeMetricFamily(
+            "xbot_x_api_calls_month", "X API calls this calendar month (UTC)", labels=["kind"]
+        )
+        left = GaugeMetricFamily(
+            "xbot_x_api_calls_left_month", "X API calls left this month", labels=["kind"]
+        )
+        cap = GaugeMetricFamily(
+            "xbot_x_api_budget_month", "the plan's monthly X API call budget", labels=["kind"]
+        )
+        ratio = GaugeMetricFamily(
+            "xbot_x_api_budget_used_ratio",
+            "share of the month's X API budget used (1 = spent)",
+            labels=["kind"],
+        )
+        for kind, count, remaining in (
+            ("read", usage.reads, usage.reads_left),
+            ("write", usage.writes, usage.writes_left),
+        ):
+            used.add_metric([kind], float(count))
+            left.add_metric([kind], float(remaining))
+            cap.add_metric([kind], float(usage.caps.cap(kind)))  # type: ignore[arg-type]
+            ratio.add_metric([kind], usage.used_ratio(kind))  # type: ignore[arg-type]
+        spend = GaugeMetricFamily(
+            "xbot_x_api_spend_usd_month", "X API spend this month at the configured prices, USD"
+        )
+        spend.add_metric([], usage.cost_usd)
+        denied = GaugeMetricFamily(
+            "xbot_x_api_calls_denied_month", "X API calls the budget or window refused this month"
+        )
+        denied.add_metric([], float(usage.denied))
+        return [stalled, used, left, cap, ratio, spend, denied]
 
     def _post_families(self, conn: Connection, env: str) -> list[Metric]:
         attempts = CounterMetricFamily(

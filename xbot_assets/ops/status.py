@@ -23,9 +23,16 @@ import redis
 from sqlalchemy import Connection, and_, func, select
 
 from xbot_assets.health.checks import HealthContext, run_checks
-from xbot_assets.ops.component_status import latest_component_statuses
+from xbot_assets.ops.component_health import component_health
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.redact import redact
+from xbot_assets.store.budget import (
+    USAGE_KEY_PREFIX,
+    XApiCaps,
+    XApiUsageLedger,
+    month_of,
+    month_usage,
+)
 from xbot_assets.store.schema import accounts, bot_config, tweets
 
 ON_X_STATUSES = ("posting", "posted", "unknown")
@@ -243,7 +250,9 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
                 )
             )
         ).scalar()
-        components = latest_component_statuses(conn, environment=env)
+        components = component_health(conn, environment=env, now=now)
+        x_budget = XApiUsageLedger(ctx.engine, env, XApiCaps.from_settings(ctx.settings))
+        x_api = _x_api_budget(conn, x_budget, now)
     spend = spend_value if isinstance(spend_value, dict) else {}
     learned = learned_value if isinstance(learned_value, dict) else {}
     spent = float(spend.get("usd", 0.0) or 0.0)
@@ -286,18 +295,38 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
                 "left_usd": round(max(0.0, budget - spent), 4),
             },
             "queues": _queue_stats(ctx),
+            "x_api_budget": x_api,
             "components": {
                 name: {
-                    "status": row.status,
-                    "recorded_at": row.recorded_at.isoformat(),
+                    **row.as_dict(),
                     "age_s": round((now - row.recorded_at).total_seconds(), 1),
-                    "message": redact(row.message)[:300] if row.message else None,
+                    "message": redact(row.last_error)[:300]
+                    if row.last_error and row.reported_status != "ok"
+                    else None,
                 }
                 for name, row in sorted(components.items())
             },
         }
     )
     return result
+
+
+def _x_api_budget(conn: Connection, ledger: XApiUsageLedger, now: datetime) -> dict[str, Any]:
+    """The month's X API use against the plan (``store/budget.py``), read in ``conn``."""
+    value = conn.execute(
+        select(bot_config.c.value).where(
+            and_(
+                bot_config.c.environment == ledger.environment,
+                bot_config.c.key == USAGE_KEY_PREFIX + month_of(now),
+            )
+        )
+    ).scalar()
+    usage = month_usage(month_of(now), value, ledger.caps, now)
+    return {
+        **usage.as_dict(),
+        "reads_used_ratio": round(usage.used_ratio("read"), 4),
+        "writes_used_ratio": round(usage.used_ratio("write"), 4),
+    }
 
 
 def render_status(status: dict[str, Any]) -> str:
@@ -357,13 +386,25 @@ def render_status(status: dict[str, Any]) -> str:
             f"{caps['left_today']}/{caps['max_posts_per_day']} in 24h"
             + (f", spacing allows the next at {spacing}" if spacing else "")
         )
-    lines.append("components (latest status each wrote)")
+    budget = status["x_api_budget"]
+    lines.append(
+        f"X API        {budget['month']}: reads {budget['reads']}/{budget['reads_per_month']} "
+        f"({budget['reads_left']} left), writes {budget['writes']}/"
+        f"{budget['writes_per_month']} ({budget['writes_left']} left), "
+        f"{budget['cost_usd']:.2f} USD"
+    )
+    lines.append("components (status, last success, lag; stalled = no success in 2 intervals)")
     for name, row in status["components"].items() or [("(none yet)", None)]:
         if row is None:
             lines.append(f"  {name}")
             continue
         detail = f": {row['message']}" if row["message"] else ""
-        lines.append(f"  {row['status']:<9} {name:<32} at {row['recorded_at']}{detail}")
+        stalled = " STALLED" if row["stalled"] else ""
+        lag = f" lag {row['lag_s']:.0f}s" if row["lag_s"] is not None else ""
+        lines.append(
+            f"  {row['status']:<9} {name:<32} ok at {row['last_success'] or 'never'}"
+            f"{lag}{stalled}{detail}"
+        )
     spend = status["ai_spend_today"]
     lines.append(
         f"AI spend     {spend['usd']:.4f} of {spend['budget_usd']:.2f} USD today "

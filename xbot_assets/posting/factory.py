@@ -25,7 +25,9 @@ from xbot_assets.posting.sendtime import reschedule_blocked, send_rules
 from xbot_assets.posting.service import PostingOutcome, PostingService, send_block_reason
 
 
-def make_poster(settings: Any, *, sandbox: Any = None, timeout: float = 10.0) -> Poster:
+def make_poster(
+    settings: Any, *, sandbox: Any = None, timeout: float = 10.0, gate: Any = None
+) -> Poster:
     """The poster ``settings.resolved_poster`` names.
 
     Args:
@@ -33,7 +35,19 @@ def make_poster(settings: Any, *, sandbox: Any = None, timeout: float = 10.0) ->
         sandbox: the in-process ``SandboxX`` for the ``sandbox`` poster (built from the
             settings' scenario and seed when not given).
         timeout: seconds per X request (api poster).
+        gate: the X API gate (``xapi/budget.py``): the ``api`` and ``sandbox`` posters' calls
+            then pass the 15-minute limiter and the monthly budget (the browser poster uses
+            the web, not the API).
     """
+    poster = _make_poster(settings, sandbox=sandbox, timeout=timeout)
+    if gate is not None and poster.kind in ("api", "sandbox"):
+        from xbot_assets.posting.gated import GatedPoster
+
+        return GatedPoster(poster, gate)  # type: ignore[return-value]
+    return poster
+
+
+def _make_poster(settings: Any, *, sandbox: Any, timeout: float) -> Poster:
     kind = settings.resolved_poster
     if kind == "api":
         from xbot_assets.posting.api_poster import ApiPoster
@@ -99,6 +113,13 @@ class PostingRun:
         }
 
 
+def gated_poster(settings: Any, ledger: PostingLedger, clock: Callable[[], datetime]) -> Poster:
+    """The settings' poster behind the X API gate kept in ``ledger``'s store."""
+    from xbot_assets.xapi.budget import XApiGate
+
+    return make_poster(settings, gate=XApiGate.for_store(settings, ledger, clock))
+
+
 def _account_id(ledger: PostingLedger, settings: Any, *, now: datetime) -> int:
     return ledger.ensure_account(settings.x_handle, x_user_id=settings.x_user_id, now=now)
 
@@ -128,8 +149,8 @@ def post_due(
     """
     clock = clock or (lambda: datetime.now(UTC))
     own_poster = poster is None
-    poster = poster or make_poster(settings)
     ledger = ledger or open_ledger(settings)
+    poster = poster or gated_poster(settings, ledger, clock)
     try:
         account_id = _account_id(ledger, settings, now=clock())
         block = send_block_reason(settings, poster)
@@ -187,8 +208,8 @@ def reconcile(
     """Settle every row left in ``posting`` past the grace period (``xbot reconcile``)."""
     clock = clock or (lambda: datetime.now(UTC))
     own_poster = poster is None
-    poster = poster or make_poster(settings)
     ledger = ledger or open_ledger(settings)
+    poster = poster or gated_poster(settings, ledger, clock)
     try:
         account_id = _account_id(ledger, settings, now=clock())
         return Reconciler(

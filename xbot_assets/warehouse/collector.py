@@ -21,6 +21,7 @@ reads X and the sandbox's HTTP API).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -96,6 +97,8 @@ class CollectionReport:
     reports)."""
     analytics_unavailable: str | None = None
     """Why this pass stored snapshots without analytics (None: analytics were read)."""
+    deferred_for_budget: dict[str, int] = field(default_factory=dict)
+    """Due posts per horizon left for a later pass because the month's read budget is short."""
 
 
 def metrics_from_tweet(item: Mapping[str, Any]) -> dict[str, int]:
@@ -294,6 +297,26 @@ def _fetch_snapshots(
     return out
 
 
+def plan_within_budget(
+    due: Mapping[str, int], reads_left: int, reads_per_batch: int
+) -> dict[str, int]:
+    """How many due posts of each horizon to look up with ``reads_left`` reads.
+
+    Horizons are served in order (1h, 6h, 24h, 72h): when the budget is short the 72 h
+    snapshots are dropped first, then the 24 h ones, and the 1 h ones last. A lookup batch
+    takes up to 100 ids and costs ``reads_per_batch`` reads (the lookup, plus the analytics
+    call when the reader has one). Dropped posts stay due for a later pass.
+    """
+    plan: dict[str, int] = {}
+    left = max(reads_left, 0)
+    for horizon, count in due.items():
+        batches = math.ceil(count / LOOKUP_BATCH)
+        affordable = min(batches, left // max(reads_per_batch, 1))
+        plan[horizon] = min(count, affordable * LOOKUP_BATCH)
+        left -= affordable * reads_per_batch
+    return plan
+
+
 def collect_due_metrics(
     store: DurableStore,
     reader: XReader,
@@ -304,6 +327,7 @@ def collect_due_metrics(
     max_posts_per_horizon: int = 500,
     rate_limit_reserve: int = 1,
     dual: DualStoreManager | None = None,
+    reads_left: int | None = None,
 ) -> CollectionReport:
     """Take every snapshot that is due, horizon by horizon, and upsert it into the store.
 
@@ -318,16 +342,40 @@ def collect_due_metrics(
         dual: when given, snapshots go through the hot path (written to the store at once;
             buffered in the ``sync_to_supabase`` stream only while the store is down) instead
             of a direct upsert. Either way the write is idempotent per post and horizon.
+        reads_left: the month's remaining X API reads (:func:`plan_within_budget` fits the
+            pass into them; None: no budget planning, the gate alone refuses calls).
     """
     now = now or datetime.now(UTC)
     report = CollectionReport()
     analytics = _Analytics(_analytics_reader(reader), report)
     if analytics.reader is None:
         analytics.disable(f"{type(reader).__name__} has no get_tweet_analytics call")
-    for horizon in horizons:
-        due = store.metrics_due(
+    due_by_horizon = {
+        horizon: store.metrics_due(
             horizon, now=now, account_id=account_id, limit=max_posts_per_horizon
         )
+        for horizon in horizons
+    }
+    if reads_left is not None:
+        plan = plan_within_budget(
+            {h: len(posts) for h, posts in due_by_horizon.items()},
+            reads_left,
+            2 if analytics.reader is not None else 1,
+        )
+        for horizon, posts in due_by_horizon.items():
+            if plan[horizon] < len(posts):
+                report.deferred_for_budget[horizon] = len(posts) - plan[horizon]
+                due_by_horizon[horizon] = posts[: plan[horizon]]
+        if report.deferred_for_budget:
+            log.warning(
+                "X API read budget short (%s reads left): deferring %s",
+                reads_left,
+                report.deferred_for_budget,
+            )
+    for horizon, due in due_by_horizon.items():
+        if not due:
+            report.by_horizon[horizon] = 0
+            continue
         snapshots = _fetch_snapshots(
             reader, due, horizon, now, report, rate_limit_reserve, analytics
         )
@@ -369,12 +417,18 @@ def _analytics_reader(reader: XReader) -> AnalyticsReader | None:
 
 def record_followers(store: DurableStore, reader: XReader, *, now: datetime | None = None) -> int:
     """Snapshot every active account's follower count (``GET /2/users/{id}``)."""
+    from xbot_assets.xapi.errors import XRateLimitError
+
     now = now or datetime.now(UTC)
     written = 0
     for account in store.list_accounts(active_only=True):
         if not account.x_user_id:
             continue
-        user = reader.get_user(account.x_user_id, user_fields=("public_metrics",))
+        try:
+            user = reader.get_user(account.x_user_id, user_fields=("public_metrics",))
+        except XRateLimitError as exc:  # X's window or the month's read budget is spent
+            log.warning("follower counts not read: %s", exc)
+            break
         metrics = user.get("public_metrics") or {}
         store.audit(
             FOLLOWER_EVENT,

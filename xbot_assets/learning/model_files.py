@@ -1,0 +1,66 @@
+"""Where the learning assets keep their fitted models, and how the policy loads them.
+
+The engine (``engine/decide.py``) and the Dagster assets (``defs/learning.py``) both read these
+files; keeping the loaders here lets the engine load models without importing Dagster wiring.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class ModelFileMissing(FileNotFoundError):
+    """A model asset has not been materialised yet (the policy then acts on its prior)."""
+
+
+def models_dir(settings: Any) -> Path:
+    """``$XBOT_HOME/models/<APP_ENV>``, created on first use."""
+    path = Path(settings.xbot_home) / "models" / settings.app_env
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def posteriors_path(settings: Any, objective: str) -> Path:
+    return models_dir(settings) / f"arm_posteriors_{objective}.json"
+
+
+def factored_path(settings: Any, objective: str) -> Path:
+    return models_dir(settings) / f"factored_posteriors_{objective}.json"
+
+
+def load_posteriors(settings: Any, objective: str = "engagement") -> tuple[Any, list[str]]:
+    """The Beta sampler ``arm_posteriors`` saved, and its arms.
+
+    Raises:
+        ModelFileMissing: ``arm_posteriors`` has not been materialised.
+    """
+    from xbot_assets.learning.bandits import ThompsonSampler
+
+    path = posteriors_path(settings, objective)
+    if not path.exists():
+        raise ModelFileMissing(f"no posteriors at {path}: materialise arm_posteriors first")
+    data = json.loads(path.read_text())
+    sampler = ThompsonSampler(
+        len(data["arms"]), prior=tuple(data["prior"]), seed=settings.sandbox_seed
+    )
+    sampler.successes = np.array(data["successes"], dtype=float)
+    sampler.failures = np.array(data["failures"], dtype=float)
+    return sampler, list(data["arms"])
+
+
+def load_factored(settings: Any, objective: str = "engagement") -> Any:
+    """The factored posterior ``factored_posteriors`` saved.
+
+    Raises:
+        ModelFileMissing: ``factored_posteriors`` has not been materialised.
+    """
+    from xbot_assets.learning.factored import FactoredPosterior
+
+    path = factored_path(settings, objective)
+    if not path.exists():
+        raise ModelFileMissing(f"no factored posterior at {path}: materialise factored_posteriors")
+    return FactoredPosterior.from_dict(json.loads(path.read_text()))
