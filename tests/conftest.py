@@ -80,3 +80,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if Path(folder).exists():
         dbt_warm.stop_server(Path(folder))
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def no_quiet_hours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lift the accounts' quiet hours (23:00-07:00 local by default) for a test on the wall clock.
+
+    Tests that post "now" on the real clock are about the poster, not about when to post; without
+    this they find nothing due whenever CI runs at night. Quiet hours themselves are tested with
+    fixed clocks in ``tests/posting/test_sendtime.py``.
+    """
+    import dataclasses
+
+    from xbot_assets.posting import factory
+
+    real = factory.send_rules
+
+    def daytime_rules(*args: object, **kwargs: object) -> object:
+        return dataclasses.replace(real(*args, **kwargs), quiet_start_hour=0, quiet_end_hour=0)
+
+    monkeypatch.setattr(factory, "send_rules", daytime_rules)

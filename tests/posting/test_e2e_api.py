@@ -18,6 +18,8 @@ from xbot_assets.xapi import XApiClient, XAuthError
 
 from .conftest import api_settings
 
+pytestmark = pytest.mark.usefixtures("no_quiet_hours")
+
 PARTS = [
     "How to profile Python code: a short thread",
     "Start with cProfile and sort by cumulative time, not by calls",

@@ -15,7 +15,7 @@ from xbot_assets.posting.factory import make_poster, open_ledger, post_due
 
 from .conftest import api_settings
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("no_quiet_hours")]
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from typer.testing import CliRunner
 
 from xbot_assets.cli import app
@@ -13,6 +14,8 @@ from xbot_assets.posting.ledger import RateCaps
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN
 
 from .conftest import api_settings
+
+pytestmark = pytest.mark.usefixtures("no_quiet_hours")
 
 
 def test_reconcile_command_finds_the_lost_post(

@@ -5,9 +5,13 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from xbot_assets.config import load_settings
 from xbot_assets.posting.factory import make_poster, open_ledger, post_due
 from xbot_assets.posting.sandbox_poster import SandboxPoster
+
+pytestmark = pytest.mark.usefixtures("no_quiet_hours")
 
 
 def settings_for(sqlite_url):

@@ -18,6 +18,8 @@ from xbot_assets.store.schema import audit_log
 
 from .conftest import api_settings
 
+pytestmark = pytest.mark.usefixtures("no_quiet_hours")
+
 CONSUMER_SECRET = "consumer-SECRET-b9f1e2"
 TOKEN_SECRET = "token-SECRET-77aa01"
 
