@@ -69,7 +69,7 @@ def bench_stream(total: int, batch: int, redis_url: str | None = None) -> dict[s
     when the Redis server is our own)."""
     client = connect_redis(redis_url or REDIS_URL)
     keys = KeySpace(f"bench:{uuid.uuid4().hex[:8]}:")
-    queue = StreamQueue(client, keys, "scoring")
+    queue = StreamQueue(client, keys, "analytics_processing")
     queue.ensure_groups()
     payload = {"candidate_id": 123456, "arm": "how_to:python", "score": 0.42}
     try:
