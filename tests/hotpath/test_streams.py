@@ -15,7 +15,9 @@ from xbot_assets.store.streams import QUEUE_NAMES, Message, Priority, QueuePolic
 
 
 def make_queue(client: redis.Redis, keys: KeySpace, clock, **policy) -> StreamQueue:
-    return StreamQueue(client, keys, "analytics_processing", policy=QueuePolicy(**policy), clock=clock)
+    return StreamQueue(
+        client, keys, "analytics_processing", policy=QueuePolicy(**policy), clock=clock
+    )
 
 
 def test_every_named_queue_exists_and_unknown_names_fail(redis_client, keys, clock):

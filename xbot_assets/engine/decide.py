@@ -285,6 +285,13 @@ def _enqueue(
     return [store.enqueue_post(account_id, chosen.text, **common)]
 
 
+def _parts(chosen: Candidate) -> list[str]:
+    """The texts :func:`_enqueue` queues for ``chosen`` (their hash is the durable key)."""
+    if chosen.is_thread and len(chosen.parts) > 1:
+        return list(chosen.parts)
+    return [chosen.text]
+
+
 def refill(
     runtime: Runtime,
     *,
@@ -292,9 +299,11 @@ def refill(
     max_slots: int | None = None,
 ) -> RefillReport:
     """Fill every open slot of the coming 24 hours for the runtime's account."""
+    from xbot_assets.posting.hotpath import remember_queued, seen_before
     from xbot_assets.store.errors import DuplicatePostError
 
     store = runtime.store()
+    hot = runtime.hot_path(store)
     account_id = runtime.account_id(store)
     timezone = store.get_account(account_id).timezone
     now = runtime.now()
@@ -329,7 +338,12 @@ def refill(
             report.skipped.append(f"{slot.isoformat()}: {decision.skipped_reason}")
             continue
         try:
+            # Redis remembers every queued text (TTL) and answers first; the durable unique
+            # key has the last word on the texts it does not remember.
+            if seen_before(hot, account_id, _parts(chosen)):
+                raise DuplicatePostError("the chosen text was already queued (hot dedup)")
             posts = _enqueue(store, account_id, decision, chosen, batch, now=runtime.now())
+            remember_queued(hot, account_id, posts)
         except DuplicatePostError:
             record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
             report.skipped.append(f"{slot.isoformat()}: the chosen text was already queued")

@@ -57,8 +57,14 @@ def make_poster(settings: Any, *, sandbox: Any = None, timeout: float = 10.0) ->
     return SandboxPoster.from_settings(settings, sandbox=sandbox)
 
 
-def open_ledger(settings: Any, *, check_schema: bool = True) -> PostingLedger:
-    """The durable posting state of this environment (``settings.resolved_database_url``).
+def open_ledger(
+    settings: Any,
+    *,
+    check_schema: bool = True,
+    clock: Callable[[], datetime] | None = None,
+) -> PostingLedger:
+    """The durable posting state of this environment (``settings.resolved_database_url``),
+    with the loop's hot path (Redis when REDIS_URL is set, on ``clock``).
 
     Opened like the durable store opens itself: on Postgres as the environment's non-owner role
     (row-level security applies), and refused unless the schema is at this xbot's migration.
@@ -66,10 +72,12 @@ def open_ledger(settings: Any, *, check_schema: bool = True) -> PostingLedger:
     Raises:
         SchemaError: the store is behind or ahead (run ``xbot migrate``).
     """
+    from xbot_assets.posting.hotpath import open_hot_path
     from xbot_assets.store.durable import DurableStore
 
     store = DurableStore.from_settings(settings, check_schema=check_schema)
-    return PostingLedger(store.engine, settings.app_env)
+    hot = open_hot_path(settings, store.engine, clock=clock or (lambda: datetime.now(UTC)))
+    return PostingLedger(store.engine, settings.app_env, hot=hot)
 
 
 @dataclass
@@ -129,7 +137,7 @@ def post_due(
     clock = clock or (lambda: datetime.now(UTC))
     own_poster = poster is None
     poster = poster or make_poster(settings)
-    ledger = ledger or open_ledger(settings)
+    ledger = ledger or open_ledger(settings, clock=clock)
     try:
         account_id = _account_id(ledger, settings, now=clock())
         block = send_block_reason(settings, poster)

@@ -138,14 +138,24 @@ class PostingLedger:
         environment: ``local``/``staging``/``production`` (rows of other environments are
             never read or written).
         brake: the emergency brake (with its Redis mirror when the caller has one).
+        hot: the loop's hot path (``posting.hotpath.open_hot_path``: Redis when REDIS_URL is
+            set, else the same calls on the store alone); None claims on the store directly.
     """
 
     def __init__(
-        self, engine: Engine, environment: str, *, brake: EmergencyBrake | None = None
+        self,
+        engine: Engine,
+        environment: str,
+        *,
+        brake: EmergencyBrake | None = None,
+        hot: Any = None,
     ) -> None:
         self.engine = engine
         self.environment = environment
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.hot = hot
+        if brake is None and hot is not None:
+            brake = hot.brake
         self.brake = brake or EmergencyBrake(engine, environment, None, KeySpace("local:"))
 
     # --- accounts and enqueue (delegated to the durable store's repositories) --------------
@@ -458,6 +468,27 @@ class PostingLedger:
                 )
             )
             return self._claimed(conn, row.id, attempt_id)
+
+    def claim(
+        self, account_id: int, caps: RateCaps, *, now: datetime, worker: str | None = None
+    ) -> ClaimedPost | Blocked | None:
+        """The posting service's claim: through the hot path when the ledger has one (tickets
+        and Redis prechecks first), always decided by :meth:`claim_next_due`."""
+        if self.hot is None:
+            return self.claim_next_due(account_id, caps, now=now, worker=worker)
+        from xbot_assets.posting.hotpath import claim_next
+
+        result: ClaimedPost | Blocked | None = claim_next(
+            self, self.hot, account_id, caps, now=now, worker=worker
+        )
+        return result
+
+    def count_on_x(self, claim: ClaimedPost, *, claimed_at: datetime) -> None:
+        """The claim is (or may be) on X: bump the hot path's rate counters (no-op without)."""
+        if self.hot is not None:
+            from xbot_assets.posting.hotpath import count_on_x
+
+            count_on_x(self.hot, claim.account_id, claim.thread_position, claimed_at)
 
     def _claimed(self, conn: Connection, tweet_id: int, attempt_id: str) -> ClaimedPost:
         parent = PARENT

@@ -861,23 +861,29 @@ class DualStoreManager:
         *,
         priority: Priority = Priority.NORMAL,
         thread_position: int = 0,
+        due: datetime | None = None,
     ) -> bool:
-        """Hint a worker that a ``queued`` row exists (call after the row is committed).
+        """Hint a worker that a ``queued`` row exists (call after the row is committed); with
+        ``due`` in the future the hint waits in the delayed set until then (the post's slot).
 
         Returns False if Redis is down: harmless, workers then poll the durable store.
         """
         if self.posts_queue is None or not self.redis_available():
             return False
+        payload = {
+            "tweet_id": int(tweet_id),
+            "account_id": int(account_id),
+            "thread_position": int(thread_position),
+        }
         try:
-            self.posts_queue.enqueue(
-                {
-                    "tweet_id": int(tweet_id),
-                    "account_id": int(account_id),
-                    "thread_position": int(thread_position),
-                },
-                idempotency_key=f"tweet:{tweet_id}",
-                priority=priority,
-            )
+            if due is not None and as_utc(due) > self.clock():
+                self.posts_queue.enqueue_at(
+                    payload, as_utc(due), idempotency_key=f"tweet:{tweet_id}", priority=priority
+                )
+            else:
+                self.posts_queue.enqueue(
+                    payload, idempotency_key=f"tweet:{tweet_id}", priority=priority
+                )
         except redis.RedisError as exc:
             self._redis_failed(exc)
             return False

@@ -1,0 +1,92 @@
+"""Compare two durable stores row by row, apart from timestamps and random ids.
+
+Why: ``make run REDIS=1`` must leave the same store as ``make run`` of the same seed (Redis makes
+the loop fast, the durable store decides). :func:`store_contents` reads every table of the loop
+into plain rows with the columns that are allowed to differ taken out: timestamps (``*_at``), the
+random ids a run draws (attempt, event and batch ids, UUIDs inside JSON) and the worker name
+(host:pid). ``system_health`` is left out: it says whether Redis was up, which is the difference
+the comparison is about. :func:`diff_contents` names the first rows that differ per table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from xbot_assets.store import schema
+
+TABLES = (
+    "accounts",
+    "tweets",
+    "post_attempts",
+    "candidates",
+    "tweet_metrics",
+    "bot_config",
+    "daily_summaries",
+    "audit_log",
+)
+"""The tables the loop writes whose contents must match (not ``system_health``)."""
+
+RANDOM_COLUMNS = frozenset(
+    {"last_attempt_id", "attempt_id", "event_id", "batch_id", "worker", "chosen_candidate_id"}
+)
+_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
+_ISO_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _scrub(value: Any) -> Any:
+    """JSON values with random ids and timestamps replaced by placeholders."""
+    if isinstance(value, Mapping):
+        return {k: _scrub(v) for k, v in sorted(value.items()) if not str(k).endswith("_at")}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, str):
+        if _UUID.match(value):
+            return "<id>"
+        if _ISO_TIME.match(value):
+            return "<time>"
+    if isinstance(value, float):
+        return round(value, 9)
+    return value
+
+
+def store_contents(engine: Engine, environment: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of :data:`TABLES` in ``environment``, in id order, without the columns that
+    may differ between two runs of the same seed."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with engine.connect() as conn:
+        for name in TABLES:
+            table = schema.metadata.tables[name]
+            kept = [
+                c
+                for c in table.columns
+                if not c.name.endswith("_at") and c.name not in RANDOM_COLUMNS
+            ]
+            query = select(*kept).where(table.c.environment == environment)
+            order = [table.c[k] for k in ("id", "key") if k in table.c]
+            rows = conn.execute(query.order_by(*order)).all()
+            out[name] = [tuple(_scrub(v) for v in row) for row in rows]
+    return out
+
+
+def diff_contents(
+    left: Mapping[str, list[tuple[Any, ...]]],
+    right: Mapping[str, list[tuple[Any, ...]]],
+    *,
+    limit: int = 3,
+) -> list[str]:
+    """One line per difference (row counts, then the first differing rows); empty: equal."""
+    lines: list[str] = []
+    for name in TABLES:
+        a, b = list(left.get(name, [])), list(right.get(name, []))
+        if len(a) != len(b):
+            lines.append(f"{name}: {len(a)} rows vs {len(b)}")
+        shown = 0
+        for index, (row_a, row_b) in enumerate(zip(a, b, strict=False)):
+            if row_a != row_b and shown < limit:
+                lines.append(f"{name} row {index}: {row_a!r} != {row_b!r}")
+                shown += 1
+    return lines
