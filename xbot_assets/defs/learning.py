@@ -336,6 +336,9 @@ def factored_posteriors(
     )
     path = factored_path(settings, objective)
     path.write_text(json.dumps({**posterior.to_dict(), "horizon_model": horizon.to_dict()}))
+    from xbot_assets.posting.hotpath import posterior_cache
+
+    posterior_cache(settings).invalidate(posterior_cache_name(objective))
     effects = pd.DataFrame(
         [
             {"effect": k, **{m: round(v, 5) for m, v in e.items()}}
@@ -364,14 +367,29 @@ def factored_posteriors(
     )
 
 
-def load_factored(settings: Settings, objective: str = "engagement") -> Any:
-    """The posterior saved by :func:`factored_posteriors` (for the policy)."""
+def posterior_cache_name(objective: str) -> str:
+    """The hot cache's name of the factored posterior of ``objective``."""
+    return f"factored_posterior_{objective}"
+
+
+def load_factored(settings: Settings, objective: str = "engagement", *, cache: Any = None) -> Any:
+    """The posterior saved by :func:`factored_posteriors` (for the policy), read through the
+    hot cache when one is given (``posting.hotpath.posterior_cache``; keyed by the file's
+    version, dropped by the asset when it writes a new one)."""
     from xbot_assets.learning.factored import FactoredPosterior
 
     path = factored_path(settings, objective)
     if not path.exists():
         raise dg.Failure(f"no factored posterior at {path}: materialise factored_posteriors")
-    return FactoredPosterior.from_dict(json.loads(path.read_text()))
+    if cache is None:
+        return FactoredPosterior.from_dict(json.loads(path.read_text()))
+    stat = path.stat()
+    data = cache.get_json(
+        posterior_cache_name(objective),
+        f"{stat.st_mtime_ns}-{stat.st_size}",
+        lambda: json.loads(path.read_text()),
+    )
+    return FactoredPosterior.from_dict(data)
 
 
 # --- offline_policy_evaluation -----------------------------------------------------------------

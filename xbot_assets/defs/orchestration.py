@@ -129,7 +129,9 @@ def collect_account_metrics(
         account_id = runtime.account_id(store)
         reader = runtime.reader()
         now = runtime.now()
-        report = collect_due_metrics(store, reader, now=now, account_id=account_id)
+        report = collect_due_metrics(
+            store, reader, now=now, account_id=account_id, dual=runtime.hot_path(store)
+        )
         followers = 0
         if not report.stopped_for_rate_limit:
             followers = record_followers(store, reader, now=now)

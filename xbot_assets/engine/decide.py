@@ -111,9 +111,10 @@ def prior_models(
     return Models(posterior, arms, sampler, objective=objective)
 
 
-def load_models(settings: Any) -> Models:
+def load_models(settings: Any, *, cache: Any = None) -> Models:
     """The latest ``factored_posteriors`` (and baseline ``arm_posteriors``); the prior when they
-    have not been materialised yet (the cold start, flagged)."""
+    have not been materialised yet (the cold start, flagged). ``cache``: the hot path's
+    posterior cache (``posting.hotpath.posterior_cache``)."""
     import dagster as dg
 
     from xbot_assets.defs.learning import load_factored, load_posteriors
@@ -122,7 +123,7 @@ def load_models(settings: Any) -> Models:
     objective = getattr(settings, "learning_objective", "engagement")
     models = prior_models(objective=objective, timezone=settings.account_timezone)
     try:
-        posterior = load_factored(settings, objective)
+        posterior = load_factored(settings, objective, cache=cache)
         models.posterior = posterior
         models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
         models.posteriors_cold = posterior.cold_start
@@ -299,7 +300,7 @@ def refill(
     max_slots: int | None = None,
 ) -> RefillReport:
     """Fill every open slot of the coming 24 hours for the runtime's account."""
-    from xbot_assets.posting.hotpath import remember_queued, seen_before
+    from xbot_assets.posting.hotpath import posterior_cache, remember_queued, seen_before
     from xbot_assets.store.errors import DuplicatePostError
 
     store = runtime.store()
@@ -313,7 +314,7 @@ def refill(
     report = RefillReport(slots=len(slots))
     if not slots:
         return report
-    models = load_models(runtime.settings)
+    models = load_models(runtime.settings, cache=posterior_cache(runtime.settings, hot=hot))
     generator = runtime.generator(store)
     recent = [p.text for p in store.list_posts(account_id, limit=50)]
     history = account_history(store, account_id, with_metrics=False)

@@ -4,7 +4,8 @@ Why: ``make run REDIS=1`` must leave the same store as ``make run`` of the same 
 the loop fast, the durable store decides). :func:`store_contents` reads every table of the loop
 into plain rows with the columns that are allowed to differ taken out: timestamps (``*_at``), the
 random ids a run draws (attempt, event and batch ids, UUIDs inside JSON) and the worker name
-(host:pid). ``system_health`` is left out: it says whether Redis was up, which is the difference
+(host:pid), and the ``hot_path.*`` config (the store's Redis binding). ``system_health`` is left
+out: it says whether Redis was up, which is the difference
 the comparison is about. :func:`diff_contents` names the first rows that differ per table.
 """
 
@@ -63,10 +64,14 @@ def store_contents(engine: Engine, environment: str) -> dict[str, list[tuple[Any
             kept = [
                 c
                 for c in table.columns
-                if not c.name.endswith("_at") and c.name not in RANDOM_COLUMNS
+                if not c.name.endswith("_at")
+                and c.name not in RANDOM_COLUMNS
+                and not (name == "bot_config" and c.name == "id")  # compared by key
             ]
             query = select(*kept).where(table.c.environment == environment)
-            order = [table.c[k] for k in ("id", "key") if k in table.c]
+            if name == "bot_config":  # the Redis binding exists only where Redis is set
+                query = query.where(table.c.key.not_like("hot\\_path.%", escape="\\"))
+            order = [table.c["key"]] if name == "bot_config" else [table.c["id"]]
             rows = conn.execute(query.order_by(*order)).all()
             out[name] = [tuple(_scrub(v) for v in row) for row in rows]
     return out

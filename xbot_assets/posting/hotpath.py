@@ -39,8 +39,10 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
+from xbot_assets.store.binding import store_keyspace
 from xbot_assets.store.dedup import DedupCache, content_hash
 from xbot_assets.store.dual import ClaimResult, DualStoreManager, PostTicket
+from xbot_assets.store.hotcache import HotCache
 from xbot_assets.store.keys import KeySpace, connect_redis
 from xbot_assets.store.ratelimit import PostKind, RateCaps
 from xbot_assets.store.schema import tweets
@@ -78,11 +80,15 @@ def open_hot_path(settings: Any, engine: Any, *, clock: Any) -> DualStoreManager
     delayed tickets and the rate buckets follow simulated time in the main job)."""
     from xbot_assets.posting.ledger import worker_name
 
+    client = hot_client(settings)
+    keys = (
+        store_keyspace(settings, engine) if client is not None else KeySpace.from_settings(settings)
+    )
     return DualStoreManager(
         engine,
         settings.app_env,
-        hot_client(settings),
-        KeySpace.from_settings(settings),
+        client,
+        keys,
         caps=RateCaps.from_settings(settings),
         clock=clock,
         consumer=worker_name(),  # one consumer per process, not one per run
@@ -209,3 +215,16 @@ def count_on_x(
     if manager.redis_available():
         kind: PostKind = "reply" if thread_position > 0 else "post"
         manager.limiter(account_id).record_post(kind, at)
+
+
+def posterior_cache(settings: Any, *, hot: DualStoreManager | None = None) -> HotCache:
+    """The cache of the posteriors the policy acts on, in the store's key space (``hot``'s, or
+    the one of the settings' store); without Redis every read goes to the model file."""
+    if hot is None:
+        client = hot_client(settings)
+        if client is None:
+            return HotCache(None, KeySpace.from_settings(settings))
+        from xbot_assets.engine.sensing import cached_store
+
+        return HotCache(client, store_keyspace(settings, cached_store(settings).engine))
+    return HotCache(hot.client if hot.redis_available() else None, hot.keys)

@@ -94,6 +94,8 @@ EVENT_KINDS: tuple[EventKind, ...] = ("metric_snapshot", "audit", "health")
 ON_X_STATUSES: tuple[str, ...] = ("posting", "posted", "unknown")
 """Rows that are, or may be, on X: every one counts against the caps (as in the posting ledger)."""
 SYNC_QUEUE = "sync_to_supabase"
+ANALYTICS_QUEUE = "analytics_processing"
+"""Metric snapshots are written ahead here (with Redis) before the store write; sync drains it."""
 AI_SPEND_KEY_PREFIX = "ai_spend:"
 """bot_config key prefix of each UTC day's AI spend (written by ``xbot_assets.content.budget``)."""
 POSTS_QUEUE = "pending_posts"
@@ -339,7 +341,15 @@ class DualStoreManager:
         self.reconcile_every = reconcile_every
         self.sync_queue: StreamQueue | None = None
         self.posts_queue: StreamQueue | None = None
+        self.analytics_queue: StreamQueue | None = None
         if client is not None:
+            self.analytics_queue = StreamQueue(
+                client,
+                keys,
+                ANALYTICS_QUEUE,
+                policy=QueuePolicy(max_attempts=5, idle_ms=30_000),
+                clock=clock,
+            )
             self.sync_queue = StreamQueue(
                 client,
                 keys,
@@ -362,15 +372,20 @@ class DualStoreManager:
     ) -> DualStoreManager:
         """Build from settings: the durable store as ``DurableStore.from_settings`` opens it
         (schema checked; on Postgres acting as ``xbot_<environment>`` so row-level security
-        applies), REDIS_URL (or ``client``), the environment prefix and the caps."""
+        applies), REDIS_URL (or ``client``), the store's key space (``store.binding``) and the
+        caps."""
+        from xbot_assets.store.binding import store_keyspace
         from xbot_assets.store.durable import DurableStore
         from xbot_assets.store.keys import redis_from_settings
 
         store = DurableStore.from_settings(settings)
+        client = client if client is not None else redis_from_settings(settings)
         return cls.from_durable(
             store,
-            client if client is not None else redis_from_settings(settings),
-            KeySpace.from_settings(settings),
+            client,
+            store_keyspace(settings, store.engine)
+            if client is not None
+            else KeySpace.from_settings(settings),
             caps=RateCaps.from_settings(settings),
             clock=clock,
             consumer=consumer,
@@ -578,8 +593,79 @@ class DualStoreManager:
         self._durable_down_until = 0.0
         return True
 
+    def _write_ahead(self, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> bool:
+        """XADD metric snapshots to ``analytics_processing`` before the store write (one round
+        trip): a collector that dies between its X reads and its store write leaves them there,
+        and the sync job stores them without reading X again. False: Redis did not take them."""
+        queue = self.analytics_queue
+        if queue is None or not self.redis_available():
+            return False
+        try:
+            payloads = [_encode("metric_snapshot", row) for row in rows]
+            queue.enqueue_many(list(zip(keys, payloads, strict=True)))
+        except redis.RedisError as exc:
+            self._redis_failed(exc)
+            return False
+        return True
+
+    def drain_analytics(self, max_rows: int = 1000) -> SyncReport:
+        """Store one batch of ``analytics_processing`` (idempotent upserts), then acknowledge it.
+
+        Most entries are already in the store (written right after their XADD): the upsert keeps
+        the newest collection, so a replay changes nothing. Own pending entries (a batch left by
+        a store outage) come first, then entries of dead workers, then new ones; with the store
+        down the batch stays pending.
+        """
+        report = SyncReport()
+        queue = self.analytics_queue
+        if queue is None or not self.redis_available():
+            report.redis_down = True
+            return report
+        try:
+            messages = queue.read_own_pending(self.consumer, count=max_rows)
+            if len(messages) < max_rows and self._reclaim_due(queue):
+                messages += queue.claim_idle(self.consumer, count=max_rows - len(messages))
+            if len(messages) < max_rows:
+                messages += queue.read(self.consumer, count=max_rows - len(messages))
+        except redis.RedisError as exc:
+            self._redis_failed(exc)
+            report.redis_down = True
+            return report
+        rows: list[dict[str, Any]] = []
+        good: list[Message] = []
+        for message in messages:
+            try:
+                _kind, row = _decode(message.payload)
+            except (KeyError, ValueError, TypeError) as exc:
+                queue.fail(message, f"undecodable snapshot: {type(exc).__name__}: {exc}")
+                report.dead += 1
+                continue
+            rows.append(row)
+            good.append(message)
+        if not good:
+            return report
+        try:
+            with self.engine.begin() as conn:
+                report.rows["metric_snapshot"] = upsert_metric_snapshots(conn, rows)
+            report.acked = queue.ack(good)
+        except DBAPIError as exc:
+            if not is_durable_outage(exc):
+                raise
+            self._durable_failed(exc)
+            report.durable_down = True
+        except redis.RedisError as exc:  # stored, not acked: the replay is a no-op
+            self._redis_failed(exc)
+            report.redis_down = True
+        return report
+
     def _emit(self, kind: EventKind, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> str:
-        """Make ``rows`` durable before returning: the store first, Redis while it is down."""
+        """Make ``rows`` durable before returning: the store first, Redis while it is down.
+
+        Metric snapshots are also written ahead to ``analytics_processing`` first (with Redis),
+        which the sync job drains into the store (:meth:`drain_analytics`).
+        """
+        if kind == "metric_snapshot":
+            self._write_ahead(rows, keys)
         tried_store = False
         if self.durable_available():
             tried_store = True
@@ -839,10 +925,23 @@ class DualStoreManager:
             report.acked += self.sync_queue.ack([message])
 
     def drain(self, *, max_batches: int = 1000, max_rows: int = 1000) -> SyncReport:
-        """Run :meth:`sync_once` until the buffer is empty or the durable store is down."""
+        """Run :meth:`sync_once` until the buffer is empty or the durable store is down, and
+        :meth:`drain_analytics` likewise."""
+        total = self._drain_with(self.sync_once, max_batches, max_rows)
+        analytics = self._drain_with(self.drain_analytics, max_batches, max_rows)
+        for kind, n in analytics.rows.items():
+            total.rows[f"analytics_{kind}"] = total.rows.get(f"analytics_{kind}", 0) + n
+        total.acked += analytics.acked
+        total.dead += analytics.dead
+        total.durable_down |= analytics.durable_down
+        total.redis_down |= analytics.redis_down
+        return total
+
+    @staticmethod
+    def _drain_with(step_fn: Any, max_batches: int, max_rows: int) -> SyncReport:
         total = SyncReport()
         for _ in range(max_batches):
-            step = self.sync_once(max_rows)
+            step = step_fn(max_rows)
             for kind, n in step.rows.items():
                 total.rows[kind] = total.rows.get(kind, 0) + n
             total.acked += step.acked
