@@ -300,7 +300,12 @@ def refill(
     max_slots: int | None = None,
 ) -> RefillReport:
     """Fill every open slot of the coming 24 hours for the runtime's account."""
-    from xbot_assets.posting.hotpath import posterior_cache, remember_queued, seen_before
+    from xbot_assets.posting.hotpath import (
+        config_cache,
+        posterior_cache,
+        remember_queued,
+        seen_before,
+    )
     from xbot_assets.store.errors import DuplicatePostError
 
     store = runtime.store()
@@ -308,7 +313,8 @@ def refill(
     account_id = runtime.account_id(store)
     timezone = store.get_account(account_id).timezone
     now = runtime.now()
-    slots = open_slots(store, runtime.settings, account_id, now=now, timezone=timezone)
+    config = config_cache(store, hot)  # the schedule's bot_config read through the hot cache
+    slots = open_slots(config, runtime.settings, account_id, now=now, timezone=timezone)
     if max_slots is not None:
         slots = slots[:max_slots]
     report = RefillReport(slots=len(slots))

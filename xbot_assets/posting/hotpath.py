@@ -42,7 +42,7 @@ from sqlalchemy import select
 from xbot_assets.store.binding import store_keyspace
 from xbot_assets.store.dedup import DedupCache, content_hash
 from xbot_assets.store.dual import ClaimResult, DualStoreManager, PostTicket
-from xbot_assets.store.hotcache import HotCache
+from xbot_assets.store.hotcache import CONFIG_TTL_S, HotCache, HotConfig
 from xbot_assets.store.keys import KeySpace, connect_redis
 from xbot_assets.store.ratelimit import PostKind, RateCaps
 from xbot_assets.store.schema import tweets
@@ -228,3 +228,18 @@ def posterior_cache(settings: Any, *, hot: DualStoreManager | None = None) -> Ho
 
         return HotCache(client, store_keyspace(settings, cached_store(settings).engine))
     return HotCache(hot.client if hot.redis_available() else None, hot.keys)
+
+
+def config_cache(store: Any, hot: DualStoreManager) -> HotConfig:
+    """``store`` with its ``bot_config`` reads cached in ``hot``'s key space (TTL; writes through
+    it invalidate); without Redis every read goes to the store."""
+    client = hot.client if hot.redis_available() else None
+    return HotConfig(store, HotCache(client, hot.keys, ttl_s=CONFIG_TTL_S))
+
+
+def invalidate_config(settings: Any, engine: Any, key: str) -> None:
+    """Drop the cached ``bot_config`` value of ``key`` (after a write that did not go through
+    :func:`config_cache`); no-op without Redis."""
+    client = hot_client(settings)
+    if client is not None:
+        HotConfig(None, HotCache(client, store_keyspace(settings, engine))).invalidate(key)

@@ -75,3 +75,43 @@ class HotCache:
         except redis.RedisError as exc:
             log.warning("cache not invalidated, Redis unavailable: %s", type(exc).__name__)
             return 0
+
+
+CONFIG_TTL_S = 30
+"""Config read through the cache is at most this old when a writer did not invalidate it (one
+that changed ``bot_config`` without the hot path, e.g. with Redis unset)."""
+
+
+class HotConfig:
+    """``bot_config`` reads of the loop through the cache; writes through it invalidate.
+
+    Wraps a durable store (anything with ``get_config``/``set_config``); every other attribute
+    is the store's, so it can stand in for the store where the loop reads its config.
+    """
+
+    def __init__(self, store: Any, cache: HotCache) -> None:
+        self._store = store
+        self._cache = cache
+
+    @staticmethod
+    def cache_name(key: str) -> str:
+        return "config_" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in key)
+
+    def get_config(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` (cached for :data:`CONFIG_TTL_S`), or ``default``."""
+        boxed = self._cache.get_json(
+            self.cache_name(key), "v", lambda: {"value": self._store.get_config(key)}
+        )
+        value = boxed.get("value") if isinstance(boxed, dict) else None
+        return default if value is None else value
+
+    def set_config(self, key: str, value: Any, **kwargs: Any) -> None:
+        """Write through to the store, then drop the cached value."""
+        self._store.set_config(key, value, **kwargs)
+        self._cache.invalidate(self.cache_name(key))
+
+    def invalidate(self, key: str) -> None:
+        self._cache.invalidate(self.cache_name(key))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
