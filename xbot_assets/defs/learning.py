@@ -338,7 +338,7 @@ def factored_posteriors(
     path.write_text(json.dumps({**posterior.to_dict(), "horizon_model": horizon.to_dict()}))
     from xbot_assets.posting.hotpath import posterior_cache
 
-    posterior_cache(settings).invalidate(posterior_cache_name(objective))
+    posterior_cache(settings).invalidate(path.stem)  # the policy's cached copy is stale now
     effects = pd.DataFrame(
         [
             {"effect": k, **{m: round(v, 5) for m, v in e.items()}}
@@ -367,29 +367,14 @@ def factored_posteriors(
     )
 
 
-def posterior_cache_name(objective: str) -> str:
-    """The hot cache's name of the factored posterior of ``objective``."""
-    return f"factored_posterior_{objective}"
-
-
-def load_factored(settings: Settings, objective: str = "engagement", *, cache: Any = None) -> Any:
-    """The posterior saved by :func:`factored_posteriors` (for the policy), read through the
-    hot cache when one is given (``posting.hotpath.posterior_cache``; keyed by the file's
-    version, dropped by the asset when it writes a new one)."""
+def load_factored(settings: Settings, objective: str = "engagement") -> Any:
+    """The posterior saved by :func:`factored_posteriors` (for the policy)."""
     from xbot_assets.learning.factored import FactoredPosterior
 
     path = factored_path(settings, objective)
     if not path.exists():
         raise dg.Failure(f"no factored posterior at {path}: materialise factored_posteriors")
-    if cache is None:
-        return FactoredPosterior.from_dict(json.loads(path.read_text()))
-    stat = path.stat()
-    data = cache.get_json(
-        posterior_cache_name(objective),
-        f"{stat.st_mtime_ns}-{stat.st_size}",
-        lambda: json.loads(path.read_text()),
-    )
-    return FactoredPosterior.from_dict(data)
+    return FactoredPosterior.from_dict(json.loads(path.read_text()))
 
 
 # --- offline_policy_evaluation -----------------------------------------------------------------

@@ -123,7 +123,11 @@ def load_models(settings: Any, *, cache: Any = None) -> Models:
     objective = getattr(settings, "learning_objective", "engagement")
     models = prior_models(objective=objective, timezone=settings.account_timezone)
     try:
-        posterior = load_factored(settings, objective, cache=cache)
+        from xbot_assets.defs.learning import factored_path
+        from xbot_assets.posting.hotpath import cached_posterior
+
+        cached = cached_posterior(factored_path(settings, objective), cache)
+        posterior = cached if cached is not None else load_factored(settings, objective)
         models.posterior = posterior
         models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
         models.posteriors_cold = posterior.cold_start

@@ -30,10 +30,12 @@ holding only other tickets still ends in the durable claim, which takes the olde
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -243,3 +245,18 @@ def invalidate_config(settings: Any, engine: Any, key: str) -> None:
     client = hot_client(settings)
     if client is not None:
         HotConfig(None, HotCache(client, store_keyspace(settings, engine))).invalidate(key)
+
+
+def cached_posterior(path: Path, cache: HotCache | None) -> Any:
+    """The factored posterior saved at ``path``, read through ``cache`` (keyed by the file's
+    size and modification time; ``factored_posteriors`` drops it when it writes a new one).
+    None when there is no cache or no file (the caller's loader then reads or refuses)."""
+    if cache is None or not path.exists():
+        return None
+    from xbot_assets.learning.factored import FactoredPosterior
+
+    stat = path.stat()
+    data = cache.get_json(
+        path.stem, f"{stat.st_mtime_ns}-{stat.st_size}", lambda: json.loads(path.read_text())
+    )
+    return FactoredPosterior.from_dict(data)

@@ -5,9 +5,11 @@ The protocol (``ARCHITECTURE.md``, "Posting, at most once"), step by step in :me
 1. may anything be sent at all? A poster that can reach the real X sends only when
    ``settings.posting_to_real_x`` (production and ``LIVE_POSTS`` exactly ``true``); in every
    other case a non-sandbox poster records a dry run and sends nothing;
-2. claim: the brake, the rate-limit back-off and every rate cap are checked against the durable
-   store, and the next due post is claimed (``posting``, attempt row ``unsent``) in the same
-   transaction, committed before acting (:meth:`PostingLedger.claim_next_due`); then the
+2. claim: with REDIS_URL set, the due tickets of ``pending_posts``, the brake mirror and the
+   Redis rate counters answer first (``posting/hotpath.py``); then, always, the brake, the
+   rate-limit back-off and every rate cap are checked against the durable store, and the next
+   due post is claimed (``posting``, attempt row ``unsent``) in the same transaction, committed
+   before acting (:meth:`PostingLedger.claim_next_due`); then the
    attempt's "sent" mark is committed just before the request (:meth:`PostingLedger.mark_sending`),
    so a crash before it is known to have sent nothing;
 3. post, read back X's id, record ``posted`` with it (compare-and-set on the attempt id);
