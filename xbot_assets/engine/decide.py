@@ -292,7 +292,7 @@ def refill(
     max_slots: int | None = None,
 ) -> RefillReport:
     """Fill every open slot of the coming 24 hours for the runtime's account."""
-    from xbot_assets.store.errors import DuplicatePostError
+    from xbot_assets.store.durable.errors import DuplicatePostError
 
     store = runtime.store()
     account_id = runtime.account_id(store)
