@@ -44,12 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hotpath_harness import ThrowawayRedis, create_account, queue_posts  # noqa: E402
 
-from xbot_assets.store.dual import _WRITERS, DualStoreManager  # noqa: E402
-from xbot_assets.store.engine import make_engine  # noqa: E402
-from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete  # noqa: E402
-from xbot_assets.store.migrate import upgrade  # noqa: E402
-from xbot_assets.store.schema import audit_log, tweet_metrics, tweets  # noqa: E402
-from xbot_assets.store.streams import StreamQueue  # noqa: E402
+from xbot_assets.store.durable.engine import make_engine  # noqa: E402
+from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
+from xbot_assets.store.durable.schema import audit_log, tweet_metrics, tweets  # noqa: E402
+from xbot_assets.store.hot.dual import _WRITERS, DualStoreManager  # noqa: E402
+from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete  # noqa: E402
+from xbot_assets.store.hot.streams import StreamQueue  # noqa: E402
 
 REDIS_URL = os.environ.get("XBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("XBOT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -81,7 +81,7 @@ def main() -> None:
     import redis
 
     from xbot_assets.ops.store_diff import diff_contents
-    from xbot_assets.store.keys import KeySpace, scan_delete
+    from xbot_assets.store.hot.keys import KeySpace, scan_delete
 
     client = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     scan_delete(client, KeySpace(PREFIX))

@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
-from xbot_assets.store.hotcache import HotCache, HotConfig
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.cache import HotCache, HotConfig
+from xbot_assets.store.hot.keys import KeySpace
 
 
 class CountingStore:
@@ -55,9 +55,7 @@ def test_redis_down_falls_back_to_the_loader(keys: KeySpace) -> None:
     assert HotCache(dead, keys).get_json("p", "v", lambda: {"ok": True}) == {"ok": True}
 
 
-def test_config_cached_and_invalidated_by_writes(
-    redis_client: redis.Redis, keys: KeySpace
-) -> None:
+def test_config_cached_and_invalidated_by_writes(redis_client: redis.Redis, keys: KeySpace) -> None:
     store = CountingStore()
     config = HotConfig(store, HotCache(redis_client, keys, ttl_s=60))
     assert config.get_config("schedule") == {"posts_per_day": 4}

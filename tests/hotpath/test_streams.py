@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 import redis
 
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.streams import QUEUE_NAMES, Message, Priority, QueuePolicy, StreamQueue
+from xbot_assets.store.hot.keys import KeySpace
+from xbot_assets.store.hot.streams import QUEUE_NAMES, Message, Priority, QueuePolicy, StreamQueue
 
 
 def make_queue(client: redis.Redis, keys: KeySpace, clock, **policy) -> StreamQueue:
@@ -162,7 +162,7 @@ def test_trim_never_drops_pending_or_undelivered_entries(redis_client, keys, clo
 
 
 def test_flushed_redis_recreates_groups_and_keeps_working(redis_client, keys, clock):
-    from xbot_assets.store.keys import scan_delete
+    from xbot_assets.store.hot.keys import scan_delete
 
     q = make_queue(redis_client, keys, clock)
     q.enqueue({"v": 1})

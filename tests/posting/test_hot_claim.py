@@ -1,5 +1,5 @@
 """The posting service on the hot path: tickets on ``pending_posts``, Redis prechecks, and the
-ledger's durable claim deciding (issue 19). Uses the machine's Redis under a key prefix of its own."""
+ledger's durable claim deciding (issue 19). Uses the machine's Redis under a prefix of its own."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from xbot_assets.posting.hotpath import remember_queued, seen_before
 from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.posting.service import PostingService
 from xbot_assets.store import ratelimit
-from xbot_assets.store.dual import DualStoreManager
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete
+from xbot_assets.store.hot.dual import DualStoreManager
+from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete
 
 CAPS = RateCaps(max_posts_per_hour=2, max_posts_per_day=12, min_spacing=timedelta(minutes=10))
 

@@ -15,7 +15,7 @@ from xbot_assets.defs.resources import XbotSettings
 
 def _record(context: dg.RunStatusSensorContext, settings: XbotSettings, *, succeeded: bool) -> None:
     from xbot_assets.ops.component_status import record_run_outcome
-    from xbot_assets.store.engine import make_engine
+    from xbot_assets.store.durable.engine import make_engine
 
     run = context.dagster_run
     message = None

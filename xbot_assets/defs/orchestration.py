@@ -171,7 +171,7 @@ def sync_to_supabase(
     context: dg.OpExecutionContext, xbot_settings: XbotSettings
 ) -> dg.Output[None]:
     """Write the events buffered in Redis while the durable store was down (idempotent upserts)."""
-    from xbot_assets.store.dual import DualStoreManager
+    from xbot_assets.store.hot.dual import DualStoreManager
 
     manager = DualStoreManager.from_settings(xbot_settings.get())
     report = manager.drain()

@@ -9,7 +9,7 @@ import dagster as dg
 
 from xbot_assets.defs.orchestration import accounts_partitions
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
-from xbot_assets.store.errors import AccountNotFoundError
+from xbot_assets.store.durable.errors import AccountNotFoundError
 from xbot_assets.warehouse import checks as wchecks
 from xbot_assets.warehouse import load
 from xbot_assets.warehouse.duck import warehouse
@@ -321,7 +321,7 @@ def collect_tweet_metrics(context: dg.OpExecutionContext, xbot_settings: XbotSet
         return
     dual = None
     if settings.redis_url:
-        from xbot_assets.store.dual import DualStoreManager
+        from xbot_assets.store.hot.dual import DualStoreManager
 
         dual = DualStoreManager.from_settings(settings)
     try:

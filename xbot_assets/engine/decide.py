@@ -310,7 +310,7 @@ def refill(
         remember_queued,
         seen_before,
     )
-    from xbot_assets.store.errors import DuplicatePostError
+    from xbot_assets.store.durable.errors import DuplicatePostError
 
     store = runtime.store()
     hot = runtime.hot_path(store)

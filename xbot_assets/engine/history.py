@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from xbot_assets.learning.factored import PastPost
-from xbot_assets.store.schema import HORIZONS as HORIZON_ORDER
-from xbot_assets.store.schema import METRIC_NAMES
+from xbot_assets.store.durable.schema import HORIZONS as HORIZON_ORDER
+from xbot_assets.store.durable.schema import METRIC_NAMES
 
 
 def _arm_of(post: Any) -> tuple[str, str]:

@@ -36,8 +36,8 @@ from xbot_assets.ops.component_status import (
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.queries import last_metrics_collection
 from xbot_assets.ops.redact import redact, safe_error
-from xbot_assets.store.keys import KeySpace, connect_redis
-from xbot_assets.store.schema import tweet_metrics, tweets
+from xbot_assets.store.durable.schema import tweet_metrics, tweets
+from xbot_assets.store.hot.keys import KeySpace, connect_redis
 from xbot_assets.store.timebase import Clock, utc_now
 
 Status = Literal["ok", "degraded", "down"]
@@ -169,7 +169,7 @@ class HealthContext:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from xbot_assets.store.engine import make_engine
+            from xbot_assets.store.durable.engine import make_engine
 
             self._engine = make_engine(self.settings.resolved_database_url)
         return self._engine
@@ -204,7 +204,7 @@ class HealthContext:
 
 def check_durable_store(ctx: HealthContext) -> CheckResult:
     """The durable store answers and is at this xbot's schema version."""
-    from xbot_assets.store.migrate import schema_status
+    from xbot_assets.store.durable.migrate import schema_status
 
     status = schema_status(ctx.engine)
     data = {"current": status.current, "head": status.head, "behind_by": status.behind_by}

@@ -1,6 +1,6 @@
 """Read the emergency brake for the health server and ``xbot status``.
 
-The hot path owns the brake (:mod:`xbot_assets.store.brake`): its truth is a ``bot_config`` row,
+The hot path owns the brake (:mod:`xbot_assets.store.hot.brake`): its truth is a ``bot_config`` row,
 mirrored in Redis. Readiness reads the durable row itself (the same row every claim reads), in a
 read-only transaction, so a stale mirror can never make the health server say "off" while the
 poster sees "on".
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from xbot_assets.ops.dbread import read_connection
-from xbot_assets.store.brake import read_durable_brake
+from xbot_assets.store.hot.brake import read_durable_brake
 
 if TYPE_CHECKING:
     from xbot_assets.health.checks import BrakeState, HealthContext

@@ -26,7 +26,7 @@ from xbot_assets.health.checks import HealthContext, run_checks
 from xbot_assets.ops.component_status import latest_component_statuses
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.redact import redact
-from xbot_assets.store.schema import accounts, bot_config, tweets
+from xbot_assets.store.durable.schema import accounts, bot_config, tweets
 
 ON_X_STATUSES = ("posting", "posted", "unknown")
 """Rows that are (or may be) on X; they count against the caps (as in the posting ledger)."""
@@ -98,7 +98,7 @@ def _queue_stats(ctx: HealthContext) -> dict[str, Any]:
     client = ctx.redis
     if client is None:
         return {"configured": False}
-    from xbot_assets.store.streams import QUEUE_NAMES, StreamQueue
+    from xbot_assets.store.hot.streams import QUEUE_NAMES, StreamQueue
 
     out: dict[str, Any] = {"configured": True, "reachable": True, "queues": {}}
     try:

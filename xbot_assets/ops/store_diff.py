@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from xbot_assets.store import schema
+from xbot_assets.store.durable import schema
 
 TABLES = (
     "accounts",

@@ -1,15 +1,15 @@
 """The posting loop on the hot path: Redis in front, the durable claim as the truth.
 
 One code path with one switch (``REDIS_URL``): :func:`open_hot_path` gives the loop a
-:class:`~xbot_assets.store.dual.DualStoreManager` whose Redis client is that of ``REDIS_URL``, or
-``None``. Every step below runs in both cases; without Redis the manager's calls fall through to
-the durable store (tickets come from polling the due rows, the counters and the dedup cache
-answer "unknown"), so the loop is exactly the store-only loop.
+:class:`~xbot_assets.store.hot.dual.DualStoreManager` whose Redis client is that of
+``REDIS_URL``, or ``None``. Every step below runs in both cases; without Redis the manager's
+calls fall through to the durable store (tickets come from polling the due rows, the counters
+and the dedup cache answer "unknown"), so the loop is exactly the store-only loop.
 
 With Redis, per post:
 
 1. the refill job queues the row durably, then remembers its content hash
-   (:class:`~xbot_assets.store.dedup.DedupCache`, per account, with a TTL) and puts a ticket for
+   (:class:`~xbot_assets.store.hot.dedup.DedupCache`, per account, with a TTL) and puts a ticket for
    it on ``pending_posts``, waiting in the delayed set until the post's slot
    (:func:`remember_queued`). The next refill checks a chosen text against the cache before the
    durable unique key (:func:`seen_before`);
@@ -41,13 +41,13 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
-from xbot_assets.store.binding import store_keyspace
-from xbot_assets.store.dedup import DedupCache, content_hash
-from xbot_assets.store.dual import ClaimResult, DualStoreManager, PostTicket
-from xbot_assets.store.hotcache import CONFIG_TTL_S, HotCache, HotConfig
-from xbot_assets.store.keys import KeySpace, connect_redis
-from xbot_assets.store.ratelimit import PostKind, RateCaps
-from xbot_assets.store.schema import tweets
+from xbot_assets.store.durable.schema import tweets
+from xbot_assets.store.hot.binding import store_keyspace
+from xbot_assets.store.hot.cache import CONFIG_TTL_S, HotCache, HotConfig
+from xbot_assets.store.hot.dedup import DedupCache, content_hash
+from xbot_assets.store.hot.dual import ClaimResult, DualStoreManager, PostTicket
+from xbot_assets.store.hot.keys import KeySpace, connect_redis
+from xbot_assets.store.hot.ratelimit import PostKind, RateCaps
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The posting ledger: the durable-store operations of the at-most-once protocol.
 
-Every function here runs against the durable store's tables (:mod:`xbot_assets.store.schema`),
-on SQLite and Postgres alike, and each state change is one committed transaction:
+Every function here runs against the durable store's tables
+(:mod:`xbot_assets.store.durable.schema`), on SQLite and Postgres alike, and each state change is
+one committed transaction:
 
 - :meth:`PostingLedger.claim_next_due` checks the gates (brake, back-off, every rate cap counted
   from the durable rows) and claims the next due post in the same transaction (SQLite: ``BEGIN
@@ -21,7 +22,7 @@ on SQLite and Postgres alike, and each state change is one committed transaction
 Why it lives in ``posting/``: the claim is the posting protocol's critical step (gates and claim
 in one transaction, thread order). It uses the store's public pieces only: the schema, the
 engine, :class:`~xbot_assets.store.durable.DurableStore` for accounts and enqueueing (same
-content hashes), and :class:`~xbot_assets.store.brake.EmergencyBrake`.
+content hashes), and :class:`~xbot_assets.store.hot.brake.EmergencyBrake`.
 
 Note: ``DurableStore.claim_next_due`` claims a whole thread at once; posting uses this per-part
 claim instead, so that each part has its own attempt row and a crash resumes at the right part.
@@ -41,9 +42,9 @@ from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from xbot_assets.ops.audit import record_audit
-from xbot_assets.store.brake import EmergencyBrake, read_durable_brake
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.schema import bot_config, post_attempts, tweets
+from xbot_assets.store.durable.schema import bot_config, post_attempts, tweets
+from xbot_assets.store.hot.brake import EmergencyBrake, read_durable_brake
+from xbot_assets.store.hot.keys import KeySpace
 
 BACKOFF_KEY = "posting.backoff_until"
 """bot_config key: no claim before this time (set from X's rate-limit reset header)."""
@@ -134,7 +135,7 @@ class PostingLedger:
     """Durable posting state for one environment.
 
     Args:
-        engine: the durable store's engine (:func:`xbot_assets.store.engine.make_engine`).
+        engine: the durable store's engine (:func:`xbot_assets.store.durable.engine.make_engine`).
         environment: ``local``/``staging``/``production`` (rows of other environments are
             never read or written).
         brake: the emergency brake (with its Redis mirror when the caller has one).

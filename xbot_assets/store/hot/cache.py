@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.keys import KeySpace
 
 log = logging.getLogger(__name__)
 

@@ -69,11 +69,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from xbot_assets.config import Settings
-from xbot_assets.store.brake import EmergencyBrake, read_durable_brake
-from xbot_assets.store.dedup import DedupCache
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.ratelimit import Decision, PostKind, RateCaps, RateLimiter, check_post_caps
-from xbot_assets.store.schema import (
+from xbot_assets.store.durable.schema import (
     HEALTH_STATUSES,
     HORIZONS,
     METRIC_NAMES,
@@ -84,7 +80,17 @@ from xbot_assets.store.schema import (
     tweet_metrics,
     tweets,
 )
-from xbot_assets.store.streams import Message, Priority, QueuePolicy, StreamQueue
+from xbot_assets.store.hot.brake import EmergencyBrake, read_durable_brake
+from xbot_assets.store.hot.dedup import DedupCache
+from xbot_assets.store.hot.keys import KeySpace
+from xbot_assets.store.hot.ratelimit import (
+    Decision,
+    PostKind,
+    RateCaps,
+    RateLimiter,
+    check_post_caps,
+)
+from xbot_assets.store.hot.streams import Message, Priority, QueuePolicy, StreamQueue
 from xbot_assets.store.timebase import Clock, as_utc, utc_now
 
 log = logging.getLogger(__name__)
@@ -277,7 +283,7 @@ class DualStoreManager:
     side by side, each with its own ``consumer`` name.
 
     Args:
-        engine: the durable store (``xbot_assets.store.engine.make_engine``).
+        engine: the durable store (``xbot_assets.store.durable.engine.make_engine``).
         environment: ``local``/``staging``/``production`` (the ``environment`` column).
         client: the Redis client, or ``None`` (everything goes to the durable store).
         keys: the key space (environment prefix).
@@ -372,11 +378,11 @@ class DualStoreManager:
     ) -> DualStoreManager:
         """Build from settings: the durable store as ``DurableStore.from_settings`` opens it
         (schema checked; on Postgres acting as ``xbot_<environment>`` so row-level security
-        applies), REDIS_URL (or ``client``), the store's key space (``store.binding``) and the
+        applies), REDIS_URL (or ``client``), the store's key space (``store.hot.binding``) and the
         caps."""
-        from xbot_assets.store.binding import store_keyspace
         from xbot_assets.store.durable import DurableStore
-        from xbot_assets.store.keys import redis_from_settings
+        from xbot_assets.store.hot.binding import store_keyspace
+        from xbot_assets.store.hot.keys import redis_from_settings
 
         store = DurableStore.from_settings(settings)
         client = client if client is not None else redis_from_settings(settings)

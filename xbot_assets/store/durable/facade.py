@@ -1,8 +1,8 @@
 """The durable store: the truth of the system, on SQLite (embedded) or Postgres (Supabase).
 
 Open it with :meth:`DurableStore.from_settings` (or :meth:`DurableStore.from_url`); both check
-the schema version first (see :mod:`xbot_assets.store.guard`) and raise
-:class:`~xbot_assets.store.errors.SchemaError` when the store needs ``xbot migrate``.
+the schema version first (see :mod:`xbot_assets.store.durable.guard`) and raise
+:class:`~xbot_assets.store.durable.errors.SchemaError` when the store needs ``xbot migrate``.
 
 One store object serves one environment: every row it writes carries that environment and
 every query filters on it. On Postgres the connection additionally runs under the
@@ -12,7 +12,8 @@ Supabase ``service_role`` (or any superuser/BYPASSRLS) connection: such roles ig
 security entirely.
 
 Every method validates its input before touching the database and runs in one transaction, so
-bad input raises a :class:`~xbot_assets.store.errors.StoreError` subclass and changes nothing.
+bad input raises a :class:`~xbot_assets.store.durable.errors.StoreError` subclass and changes
+nothing.
 
 Every write that stamps a time takes a keyword-only ``now`` (the wall clock when omitted): the
 caller's clock, so a run on a simulated clock (the main job) writes simulated times only and the
@@ -47,10 +48,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from xbot_assets.store import schema as s
-from xbot_assets.store.dedup import content_hash
-from xbot_assets.store.engine import make_engine, normalise_url
-from xbot_assets.store.errors import (
+from xbot_assets.store.durable import schema as s
+from xbot_assets.store.durable.engine import make_engine, normalise_url
+from xbot_assets.store.durable.errors import (
     AccountNotFoundError,
     CandidateNotFoundError,
     DuplicatePostError,
@@ -60,7 +60,7 @@ from xbot_assets.store.errors import (
     StoreConfigError,
     StoreUnavailableError,
 )
-from xbot_assets.store.models import (
+from xbot_assets.store.durable.models import (
     Account,
     Attempt,
     AuditEvent,
@@ -72,6 +72,7 @@ from xbot_assets.store.models import (
     MetricSnapshot,
     Post,
 )
+from xbot_assets.store.hot.dedup import content_hash
 
 if TYPE_CHECKING:
     from xbot_assets.config import Settings
@@ -115,7 +116,7 @@ class DurableStore:
     """Repositories over the durable store for one environment.
 
     Args:
-        engine: an engine made by :func:`xbot_assets.store.engine.make_engine`.
+        engine: an engine made by :func:`xbot_assets.store.durable.engine.make_engine`.
         environment: ``local``, ``staging`` or ``production``: stamped on and filtered by
             every row.
         max_text_chars: the longest post or candidate text accepted.
@@ -175,7 +176,7 @@ class DurableStore:
             )
         parsed = normalise_url(url)
         if check_schema:
-            from xbot_assets.store.guard import require_current_schema_at
+            from xbot_assets.store.durable.guard import require_current_schema_at
 
             require_current_schema_at(url)
         role: str | None = None

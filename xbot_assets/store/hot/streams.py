@@ -19,7 +19,7 @@ refill job generates and scores in one step). Around them:
   effect of processing an entry twice is the effect of once.
 
 Redis is never the truth: a flush loses queue entries, and the owners re-enqueue from the durable
-store (see :class:`xbot_assets.store.dual.DualStoreManager`).
+store (see :class:`xbot_assets.store.hot.dual.DualStoreManager`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import redis
 
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.keys import KeySpace
 from xbot_assets.store.timebase import Clock, to_epoch_us, utc_now
 
 QUEUE_NAMES: tuple[str, ...] = (

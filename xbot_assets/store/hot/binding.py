@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.keys import KeySpace
 
 KEYSPACE_CONFIG_KEY = "hot_path.keyspace"
 """bot_config key: this store's own part of the Redis prefix (see :func:`store_keyspace`)."""
@@ -25,7 +25,7 @@ def store_keyspace(settings: Any, engine: Any) -> KeySpace:
     (created on first use; a concurrent first use keeps whichever id was inserted first)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    from xbot_assets.store.schema import bot_config
+    from xbot_assets.store.durable.schema import bot_config
     from xbot_assets.store.timebase import utc_now
 
     base = KeySpace.from_settings(settings)
