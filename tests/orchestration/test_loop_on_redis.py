@@ -30,6 +30,7 @@ from tests.orchestration.conftest import make_env, restore_env
 
 pytestmark = [
     pytest.mark.xdist_group("loop_on_redis"),
+    pytest.mark.timeout(3600),  # three 2-day main jobs in the first test's setup
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
 ]
 
