@@ -64,11 +64,12 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import redis
-from sqlalchemy import Connection, Engine, and_, exists, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from xbot_assets.config import Settings
+from xbot_assets.store.durable.claim import Blocked, claim_post, claimable_posts
 from xbot_assets.store.durable.schema import (
     HEALTH_STATUSES,
     HORIZONS,
@@ -915,27 +916,15 @@ class DualStoreManager:
     def poll_due_posts(self, count: int = 10) -> list[PostTicket]:
         """Due ``queued`` rows straight from the durable store (the fallback path).
 
-        Only claimable rows: a thread part whose parent is not ``posted`` with an X id is left
-        out (the posting ledger's rule), else enough of them, read first, would fill every poll
-        and no post would ever be claimed (issue 17 item 3).
+        Only claimable rows (:func:`claimable_posts`, the posting ledger's rule): a thread part
+        whose parent is not ``posted`` with an X id is left out, else enough of them, read first,
+        would fill every poll and no post would ever be claimed (issue 17 item 3).
         """
-        parent = tweets.alias("poll_parent")
-        parent_ready = exists(
-            select(parent.c.id).where(
-                parent.c.id == tweets.c.thread_parent_id,
-                parent.c.status == "posted",
-                parent.c.x_id.is_not(None),
-            )
-        )
         query = (
-            select(tweets.c.id, tweets.c.account_id, tweets.c.thread_position)
-            .where(
-                tweets.c.environment == self.environment,
-                tweets.c.status == "queued",
-                tweets.c.scheduled_at <= self.clock(),
-                or_(tweets.c.thread_parent_id.is_(None), parent_ready),
+            claimable_posts(
+                self.environment, tweets.c.id, tweets.c.account_id, tweets.c.thread_position
             )
-            .order_by(tweets.c.thread_position.desc(), tweets.c.scheduled_at, tweets.c.id)
+            .where(tweets.c.scheduled_at <= self.clock())
             .limit(count)
         )
         with self.engine.connect() as conn:
@@ -999,9 +988,8 @@ class DualStoreManager:
             return ClaimResult(
                 "blocked", tweet_id, reason=fast.reason, retry_after=fast.retry_after, kind=kind
             )
-        attempt_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            result = self._claim_in(conn, tweet_id, account_id, kind, now, attempt_id, worker)
+            result = self._claim_in(conn, tweet_id, account_id, kind, now, worker)
         if result.status == "claimed" and self.redis_available():
             limiter.record_post(result.kind, now)
         return result
@@ -1013,74 +1001,45 @@ class DualStoreManager:
         account_id: int,
         kind: PostKind,
         now: datetime,
-        attempt_id: str,
         worker: str | None,
     ) -> ClaimResult:
-        if self.is_postgres:
-            conn.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"),
-                {"k": zlib.crc32(f"xbot-post:{self.environment}:{account_id}".encode())},
-            )
-        row = conn.execute(
-            select(
-                tweets.c.status,
-                tweets.c.thread_parent_id,
-                tweets.c.thread_position,
-                tweets.c.account_id,
-            ).where(tweets.c.id == tweet_id, tweets.c.environment == self.environment)
-        ).first()
-        if row is None or row.status != "queued":
-            return ClaimResult("gone", tweet_id, reason="no longer queued", kind=kind)
-        if int(row.account_id) != account_id:
-            return ClaimResult("gone", tweet_id, reason="ticket names another account", kind=kind)
-        kind = "reply" if int(row.thread_position) > 0 else "post"
-        if row.thread_parent_id is not None:
-            parent = conn.execute(
-                select(tweets.c.status, tweets.c.x_id).where(tweets.c.id == row.thread_parent_id)
-            ).first()
-            if parent is None or parent.status != "posted" or parent.x_id is None:
-                return ClaimResult(
-                    "blocked", tweet_id, reason="thread parent not posted yet", kind=kind
-                )
-        brake = read_durable_brake(conn, self.environment)
-        if brake.engaged:
+        """The store's one durable claim, gated by the durable brake row and the caps counted
+        on the durable post times (Redis only ever denied early, in :meth:`claim_post`)."""
+
+        def gates(c: Connection, claim_kind: PostKind) -> Blocked | None:
+            brake = read_durable_brake(c, self.environment)
+            if brake.engaged:
+                return Blocked(f"emergency brake engaged: {brake.reason}")
+            posts, replies = self.durable_post_times(c, account_id, now)
+            decision = check_post_caps(claim_kind, now, posts, replies, self.caps)
+            if decision:
+                return None
+            until = None if decision.retry_after is None else now + decision.retry_after
+            return Blocked(decision.reason or "rate cap reached", until)
+
+        outcome = claim_post(
+            conn,
+            environment=self.environment,
+            post_id=tweet_id,
+            now=now,
+            worker=worker or self.consumer,
+            account_id=account_id,
+            gate=gates,
+        )
+        if outcome.status == "claimed":
             return ClaimResult(
-                "blocked", tweet_id, reason=f"emergency brake engaged: {brake.reason}", kind=kind
+                "claimed", tweet_id, attempt_id=outcome.attempt_id, kind=outcome.kind
             )
-        posts, replies = self.durable_post_times(conn, account_id, now)
-        decision = check_post_caps(kind, now, posts, replies, self.caps)
-        if not decision:
+        if outcome.status == "blocked":
+            until = outcome.blocked.until if outcome.blocked is not None else None
             return ClaimResult(
                 "blocked",
                 tweet_id,
-                reason=decision.reason,
-                retry_after=decision.retry_after,
-                kind=kind,
+                reason=outcome.reason,
+                retry_after=None if until is None else until - now,
+                kind=outcome.kind,
             )
-        done = conn.execute(
-            update(tweets)
-            .where(tweets.c.id == tweet_id, tweets.c.status == "queued")
-            .values(
-                status="posting",
-                attempt_count=tweets.c.attempt_count + 1,
-                last_attempt_id=attempt_id,
-                posting_started_at=now,
-                updated_at=now,
-            )
-        ).rowcount
-        if done != 1:
-            return ClaimResult("gone", tweet_id, reason="no longer queued", kind=kind)
-        conn.execute(
-            insert(post_attempts).values(
-                environment=self.environment,
-                attempt_id=attempt_id,
-                tweet_id=tweet_id,
-                account_id=account_id,
-                worker=worker or self.consumer,
-                started_at=now,
-            )
-        )
-        return ClaimResult("claimed", tweet_id, attempt_id=attempt_id, kind=kind)
+        return ClaimResult("gone", tweet_id, reason=outcome.reason, kind=outcome.kind)
 
     def durable_post_times(
         self, conn: Connection, account_id: int, at: datetime
