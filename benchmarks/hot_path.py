@@ -47,7 +47,8 @@ from hotpath_harness import ThrowawayRedis, create_account, queue_posts  # noqa:
 from xbot_assets.store.durable.engine import make_engine  # noqa: E402
 from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
 from xbot_assets.store.durable.schema import audit_log, tweet_metrics, tweets  # noqa: E402
-from xbot_assets.store.hot.dual import _WRITERS, DualStoreManager  # noqa: E402
+from xbot_assets.store.hot.dual import DualStoreManager  # noqa: E402
+from xbot_assets.store.hot.event_writers import WRITERS  # noqa: E402
 from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete  # noqa: E402
 from xbot_assets.store.hot.streams import StreamQueue  # noqa: E402
 
@@ -191,7 +192,7 @@ def bench_sync(
         started = time.perf_counter()
         for kind, row in captured:
             with engine.begin() as conn:
-                _WRITERS[kind](conn, [row])  # type: ignore[index]
+                WRITERS[kind](conn, [row])  # type: ignore[index]
         naive_s = time.perf_counter() - started
         with engine.connect() as conn:
             metric_rows = conn.execute(select(func.count()).select_from(tweet_metrics)).scalar_one()

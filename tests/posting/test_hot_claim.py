@@ -13,8 +13,8 @@ import redis
 from xbot_assets.posting.hotpath import remember_queued, seen_before
 from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.posting.service import PostingService
-from xbot_assets.store.hot import ratelimit
 from xbot_assets.store.durable import DurableStore
+from xbot_assets.store.hot import ratelimit
 from xbot_assets.store.hot.dual import DualStoreManager
 from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete
 

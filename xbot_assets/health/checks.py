@@ -27,6 +27,7 @@ import redis
 from sqlalchemy import Engine, and_, func, select
 
 from xbot_assets.config import Settings
+from xbot_assets.ops.brake import BrakeState, read_brake
 from xbot_assets.ops.component_status import (
     COMPONENT_METRICS_COLLECTOR,
     COMPONENT_POSTER,
@@ -106,26 +107,6 @@ class Thresholds:
     max_component_age: timedelta = timedelta(hours=24)
 
 
-@dataclass(frozen=True, slots=True)
-class BrakeState:
-    """The emergency brake as the health server sees it."""
-
-    engaged: bool
-    source: str
-    reason: str | None = None
-    actor: str | None = None
-    since: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "engaged": self.engaged,
-            "source": self.source,
-            "reason": self.reason,
-            "actor": self.actor,
-            "since": self.since.isoformat() if self.since else None,
-        }
-
-
 BrakeReader = Callable[["HealthContext"], BrakeState]
 
 
@@ -141,7 +122,8 @@ class HealthContext:
         clock: the wall clock (injectable for tests).
         thresholds: staleness limits.
         redis_required: treat an unreachable Redis as ``down`` instead of ``degraded``.
-        brake_reader: how to read the brake (default: :func:`xbot_assets.ops.brake.read_brake`).
+        brake_reader: how to read the brake (default: :func:`xbot_assets.ops.brake.read_brake`
+            on this context's engine and environment).
     """
 
     def __init__(
@@ -186,9 +168,7 @@ class HealthContext:
     def read_brake(self) -> BrakeState:
         if self._brake_reader is not None:
             return self._brake_reader(self)
-        from xbot_assets.ops.brake import read_brake
-
-        return read_brake(self)
+        return read_brake(self.engine, self.environment)
 
     def close(self) -> None:
         """Release pooled connections (the engine only if this context made it)."""

@@ -20,6 +20,11 @@ refill job generates and scores in one step). Around them:
 
 Redis is never the truth: a flush loses queue entries, and the owners re-enqueue from the durable
 store (see :class:`xbot_assets.store.hot.dual.DualStoreManager`).
+
+Why one module of about 600 lines: it is one class, :class:`StreamQueue`, whose methods share the
+same three streams, delayed set and dead-letter stream and the Lua scripts that move entries
+between them atomically; split across files, the invariants each script relies on (what is
+pending, what may be trimmed) would no longer be readable in one place.
 """
 
 from __future__ import annotations
