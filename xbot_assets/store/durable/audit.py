@@ -24,6 +24,7 @@ from xbot_assets.store.durable.validate import (
     valid_limit,
     valid_opt_str,
     valid_opt_time,
+    valid_severity,
     valid_str,
 )
 
@@ -97,11 +98,7 @@ def audit_row(environment: str, i: int, e: Any) -> dict[str, Any]:
     """The checked audit_log row of event ``i`` (raises :class:`InvalidInputError`)."""
     if not isinstance(e, AuditEvent):
         raise InvalidInputError(f"events[{i}] is a {type(e).__name__}: pass AuditEvent")
-    severity = e.severity
-    if severity not in s.SEVERITIES:
-        raise InvalidInputError(
-            f"unknown severity {severity!r}: use one of {', '.join(s.SEVERITIES)}"
-        )
+    severity = valid_severity(e.severity)
     return {
         "environment": environment,
         "event_id": valid_opt_str("event_id", e.event_id, 64),

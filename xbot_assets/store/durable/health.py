@@ -10,9 +10,9 @@ from sqlalchemy import and_, func, select
 
 from xbot_assets.store.durable import schema as s
 from xbot_assets.store.durable.base import Repository, utcnow
-from xbot_assets.store.durable.errors import InvalidInputError
 from xbot_assets.store.durable.models import HealthRecord
 from xbot_assets.store.durable.validate import (
+    valid_health_status,
     valid_json_obj,
     valid_opt_str,
     valid_opt_time,
@@ -34,10 +34,7 @@ class HealthRepository(Repository):
     ) -> int:
         """Append one health observation (``ok``, ``degraded`` or ``down``) of a component."""
         component = valid_str("component", component, 64)
-        if status not in s.HEALTH_STATUSES:
-            raise InvalidInputError(
-                f"unknown health status {status!r}: use one of {', '.join(s.HEALTH_STATUSES)}"
-            )
+        status = valid_health_status(status)
         values = {
             "environment": self.environment,
             "recorded_at": valid_opt_time("recorded_at", recorded_at) or utcnow(),

@@ -16,6 +16,8 @@ from xbot_assets.store.durable.base import MAX_BATCH_ROWS, Repository, chunks, f
 from xbot_assets.store.durable.errors import InvalidInputError, PostNotFoundError
 from xbot_assets.store.durable.models import DailySummary, MetricSnapshot, Post
 from xbot_assets.store.durable.validate import (
+    valid_count,
+    valid_day,
     valid_horizon,
     valid_id,
     valid_json_obj,
@@ -177,8 +179,7 @@ class MetricsRepository(Repository):
 
 def _summary_key(summary_date: Any, summary_type: Any) -> tuple[Any, Any]:
     """The checked key of a daily summary, as conditions on its row."""
-    if not isinstance(summary_date, date) or isinstance(summary_date, datetime):
-        raise InvalidInputError("summary_date must be a datetime.date (the UTC day)")
+    summary_date = valid_day("summary_date", summary_date)
     summary_type = valid_str("summary_type", summary_type, 64)
     d = s.daily_summaries
     return d.c.summary_date == summary_date, d.c.summary_type == summary_type
@@ -196,12 +197,7 @@ def _metric_row(i: int, snap: Any) -> dict[str, Any]:
         "source": valid_opt_str(f"snapshots[{i}].source", snap.source, 32),
     }
     for name in s.METRIC_NAMES:
-        value = getattr(snap, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInputError(
-                f"snapshots[{i}].{name} must be a non-negative integer, got {value!r}"
-            )
-        row[name] = value
+        row[name] = valid_count(f"snapshots[{i}].{name}", getattr(snap, name))
     return row
 
 

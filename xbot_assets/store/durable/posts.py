@@ -5,7 +5,6 @@ A post's life after the queue (claim, outcomes, attempts) is :mod:`.post_ledger`
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -24,11 +23,13 @@ from xbot_assets.store.durable.errors import (
 from xbot_assets.store.durable.models import Attempt, Post
 from xbot_assets.store.durable.validate import (
     valid_arm,
+    valid_grace,
     valid_id,
     valid_json_obj,
     valid_limit,
     valid_now,
     valid_opt_float,
+    valid_opt_sha256,
     valid_opt_time,
     valid_status,
     valid_str,
@@ -141,8 +142,7 @@ class PostRepository(Repository):
         score = valid_opt_float("score", score)
         scores_obj = valid_json_obj("scores", scores)
         meta = valid_json_obj("metadata", metadata)
-        if root_hash is not None and not re.fullmatch(r"[0-9a-f]{64}", str(root_hash)):
-            raise InvalidInputError("content_hash_override must be a 64-character hex SHA-256")
+        root_hash = valid_opt_sha256("content_hash_override", root_hash)
         joined = " ".join(texts)
         root_hash = root_hash or content_hash(joined)
         size = len(texts)
@@ -310,10 +310,7 @@ class PostRepository(Repository):
         account_id: int | None = None,
     ) -> list[Post]:
         """Posts left in ``posting`` for longer than ``older_than``: the reconciler's work list."""
-        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
-            raise InvalidInputError(
-                "older_than must be a non-negative timedelta (the grace period)"
-            )
+        older_than = valid_grace("older_than", older_than)
         now = valid_now(now)
         t = s.tweets
         q = select(t).where(

@@ -15,7 +15,7 @@ import json
 import math
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -84,6 +84,12 @@ def _json_check(value: Any) -> Any:
     return value
 
 
+def _not_a_datetime(value: date) -> date:
+    if isinstance(value, datetime):  # a datetime is a date too; a day must not carry a time
+        raise ValueError("a datetime, not a date")
+    return value
+
+
 def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise ValueError("not finite")
@@ -147,6 +153,31 @@ _JSON_OBJECT: Rule[dict[str, Any]] = Rule(
 )
 
 
+_SEVERITY: Rule[str] = Rule(
+    Literal[s.SEVERITIES],  # type: ignore[valid-type]
+    "{value!r} is not a severity: use one of " + ", ".join(s.SEVERITIES),
+)
+_HEALTH_STATUS: Rule[str] = Rule(
+    Literal[s.HEALTH_STATUSES],  # type: ignore[valid-type]
+    "{value!r} is not a health status: use one of " + ", ".join(s.HEALTH_STATUSES),
+)
+_COUNT: Rule[int] = Rule(
+    Annotated[StrictInt, Field(ge=0)], "must be a non-negative integer, got {value!r}"
+)
+_DAY: Rule[date] = Rule(
+    Annotated[date, Strict(), AfterValidator(_not_a_datetime)],
+    "must be a datetime.date (the UTC day), got {value!r:.60}",
+)
+_GRACE: Rule[timedelta] = Rule(
+    Annotated[timedelta, Strict(), Field(ge=timedelta(0))],
+    "must be a non-negative timedelta (the grace period), got {value!r:.60}",
+)
+_SHA256: Rule[str] = Rule(
+    Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")],
+    "must be a 64-character hex SHA-256, got {value!r:.60}",
+)
+
+
 @cache
 def _text_rule(max_len: int) -> Rule[str]:
     return Rule(
@@ -203,6 +234,32 @@ def valid_status(value: Any) -> str:
 
 def valid_horizon(value: Any) -> str:
     return _HORIZON("horizon", value)
+
+
+def valid_severity(value: Any) -> str:
+    return _SEVERITY("severity", value)
+
+
+def valid_health_status(value: Any) -> str:
+    return _HEALTH_STATUS("health status", value)
+
+
+def valid_count(name: str, value: Any) -> int:
+    """A non-negative integer (a metric's count; ``True`` is not a count)."""
+    return _COUNT(name, value)
+
+
+def valid_day(name: str, value: Any) -> date:
+    """A calendar day (a ``datetime`` is refused: it would carry a time and a zone)."""
+    return _DAY(name, value)
+
+
+def valid_grace(name: str, value: Any) -> timedelta:
+    return _GRACE(name, value)
+
+
+def valid_opt_sha256(name: str, value: Any) -> str | None:
+    return _SHA256.optional(name, value)
 
 
 def valid_handle(value: Any) -> str:
@@ -276,7 +333,11 @@ __all__ = [
     "valid_arm",
     "valid_bool",
     "valid_config_key",
+    "valid_count",
+    "valid_day",
+    "valid_grace",
     "valid_handle",
+    "valid_health_status",
     "valid_horizon",
     "valid_id",
     "valid_json",
@@ -285,8 +346,10 @@ __all__ = [
     "valid_now",
     "valid_opt_attempt",
     "valid_opt_float",
+    "valid_opt_sha256",
     "valid_opt_str",
     "valid_opt_time",
+    "valid_severity",
     "valid_status",
     "valid_str",
     "valid_time",
