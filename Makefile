@@ -9,6 +9,12 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 BIN := $(VENV)/bin
 DAYS ?= 30
+REDIS ?= 0
+# `make run REDIS=1`: the main job on the hot path, through this machine's Redis, in a DB and a
+# key prefix of its own (the store decides; the run ends with the store-only run's store).
+REDIS_RUN_URL ?= redis://127.0.0.1:6379/12
+REDIS_RUN_PREFIX ?= xbot-run:
+RUN_ENV := $(if $(filter 1,$(REDIS)),REDIS_URL=$(REDIS_RUN_URL) REDIS_PREFIX=$(REDIS_RUN_PREFIX),)
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DO_NOT_TRACK := 1
@@ -33,9 +39,9 @@ $(DAGSTER_HOME)/dagster.yaml: $(VENV)/.installed
 prepare: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml ## parse the dbt project (manifest) for Dagster
 	$(BIN)/dagster-dbt project prepare-and-package --file xbot_assets/warehouse/project.py >/dev/null
 
-run: prepare ## run the main job on the embedded default (sandbox X, SQLite, DuckDB; DAYS=30)
+run: prepare ## run the main job on the embedded default (sandbox X, SQLite, DuckDB; DAYS=30; REDIS=1 adds Redis)
 	$(BIN)/xbot migrate
-	$(BIN)/xbot run --days $(DAYS)
+	$(RUN_ENV) $(BIN)/xbot run --days $(DAYS)
 
 chromium: ## install Debian's Chromium for the browser tests when it is missing
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -38,10 +38,10 @@ from xbot_assets.console.app import create_app
 from xbot_assets.console.auth import issue_token
 from xbot_assets.console.server import running_console
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
-from xbot_assets.store.dedup import content_hash
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.schema import METRIC_NAMES, candidates, tweet_metrics, tweets
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.durable.schema import METRIC_NAMES, candidates, tweet_metrics, tweets
+from xbot_assets.store.hot.dedup import content_hash
 
 RESULTS = Path(__file__).parent / "results" / "console.json"
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

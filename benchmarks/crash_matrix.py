@@ -68,8 +68,8 @@ from xbot_assets.posting.crashpoints import CRASH_ENV, CRASH_POINTS, CRASH_SKIP_
 from xbot_assets.posting.factory import make_poster, open_ledger, post_due, reconcile
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, SandboxX
 from xbot_assets.sandbox.server import running_server
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.schema import post_attempts
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.durable.schema import post_attempts
 
 RESULTS = Path(__file__).resolve().parent / "results" / "crash_matrix.json"
 GRACE = timedelta(seconds=0.1)

@@ -36,9 +36,9 @@ from typing import Any
 import psycopg
 
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.models import MetricSnapshot
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.durable.models import MetricSnapshot
 
 RESULTS = Path(__file__).resolve().parent / "results" / "durable_store.json"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -40,9 +40,9 @@ if str(ROOT) not in sys.path:
 from xbot_assets.config import load_settings  # noqa: E402
 from xbot_assets.health.checks import HealthContext, run_checks  # noqa: E402
 from xbot_assets.health.metrics import DurableStateCollector  # noqa: E402
-from xbot_assets.store.engine import make_engine  # noqa: E402
-from xbot_assets.store.migrate import upgrade  # noqa: E402
-from xbot_assets.store.schema import (  # noqa: E402
+from xbot_assets.store.durable.engine import make_engine  # noqa: E402
+from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
+from xbot_assets.store.durable.schema import (  # noqa: E402
     accounts,
     audit_log,
     candidates,

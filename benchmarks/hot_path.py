@@ -44,12 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from hotpath_harness import ThrowawayRedis, create_account, queue_posts  # noqa: E402
 
-from xbot_assets.store.dual import _WRITERS, DualStoreManager  # noqa: E402
-from xbot_assets.store.engine import make_engine  # noqa: E402
-from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete  # noqa: E402
-from xbot_assets.store.migrate import upgrade  # noqa: E402
-from xbot_assets.store.schema import audit_log, tweet_metrics, tweets  # noqa: E402
-from xbot_assets.store.streams import StreamQueue  # noqa: E402
+from xbot_assets.store.durable.engine import make_engine  # noqa: E402
+from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
+from xbot_assets.store.durable.schema import audit_log, tweet_metrics, tweets  # noqa: E402
+from xbot_assets.store.hot.dual import DualStoreManager  # noqa: E402
+from xbot_assets.store.hot.event_writers import WRITERS  # noqa: E402
+from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete  # noqa: E402
+from xbot_assets.store.hot.streams import StreamQueue  # noqa: E402
 
 REDIS_URL = os.environ.get("XBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("XBOT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -69,7 +70,7 @@ def bench_stream(total: int, batch: int, redis_url: str | None = None) -> dict[s
     when the Redis server is our own)."""
     client = connect_redis(redis_url or REDIS_URL)
     keys = KeySpace(f"bench:{uuid.uuid4().hex[:8]}:")
-    queue = StreamQueue(client, keys, "scoring")
+    queue = StreamQueue(client, keys, "analytics_processing")
     queue.ensure_groups()
     payload = {"candidate_id": 123456, "arm": "how_to:python", "score": 0.42}
     try:
@@ -191,7 +192,7 @@ def bench_sync(
         started = time.perf_counter()
         for kind, row in captured:
             with engine.begin() as conn:
-                _WRITERS[kind](conn, [row])  # type: ignore[index]
+                WRITERS[kind](conn, [row])  # type: ignore[index]
         naive_s = time.perf_counter() - started
         with engine.connect() as conn:
             metric_rows = conn.execute(select(func.count()).select_from(tweet_metrics)).scalar_one()

@@ -37,7 +37,7 @@ from hotpath_harness import (
     redis_chaos,
 )
 
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.migrate import upgrade
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hot_path_faults.json"
 

@@ -32,12 +32,18 @@ from typing import Any
 import redis
 from sqlalchemy import Engine, func, insert, select, update
 
-from xbot_assets.store.dedup import content_hash
-from xbot_assets.store.dual import DualStoreManager, StoresUnavailableError
-from xbot_assets.store.keys import KeySpace, connect_redis
-from xbot_assets.store.ratelimit import RateCaps
-from xbot_assets.store.schema import accounts, audit_log, post_attempts, tweet_metrics, tweets
-from xbot_assets.store.streams import QueuePolicy
+from xbot_assets.store.durable.schema import (
+    accounts,
+    audit_log,
+    post_attempts,
+    tweet_metrics,
+    tweets,
+)
+from xbot_assets.store.hot.dedup import content_hash
+from xbot_assets.store.hot.dual import DualStoreManager, StoresUnavailableError
+from xbot_assets.store.hot.keys import KeySpace, connect_redis
+from xbot_assets.store.hot.ratelimit import RateCaps
+from xbot_assets.store.hot.streams import QueuePolicy
 
 
 def free_port() -> int:
@@ -411,7 +417,7 @@ def redis_chaos(
     The brake is engaged for a stretch (with a flush inside it) and must hold throughout.
     """
     items = posts
-    from xbot_assets.store.engine import make_engine
+    from xbot_assets.store.durable.engine import make_engine
 
     rng = random.Random(seed)
     caps = caps or RateCaps(posts_per_hour=6, posts_per_day=120, min_spacing=timedelta(minutes=10))
@@ -521,8 +527,8 @@ def postgres_outage(
     in Redis and land once it is back, each exactly once.
     """
     items = posts
-    from xbot_assets.store.engine import make_engine
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.engine import make_engine
+    from xbot_assets.store.durable.migrate import upgrade
 
     rng = random.Random(seed)
     caps = RateCaps(posts_per_hour=100_000, posts_per_day=1_000_000, min_spacing=timedelta(0))
@@ -617,7 +623,7 @@ def postgres_outage(
                 )
             ).scalar_one()
         engine.dispose()
-        from xbot_assets.store.keys import scan_delete
+        from xbot_assets.store.hot.keys import scan_delete
 
         scan_delete(client, keys)
         client.close()

@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         from xbot_assets.config import ensure_dagster_home, load_settings
         from xbot_assets.runner import run_main
-        from xbot_assets.store.migrate import upgrade
+        from xbot_assets.store.durable.migrate import upgrade
 
         ensure_dagster_home()
         settings = load_settings(env_file=None)

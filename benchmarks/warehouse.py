@@ -319,9 +319,9 @@ def bench_extract(n_posts: int, workdir: Path) -> dict[str, Any]:
     and 4 snapshots each, read by the real extraction code (full posts + every metrics day)."""
     from datetime import timedelta
 
-    from xbot_assets.store import schema as s
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable import schema as s
+    from xbot_assets.store.durable.migrate import upgrade
     from xbot_assets.warehouse import load
 
     url = f"sqlite:///{workdir / 'store.db'}"

@@ -61,8 +61,8 @@ def settings_or_exit() -> Settings:
 def require_schema_or_exit(settings: Settings) -> None:
     """Stop (exit 2) unless the durable store is at this xbot's schema: call it first thing in
     every command that uses the store, before any browser, poster or job starts."""
-    from xbot_assets.store.errors import StoreError
-    from xbot_assets.store.guard import require_current_schema
+    from xbot_assets.store.durable.errors import StoreError
+    from xbot_assets.store.durable.guard import require_current_schema
 
     try:
         require_current_schema(settings)
@@ -87,9 +87,9 @@ def migrate_cmd(
         return
     from xbot_assets.config import mask_url
     from xbot_assets.ops.redact import redact
-    from xbot_assets.store.engine import make_engine
-    from xbot_assets.store.errors import StoreError
-    from xbot_assets.store.migrate import known_revisions, schema_status, upgrade
+    from xbot_assets.store.durable.engine import make_engine
+    from xbot_assets.store.durable.errors import StoreError
+    from xbot_assets.store.durable.migrate import known_revisions, schema_status, upgrade
 
     url = settings.resolved_database_url
     if revision != "head" and revision not in known_revisions():
@@ -247,7 +247,7 @@ def _health_context(
     from datetime import timedelta
 
     from xbot_assets.health.checks import HealthContext, Thresholds
-    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.durable.errors import StoreError
 
     thresholds = Thresholds(
         max_post_age=timedelta(hours=max_post_age_hours),
@@ -290,8 +290,8 @@ def health_serve(
     """
     settings = settings_or_exit()
     from xbot_assets.health.server import HealthServer
-    from xbot_assets.store.errors import StoreError
-    from xbot_assets.store.guard import require_current_schema
+    from xbot_assets.store.durable.errors import StoreError
+    from xbot_assets.store.durable.guard import require_current_schema
 
     try:
         require_current_schema(settings)
@@ -492,9 +492,9 @@ def brake_cmd(
 
     from xbot_assets.ops.audit import operator_actor
     from xbot_assets.ops.redact import safe_error
-    from xbot_assets.store.brake import EmergencyBrake
-    from xbot_assets.store.engine import make_engine
-    from xbot_assets.store.keys import KeySpace, redis_from_settings
+    from xbot_assets.store.durable.engine import make_engine
+    from xbot_assets.store.hot.brake import EmergencyBrake
+    from xbot_assets.store.hot.keys import KeySpace, redis_from_settings
 
     engine = make_engine(settings.resolved_database_url)
     client = redis_from_settings(settings)
@@ -551,7 +551,7 @@ def _operator_guard(settings: Settings) -> tuple[Any, Any, str]:
     from xbot_assets.content.factory import build_guard_config, build_moderator
     from xbot_assets.content.safety import GuardConfig
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.durable.errors import StoreError
 
     moderator = build_moderator(settings)
     url = make_url(settings.resolved_database_url)
@@ -710,7 +710,7 @@ def console_token(
     from xbot_assets.console.auth import issue_token, revoke_tokens
     from xbot_assets.ops.audit import operator_actor
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.durable.errors import StoreError
 
     settings = settings_or_exit()
     require_schema_or_exit(settings)

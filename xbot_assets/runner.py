@@ -554,6 +554,7 @@ def run_main(
     from xbot_assets.defs.sensors import REBUILD_CONFIG_KEY
     from xbot_assets.engine.planner import SCHEDULE_CONFIG_KEY
     from xbot_assets.engine.runtime import shared_sandbox
+    from xbot_assets.posting.hotpath import invalidate_config
     from xbot_assets.report import bot_rewards, summarise, write_report
     from xbot_assets.store.durable import DurableStore
 
@@ -577,6 +578,7 @@ def run_main(
         store.set_config(
             SCHEDULE_CONFIG_KEY, schedule, actor="xbot run", reason="main job", now=start
         )
+        invalidate_config(settings, store.engine, SCHEDULE_CONFIG_KEY)  # the refill's cache
     if store.get_config(REBUILD_CONFIG_KEY) != rebuild_every_hours:
         store.set_config(
             REBUILD_CONFIG_KEY, rebuild_every_hours, actor="xbot run", reason="main job", now=start

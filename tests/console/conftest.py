@@ -53,7 +53,7 @@ def local_settings(root: Path, **overrides: Any) -> Settings:
 def make_console_env(root: Path, **overrides: Any) -> ConsoleEnv:
     from xbot_assets.console.auth import issue_token
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     settings = local_settings(root, **overrides)
     upgrade(settings.resolved_database_url)

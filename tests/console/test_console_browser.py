@@ -208,7 +208,7 @@ def login_audited(d: Deployment) -> bool:
 
 
 def _brake_key() -> str:
-    from xbot_assets.store.brake import BRAKE_CONFIG_KEY
+    from xbot_assets.store.hot.brake import BRAKE_CONFIG_KEY
 
     return BRAKE_CONFIG_KEY
 

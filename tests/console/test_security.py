@@ -137,7 +137,7 @@ def test_staging_token_cannot_act_on_production_rows(tmp_path: Path) -> None:
     from xbot_assets.config import load_settings
     from xbot_assets.console.auth import issue_token
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     pytest.importorskip("psycopg")
     name = f"xbot_test_console_{uuid.uuid4().hex[:8]}"
@@ -194,7 +194,7 @@ def test_staging_token_cannot_act_on_production_rows(tmp_path: Path) -> None:
 @pytest.fixture
 def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     from xbot_assets.config import load_settings
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     for name in settings_env_names():
         monkeypatch.delenv(name, raising=False)

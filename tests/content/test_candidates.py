@@ -32,7 +32,7 @@ from xbot_assets.content.offline import OfflineGenerator
 from xbot_assets.content.openai_generator import OpenAIGenerator
 from xbot_assets.content.safety import GuardConfig, OpenAIModerator
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.migrate import upgrade
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 

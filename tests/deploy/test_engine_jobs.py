@@ -31,7 +31,7 @@ def test_no_second_refill_while_the_accounts_refill_is_queued_or_running(env: En
     until it ends, so the sensor must not pile further refills behind it."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     upgrade(env.settings.resolved_database_url)
     defs = load_definitions()
@@ -59,7 +59,7 @@ def test_one_post_run_at_a_time_per_account(env: Env) -> None:
     from dagster._core.storage.dagster_run import DagsterRun
 
     from xbot_assets.engine.sensing import cached_store
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     upgrade(env.settings.resolved_database_url)
     defs = load_definitions()

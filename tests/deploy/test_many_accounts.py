@@ -20,7 +20,7 @@ from xbot_assets.engine.sensing import forget_stores
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, SandboxX
 from xbot_assets.sandbox.server import running_server
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.migrate import upgrade
 
 
 def _deployment_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sandbox: SandboxX,

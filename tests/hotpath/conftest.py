@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis
 
-from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete
+from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -69,7 +69,7 @@ def _admin() -> psycopg.Connection:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A database migrated to head once per test process, copied by each test (fast)."""
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     name = f"xbot_test_hotpath_tpl_{uuid.uuid4().hex[:8]}"
     with _admin() as admin:

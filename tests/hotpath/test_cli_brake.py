@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
 from xbot_assets.cli import app
-from xbot_assets.store.keys import KeySpace, scan_delete
+from xbot_assets.store.hot.keys import KeySpace, scan_delete
 
 
 def test_brake_cli_round_trip(tmp_path, monkeypatch, redis_client):
@@ -40,7 +40,7 @@ def test_brake_cli_round_trip(tmp_path, monkeypatch, redis_client):
         off = runner.invoke(app, ["brake", "off", "-r", "resolved"])
         assert off.exit_code == 0 and "brake off" in off.output
         engine = create_engine(f"sqlite:///{tmp_path / 'home' / 'xbot.db'}")
-        from xbot_assets.store.schema import audit_log
+        from xbot_assets.store.durable.schema import audit_log
 
         with engine.connect() as conn:
             events = [

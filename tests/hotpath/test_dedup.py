@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
-from xbot_assets.store.dedup import DedupCache, content_hash, normalize_text
-from xbot_assets.store.keys import KeySpace, connect_redis
+from xbot_assets.store.hot.dedup import DedupCache, content_hash, normalize_text
+from xbot_assets.store.hot.keys import KeySpace, connect_redis
 
 
 def test_trivial_variants_share_one_hash():

@@ -11,11 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from tests.hotpath.conftest import FakeClock
 from tests.hotpath.harness import load_harness
-from xbot_assets.store.dual import DualStoreManager, StoresUnavailableError
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete
-from xbot_assets.store.ratelimit import RateCaps
-from xbot_assets.store.schema import (
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.schema import (
     audit_log,
     bot_config,
     post_attempts,
@@ -23,7 +20,10 @@ from xbot_assets.store.schema import (
     tweet_metrics,
     tweets,
 )
-from xbot_assets.store.streams import QueuePolicy
+from xbot_assets.store.hot.dual import DualStoreManager, StoresUnavailableError
+from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete
+from xbot_assets.store.hot.ratelimit import RateCaps
+from xbot_assets.store.hot.streams import QueuePolicy
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CAPS = RateCaps(posts_per_hour=2, posts_per_day=5, min_spacing=timedelta(minutes=30))
@@ -366,7 +366,7 @@ def test_claim_checks_brake_and_caps_on_the_durable_rows(world, engine, redis_cl
 
 
 def test_brake_status_reads_mirror_then_durable(engine, redis_client, keys):
-    from xbot_assets.store.brake import EmergencyBrake
+    from xbot_assets.store.hot.brake import EmergencyBrake
 
     brake = EmergencyBrake(engine, "local", redis_client, keys, clock=FakeClock(T0))
     assert brake.status().engaged is False
@@ -391,7 +391,7 @@ def test_brake_status_reads_mirror_then_durable(engine, redis_client, keys):
 
 
 def test_ai_spend_is_judged_by_the_durable_budget(world, engine, redis_client, keys):
-    from xbot_assets.store.brake import upsert_bot_config
+    from xbot_assets.store.hot.brake import upsert_bot_config
 
     manager, clock, _account, _ = world
     with engine.begin() as conn:
@@ -446,7 +446,7 @@ def test_sync_trims_synced_history_but_keeps_the_backlog(world, engine, redis_cl
         emitter.record_metric_snapshot(tweet_id=tid, account_id=account, horizon="1h", metrics={})
     manager.sync_once()
     assert manager.sync_queue is not None
-    from xbot_assets.store.streams import Priority
+    from xbot_assets.store.hot.streams import Priority
 
     normal = manager.sync_queue.stream_keys[Priority.NORMAL]
     assert redis_client.xlen(normal) == 3  # acknowledged, still in the stream
@@ -459,7 +459,7 @@ def test_sync_trims_synced_history_but_keeps_the_backlog(world, engine, redis_cl
 
 def test_the_embedded_sqlite_store_takes_the_same_path(tmp_path, redis_client, keys):
     """APP_ENV=local runs on a SQLite file: events, claims and the brake work the same."""
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'xbot.db'}"
     upgrade(url)

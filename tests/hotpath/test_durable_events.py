@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.hotpath.harness import load_harness
-from xbot_assets.store.dual import DualStoreManager
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.keys import KeySpace, connect_redis
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.schema import audit_log, tweet_metrics, tweets
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.durable.schema import audit_log, tweet_metrics, tweets
+from xbot_assets.store.hot.dual import DualStoreManager
+from xbot_assets.store.hot.keys import KeySpace, connect_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 POSTS = 200
@@ -31,9 +31,9 @@ EMITTER = """
 import json, sys
 from collections import Counter
 from datetime import UTC, datetime
-from xbot_assets.store.dual import DualStoreManager
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.keys import KeySpace, connect_redis
+from xbot_assets.store.hot.dual import DualStoreManager
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.hot.keys import KeySpace, connect_redis
 
 url, redis_url, prefix, account, ids = sys.argv[1:6]
 manager = DualStoreManager(
@@ -147,7 +147,7 @@ def test_store_down_events_wait_in_a_persistent_redis_across_a_restart(tmp_path,
     """The store is down while a process emits and exits: the events wait in Redis (XADD
     confirmed), which is killed and restarted; with an fsync-always AOF they are still there and
     the sync writes every one once the store is back. (Without persistence, or after a flush,
-    nothing can bring back events that existed only in Redis: see ``store/dual.py``.)"""
+    nothing can bring back events that existed only in Redis: see ``store/hot/dual.py``.)"""
     account, ids = _seed_posts(pg_url)
     down_url = f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere"
     harness = load_harness()

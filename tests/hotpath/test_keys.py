@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from xbot_assets.config import load_settings
-from xbot_assets.store.keys import KeyError_, KeySpace, scan_delete
+from xbot_assets.store.hot.keys import KeyError_, KeySpace, scan_delete
 
 PACKAGE = Path(__file__).resolve().parents[2] / "xbot_assets"
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.hotpath.conftest import FakeClock
-from xbot_assets.store.dual import DualStoreManager
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.ratelimit import RateCaps
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.hot.dual import DualStoreManager
+from xbot_assets.store.hot.keys import KeySpace
+from xbot_assets.store.hot.ratelimit import RateCaps
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 OPEN_CAPS = RateCaps(

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from tests.hotpath.conftest import REDIS_URL, FakeClock
-from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete
-from xbot_assets.store.ratelimit import RateCaps, RateLimiter, check_post_caps
+from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete
+from xbot_assets.store.hot.ratelimit import RateCaps, RateLimiter, check_post_caps
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 CAPS = RateCaps(

@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 import redis
 
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.streams import QUEUE_NAMES, Message, Priority, QueuePolicy, StreamQueue
+from xbot_assets.store.hot.keys import KeySpace
+from xbot_assets.store.hot.streams import QUEUE_NAMES, Message, Priority, QueuePolicy, StreamQueue
 
 
 def make_queue(client: redis.Redis, keys: KeySpace, clock, **policy) -> StreamQueue:
-    return StreamQueue(client, keys, "scoring", policy=QueuePolicy(**policy), clock=clock)
+    return StreamQueue(
+        client, keys, "analytics_processing", policy=QueuePolicy(**policy), clock=clock
+    )
 
 
 def test_every_named_queue_exists_and_unknown_names_fail(redis_client, keys, clock):
     assert set(QUEUE_NAMES) == {
         "pending_posts",
-        "candidate_generation",
-        "scoring",
         "analytics_processing",
         "sync_to_supabase",
     }
@@ -31,6 +32,19 @@ def test_every_named_queue_exists_and_unknown_names_fail(redis_client, keys, clo
         assert [m.payload for m in q.read("c1")] == [{"n": 1}]
     with pytest.raises(ValueError, match="unknown queue"):
         StreamQueue(redis_client, keys, "pending_post", clock=clock)
+    for removed in ("candidate_generation", "scoring"):  # no consumer in the loop: not declared
+        with pytest.raises(ValueError, match="unknown queue"):
+            StreamQueue(redis_client, keys, removed, clock=clock)
+
+
+def test_enqueue_at_waits_until_due(redis_client, keys, clock):
+    q = StreamQueue(redis_client, keys, "pending_posts", clock=clock)
+    due = clock.now + timedelta(hours=2)
+    q.enqueue_at({"tweet_id": 7}, due, idempotency_key="tweet:7")
+    q.enqueue_at({"tweet_id": 7}, due, idempotency_key="tweet:7")  # the same hint twice: one
+    assert q.read("c1") == []
+    clock.advance(hours=2)
+    assert [m.payload for m in q.read("c1")] == [{"tweet_id": 7}]
 
 
 def test_higher_priority_is_read_first(redis_client, keys, clock):
@@ -148,7 +162,7 @@ def test_trim_never_drops_pending_or_undelivered_entries(redis_client, keys, clo
 
 
 def test_flushed_redis_recreates_groups_and_keeps_working(redis_client, keys, clock):
-    from xbot_assets.store.keys import scan_delete
+    from xbot_assets.store.hot.keys import scan_delete
 
     q = make_queue(redis_client, keys, clock)
     q.enqueue({"v": 1})

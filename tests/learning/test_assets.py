@@ -62,7 +62,7 @@ def _meta(result: dg.ExecuteInProcessResult, key: str) -> dict[str, object]:
 
 def test_assets_learn_from_the_warehouse_and_write_bot_config(tmp_path: Path) -> None:
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     settings = _TestSettings(home=str(tmp_path)).get()
     upgrade(settings.resolved_database_url)
@@ -110,7 +110,7 @@ def test_assets_learn_from_the_warehouse_and_write_bot_config(tmp_path: Path) ->
 
 
 def test_assets_cold_start_without_a_warehouse(tmp_path: Path) -> None:
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     upgrade(_TestSettings(home=str(tmp_path)).get().resolved_database_url)
     with pytest.raises(dg.Failure, match="materialise arm_posteriors first"):
@@ -137,8 +137,8 @@ def test_factored_posteriors_refit_from_store_snapshots(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.migrate import upgrade
-    from xbot_assets.store.models import MetricSnapshot
+    from xbot_assets.store.durable.migrate import upgrade
+    from xbot_assets.store.durable.models import MetricSnapshot
 
     settings = _TestSettings(home=str(tmp_path)).get()
     upgrade(settings.resolved_database_url)

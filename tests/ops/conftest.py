@@ -19,9 +19,9 @@ import redis
 from sqlalchemy import Engine, insert
 
 from xbot_assets.config import Settings, load_settings
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.schema import accounts
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.durable.schema import accounts
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 

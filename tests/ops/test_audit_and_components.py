@@ -16,9 +16,9 @@ from xbot_assets.ops.component_status import (
 )
 from xbot_assets.ops.redact import redact, safe_error
 from xbot_assets.posting.base import SessionStatus
-from xbot_assets.store.brake import EmergencyBrake
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.brake import EmergencyBrake
+from xbot_assets.store.hot.keys import KeySpace
 
 
 def test_operator_state_changes_land_in_audit_log_with_who(store: Store) -> None:

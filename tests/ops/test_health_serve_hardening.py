@@ -20,8 +20,8 @@ from sqlalchemy import text
 from tests.ops.conftest import Store
 from xbot_assets.health.checks import HealthContext
 from xbot_assets.health.server import HealthServer
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
 
 XBOT = [sys.executable, "-m", "xbot_assets.cli"]
 

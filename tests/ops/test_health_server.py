@@ -25,13 +25,13 @@ from xbot_assets.ops.learning_status import record_model_promotion, record_polic
 from xbot_assets.posting.base import PosterBase, PostResult, Rejected, SessionStatus
 from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.posting.service import PostingService
-from xbot_assets.store.brake import EmergencyBrake
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.models import CandidateInput
-from xbot_assets.store.schema import post_attempts, tweets
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.durable.models import CandidateInput
+from xbot_assets.store.durable.schema import post_attempts, tweets
+from xbot_assets.store.hot.brake import EmergencyBrake
+from xbot_assets.store.hot.keys import KeySpace
 
 
 def insert_posted(store: Store, n: int, *, at: datetime | None = None) -> list[int]:
@@ -426,7 +426,7 @@ def test_queue_metrics_from_redis_streams(
     """Depths, lag, pending, dead letters and reclaims as the hot path's queues leave them."""
     import redis as redis_lib
 
-    from xbot_assets.store.streams import QueuePolicy, StreamQueue
+    from xbot_assets.store.hot.streams import QueuePolicy, StreamQueue
 
     prefix = f"t{uuid.uuid4().hex[:8]}:"
     settings = make_settings(tmp_path / "home", redis_url=throwaway_redis.url, redis_prefix=prefix)

@@ -28,11 +28,11 @@ from tests.foundation.conftest import settings_env_names, subprocess_env
 from xbot_assets.cli import app
 from xbot_assets.ops.audit import recent_audit
 from xbot_assets.posting.ledger import PostingLedger
-from xbot_assets.store.brake import EmergencyBrake
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.hot.brake import EmergencyBrake
+from xbot_assets.store.hot.keys import KeySpace
 
 XBOT = [sys.executable, "-m", "xbot_assets.cli"]
 

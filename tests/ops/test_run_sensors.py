@@ -11,8 +11,8 @@ from tests.foundation.conftest import settings_env_names
 from xbot_assets.defs.health import record_run_failure, record_run_success
 from xbot_assets.defs.resources import XbotSettings
 from xbot_assets.ops.component_status import latest_component_statuses
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
 
 
 @dg.op

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from xbot_assets.config import Settings, load_settings
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.migrate import upgrade
 from xbot_assets.warehouse.project import dbt_project
 
 ENV_NAMES = (

@@ -230,7 +230,7 @@ def test_main_job_writes_simulated_times_and_an_incremental_load_matches_the_sto
     import duckdb
     import sqlalchemy as sa
 
-    from xbot_assets.store import schema as s
+    from xbot_assets.store.durable import schema as s
     from xbot_assets.warehouse import load
 
     store = _store(main_run)

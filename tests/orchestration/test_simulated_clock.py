@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.orchestration.conftest import Env
-from xbot_assets.store import schema as s
+from xbot_assets.store.durable import schema as s
 from xbot_assets.warehouse import load
 from xbot_assets.warehouse.raw_schema import create_raw_tables
 

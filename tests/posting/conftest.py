@@ -11,8 +11,8 @@ import pytest
 
 from xbot_assets.posting.base import OwnPost, PosterBase, PostResult, SessionStatus
 from xbot_assets.posting.ledger import PostingLedger
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.migrate import upgrade
 
 _MIGRATED: dict[str, Path] = {}
 
@@ -181,7 +181,7 @@ def pg_url(pg_posting_db):
     """The worker's Postgres database, emptied for this test."""
     import psycopg
 
-    from xbot_assets.store.schema import metadata
+    from xbot_assets.store.durable.schema import metadata
 
     with psycopg.connect(
         f"host=127.0.0.1 port=5432 user=postgres dbname={pg_posting_db}", autocommit=True

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from xbot_assets.posting.browser_poster import save_browser_session
 from xbot_assets.posting.factory import make_poster, open_ledger, post_due
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN
-from xbot_assets.store.schema import audit_log
+from xbot_assets.store.durable.schema import audit_log
 
 from .conftest import api_settings
 

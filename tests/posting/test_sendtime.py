@@ -62,7 +62,7 @@ def test_spacing_and_the_hourly_cap_move_a_due_post_never_send_it_early(ledger, 
 def ledger_audit(ledger):
     from sqlalchemy import select
 
-    from xbot_assets.store.schema import audit_log
+    from xbot_assets.store.durable.schema import audit_log
 
     with ledger.engine.connect() as conn:
         return [r[0] for r in conn.execute(select(audit_log.c.event_type))]

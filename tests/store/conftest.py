@@ -18,8 +18,8 @@ import psycopg
 import pytest
 
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.migrate import upgrade
-from xbot_assets.store.schema import metadata
+from xbot_assets.store.durable.migrate import upgrade
+from xbot_assets.store.durable.schema import metadata
 
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 PG_URL = "postgresql://postgres@127.0.0.1:5432/{db}"

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select
 
 from xbot_assets.store.durable import MAX_TEXT_CHARS, DurableStore
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.errors import (
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.errors import (
     AccountNotFoundError,
     CandidateNotFoundError,
     DuplicatePostError,
@@ -21,8 +21,8 @@ from xbot_assets.store.errors import (
     PostNotFoundError,
     StoreError,
 )
-from xbot_assets.store.models import AuditEvent, CandidateInput, MetricSnapshot
-from xbot_assets.store.schema import metadata
+from xbot_assets.store.durable.models import AuditEvent, CandidateInput, MetricSnapshot
+from xbot_assets.store.durable.schema import metadata
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NAIVE = datetime(2026, 3, 1, 12, 0)

@@ -16,7 +16,7 @@ import pytest
 from xbot_assets.content.base import Usage
 from xbot_assets.content.budget import BotConfigBudgetLedger, DaySpend
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.errors import InvalidInputError
+from xbot_assets.store.durable.errors import InvalidInputError
 
 DAY = date(2026, 3, 1)
 WORKERS = 2

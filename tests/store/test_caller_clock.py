@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from xbot_assets.store import schema as s
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.errors import InvalidInputError
-from xbot_assets.store.models import CandidateInput
+from xbot_assets.store.durable import schema as s
+from xbot_assets.store.durable.errors import InvalidInputError
+from xbot_assets.store.durable.models import CandidateInput
 
 T = datetime(2026, 1, 7, 9, 0, tzinfo=UTC)
 

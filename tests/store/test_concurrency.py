@@ -86,7 +86,7 @@ def test_processes_claiming_at_once_never_share_a_post_on_sqlite(sqlite_url: str
 
 
 def _migrate(url: str, barrier: Any, out: Any) -> None:
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     try:
         barrier.wait(timeout=60)
@@ -96,7 +96,7 @@ def _migrate(url: str, barrier: Any, out: Any) -> None:
 
 
 def _migrate_at_once(url: str) -> None:
-    from xbot_assets.store.migrate import head_revision
+    from xbot_assets.store.durable.migrate import head_revision
 
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(2)

@@ -15,11 +15,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.errors import SchemaAheadError, SchemaBehindError
-from xbot_assets.store.guard import require_current_schema, require_current_schema_at
-from xbot_assets.store.migrate import head_revision, known_revisions, schema_status, upgrade
-from xbot_assets.store.schema import metadata
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.errors import SchemaAheadError, SchemaBehindError
+from xbot_assets.store.durable.guard import require_current_schema, require_current_schema_at
+from xbot_assets.store.durable.migrate import head_revision, known_revisions, schema_status, upgrade
+from xbot_assets.store.durable.schema import metadata
 
 XBOT = str(Path(sys.executable).with_name("xbot"))
 POSTGRES_ONLY_INDEXES = {
@@ -158,7 +158,7 @@ def test_new_revision_autogenerates_an_empty_script_when_schema_and_migrations_a
 ) -> None:
     import shutil
 
-    from xbot_assets.store import migrate
+    from xbot_assets.store.durable import migrate
 
     copy = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
@@ -185,7 +185,7 @@ def _fill(url: str, environment: str) -> dict[str, int]:
     from datetime import UTC, date, datetime
 
     from xbot_assets.console.auth import issue_token
-    from xbot_assets.store.models import CandidateInput, MetricSnapshot
+    from xbot_assets.store.durable.models import CandidateInput, MetricSnapshot
 
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
     store = DurableStore.from_url(url, environment=environment)
@@ -228,7 +228,7 @@ def test_upgrade_downgrade_upgrade_keeps_the_data(
 ) -> None:
     """issue 17 item 8: migration 0003 (environment in every key) goes down and up again on
     a store holding rows in every table, losing none, and the store works after each step."""
-    from xbot_assets.store.migrate import downgrade
+    from xbot_assets.store.durable.migrate import downgrade
 
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path}/round/xbot.db"

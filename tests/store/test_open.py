@@ -8,7 +8,7 @@ import pytest
 
 from xbot_assets.config import load_settings
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.errors import StoreConfigError, StoreUnavailableError
+from xbot_assets.store.durable.errors import StoreConfigError, StoreUnavailableError
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_a_role_the_login_cannot_use_is_named_with_the_fix(pg_url: str) -> None:
 
 
 def test_from_settings_uses_the_sqlite_file_under_xbot_home(tmp_path: Path) -> None:
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     settings = load_settings(env_file=None, xbot_home=tmp_path / "home")
     upgrade(settings.resolved_database_url)

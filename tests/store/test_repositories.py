@@ -6,13 +6,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from xbot_assets.store.dedup import content_hash
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.errors import (
+from xbot_assets.store.durable.errors import (
     DuplicatePostError,
     InvalidTransitionError,
 )
-from xbot_assets.store.models import AuditEvent, CandidateInput, MetricSnapshot
+from xbot_assets.store.durable.models import AuditEvent, CandidateInput, MetricSnapshot
+from xbot_assets.store.hot.dedup import content_hash
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -349,7 +349,7 @@ def test_environments_do_not_see_each_other(store_url: str, backend: str) -> Non
         assert production.get_config("k") is None
         assert production.claim_next_due(p_acc.id, now=T0) is not None
         assert staging.list_posts(s_acc.id)[0].status == "queued"
-        from xbot_assets.store.errors import AccountNotFoundError
+        from xbot_assets.store.durable.errors import AccountNotFoundError
 
         with pytest.raises(AccountNotFoundError):
             production.get_account(s_acc.id)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from tests.store.conftest import pg_admin
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.schema import ENVIRONMENTS
+from xbot_assets.store.durable.schema import ENVIRONMENTS
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 INSERT_TWEET = text(

@@ -37,8 +37,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql
 
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.models import MetricSnapshot
-from xbot_assets.store.schema import ENVIRONMENT_TABLES, ENVIRONMENTS, UTCDateTime, metadata
+from xbot_assets.store.durable.models import MetricSnapshot
+from xbot_assets.store.durable.schema import ENVIRONMENT_TABLES, ENVIRONMENTS, UTCDateTime, metadata
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = date(2026, 3, 1)
@@ -443,7 +443,7 @@ def test_ids_come_from_each_environments_own_sequence(url: str) -> None:
 def test_migration_0003_refuses_rows_that_already_cross_environments(empty_pg_url: str) -> None:
     """issue 17 item 8: a store that already holds a cross-environment reference (written
     before the fix) stops the migration with a message saying what to fix, changing nothing."""
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     upgrade(empty_pg_url, "0002")
     db = empty_pg_url.rsplit("/", 1)[1]

@@ -9,7 +9,7 @@ import pytest
 
 from xbot_assets.config import Settings, load_settings
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.migrate import upgrade
+from xbot_assets.store.durable.migrate import upgrade
 from xbot_assets.warehouse.project import dbt_project
 
 

@@ -117,8 +117,8 @@ def test_snapshots_through_the_hot_path_land_after_sync(store: DurableStore) -> 
     import pytest
     import redis
 
-    from xbot_assets.store.dual import DualStoreManager
-    from xbot_assets.store.keys import KeySpace, connect_redis, scan_delete
+    from xbot_assets.store.hot.dual import DualStoreManager
+    from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete
 
     client = connect_redis("redis://127.0.0.1:6379/0")
     try:

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.errors import AccountNotFoundError
-from xbot_assets.store.models import MetricSnapshot
+from xbot_assets.store.durable.errors import AccountNotFoundError
+from xbot_assets.store.durable.models import MetricSnapshot
 from xbot_assets.warehouse import checks, load
 from xbot_assets.warehouse.raw_schema import create_raw_tables
 

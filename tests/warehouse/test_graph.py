@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from xbot_assets.learning.rewards import engagement_reward
-from xbot_assets.store import schema as s
 from xbot_assets.store.durable import DurableStore
+from xbot_assets.store.durable import schema as s
 from xbot_assets.warehouse.refresh import refresh_all
 from xbot_assets.warehouse.summaries import SUMMARY_TYPE_PREFIX
 

@@ -15,7 +15,7 @@ import duckdb
 
 from xbot_assets.config import Settings
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.models import MetricSnapshot
+from xbot_assets.store.durable.models import MetricSnapshot
 from xbot_assets.warehouse.refresh import refresh_all
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)

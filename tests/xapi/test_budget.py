@@ -162,7 +162,7 @@ def test_plan_drops_the_72h_snapshots_before_the_1h_ones() -> None:
 
 def test_the_ledger_enforces_window_month_and_spend(tmp_path: Path) -> None:
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'x.db'}"
     upgrade(url)
@@ -203,8 +203,8 @@ def test_redis_limiter_counts_the_window_across_processes(tmp_path: Path) -> Non
 
     from xbot_assets.config import load_settings
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.keys import scan_keys
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
+    from xbot_assets.store.hot.keys import scan_keys
     from xbot_assets.xapi.budget import XApiGate
 
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0", decode_responses=True)
@@ -232,7 +232,7 @@ def test_redis_limiter_counts_the_window_across_processes(tmp_path: Path) -> Non
         assert not refused and refused.reason == "x_api_calls_per_15min"
         assert gates[1].ledger.usage(START).reads == 0  # refused before the durable ledger
     finally:
-        from xbot_assets.store.keys import KeySpace
+        from xbot_assets.store.hot.keys import KeySpace
 
         for key in scan_keys(client, KeySpace(prefix)):
             client.delete(key)
@@ -245,7 +245,7 @@ def test_concurrent_reservations_never_pass_the_cap_on_postgres(pg_database: str
     from concurrent.futures import ThreadPoolExecutor
 
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     upgrade(pg_database)
     store = DurableStore.from_url(pg_database, environment="staging")

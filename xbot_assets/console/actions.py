@@ -18,9 +18,9 @@ from xbot_assets.console.slots import SlotRules, next_free_slot, slot_problem, t
 from xbot_assets.content.length import MAX_WEIGHTED_LENGTH, weighted_length
 from xbot_assets.content.safety import GuardConfig, check, check_thread
 from xbot_assets.ops.audit import record_audit
-from xbot_assets.store.dedup import content_hash
 from xbot_assets.store.durable import DurableStore, thread_part_hash
-from xbot_assets.store.schema import tweets
+from xbot_assets.store.durable.schema import tweets
+from xbot_assets.store.hot.dedup import content_hash
 
 MAX_REASON_CHARS = 500
 

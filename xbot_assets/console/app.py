@@ -40,7 +40,7 @@ from xbot_assets.console.auth import (
     same_secret,
     verify_token,
 )
-from xbot_assets.store.errors import StoreError
+from xbot_assets.store.durable.errors import StoreError
 from xbot_assets.store.timebase import Clock, utc_now
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from xbot_assets.ops.audit import record_audit
 from xbot_assets.ops.dbread import read_connection
-from xbot_assets.store.schema import console_tokens
+from xbot_assets.store.durable.schema import console_tokens
 
 SESSION_COOKIE = "xbot_console"
 LOGIN_COOKIE = "xbot_console_login"

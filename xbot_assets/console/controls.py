@@ -15,9 +15,9 @@ from xbot_assets.console.views import config_value
 from xbot_assets.ops.component_status import latest_component_statuses
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.redact import redact
-from xbot_assets.store.brake import EmergencyBrake, read_durable_brake
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.schema import tweets
+from xbot_assets.store.durable.schema import tweets
+from xbot_assets.store.hot.brake import EmergencyBrake, read_durable_brake
+from xbot_assets.store.hot.keys import KeySpace
 from xbot_assets.store.timebase import Clock
 
 AI_SPEND_KEY_PREFIX = "ai_spend:"
@@ -134,7 +134,7 @@ def set_brake(
 ) -> None:
     """Engage or release the brake (durable row + audit in one transaction; Redis mirror when
     REDIS_URL is set), exactly as ``xbot brake`` does."""
-    from xbot_assets.store.keys import redis_from_settings
+    from xbot_assets.store.hot.keys import redis_from_settings
 
     client = redis_from_settings(settings) if settings.redis_url else None
     brake = EmergencyBrake(

@@ -19,7 +19,7 @@ def engine_fill(
     from xbot_assets.engine.decide import refill
     from xbot_assets.engine.runtime import build_runtime, shared_sandbox
     from xbot_assets.engine.sensing import cached_store
-    from xbot_assets.store.migrate import upgrade
+    from xbot_assets.store.durable.migrate import upgrade
 
     if settings.resolved_poster != "sandbox":
         raise ValueError("engine_fill runs against the sandbox only: use APP_ENV=local")

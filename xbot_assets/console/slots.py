@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, func, select
 
 from xbot_assets.learning.scheduler import ScheduleConfig
-from xbot_assets.store.schema import tweets
+from xbot_assets.store.durable.schema import tweets
 
 STEP = timedelta(minutes=5)
 SEARCH = timedelta(days=14)

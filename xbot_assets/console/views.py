@@ -19,8 +19,14 @@ from sqlalchemy import Connection, func, select
 
 from xbot_assets.learning.rewards import engagement_reward
 from xbot_assets.ops.dbread import read_connection
-from xbot_assets.store.schema import HORIZONS, METRIC_NAMES, bot_config, candidates, tweet_metrics
-from xbot_assets.store.schema import tweets as t
+from xbot_assets.store.durable.schema import (
+    HORIZONS,
+    METRIC_NAMES,
+    bot_config,
+    candidates,
+    tweet_metrics,
+)
+from xbot_assets.store.durable.schema import tweets as t
 
 PAGE_SIZE = 50
 QUEUE_PAGE_SIZE = 25

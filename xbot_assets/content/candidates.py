@@ -297,7 +297,7 @@ def record_candidates(
     Returns:
         The new row ids, in the order given.
     """
-    from xbot_assets.store.models import CandidateInput
+    from xbot_assets.store.durable.models import CandidateInput
 
     batch = batch_id or uuid.uuid4().hex
     rows = [

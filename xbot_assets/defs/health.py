@@ -79,7 +79,7 @@ def sensor_health(name: str, every_s: int) -> Callable[[F], F]:
 
 def _record(context: dg.RunStatusSensorContext, settings: XbotSettings, *, succeeded: bool) -> None:
     from xbot_assets.ops.component_status import record_run_outcome
-    from xbot_assets.store.engine import make_engine
+    from xbot_assets.store.durable.engine import make_engine
 
     run = context.dagster_run
     message = None

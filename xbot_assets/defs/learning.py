@@ -336,6 +336,9 @@ def factored_posteriors(
     )
     path = factored_path(settings, objective)
     path.write_text(json.dumps({**posterior.to_dict(), "horizon_model": horizon.to_dict()}))
+    from xbot_assets.posting.hotpath import posterior_cache
+
+    posterior_cache(settings).invalidate(path.stem)  # the policy's cached copy is stale now
     effects = pd.DataFrame(
         [
             {"effect": k, **{m: round(v, 5) for m, v in e.items()}}

@@ -10,7 +10,7 @@ import dagster as dg
 from xbot_assets.defs.orchestration import accounts_partitions
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
 from xbot_assets.defs.simtime import simulated
-from xbot_assets.store.errors import AccountNotFoundError
+from xbot_assets.store.durable.errors import AccountNotFoundError
 from xbot_assets.warehouse import checks as wchecks
 from xbot_assets.warehouse import load
 from xbot_assets.warehouse.duck import warehouse

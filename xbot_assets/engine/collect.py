@@ -26,18 +26,10 @@ HORIZON_DELAY = {
 
 
 def snapshot_writer(runtime: Runtime, store: Any) -> Any:
-    """The ``DualStoreManager`` the snapshots go through (store only without REDIS_URL)."""
-    from xbot_assets.store.dual import DualStoreManager
-    from xbot_assets.store.keys import KeySpace, redis_from_settings
-    from xbot_assets.store.ratelimit import RateCaps
-
-    return DualStoreManager.from_durable(
-        store,
-        redis_from_settings(runtime.settings),
-        KeySpace.from_settings(runtime.settings),
-        caps=RateCaps.from_settings(runtime.settings),
-        clock=runtime.now,
-    )
+    """The ``DualStoreManager`` the snapshots go through: the run's hot path (Redis's
+    ``analytics_processing`` in front when REDIS_URL is set, under the store's own key space,
+    which ``sync_to_supabase`` drains; the store alone otherwise)."""
+    return runtime.hot_path(store)
 
 
 def _lag_s(store: Any, account_id: int, now: Any) -> float:

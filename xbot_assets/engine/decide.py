@@ -112,16 +112,21 @@ def prior_models(
     return Models(posterior, arms, sampler, objective=objective)
 
 
-def load_models(settings: Any) -> Models:
+def load_models(settings: Any, *, cache: Any = None) -> Models:
     """The latest ``factored_posteriors`` (and baseline ``arm_posteriors``); the prior when they
-    have not been materialised yet (the cold start, flagged)."""
+    have not been materialised yet (the cold start, flagged). ``cache``: the hot path's
+    posterior cache (``posting.hotpath.posterior_cache``)."""
     from xbot_assets.learning.bandits import ThompsonSampler
     from xbot_assets.learning.model_files import ModelFileMissing, load_factored, load_posteriors
 
     objective = getattr(settings, "learning_objective", "engagement")
     models = prior_models(objective=objective, timezone=settings.account_timezone)
     try:
-        posterior = load_factored(settings, objective)
+        from xbot_assets.learning.model_files import factored_path
+        from xbot_assets.posting.hotpath import cached_posterior
+
+        cached = cached_posterior(factored_path(settings, objective), cache)
+        posterior = cached if cached is not None else load_factored(settings, objective)
         models.posterior = posterior
         models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
         models.posteriors_cold = posterior.cold_start
@@ -298,6 +303,13 @@ def _enqueue(
     return [store.enqueue_post(account_id, chosen.text, **common)]
 
 
+def _parts(chosen: Candidate) -> list[str]:
+    """The texts :func:`_enqueue` queues for ``chosen`` (their hash is the durable key)."""
+    if chosen.is_thread and len(chosen.parts) > 1:
+        return list(chosen.parts)
+    return [chosen.text]
+
+
 def refill(
     runtime: Runtime,
     *,
@@ -305,19 +317,27 @@ def refill(
     max_slots: int | None = None,
 ) -> RefillReport:
     """Fill every open slot of the coming 24 hours for the runtime's account."""
-    from xbot_assets.store.errors import DuplicatePostError
+    from xbot_assets.posting.hotpath import (
+        config_cache,
+        posterior_cache,
+        remember_queued,
+        seen_before,
+    )
+    from xbot_assets.store.durable.errors import DuplicatePostError
 
     store = runtime.store()
+    hot = runtime.hot_path(store)
     account_id = runtime.account_id(store)
     timezone = store.get_account(account_id).timezone
     now = runtime.now()
-    slots = open_slots(store, runtime.settings, account_id, now=now, timezone=timezone)
+    config = config_cache(store, hot)  # the schedule's bot_config read through the hot cache
+    slots = open_slots(config, runtime.settings, account_id, now=now, timezone=timezone)
     if max_slots is not None:
         slots = slots[:max_slots]
     report = RefillReport(slots=len(slots))
     if not slots:
         return report
-    models = load_models(runtime.settings)
+    models = load_models(runtime.settings, cache=posterior_cache(runtime.settings, hot=hot))
     generator = runtime.generator(store)
     # The operator's guard settings, read at every refill so a change applies to the next one.
     guard_config = build_guard_config(store)
@@ -347,7 +367,12 @@ def refill(
             report.skipped.append(f"{slot.isoformat()}: {decision.skipped_reason}")
             continue
         try:
+            # Redis remembers every queued text (TTL) and answers first; the durable unique
+            # key has the last word on the texts it does not remember.
+            if seen_before(hot, account_id, _parts(chosen)):
+                raise DuplicatePostError("the chosen text was already queued (hot dedup)")
             posts = _enqueue(store, account_id, decision, chosen, batch, now=runtime.now())
+            remember_queued(hot, account_id, posts)
         except DuplicatePostError:
             record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
             report.skipped.append(f"{slot.isoformat()}: the chosen text was already queued")

@@ -55,7 +55,7 @@ def drain_and_report(settings: Any) -> Any:
     """Drain what Redis buffered into the durable store and record the ``sync`` row
     (``lag_s``: 0 when the buffer emptied; ``degraded`` when a side was down)."""
     from xbot_assets.ops.component_health import COMPONENT_SYNC, reporting
-    from xbot_assets.store.dual import DualStoreManager
+    from xbot_assets.store.hot.dual import DualStoreManager
     from xbot_assets.store.timebase import settings_clock
 
     manager = DualStoreManager.from_settings(settings)

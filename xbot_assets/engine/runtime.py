@@ -177,6 +177,13 @@ class Runtime:
             self._gate = XApiGate.for_store(self.settings, self.store(), self.now)
         return self._gate
 
+    def hot_path(self, store: Any) -> Any:
+        """The loop's hot path over ``store`` on this runtime's clock: Redis in front when
+        REDIS_URL is set, the same calls on the store alone otherwise (one switch)."""
+        from xbot_assets.posting.hotpath import open_hot_path
+
+        return open_hot_path(self.settings, store.engine, clock=self.now)
+
     def poster(self) -> Any:
         """The poster for this environment (in-process sandbox poster in ``local``), its X API
         calls behind :meth:`x_api_gate`."""

@@ -33,7 +33,7 @@ def cached_store(settings: Any) -> Any:
 
     Sensors are evaluated every few seconds by the daemon (every simulated hour by the main
     job); opening an engine and checking the migration head each time would cost more than the
-    question they ask. Raises :class:`~xbot_assets.store.errors.StoreError` like the store.
+    question they ask. Raises :class:`~xbot_assets.store.durable.errors.StoreError` like the store.
     """
     from xbot_assets.store.durable import DurableStore
 
@@ -54,7 +54,7 @@ def forget_stores() -> None:
 
 def open_store_or_none(settings: Any) -> Any:
     """The durable store, or None when it is not migrated yet (sensors then skip)."""
-    from xbot_assets.store.errors import StoreError
+    from xbot_assets.store.durable.errors import StoreError
 
     try:
         return cached_store(settings)

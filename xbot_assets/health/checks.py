@@ -27,6 +27,7 @@ import redis
 from sqlalchemy import Engine, and_, func, select
 
 from xbot_assets.config import Settings
+from xbot_assets.ops.brake import BrakeState, read_brake
 from xbot_assets.ops.component_status import (
     COMPONENT_METRICS_COLLECTOR,
     COMPONENT_POSTER,
@@ -36,8 +37,8 @@ from xbot_assets.ops.component_status import (
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.queries import last_metrics_collection
 from xbot_assets.ops.redact import redact, safe_error
-from xbot_assets.store.keys import KeySpace, connect_redis
-from xbot_assets.store.schema import tweet_metrics, tweets
+from xbot_assets.store.durable.schema import tweet_metrics, tweets
+from xbot_assets.store.hot.keys import KeySpace, connect_redis
 from xbot_assets.store.timebase import Clock, utc_now
 
 Status = Literal["ok", "degraded", "down"]
@@ -106,26 +107,6 @@ class Thresholds:
     max_component_age: timedelta = timedelta(hours=24)
 
 
-@dataclass(frozen=True, slots=True)
-class BrakeState:
-    """The emergency brake as the health server sees it."""
-
-    engaged: bool
-    source: str
-    reason: str | None = None
-    actor: str | None = None
-    since: datetime | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "engaged": self.engaged,
-            "source": self.source,
-            "reason": self.reason,
-            "actor": self.actor,
-            "since": self.since.isoformat() if self.since else None,
-        }
-
-
 BrakeReader = Callable[["HealthContext"], BrakeState]
 
 
@@ -141,7 +122,8 @@ class HealthContext:
         clock: the wall clock (injectable for tests).
         thresholds: staleness limits.
         redis_required: treat an unreachable Redis as ``down`` instead of ``degraded``.
-        brake_reader: how to read the brake (default: :func:`xbot_assets.ops.brake.read_brake`).
+        brake_reader: how to read the brake (default: :func:`xbot_assets.ops.brake.read_brake`
+            on this context's engine and environment).
     """
 
     def __init__(
@@ -169,7 +151,7 @@ class HealthContext:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from xbot_assets.store.engine import make_engine
+            from xbot_assets.store.durable.engine import make_engine
 
             self._engine = make_engine(self.settings.resolved_database_url)
         return self._engine
@@ -186,9 +168,7 @@ class HealthContext:
     def read_brake(self) -> BrakeState:
         if self._brake_reader is not None:
             return self._brake_reader(self)
-        from xbot_assets.ops.brake import read_brake
-
-        return read_brake(self)
+        return read_brake(self.engine, self.environment)
 
     def close(self) -> None:
         """Release pooled connections (the engine only if this context made it)."""
@@ -204,7 +184,7 @@ class HealthContext:
 
 def check_durable_store(ctx: HealthContext) -> CheckResult:
     """The durable store answers and is at this xbot's schema version."""
-    from xbot_assets.store.migrate import schema_status
+    from xbot_assets.store.durable.migrate import schema_status
 
     status = schema_status(ctx.engine)
     data = {"current": status.current, "head": status.head, "behind_by": status.behind_by}

@@ -41,7 +41,7 @@ from xbot_assets.health.checks import HealthContext
 from xbot_assets.ops.component_status import latest_component_statuses
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.queries import last_metrics_collection, oldest_queued_schedule
-from xbot_assets.store.schema import (
+from xbot_assets.store.durable.schema import (
     HEALTH_STATUSES,
     POST_STATUSES,
     audit_log,
@@ -50,7 +50,7 @@ from xbot_assets.store.schema import (
     post_attempts,
     tweets,
 )
-from xbot_assets.store.streams import QUEUE_NAMES, Priority
+from xbot_assets.store.hot.streams import QUEUE_NAMES, Priority
 
 AI_SPEND_KEY_PREFIX = "ai_spend:"
 """bot_config keys ``ai_spend:<YYYY-MM-DD>`` hold each UTC day's spend (content.budget)."""
@@ -584,7 +584,7 @@ class DurableStateCollector(Collector):
         return out
 
     def _rate_limit_usage(self, client: redis.Redis) -> list[Metric]:
-        from xbot_assets.store.ratelimit import RateCaps, RateLimiter
+        from xbot_assets.store.hot.ratelimit import RateCaps, RateLimiter
 
         limiter = RateLimiter(
             client, self.ctx.keys, RateCaps.from_settings(self.ctx.settings), clock=self.ctx.clock

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, desc, insert, select
 
 from xbot_assets.ops.dbread import read_connection
-from xbot_assets.store.schema import SEVERITIES, audit_log
+from xbot_assets.store.durable.schema import SEVERITIES, audit_log
 from xbot_assets.store.timebase import Clock, utc_now
 
 EVENT_CONFIG_CHANGED = "config.changed"

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, func, select
 from xbot_assets.ops.component_status import latest_component_statuses, write_component_status
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.redact import redact, safe_error
-from xbot_assets.store.schema import system_health
+from xbot_assets.store.durable.schema import system_health
 
 log = logging.getLogger(__name__)
 

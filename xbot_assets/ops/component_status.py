@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, and_, func, insert, select
 
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.redact import redact, safe_error
-from xbot_assets.store.schema import HEALTH_STATUSES, system_health
+from xbot_assets.store.durable.schema import HEALTH_STATUSES, system_health
 from xbot_assets.store.timebase import Clock, utc_now
 
 log = logging.getLogger(__name__)

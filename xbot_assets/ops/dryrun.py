@@ -18,7 +18,7 @@ from sqlalchemy import and_, select
 
 from xbot_assets.health.checks import HealthContext
 from xbot_assets.ops.dbread import read_connection
-from xbot_assets.store.schema import accounts, tweets
+from xbot_assets.store.durable.schema import accounts, tweets
 
 RECENT_FOR_DUPLICATES = 50
 

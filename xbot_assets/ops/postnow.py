@@ -19,7 +19,7 @@ def post_next(settings: Any, *, account: str | None = None) -> dict[str, Any]:
     from xbot_assets.engine.runtime import build_runtime, shared_sandbox
     from xbot_assets.engine.sensing import cached_store
     from xbot_assets.posting.factory import post_due
-    from xbot_assets.store.errors import AccountNotFoundError
+    from xbot_assets.store.durable.errors import AccountNotFoundError
 
     handle = account or settings.x_handle
     store = cached_store(settings)

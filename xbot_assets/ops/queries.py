@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, func, select
 
-from xbot_assets.store.schema import accounts, tweet_metrics, tweets
+from xbot_assets.store.durable.schema import accounts, tweet_metrics, tweets
 
 
 def account_ids(conn: Connection, environment: str) -> list[int]:

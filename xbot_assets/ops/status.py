@@ -33,7 +33,7 @@ from xbot_assets.store.budget import (
     month_of,
     month_usage,
 )
-from xbot_assets.store.schema import accounts, bot_config, tweets
+from xbot_assets.store.durable.schema import accounts, bot_config, tweets
 
 ON_X_STATUSES = ("posting", "posted", "unknown")
 """Rows that are (or may be) on X; they count against the caps (as in the posting ledger)."""
@@ -105,7 +105,7 @@ def _queue_stats(ctx: HealthContext) -> dict[str, Any]:
     client = ctx.redis
     if client is None:
         return {"configured": False}
-    from xbot_assets.store.streams import QUEUE_NAMES, StreamQueue
+    from xbot_assets.store.hot.streams import QUEUE_NAMES, StreamQueue
 
     out: dict[str, Any] = {"configured": True, "reachable": True, "queues": {}}
     try:

@@ -71,8 +71,14 @@ def _make_poster(settings: Any, *, sandbox: Any, timeout: float) -> Poster:
     return SandboxPoster.from_settings(settings, sandbox=sandbox)
 
 
-def open_ledger(settings: Any, *, check_schema: bool = True) -> PostingLedger:
-    """The durable posting state of this environment (``settings.resolved_database_url``).
+def open_ledger(
+    settings: Any,
+    *,
+    check_schema: bool = True,
+    clock: Callable[[], datetime] | None = None,
+) -> PostingLedger:
+    """The durable posting state of this environment (``settings.resolved_database_url``),
+    with the loop's hot path (Redis when REDIS_URL is set, on ``clock``).
 
     Opened like the durable store opens itself: on Postgres as the environment's non-owner role
     (row-level security applies), and refused unless the schema is at this xbot's migration.
@@ -80,10 +86,12 @@ def open_ledger(settings: Any, *, check_schema: bool = True) -> PostingLedger:
     Raises:
         SchemaError: the store is behind or ahead (run ``xbot migrate``).
     """
+    from xbot_assets.posting.hotpath import open_hot_path
     from xbot_assets.store.durable import DurableStore
 
     store = DurableStore.from_settings(settings, check_schema=check_schema)
-    return PostingLedger(store.engine, settings.app_env)
+    hot = open_hot_path(settings, store.engine, clock=clock or (lambda: datetime.now(UTC)))
+    return PostingLedger(store.engine, settings.app_env, hot=hot)
 
 
 @dataclass
@@ -149,7 +157,7 @@ def post_due(
     """
     clock = clock or (lambda: datetime.now(UTC))
     own_poster = poster is None
-    ledger = ledger or open_ledger(settings)
+    ledger = ledger or open_ledger(settings, clock=clock)
     poster = poster or gated_poster(settings, ledger, clock)
     try:
         account_id = _account_id(ledger, settings, now=clock())

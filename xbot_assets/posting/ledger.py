@@ -1,7 +1,8 @@
 """The posting ledger: the durable-store operations of the at-most-once protocol.
 
-Every function here runs against the durable store's tables (:mod:`xbot_assets.store.schema`),
-on SQLite and Postgres alike, and each state change is one committed transaction:
+Every function here runs against the durable store's tables
+(:mod:`xbot_assets.store.durable.schema`), on SQLite and Postgres alike, and each state change is
+one committed transaction:
 
 - :meth:`PostingLedger.claim_next_due` checks the gates (brake, back-off, every rate cap counted
   from the durable rows) and claims the next due post in the same transaction (SQLite: ``BEGIN
@@ -21,29 +22,40 @@ on SQLite and Postgres alike, and each state change is one committed transaction
 Why it lives in ``posting/``: the claim is the posting protocol's critical step (gates and claim
 in one transaction, thread order). It uses the store's public pieces only: the schema, the
 engine, :class:`~xbot_assets.store.durable.DurableStore` for accounts and enqueueing (same
-content hashes), and :class:`~xbot_assets.store.brake.EmergencyBrake`.
+content hashes), and :class:`~xbot_assets.store.hot.brake.EmergencyBrake`.
 
-Note: ``DurableStore.claim_next_due`` claims a whole thread at once; posting uses this per-part
-claim instead, so that each part has its own attempt row and a crash resumes at the right part.
+The claim is the store's one durable claim (:func:`xbot_assets.store.durable.claim.claim_post`),
+called here one part at a time so that each part has its own attempt row and a crash resumes at
+the right part (``DurableStore.claim_next_due`` calls the same claim for a whole thread).
+
+Why one module of about 700 lines: :class:`PostingLedger` is the protocol's state machine, one
+method per transition (claim, send mark, posted, released, failed, unknown, guarded retry), each
+a compare-and-set on the same row and attempt; keeping them side by side is what lets a reader
+check that no two transitions can both win.
 """
 
 from __future__ import annotations
 
 import socket
-import uuid
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from xbot_assets.ops.audit import record_audit
-from xbot_assets.store.brake import EmergencyBrake, read_durable_brake
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.schema import bot_config, post_attempts, tweets
+from xbot_assets.store.durable.claim import (
+    Blocked,
+    PostKind,
+    claim_post,
+    claimable_posts,
+    lock_account,
+)
+from xbot_assets.store.durable.schema import bot_config, post_attempts, tweets
+from xbot_assets.store.hot.brake import EmergencyBrake, read_durable_brake
+from xbot_assets.store.hot.keys import KeySpace
 
 BACKOFF_KEY = "posting.backoff_until"
 """bot_config key: no claim before this time (set from X's rate-limit reset header)."""
@@ -115,14 +127,6 @@ class StuckPost:
         return self.send_state == "unsent"
 
 
-@dataclass(frozen=True)
-class Blocked:
-    """Why no post may be claimed now (``until``: when to look again, if known)."""
-
-    reason: str
-    until: datetime | None = None
-
-
 def worker_name() -> str:
     """``host:pid``: which process holds a claim (stored in post_attempts)."""
     import os
@@ -134,18 +138,28 @@ class PostingLedger:
     """Durable posting state for one environment.
 
     Args:
-        engine: the durable store's engine (:func:`xbot_assets.store.engine.make_engine`).
+        engine: the durable store's engine (:func:`xbot_assets.store.durable.engine.make_engine`).
         environment: ``local``/``staging``/``production`` (rows of other environments are
             never read or written).
         brake: the emergency brake (with its Redis mirror when the caller has one).
+        hot: the loop's hot path (``posting.hotpath.open_hot_path``: Redis when REDIS_URL is
+            set, else the same calls on the store alone); None claims on the store directly.
     """
 
     def __init__(
-        self, engine: Engine, environment: str, *, brake: EmergencyBrake | None = None
+        self,
+        engine: Engine,
+        environment: str,
+        *,
+        brake: EmergencyBrake | None = None,
+        hot: Any = None,
     ) -> None:
         self.engine = engine
         self.environment = environment
         self.is_postgres = engine.dialect.name == "postgresql"
+        self.hot = hot
+        if brake is None and hot is not None:
+            brake = hot.brake
         self.brake = brake or EmergencyBrake(engine, environment, None, KeySpace("local:"))
 
     # --- accounts and enqueue (delegated to the durable store's repositories) --------------
@@ -358,37 +372,14 @@ class PostingLedger:
 
     # --- the claim -------------------------------------------------------------------------
     def _next_due_query(
-        self,
-        account_id: int,
-        now: datetime,
-        *,
-        replies_only: bool,
-        lock: bool = True,
-        approved_only: bool = False,
+        self, account_id: int, now: datetime, *, lock: bool = True, approved_only: bool = False
     ) -> Any:
-        parent = PARENT
-        parent_ready = exists(
-            select(parent.c.id).where(
-                parent.c.id == tweets.c.thread_parent_id,
-                parent.c.status == "posted",
-                parent.c.x_id.is_not(None),
-            )
-        )
+        """The account's next claimable row (:func:`claimable_posts`: parts before new posts)."""
         query = (
-            select(tweets.c.id, tweets.c.thread_position)
-            .where(
-                tweets.c.environment == self.environment,
-                tweets.c.account_id == account_id,
-                tweets.c.status == "queued",
-                tweets.c.scheduled_at <= now,
-                or_(tweets.c.thread_parent_id.is_(None), parent_ready),
-            )
-            # thread parts first: a started thread finishes before a new post begins
-            .order_by(tweets.c.thread_position.desc(), tweets.c.scheduled_at, tweets.c.id)
+            claimable_posts(self.environment, tweets.c.id, tweets.c.thread_position)
+            .where(tweets.c.account_id == account_id, tweets.c.scheduled_at <= now)
             .limit(1)
         )
-        if replies_only:
-            query = query.where(tweets.c.thread_position > 0)
         if approved_only:  # a thread's later parts follow their approved root
             query = query.where(or_(tweets.c.thread_position > 0, tweets.c.approval == "approved"))
         if self.is_postgres and lock:
@@ -401,9 +392,7 @@ class PostingLedger:
         """The id of the post that would be claimed next (read only; for dry runs)."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                self._next_due_query(
-                    account_id, now, replies_only=False, lock=False, approved_only=approved_only
-                )
+                self._next_due_query(account_id, now, lock=False, approved_only=approved_only)
             ).first()
         return None if row is None else int(row.id)
 
@@ -412,52 +401,64 @@ class PostingLedger:
     ) -> ClaimedPost | Blocked | None:
         """Check the gates and claim the next due post in one committed transaction.
 
+        The claim itself is the store's one durable claim
+        (:func:`xbot_assets.store.durable.claim.claim_post`, one part at a time, attempt
+        recorded ``unsent`` until :meth:`mark_sending`); this method picks the row and supplies
+        the gates.
+
         Returns:
             the claim; a :class:`Blocked` saying why nothing may be posted now; or None when
             nothing is due.
         """
-        attempt_id = str(uuid.uuid4())
         with self.engine.begin() as conn:
-            if self.is_postgres:
-                conn.execute(
-                    text("SELECT pg_advisory_xact_lock(:k)"),
-                    {"k": zlib.crc32(f"xbot-post:{self.environment}:{account_id}".encode())},
-                )
+            lock_account(conn, self.environment, account_id)
             row = conn.execute(
-                self._next_due_query(
-                    account_id, now, replies_only=False, approved_only=caps.require_approval
-                )
+                self._next_due_query(account_id, now, approved_only=caps.require_approval)
             ).first()
             if row is None:
                 return None
-            blocked = self.gate(conn, account_id, caps, now, is_reply=row.thread_position > 0)
-            if blocked is not None:
-                return blocked
-            done = conn.execute(
-                update(tweets)
-                .where(tweets.c.id == row.id, tweets.c.status == "queued")
-                .values(
-                    status="posting",
-                    attempt_count=tweets.c.attempt_count + 1,
-                    last_attempt_id=attempt_id,
-                    posting_started_at=now,
-                    updated_at=now,
-                )
-            ).rowcount
-            if done != 1:
-                return None
-            conn.execute(
-                insert(post_attempts).values(
-                    environment=self.environment,
-                    attempt_id=attempt_id,
-                    tweet_id=row.id,
-                    account_id=account_id,
-                    worker=worker or worker_name(),
-                    started_at=now,
-                    send_state="unsent",
-                )
+
+            def gates(c: Connection, kind: PostKind) -> Blocked | None:
+                return self.gate(c, account_id, caps, now, is_reply=kind == "reply")
+
+            outcome = claim_post(
+                conn,
+                environment=self.environment,
+                post_id=int(row.id),
+                now=now,
+                worker=worker or worker_name(),
+                account_id=account_id,
+                require_approval=caps.require_approval,
+                send_mark=True,
+                gate=gates,
             )
-            return self._claimed(conn, row.id, attempt_id)
+            if outcome.status == "blocked":
+                assert outcome.blocked is not None
+                return outcome.blocked
+            if outcome.status != "claimed" or outcome.attempt_id is None:
+                return None
+            return self._claimed(conn, outcome.post_id, outcome.attempt_id)
+
+    def claim(
+        self, account_id: int, caps: RateCaps, *, now: datetime, worker: str | None = None
+    ) -> ClaimedPost | Blocked | None:
+        """The posting service's claim: through the hot path when the ledger has one (tickets
+        and Redis prechecks first), always decided by :meth:`claim_next_due`."""
+        if self.hot is None:
+            return self.claim_next_due(account_id, caps, now=now, worker=worker)
+        from xbot_assets.posting.hotpath import claim_next
+
+        result: ClaimedPost | Blocked | None = claim_next(
+            self, self.hot, account_id, caps, now=now, worker=worker
+        )
+        return result
+
+    def count_on_x(self, claim: ClaimedPost, *, claimed_at: datetime) -> None:
+        """The claim is (or may be) on X: bump the hot path's rate counters (no-op without)."""
+        if self.hot is not None:
+            from xbot_assets.posting.hotpath import count_on_x
+
+            count_on_x(self.hot, claim.account_id, claim.thread_position, claimed_at)
 
     def _claimed(self, conn: Connection, tweet_id: int, attempt_id: str) -> ClaimedPost:
         parent = PARENT

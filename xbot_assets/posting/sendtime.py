@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 
 from xbot_assets.learning.scheduler import ScheduleConfig
 from xbot_assets.posting.ledger import ON_X_STATUSES, PostingLedger, RateCaps
-from xbot_assets.store.schema import accounts, tweets
+from xbot_assets.store.durable.schema import accounts, tweets
 
 SCHEDULE_CONFIG_KEY = "schedule"
 """bot_config key of the scheduling rules (the same one the planner reads)."""

@@ -5,9 +5,11 @@ The protocol (``ARCHITECTURE.md``, "Posting, at most once"), step by step in :me
 1. may anything be sent at all? A poster that can reach the real X sends only when
    ``settings.posting_to_real_x`` (production and ``LIVE_POSTS`` exactly ``true``); in every
    other case a non-sandbox poster records a dry run and sends nothing;
-2. claim: the brake, the rate-limit back-off and every rate cap are checked against the durable
-   store, and the next due post is claimed (``posting``, attempt row ``unsent``) in the same
-   transaction, committed before acting (:meth:`PostingLedger.claim_next_due`); then the
+2. claim: with REDIS_URL set, the due tickets of ``pending_posts``, the brake mirror and the
+   Redis rate counters answer first (``posting/hotpath.py``); then, always, the brake, the
+   rate-limit back-off and every rate cap are checked against the durable store, and the next
+   due post is claimed (``posting``, attempt row ``unsent``) in the same transaction, committed
+   before acting (:meth:`PostingLedger.claim_next_due`); then the
    attempt's "sent" mark is committed just before the request (:meth:`PostingLedger.mark_sending`),
    so a crash before it is known to have sent nothing;
 3. post, read back X's id, record ``posted`` with it (compare-and-set on the attempt id);
@@ -157,12 +159,13 @@ class PostingService:
             )
             return PostingOutcome("dry_run", tweet_id=due, reason=self.block_reason)
         crash_point("before_claim")
-        claim = self.ledger.claim_next_due(self.account_id, self.caps, now=now)
+        claim = self.ledger.claim(self.account_id, self.caps, now=now)
         if claim is None:
             return PostingOutcome("nothing_due")
         if isinstance(claim, Blocked):
             return PostingOutcome("blocked", reason=claim.reason, retry_at=claim.until)
         crash_point("after_claim")
+        claimed_at = now
         # The "sent" mark, committed before any byte leaves: until it, a crash provably sent
         # nothing and the reconciler re-queues the post freely (issue 17 item 1).
         if not self.ledger.mark_sending(claim.tweet_id, claim.attempt_id, now=self.clock()):
@@ -175,8 +178,12 @@ class PostingService:
         try:
             result = self.poster.post(claim.text, reply_to=claim.reply_to_x_id)
         except PostingError as exc:
-            return self._on_error(claim, exc)
+            outcome = self._on_error(claim, exc)
+            if outcome.status in ("posted", "left_for_reconciler"):
+                self.ledger.count_on_x(claim, claimed_at=claimed_at)
+            return outcome
         except Exception as exc:
+            self.ledger.count_on_x(claim, claimed_at=claimed_at)
             # Unknown failure inside the poster: it may have posted. Leave it to the reconciler.
             self.ledger.audit(
                 "post.outcome_unknown",
@@ -185,6 +192,7 @@ class PostingService:
                 now=self.clock(),
             )
             raise
+        self.ledger.count_on_x(claim, claimed_at=claimed_at)
         crash_point("after_answer")
         recorded = self.ledger.mark_posted(
             claim.tweet_id, claim.attempt_id, result.x_id, now=self.clock()

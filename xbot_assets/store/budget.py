@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from xbot_assets.store.schema import bot_config
+from xbot_assets.store.durable.schema import bot_config
 from xbot_assets.store.timebase import as_utc
 
 CallKind = Literal["read", "write"]

@@ -31,9 +31,9 @@ from xbot_assets.vocabulary import HORIZONS, METRIC_NAMES
 from xbot_assets.warehouse.store_extract import FOLLOWER_EVENT
 
 if TYPE_CHECKING:
-    from xbot_assets.store.dual import DualStoreManager
     from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.models import MetricSnapshot, Post
+    from xbot_assets.store.durable.models import MetricSnapshot, Post
+    from xbot_assets.store.hot.dual import DualStoreManager
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def _fetch_snapshots(
     reserve: int,
     analytics: _Analytics,
 ) -> list[MetricSnapshot]:
-    from xbot_assets.store.models import MetricSnapshot
+    from xbot_assets.store.durable.models import MetricSnapshot
     from xbot_assets.xapi.errors import XRateLimitError
 
     by_x_id = {str(p.x_id): p for p in posts if p.x_id}

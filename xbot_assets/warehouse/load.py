@@ -175,7 +175,7 @@ def describe(result: LoadResult) -> dict[str, Any]:
 
 def store_counts(store: DurableStore) -> dict[str, int]:
     """Rows per table in the store (this environment), to compare with the warehouse."""
-    from xbot_assets.store import schema as s
+    from xbot_assets.store.durable import schema as s
 
     counts: dict[str, int] = {}
     with store.engine.connect() as conn:
@@ -199,7 +199,7 @@ def warehouse_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 def metric_partitions_in_store(store: DurableStore) -> list[tuple[date, str]]:
     """The (UTC day, account handle) pairs that have snapshots: the tweet_metrics partitions
     to load (``refresh_all`` loads each of a fresh store; tests)."""
-    from xbot_assets.store import schema as s
+    from xbot_assets.store.durable import schema as s
 
     m, a = s.tweet_metrics, s.accounts
     with store.engine.connect() as conn:

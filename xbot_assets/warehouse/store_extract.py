@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from xbot_assets.store import schema as s
+from xbot_assets.store.durable import schema as s
 
 FOLLOWER_EVENT = "followers_snapshot"
 """audit_log ``event_type`` of a follower-count snapshot (``data``: account_id, followers_count,

@@ -61,12 +61,12 @@ class XApiGate:
         limiter = None
         client = redis_client
         if client is None and getattr(settings, "redis_url", None):
-            from xbot_assets.store.keys import redis_from_settings
+            from xbot_assets.store.hot.keys import redis_from_settings
 
             client = redis_from_settings(settings)
         if client is not None:
-            from xbot_assets.store.keys import KeySpace
-            from xbot_assets.store.ratelimit import RateCaps, RateLimiter
+            from xbot_assets.store.hot.keys import KeySpace
+            from xbot_assets.store.hot.ratelimit import RateCaps, RateLimiter
 
             limiter = RateLimiter(
                 client,

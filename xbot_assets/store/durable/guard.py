@@ -1,9 +1,9 @@
 """The start-up schema guard: every entry point calls it before anything else starts.
 
-    from xbot_assets.store.guard import require_current_schema
+    from xbot_assets.store.durable.guard import require_current_schema
     require_current_schema(settings)   # raises SchemaError (message names the fix)
 
-The CLI maps :class:`~xbot_assets.store.errors.SchemaError` to exit code 2 (see
+The CLI maps :class:`~xbot_assets.store.durable.errors.SchemaError` to exit code 2 (see
 :func:`xbot_assets.cli.require_schema_or_exit`); Dagster resources and the posting job call
 :func:`require_current_schema` (or open the store with :meth:`DurableStore.from_settings`,
 which calls it) before touching a browser, a poster or X.
@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 from xbot_assets.config import mask_url
 from xbot_assets.ops.redact import redact
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.errors import (
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.errors import (
     SchemaAheadError,
     SchemaBehindError,
     StoreUnavailableError,
 )
-from xbot_assets.store.migrate import SchemaStatus, schema_status
+from xbot_assets.store.durable.migrate import SchemaStatus, schema_status
 
 if TYPE_CHECKING:
     from xbot_assets.config import Settings

@@ -23,8 +23,8 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from xbot_assets.ops.audit import EVENT_BRAKE_ENGAGED, EVENT_BRAKE_RELEASED, record_audit
-from xbot_assets.store.keys import KeySpace
-from xbot_assets.store.schema import bot_config
+from xbot_assets.store.durable.schema import bot_config
+from xbot_assets.store.hot.keys import KeySpace
 from xbot_assets.store.timebase import Clock, utc_now
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Alembic environment of the durable store.
 
-Run through :mod:`xbot_assets.store.migrate` (``xbot migrate``), which hands over an open
+Run through :mod:`xbot_assets.store.durable.migrate` (``xbot migrate``), which hands over an open
 connection in ``config.attributes["connection"]``; the ``alembic`` command line also works
 with ``-x url=...``.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from xbot_assets.store.engine import make_engine
-from xbot_assets.store.schema import metadata
+from xbot_assets.store.durable.engine import make_engine
+from xbot_assets.store.durable.schema import metadata
 
 config = context.config
 

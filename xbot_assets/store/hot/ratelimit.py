@@ -33,7 +33,7 @@ from typing import Literal
 import redis
 
 from xbot_assets.config import Settings
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.keys import KeySpace
 from xbot_assets.store.timebase import Clock, as_utc, to_epoch_us, utc_now
 
 log = logging.getLogger(__name__)

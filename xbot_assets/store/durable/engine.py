@@ -23,7 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
-from xbot_assets.store.errors import StoreConfigError
+from xbot_assets.store.durable.errors import StoreConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.keys import KeySpace
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """Work queues on Redis Streams with consumer groups: at-least-once, with effects of exactly once.
 
-Each queue (``pending_posts``, ``candidate_generation``, ``scoring``, ``analytics_processing``,
-``sync_to_supabase``) is three streams, one per :class:`Priority`; a reader drains the higher
-priority first. Around them:
+Each queue (``pending_posts``, ``analytics_processing``, ``sync_to_supabase``) is three streams,
+one per :class:`Priority`; a reader drains the higher priority first. Only queues the running loop
+consumes are declared (the seed's ``candidate_generation`` and ``scoring`` had no consumer: the
+refill job generates and scores in one step). Around them:
 
 - a *delayed* sorted set holds failed entries until their backoff is over (score = due time on
   the injectable clock); :meth:`StreamQueue.promote_due` moves due entries back atomically (Lua);
@@ -18,7 +19,12 @@ priority first. Around them:
   effect of processing an entry twice is the effect of once.
 
 Redis is never the truth: a flush loses queue entries, and the owners re-enqueue from the durable
-store (see :class:`xbot_assets.store.dual.DualStoreManager`).
+store (see :class:`xbot_assets.store.hot.dual.DualStoreManager`).
+
+Why one module of about 600 lines: it is one class, :class:`StreamQueue`, whose methods share the
+same three streams, delayed set and dead-letter stream and the Lua scripts that move entries
+between them atomically; split across files, the invariants each script relies on (what is
+pending, what may be trimmed) would no longer be readable in one place.
 """
 
 from __future__ import annotations
@@ -34,13 +40,11 @@ from typing import Any, Literal
 
 import redis
 
-from xbot_assets.store.keys import KeySpace
+from xbot_assets.store.hot.keys import KeySpace
 from xbot_assets.store.timebase import Clock, to_epoch_us, utc_now
 
 QUEUE_NAMES: tuple[str, ...] = (
     "pending_posts",
-    "candidate_generation",
-    "scoring",
     "analytics_processing",
     "sync_to_supabase",
 )
@@ -257,6 +261,23 @@ class StreamQueue:
             chunk = bodies[start : start + _BULK_CHUNK]
             self._bulk_add(keys=[stream], args=chunk, client=pipe)
         return [str(entry_id) for ids in pipe.execute() for entry_id in ids]
+
+    def enqueue_at(
+        self,
+        payload: Mapping[str, Any],
+        due: datetime,
+        *,
+        idempotency_key: str | None = None,
+        priority: Priority = Priority.NORMAL,
+    ) -> None:
+        """Add one entry that becomes readable at ``due`` (the queue's clock): it waits in the
+        delayed set and :meth:`read` promotes it then (a post queued for its slot)."""
+        key = idempotency_key or uuid.uuid4().hex
+        member = json.dumps(
+            {"m": self._body(key, payload, 0), "pr": int(priority), "src": f"at:{key}"},
+            separators=(",", ":"),
+        )
+        self.client.zadd(self.delayed_key, {member: to_epoch_us(due)})
 
     # --- consuming -------------------------------------------------------------------------------
     def _to_message(self, stream: str, priority: Priority, entry_id: str, fields: Any) -> Message:

@@ -1,7 +1,7 @@
 """Typed rows the durable store returns and accepts. Plain frozen dataclasses, no ORM.
 
-Field names equal the column names of :mod:`xbot_assets.store.schema`, so a row maps onto its
-dataclass directly.
+Field names equal the column names of :mod:`xbot_assets.store.durable.schema`, so a row maps onto
+its dataclass directly.
 """
 
 from __future__ import annotations

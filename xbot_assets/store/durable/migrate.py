@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
-from xbot_assets.store.engine import make_engine
+from xbot_assets.store.durable.engine import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATE_LOCK = 0x78626F74  # "xbot": one migrating process per database at a time

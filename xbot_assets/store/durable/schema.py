@@ -1,7 +1,7 @@
 """The durable store's tables: one SQLAlchemy Core definition for SQLite and Postgres.
 
 This module is what the repositories query. The DDL that creates these tables lives in the
-Alembic migrations (``xbot_assets/store/migrations/versions/``), which must be kept in step
+Alembic migrations (``xbot_assets/store/durable/migrations/versions/``), which must be kept in step
 with this file: ``tests/store/test_migrations.py`` fails when a migrated database and this
 metadata disagree.
 
