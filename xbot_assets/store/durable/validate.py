@@ -96,6 +96,14 @@ def _finite(value: float) -> float:
     return float(value)
 
 
+def _choice(what: str, values: tuple[str, ...]) -> Rule[str]:
+    """One of a fixed vocabulary (a status, a horizon, a severity)."""
+    return Rule(
+        Literal[values],  # type: ignore[valid-type]
+        "{value!r} is not a " + what + ": use one of " + ", ".join(values),
+    )
+
+
 _ID: Rule[int] = Rule(
     Annotated[StrictInt, Field(gt=0)], "must be a positive integer id, got {value!r}"
 )
@@ -112,14 +120,8 @@ _LIMIT: Rule[int] = Rule(
     Annotated[StrictInt, Field(ge=1, le=100_000)],
     "must be an integer from 1 to 100000, got {value!r}",
 )
-_STATUS: Rule[str] = Rule(
-    Literal[s.POST_STATUSES],  # type: ignore[valid-type]
-    "{value!r} is not a post status: use one of " + ", ".join(s.POST_STATUSES),
-)
-_HORIZON: Rule[str] = Rule(
-    Literal[s.HORIZONS],  # type: ignore[valid-type]
-    "{value!r} is not a horizon: use one of " + ", ".join(s.HORIZONS),
-)
+_STATUS = _choice("post status", s.POST_STATUSES)
+_HORIZON = _choice("horizon", s.HORIZONS)
 _HANDLE: Rule[str] = Rule(
     Annotated[
         StrictStr,
@@ -153,14 +155,8 @@ _JSON_OBJECT: Rule[dict[str, Any]] = Rule(
 )
 
 
-_SEVERITY: Rule[str] = Rule(
-    Literal[s.SEVERITIES],  # type: ignore[valid-type]
-    "{value!r} is not a severity: use one of " + ", ".join(s.SEVERITIES),
-)
-_HEALTH_STATUS: Rule[str] = Rule(
-    Literal[s.HEALTH_STATUSES],  # type: ignore[valid-type]
-    "{value!r} is not a health status: use one of " + ", ".join(s.HEALTH_STATUSES),
-)
+_SEVERITY = _choice("severity", s.SEVERITIES)
+_HEALTH_STATUS = _choice("health status", s.HEALTH_STATUSES)
 _COUNT: Rule[int] = Rule(
     Annotated[StrictInt, Field(ge=0)], "must be a non-negative integer, got {value!r}"
 )
