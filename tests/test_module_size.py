@@ -16,10 +16,6 @@ KNOWN_DEBT = {
     "content/safety.py",
     "learning/bandits.py",
     "learning/factored.py",
-    "posting/ledger.py",
-    "store/dual.py",
-    "store/durable.py",
-    "store/streams.py",
     "xapi/client.py",
 }
 

@@ -70,7 +70,7 @@ def test_the_scan_finds_a_copy() -> None:
 
 
 def test_the_store_and_the_warehouse_take_their_columns_from_the_vocabulary() -> None:
-    from xbot_assets.store import schema
+    from xbot_assets.store.durable import schema
     from xbot_assets.warehouse.raw_schema import column_names
 
     metric_columns = [c.name for c in schema.tweet_metrics.columns if c.name in bot.METRIC_NAMES]

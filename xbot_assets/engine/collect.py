@@ -15,14 +15,10 @@ from datetime import timedelta
 from typing import Any
 
 from xbot_assets.engine.runtime import Runtime
+from xbot_assets.vocabulary import HORIZON_HOURS
 from xbot_assets.warehouse.collector import CollectionReport
 
-HORIZON_DELAY = {
-    "1h": timedelta(hours=1),
-    "6h": timedelta(hours=6),
-    "24h": timedelta(hours=24),
-    "72h": timedelta(hours=72),
-}
+HORIZON_DELAY = {name: timedelta(hours=hours) for name, hours in HORIZON_HOURS.items()}
 
 
 def snapshot_writer(runtime: Runtime, store: Any) -> Any:

@@ -1,5 +1,12 @@
 """The high-volume events of the hot path: written to the durable store at once, buffered in the
-``sync_to_supabase`` stream only while the store is down, and synced back (see ``dual.py``)."""
+``sync_to_supabase`` stream only while the store is down, and synced back (see ``dual.py``).
+
+Why one module of about 530 lines: the write path (``record_*``, the write-ahead to
+``analytics_processing``) and the sync path (``sync_once``, ``drain``, the outbox) share one
+invariant, that an event is in the store or in a stream and never in neither, and reading them
+side by side is how that invariant is checked; the row writers already live in
+``event_writers.py``.
+"""
 
 from __future__ import annotations
 
