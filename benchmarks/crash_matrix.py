@@ -66,6 +66,7 @@ from typing import Any
 from xbot_assets.config import load_settings
 from xbot_assets.posting.crashpoints import CRASH_ENV, CRASH_POINTS, CRASH_SKIP_ENV
 from xbot_assets.posting.factory import make_poster, open_ledger, post_due, reconcile
+from xbot_assets.posting.sendtime import SCHEDULE_CONFIG_KEY
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, SandboxX
 from xbot_assets.sandbox.server import running_server
 from xbot_assets.store.durable.migrate import upgrade
@@ -167,6 +168,14 @@ def _world(backend: str, folder: Path, label: str, seed: int) -> Iterator[_World
         settings = load_settings(env_file=None, **_settings_values(base_url, database_url, sandbox))
         ledger = open_ledger(settings)
         account = ledger.ensure_account(settings.x_handle, x_user_id=settings.x_user_id)
+        # The matrix posts "now" on the wall clock and is about crashes, not about when to post:
+        # without this, every post found at night is moved out of the quiet hours (23-07).
+        ledger.set_config(
+            SCHEDULE_CONFIG_KEY,
+            {"quiet_start_hour": 0, "quiet_end_hour": 0},
+            actor="crash_matrix",
+            now=datetime.now(UTC),
+        )
         poster = make_poster(settings)  # the "fresh poster" of every recovery (and warms TLS)
         try:
             yield _World(settings, ledger, account, poster, sandbox)
