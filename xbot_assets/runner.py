@@ -163,7 +163,10 @@ class Launcher:
         job = self.defs.resolve_job_def(job_name)
         run_config = dict(request.run_config or {})
         run_config["loggers"] = {"console": {"config": {"log_level": self.log_level}}}
-        if job_name in ENGINE_JOBS:
+        # Every run that reads the runtime's clock acts at simulated ``now``: the engine's jobs,
+        # and the asset runs that automation launches (``factored_posteriors`` fits on post ages;
+        # on the wall clock every post looked months old and the posterior stayed the prior).
+        if job_name in ENGINE_JOBS or "xbot_runtime" in job.resource_defs:
             run_config["resources"] = {
                 "xbot_runtime": {"config": {"simulated_now": now.isoformat()}}
             }

@@ -43,6 +43,22 @@ def test_the_policys_posterior_refits_every_four_simulated_hours(main_run: MainR
     assert len(records) >= windows - 2, (len(records), windows)
 
 
+def test_the_policys_posterior_is_fitted_on_simulated_time(main_run: MainRun) -> None:
+    """issue 16: the automation-launched refit ran on the wall clock (only engine jobs got the
+    simulated clock), so every post looked months old, its evidence was discounted away and the
+    real loop acted on the prior: bot = random in three 30-day runs while the benchmark learned."""
+    import json
+    from datetime import datetime
+
+    from xbot_assets.learning.model_files import factored_path
+
+    saved = json.loads(factored_path(main_run.env.settings, "engagement").read_text())
+    fitted_at = datetime.fromisoformat(saved["fitted_at"])
+    result = main_run.result
+    assert result.started_at <= fitted_at <= result.ended_at, fitted_at
+    assert saved["posts"] > 0 and not saved["cold_start"]
+
+
 def test_main_job_summary_matches_the_store(main_run: MainRun) -> None:
     result, summary = main_run.result, main_run.result.summary
     store = _store(main_run)
