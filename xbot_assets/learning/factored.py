@@ -522,9 +522,11 @@ class FitConfig:
     """Add a format x topic effect per arm, shrunk towards 0 (the additive model) by a prior
     of ``interaction_prior_scale`` x the typical reward: the audience's effects multiply."""
     interaction_prior_scale: float = 0.25
-    exploration: float = 1.0
+    exploration: float = 0.5
     """Scale of the Thompson draws' spread around the posterior mean (1: plain Thompson
-    sampling; < 1 explores less, which pays when the horizon is short)."""
+    sampling). 0.5 measured better in the loop benchmark (default, 30 days, seeds 0-3: +0.006
+    per post over 1.0, 4 of 4 seeds up): with ~120 posts a month and a per-post reward SD of
+    ~0.14, plain draws spend too many posts on arms the posterior already ranks low."""
 
 
 def _prior_sd(design: Design, scale: float, config: FitConfig) -> np.ndarray:
