@@ -14,7 +14,18 @@ Policies (every one posts through the same offline generator and safety guard):
   ours              engine/decide.py decide_post: factored Thompson sampling refit every 6 h
                     from snapshots >= 6 h old (horizon model), candidates ranked by the model
   ours_no_rank      the same, candidates in the generator's order (does ranking gain?)
-  oracle_greedy     sandbox/oracle_greedy.py: the true best candidate of every arm (reference)
+  oracle_greedy     the reference: what the bot could post if it knew the truth. The arm with
+                    the highest true value at the slot (sandbox/oracle_greedy.py on 3 fixed
+                    representative texts per arm: topic, format, time, fatigue, novelty), then
+                    the truly best of the same N_CANDIDATES candidates the bot gets for that arm
+                    (same generator, same seed). Fair: the bot's own choice set.
+Diagnostics (benchmarks/README.md "Where the gap to the oracle is"; --diagnose records the truth
+of each slot's best arm, chosen arm, candidate batch and choice):
+  oracle_greedy_wide  the previous reference: 2 candidates of each of the truly best 3 arms (6
+                    candidates over 3 arms, a larger choice set than the bot's 5 in 1 arm)
+  oracle_arm        the truly best arm, the generator's first candidate (the arm alone)
+  ours_truth_text   ours' arm, then the truly best of its candidates (ours + a perfect ranker)
+  random_truth_text uniform arm, the truly best of 5 candidates (the text alone)
 
 Metric: the TRUE expected reward per post (``SandboxX.expected_reward`` with REWARD_WEIGHTS),
 read only here, after the run decided. Reported per policy: mean over seeds, paired difference
@@ -81,9 +92,16 @@ POLICIES = (
     "ours",
     "ours_no_rank",
     "oracle_greedy",
+    # Diagnostics of the gap to the oracle (benchmarks/README.md "Where the gap is"):
+    "oracle_greedy_wide",
+    "oracle_arm",
+    "ours_truth_text",
+    "random_truth_text",
 )
 N_CANDIDATES = 5
 ARMS = default_arms()
+FIT_OVERRIDES: dict[str, Any] = {}
+"""``--fit key=value`` settings of ours' FitConfig (experiments; set before workers fork)."""
 
 
 _BENCH: Any = None
@@ -136,12 +154,15 @@ class RunResult:
     chosen_index: list[int] = field(default_factory=list)
     n_accepted: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    diagnostics: list[list[float]] = field(default_factory=list)
 
 
 class Loop:
     """One policy's run against a fresh sandbox."""
 
-    def __init__(self, scenario: str, seed: int, days: int, policy: str) -> None:
+    def __init__(
+        self, scenario: str, seed: int, days: int, policy: str, diagnose: bool = False
+    ) -> None:
         self.sandbox = SandboxX(scenario, seed)
         self.sandbox.clock = SimClock(self.sandbox.params.start)
         self.account = self.sandbox.account()
@@ -157,6 +178,9 @@ class Loop:
         self.models: Models | None = None
         self.baseline: Any = None
         self.representative: dict[str, tuple[str, bool]] = {}
+        self.representatives: dict[str, list[tuple[str, bool]]] = {}
+        self.last_batch: list[Candidate] = []
+        self.diagnose = diagnose
         self.fed: int = 0  # posts already fed to the per-post baselines (72 h outcomes)
         if policy in ("seed_heuristic", "epsilon_greedy"):
             bench = _load_learning_bench()
@@ -198,7 +222,7 @@ class Loop:
 
     # --- refits -----------------------------------------------------------------------------
     def refit(self, now: datetime) -> None:
-        if self.policy in ("ours", "ours_no_rank"):
+        if self.policy in ("ours", "ours_no_rank", "ours_truth_text"):
             history = self.history(now, with_metrics=True)
             pairs = []
             for post in self.posted:
@@ -213,7 +237,7 @@ class Loop:
                         pairs.append((h, part, final))
             posterior = fit_factored(
                 history, now=now, formats=FORMATS, topics=DEFAULT_TOPICS,
-                timezone=self.sandbox.params.timezone, config=FitConfig(),
+                timezone=self.sandbox.params.timezone, config=FitConfig(**FIT_OVERRIDES),
                 horizon_model=HorizonModel.fit(pairs), cache=self.cache,
             )  # fmt: skip
             from xbot_assets.learning.bandits import ThompsonSampler
@@ -245,7 +269,7 @@ class Loop:
 
     def choose(self, slot: datetime, index: int) -> tuple[str, Candidate | None, int, int]:
         seed = int(self.rng.integers(1_000_000))
-        if self.policy in ("ours", "ours_no_rank", "thompson_beta"):
+        if self.policy in ("ours", "ours_no_rank", "thompson_beta", "ours_truth_text"):
             assert self.models is not None
             history = self.history(slot, with_metrics=False)
             decision, candidates, chosen = decide_post(
@@ -253,14 +277,27 @@ class Loop:
                 seed=seed, recent=self.recent[-50:], n_candidates=N_CANDIDATES,
             )  # fmt: skip
             accepted = [c for c in candidates if c.accepted]
+            self.last_batch = accepted
+            if self.policy == "ours_truth_text" and accepted:
+                pick = int(np.argmax(self.truth(accepted, slot)))
+                return decision.arm, accepted[pick], pick, len(accepted)
             pos = accepted.index(chosen) if chosen in accepted else -1
             return decision.arm, chosen, pos, len(accepted)
-        if self.policy == "oracle_greedy":
+        if self.policy == "oracle_greedy_wide":
             return self.oracle_choice(slot, seed)
-        if self.policy == "random":
+        if self.policy in ("oracle_arm", "oracle_greedy"):
+            arm = ARMS[int(np.argmax(self.arm_values(slot)))]
+        elif self.policy in ("random", "random_truth_text"):
             arm = ARMS[int(self.rng.integers(len(ARMS)))]
         else:
             arm = ARMS[self.baseline.select(index, "")]
+        if self.policy in ("oracle_greedy", "random_truth_text"):
+            accepted = [c for c in self.batch(arm, seed, n=N_CANDIDATES) if c.accepted]
+            self.last_batch = accepted
+            if not accepted:
+                return arm, None, 0, 0
+            pick = int(np.argmax(self.truth(accepted, slot)))
+            return arm, accepted[pick], pick, len(accepted)
         # The generator's first accepted candidate (ask for more only when the first fails).
         for n in (1, 3):
             accepted = [c for c in self.batch(arm, seed, n=n) if c.accepted]
@@ -268,11 +305,50 @@ class Loop:
                 return arm, accepted[0], 0, len(accepted)
         return arm, None, 0, 0
 
+    # --- the truth, for the reference policies and the diagnostics only --------------------
+    def truth(self, candidates: list[Candidate], slot: datetime) -> np.ndarray:
+        """True expected reward of each candidate if posted at ``slot`` (never seen by ours)."""
+        _, values = oracle_greedy_choice(
+            self.sandbox, [(c.parts[0], c.is_thread) for c in candidates], REWARD_WEIGHTS,
+            at=slot,
+        )  # fmt: skip
+        return values
+
+    def arm_values(self, slot: datetime) -> np.ndarray:
+        """True value of each arm at ``slot``: the mean over 3 fixed representative texts of it
+        (topic, format, time, fatigue and novelty; the text effects averaged over 3 texts)."""
+        if not self.representatives:
+            for arm in ARMS:
+                texts = []
+                for k in range(3):
+                    batch = [c for c in self.batch(arm, 7_000_000 + k, n=1) if c.accepted]
+                    if batch:
+                        texts.append((batch[0].parts[0], batch[0].is_thread))
+                self.representatives[arm] = texts
+        values = np.full(len(ARMS), -np.inf)
+        for i, arm in enumerate(ARMS):
+            texts = self.representatives[arm]
+            if texts:
+                _, truth = oracle_greedy_choice(self.sandbox, texts, REWARD_WEIGHTS, at=slot)
+                values[i] = float(truth.mean())
+        return values
+
+    def diagnostics(self, slot: datetime, arm: str, chosen: Candidate) -> list[float]:
+        """Truth at the slot, before posting: [best arm, chosen arm, batch mean, batch best,
+        chosen text] (arm values: mean of 3 representative texts; batch: the accepted
+        candidates the policy chose among, or the chosen one alone)."""
+        arms = self.arm_values(slot)
+        batch = self.last_batch or [chosen]
+        values = self.truth(batch, slot)
+        mine = float(self.truth([chosen], slot)[0])
+        return [float(arms.max()), float(arms[ARMS.index(arm)]), float(values.mean()),
+                float(values.max()), mine]  # fmt: skip
+
     def oracle_choice(self, slot: datetime, seed: int) -> tuple[str, Candidate | None, int, int]:
-        """Truth-greedy in two stages (fast enough for 8 x 90 days on a shared machine): rank
-        every arm by the true value of a representative text of it at the slot (fatigue,
-        novelty, time), then generate 2 fresh candidates for each of the best 3 arms and post
-        the one with the highest true value."""
+        """``oracle_greedy_wide`` (the reference until 6 December 2026): truth-greedy in two
+        stages. Rank every arm by the true value of one representative text of it at the slot
+        (fatigue, novelty, time), then generate 2 fresh candidates for each of the best 3 arms
+        and post the one with the highest true value (6 candidates over 3 arms)."""
         if not self.representative:
             for arm in ARMS:
                 batch = [c for c in self.batch(arm, 7_000_000, n=2) if c.accepted]
@@ -317,7 +393,10 @@ class Loop:
             while next_refit <= slot:
                 self.refit(next_refit)
                 next_refit += timedelta(hours=REFIT_HOURS)
+            self.last_batch = []
             arm, chosen, pos, n_acc = self.choose(slot, index)
+            if self.diagnose and chosen is not None:
+                result.diagnostics.append(self.diagnostics(slot, arm, chosen))
             if chosen is None or not self.post(slot, arm, chosen, pos, n_acc):
                 result.skipped += 1
                 continue
@@ -330,11 +409,11 @@ class Loop:
         return result
 
 
-def run_job(job: tuple[str, int, int, tuple[str, ...]]) -> dict[str, Any]:
-    scenario, seed, days, policies = job
+def run_job(job: tuple[str, int, int, tuple[str, ...], bool]) -> dict[str, Any]:
+    scenario, seed, days, policies, diagnose = job
     out: dict[str, Any] = {}
     for policy in policies:
-        r = Loop(scenario, seed, days, policy).run()
+        r = Loop(scenario, seed, days, policy, diagnose).run()
         arms = Counter(r.arms)
         out[policy] = {
             "mean_expected_reward": float(np.mean(r.rewards)) if r.rewards else float("nan"),
@@ -345,6 +424,15 @@ def run_job(job: tuple[str, int, int, tuple[str, ...]]) -> dict[str, Any]:
             "n_accepted": r.n_accepted,
             "cpu_seconds": round(r.seconds, 2),
         }
+        if r.diagnostics:
+            d = np.array(r.diagnostics)
+            out[policy]["diagnostics"] = {
+                "best_arm": float(d[:, 0].mean()),
+                "chosen_arm": float(d[:, 1].mean()),
+                "batch_mean": float(d[:, 2].mean()),
+                "batch_best": float(d[:, 3].mean()),
+                "chosen_text": float(d[:, 4].mean()),
+            }
     return {"scenario": scenario, "seed": seed, "days": days, "policies": out}
 
 
@@ -394,6 +482,11 @@ def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str
             float(np.sum([r["policies"][p]["cpu_seconds"] for r in runs])), 1
         )
         del indices
+        diags = [r["policies"][p].get("diagnostics") for r in runs]
+        if all(diags):
+            entry["diagnostics"] = {
+                k: round(float(np.mean([d[k] for d in diags])), 5) for k in diags[0]
+            }
         out["policies"][p] = entry
     return out
 
@@ -486,6 +579,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "loop.json")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="record the truth of each slot's best arm, chosen arm, candidates and choice",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="keep the runs of <out>.partial.json, run the rest"
     )
     parser.add_argument(
@@ -493,7 +591,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="summarise <out>.partial.json as it is (seeds finished so far), run nothing",
     )
+    parser.add_argument(
+        "--fit",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a FitConfig field of ours (experiments), e.g. arm_interactions=true",
+    )
     args = parser.parse_args(argv)
+    for item in args.fit:
+        key, _, value = item.partition("=")
+        FIT_OVERRIDES[key] = json.loads(value)
+    unknown_fit = set(FIT_OVERRIDES) - set(FitConfig.__dataclass_fields__)
+    if unknown_fit:
+        parser.error(f"unknown --fit keys {sorted(unknown_fit)}")
     policies = tuple(p for p in args.policies.split(",") if p)
     unknown = set(policies) - set(POLICIES)
     if unknown:
@@ -509,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         scenarios = args.scenarios.split(",")
         long_scenarios = set(args.long_scenarios.split(","))
     jobs = [
-        (scenario, seed, days, policies)
+        (scenario, seed, days, policies, args.diagnose)
         for days in days_list
         for scenario in scenarios
         if days <= 30 or scenario in long_scenarios or args.quick
@@ -556,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.time() - started, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "command": "benchmarks/loop.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "fit_config": {**FitConfig().__dict__, **FIT_OVERRIDES},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
@@ -568,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"  {p:15s} {e['mean']:.5f}  diff {e.get('diff_vs_random', 0):+.5f} "
                 f"t {e.get('t')} up {e.get('seeds_positive')} /oracle {e.get('ratio_to_oracle')}"
             )
+            if "diagnostics" in e:
+                print("      " + "  ".join(f"{k} {v:.4f}" for k, v in e["diagnostics"].items()))
     for g in results["goals"]:
         print(("MET  " if g["met"] else "MISS ") + g["goal"])
     return 0

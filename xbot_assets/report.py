@@ -287,10 +287,10 @@ def summarise(
     bot_expected = [t.expected for t in truth]
     expected = {"bot": _mean(bot_expected)} | {r.name: _mean(r.expected) for r in replays}
     random_replay = replays[0]
-    frame = models.sampler.to_frame(arms).sort_values("mean", ascending=False)
-    # Cold start: no posteriors yet, or posteriors fitted on no finished post (still the prior).
-    no_evidence = "trials" in frame and float(frame["trials"].sum()) <= 0
-    cold = bool(getattr(models, "posteriors_cold", False)) or no_evidence
+    posts_per_arm: dict[str, int] = {}
+    for r in bot:
+        posts_per_arm[r.arm] = posts_per_arm.get(r.arm, 0) + 1
+    cold, arm_rows = deciding_arms(models, at=until, posts_per_arm=posts_per_arm)
     learned = store.get_config("learned", {}) or {}
     hours: list[dict[str, Any]] = []
     if primary_id is not None:
@@ -329,15 +329,50 @@ def summarise(
         "random_rewards": random_replay.realised,
         "follows": sum(r.follows for r in primary),
         "posteriors_cold_start": cold,
-        "top_arms": [
-            {"arm": str(r["arm"]), "mean": float(r["mean"]), "trials": float(r["trials"])}
-            for _, r in frame.head(5).iterrows()
-        ],
-        "posterior_means": {str(r["arm"]): float(r["mean"]) for _, r in frame.iterrows()},
+        "top_arms": arm_rows[:5],
+        "posterior_means": {r["arm"]: r["mean"] for r in arm_rows},
         "best_topics": list(learned.get("best_topics", [])),
         "best_slots": hours[:5],
         "all_slots": hours,
     }
+
+
+def deciding_arms(
+    models: Any, *, at: datetime, posts_per_arm: dict[str, int] | None = None
+) -> tuple[bool, list[dict[str, Any]]]:
+    """(cold start, arms best first) from the posterior that decides the posts.
+
+    The factored posterior (``factored_posteriors``) decides unless the baseline Beta sampler
+    was chosen (``Models.policy``); the report shows that one, so its "COLD START" flag and its
+    best arms are those of the model acting, not of the Beta ``arm_posteriors`` (whose cold
+    flag stays set while the dbt rebuild has not run, although the factored model has learned).
+    A factored arm's value is its format + topic (+ intercept) effect at ``at`` for a fresh
+    text with no recent same-topic post, with its posterior SD.
+    """
+    from xbot_assets.engine.decide import BASELINE_POLICY
+
+    counts = posts_per_arm or {}
+    arms = list(models.arms)
+    if getattr(models, "policy", None) == BASELINE_POLICY:
+        frame = models.sampler.to_frame(arms).sort_values("mean", ascending=False)
+        no_evidence = "trials" in frame and float(frame["trials"].sum()) <= 0
+        rows = [
+            {"arm": str(r["arm"]), "mean": float(r["mean"]), "trials": float(r["trials"])}
+            for _, r in frame.iterrows()
+        ]
+        return bool(no_evidence), rows
+    posterior = models.posterior
+    pairs = [tuple(a.split(":", 1)) for a in arms]
+    design_rows = posterior.design.arm_rows(at, [], pairs)
+    means = design_rows @ posterior.mean
+    sds = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", design_rows, posterior.cov, design_rows), 0))
+    order = np.argsort(-means, kind="stable")
+    rows = [
+        {"arm": arms[i], "mean": float(means[i]), "sd": float(sds[i]),
+         "trials": float(counts.get(arms[i], 0))}
+        for i in order
+    ]  # fmt: skip
+    return bool(posterior.cold_start), rows
 
 
 def _primary_id(store: Any, settings: Settings) -> int | None:
@@ -391,7 +426,7 @@ def _plots(summary: dict[str, Any]) -> list[tuple[str, str]]:
         fig, ax = plt.subplots(figsize=(8, 5))
         names = list(means)[::-1]
         ax.barh(names, [means[n] for n in names])
-        ax.set_xlabel("posterior mean of the engagement rate")
+        ax.set_xlabel("posterior mean reward per post (the deciding model)")
         title = "Posterior means per arm (format:topic)"
         if cold:
             ax.set_title("COLD START: prior only, no data yet")
@@ -420,7 +455,10 @@ def _interval(pair: dict[str, Any] | None, key: str = "diff", pct: bool = False)
     return f"{pair[key]:+.4f} ({level}% CI {pair[low_key]:+.4f} to {pair[high_key]:+.4f})"
 
 
-COLD_START = "COLD START: posteriors not fitted yet; the arm figures below are the prior"
+COLD_START = (
+    "COLD START: the deciding posterior has no finished post yet; the arm figures below are "
+    "the prior"
+)
 
 
 def summary_lines(result: Any) -> list[str]:

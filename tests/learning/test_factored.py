@@ -124,3 +124,45 @@ def test_young_snapshots_are_not_evidence() -> None:
     now = last.posted_at + timedelta(hours=2)
     post = fit_factored(young, now=now, formats=FORMATS, topics=TOPICS)
     assert post.posts == 29 and "1h" not in post.horizons_used
+
+
+def test_reward_parts_sum_to_the_reward_and_rare_reports_do_not_swamp_arm_effects() -> None:
+    from xbot_assets.learning.factored import component_names, reward_components
+
+    metrics = {"impressions": 400, "replies": 2, "likes": 9, "negative_feedback": 1, "reports": 1}
+    parts = reward_components(metrics)
+    assert parts is not None and set(parts) == set(component_names("engagement"))
+    assert sum(parts.values()) == pytest.approx(reward_of(metrics))
+    assert component_names("growth") == ("positive",)
+    # A report now and then (-369 per report) on random posts: the fitted arm contrast still
+    # comes out of the replies, and the reports part's effects stay near zero.
+    rng = np.random.default_rng(4)
+    history = synthetic_history(300, seed=4)
+    noisy = []
+    for post in history:
+        m = dict(post.metrics or {})
+        m["reports"] = int(rng.random() < 0.3)
+        noisy.append(PastPost(post.posted_at, post.format, post.topic, post.text, m, "72h"))
+    now = history[-1].posted_at + timedelta(days=4)
+    fitted = fit_factored(noisy, now=now, formats=FORMATS, topics=TOPICS)
+    effects = fitted.effects()
+    contrast = effects["topic=ai"]["mean"] - effects["topic=startups"]["mean"]
+    assert contrast == pytest.approx(0.04, abs=0.02)
+    assert fitted.components["reports"]["prior_scale"] < fitted.components["reports"]["noise_sd"]
+
+
+def test_exploration_scales_the_thompson_draws() -> None:
+    from xbot_assets.learning.factored import FitConfig
+
+    history = synthetic_history(60, seed=5)
+    now = history[-1].posted_at + timedelta(days=4)
+    draws = {}
+    for scale in (1.0, 0.5):
+        post = fit_factored(
+            history, now=now, formats=FORMATS, topics=TOPICS, config=FitConfig(exploration=scale)
+        )
+        assert FactoredPosterior.from_dict(post.to_dict()).exploration == scale
+        draws[scale] = post.draw(np.random.default_rng(0), 4000)
+    ratio = draws[0.5].std(axis=0) / draws[1.0].std(axis=0)
+    assert np.allclose(ratio, 0.5, atol=0.05)
+    assert np.allclose(draws[0.5].mean(axis=0), draws[1.0].mean(axis=0), atol=0.01)

@@ -55,3 +55,20 @@ def test_deployed_ranking_does_not_always_pick_the_same_candidate(quick: dict[st
     shares = quick["summary"]["default:6"]["policies"]["ours"]["candidate_index_share"]
     assert sum(shares.values()) == pytest.approx(1.0, abs=0.01)
     assert max(shares.values()) <= 0.6, shares
+
+
+def test_the_oracle_reference_chooses_from_the_bots_own_choice_set() -> None:
+    """The fair oracle posts the truly best arm's truly best candidate among the same number of
+    candidates the bot gets for one arm; the diagnostics record that per slot."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import loop
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    run = loop.Loop("default", 1, 2, "oracle_greedy", diagnose=True)
+    result = run.run()
+    assert len(result.diagnostics) == len(run.slots) == len(result.rewards)
+    for best_arm, chosen_arm, batch_mean, batch_best, chosen_text in result.diagnostics:
+        assert chosen_arm == pytest.approx(best_arm)
+        assert chosen_text == pytest.approx(batch_best) and batch_best >= batch_mean
+    assert max(result.n_accepted) <= loop.N_CANDIDATES
