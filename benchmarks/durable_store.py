@@ -39,6 +39,7 @@ from xbot_assets.store.durable import DurableStore
 from xbot_assets.store.durable.engine import make_engine
 from xbot_assets.store.durable.migrate import upgrade
 from xbot_assets.store.durable.models import MetricSnapshot
+from xbot_assets.vocabulary import HORIZONS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "durable_store.json"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -74,7 +75,7 @@ def _measure(store: DurableStore, posts: int) -> dict[str, Any]:
     snaps = [
         MetricSnapshot(tweet_id=pid, horizon=h, collected_at=T0 + timedelta(days=4), impressions=i)
         for i, pid in enumerate(ids)
-        for h in ("1h", "6h", "24h", "72h")
+        for h in HORIZONS
     ]
     start = time.perf_counter()
     for k in range(0, len(snaps), 500):

@@ -50,6 +50,7 @@ from xbot_assets.store.durable.schema import (  # noqa: E402
     tweet_metrics,
     tweets,
 )
+from xbot_assets.vocabulary import HORIZONS  # noqa: E402
 
 FILLER = "How to keep a data pipeline honest: test the inputs, not only the outputs. " * 3
 
@@ -123,7 +124,7 @@ def fill(engine: Engine, n: int) -> None:
                         "collected_at": now - timedelta(minutes=5),
                     }
                     for i in ids
-                    for h in ("1h", "6h", "24h", "72h")
+                    for h in HORIZONS
                 ],
             )
             conn.execute(

@@ -51,6 +51,7 @@ from xbot_assets.store.hot.dual import DualStoreManager  # noqa: E402
 from xbot_assets.store.hot.event_writers import WRITERS  # noqa: E402
 from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete  # noqa: E402
 from xbot_assets.store.hot.streams import StreamQueue  # noqa: E402
+from xbot_assets.vocabulary import HORIZONS  # noqa: E402
 
 REDIS_URL = os.environ.get("XBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("XBOT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -116,7 +117,7 @@ def bench_stream(total: int, batch: int, redis_url: str | None = None) -> dict[s
 def _events(manager: DualStoreManager, ids: list[int], account: int, start: int, n: int) -> None:
     """Emit ``n`` events (a metric snapshot and an audit row per post, alternating)."""
     now = datetime(2026, 3, 2, tzinfo=UTC)
-    horizons = ("1h", "6h", "24h", "72h")
+    horizons = HORIZONS
     for i in range(start, start + n):
         if i % 2 == 0:
             post = ids[(i // 2) % len(ids)]

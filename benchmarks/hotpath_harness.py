@@ -44,6 +44,7 @@ from xbot_assets.store.hot.dual import DualStoreManager, StoresUnavailableError
 from xbot_assets.store.hot.keys import KeySpace, connect_redis
 from xbot_assets.store.hot.ratelimit import RateCaps
 from xbot_assets.store.hot.streams import QueuePolicy
+from xbot_assets.vocabulary import HORIZONS
 
 
 def free_port() -> int:
@@ -338,7 +339,7 @@ class FlowResult:
         return dict(self.__dict__)
 
 
-EVENT_HORIZONS = ("1h", "6h", "24h")
+EVENT_HORIZONS = HORIZONS[:3]  # the horizons the event benchmark writes
 
 
 def _tick(

@@ -54,7 +54,8 @@ def test_no_module_outside_the_two_homes_repeats_a_vocabulary_list() -> None:
     wanted = {frozenset(names): label for label, names in LISTS.items()}
     copies = [
         f"{path.relative_to(PACKAGE.parent)}:{line} repeats {wanted[values]}"
-        for path in sorted(PACKAGE.rglob("*.py"))
+        for folder in (PACKAGE, PACKAGE.parent / "benchmarks", PACKAGE.parent / "scripts")
+        for path in sorted(folder.rglob("*.py"))
         if path not in HOMES
         for line, values in _string_lists(path.read_text(encoding="utf-8"))
         if values in wanted
