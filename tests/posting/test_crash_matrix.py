@@ -48,14 +48,23 @@ def test_repeated_and_random_time_kills_lose_nothing(mode, tmp_path):
     """Issue 17 item 1: the same post killed 2-3 times in a row (random named points or random
     times), and single kills at random times, SIGKILL of a real subprocess each time."""
     rounds = 6
-    result = run_kill_rounds(rounds, mode=mode, workdir=tmp_path, seed=3)
-    stats = result["stats"]
-    assert stats["rounds"] == rounds
-    if mode == "repeated":
-        assert stats["kills"] >= 2 * rounds and stats["random_time_kills"] >= 1
-    assert stats["killed"] >= 2, stats  # kills hit live posting processes
-    assert result["duplicate_posts"] == 0
-    assert result["stranded_posts"] == 0
-    assert result["lost_posts"] == 0 and result["left_in_posting"] == 0
-    assert result["broken_reply_chains"] == 0
-    assert result["posts_on_sandbox"] == result["queued_texts"]
+    live_kills = 0
+    # A random-time kill that lands after the process exited tests nothing; on a loaded machine
+    # a batch of 6 can land only one, so batches run (each fully checked) until two have landed.
+    for batch in range(4):
+        result = run_kill_rounds(
+            rounds, mode=mode, workdir=tmp_path / f"batch{batch}", seed=3 + batch
+        )
+        stats = result["stats"]
+        assert stats["rounds"] == rounds
+        if mode == "repeated":
+            assert stats["kills"] >= 2 * rounds and stats["random_time_kills"] >= 1
+        assert result["duplicate_posts"] == 0
+        assert result["stranded_posts"] == 0
+        assert result["lost_posts"] == 0 and result["left_in_posting"] == 0
+        assert result["broken_reply_chains"] == 0
+        assert result["posts_on_sandbox"] == result["queued_texts"]
+        live_kills += stats["killed"]
+        if live_kills >= 2:
+            break
+    assert live_kills >= 2, stats  # kills hit live posting processes

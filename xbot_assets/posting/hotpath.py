@@ -186,7 +186,7 @@ def claim_next(
     """
     from xbot_assets.posting.ledger import Blocked
 
-    tickets = manager.next_posts(TICKETS_PER_READ)
+    tickets = manager.next_posts(TICKETS_PER_READ, now=now)
     if not tickets:  # the stream is empty and no row is due anywhere: no write transaction
         return None
     mine = _best_first([t for t in tickets if t.account_id == account_id])

@@ -83,9 +83,10 @@ class PostTickets(DualCore):
             return False
         return True
 
-    def next_posts(self, count: int = 10) -> list[PostTicket]:
+    def next_posts(self, count: int = 10, *, now: datetime | None = None) -> list[PostTicket]:
         """Posts to try next: from ``pending_posts``, or (Redis down or the stream empty, e.g.
-        after a flush) by polling the durable store for due ``queued`` rows."""
+        after a flush) by polling the durable store for rows due at ``now`` (default: the
+        manager's clock; the posting service passes its own, which decides the claim)."""
         if self.posts_queue is not None and self.redis_available():
             try:
                 if self._reclaim_due(self.posts_queue):
@@ -104,9 +105,9 @@ class PostTickets(DualCore):
                     )
                     for m in messages
                 ]
-        return self.poll_due_posts(count)
+        return self.poll_due_posts(count, now=now)
 
-    def poll_due_posts(self, count: int = 10) -> list[PostTicket]:
+    def poll_due_posts(self, count: int = 10, *, now: datetime | None = None) -> list[PostTicket]:
         """Due ``queued`` rows straight from the durable store (the fallback path).
 
         Only claimable rows (:func:`claimable_posts`, the posting ledger's rule): a thread part
@@ -117,7 +118,7 @@ class PostTickets(DualCore):
             claimable_posts(
                 self.environment, tweets.c.id, tweets.c.account_id, tweets.c.thread_position
             )
-            .where(tweets.c.scheduled_at <= self.clock())
+            .where(tweets.c.scheduled_at <= (now or self.clock()))
             .limit(count)
         )
         with self.engine.connect() as conn:
