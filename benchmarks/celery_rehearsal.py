@@ -156,21 +156,36 @@ class CeleryDeployment(deploy_local.LocalDeployment):  # type: ignore[misc,name-
             instance.dispose()
 
     # --- workers and runs ----------------------------------------------------------------------
-    def start_worker(self, name: str) -> None:
-        """``dagster-celery worker start`` (solo pool: the step runs in the worker's process)."""
+    def start_workers(self, *names: str) -> None:
+        """Start the workers and wait until each is ready."""
+        self.wait_workers(self.launch_workers(*names))
+
+    def launch_workers(self, *names: str) -> dict[str, tuple[Any, Path, int]]:
+        """``dagster-celery worker start`` for each name (solo pool: a step runs in the worker's
+        own process, one at a time), all at once, without waiting for them."""
         from xbot_assets.celery_definitions import worker_config
 
         config = self.folder / "celery_worker.yaml"
         config.write_text(
             yaml.safe_dump(worker_config(self.broker_url, self.broker_url, self.visibility_timeout))
         )
-        log = self.folder / "logs" / f"{name}.log"
-        offset = log.stat().st_size if log.exists() else 0
-        proc = self.start(name, [
-            str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-            "-y", str(config), "-n", name, "-i", LOCATION, "-l", "INFO",
-            "--", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
-        ])  # fmt: skip
+        started = {}
+        for name in names:
+            log = self.folder / "logs" / f"{name}.log"
+            offset = log.stat().st_size if log.exists() else 0
+            proc = self.start(name, [
+                str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                "-y", str(config), "-n", name, "-i", LOCATION, "-l", "INFO",
+                "--", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
+            ])  # fmt: skip
+            started[name] = (proc, log, offset)
+        return started
+
+    def wait_workers(self, started: dict[str, tuple[Any, Path, int]]) -> None:
+        for name, (proc, log, offset) in started.items():
+            self._wait_ready(name, proc, log, offset)
+
+    def _wait_ready(self, name: str, proc: Any, log: Path, offset: int) -> None:
         deadline = time.monotonic() + 600
         while True:
             if proc.poll() is not None:
@@ -457,6 +472,30 @@ def sim_now(dep: CeleryDeployment) -> datetime:
     return now
 
 
+def seed_due_posts(dep: CeleryDeployment) -> None:
+    """One queued post per account, due a minute ago on the rehearsal clock: the test's
+    stand-in for the refill (whose step is longer than the test's short visibility timeout)."""
+    code = (
+        "import sys\n"
+        "from datetime import timedelta\n"
+        "from xbot_assets.config import load_settings\n"
+        "from xbot_assets.store.durable import DurableStore\n"
+        "from xbot_assets.store.timebase import settings_clock\n"
+        "settings = load_settings()\n"
+        "now = settings_clock(settings)()\n"
+        "store = DurableStore.from_settings(settings)\n"
+        "for handle in sys.argv[1:]:\n"
+        "    account = store.ensure_account(handle)\n"
+        "    store.enqueue_post(account.id, f'One post for @{handle}: ship small, ship daily.',\n"
+        "                       scheduled_at=now - timedelta(minutes=1), now=now)\n"
+        "store.close()\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, *dep.handles], env=dep.env(), cwd=ROOT, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+
+
 def wait_until_due(dep: CeleryDeployment, handles: list[str], timeout: float) -> dict[str, int]:
     """The first queued post of each account, once the first of them is due (simulated)."""
     deadline = time.monotonic() + timeout
@@ -480,13 +519,14 @@ def rehearse(
     *,
     accounts: int = 3,
     speed: float = 120,
-    visibility_timeout: int = 30,
+    visibility_timeout: int = 45,
     post_delay: float = 8,
     broker_db: int = 9,
     compile_bytecode: bool = True,
     after_kill: bool = True,
     run_timeout: float = 900,
     count_all_cpu: bool = False,
+    refill: bool = True,
 ) -> dict[str, Any]:
     """One rehearsal; returns the figures (module docstring). ``after_kill=False`` stops after
     the killed post run (the test's short version); ``count_all_cpu`` makes this process the
@@ -509,21 +549,25 @@ def rehearse(
 
     try:
         dep.prepare()
+        sampler.start()
+        launched_workers = dep.launch_workers(*WORKERS)  # they import while the sandbox starts
         dep.start_sandbox()
         mark("sandbox_ready_s")
-        sampler.start()
         with dep.instance() as instance:
             instance.add_dynamic_partitions("accounts", dep.handles)
-        for name in WORKERS:
-            dep.start_worker(name)
+        dep.wait_workers(launched_workers)
         mark("workers_ready_s")
         events.append({"event": "workers started", "pids": dict(dep.workers)})
 
-        refills = [dep.execute("refill_candidates_job", h) for h in dep.handles]
-        codes = dep.wait_runs(refills, run_timeout)
-        mark("refills_done_s")
-        if any(c != 0 for c in codes):
-            raise RuntimeError(f"refill runs failed ({codes}): {dep.tail(_name(dep, refills[0]))}")
+        if refill:
+            refills = [dep.execute("refill_candidates_job", h) for h in dep.handles]
+            codes = dep.wait_runs(refills, run_timeout)
+            mark("refills_done_s")
+            if any(c != 0 for c in codes):
+                failed = _name(dep, refills[0])
+                raise RuntimeError(f"refill runs failed ({codes}): {dep.tail(failed)}")
+        else:
+            seed_due_posts(dep)
         first = wait_until_due(dep, dep.handles, timeout=run_timeout)
         mark("first_post_due_s")
 
@@ -543,7 +587,7 @@ def rehearse(
         if after_kill:
             dead = killed["worker"]
             dep.stop(dead, signal.SIGKILL, grace=5)
-            dep.start_worker(dead)
+            dep.start_workers(dead)
             events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
             others = [dep.execute("post_job", h, _post_config(first[h])) for h in dep.handles[1:]]
             dep.wait_runs(others, run_timeout)
@@ -593,6 +637,9 @@ def rehearse(
         ),
         "runs": [{k: v for k, v in r.items() if k != "steps"} for r in runs],
         "runs_by_job_and_status": _by_job(runs),
+        "longest_step_s": max(
+            (_step_seconds(r["steps"]) for r in runs if r["steps"]), default=None
+        ),
         "steps_by_worker": dict(collections.Counter(
             s["worker"] for r in runs for s in r["steps"] if s["event"] == "STEP_SUCCESS")),
         **result,
@@ -656,6 +703,20 @@ def _redelivery(posting: list[dict[str, Any]], killed: dict[str, Any]) -> float 
     return round(min(later) - killed["at"], 1) if later else None
 
 
+def _step_seconds(steps: list[dict[str, Any]]) -> float:
+    """The longest finished step attempt of a run (STEP_START to STEP_SUCCESS, same worker):
+    what the visibility timeout must exceed."""
+    longest = 0.0
+    for end in (s for s in steps if s["event"] == "STEP_SUCCESS"):
+        start = max(
+            (s["at"] for s in steps if s["event"] == "STEP_START" and s["step"] == end["step"]
+             and s["pid"] == end["pid"] and s["at"] <= end["at"]),
+            default=end["at"],
+        )  # fmt: skip
+        longest = max(longest, end["at"] - start)
+    return round(longest, 1)
+
+
 def _by_job(runs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for run in runs:
@@ -667,7 +728,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=3)
     parser.add_argument("--speed", type=float, default=120)
-    parser.add_argument("--visibility-timeout", type=int, default=30)
+    parser.add_argument("--visibility-timeout", type=int, default=45,
+                        help="seconds before another worker takes an unacknowledged step over; "
+                        "above the longest step (a refill: ~20 s at load 20)")  # fmt: skip
     parser.add_argument("--broker-db", type=int, default=9)
     parser.add_argument("--folder", type=Path, default=None,
                         help="state and logs (default: a temporary folder, removed)")  # fmt: skip
