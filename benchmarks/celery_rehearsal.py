@@ -640,6 +640,10 @@ def rehearse(
         "longest_step_s": max(
             (_step_seconds(r["steps"]) for r in runs if r["steps"]), default=None
         ),
+        "runs_with_steps_on_both_workers": sum(
+            1 for r in runs
+            if len({s["worker"] for s in r["steps"] if s["event"] == "STEP_SUCCESS"}) > 1
+        ),
         "steps_by_worker": dict(collections.Counter(
             s["worker"] for r in runs for s in r["steps"] if s["event"] == "STEP_SUCCESS")),
         **result,
