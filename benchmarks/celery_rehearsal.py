@@ -71,17 +71,17 @@ deploy_local = sys.modules.get("deploy_local") or _load(
 
 
 def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:
-    """CLOCK_EPOCH such that the rehearsal clock reads ``start_hour`` (UTC) now when the wall
-    clock is in the night (the accounts' quiet hours, 23:00-07:00), else ``wall``.
+    """CLOCK_EPOCH such that the rehearsal clock reads the next ``start_hour`` (UTC) now, so a
+    rehearsal's simulated hours (8 at 120x in 4 minutes) fall in the day, outside the accounts'
+    quiet hours (23:00-07:00), whenever it runs.
 
     ``now = epoch + K × (wall − epoch)`` equals ``target`` when ``epoch = wall − (target − wall)
-    / (K − 1)``: the same formula every process computes, started later in the day.
+    / (K − 1)``: the same formula every process computes, started up to a day ahead.
     """
-    wall = wall.replace(microsecond=0)
-    if speed <= 1 or 8 <= wall.hour < 21:
+    if speed <= 1:
         return wall
-    target = wall.replace(hour=start_hour, minute=0, second=0)
-    if target <= wall:
+    target = wall.replace(hour=start_hour, minute=0, second=0, microsecond=0)
+    if target < wall:
         target += timedelta(days=1)
     return wall - (target - wall) / (speed - 1)
 

@@ -66,12 +66,15 @@ def test_rehearsal_epoch_starts_the_simulated_day_outside_quiet_hours() -> None:
     from datetime import UTC, datetime
 
     rehearsal = _load_rehearsal()
-    night = datetime(2026, 12, 6, 2, 30, tzinfo=UTC)
-    epoch = rehearsal.rehearsal_epoch(night, 120, 9)
-    reads = epoch + (night - epoch) * 120  # what every process computes at that wall instant
-    assert abs((reads - datetime(2026, 12, 6, 9, tzinfo=UTC)).total_seconds()) < 0.01
-    noon = datetime(2026, 12, 6, 12, tzinfo=UTC)
-    assert rehearsal.rehearsal_epoch(noon, 120, 9) == noon
+    for wall, nine in (
+        (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 12, 6, 9, tzinfo=UTC)),
+        (datetime(2026, 12, 6, 21, 10, tzinfo=UTC), datetime(2026, 12, 7, 9, tzinfo=UTC)),
+    ):
+        epoch = rehearsal.rehearsal_epoch(wall, 120, 9)
+        reads = epoch + (wall - epoch) * 120  # what every process computes at that instant
+        assert abs((reads - nine).total_seconds()) < 0.01
+        assert epoch <= wall
+    assert rehearsal.rehearsal_epoch(datetime(2026, 12, 6, 9, tzinfo=UTC), 1, 9).hour == 9
 
 
 @pytest.mark.slow
