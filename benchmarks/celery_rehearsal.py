@@ -520,7 +520,7 @@ def rehearse(
     accounts: int = 3,
     speed: float = 120,
     visibility_timeout: int = 45,
-    post_delay: float = 8,
+    post_delay: float = 15,
     broker_db: int = 9,
     compile_bytecode: bool = True,
     after_kill: bool = True,
