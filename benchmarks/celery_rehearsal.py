@@ -376,6 +376,8 @@ def kill_inside_posting(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = run_of(instance, "post_job", handle, after)
+        if run is not None and run.is_finished and "slow_response" in dep.faults():
+            raise RuntimeError(f"post run {run.run_id} ended without posting ({run.status})")
         if run is not None and "slow_response" not in dep.faults():
             starts = [
                 a for a in step_attempts(instance, run.run_id, dep.worker_pids)
@@ -497,7 +499,8 @@ def seed_due_posts(dep: CeleryDeployment) -> None:
 
 
 def wait_until_due(dep: CeleryDeployment, handles: list[str], timeout: float) -> dict[str, int]:
-    """The first queued post of each account, once the first of them is due (simulated)."""
+    """The first queued post of each of ``handles``, once every one of them is due
+    (simulated): a post run launched earlier would find nothing to post."""
     deadline = time.monotonic() + timeout
     while True:
         first: dict[str, Any] = {}
@@ -506,11 +509,11 @@ def wait_until_due(dep: CeleryDeployment, handles: list[str], timeout: float) ->
         missing = [h for h in handles if h not in first]
         if missing:
             raise RuntimeError(f"no queued post for {missing} after the refill")
-        earliest = min(p["scheduled_at"] for p in first.values())
-        if sim_now(dep) >= earliest.astimezone(UTC) + timedelta(minutes=1):
-            return {h: int(p["id"]) for h, p in first.items()}
+        latest = max(first[h]["scheduled_at"] for h in handles)
+        if sim_now(dep) >= latest.astimezone(UTC) + timedelta(minutes=1):
+            return {h: int(first[h]["id"]) for h in handles}
         if time.monotonic() > deadline:
-            raise RuntimeError(f"nothing due by {sim_now(dep)} (first slot {earliest})")
+            raise RuntimeError(f"not due by {sim_now(dep)} (slot {latest})")
         time.sleep(1)
 
 
@@ -568,10 +571,10 @@ def rehearse(
                 raise RuntimeError(f"refill runs failed ({codes}): {dep.tail(failed)}")
         else:
             seed_due_posts(dep)
-        first = wait_until_due(dep, dep.handles, timeout=run_timeout)
+        victim = dep.handles[0]
+        first = wait_until_due(dep, [victim], timeout=run_timeout)
         mark("first_post_due_s")
 
-        victim = dep.handles[0]
         dep.set_fault({"name": "slow_response", "match": "create_tweet", "count": 1,
                        "seconds": post_delay})  # fmt: skip
         launched = time.time() - 1
@@ -589,6 +592,7 @@ def rehearse(
             dep.stop(dead, signal.SIGKILL, grace=5)
             dep.start_workers(dead)
             events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
+            first = wait_until_due(dep, dep.handles[1:], timeout=run_timeout)
             others = [dep.execute("post_job", h, _post_config(first[h])) for h in dep.handles[1:]]
             dep.wait_runs(others, run_timeout)
             mark("other_posts_done_s")
@@ -741,6 +745,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     started = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds through rehearse()'s cleanup (processes, databases)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         result = rehearse(folder, accounts=args.accounts, speed=args.speed,

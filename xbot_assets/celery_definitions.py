@@ -14,8 +14,8 @@ What makes a killed worker's step run again (:func:`celery_settings`): late ackn
 broker keeps the message until the step has finished), prefetch 1 (a busy worker holds no second
 task), and Redis's visibility timeout (the other workers put a message unacknowledged for that
 long back on the queue). The timeout must exceed the longest step, or a step still running is
-started a second time elsewhere; posting's durable claim makes even that safe for posts.
-"""
+started a second time elsewhere (posting's durable claim is designed to keep even that to one
+post; two concurrent attempts are not rehearsed). docs/deployment.md, "Scale-out on Celery"."""
 
 from __future__ import annotations
 
