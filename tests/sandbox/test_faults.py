@@ -109,6 +109,36 @@ def test_slow_endpoint(client, user_headers) -> None:
     assert time.perf_counter() - started >= 0.4
 
 
+def test_slow_response_creates_the_post_before_the_late_answer(
+    client, user_headers, sandbox: SandboxX
+) -> None:
+    """The post exists while its answer is held: a caller killed in that window has posted."""
+    import threading
+
+    client.post(
+        "/__sandbox/faults",
+        json={"name": "slow_response", "match": "create_tweet", "seconds": 1.0, "count": 1},
+    )
+    answers: list[httpx.Response] = []
+    poster = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/2/tweets", json={"text": "Held answers still post"}, headers=user_headers)
+        )
+    )
+    started = time.perf_counter()
+    poster.start()
+    deadline = time.monotonic() + 5
+    while "slow_response" in client.get("/__sandbox/faults").json()["active"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    timeline = client.get(f"/2/users/{sandbox.account().id}/tweets", headers=user_headers).json()
+    assert timeline["data"][0]["text"] == "Held answers still post"
+    assert not answers  # the post is on the timeline, its answer not yet sent
+    poster.join()
+    assert answers[0].status_code == 201
+    assert time.perf_counter() - started >= 1.0
+
+
 def test_admin_counters_accounts_and_clock(client, sandbox: SandboxX) -> None:
     state = client.get("/__sandbox/state").json()
     assert state["counters"].get("write_requests", 0) == 0

@@ -19,6 +19,8 @@ FAULTS: dict[str, str] = {
     "level lacks the endpoint, as X answers for analytics without the needed tier)",
     "lose_response": "a matching write takes effect, then answers 503 (the post exists)",
     "slow": "the HTTP server waits `seconds` (real time) before answering",
+    "slow_response": "a matching API write takes effect, then the HTTP server waits `seconds` "
+    "(real time) before answering (a caller killed meanwhile never learns the post exists)",
     "expired_session": "web: every session cookie is expired (redirect to /i/flow/login)",
     "login_challenge": "web: the login flow shows a verification challenge instead of /home",
     "layout_changed": "web: the compose testids are renamed (tweetTextarea_0 -> ...)",

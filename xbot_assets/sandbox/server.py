@@ -183,7 +183,11 @@ class _Api:
             body = self.sandbox.create_tweet(text, reply_to, token=token)
         except SandboxError as exc:
             return error_response(exc)
-        return json_response(body, 201, self.sandbox.last_headers)
+        headers = self.sandbox.last_headers
+        held = self.sandbox.fault_active("slow_response", "create_tweet")
+        if held is not None and held.seconds > 0:
+            await asyncio.sleep(held.seconds)  # the post exists; its answer is late
+        return json_response(body, 201, headers)
 
     async def tweet(self, request: Request) -> Response:
         token = bearer_token_of(request)

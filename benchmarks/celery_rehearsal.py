@@ -1,0 +1,766 @@
+"""Celery rehearsal (#22): the engine's jobs through dagster-celery on 2 workers, one SIGKILLed
+inside the posting step.
+
+Sets up what `scripts/deploy_local.py` sets up (a Postgres database for the durable store and one
+for Dagster's run and event storage, Redis, `xbot sandbox serve` posted to by the api poster, all
+on the rehearsal clock), then, instead of the daemon:
+
+1. two Celery workers (``dagster-celery worker start``, the solo pool, one task at a time each,
+   the code location imported once at start), on a Redis DB of their own as broker and backend;
+2. for every account, ``refill_candidates_job`` through the Celery executor
+   (``xbot_assets.celery_definitions``: the project's jobs, ops and resources unchanged);
+3. once the first queued post is due, ``post_job`` for the first account with the sandbox's
+   ``slow_response`` fault on ``create_tweet``: once the sandbox has created the post and holds
+   its answer, the worker running the posting step (the pid of its STEP_START event) is
+   SIGKILLed. The post is on X, the row stays ``posting``. After the visibility timeout the other
+   worker takes the unacknowledged task over: the step runs again, the reconciler finds the post
+   on the timeline and records it (no second post), and the run goes on to collect metrics;
+4. the killed worker is restarted; ``post_job`` for the other accounts; an hour (simulated) later
+   ``collect_account_metrics_job`` for every account;
+5. counts: sandbox journal against the store (duplicates, lost, rows left ``posting``/``unknown``),
+   every run's status, which worker ran each step attempt, snapshots, timings and CPU.
+
+Writes benchmarks/results/celery_rehearsal.json. Run it niced; it records the load average.
+``tests/deploy/test_celery_rehearsal.py`` runs a short version (one account).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import importlib.util
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
+BIN = Path(sys.executable).parent
+LOCATION = "xbot_assets.celery_definitions"
+WORKERS = ("worker_a", "worker_b")
+POST_STEP = "post_due_posts"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _load(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+deploy_local = sys.modules.get("deploy_local") or _load(
+    "deploy_local", ROOT / "scripts/deploy_local.py"
+)
+
+
+def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:
+    """CLOCK_EPOCH such that the rehearsal clock reads the next ``start_hour`` (UTC) now, so a
+    rehearsal's simulated hours (8 at 120x in 4 minutes) fall in the day, outside the accounts'
+    quiet hours (23:00-07:00), whenever it runs.
+
+    ``now = epoch + K × (wall − epoch)`` equals ``target`` when ``epoch = wall − (target − wall)
+    / (K − 1)``: the same formula every process computes, started up to a day ahead.
+    """
+    if speed <= 1:
+        return wall
+    target = wall.replace(hour=start_hour, minute=0, second=0, microsecond=0)
+    if target < wall:
+        target += timedelta(days=1)
+    return wall - (target - wall) / (speed - 1)
+
+
+@dataclass
+class CeleryDeployment(deploy_local.LocalDeployment):  # type: ignore[misc,name-defined]
+    """The local deployment's databases, Redis and sandbox, with Celery workers for runs."""
+
+    broker_db: int = 9
+    visibility_timeout: int = 30
+    compile: bool = True
+    start_hour: int = 9
+    workers: dict[str, int] = field(default_factory=dict)
+    """Worker name -> pid of its celery process (the one that runs steps)."""
+    worker_pids: dict[int, str] = field(default_factory=dict)
+    """Every worker process started, restarts included: pid -> worker name."""
+    runs_started: int = 0
+    startup_cpu: dict[str, float] = field(default_factory=dict)
+    """Worker name (and restarts) -> CPU seconds its celery process used to start (imports)."""
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://127.0.0.1:6379/{self.broker_db}"
+
+    def env(self) -> dict[str, str]:
+        from xbot_assets.celery_definitions import BACKEND_ENV, BROKER_ENV
+
+        env: dict[str, str] = super().env()
+        env[BROKER_ENV] = self.broker_url
+        env[BACKEND_ENV] = self.broker_url
+        # `dagster-celery worker start` runs `celery` from PATH
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def prepare(self) -> None:
+        """Folders, the sandbox's port, databases (store migrated), Dagster's instance config."""
+        self.folder: Path = Path(self.folder) / self.name
+        self.ports.setdefault("sandbox", deploy_local.free_port())
+        (self.folder / "home").mkdir(parents=True, exist_ok=True)
+        (self.folder / "logs").mkdir(exist_ok=True)
+        home = self.folder / "dagster_home"
+        home.mkdir(exist_ok=True)
+        (home / "dagster.yaml").write_text((ROOT / "deploy/dagster.yaml").read_text())
+        if self.speed:
+            self.epoch = rehearsal_epoch(datetime.now(UTC), self.speed, self.start_hour)
+        if self.compile:
+            deploy_local.compile_bytecode()
+        deploy_local._pg_execute(f'CREATE DATABASE "{self.store_db}"')
+        deploy_local._pg_execute(f'CREATE DATABASE "{self.dagster_db}"')
+        self.run_xbot(["migrate"])
+
+    # --- Dagster's instance, read from this process ----------------------------------------------
+    @contextlib.contextmanager
+    def instance(self) -> Iterator[Any]:
+        """The deployment's Dagster instance (Postgres), opened with its environment."""
+        import dagster as dg
+
+        keys = [k for k in self.env() if k.startswith("DAGSTER_PG_")]
+        saved = {k: os.environ.get(k) for k in keys}
+        os.environ.update({k: self.env()[k] for k in keys})
+        try:
+            instance = dg.DagsterInstance.from_config(str(self.folder / "dagster_home"))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        try:
+            yield instance
+        finally:
+            instance.dispose()
+
+    # --- workers and runs ----------------------------------------------------------------------
+    def start_workers(self, *names: str) -> None:
+        """Start the workers and wait until each is ready."""
+        self.wait_workers(self.launch_workers(*names))
+
+    def launch_workers(self, *names: str) -> dict[str, tuple[Any, Path, int]]:
+        """``dagster-celery worker start`` for each name (solo pool: a step runs in the worker's
+        own process, one at a time), all at once, without waiting for them."""
+        from xbot_assets.celery_definitions import worker_config
+
+        config = self.folder / "celery_worker.yaml"
+        config.write_text(
+            yaml.safe_dump(worker_config(self.broker_url, self.broker_url, self.visibility_timeout))
+        )
+        started = {}
+        for name in names:
+            log = self.folder / "logs" / f"{name}.log"
+            offset = log.stat().st_size if log.exists() else 0
+            proc = self.start(name, [
+                str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+                "-y", str(config), "-n", name, "-i", LOCATION, "-l", "INFO",
+                "--", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
+            ])  # fmt: skip
+            started[name] = (proc, log, offset)
+        return started
+
+    def wait_workers(self, started: dict[str, tuple[Any, Path, int]]) -> None:
+        for name, (proc, log, offset) in started.items():
+            self._wait_ready(name, proc, log, offset)
+
+    def _wait_ready(self, name: str, proc: Any, log: Path, offset: int) -> None:
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}): {self.tail(name)}")
+            text = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
+            if " ready." in text:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start: {self.tail(name)}")
+            time.sleep(0.5)
+        self.workers[name] = _celery_child(proc.pid)
+        self.worker_pids[self.workers[name]] = name
+        label = name if name not in self.startup_cpu else f"{name} (restarted)"
+        self.startup_cpu[label] = round(_cpu(self.workers[name]) or 0.0, 1)
+
+    def execute(self, job: str, handle: str, config: dict[str, Any] | None = None) -> Any:
+        """Start ``dagster job execute`` of ``job`` for ``handle``'s partition (the run's
+        coordinator: it submits each step to the broker and waits for the result)."""
+        self.runs_started += 1
+        tags = {"dagster/partition": handle, "xbot/account": handle}
+        argv = [str(BIN / "dagster"), "job", "execute", "-m", LOCATION, "-a", "defs", "-j", job,
+                "--tags", json.dumps(tags)]  # fmt: skip
+        if config:
+            path = self.folder / f"run_{self.runs_started}.yaml"
+            path.write_text(yaml.safe_dump(config))
+            argv += ["-c", str(path)]
+        return self.start(f"run_{self.runs_started}_{job}_{handle}", argv)
+
+    def wait_runs(self, procs: list[Any], timeout: float) -> list[int | None]:
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        return [p.poll() for p in procs]
+
+    def set_fault(self, body: dict[str, Any]) -> None:
+        import httpx
+
+        httpx.post(f"{self.url('sandbox')}/__sandbox/faults", json=body, timeout=30)
+
+    def faults(self) -> dict[str, Any]:
+        import httpx
+
+        state = httpx.get(f"{self.url('sandbox')}/__sandbox/faults", timeout=30).json()
+        return dict(state["active"])
+
+    def close(self) -> None:
+        super().close()
+        with contextlib.suppress(Exception):
+            import redis
+
+            client = redis.Redis(port=6379, db=self.broker_db)
+            for pattern in ("_kombu.*", "unacked*", "dagster*", "celery-task-meta-*"):
+                for key in client.scan_iter(match=pattern, count=500):
+                    client.delete(key)
+            client.close()
+
+
+def _celery_child(wrapper_pid: int) -> int:
+    """The celery process ``dagster-celery worker start`` runs (its child)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                fields = _stat(int(entry.name))
+                if fields and int(fields[1]) == wrapper_pid:
+                    return int(entry.name)
+        time.sleep(0.2)
+    raise RuntimeError(f"no celery process under {wrapper_pid}")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _cpu(pid: int) -> float | None:
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICKS if fields else None
+
+
+class CpuSampler(threading.Thread):
+    """Twice a second, the CPU of every live process of the rehearsal, by kind (a lower bound:
+    the last half second of a process that exits is missed)."""
+
+    def __init__(self, dep: CeleryDeployment) -> None:
+        super().__init__(daemon=True)
+        self.dep = dep
+        self.cpu: dict[int, float] = {}
+        self.kind: dict[int, str] = {}
+        self.stop_event = threading.Event()
+
+    def sample(self) -> None:
+        for pid in self.dep.leftover_pids():
+            seconds = _cpu(pid)
+            if seconds is None:
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
+            self.kind.setdefault(pid, _kind(cmd, pid, self.dep))
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.5):
+            self.sample()
+
+    def by_kind(self) -> dict[str, float]:
+        out: dict[str, float] = collections.defaultdict(float)
+        for pid, seconds in self.cpu.items():
+            out[self.kind[pid]] += seconds
+        return {k: round(v, 1) for k, v in sorted(out.items())}
+
+
+def _kind(cmd: str, pid: int, dep: CeleryDeployment) -> str:
+    if "job execute" in cmd:
+        return "run coordinators (dagster job execute)"
+    if "celery" in cmd and "worker start" in cmd:
+        return "dagster-celery wrappers"
+    if "celery" in cmd and " worker" in cmd:
+        return "celery workers (the steps)"
+    if "sandbox serve" in cmd:
+        return "sandbox"
+    return "other"
+
+
+# --- the runs' events -----------------------------------------------------------------------
+def run_of(instance: Any, job: str, handle: str, after: float = 0.0) -> Any | None:
+    """The latest run of ``job`` for ``handle`` created after ``after`` (epoch seconds)."""
+    import dagster as dg
+
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name=job, tags={"dagster/partition": handle}), limit=5
+    )
+    fresh = [r for r in records if r.create_timestamp.timestamp() >= after]
+    return fresh[0].dagster_run if fresh else None
+
+
+def step_attempts(instance: Any, run_id: str, by_pid: dict[int, str]) -> list[dict[str, Any]]:
+    """Each step event of a run: step, event, the worker (by pid) and the time."""
+    out = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not entry.step_key:
+            continue
+        kind = event.event_type_value
+        hostname = None
+        if kind == "ENGINE_EVENT":
+            metadata = getattr(event.event_specific_data, "metadata", None) or {}
+            if "Celery worker" not in metadata:
+                continue
+            hostname = str(metadata["Celery worker"].value)
+        elif kind not in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            continue
+        out.append({
+            "step": entry.step_key,
+            "event": "TASK_RECEIVED" if kind == "ENGINE_EVENT" else kind,
+            "worker": hostname.split("@")[0] if hostname else by_pid.get(event.pid or -1),
+            "pid": event.pid,
+            "at": round(entry.timestamp, 2),
+        })  # fmt: skip
+    return out
+
+
+def posting_outcomes(instance: Any, run_id: str) -> list[dict[str, Any]]:
+    """The posting step's ``outcomes`` metadata (reconcile report and each posting step) of
+    every attempt of ``run_id`` that finished."""
+    out = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or entry.step_key != POST_STEP or event.event_type_value != "STEP_OUTPUT":
+            continue
+        metadata = event.event_specific_data.metadata or {}
+        if "outcomes" in metadata:
+            out.append(dict(metadata["outcomes"].value))
+    return out
+
+
+def kill_inside_posting(
+    dep: CeleryDeployment, instance: Any, handle: str, after: float, timeout: float
+) -> dict[str, Any]:
+    """Wait until the sandbox has created the post of ``handle``'s post run and holds its answer
+    (the ``slow_response`` fault consumed), then SIGKILL the worker whose pid started the posting
+    step: the post exists, the worker never learns it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = run_of(instance, "post_job", handle, after)
+        if run is not None and run.is_finished and "slow_response" in dep.faults():
+            raise RuntimeError(f"post run {run.run_id} ended without posting ({run.status})")
+        if run is not None and "slow_response" not in dep.faults():
+            starts = [
+                a for a in step_attempts(instance, run.run_id, dep.worker_pids)
+                if a["step"] == POST_STEP and a["event"] == "STEP_START"
+            ]  # fmt: skip
+            if starts and starts[-1]["pid"] in dep.workers.values():
+                pid = starts[-1]["pid"]
+                name = next(n for n, p in dep.workers.items() if p == pid)
+                os.kill(pid, signal.SIGKILL)
+                return {"run_id": run.run_id, "worker": name, "pid": pid, "at": time.time()}
+        time.sleep(0.2)
+    raise RuntimeError("no post run reached the sandbox's post request in time")
+
+
+# --- the counts --------------------------------------------------------------------------------
+def store_engine(dep: CeleryDeployment) -> Any:
+    from sqlalchemy import create_engine
+
+    url = dep.env()["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    return create_engine(url)
+
+
+def due_posts(dep: CeleryDeployment) -> list[dict[str, Any]]:
+    """Queued posts, earliest first: id, account handle, scheduled time."""
+    from sqlalchemy import text
+
+    engine = store_engine(dep)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("select t.id, a.handle, t.scheduled_at from tweets t join accounts a "
+                 "on a.id = t.account_id where t.status = 'queued' order by t.scheduled_at")
+        ).all()  # fmt: skip
+    engine.dispose()
+    return [{"id": r[0], "handle": r[1], "scheduled_at": r[2]} for r in rows]
+
+
+def posts_check(dep: CeleryDeployment) -> dict[str, Any]:
+    """Posts on the sandbox (its journal) against the durable store."""
+    from sqlalchemy import text
+
+    journal = dep.folder / "sandbox.jsonl"
+    posted = [
+        entry
+        for line in (journal.read_text().splitlines() if journal.exists() else [])
+        if (entry := json.loads(line)).get("op") == "post"
+    ]
+    texts = collections.Counter((p["handle"], p["text"]) for p in posted)
+    engine = store_engine(dep)
+    with engine.connect() as conn:
+        status = dict(conn.execute(text("select status, count(*) from tweets group by 1")).all())
+        stored = {
+            r[0] for r in conn.execute(text("select x_id from tweets where x_id is not null"))
+        }
+        horizons = dict(
+            conn.execute(text("select horizon, count(*) from tweet_metrics group by 1")).all()
+        )
+    engine.dispose()
+    ids = {p["id"] for p in posted}
+    return {
+        "posts_on_sandbox": len(posted),
+        "posts_on_sandbox_by_handle": dict(collections.Counter(p["handle"] for p in posted)),
+        "store_rows_by_status": status,
+        "duplicate_posts": sum(n - 1 for n in texts.values() if n > 1),
+        "lost": {
+            "on_sandbox_not_in_store": len(ids - stored),
+            "posted_in_store_not_on_sandbox": len(stored - ids),
+            "left_posting_or_unknown": int(status.get("posting", 0) + status.get("unknown", 0)),
+        },
+        "snapshots_by_horizon": horizons,
+    }
+
+
+def runs_summary(instance: Any, workers: dict[int, str]) -> list[dict[str, Any]]:
+    out = []
+    for record in reversed(instance.get_run_records(limit=500)):
+        run = record.dagster_run
+        steps = step_attempts(instance, run.run_id, workers)
+        out.append({
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "account": run.tags.get("dagster/partition"),
+            "status": run.status.value,
+            "seconds": round(record.end_time - record.start_time, 1)
+            if record.end_time and record.start_time else None,
+            "steps": steps,
+        })  # fmt: skip
+    return out
+
+
+def sim_now(dep: CeleryDeployment) -> datetime:
+    now = datetime.now(UTC)
+    if dep.speed and dep.epoch is not None:
+        return dep.epoch + (now - dep.epoch) * dep.speed
+    return now
+
+
+def seed_due_posts(dep: CeleryDeployment) -> None:
+    """One queued post per account, due a minute ago on the rehearsal clock: the test's
+    stand-in for the refill (whose step is longer than the test's short visibility timeout)."""
+    code = (
+        "import sys\n"
+        "from datetime import timedelta\n"
+        "from xbot_assets.config import load_settings\n"
+        "from xbot_assets.store.durable import DurableStore\n"
+        "from xbot_assets.store.timebase import settings_clock\n"
+        "settings = load_settings()\n"
+        "now = settings_clock(settings)()\n"
+        "store = DurableStore.from_settings(settings)\n"
+        "for handle in sys.argv[1:]:\n"
+        "    account = store.ensure_account(handle)\n"
+        "    store.enqueue_post(account.id, f'One post for @{handle}: ship small, ship daily.',\n"
+        "                       scheduled_at=now - timedelta(minutes=1), now=now)\n"
+        "store.close()\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, *dep.handles], env=dep.env(), cwd=ROOT, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+
+
+def wait_until_due(dep: CeleryDeployment, handles: list[str], timeout: float) -> dict[str, int]:
+    """The first queued post of each of ``handles``, once every one of them is due
+    (simulated): a post run launched earlier would find nothing to post."""
+    deadline = time.monotonic() + timeout
+    while True:
+        first: dict[str, Any] = {}
+        for post in due_posts(dep):
+            first.setdefault(post["handle"], post)
+        missing = [h for h in handles if h not in first]
+        if missing:
+            raise RuntimeError(f"no queued post for {missing} after the refill")
+        latest = max(first[h]["scheduled_at"] for h in handles)
+        if sim_now(dep) >= latest.astimezone(UTC) + timedelta(minutes=1):
+            return {h: int(first[h]["id"]) for h in handles}
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not due by {sim_now(dep)} (slot {latest})")
+        time.sleep(1)
+
+
+def rehearse(
+    folder: Path,
+    *,
+    accounts: int = 3,
+    speed: float = 120,
+    visibility_timeout: int = 45,
+    post_delay: float = 15,
+    broker_db: int = 9,
+    compile_bytecode: bool = True,
+    after_kill: bool = True,
+    run_timeout: float = 900,
+    count_all_cpu: bool = False,
+    refill: bool = True,
+) -> dict[str, Any]:
+    """One rehearsal; returns the figures (module docstring). ``after_kill=False`` stops after
+    the killed post run (the test's short version); ``count_all_cpu`` makes this process the
+    tree's subreaper for an exact CPU total (the script does, a test does not)."""
+    load_before = os.getloadavg()
+    if count_all_cpu:  # the script only: a test's process stays as it is
+        become_subreaper()
+    timings: dict[str, float] = {}
+    events: list[dict[str, Any]] = []
+    dep = CeleryDeployment(
+        folder=folder, speed=speed, accounts=accounts, broker_db=broker_db,
+        visibility_timeout=visibility_timeout, compile=compile_bytecode,
+    )  # fmt: skip
+    rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler = CpuSampler(dep)
+    t0 = time.monotonic()
+
+    def mark(name: str) -> None:
+        timings[name] = round(time.monotonic() - t0, 1)
+
+    try:
+        dep.prepare()
+        sampler.start()
+        launched_workers = dep.launch_workers(*WORKERS)  # they import while the sandbox starts
+        dep.start_sandbox()
+        mark("sandbox_ready_s")
+        with dep.instance() as instance:
+            instance.add_dynamic_partitions("accounts", dep.handles)
+        dep.wait_workers(launched_workers)
+        mark("workers_ready_s")
+        events.append({"event": "workers started", "pids": dict(dep.workers)})
+
+        if refill:
+            refills = [dep.execute("refill_candidates_job", h) for h in dep.handles]
+            codes = dep.wait_runs(refills, run_timeout)
+            mark("refills_done_s")
+            if any(c != 0 for c in codes):
+                failed = _name(dep, refills[0])
+                raise RuntimeError(f"refill runs failed ({codes}): {dep.tail(failed)}")
+        else:
+            seed_due_posts(dep)
+        victim = dep.handles[0]
+        first = wait_until_due(dep, [victim], timeout=run_timeout)
+        mark("first_post_due_s")
+
+        dep.set_fault({"name": "slow_response", "match": "create_tweet", "count": 1,
+                       "seconds": post_delay})  # fmt: skip
+        launched = time.time() - 1
+        victim_run = dep.execute("post_job", victim, _post_config(first[victim]))
+        with dep.instance() as instance:
+            killed = kill_inside_posting(dep, instance, victim, launched, run_timeout)
+        events.append({"event": "worker SIGKILL inside the posting step", **killed})
+        mark("worker_killed_s")
+        (code,) = dep.wait_runs([victim_run], run_timeout)
+        mark("killed_run_done_s")
+        events.append({"event": "killed worker's post run ended", "exit_code": code})
+
+        if after_kill:
+            dead = killed["worker"]
+            dep.stop(dead, signal.SIGKILL, grace=5)
+            dep.start_workers(dead)
+            events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
+            first = wait_until_due(dep, dep.handles[1:], timeout=run_timeout)
+            others = [dep.execute("post_job", h, _post_config(first[h])) for h in dep.handles[1:]]
+            dep.wait_runs(others, run_timeout)
+            mark("other_posts_done_s")
+            hour_later = sim_now(dep) + timedelta(hours=1, minutes=5)
+            while sim_now(dep) < hour_later:
+                time.sleep(1)
+            collects = [dep.execute("collect_account_metrics_job", h) for h in dep.handles]
+            dep.wait_runs(collects, run_timeout)
+            mark("collects_done_s")
+
+        sampler.sample()
+        with dep.instance() as instance:
+            runs = runs_summary(instance, dep.worker_pids)
+            retried = posting_outcomes(instance, killed["run_id"])
+        result = posts_check(dep)
+        result["logs"] = str(dep.folder / "logs")
+    finally:
+        sampler.stop_event.set()
+        dep.close()
+        if count_all_cpu:
+            for _ in range(10):
+                reap_children()
+                time.sleep(0.5)
+    rusage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    killed_run = next(r for r in runs if r["run_id"] == killed["run_id"])
+    posting = [s for s in killed_run["steps"] if s["step"] == POST_STEP]
+    return {
+        "accounts": accounts,
+        "speed": speed,
+        "visibility_timeout_s": visibility_timeout,
+        "sandbox_post_delay_s": post_delay,
+        "events": events,
+        "killed_run": killed_run,
+        "posting_step_attempts": posting,
+        "retried_on_other_worker": any(
+            s["event"] == "STEP_SUCCESS" and s["worker"] not in (None, killed["worker"])
+            for s in posting
+        ),
+        "redelivery_seconds_after_kill": _redelivery(posting, killed),
+        "retried_step_outcomes": retried,
+        "reconciled_by_retry": {
+            k: len(v) for o in retried for k, v in o["reconcile"].items() if v
+        },
+        "posted_by_retry": sum(
+            1 for o in retried for step in o.get("outcomes", []) if step.get("status") == "posted"
+        ),
+        "runs": [{k: v for k, v in r.items() if k != "steps"} for r in runs],
+        "runs_by_job_and_status": _by_job(runs),
+        "longest_step_s": max(
+            (_step_seconds(r["steps"]) for r in runs if r["steps"]), default=None
+        ),
+        "runs_with_steps_on_both_workers": sum(
+            1 for r in runs
+            if len({s["worker"] for s in r["steps"] if s["event"] == "STEP_SUCCESS"}) > 1
+        ),
+        "steps_by_worker": dict(collections.Counter(
+            s["worker"] for r in runs for s in r["steps"] if s["event"] == "STEP_SUCCESS")),
+        **result,
+        "timings_s": timings,
+        **_cpu_figures(sampler.by_kind(), dep.startup_cpu, runs),
+        "cpu_seconds_children_total": round(
+            (rusage1.ru_utime + rusage1.ru_stime) - (rusage0.ru_utime + rusage0.ru_stime), 1
+        )
+        if count_all_cpu
+        else None,
+        "load_average_before": [round(x, 1) for x in load_before],
+        "load_average_after": [round(x, 1) for x in os.getloadavg()],
+    }  # fmt: skip
+
+
+def _name(dep: CeleryDeployment, proc: Any) -> str:
+    return next(n for n, p in dep.procs.items() if p is proc)
+
+
+def _cpu_figures(
+    by_kind: dict[str, float], startup: dict[str, float], runs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """CPU by kind of process, and per run and per step: a run costs its coordinator's process
+    (``dagster job execute``); a step costs the worker's CPU past its start-up (the code
+    location is imported once per worker, not per step)."""
+    n_runs = len(runs)
+    n_steps = sum(1 for r in runs for s in r["steps"] if s["event"] == "STEP_START")
+    coordinators = by_kind.get("run coordinators (dagster job execute)", 0.0)
+    steps = by_kind.get("celery workers (the steps)", 0.0) - sum(startup.values())
+    return {
+        "cpu_seconds_by_process_lower_bound": by_kind,
+        "cpu_seconds_worker_startup": startup,
+        "cpu_seconds_per_run_coordinator": round(coordinators / n_runs, 2) if n_runs else None,
+        "cpu_seconds_per_step_in_workers": round(steps / n_steps, 2) if n_steps else None,
+        "step_attempts": n_steps,
+    }
+
+
+def become_subreaper() -> None:
+    """Orphans (a killed worker's wrapper's child, workers stopped by process group) re-parent to
+    this process, so RUSAGE_CHILDREN counts every process of the rehearsal once reaped."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+
+
+def reap_children() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def _post_config(post_id: int) -> dict[str, Any]:
+    return {"ops": {POST_STEP: {"config": {"post_id": post_id}}}}
+
+
+def _redelivery(posting: list[dict[str, Any]], killed: dict[str, Any]) -> float | None:
+    later = [s["at"] for s in posting if s["event"] == "STEP_START" and s["at"] > killed["at"]]
+    return round(min(later) - killed["at"], 1) if later else None
+
+
+def _step_seconds(steps: list[dict[str, Any]]) -> float:
+    """The longest finished step attempt of a run (STEP_START to STEP_SUCCESS, same worker):
+    what the visibility timeout must exceed."""
+    longest = 0.0
+    for end in (s for s in steps if s["event"] == "STEP_SUCCESS"):
+        start = max(
+            (s["at"] for s in steps if s["event"] == "STEP_START" and s["step"] == end["step"]
+             and s["pid"] == end["pid"] and s["at"] <= end["at"]),
+            default=end["at"],
+        )  # fmt: skip
+        longest = max(longest, end["at"] - start)
+    return round(longest, 1)
+
+
+def _by_job(runs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    out: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for run in runs:
+        out[run["job"]][run["status"]] += 1
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=3)
+    parser.add_argument("--speed", type=float, default=120)
+    parser.add_argument("--visibility-timeout", type=int, default=45,
+                        help="seconds before another worker takes an unacknowledged step over; "
+                        "above the longest step (a refill: ~20 s at load 20)")  # fmt: skip
+    parser.add_argument("--broker-db", type=int, default=9)
+    parser.add_argument("--folder", type=Path, default=None,
+                        help="state and logs (default: a temporary folder, removed)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds through rehearse()'s cleanup (processes, databases)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
+    with contextlib.ExitStack() as stack:
+        folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        result = rehearse(folder, accounts=args.accounts, speed=args.speed,
+                          visibility_timeout=args.visibility_timeout,
+                          broker_db=args.broker_db, count_all_cpu=True)  # fmt: skip
+    result = {"started_at": started, "command": " ".join(sys.argv), **result}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(result, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

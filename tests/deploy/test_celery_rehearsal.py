@@ -1,0 +1,113 @@
+"""The Celery rehearsal's short version (the long one: benchmarks/celery_rehearsal.py).
+
+The engine's jobs run through dagster-celery's executor (``xbot_assets.celery_definitions``: the
+project's jobs, ops and resources with another executor) on 2 worker processes, Redis as broker
+and backend, Postgres for the store and Dagster's storage, the sandbox over HTTP with the api
+poster. The worker running the posting step is SIGKILLed after the post is on the sandbox and
+before the worker has recorded it; the other worker takes the step over and the post is
+recorded once, never posted twice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip(
+    "dagster_celery",
+    reason="dagster-celery is in the 'celery' dependency group (make install syncs every group)",
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_rehearsal() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "celery_rehearsal", ROOT / "benchmarks/celery_rehearsal.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["celery_rehearsal"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_celery_location_rebinds_the_engine_jobs_only_to_the_celery_executor() -> None:
+    """Same jobs, ops and resources as the daemon's location; only the executor differs, and
+    the executor and the workers share the settings that make a killed worker's step rerun."""
+    import dagster as dg
+
+    from xbot_assets.celery_definitions import CELERY_JOBS, defs, worker_config
+    from xbot_assets.defs import orchestration
+
+    repo = defs().get_repository_def()
+    for name, job in CELERY_JOBS.items():
+        original = getattr(orchestration, name)
+        assert original.executor_def is dg.in_process_executor  # the daemon path is unchanged
+        assert job.executor_def.name == "xbot_celery_executor"
+        assert job.graph is original.graph
+        assert repo.get_job(name).executor_def.name == "xbot_celery_executor"
+    sensors = {s.name: s for s in repo.sensor_defs}
+    assert sensors["posting_sensor"].job_name == "post_job"
+    assert repo.get_job(sensors["posting_sensor"].job_name).executor_def.name == (
+        "xbot_celery_executor"
+    )
+    settings = worker_config("redis://h:6379/9", "redis://h:6379/9", 45)["execution"]["config"]
+    source = settings["config_source"]
+    assert source["task_acks_late"] and source["worker_prefetch_multiplier"] == 1
+    assert source["broker_transport_options"]["visibility_timeout"] == 45
+
+
+def test_rehearsal_epoch_starts_the_simulated_day_outside_quiet_hours() -> None:
+    from datetime import UTC, datetime
+
+    rehearsal = _load_rehearsal()
+    for wall, nine in (
+        (datetime(2026, 12, 6, 2, 30, tzinfo=UTC), datetime(2026, 12, 6, 9, tzinfo=UTC)),
+        (datetime(2026, 12, 6, 21, 10, tzinfo=UTC), datetime(2026, 12, 7, 9, tzinfo=UTC)),
+    ):
+        epoch = rehearsal.rehearsal_epoch(wall, 120, 9)
+        reads = epoch + (wall - epoch) * 120  # what every process computes at that instant
+        assert abs((reads - nine).total_seconds()) < 0.01
+        assert epoch <= wall
+    assert rehearsal.rehearsal_epoch(datetime(2026, 12, 6, 9, tzinfo=UTC), 1, 9).hour == 9
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.timeout(600)
+def test_a_worker_killed_mid_post_has_its_step_retried_on_the_other_without_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    rehearsal = _load_rehearsal()
+    result = rehearsal.rehearse(
+        tmp_path, accounts=1, speed=120, visibility_timeout=15, broker_db=10,
+        compile_bytecode=False, after_kill=False, refill=False, run_timeout=400,
+    )  # fmt: skip
+    killed = next(e for e in result["events"] if e["event"].startswith("worker SIGKILL"))
+    attempts = result["posting_step_attempts"]
+    starts = [a for a in attempts if a["event"] == "STEP_START"]
+    # the step started on the killed worker, then again on the other one, where it finished
+    assert starts[0]["worker"] == killed["worker"]
+    assert len(starts) == 2 and starts[1]["worker"] != killed["worker"]
+    assert [a["worker"] for a in attempts if a["event"] == "STEP_SUCCESS"] == [starts[1]["worker"]]
+    assert result["retried_on_other_worker"]
+    assert result["killed_run"]["status"] == "SUCCESS"
+    assert result["runs_by_job_and_status"] == {"post_job": {"SUCCESS": 1}}
+    assert result["longest_step_s"] < 15  # no step outlived the visibility timeout
+    # the post went out once: the retried step found it on the timeline instead of posting
+    assert result["posts_on_sandbox"] == 1
+    assert result["duplicate_posts"] == 0
+    assert result["lost"] == {
+        "on_sandbox_not_in_store": 0,
+        "posted_in_store_not_on_sandbox": 0,
+        "left_posting_or_unknown": 0,
+    }
+    assert result["store_rows_by_status"]["posted"] == 1
+    assert result["reconciled_by_retry"] == {"found": 1}
+    assert result["posted_by_retry"] == 0
