@@ -247,12 +247,8 @@ class XApiSurface:
                 raise errors.invalid_request("The `ids` query parameter can not be empty", "ids")
             if len(id_list) > 100:
                 raise errors.invalid_request("The `ids` query parameter allows 1 to 100 ids", "ids")
-            bad = [i for i in id_list if not _ID.fullmatch(i)]
-            if bad:
-                raise errors.invalid_request(
-                    f"The `ids` query parameter value [{bad[0]}] does not match ^[0-9]{{1,19}}$",
-                    "ids",
-                )
+            for post_id in id_list:
+                _check_id(post_id, "ids")
             chosen = choose_fields(fields, POST_FIELDS, "tweet.fields")
         except SandboxError as exc:
             raise self._fail(exc) from None
@@ -269,11 +265,7 @@ class XApiSurface:
         """``GET /2/tweets/{id}``: ``{"data": {...}}`` or ``{"errors": [...]}`` when gone."""
         viewer = self._begin("get_tweets", token, write=False)
         try:
-            if not _ID.fullmatch(str(post_id)):
-                raise errors.invalid_request(
-                    f"The `id` query parameter value [{post_id}] does not match ^[0-9]{{1,19}}$",
-                    "id",
-                )
+            _check_id(str(post_id), "id")
             chosen = choose_fields(fields, POST_FIELDS, "tweet.fields")
         except SandboxError as exc:
             raise self._fail(exc) from None
@@ -346,12 +338,8 @@ class XApiSurface:
             excluded = choose_fields(exclude, frozenset({"replies", "retweets"}), "exclude")
             start, end = _time(start_time, "start_time"), _time(end_time, "end_time")
             for name, value in (("since_id", since_id), ("until_id", until_id)):
-                if value is not None and not _ID.fullmatch(str(value)):
-                    raise errors.invalid_request(
-                        f"The `{name}` query parameter value [{value}] does not match "
-                        "^[0-9]{1,19}$",
-                        name,
-                    )
+                if value is not None:
+                    _check_id(str(value), name)
             offset = 0
             if pagination_token:
                 try:
@@ -483,6 +471,14 @@ def _body(data: list[dict[str, Any]], problems: list[dict[str, Any]]) -> dict[st
     if problems:
         body["errors"] = problems
     return body
+
+
+def _check_id(value: str, name: str) -> None:
+    """X's 400 for an id parameter that is not 1 to 19 digits."""
+    if not _ID.fullmatch(value):
+        raise errors.invalid_request(
+            f"The `{name}` query parameter value [{value}] does not match ^[0-9]{{1,19}}$", name
+        )
 
 
 def _id_list(ids: Sequence[str] | str) -> list[str]:
