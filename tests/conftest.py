@@ -53,7 +53,8 @@ def _dagster_instances_are_exited() -> Iterator[None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Run the warm dbt server of this test session in a folder of its own.
+    """Run the warm dbt server of this test session in a folder of its own, kept warm between
+    main jobs.
 
     Set in the controller before pytest-xdist starts its workers, so every worker shares it;
     a user's own server (the default folder) is neither used nor stopped by the tests.
@@ -64,6 +65,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not hasattr(config, "workerinput"):
         os.environ[dbt_warm.DIR_ENV] = f"/tmp/xbot-dbt-tests-{os.getpid()}"
+        # Every main job (``run_main``) stops the warm server when it ends; in the suite the
+        # next one would pay dbt's import again. The session stops it once, at the end.
+        os.environ.setdefault("XBOT_DBT_KEEP_WARM", "1")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
