@@ -53,7 +53,8 @@ def _dagster_instances_are_exited() -> Iterator[None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Run the warm dbt server of this test session in a folder of its own.
+    """Run the warm dbt server of this test session in a folder of its own, kept warm between
+    main jobs.
 
     Set in the controller before pytest-xdist starts its workers, so every worker shares it;
     a user's own server (the default folder) is neither used nor stopped by the tests.
@@ -64,6 +65,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not hasattr(config, "workerinput"):
         os.environ[dbt_warm.DIR_ENV] = f"/tmp/xbot-dbt-tests-{os.getpid()}"
+        # Every main job (``run_main``) stops the warm server when it ends; in the suite the
+        # next one would pay dbt's import again. The session stops it once, at the end.
+        os.environ.setdefault("XBOT_DBT_KEEP_WARM", "1")
+
+
+def _starts_first(item: pytest.Item) -> bool:
+    """Whether the item's file holds a long test or an expensive shared fixture (a main job)."""
+    return any(item.iter_markers("slow")) or any(item.iter_markers("xdist_group"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the files with long tests first, so that on 2 workers (``make test``: ``--dist
+    loadfile --no-loadscope-reorder``) the short files fill the end instead of one long file
+    finishing alone. Whole files move, in their collection order; every worker sorts alike.
+
+    Why ``loadfile`` and not ``loadgroup``: with pytest 9.2, xdist 3.8's ``loadgroup`` ignores
+    ``xdist_group`` (pytest-xdist issue 1386: it renames node ids, which pytest 9.2 no longer
+    reads), so a group's tests went to both workers and each set up the module's main job again.
+    Every ``xdist_group`` here is one file (``tests/test_suite_layout.py``), so ``loadfile``
+    keeps each group on one worker.
+    """
+    first = {item.path for item in items if _starts_first(item)}
+    items.sort(key=lambda item: item.path not in first)  # stable: collection order otherwise
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

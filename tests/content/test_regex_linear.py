@@ -89,7 +89,7 @@ def test_every_content_pattern_is_found() -> None:
     """The introspection sees the patterns that matter (a rename must not hide them)."""
     names = set(PATTERNS)
     assert len(PATTERNS) > 80
-    for expected in ("safety._EMAIL", "safety._EMAIL_OBFUSCATED", "normalize._THREAD_NUMBER"):
+    for expected in ("detectors._EMAIL", "detectors._EMAIL_OBFUSCATED", "normalize._THREAD_NUMBER"):
         assert expected in names
 
 

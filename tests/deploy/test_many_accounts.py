@@ -64,23 +64,33 @@ def _post(handle: str, post_id: int) -> dg.ExecuteInProcessResult:
     )
 
 
-def test_each_account_posts_with_its_own_token(
-    clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _post_through_api(
+    handle: str, text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[SandboxX, str, int, dg.ExecuteInProcessResult]:
+    """Queue ``text`` for ``handle`` and run the post job for it with the ``api`` poster, on a
+    deployment whose X_ACCOUNT_TOKENS holds a token for ``acct_b`` only."""
     sandbox = SandboxX(scenario="default", seed=11)
-    sandbox.add_account("acct_b", followers=900)
+    sandbox.add_account(handle, followers=900)
     with running_server(sandbox) as url:
         database_url = _deployment_env(monkeypatch, tmp_path, sandbox, url,
                                        {"acct_b": "sandbox-user-acct_b"})  # fmt: skip
-        post_id = _queue(database_url, "acct_b", "Small batches beat big launches. Ship daily.")
+        post_id = _queue(database_url, handle, text)
         try:
-            result = _post("acct_b", post_id)
+            result = _post(handle, post_id)
         finally:
             forget_stores()
+    return sandbox, database_url, post_id, result
+
+
+def test_each_account_posts_with_its_own_token(
+    clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = "Small batches beat big launches. Ship daily."
+    sandbox, database_url, post_id, result = _post_through_api(
+        "acct_b", text, tmp_path, monkeypatch
+    )
     assert result.success, result.all_events
-    assert [p.text for p in sandbox.account("acct_b").posts] == [
-        "Small batches beat big launches. Ship daily."
-    ]
+    assert [p.text for p in sandbox.account("acct_b").posts] == [text]
     assert sandbox.account().posts == []  # X_HANDLE's account is untouched
     store = DurableStore.from_url(database_url)
     try:
@@ -93,16 +103,10 @@ def test_each_account_posts_with_its_own_token(
 def test_an_account_without_a_token_refuses_to_post(
     clean_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sandbox = SandboxX(scenario="default", seed=11)
-    sandbox.add_account("acct_c", followers=900)
-    with running_server(sandbox) as url:
-        database_url = _deployment_env(monkeypatch, tmp_path, sandbox, url,
-                                       {"acct_b": "sandbox-user-acct_b"})  # fmt: skip
-        post_id = _queue(database_url, "acct_c", "Write the test before the fix, every time.")
-        try:
-            result = _post("acct_c", post_id)
-        finally:
-            forget_stores()
+    text = "Write the test before the fix, every time."
+    sandbox, database_url, post_id, result = _post_through_api(
+        "acct_c", text, tmp_path, monkeypatch
+    )
     assert not result.success
     failure = result.failure_data_for_node("post_due_posts")
     assert failure is not None and "X_ACCOUNT_TOKENS" in str(failure.error)

@@ -109,3 +109,37 @@ def test_dead_redis_posts_on_the_store_alone(hot, fake_x, clock):
     manager.posts_queue.client = manager.client
     assert service.post_next().status == "posted"
     assert fake_x.post_calls == 1
+
+
+def test_the_services_clock_moves_the_tickets_not_the_managers(sqlite_url, fake_x, clock):
+    """One clock: a manager left on a clock of its own (here: stopped at the start) must not
+    decide when a delayed ticket is due or until when a blocked one waits; the service's does."""
+    from tests.posting.conftest import Clock
+
+    stopped = Clock()  # the manager's own clock never moves
+    client = connect_redis("redis://127.0.0.1:6379/0")
+    keys = KeySpace(f"test-hotclaim:{uuid.uuid4().hex[:8]}:")
+    store = DurableStore.from_url(sqlite_url, environment="local")
+    caps = ratelimit.RateCaps(posts_per_hour=1, posts_per_day=12, min_spacing=CAPS.min_spacing)
+    manager = DualStoreManager(store.engine, "local", client, keys, caps=caps, clock=stopped)
+    try:
+        account, service = _service(store, manager, fake_x, clock)
+        slot = clock() + timedelta(hours=1)
+        first = store.enqueue_post(account, "a post on pandas", scheduled_at=slot)
+        assert remember_queued(manager, account, [first], now=clock()) == 1
+        assert manager.posts_queue.stats()["delayed"] == 1  # waits for its slot
+        clock.advance(hours=1)
+        assert service.post_next().status == "posted"
+        # the ticket came out of the delayed set on the service's clock, and was settled
+        stats = manager.posts_queue.stats()
+        assert stats["delayed"] == 0 and stats["pending"] == 0
+        second = store.enqueue_post(account, "a post on SQL", scheduled_at=clock())
+        remember_queued(manager, account, [second], now=clock())
+        blocked = service.post_next()  # one post per hour: the Redis precheck says when
+        assert blocked.status == "blocked" and blocked.retry_at is not None
+        [(_member, score)] = client.zrange(manager.posts_queue.delayed_key, 0, -1, withscores=True)
+        # put back until the cap allows on the service's clock (not an hour early)
+        assert abs(score / 1e6 - blocked.retry_at.timestamp()) < 1
+    finally:
+        scan_delete(client, keys)
+        store.engine.dispose()

@@ -18,7 +18,7 @@ from xbot_assets.sandbox.server import running_server
 from xbot_assets.sandbox.textgen import make_post_text
 from xbot_assets.store.durable import DurableStore
 from xbot_assets.warehouse.collector import collect_due_metrics, record_followers
-from xbot_assets.xapi.client import BearerAuth, XApiClient
+from xbot_assets.xapi import BearerAuth, XApiClient
 
 FORMATS = ("single", "question", "list", "hot_take", "how_to")
 TOPICS = ("ai", "python", "data_science", "startups")

@@ -17,7 +17,7 @@ from xbot_assets.warehouse.collector import (
     metrics_from_tweet,
     record_followers,
 )
-from xbot_assets.xapi.client import BearerAuth, XApiClient
+from xbot_assets.xapi import BearerAuth, XApiClient
 
 
 def _post_some(

@@ -372,7 +372,7 @@ def refill(
             if seen_before(hot, account_id, _parts(chosen)):
                 raise DuplicatePostError("the chosen text was already queued (hot dedup)")
             posts = _enqueue(store, account_id, decision, chosen, batch, now=runtime.now())
-            remember_queued(hot, account_id, posts)
+            remember_queued(hot, account_id, posts, now=runtime.now())
         except DuplicatePostError:
             record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
             report.skipped.append(f"{slot.isoformat()}: the chosen text was already queued")

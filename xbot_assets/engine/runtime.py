@@ -88,8 +88,8 @@ class SandboxReader:
         tweet_fields: Sequence[str] = ("public_metrics",),
         user_context: bool = False,
     ) -> Any:
-        from xbot_assets.xapi.client import TweetsPage
         from xbot_assets.xapi.errors import RateLimit
+        from xbot_assets.xapi.models import TweetsPage
 
         token = self.user_token if user_context else self.sandbox.bearer_token
         body = self._call(self.sandbox.get_tweets, list(ids), list(tweet_fields), token=token)
@@ -113,8 +113,8 @@ class SandboxReader:
         analytics_fields: Sequence[str] = ("follows",),
     ) -> Any:
         """``GET /2/tweets/analytics`` as the account (follows, negative feedback, reports)."""
-        from xbot_assets.xapi.client import parse_analytics
         from xbot_assets.xapi.errors import RateLimit
+        from xbot_assets.xapi.models import parse_analytics
 
         body = self._call(
             self.sandbox.get_analytics,

@@ -13,7 +13,7 @@ import pandas as pd
 
 from xbot_assets.learning.rewards import REWARD_WEIGHTS
 from xbot_assets.vocabulary import DEFAULT_TOPICS as TOPICS
-from xbot_assets.vocabulary import FORMATS
+from xbot_assets.vocabulary import FORMATS, METRIC_NAMES
 
 ARMS = tuple(f"{f}:{t}" for f in FORMATS for t in TOPICS)
 
@@ -44,16 +44,7 @@ OUTCOME_COLUMNS = [
     "has_number",
     "thread_length",
     "hook_type",
-    "impressions",
-    "likes",
-    "reposts",
-    "replies",
-    "quotes",
-    "bookmarks",
-    "profile_clicks",
-    "follows",
-    "negative_feedback",
-    "reports",
+    *METRIC_NAMES,
     "reward",
     "propensity",
     "expected_reward",
@@ -117,18 +108,15 @@ def synthetic_post_outcomes(
         likes = rng.poisson(impressions * rate * 0.2 / REWARD_WEIGHTS["likes"])
         reposts = rng.poisson(impressions * rate * 0.1 / REWARD_WEIGHTS["reposts"])
         follows = rng.poisson(impressions * rate * 0.01)
-        metrics = {
+        drawn = {
             "impressions": impressions,
             "likes": likes,
             "reposts": reposts,
             "replies": replies,
-            "quotes": 0,
-            "bookmarks": 0,
             "profile_clicks": profile_clicks,
             "follows": follows,
-            "negative_feedback": 0,
-            "reports": 0,
         }
+        metrics = {name: drawn.get(name, 0) for name in METRIC_NAMES}  # the rest stay at 0
         weighted = sum(REWARD_WEIGHTS[k] * float(metrics.get(k, 0)) for k in REWARD_WEIGHTS)
         rows.append(
             {

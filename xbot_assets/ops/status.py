@@ -27,13 +27,11 @@ from xbot_assets.ops.component_health import component_health
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.redact import redact
 from xbot_assets.store.budget import (
-    USAGE_KEY_PREFIX,
     XApiCaps,
     XApiUsageLedger,
-    month_of,
-    month_usage,
 )
-from xbot_assets.store.durable.schema import accounts, bot_config, tweets
+from xbot_assets.store.durable.config import config_value
+from xbot_assets.store.durable.schema import accounts, tweets
 
 ON_X_STATUSES = ("posting", "posted", "unknown")
 """Rows that are (or may be) on X; they count against the caps (as in the posting ledger)."""
@@ -155,12 +153,7 @@ def local_clock(settings: Any, engine: Any = None) -> Callable[[], datetime] | N
     found = [_journal_time(sandbox_journal_path(settings))]
     if engine is not None:
         with read_connection(engine) as conn:
-            until = conn.execute(
-                select(bot_config.c.value).where(
-                    bot_config.c.environment == settings.app_env,
-                    bot_config.c.key == SIMULATED_UNTIL_KEY,
-                )
-            ).scalar()
+            until = config_value(conn, settings.app_env, SIMULATED_UNTIL_KEY)
         if isinstance(until, str):
             found.append(datetime.fromisoformat(until))
     times = [t for t in found if t is not None]
@@ -237,19 +230,8 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
             )
         ).all()
         caps = {row.handle: caps_left(ctx, conn, int(row.id)) for row in account_rows}
-        learned_value = conn.execute(
-            select(bot_config.c.value).where(
-                and_(bot_config.c.environment == env, bot_config.c.key == "learned")
-            )
-        ).scalar()
-        spend_value = conn.execute(
-            select(bot_config.c.value).where(
-                and_(
-                    bot_config.c.environment == env,
-                    bot_config.c.key == AI_SPEND_KEY_PREFIX + now.date().isoformat(),
-                )
-            )
-        ).scalar()
+        learned_value = config_value(conn, env, "learned")
+        spend_value = config_value(conn, env, AI_SPEND_KEY_PREFIX + now.date().isoformat())
         components = component_health(conn, environment=env, now=now)
         x_budget = XApiUsageLedger(ctx.engine, env, XApiCaps.from_settings(ctx.settings))
         x_api = _x_api_budget(conn, x_budget, now)
@@ -313,15 +295,7 @@ def collect_status(ctx: HealthContext, *, limit: int = 5) -> dict[str, Any]:
 
 def _x_api_budget(conn: Connection, ledger: XApiUsageLedger, now: datetime) -> dict[str, Any]:
     """The month's X API use against the plan (``store/budget.py``), read in ``conn``."""
-    value = conn.execute(
-        select(bot_config.c.value).where(
-            and_(
-                bot_config.c.environment == ledger.environment,
-                bot_config.c.key == USAGE_KEY_PREFIX + month_of(now),
-            )
-        )
-    ).scalar()
-    usage = month_usage(month_of(now), value, ledger.caps, now)
+    usage = ledger.month_usage_in(conn, now)
     return {
         **usage.as_dict(),
         "reads_used_ratio": round(usage.used_ratio("read"), 4),

@@ -114,10 +114,17 @@ def seen_before(manager: DualStoreManager, account_id: int, parts: Sequence[str]
     return _dedup(manager, account_id).seen(text_hash(parts))
 
 
-def remember_queued(manager: DualStoreManager, account_id: int, posts: Sequence[Any]) -> int:
+def remember_queued(
+    manager: DualStoreManager,
+    account_id: int,
+    posts: Sequence[Any],
+    *,
+    now: datetime | None = None,
+) -> int:
     """After the durable enqueue committed: remember the root's hash and put one ticket per row
-    on ``pending_posts``, readable from its slot. Returns the tickets written (0 without Redis;
-    harmless: the posting service then polls the due rows)."""
+    on ``pending_posts``, readable from its slot (delayed when the slot is after ``now``, the
+    caller's clock). Returns the tickets written (0 without Redis; harmless: the posting service
+    then polls the due rows)."""
     if not posts or not manager.redis_available():
         return 0
     _dedup(manager, account_id).remember(str(posts[0].content_hash))
@@ -128,6 +135,7 @@ def remember_queued(manager: DualStoreManager, account_id: int, posts: Sequence[
             account_id,
             thread_position=int(post.thread_position),
             due=post.scheduled_at,
+            now=now,
         )
     return written
 
@@ -165,10 +173,11 @@ def _settle(
     for ticket in streamed:
         status, scheduled_at = rows.get(ticket.tweet_id, ("gone", now))
         if status != "queued":
-            manager.settle(ticket, ClaimResult("gone", ticket.tweet_id))
+            manager.settle(ticket, ClaimResult("gone", ticket.tweet_id), now=now)
             continue
         until = max(d for d in (scheduled_at, not_before, now) if d is not None)
-        manager.settle(ticket, ClaimResult("blocked", ticket.tweet_id, retry_after=until - now))
+        blocked = ClaimResult("blocked", ticket.tweet_id, retry_after=until - now)
+        manager.settle(ticket, blocked, now=now)
 
 
 def claim_next(
@@ -192,7 +201,7 @@ def claim_next(
     mine = _best_first([t for t in tickets if t.account_id == account_id])
     others = [t for t in tickets if t.account_id != account_id]
     for ticket in others:  # another account's worker takes it
-        manager.settle(ticket, ClaimResult("blocked", ticket.tweet_id, retry_after=None))
+        manager.settle(ticket, ClaimResult("blocked", ticket.tweet_id, retry_after=None), now=now)
     if mine and manager.redis_available():
         kind: PostKind = "reply" if mine[0].thread_position > 0 else "post"
         if manager.brake.status().engaged:

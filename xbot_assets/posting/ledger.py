@@ -42,8 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from xbot_assets.ops.audit import record_audit
 from xbot_assets.store.durable.claim import (
@@ -53,7 +52,8 @@ from xbot_assets.store.durable.claim import (
     claimable_posts,
     lock_account,
 )
-from xbot_assets.store.durable.schema import bot_config, post_attempts, tweets
+from xbot_assets.store.durable.config import ConfigRepository, config_value
+from xbot_assets.store.durable.schema import post_attempts, tweets
 from xbot_assets.store.hot.brake import EmergencyBrake, read_durable_brake
 from xbot_assets.store.hot.keys import KeySpace
 
@@ -217,53 +217,16 @@ class PostingLedger:
 
     # --- config (brake, back-off) ---------------------------------------------------------
     def get_config(self, key: str, conn: Connection | None = None) -> Any:
-        query = select(bot_config.c.value).where(
-            bot_config.c.environment == self.environment, bot_config.c.key == key
-        )
+        """A bot_config value (in the caller's transaction when given one)."""
         if conn is not None:
-            row = conn.execute(query).first()
-        else:
-            with self.engine.connect() as c:
-                row = c.execute(query).first()
-        return None if row is None else row[0]
+            return config_value(conn, self.environment, key)
+        return ConfigRepository(self.engine, self.environment).get_config(key)
 
     def set_config(self, key: str, value: Any, *, actor: str, now: datetime) -> None:
-        """Upsert one bot_config value (with an audit row in the same transaction)."""
-        with self.engine.begin() as conn:
-            done = conn.execute(
-                update(bot_config)
-                .where(bot_config.c.environment == self.environment, bot_config.c.key == key)
-                .values(value=value, updated_by=actor, updated_at=now)
-            ).rowcount
-            if not done:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            insert(bot_config).values(
-                                environment=self.environment,
-                                key=key,
-                                value=value,
-                                updated_by=actor,
-                                updated_at=now,
-                            )
-                        )
-                except IntegrityError:
-                    conn.execute(
-                        update(bot_config)
-                        .where(
-                            bot_config.c.environment == self.environment, bot_config.c.key == key
-                        )
-                        .values(value=value, updated_by=actor, updated_at=now)
-                    )
-            record_audit(
-                conn,
-                environment=self.environment,
-                event_type="config.changed",
-                actor=actor,
-                component="posting",
-                data={"key": key},
-                clock=lambda: now,
-            )
+        """Store one bot_config value, audited in the same transaction (the config repository)."""
+        ConfigRepository(self.engine, self.environment).set_config(
+            key, value, actor=actor, reason="posting", now=now
+        )
 
     def brake_reason(self, conn: Connection | None = None) -> str | None:
         """The brake's reason when it is engaged (the durable bot_config row), else None."""

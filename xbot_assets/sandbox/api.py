@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from xbot_assets.sandbox import errors
 from xbot_assets.sandbox.audience import AudienceEngine
@@ -206,22 +206,30 @@ class XApiSurface:
     def _lookup(
         self, ids: Sequence[str], fields: set[str], viewer: Account | None, parameter: str
     ) -> dict[str, Any]:
-        data: list[dict[str, Any]] = []
-        problems: list[dict[str, Any]] = []
+        found: list[Post | dict[str, Any]] = []
         for post_id in ids:
             post = self.state.posts.get(str(post_id))
             if post is None or post.deleted_at is not None:
-                problems.append(errors.not_found_item("tweet", str(post_id), parameter))
+                found.append(errors.not_found_item("tweet", str(post_id), parameter))
+            else:
+                found.append(post)
+        return self._render_page(found, fields, viewer)
+
+    def _render_page(
+        self, entries: Sequence[Post | dict[str, Any]], fields: set[str], viewer: Account | None
+    ) -> dict[str, Any]:
+        """X's body for ``entries``: posts rendered; a problem (a missing id) keeps its place
+        among the render's own problems."""
+        data: list[dict[str, Any]] = []
+        problems: list[dict[str, Any]] = []
+        for entry in entries:
+            if isinstance(entry, dict):
+                problems.append(entry)
                 continue
-            item, item_problems = self._render(post, fields, viewer)
+            item, item_problems = self._render(entry, fields, viewer)
             data.append(item)
             problems.extend(item_problems)
-        body: dict[str, Any] = {}
-        if data:
-            body["data"] = data
-        if problems:
-            body["errors"] = problems
-        return body
+        return _body(data, problems)
 
     @locked
     def get_tweets(
@@ -234,18 +242,13 @@ class XApiSurface:
         """``GET /2/tweets?ids=...&tweet.fields=...`` (missing ids come back in ``errors``)."""
         viewer = self._begin("get_tweets", token, write=False)
         try:
-            id_list = ids.split(",") if isinstance(ids, str) else [str(i) for i in ids]
-            id_list = [i.strip() for i in id_list if i.strip()]
+            id_list = _id_list(ids)
             if not id_list:
                 raise errors.invalid_request("The `ids` query parameter can not be empty", "ids")
             if len(id_list) > 100:
                 raise errors.invalid_request("The `ids` query parameter allows 1 to 100 ids", "ids")
-            bad = [i for i in id_list if not _ID.fullmatch(i)]
-            if bad:
-                raise errors.invalid_request(
-                    f"The `ids` query parameter value [{bad[0]}] does not match ^[0-9]{{1,19}}$",
-                    "ids",
-                )
+            for post_id in id_list:
+                _check_id(post_id, "ids")
             chosen = choose_fields(fields, POST_FIELDS, "tweet.fields")
         except SandboxError as exc:
             raise self._fail(exc) from None
@@ -262,11 +265,7 @@ class XApiSurface:
         """``GET /2/tweets/{id}``: ``{"data": {...}}`` or ``{"errors": [...]}`` when gone."""
         viewer = self._begin("get_tweets", token, write=False)
         try:
-            if not _ID.fullmatch(str(post_id)):
-                raise errors.invalid_request(
-                    f"The `id` query parameter value [{post_id}] does not match ^[0-9]{{1,19}}$",
-                    "id",
-                )
+            _check_id(str(post_id), "id")
             chosen = choose_fields(fields, POST_FIELDS, "tweet.fields")
         except SandboxError as exc:
             raise self._fail(exc) from None
@@ -337,19 +336,10 @@ class XApiSurface:
                 )
             chosen = choose_fields(fields, POST_FIELDS, "tweet.fields")
             excluded = choose_fields(exclude, frozenset({"replies", "retweets"}), "exclude")
-            start = (
-                parse_time(start_time, "start_time")
-                if isinstance(start_time, str)
-                else (start_time)
-            )
-            end = parse_time(end_time, "end_time") if isinstance(end_time, str) else end_time
+            start, end = _time(start_time, "start_time"), _time(end_time, "end_time")
             for name, value in (("since_id", since_id), ("until_id", until_id)):
-                if value is not None and not _ID.fullmatch(str(value)):
-                    raise errors.invalid_request(
-                        f"The `{name}` query parameter value [{value}] does not match "
-                        "^[0-9]{1,19}$",
-                        name,
-                    )
+                if value is not None:
+                    _check_id(str(value), name)
             offset = 0
             if pagination_token:
                 try:
@@ -376,12 +366,7 @@ class XApiSurface:
         if end:
             posts = [p for p in posts if p.created_at <= end]
         page = posts[offset : offset + size]
-        problems: list[dict[str, Any]] = []
-        data = []
-        for post in page:
-            item, item_problems = self._render(post, chosen, viewer)
-            data.append(item)
-            problems.extend(item_problems)
+        body = self._render_page(page, chosen, viewer)
         meta: dict[str, Any] = {"result_count": len(page)}
         if page:
             meta["newest_id"] = page[0].id
@@ -390,12 +375,7 @@ class XApiSurface:
             meta["next_token"] = page_token(offset + size)
         if offset > 0:
             meta["previous_token"] = page_token(max(offset - size, 0))
-        body: dict[str, Any] = {"meta": meta}
-        if data:
-            body["data"] = data
-        if problems:
-            body["errors"] = problems
-        return body
+        return {"meta": meta, **body}
 
     @locked
     def get_analytics(
@@ -417,16 +397,10 @@ class XApiSurface:
         try:
             if viewer is None:
                 raise errors.unsupported_authentication()
-            id_list = ids.split(",") if isinstance(ids, str) else [str(i) for i in ids]
-            id_list = [i.strip() for i in id_list if i.strip()]
+            id_list = _id_list(ids)
             if not 1 <= len(id_list) <= 100:
                 raise errors.invalid_request("The `ids` query parameter allows 1 to 100 ids", "ids")
-            start = (
-                parse_time(start_time, "start_time")
-                if isinstance(start_time, str)
-                else (start_time)
-            )
-            end = parse_time(end_time, "end_time") if isinstance(end_time, str) else end_time
+            start, end = _time(start_time, "start_time"), _time(end_time, "end_time")
             if end <= start:
                 raise errors.invalid_request("end_time must be after start_time", "end_time")
             if granularity not in ("hourly", "daily", "weekly", "total"):
@@ -479,12 +453,7 @@ class XApiSurface:
                         )  # fmt: skip
                 item["timestamped_metrics"] = buckets
             data.append(item)
-        body: dict[str, Any] = {}
-        if data:
-            body["data"] = data
-        if problems:
-            body["errors"] = problems
-        return body
+        return _body(data, problems)
 
     def _analytics(
         self, post: Post, start: datetime, end: datetime, chosen: set[str]
@@ -492,3 +461,36 @@ class XApiSurface:
         hi = self.audience.counts(post, end).tolist()
         lo = self.audience.counts(post, start).tolist()
         return analytics_metrics(hi, lo, chosen, self.audience.unfollow)
+
+
+def _body(data: list[dict[str, Any]], problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """X's body: ``data`` and ``errors`` only when not empty (a partial success has both)."""
+    body: dict[str, Any] = {}
+    if data:
+        body["data"] = data
+    if problems:
+        body["errors"] = problems
+    return body
+
+
+def _check_id(value: str, name: str) -> None:
+    """X's 400 for an id parameter that is not 1 to 19 digits."""
+    if not _ID.fullmatch(value):
+        raise errors.invalid_request(
+            f"The `{name}` query parameter value [{value}] does not match ^[0-9]{{1,19}}$", name
+        )
+
+
+def _id_list(ids: Sequence[str] | str) -> list[str]:
+    """A comma-separated ``ids`` parameter (or a list of them) as stripped, non-empty ids."""
+    id_list = ids.split(",") if isinstance(ids, str) else [str(i) for i in ids]
+    return [i.strip() for i in id_list if i.strip()]
+
+
+@overload
+def _time(value: str | datetime, name: str) -> datetime: ...
+@overload
+def _time(value: str | datetime | None, name: str) -> datetime | None: ...
+def _time(value: str | datetime | None, name: str) -> datetime | None:
+    """A time query parameter: an RFC 3339 text parsed (a bad one is the parameter's 400)."""
+    return parse_time(value, name) if isinstance(value, str) else value

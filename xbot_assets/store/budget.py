@@ -5,7 +5,8 @@ of every process reserves its slot here first, in one locked read-modify-write o
 key ``x_api_usage:<YYYY-MM>`` (``FOR UPDATE`` on Postgres, the ``BEGIN IMMEDIATE`` write lock on
 SQLite), so two processes can never both take the last call of a window or of the month. The
 counters are not operator settings: unlike ``DurableStore.set_config`` they write no audit entry
-per call (an X call is not a configuration change).
+per call (an X call is not a configuration change). Reads and writes go through the config
+repository (``store/durable/config.py``), the one path to ``bot_config``.
 
 The value: ``{"reads": n, "writes": n, "cost_usd": x, "denied": n, "window": iso,
 "window_calls": n}`` where ``window`` is the start of the 15-minute window ``window_calls`` counts.
@@ -18,11 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy import Connection, Engine
 
-from xbot_assets.store.durable.schema import bot_config
+from xbot_assets.store.durable.config import ConfigRepository, config_value
 from xbot_assets.store.timebase import as_utc
 
 CallKind = Literal["read", "write"]
@@ -165,65 +164,40 @@ class XApiUsageLedger:
         self.environment = environment
         self.caps = caps
 
-    def _insert(self) -> Any:
-        if self.engine.dialect.name == "postgresql":
-            return pg_dialect.insert(bot_config)
-        return sqlite_dialect.insert(bot_config)
+    @property
+    def _config(self) -> ConfigRepository:
+        return ConfigRepository(self.engine, self.environment)
 
     def usage(self, at: datetime) -> MonthUsage:
         """The month of ``at``: calls used and left, spend, the current window's calls."""
         month = month_of(at)
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(sqlite_begin="DEFERRED")
-            with conn.begin():
-                value = conn.execute(
-                    select(bot_config.c.value).where(
-                        bot_config.c.environment == self.environment,
-                        bot_config.c.key == USAGE_KEY_PREFIX + month,
-                    )
-                ).scalar()
+        return month_usage(month, self._config.get_config(USAGE_KEY_PREFIX + month), self.caps, at)
+
+    def month_usage_in(self, conn: Connection, at: datetime) -> MonthUsage:
+        """:meth:`usage` in the caller's transaction (``xbot status`` reads all in one)."""
+        month = month_of(at)
+        value = config_value(conn, self.environment, USAGE_KEY_PREFIX + month)
         return month_usage(month, value, self.caps, at)
 
     def reserve(self, kind: CallKind, at: datetime, calls: int = 1) -> Reservation:
         """Take ``calls`` of the window and the month for ``kind`` unless a cap forbids it.
 
         A denial is counted (``denied``) and says until when: the next window, or the next
-        month when the month's calls or spend are used up.
+        month when the month's calls or spend are used up. One locked read-modify-write of the
+        month's key (``ConfigRepository.update_config``, without an audit entry).
         """
         if calls < 1:
             raise ValueError(f"calls must be at least 1 (got {calls})")
         at = as_utc(at)
         month = month_of(at)
-        key = USAGE_KEY_PREFIX + month
         window = window_of(at)
-        b = bot_config
-        locked = (
-            select(b.c.value)
-            .where(b.c.environment == self.environment, b.c.key == key)
-            .with_for_update()
-        )
-        with self.engine.begin() as conn:
-            row = conn.execute(locked).first()
-            if row is None:
-                created = conn.execute(
-                    self._insert()
-                    .values(
-                        environment=self.environment,
-                        key=key,
-                        value={},
-                        updated_by=ACTOR,
-                        updated_at=at,
-                    )
-                    .on_conflict_do_nothing(index_elements=[b.c.key, b.c.environment])
-                    .returning(b.c.id)
-                ).first()
-                if created is None:
-                    # Another process created the key and committed while we looked: its row
-                    # is visible (and lockable) to this statement.
-                    row = conn.execute(locked).one()
-            value = dict(row.value) if row is not None and row.value else {}
+        decided: list[Reservation] = []
+
+        def count(old: Any) -> dict[str, Any]:
+            value = dict(old) if old else {}
             usage = month_usage(month, value, self.caps, at)
             decision = self._judge(kind, calls, usage, at, window)
+            decided[:] = [decision]  # the call that wrote (change may run twice)
             if decision.allowed:
                 value[f"{kind}s"] = int(value.get(f"{kind}s", 0)) + calls
                 value["cost_usd"] = usage.cost_usd + self.caps.cost(kind, calls)
@@ -231,12 +205,12 @@ class XApiUsageLedger:
                 value["window_calls"] = usage.window_calls + calls
             else:
                 value["denied"] = usage.denied + 1
-            conn.execute(
-                update(b)
-                .where(b.c.environment == self.environment, b.c.key == key)
-                .values(value=value, updated_by=ACTOR, updated_at=at)
-            )
-        return decision
+            return value
+
+        self._config.update_config(
+            USAGE_KEY_PREFIX + month, count, actor=ACTOR, now=at, audited=False
+        )
+        return decided[0]
 
     def _judge(
         self, kind: CallKind, calls: int, usage: MonthUsage, at: datetime, window: datetime

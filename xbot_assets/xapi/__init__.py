@@ -1,20 +1,8 @@
-"""The shared X API v2 client (see :mod:`xbot_assets.xapi.client` for why httpx directly)."""
+"""The shared X API v2 client (see :mod:`xbot_assets.xapi.client` for why httpx directly): the
+client, its auth (``auth``), its answers' types (``models``), errors and the call budget."""
 
-from xbot_assets.xapi.client import (
-    MAX_IDS_PER_ANALYTICS,
-    MAX_IDS_PER_LOOKUP,
-    AnalyticsBucket,
-    AnalyticsMetrics,
-    AnalyticsPage,
-    BearerAuth,
-    CreatedTweet,
-    OAuth1Auth,
-    TweetAnalytics,
-    TweetsPage,
-    XApiClient,
-    parse_analytics,
-    user_auth_from_settings,
-)
+from xbot_assets.xapi.auth import BearerAuth, OAuth1Auth, user_auth_from_settings
+from xbot_assets.xapi.client import XApiClient
 from xbot_assets.xapi.errors import (
     RateLimit,
     XApiError,
@@ -28,6 +16,17 @@ from xbot_assets.xapi.errors import (
     XRateLimitError,
     XServerError,
     XTimeoutError,
+)
+from xbot_assets.xapi.models import (
+    MAX_IDS_PER_ANALYTICS,
+    MAX_IDS_PER_LOOKUP,
+    AnalyticsBucket,
+    AnalyticsMetrics,
+    AnalyticsPage,
+    CreatedTweet,
+    TweetAnalytics,
+    TweetsPage,
+    parse_analytics,
 )
 from xbot_assets.xapi.oauth1 import OAuth1Credentials
 

@@ -17,7 +17,8 @@ when its four secrets are set); reads use the app-only bearer token when there i
 user context. Writes are never retried here (X takes no idempotency key: the posting protocol
 decides); reads get a short bounded retry on timeouts and 5xx.
 
-Secrets never appear in a message, ``repr`` or log line of this module.
+Secrets never appear in a message, ``repr`` or log line of this module. The auth flows are in
+:mod:`xbot_assets.xapi.auth`, the answers' types and parsing in :mod:`xbot_assets.xapi.models`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import ssl
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from xbot_assets.xapi.auth import BearerAuth, user_auth_from_settings
 from xbot_assets.xapi.errors import (
     RateLimit,
     XApiError,
@@ -48,7 +49,21 @@ from xbot_assets.xapi.errors import (
     XTimeoutError,
     error_from_response,
 )
-from xbot_assets.xapi.oauth1 import OAuth1Credentials, authorization_header
+from xbot_assets.xapi.models import (
+    ANALYTICS_FIELDS,
+    ANALYTICS_GRANULARITIES,
+    DEFAULT_ANALYTICS_FIELDS,
+    DEFAULT_TWEET_FIELDS,
+    MAX_IDS_PER_ANALYTICS,
+    MAX_IDS_PER_LOOKUP,
+    SANDBOX_ANALYTICS_FIELDS,
+    AnalyticsPage,
+    CreatedTweet,
+    TweetsPage,
+    parse_analytics,
+    parse_page,
+    user_data,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,174 +72,6 @@ log = logging.getLogger(__name__)
 def default_ssl_context() -> ssl.SSLContext:
     """One verifying TLS context per process (loading the CA bundle costs ~0.15 s each time)."""
     return ssl.create_default_context(cafile=certifi.where())
-
-
-MAX_IDS_PER_LOOKUP = 100
-"""X accepts at most 100 ids per ``GET /2/tweets``."""
-
-DEFAULT_TWEET_FIELDS = ("created_at", "public_metrics", "author_id", "conversation_id")
-
-MAX_IDS_PER_ANALYTICS = 100
-"""X accepts 1 to 100 ids per ``GET /2/tweets/analytics`` (``ids`` maxItems in the spec)."""
-
-ANALYTICS_GRANULARITIES = ("hourly", "daily", "weekly", "total")
-"""The spec's ``granularity`` values (default ``total``: one sum over the whole window)."""
-
-ANALYTICS_FIELDS = frozenset(
-    {
-        "app_install_attempts", "app_opens", "bookmarks", "detail_expands", "email_tweet",
-        "engagements", "follows", "hashtag_clicks", "id", "impressions", "likes", "media_views",
-        "permalink_clicks", "quote_tweets", "replies", "retweets", "shares", "timestamp",
-        "timestamped_metrics", "unfollows", "unlikes", "url_clicks", "user_profile_clicks",
-    }
-)  # fmt: skip
-"""Every ``analytics.fields`` value of X's OpenAPI description."""
-
-SANDBOX_ANALYTICS_FIELDS = frozenset({"negative_feedback", "reports"})
-"""Counters only the sandbox X answers (real X has no such field and refuses them with 400)."""
-
-DEFAULT_ANALYTICS_FIELDS = (
-    "impressions", "likes", "retweets", "replies", "quote_tweets", "bookmarks",
-    "user_profile_clicks", "follows", "unfollows", "engagements",
-)  # fmt: skip
-
-
-class BearerAuth(httpx.Auth):
-    """``Authorization: Bearer ...`` (app-only bearer or OAuth 2.0 user token); masked repr."""
-
-    def __init__(self, token: str) -> None:
-        if not token:
-            raise ValueError("empty bearer token: set the X token in the settings")
-        self._token = token
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
-
-    def __repr__(self) -> str:
-        return "BearerAuth(***)"
-
-
-class OAuth1Auth(httpx.Auth):
-    """OAuth 1.0a user context: signs each request (method, URL, query) with HMAC-SHA1."""
-
-    def __init__(self, credentials: OAuth1Credentials) -> None:
-        self._credentials = credentials
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = authorization_header(
-            self._credentials, request.method, str(request.url)
-        )
-        yield request
-
-    def __repr__(self) -> str:
-        return "OAuth1Auth(***)"
-
-
-@dataclass(frozen=True)
-class CreatedTweet:
-    """What ``POST /2/tweets`` returned: the new post's id (X's, never invented) and text."""
-
-    id: str
-    text: str
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-
-
-@dataclass(frozen=True)
-class TweetsPage:
-    """One answer of a tweet lookup or timeline read.
-
-    Attributes:
-        data: the posts as X returns them (``id``, ``text`` and the requested fields).
-        errors: per-item problems (e.g. a deleted post in a multi-id lookup).
-        next_token: pagination token of the next page (timelines only).
-        rate_limit: the rate-limit headers of this answer.
-    """
-
-    data: list[dict[str, Any]]
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    includes: dict[str, Any] = field(default_factory=dict)
-    next_token: str | None = None
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-
-
-@dataclass(frozen=True)
-class AnalyticsMetrics:
-    """Counters of one post over one window (``None``: X did not return that field).
-
-    The names are X's ``analytics.fields``; ``negative_feedback`` and ``reports`` are the
-    sandbox's extension fields (always ``None`` from real X).
-    """
-
-    impressions: int | None = None
-    likes: int | None = None
-    retweets: int | None = None
-    replies: int | None = None
-    quote_tweets: int | None = None
-    bookmarks: int | None = None
-    user_profile_clicks: int | None = None
-    follows: int | None = None
-    unfollows: int | None = None
-    engagements: int | None = None
-    app_install_attempts: int | None = None
-    app_opens: int | None = None
-    detail_expands: int | None = None
-    email_tweet: int | None = None
-    hashtag_clicks: int | None = None
-    media_views: int | None = None
-    permalink_clicks: int | None = None
-    shares: int | None = None
-    unlikes: int | None = None
-    url_clicks: int | None = None
-    negative_feedback: int | None = None
-    reports: int | None = None
-
-    @classmethod
-    def from_json(cls, raw: Any) -> AnalyticsMetrics:
-        """Pick the known integer counters out of an X object; unknown keys are ignored."""
-        if not isinstance(raw, dict):
-            return cls()
-        values: dict[str, int | None] = {}
-        for f in fields(cls):
-            value = raw.get(f.name)
-            values[f.name] = int(value) if isinstance(value, (int, float)) else None
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class AnalyticsBucket:
-    """One entry of ``timestamped_metrics``: the counters of one granularity bucket."""
-
-    timestamp: datetime | None
-    metrics: AnalyticsMetrics
-
-
-@dataclass(frozen=True)
-class TweetAnalytics:
-    """X's analytics of one post (one ``data`` item of ``GET /2/tweets/analytics``)."""
-
-    id: str
-    metrics: AnalyticsMetrics
-    timestamp: datetime | None = None
-    timestamped_metrics: tuple[AnalyticsBucket, ...] = ()
-
-
-@dataclass(frozen=True)
-class AnalyticsPage:
-    """One answer of ``GET /2/tweets/analytics``.
-
-    Attributes:
-        data: one entry per post X answered for.
-        errors: per-post problems (a deleted post, a post of another account).
-        rate_limit: the rate-limit headers of this answer.
-    """
-
-    data: list[TweetAnalytics]
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-
-    def by_id(self) -> dict[str, TweetAnalytics]:
-        return {item.id: item for item in self.data}
 
 
 class XApiClient:
@@ -430,7 +277,7 @@ class XApiClient:
         if expansions:
             params["expansions"] = ",".join(expansions)
         body, rate_limit = self._read("/2/tweets", params=params, user=user_context)
-        return _page(body, rate_limit)
+        return parse_page(body, rate_limit)
 
     def iter_tweets(
         self,
@@ -541,7 +388,7 @@ class XApiClient:
         """``GET /2/users/me``: the account the user credentials belong to."""
         params = {"user.fields": ",".join(user_fields)} if user_fields else None
         body, _ = self._read("/2/users/me", params=params, user=True)
-        return _user_data(body, "me")
+        return user_data(body, "me")
 
     def get_user(
         self, user_id: str, *, user_fields: Sequence[str] = ("public_metrics",)
@@ -549,7 +396,7 @@ class XApiClient:
         """``GET /2/users/{id}`` (``public_metrics.followers_count`` for follower growth)."""
         params = {"user.fields": ",".join(user_fields)} if user_fields else None
         body, _ = self._read(f"/2/users/{user_id}", params=params)
-        return _user_data(body, user_id)
+        return user_data(body, user_id)
 
     def get_user_tweets(
         self,
@@ -585,7 +432,7 @@ class XApiClient:
         if exclude:
             params["exclude"] = ",".join(exclude)
         body, rate_limit = self._read(f"/2/users/{user_id}/tweets", params=params)
-        return _page(body, rate_limit)
+        return parse_page(body, rate_limit)
 
     def iter_user_tweets(
         self, user_id: str, *, max_pages: int = 5, **kwargs: Any
@@ -600,88 +447,8 @@ class XApiClient:
                 return
 
 
-def user_auth_from_settings(settings: Any) -> httpx.Auth | None:
-    """The account's auth: the OAuth 2.0 user token if set, else OAuth 1.0a, else None.
-
-    Raises:
-        ValueError: when only some of the four OAuth 1.0a secrets are set.
-    """
-    if settings.x_oauth2_user_token is not None:
-        return BearerAuth(settings.x_oauth2_user_token.get_secret_value())
-    names = ("x_api_key", "x_api_secret", "x_access_token", "x_access_token_secret")
-    values = [getattr(settings, n) for n in names]
-    if all(v is None for v in values):
-        return None
-    missing = [n.upper() for n, v in zip(names, values, strict=True) if v is None]
-    if missing:
-        raise ValueError(
-            "OAuth 1.0a needs all four of X_API_KEY, X_API_SECRET, X_ACCESS_TOKEN, "
-            f"X_ACCESS_TOKEN_SECRET: missing {', '.join(missing)}"
-        )
-    return OAuth1Auth(OAuth1Credentials(*(v.get_secret_value() for v in values)))
-
-
-def parse_analytics(body: Any, rate_limit: RateLimit | None = None) -> AnalyticsPage:
-    """Type a ``GET /2/tweets/analytics`` body (shared with the in-process sandbox reader)."""
-    rate_limit = rate_limit or RateLimit()
-    if not isinstance(body, dict):
-        raise XServerError(
-            "X API GET /2/tweets/analytics answered with an unexpected body shape",
-            rate_limit=rate_limit,
-        )
-    items: list[TweetAnalytics] = []
-    for raw in body.get("data") or []:
-        if not isinstance(raw, dict) or raw.get("id") is None:
-            continue
-        buckets = tuple(
-            AnalyticsBucket(
-                _parse_time(b.get("timestamp")), AnalyticsMetrics.from_json(b.get("metrics"))
-            )
-            for b in raw.get("timestamped_metrics") or []
-            if isinstance(b, dict)
-        )
-        items.append(
-            TweetAnalytics(
-                id=str(raw["id"]),
-                metrics=AnalyticsMetrics.from_json(raw),
-                timestamp=_parse_time(raw.get("timestamp")),
-                timestamped_metrics=buckets,
-            )
-        )
-    return AnalyticsPage(data=items, errors=list(body.get("errors") or []), rate_limit=rate_limit)
-
-
 def _rfc3339(when: datetime, name: str) -> str:
     """X's query timestamp (``YYYY-MM-DDTHH:MM:SSZ``, UTC, whole seconds)."""
     if not isinstance(when, datetime) or when.tzinfo is None:
         raise ValueError(f"{name} must be a timezone-aware datetime (e.g. datetime.now(UTC))")
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _page(body: Any, rate_limit: RateLimit) -> TweetsPage:
-    if not isinstance(body, dict):
-        raise XServerError("X API answered with an unexpected body shape", rate_limit=rate_limit)
-    meta = body.get("meta") or {}
-    return TweetsPage(
-        data=list(body.get("data") or []),
-        errors=list(body.get("errors") or []),
-        includes=dict(body.get("includes") or {}),
-        next_token=meta.get("next_token"),
-        rate_limit=rate_limit,
-    )
-
-
-def _user_data(body: Any, who: str) -> dict[str, Any]:
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, dict):
-        raise XNotFoundError(f"X API: no user data for {who}")
-    return data

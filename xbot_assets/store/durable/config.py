@@ -1,5 +1,10 @@
 """Config and budget: the environment's ``bot_config`` values (the AI budget counter among them),
-every write audited in the same transaction."""
+every write audited in the same transaction.
+
+The one path to ``bot_config``: the posting ledger (back-off, schedule) and the X API budget's
+counters read and write through here too (:func:`config_value` inside a caller's transaction,
+``update_config(audited=False)`` for counters that are not configuration changes).
+"""
 
 from __future__ import annotations
 
@@ -23,18 +28,24 @@ from xbot_assets.store.durable.validate import (
 )
 
 
+def config_value(conn: Connection, environment: str, key: str, default: Any = None) -> Any:
+    """The JSON value under ``key`` in the caller's transaction (a claim reads the back-off in
+    its own), or ``default``."""
+    b = s.bot_config
+    row = conn.execute(
+        select(b.c.value).where(b.c.environment == environment, b.c.key == key)
+    ).first()
+    return default if row is None else row.value
+
+
 class ConfigRepository(Repository):
     """Read and (atomically) change the environment's JSON config values."""
 
     def get_config(self, key: str, default: Any = None) -> Any:
         """The JSON value stored under ``key`` for this environment, or ``default``."""
         key = valid_config_key(key)
-        b = s.bot_config
         with self._tx(write=False) as conn:
-            row = conn.execute(
-                select(b.c.value).where(b.c.environment == self.environment, b.c.key == key)
-            ).first()
-        return default if row is None else row.value
+            return config_value(conn, self.environment, key, default)
 
     def all_config(self) -> dict[str, Any]:
         """Every config key and value of this environment."""
@@ -93,6 +104,7 @@ class ConfigRepository(Repository):
         actor: str,
         reason: str | None = None,
         now: datetime | None = None,
+        audited: bool = True,
     ) -> Any:
         """Replace the value under ``key`` with ``change(old)`` atomically; returns the new value.
 
@@ -101,7 +113,8 @@ class ConfigRepository(Repository):
         ``BEGIN IMMEDIATE`` write lock on SQLite), ``change`` gets the current value (None when
         the key is unset) and the result is written with the same audit_log entry as
         :meth:`set_config`. ``change`` must be pure: it may be called again when a concurrent
-        writer created the key first.
+        writer created the key first. ``audited=False`` skips the audit entry, for counters that
+        are not configuration changes (the X API budget counts every call).
         """
         key = valid_config_key(key)
         actor = valid_str("actor", actor, 128)
@@ -142,7 +155,10 @@ class ConfigRepository(Repository):
                     .where(b.c.environment == self.environment, b.c.key == key)
                     .values(value=value, updated_by=actor, updated_at=now)
                 )
-            self._audit_config_change(conn, key, old, value, actor=actor, reason=reason, now=now)
+            if audited:
+                self._audit_config_change(
+                    conn, key, old, value, actor=actor, reason=reason, now=now
+                )
         return value
 
     def _audit_config_change(
@@ -176,4 +192,4 @@ class ConfigRepository(Repository):
         )
 
 
-__all__ = ["ConfigRepository"]
+__all__ = ["ConfigRepository", "config_value"]

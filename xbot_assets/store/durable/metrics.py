@@ -5,14 +5,20 @@ Follower counts are not a table of their own: the collector stores them as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Connection, Row, select
 
 from xbot_assets.store.durable import schema as s
-from xbot_assets.store.durable.base import MAX_BATCH_ROWS, Repository, chunks, first_row
+from xbot_assets.store.durable.base import (
+    MAX_BATCH_ROWS,
+    Repository,
+    chunks,
+    dialect_insert,
+    first_row,
+)
 from xbot_assets.store.durable.errors import InvalidInputError, PostNotFoundError
 from xbot_assets.store.durable.models import DailySummary, MetricSnapshot, Post
 from xbot_assets.store.durable.validate import (
@@ -28,6 +34,9 @@ from xbot_assets.store.durable.validate import (
     valid_str,
     valid_time,
 )
+
+_UPSERT_CHUNK = 1000
+"""Rows per executemany call of :func:`upsert_metric_rows`."""
 
 HORIZON_DELTAS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),
@@ -56,7 +65,6 @@ class MetricsRepository(Repository):
         rows = [_metric_row(i, snap) for i, snap in enumerate(items)]
         if not rows:
             return 0
-        m = s.tweet_metrics
         t = s.tweets
         with self._tx() as conn:
             tweet_ids = sorted({r["tweet_id"] for r in rows})
@@ -77,15 +85,7 @@ class MetricsRepository(Repository):
             for r in rows:
                 r["environment"] = self.environment
                 r["account_id"] = owners[r["tweet_id"]]
-            for chunk in chunks(rows, MAX_BATCH_ROWS):
-                stmt = self._insert(m).values(chunk)
-                updates = {n: stmt.excluded[n] for n in (*s.METRIC_NAMES, "source", "collected_at")}
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[m.c.environment, m.c.tweet_id, m.c.horizon],
-                    set_=updates,
-                    where=m.c.collected_at <= stmt.excluded.collected_at,
-                )
-                conn.execute(stmt)
+            upsert_metric_rows(conn, rows)
         return len(rows)
 
     def get_metrics(self, post_id: int) -> list[MetricSnapshot]:
@@ -177,6 +177,35 @@ class MetricsRepository(Repository):
         return None if row is None else DailySummary(**row._mapping)
 
 
+def upsert_metric_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Upsert checked ``tweet_metrics`` rows in the caller's transaction; returns rows written.
+
+    A snapshot replaces the stored one for its ``(environment, tweet_id, horizon)`` unless the
+    stored one was collected later, so a replay (the hot path's sync) never goes back in time.
+    Only the newest row per key goes in (ON CONFLICT cannot touch a row twice in a statement).
+    Sent as executemany: SQLAlchemy pages multi-row VALUES ("insertmanyvalues") from one compiled
+    statement instead of compiling one with thousands of parameters.
+    """
+    if not rows:
+        return 0
+    newest: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (str(row["environment"]), int(row["tweet_id"]), str(row["horizon"]))
+        if key not in newest or row["collected_at"] >= newest[key]["collected_at"]:
+            newest[key] = row
+    values = list(newest.values())
+    m = s.tweet_metrics
+    stmt = dialect_insert(conn.dialect.name, m)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[m.c.environment, m.c.tweet_id, m.c.horizon],
+        set_={n: stmt.excluded[n] for n in (*s.METRIC_NAMES, "source", "collected_at")},
+        where=m.c.collected_at <= stmt.excluded.collected_at,
+    )
+    for chunk in chunks(values, _UPSERT_CHUNK):
+        conn.execute(stmt, list(chunk))
+    return len(values)
+
+
 def _summary_key(summary_date: Any, summary_type: Any) -> tuple[Any, Any]:
     """The checked key of a daily summary, as conditions on its row."""
     summary_date = valid_day("summary_date", summary_date)
@@ -208,4 +237,4 @@ def _snapshot(row: Row[Any]) -> MetricSnapshot:
     return MetricSnapshot(**data)
 
 
-__all__ = ["HORIZON_DELTAS", "MetricsRepository"]
+__all__ = ["HORIZON_DELTAS", "MetricsRepository", "upsert_metric_rows"]

@@ -9,9 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
-from xbot_assets.store.durable.schema import METRIC_NAMES, audit_log, system_health, tweet_metrics
+from xbot_assets.store.durable.audit import insert_audit
+from xbot_assets.store.durable.base import chunks
+from xbot_assets.store.durable.metrics import upsert_metric_rows
+from xbot_assets.store.durable.schema import system_health
 from xbot_assets.store.hot.dual_core import EVENT_KINDS, EventKind
 from xbot_assets.store.timebase import as_utc
 
@@ -21,54 +23,16 @@ _HEALTH_LOCK = zlib.crc32(b"xbot-sync:system_health")
 # --- idempotent batch writers (against the store's table objects) --------------------------------
 
 
-def insert_for(conn: Connection, table: Any) -> Any:
-    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table)
-
-
-def chunks(rows: Sequence[dict[str, Any]], size: int = _UPSERT_CHUNK) -> list[Sequence[Any]]:
-    return [rows[i : i + size] for i in range(0, len(rows), size)]
-
-
 def upsert_metric_snapshots(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Multi-row upsert into ``tweet_metrics`` on ``(environment, tweet_id, horizon)``; a newer
-    collection replaces an older one, a replay of the same one changes nothing."""
-    if not rows:
-        return 0
-    # one row per key per statement: ON CONFLICT cannot touch a row twice
-    newest: dict[tuple[str, int, str], dict[str, Any]] = {}
-    for row in rows:
-        key = (str(row["environment"]), int(row["tweet_id"]), str(row["horizon"]))
-        if key not in newest or row["collected_at"] >= newest[key]["collected_at"]:
-            newest[key] = row
-    values = list(newest.values())
-    stmt = insert_for(conn, tweet_metrics)
-    updated = {name: stmt.excluded[name] for name in (*METRIC_NAMES, "collected_at", "source")}
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[
-            tweet_metrics.c.environment,
-            tweet_metrics.c.tweet_id,
-            tweet_metrics.c.horizon,
-        ],
-        set_=updated,
-        where=stmt.excluded.collected_at >= tweet_metrics.c.collected_at,
-    )
-    # executemany: SQLAlchemy sends multi-row VALUES pages ("insertmanyvalues") from one
-    # compiled statement, instead of compiling a statement with thousands of parameters.
-    for chunk in chunks(values):
-        conn.execute(stmt, list(chunk))
-    return len(values)
+    """Upsert into ``tweet_metrics`` on ``(environment, tweet_id, horizon)`` with the metrics
+    repository's statement; a newer collection replaces an older one, a replay changes nothing."""
+    return upsert_metric_rows(conn, rows)
 
 
 def insert_audit_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
-    """Multi-row insert into ``audit_log``; a replayed ``event_id`` is skipped."""
-    if not rows:
-        return 0
-    stmt = insert_for(conn, audit_log).on_conflict_do_nothing(
-        index_elements=[audit_log.c.environment, audit_log.c.event_id]
-    )
-    for chunk in chunks(rows):
-        conn.execute(stmt, list(chunk))
+    """Insert into ``audit_log`` with the audit repository's statement; a replayed ``event_id``
+    is skipped. Returns how many rows were given."""
+    insert_audit(conn, list(rows))
     return len(rows)
 
 
@@ -99,7 +63,7 @@ def insert_health_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> in
         )
     }
     fresh = [r for eid, r in by_id.items() if eid not in existing]
-    for chunk in chunks(fresh):
+    for chunk in chunks(fresh, _UPSERT_CHUNK):
         conn.execute(insert(system_health), list(chunk))
     return len(fresh)
 

@@ -56,9 +56,11 @@ class PostTickets(DualCore):
         priority: Priority = Priority.NORMAL,
         thread_position: int = 0,
         due: datetime | None = None,
+        now: datetime | None = None,
     ) -> bool:
         """Hint a worker that a ``queued`` row exists (call after the row is committed); with
-        ``due`` in the future the hint waits in the delayed set until then (the post's slot).
+        ``due`` after ``now`` (default: the manager's clock) the hint waits in the delayed set
+        until then (the post's slot).
 
         Returns False if Redis is down: harmless, workers then poll the durable store.
         """
@@ -70,7 +72,7 @@ class PostTickets(DualCore):
             "thread_position": int(thread_position),
         }
         try:
-            if due is not None and as_utc(due) > self.clock():
+            if due is not None and as_utc(due) > as_utc(now or self.clock()):
                 self.posts_queue.enqueue_at(
                     payload, as_utc(due), idempotency_key=f"tweet:{tweet_id}", priority=priority
                 )
@@ -84,14 +86,15 @@ class PostTickets(DualCore):
         return True
 
     def next_posts(self, count: int = 10, *, now: datetime | None = None) -> list[PostTicket]:
-        """Posts to try next: from ``pending_posts``, or (Redis down or the stream empty, e.g.
-        after a flush) by polling the durable store for rows due at ``now`` (default: the
-        manager's clock; the posting service passes its own, which decides the claim)."""
+        """Posts to try next: from ``pending_posts`` (tickets of the delayed set due at ``now``
+        promoted first), or (Redis down or the stream empty, e.g. after a flush) by polling the
+        durable store for rows due at ``now`` (default: the manager's clock; the posting service
+        passes its own, which decides the claim)."""
         if self.posts_queue is not None and self.redis_available():
             try:
                 if self._reclaim_due(self.posts_queue):
                     self.posts_queue.reclaim_stuck(self.consumer)
-                messages = self.posts_queue.read(self.consumer, count=count)
+                messages = self.posts_queue.read(self.consumer, count=count, now=now)
             except redis.RedisError as exc:
                 self._redis_failed(exc)
                 messages = []
@@ -129,15 +132,19 @@ class PostTickets(DualCore):
             PostTicket(int(r.id), int(r.account_id), None, int(r.thread_position)) for r in rows
         ]
 
-    def settle(self, ticket: PostTicket, result: ClaimResult) -> None:
+    def settle(
+        self, ticket: PostTicket, result: ClaimResult, *, now: datetime | None = None
+    ) -> None:
         """Finish a ticket's stream entry: acknowledge it (claimed or gone), or put it back
-        until the cap allows (blocked). Redis trouble here is harmless: the row decides."""
+        until the cap allows (blocked: ``retry_after`` from ``now``, default the manager's
+        clock; the posting service passes its own). Redis trouble here is harmless: the row
+        decides."""
         if ticket.message is None or self.posts_queue is None:
             return
         try:
             if result.status == "blocked":
                 wait = result.retry_after or timedelta(minutes=1)
-                self.posts_queue.defer(ticket.message, self.clock() + wait)
+                self.posts_queue.defer(ticket.message, (now or self.clock()) + wait)
             else:  # the row decides from here: no "done" mark, a re-queued row may come back
                 self.posts_queue.ack([ticket.message])
         except redis.RedisError as exc:

@@ -291,13 +291,22 @@ class StreamQueue:
             priority=priority,
         )
 
-    def read(self, consumer: str, count: int = 10, block_ms: int | None = None) -> list[Message]:
+    def read(
+        self,
+        consumer: str,
+        count: int = 10,
+        block_ms: int | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> list[Message]:
         """Deliver new entries to ``consumer`` (up to ``count`` per priority), higher priority
         first in the list.
 
-        Due retries are promoted in the same round trip. With ``block_ms`` the call waits that
-        long for an entry when all streams are empty.
+        Entries of the delayed set due at ``now`` (default: the queue's clock; a caller with a
+        clock of its own, the posting service, passes it) are promoted in the same round trip.
+        With ``block_ms`` the call waits that long for an entry when all streams are empty.
         """
+        due_us = to_epoch_us(now or self.clock())
         streams: dict[Any, Any] = dict.fromkeys(self.stream_keys.values(), ">")
 
         def _read() -> list[Message]:
@@ -306,7 +315,7 @@ class StreamQueue:
             pipe = self.client.pipeline(transaction=False)
             self._promote(
                 keys=[self.delayed_key, *self.stream_keys.values()],
-                args=[to_epoch_us(self.clock()), 1000],
+                args=[due_us, 1000],
                 client=pipe,
             )
             pipe.xreadgroup(self.group, consumer, streams, count=count)
