@@ -351,7 +351,8 @@ def deciding_arms(
     was chosen (``Models.policy``); the report shows that one, so its "COLD START" flag and its
     best arms are those of the model acting, not of the Beta ``arm_posteriors`` (whose cold
     flag stays set while the dbt rebuild has not run, although the factored model has learned).
-    A factored arm's value is its format + topic (+ intercept) effect at ``at`` for a fresh
+    A factored arm's value is its expected reward under the posterior (``value_summary``: for
+    the count model, its positive events' value plus its negative rates) at ``at`` for a fresh
     text with no recent same-topic post, with its posterior SD.
     """
     from xbot_assets.engine.decide import BASELINE_POLICY
@@ -369,8 +370,7 @@ def deciding_arms(
     posterior = models.posterior
     pairs = [tuple(a.split(":", 1)) for a in arms]
     design_rows = posterior.design.arm_rows(at, [], pairs)
-    means = design_rows @ posterior.mean
-    sds = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", design_rows, posterior.cov, design_rows), 0))
+    means, sds = posterior.value_summary(design_rows)
     order = np.argsort(-means, kind="stable")
     rows = [
         {"arm": arms[i], "mean": float(means[i]), "sd": float(sds[i]),

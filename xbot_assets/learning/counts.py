@@ -209,7 +209,7 @@ def fit_counts(
             a = np.full((nf, len(neg_names)), NEG_PRIOR_EVENTS)
             b = np.full((nf, len(neg_names)), NEG_PRIOR_EVENTS / 1e-4)
         log_rate_var = 1.0 / a
-        log_rates = np.log(a / b) - 0.5 * log_rate_var  # so that E[rate] = a / b
+        log_rates = np.log(a / b)  # the plug-in value at the mean is the posterior mean rate
 
     # --- the augmented Gaussian over [beta, log negative rates, coupling] -------------------
     extra_names = [f"negative:{m}:format={f}" for f in formats for m in neg_names]
@@ -242,7 +242,7 @@ def fit_counts(
     for j, m in enumerate(neg_names):
         components[m] = {
             "events": round(float(counts[:, neg][:, j].sum()) if n else 0.0, 2),
-            "mean_rate": round(float(np.exp(log_rates[:, j] + 0.5 * log_rate_var[:, j]).mean()), 8),
+            "mean_rate": round(float(np.exp(log_rates[:, j]).mean()), 8),
         }
     return CountFit(
         names=full_names,
