@@ -45,7 +45,9 @@ from xbot_assets.learning.rewards import GROWTH_WEIGHTS, REWARD_WEIGHTS
 
 Objective = Literal["engagement", "growth"]
 OBJECTIVES: tuple[str, ...] = ("engagement", "growth")
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
+"""2: the count model (``kind``, ``extras``) since 6 December 2026; a saved version 1 file is
+refused (the decision path then acts on the prior until ``factored_posteriors`` refits)."""
 
 TOPIC_HALF_LIVES_H: tuple[float, ...] = (12.0, 48.0)
 FORMAT_HALF_LIFE_H = 24.0
