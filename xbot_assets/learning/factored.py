@@ -26,6 +26,13 @@ a very good post, not as forty. The same function gives the reward everywhere (f
 reports). Partial snapshots (>= 6 h old) are projected to their final counts by
 :class:`HorizonModel`, so posteriors do not wait for the 72 h snapshot.
 
+Two models share this design, the posterior type and the Thompson sampler (``FitConfig.model``):
+``counts`` (the default since 6 December 2026, :mod:`~xbot_assets.learning.counts`) learns the
+same effects on the log-rate scale from every engagement count with impressions as exposure and
+values an arm as the expected X-weighted reward (:meth:`FactoredPosterior.value`), which learns
+arms faster than the reward's noise allows (benchmarks/README.md, "The count model");
+``reward_parts`` is the linear model of the reward described above, kept for comparison.
+
 Pure: numpy only, no I/O. The sandbox's truth is never read here.
 """
 
