@@ -678,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if group:
                 summary[f"{scenario}:{days}"] = summarise(group, policies)
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "loop",
         "mode": "quick" if args.quick else "full",
         "metric": "true expected reward per post (SandboxX.expected_reward, REWARD_WEIGHTS)",
