@@ -592,6 +592,13 @@ def main(argv: list[str] | None = None) -> int:
         help="summarise <out>.partial.json as it is (seeds finished so far), run nothing",
     )
     parser.add_argument(
+        "--reuse",
+        type=Path,
+        help="raw runs (a <out>.partial.json) whose --reuse-policies results are copied, not rerun"
+        " (the loop is deterministic per scenario, seed and policy: only changed policies rerun)",
+    )
+    parser.add_argument("--reuse-policies", default="", help="comma-separated policies to copy")
+    parser.add_argument(
         "--fit",
         action="append",
         default=[],
@@ -636,6 +643,19 @@ def main(argv: list[str] | None = None) -> int:
         runs = json.loads(partial.read_text())
         done = {(r["scenario"], r["seed"], r["days"]) for r in runs}
         jobs = [j for j in jobs if (j[0], j[1], j[2]) not in done]
+    reused: dict[tuple[str, int, int], dict[str, Any]] = {}
+    copy = tuple(p for p in args.reuse_policies.split(",") if p)
+    if args.reuse is not None and copy:
+        for run in json.loads(args.reuse.read_text()):
+            if all(p in run["policies"] for p in copy):
+                key = (run["scenario"], run["seed"], run["days"])
+                reused[key] = {p: run["policies"][p] for p in copy}
+        jobs = [
+            (j[0], j[1], j[2], tuple(p for p in j[3] if p not in copy), j[4])
+            if (j[0], j[1], j[2]) in reused
+            else j
+            for j in jobs
+        ]
     ordered = sorted(jobs, key=lambda j: (-j[2], j[1], j[0]))
     if args.processes > 1 and len(jobs) > 1:
         with multiprocessing.get_context("fork").Pool(args.processes) as pool:
@@ -646,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
         for job in ordered:
             runs.append(run_job(job))
             partial.write_text(json.dumps(runs))
+    for run in runs:
+        for p, entry in reused.get((run["scenario"], run["seed"], run["days"]), {}).items():
+            run["policies"].setdefault(p, {**entry, "reused_from": str(args.reuse)})
     summary: dict[str, Any] = {}
     for days in days_list:
         for scenario in scenarios:
@@ -655,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             if group:
                 summary[f"{scenario}:{days}"] = summarise(group, policies)
-    results = {
+    results: dict[str, Any] = {
         "benchmark": "loop",
         "mode": "quick" if args.quick else "full",
         "metric": "true expected reward per post (SandboxX.expected_reward, REWARD_WEIGHTS)",

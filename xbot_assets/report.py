@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -295,7 +295,14 @@ def summarise(
     posts_per_arm: dict[str, int] = {}
     for r in bot:
         posts_per_arm[r.arm] = posts_per_arm.get(r.arm, 0) + 1
-    cold, arm_rows = deciding_arms(models, at=until, posts_per_arm=posts_per_arm)
+    from xbot_assets.engine.history import account_history
+
+    recent = (
+        account_history(store, primary_id, before=until, with_metrics=False)
+        if primary_id is not None
+        else []
+    )
+    cold, arm_rows = deciding_arms(models, at=until, posts_per_arm=posts_per_arm, history=recent)
     learned = store.get_config("learned", {}) or {}
     hours: list[dict[str, Any]] = []
     if primary_id is not None:
@@ -343,7 +350,11 @@ def summarise(
 
 
 def deciding_arms(
-    models: Any, *, at: datetime, posts_per_arm: dict[str, int] | None = None
+    models: Any,
+    *,
+    at: datetime,
+    posts_per_arm: dict[str, int] | None = None,
+    history: Sequence[Any] = (),
 ) -> tuple[bool, list[dict[str, Any]]]:
     """(cold start, arms best first) from the posterior that decides the posts.
 
@@ -351,8 +362,11 @@ def deciding_arms(
     was chosen (``Models.policy``); the report shows that one, so its "COLD START" flag and its
     best arms are those of the model acting, not of the Beta ``arm_posteriors`` (whose cold
     flag stays set while the dbt rebuild has not run, although the factored model has learned).
-    A factored arm's value is its format + topic (+ intercept) effect at ``at`` for a fresh
-    text with no recent same-topic post, with its posterior SD.
+    A factored arm's value is its expected reward under the posterior (``value_summary``: for
+    the count model, its positive events' value plus its negative rates) at ``at`` for a fresh
+    text after the account's ``history`` (its recency covariates as the policy would see them;
+    with no history, as if nothing had been posted: an extrapolation the count model's log
+    scale amplifies), with its posterior SD.
     """
     from xbot_assets.engine.decide import BASELINE_POLICY
 
@@ -368,9 +382,8 @@ def deciding_arms(
         return bool(no_evidence), rows
     posterior = models.posterior
     pairs = [tuple(a.split(":", 1)) for a in arms]
-    design_rows = posterior.design.arm_rows(at, [], pairs)
-    means = design_rows @ posterior.mean
-    sds = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", design_rows, posterior.cov, design_rows), 0))
+    design_rows = posterior.design.arm_rows(at, list(history), pairs)
+    means, sds = posterior.value_summary(design_rows)
     order = np.argsort(-means, kind="stable")
     rows = [
         {"arm": arms[i], "mean": float(means[i]), "sd": float(sds[i]),

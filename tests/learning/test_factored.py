@@ -12,6 +12,7 @@ from xbot_assets.learning.factored import (
     Design,
     FactoredPosterior,
     FactoredThompson,
+    FitConfig,
     HorizonModel,
     PastPost,
     fit_factored,
@@ -26,6 +27,8 @@ START = datetime(2026, 1, 5, tzinfo=UTC)
 TOPIC_EFFECT = {"ai": 0.02, "python": 0.0, "startups": -0.02}
 FORMAT_EFFECT = {"single": 0.0, "thread": 0.015, "question": -0.005}
 FATIGUE = -0.02  # per unit of the 12 h same-topic covariate
+PARTS = FitConfig(model="reward_parts")
+"""The linear model of the reward (the synthetic rewards below are linear in the effects)."""
 
 
 def _metrics(reward: float, impressions: int = 1000) -> dict[str, float]:
@@ -54,7 +57,7 @@ def synthetic_history(n: int, seed: int, *, fatigue: float = FATIGUE) -> list[Pa
 def test_posterior_recovers_known_effects() -> None:
     history = synthetic_history(400, seed=1)
     now = history[-1].posted_at + timedelta(days=4)
-    post = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS)
+    post = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS, config=PARTS)
     effects = post.effects()
 
     def contrast(a: str, b: str) -> float:
@@ -69,11 +72,17 @@ def test_posterior_recovers_known_effects() -> None:
 
 
 def test_cold_start_is_the_prior_and_flagged() -> None:
-    post = fit_factored([], now=START, formats=FORMATS, topics=TOPICS)
+    post = fit_factored([], now=START, formats=FORMATS, topics=TOPICS, config=PARTS)
     assert post.cold_start and post.posts == 0
     assert np.allclose(post.mean[1:], 0.0)
     again = FactoredPosterior.from_dict(post.to_dict())
     assert again.cold_start and np.allclose(again.cov, post.cov)
+    counts = fit_factored([], now=START, formats=FORMATS, topics=TOPICS)
+    assert counts.kind == "counts" and counts.cold_start
+    p = counts.design.n_features
+    assert np.allclose(counts.mean[1:p], 0.0)  # no arm preferred before any evidence
+    again = FactoredPosterior.from_dict(counts.to_dict())
+    assert again.kind == "counts" and again.cold_start and np.allclose(again.cov, counts.cov)
 
 
 def test_recency_covariate_reduces_repetition() -> None:
@@ -144,7 +153,7 @@ def test_reward_parts_sum_to_the_reward_and_rare_reports_do_not_swamp_arm_effect
         m["reports"] = int(rng.random() < 0.3)
         noisy.append(PastPost(post.posted_at, post.format, post.topic, post.text, m, "72h"))
     now = history[-1].posted_at + timedelta(days=4)
-    fitted = fit_factored(noisy, now=now, formats=FORMATS, topics=TOPICS)
+    fitted = fit_factored(noisy, now=now, formats=FORMATS, topics=TOPICS, config=PARTS)
     effects = fitted.effects()
     contrast = effects["topic=ai"]["mean"] - effects["topic=startups"]["mean"]
     assert contrast == pytest.approx(0.04, abs=0.02)
@@ -152,14 +161,16 @@ def test_reward_parts_sum_to_the_reward_and_rare_reports_do_not_swamp_arm_effect
 
 
 def test_exploration_scales_the_thompson_draws() -> None:
-    from xbot_assets.learning.factored import FitConfig
-
     history = synthetic_history(60, seed=5)
     now = history[-1].posted_at + timedelta(days=4)
     draws = {}
     for scale in (1.0, 0.5):
         post = fit_factored(
-            history, now=now, formats=FORMATS, topics=TOPICS, config=FitConfig(exploration=scale)
+            history,
+            now=now,
+            formats=FORMATS,
+            topics=TOPICS,
+            config=FitConfig(model="reward_parts", exploration=scale),
         )
         assert FactoredPosterior.from_dict(post.to_dict()).exploration == scale
         draws[scale] = post.draw(np.random.default_rng(0), 4000)

@@ -57,6 +57,9 @@ def test_the_policys_posterior_is_fitted_on_simulated_time(main_run: MainRun) ->
     result = main_run.result
     assert result.started_at <= fitted_at <= result.ended_at, fitted_at
     assert saved["posts"] > 0 and not saved["cold_start"]
+    # The loop's policy is the count model (learning/counts.py), fitted on the store's counts.
+    assert saved["kind"] == "counts"
+    assert saved["components"]["positive"]["mean_events_per_post"] > 0
 
 
 def test_main_job_summary_matches_the_store(main_run: MainRun) -> None:

@@ -306,7 +306,9 @@ def factored_posteriors(
     Refit every few hours straight from the durable store (each root post's latest snapshot at
     least 6 h old, projected to its final counts by the horizon model fitted on completed posts),
     so new evidence reaches the policy within hours, without waiting for the 72 h snapshot or the
-    dbt rebuild. ``cold_start`` is true while the posterior is the prior.
+    dbt rebuild. ``cold_start`` is true while the posterior is the prior. The model is the count
+    model (``learning/counts.py``: arm effects from every engagement count, valued as the
+    X-weighted reward), the same code the loop benchmark measures.
     """
     from xbot_assets.content.vocabulary import DEFAULT_TOPICS as TOPICS
     from xbot_assets.content.vocabulary import FORMATS as ALL_FORMATS
@@ -346,7 +348,8 @@ def factored_posteriors(
         ]
     )
     arms = [(f, t) for f in ALL_FORMATS for t in TOPICS]
-    means = posterior.design.arm_rows(now, history, arms) @ posterior.mean
+    rows = posterior.design.arm_rows(now, history, arms)
+    means = posterior.value(rows, posterior.mean)
     best = arms[int(np.argmax(means))]
     cold = posterior.cold_start
     if cold:
@@ -359,6 +362,8 @@ def factored_posteriors(
                 "posts": posterior.posts,
                 "horizons_used": json.dumps(posterior.horizons_used),
                 "horizon_shares_fitted_from": json.dumps(horizon.fitted_from),
+                "model": posterior.kind,
+                "components": json.dumps(posterior.components),
                 "noise_sigma0": round(float(np.sqrt(posterior.sigma0_sq)), 6),
                 "noise_kappa": round(posterior.kappa, 6),
                 "best_arm_now": f"{best[0]}:{best[1]}"

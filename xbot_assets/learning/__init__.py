@@ -26,5 +26,9 @@ Public API (pure: numpy/scikit-learn/statsmodels, no I/O except the scorer's sav
   calibrated per-post noise variance), ``FactoredThompson`` (draw, score every arm at the slot,
   argmax; propensities; ``score_texts`` ranks candidates), ``reward_of`` / ``winsorise`` (the one
   signed, winsorised objective), ``HorizonModel`` (partial snapshot -> final counts), ``PastPost``.
+- ``counts``: the default model behind ``fit_factored`` (``FitConfig.model="counts"``): arm
+  effects learnt from every engagement count with impressions as exposure (one content effect
+  shared by the positive metrics, a per-format metric mix, negative rates coupled to content),
+  valued as the X-weighted reward (``FactoredPosterior.value``).
 - ``synthetic``: ``synthetic_post_outcomes`` with known truth (tests, notebooks).
 """

@@ -26,6 +26,13 @@ a very good post, not as forty. The same function gives the reward everywhere (f
 reports). Partial snapshots (>= 6 h old) are projected to their final counts by
 :class:`HorizonModel`, so posteriors do not wait for the 72 h snapshot.
 
+Two models share this design, the posterior type and the Thompson sampler (``FitConfig.model``):
+``counts`` (the default since 6 December 2026, :mod:`~xbot_assets.learning.counts`) learns the
+same effects on the log-rate scale from every engagement count with impressions as exposure and
+values an arm as the expected X-weighted reward (:meth:`FactoredPosterior.value`), which learns
+arms faster than the reward's noise allows (benchmarks/README.md, "The count model");
+``reward_parts`` is the linear model of the reward described above, kept for comparison.
+
 Pure: numpy only, no I/O. The sandbox's truth is never read here.
 """
 
@@ -45,7 +52,9 @@ from xbot_assets.learning.rewards import GROWTH_WEIGHTS, REWARD_WEIGHTS
 
 Objective = Literal["engagement", "growth"]
 OBJECTIVES: tuple[str, ...] = ("engagement", "growth")
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
+"""2: the count model (``kind``, ``extras``) since 6 December 2026; a saved version 1 file is
+refused (the decision path then acts on the prior until ``factored_posteriors`` refits)."""
 
 TOPIC_HALF_LIVES_H: tuple[float, ...] = (12.0, 48.0)
 FORMAT_HALF_LIFE_H = 24.0
@@ -424,6 +433,11 @@ class FactoredPosterior:
     """Scale of the Thompson draws' spread (FitConfig.exploration)."""
     components: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per reward part (:func:`reward_components`): its mean, fitted noise SD and prior scale."""
+    kind: str = "reward"
+    """``reward``: linear on the reward (an arm's value is ``row . beta``); ``counts``: the
+    count model (:mod:`~xbot_assets.learning.counts`), valued by :meth:`value`."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """What the count model's :meth:`value` needs besides ``theta`` (JSON-able)."""
     version: str = MODEL_VERSION
     _chol: np.ndarray | None = field(default=None, repr=False)
 
@@ -448,6 +462,25 @@ class FactoredPosterior:
         mean is ``exploration`` x the posterior's (1: plain Thompson sampling)."""
         z = rng.standard_normal(len(self.mean) if n is None else (n, len(self.mean)))
         return self.mean + self.exploration * (z @ self.chol().T)
+
+    def value(self, rows: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Expected reward of design ``rows`` under parameters ``theta`` (the mean or draws:
+        ``[P]`` -> ``[A]``, ``[n, P]`` -> ``[n, A]``); the one valuation every choice uses."""
+        if self.kind == "counts":
+            from xbot_assets.learning.counts import value
+
+            return value(rows, theta, self.extras)
+        return np.asarray(theta @ rows.T)
+
+    def value_summary(self, rows: np.ndarray, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+        """(value at the posterior mean, posterior SD) of each row's expected reward; the SD of
+        the count model from ``n`` seeded plain draws."""
+        if self.kind != "counts":
+            sd = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", rows, self.cov, rows), 0.0))
+            return rows @ self.mean, sd
+        z = np.random.default_rng(0).standard_normal((n, len(self.mean)))
+        values = self.value(rows, self.mean + z @ self.chol().T)
+        return self.value(rows, self.mean), values.std(axis=0)
 
     def effects(self) -> dict[str, dict[str, float]]:
         """Posterior mean and SD of each named effect."""
@@ -478,6 +511,8 @@ class FactoredPosterior:
             "components": self.components,
             "exploration": self.exploration,
             "cold_start": self.cold_start,
+            "kind": self.kind,
+            "extras": self.extras,
         }
 
     @classmethod
@@ -505,6 +540,8 @@ class FactoredPosterior:
             fitted_at=str(data.get("fitted_at", "")),
             components=dict(data.get("components", {})),
             exploration=float(data.get("exploration", 1.0)),
+            kind=str(data.get("kind", "reward")),
+            extras=dict(data.get("extras") or {}),
         )
 
 
@@ -518,15 +555,26 @@ class FitConfig:
     """Evidence half-life: a post this old counts half (tracks drifting tastes)."""
     effect_prior_scale: float = 0.5
     """Prior SD of a format/topic effect, as a fraction of the typical reward."""
+    model: str = "counts"
+    """``counts``: arm effects from every engagement count (:mod:`~xbot_assets.learning.counts`,
+    the default since 6 December 2026); ``reward_parts``: the linear model of the reward in
+    three parts (positive, negative feedback, reports), kept as the comparison."""
+    count_prior_sd: dict[str, float] = field(default_factory=dict)
+    """Overrides of the count model's log-scale prior SD per design group
+    (:data:`~xbot_assets.learning.counts.LOG_PRIOR_SD`)."""
+    count_prior_mean: dict[str, float] = field(default_factory=dict)
+    """Prior means of named effects in the count model (log scale; 0 when not given)."""
     arm_interactions: bool = False
     """Add a format x topic effect per arm, shrunk towards 0 (the additive model) by a prior
     of ``interaction_prior_scale`` x the typical reward: the audience's effects multiply."""
     interaction_prior_scale: float = 0.25
-    exploration: float = 0.5
+    exploration: float = 0.25
     """Scale of the Thompson draws' spread around the posterior mean (1: plain Thompson
-    sampling). 0.5 measured better in the loop benchmark (default, 30 days, seeds 0-3: +0.006
-    per post over 1.0, 4 of 4 seeds up): with ~120 posts a month and a per-post reward SD of
-    ~0.14, plain draws spend too many posts on arms the posterior already ranks low."""
+    sampling). Loop benchmark, default, 30 days, seeds 0-3: the reward-parts model measured
+    best at 0.5 (+0.006 per post over 1.0; 0.0637 at 0.25 against 0.0713 at 0.5); the count
+    model, whose posterior is better informed, at 0.25 (0.0779, against 0.0731 at 0.5 and 0.0620
+    at 0.1: too greedy locks onto an early leader). With ~120 posts a month, plain draws spend
+    too many posts on arms the posterior already ranks low."""
 
 
 def _prior_sd(design: Design, scale: float, config: FitConfig) -> np.ndarray:
@@ -554,10 +602,17 @@ def training_rows(
     horizon_model: HorizonModel,
     min_horizon_hours: float = MIN_HORIZON_HOURS,
     cache: dict[Any, np.ndarray] | None = None,
+    counts: dict[str, list[Any]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
     """(X, reward parts ``[n, parts]``, impressions, age in days, horizons used) of the posts
-    usable at ``now``; the parts are :func:`component_names` (they sum to the reward)."""
+    usable at ``now``; the parts are :func:`component_names` (they sum to the reward).
+
+    ``counts``, when given, receives per post the projected counts of the objective's metrics
+    (``counts``), projected impressions (``impressions``) and the observed share of the
+    projected counts (``observed``), for the count model (:mod:`~xbot_assets.learning.counts`).
+    """
     names = component_names(objective)
+    metrics = list(objective_weights(objective))
     xs, ys, imps, ages = [], [], [], []
     used: dict[str, int] = {}
     for i, post in enumerate(history):
@@ -580,6 +635,13 @@ def training_rows(
         xs.append(row)
         ys.append([parts[c] for c in names])
         imps.append(max(float(post.metrics.get("impressions") or 0), 1.0))
+        if counts is not None:
+            raw = sum(float(post.metrics.get(m) or 0) for m in metrics)
+            proj = sum(float(projected.get(m) or 0) for m in metrics)
+            share = raw / proj if proj > 0 else horizon_model.share(post.horizon, metrics[0])
+            counts.setdefault("counts", []).append([float(projected.get(m) or 0) for m in metrics])
+            counts.setdefault("impressions", []).append(float(projected.get("impressions") or 0))
+            counts.setdefault("observed", []).append(min(max(share, 0.05), 1.0))
         ages.append((now - post.posted_at).total_seconds() / 86400.0)
         used[post.horizon] = used.get(post.horizon, 0) + 1
     p = design.n_features
@@ -676,7 +738,10 @@ def fit_factored(
     config = config or FitConfig()
     objective_weights(config.objective)  # validates the name
     horizon_model = horizon_model or HorizonModel()
+    if config.model not in ("counts", "reward_parts"):
+        raise ValueError(f"unknown model {config.model!r}: use counts or reward_parts")
     design = Design(formats, topics, timezone, interactions=config.arm_interactions)
+    count_data: dict[str, list[Any]] = {}
     x, y, imps, ages, used = training_rows(
         history,
         design,
@@ -685,8 +750,13 @@ def fit_factored(
         horizon_model=horizon_model,
         min_horizon_hours=config.min_horizon_hours,
         cache=cache,
+        counts=count_data,
     )
     n = len(y)
+    if config.model == "counts":
+        return _fit_count_model(
+            design, x, count_data, ages, used, now=now, config=config, timezone=timezone
+        )
     if not n:
         # The cold start: the prior of the whole reward at the objective's typical scale.
         scale = DEFAULT_SCALE[config.objective]
@@ -735,6 +805,58 @@ def fit_factored(
         fitted_at=now.isoformat(),
         components=components,
         exploration=config.exploration,
+    )
+
+
+def _fit_count_model(
+    design: Design,
+    x: np.ndarray,
+    data: Mapping[str, list[Any]],
+    ages: np.ndarray,
+    used: dict[str, int],
+    *,
+    now: datetime,
+    config: FitConfig,
+    timezone: str,
+) -> FactoredPosterior:
+    """The count model's posterior (:mod:`~xbot_assets.learning.counts`) as a FactoredPosterior."""
+    from xbot_assets.learning.counts import fit_counts
+
+    weights = objective_weights(config.objective)
+    metrics = list(weights)
+    n = len(x)
+    fit = fit_counts(
+        x,
+        np.array(data.get("counts", []), dtype=float).reshape(n, len(metrics)),
+        np.maximum(np.array(data.get("impressions", []), dtype=float), 1.0),
+        np.array(data.get("observed", []), dtype=float),
+        2.0 ** (ages / config.half_life_days),
+        groups=design.groups,
+        names=design.names,
+        formats=design.formats,
+        weights=weights,
+        metrics=metrics,
+        prior_sd_overrides=config.count_prior_sd,
+        prior_means=config.count_prior_mean,
+    )
+    return FactoredPosterior(
+        names=fit.names,
+        formats=list(design.formats),
+        topics=list(design.topics),
+        timezone=timezone,
+        objective=config.objective,
+        mean=fit.mean,
+        cov=fit.cov,
+        prior_sd=fit.prior_sd,
+        sigma0_sq=fit.sigma0_sq,
+        kappa=0.0,
+        posts=n,
+        horizons_used=used,
+        fitted_at=now.isoformat(),
+        components=fit.components,
+        exploration=config.exploration,
+        kind="counts",
+        extras=fit.extras,
     )
 
 
@@ -788,14 +910,14 @@ class FactoredThompson:
 
     def select(self) -> int:
         beta = self.posterior.draw(self.rng)
-        values = self._rows() @ beta
+        values = self.posterior.value(self._rows(), beta)
         self.last_sample, self.last_beta = values, beta
         return int(values.argmax())
 
     def choice_probabilities(self, n_samples: int = 1000) -> np.ndarray:
         """P(each arm is the argmax) under the posterior (Monte Carlo, its own generator)."""
         rng = np.random.default_rng(int(self.rng.integers(2**32)))
-        draws = self.posterior.draw(rng, n_samples) @ self._rows().T
+        draws = self.posterior.value(self._rows(), self.posterior.draw(rng, n_samples))
         wins = np.bincount(draws.argmax(axis=1), minlength=len(self.arms))
         return wins / n_samples
 
@@ -810,4 +932,4 @@ class FactoredThompson:
                 for t in texts
             ]
         )
-        return rows @ self.last_beta
+        return self.posterior.value(rows, self.last_beta)
