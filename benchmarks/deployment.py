@@ -43,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks/results/deployment.json"
 TICKS = os.sysconf("SC_CLK_TCK")
+LEARNING_ASSETS = ("engagement_scorer", "arm_posteriors", "fct_post_outcomes")
 UNFINISHED = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"}
 
 
@@ -170,31 +171,63 @@ def _worker_pid(dep: Any, run_id: str) -> tuple[int | None, bool]:
     return pid, posting
 
 
+POSTING_JOBS = ("post_job", "post_batch_job")
+
+
+def _posting_rows(dep: Any) -> list[int]:
+    """Ids of the store's posts in ``posting`` (claimed and marked sent, no answer recorded)."""
+    import psycopg
+
+    with psycopg.connect(dep.env()["DATABASE_URL"], autocommit=True) as conn:
+        return [int(r[0]) for r in conn.execute("select id from tweets where status = 'posting'")]
+
+
 def kill_a_post_run_worker(dep: Any, deadline: float) -> dict[str, Any] | None:
-    """SIGKILL the worker of the first `post_job` run seen inside its posting step; None if
-    none came before ``deadline``."""
-    while time.monotonic() < deadline:
-        data = dep.graphql(
-            """{ runsOrError(filter: {statuses: [STARTED]}) { ... on Runs { results {
-                 runId jobName } } } }"""
-        )
-        for run in data["runsOrError"]["results"]:
-            if run["jobName"] != "post_job":
-                continue
-            pid, posting = _worker_pid(dep, run["runId"])
-            if pid and posting and pid in dep.leftover_pids():
-                os.kill(pid, signal.SIGKILL)
-                return {"run_id": run["runId"], "pid": pid, "at": _now()}
-        time.sleep(0.3)
-    return None
+    """SIGKILL the worker of a posting run in the middle of a post: the sandbox is told to
+    answer the next create-tweet request 8 real seconds late (its ``slow`` fault), and the run
+    whose post is then in ``posting`` (its request sent, no answer yet) is killed. None if no
+    post came before ``deadline``."""
+    import httpx
+
+    httpx.post(f"{dep.url('sandbox')}/__sandbox/faults",
+               json={"name": "slow", "match": "create_tweet", "count": 1, "seconds": 8},
+               timeout=30)  # fmt: skip
+    try:
+        while time.monotonic() < deadline:
+            posting = set(_posting_rows(dep))
+            if posting:
+                data = dep.graphql(
+                    """{ runsOrError(filter: {statuses: [STARTED]}) { ... on Runs { results {
+                         runId jobName tags { key value } } } } }"""
+                )
+                for run in data["runsOrError"]["results"]:
+                    if run["jobName"] not in POSTING_JOBS:
+                        continue
+                    tags = {t["key"]: t["value"] for t in run["tags"]}
+                    held = {int(p) for p in tags.get("xbot/post_ids", "").split(",") if p}
+                    if run["jobName"] == "post_job":
+                        held.add(int(tags.get("xbot/post_id", 0)))
+                    pid, _ = _worker_pid(dep, run["runId"])
+                    if held & posting and pid and pid in dep.leftover_pids():
+                        os.kill(pid, signal.SIGKILL)
+                        return {"run_id": run["runId"], "job": run["jobName"], "pid": pid,
+                                "post_ids_in_posting": sorted(held & posting),
+                                "at": _now()}  # fmt: skip
+            time.sleep(0.2)
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            httpx.request("DELETE", f"{dep.url('sandbox')}/__sandbox/faults/slow", timeout=30)
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def collect(dep: Any) -> dict[str, Any]:
-    """Posts (sandbox journal vs store), runs, snapshots, learning assets."""
+def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
+    """Posts (sandbox journal vs store), runs, snapshots, learning assets; with ``sim_end``
+    (the simulated end of the window) each account's slots that came due in the window, posted
+    or not."""
     from sqlalchemy import create_engine, text
 
     journal = dep.folder / "sandbox.jsonl"
@@ -223,6 +256,12 @@ def collect(dep: Any) -> dict[str, Any]:
                      "and posted_at is not null and thread_position = 0")
             )
         ]  # fmt: skip
+        slots = conn.execute(
+            text("select a.handle, t.status, count(*) from tweets t join accounts a "
+                 "on a.id = t.account_id where t.thread_position = 0 "
+                 "and t.scheduled_at <= :end group by 1, 2"),
+            {"end": sim_end or datetime.now(UTC)},
+        ).all()  # fmt: skip
         posts_by_account = dict(
             conn.execute(
                 text("select a.handle, count(*) from tweets t join accounts a "
@@ -238,13 +277,38 @@ def collect(dep: Any) -> dict[str, Any]:
     for run in runs:
         by_job[run["jobName"]][run["status"]] += 1
     materialised = dep.graphql(
-        """{ assetNodes { assetKey { path } assetMaterializations(limit: 1) { timestamp } } }"""
+        """{ assetNodes { assetKey { path }
+             assetMaterializations(limit: 1) { timestamp runId } } }"""
     )["assetNodes"]
     learning = {
         "/".join(n["assetKey"]["path"]): bool(n["assetMaterializations"])
         for n in materialised
-        if n["assetKey"]["path"][-1] in ("engagement_scorer", "arm_posteriors", "fct_post_outcomes")
+        if n["assetKey"]["path"][-1] in LEARNING_ASSETS
     }
+    learning_runs = sorted({
+        m["runId"] for n in materialised if n["assetKey"]["path"][-1] in LEARNING_ASSETS
+        for m in n["assetMaterializations"]
+    })  # fmt: skip
+    launched_by = {}
+    for run_id in learning_runs:
+        tags = dep.graphql(
+            """query($id: ID!) { runOrError(runId: $id) { ... on Run { jobName
+                 tags { key value } } } }""",
+            {"id": run_id},
+        )["runOrError"]
+        found = {t["key"]: t["value"] for t in tags.get("tags", [])}
+        launched_by[run_id] = {
+            "job": tags.get("jobName"),
+            "sensor": found.get("dagster/sensor_name"),
+            "automation": bool(found.get("dagster/from_automation_condition")
+                               or found.get("dagster/sensor_name")
+                               == "default_automation_condition_sensor"),
+        }  # fmt: skip
+    by_account: dict[str, dict[str, int]] = collections.defaultdict(dict)
+    for handle, status_, n in slots:
+        by_account[str(handle)][str(status_)] = int(str(n))
+    due_slots = sum(sum(v.values()) for v in by_account.values())
+    posted_slots = sum(v.get("posted", 0) for v in by_account.values())
     return {
         "accounts_in_store": accounts,
         "posts_on_sandbox": len(sandbox_posts),
@@ -264,6 +328,13 @@ def collect(dep: Any) -> dict[str, Any]:
         "runs_in_flight_at_stop": sum(1 for r in runs if r["status"] in IN_FLIGHT),
         "snapshots_by_horizon": horizons,
         "learning_assets_materialised": learning,
+        "learning_runs": launched_by,
+        "slots_due_in_window": due_slots,
+        "slots_due_in_window_posted": posted_slots,
+        "slots_due_in_window_by_account_and_status": dict(sorted(by_account.items())),
+        "accounts_that_posted_every_due_slot": sum(
+            1 for v in by_account.values() if set(v) == {"posted"}
+        ),
     }
 
 
@@ -304,7 +375,13 @@ def rehearse(
         end = t1 + minutes * 60
         kill_at = [t1 + (i + 1) * minutes * 60 / (daemon_kills + 1) for i in range(daemon_kills)]
         worker_done = not kill_worker
+        worker_kill_from = t1 + min(90.0, minutes * 60 / 4)  # after the first posts flowed
+        loads: list[list[float]] = []
+        next_load = t1
         while time.monotonic() < end:
+            if time.monotonic() >= next_load:
+                loads.append([round(x, 2) for x in os.getloadavg()])
+                next_load += 30
             if kill_at and time.monotonic() >= kill_at[0]:
                 kill_at.pop(0)
                 dep.kill_daemon()
@@ -312,13 +389,14 @@ def rehearse(
                 time.sleep(3)
                 dep.start_daemon()
                 events.append({"event": "daemon restarted", "at": _now()})
-            if not worker_done:
+            if not worker_done and time.monotonic() >= worker_kill_from:
                 killed = kill_a_post_run_worker(dep, min(end, time.monotonic() + 20))
                 if killed:
-                    events.append({"event": "post_job run worker SIGKILL", **killed})
+                    events.append({"event": "posting run worker SIGKILL mid-post", **killed})
                     worker_done = True
             time.sleep(2)
         window_s = time.monotonic() - t1
+        sim_end = dep.epoch + (datetime.now(UTC) - dep.epoch) * speed if dep.epoch else None
         # stop launching; let the runs in flight finish and the monitor settle the killed one
         # SIGTERM to the daemon alone: its code server lives on until its runs have finished
         # (a SIGTERM to the daemon's process group would interrupt them mid-post)
@@ -329,7 +407,7 @@ def rehearse(
             time.sleep(5)
         sampler.sample()
         sampler.stop_event.set()
-        result = collect(dep)
+        result = collect(dep, sim_end)
         result["logs"] = str(dep.folder / "logs")
     finally:
         dep.close()
@@ -344,7 +422,11 @@ def rehearse(
     # a window holds K times the runs of a wall-clock window, so the two scale apart.
     service_s = sum(v for k, v in by_kind.items() if k in SERVICES)
     services_per_wall_s = service_s / window_s
-    runs_s = max(0.0, cpu_total - service_s)
+    # the sandbox stands in for X: its CPU is not the deployment's
+    runs_s = max(0.0, cpu_total - service_s - by_kind.get("sandbox serve", 0.0))
+    workers = sorted(
+        sampler.cpu[pid] for pid, kind in sampler.kind.items() if kind == "run workers"
+    )
     wall_clock_per_account_day = (
         services_per_wall_s * 86400 + runs_s / max(sim_days, 1e-9)
     ) / accounts
@@ -360,6 +442,12 @@ def rehearse(
         "cpu_seconds_total": round(cpu_total, 1),
         "cpu_seconds_by_process_lower_bound": by_kind,
         "cpu_seconds_runs": round(runs_s, 1),
+        "cpu_seconds_per_run_worker_lower_bound": {
+            "n": len(workers),
+            "min": round(workers[0], 2) if workers else None,
+            "median": round(workers[len(workers) // 2], 2) if workers else None,
+            "max": round(workers[-1], 2) if workers else None,
+        },
         "cpu_seconds_of_services_per_wall_second": round(services_per_wall_s, 4),
         "cpu_seconds_per_account_day_at_wall_clock": round(wall_clock_per_account_day, 1),
         "cpu_seconds_per_post": round(cpu_total / posts, 2) if posts else None,
@@ -367,6 +455,8 @@ def rehearse(
         "cpu_share_of_2_cores": round(cpu_total / (window_s * 2), 3),
         "load_average_before": [round(x, 1) for x in load_before],
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
+        "load_average_every_30_s": loads,
+        "nice": os.nice(0),
     }
 
 
