@@ -249,13 +249,11 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
             conn.execute(text("select horizon, count(*) from tweet_metrics group by 1")).all()
         )
         accounts = conn.execute(text("select count(*) from accounts")).scalar_one()
-        late = [
-            (r[0] - r[1]).total_seconds() / 60
-            for r in conn.execute(
-                text("select posted_at, scheduled_at from tweets where status = 'posted' "
-                     "and posted_at is not null and thread_position = 0")
-            )
-        ]  # fmt: skip
+        posted_rows = conn.execute(
+            text("select posted_at, scheduled_at from tweets where status = 'posted' "
+                 "and posted_at is not null and thread_position = 0 order by scheduled_at")
+        ).all()  # fmt: skip
+        late = [(r[0] - r[1]).total_seconds() / 60 for r in posted_rows]
         slots = conn.execute(
             text("select a.handle, t.status, count(*) from tweets t join accounts a "
                  "on a.id = t.account_id where t.thread_position = 0 "
@@ -323,6 +321,7 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
         "posts_by_account": posts_by_account,
         "accounts_that_posted": len(posts_by_account),
         "minutes_late_simulated": _quantiles(late),
+        "minutes_late_simulated_in_slot_order": [round(x, 1) for x in late],
         "runs_by_job_and_status": {k: dict(v) for k, v in sorted(by_job.items())},
         "runs_unfinished": sum(1 for r in runs if r["status"] in UNFINISHED),
         "runs_in_flight_at_stop": sum(1 for r in runs if r["status"] in IN_FLIGHT),
@@ -352,7 +351,7 @@ def _quantiles(values: list[float]) -> dict[str, float] | None:
 
 def rehearse(
     minutes: float, speed: float, daemon_kills: int, kill_worker: bool, accounts: int,
-    folder: Path,
+    folder: Path, guarded_retry: bool = True,
 ) -> dict[str, Any]:  # fmt: skip
     """One rehearsal; returns the figures (see the module docstring)."""
     script = _script()
@@ -361,7 +360,11 @@ def rehearse(
     started_at = _now()
     events: list[dict[str, Any]] = []
     dep = script.LocalDeployment(
-        folder=folder, speed=speed, accounts=accounts, with_rebuild_sensor=True
+        folder=folder,
+        speed=speed,
+        accounts=accounts,
+        with_rebuild_sensor=True,
+        guarded_retry=guarded_retry,
     )
     try:
         t0 = time.monotonic()
@@ -437,6 +440,7 @@ def rehearse(
         "simulated_days": round(sim_days, 3),
         "accounts": accounts,
         "setup_seconds": round(setup_s, 1),
+        "guarded_retry": guarded_retry,
         "events": events,
         **result,
         "cpu_seconds_total": round(cpu_total, 1),
@@ -478,6 +482,9 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1)
     parser.add_argument("--daemon-kills", type=int, default=2)
     parser.add_argument("--no-worker-kill", action="store_true")
+    parser.add_argument("--no-guarded-retry", action="store_true",
+                        help="leave posting.guarded_retry off: the killed worker's post, if X "
+                        "never got it, stays `unknown` for a person")  # fmt: skip
     parser.add_argument("--folder", type=Path, default=None,
                         help="state and logs (default: a temporary folder, removed)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -485,7 +492,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         result = rehearse(args.minutes, args.speed, args.daemon_kills, not args.no_worker_kill,
-                          args.accounts, folder)  # fmt: skip
+                          args.accounts, folder, not args.no_guarded_retry)  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     recorded = json.loads(args.out.read_text()) if args.out.exists() else {}
     if "runs" not in recorded:  # the old single-run layout

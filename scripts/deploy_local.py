@@ -104,6 +104,9 @@ class LocalDeployment:
     """How many sandbox accounts the deployment runs (X_HANDLE and ``accounts - 1`` more)."""
     audience_jitter: float = DEFAULT_AUDIENCE_JITTER
     """The extra accounts' audience jitter on the sandbox (0: all share the scenario's)."""
+    guarded_retry: bool = False
+    """bot_config ``posting.guarded_retry``: a post not on the timeline after the grace period
+    is re-queued once instead of left ``unknown`` for a person (off by default, as in prod)."""
 
     # --- set-up --------------------------------------------------------------------------------
     @property
@@ -237,10 +240,13 @@ class LocalDeployment:
             "store = DurableStore.from_settings(load_settings())\n"
             "for handle, x_id in json.loads(sys.argv[1]):\n"
             "    store.ensure_account(handle, x_user_id=x_id)\n"
+            "if sys.argv[2] == '1':\n"
+            "    store.set_config('posting.guarded_retry', True, actor='deploy-local')\n"
             "store.close()\n"
         )
         subprocess.run(
-            [sys.executable, "-c", code, json.dumps(rows)], env=self.env(), cwd=ROOT,
+            [sys.executable, "-c", code, json.dumps(rows), "1" if self.guarded_retry else "0"],
+            env=self.env(), cwd=ROOT,
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
 

@@ -79,15 +79,15 @@ def test_one_batch_run_holds_every_accounts_posts_of_the_lead(env: Env) -> None:
     defs, instance, store, ids = _two_accounts(env)
     main, other = env.settings.x_handle, "acct_b"
     now = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    lead = timedelta(seconds=sensors.BATCH_LEAD_S)
+    lead = timedelta(seconds=sensors.BATCH_START_ALLOWANCE_S + sensors.POSTING_INTERVAL)
 
     def queue(handle: str, at: datetime, text: str) -> int:
         return int(store.enqueue_post(ids[handle], text, scheduled_at=at, now=now - lead).id)
 
     late = queue(other, now - timedelta(minutes=5), "Ship small, ship daily.")
     soon = queue(main, now + lead / 4, "Tests first, then the fix.")
-    later = queue(other, now + lead / 2, "Measure before you tune anything.")
-    queue(main, now + 2 * lead, "Beyond the lead: a later run.")
+    later = queue(other, now + lead * 1.5, "Measure before you tune anything.")
+    beyond = queue(main, now + 3 * lead, "Beyond two leads: a later run.")
 
     tick = evaluate(defs, instance, "posting_batch_sensor", now)
     (request,) = tick.run_requests
@@ -101,7 +101,7 @@ def test_one_batch_run_holds_every_accounts_posts_of_the_lead(env: Env) -> None:
                          tags=dict(request.tags))  # fmt: skip
     instance.add_run(running)
     assert not evaluate(defs, instance, "posting_batch_sensor", now).run_requests
-    at_slot = now + lead / 2  # all three due: the per-account sensor leaves them to the batch
+    at_slot = now + lead * 1.5  # all three due: the per-account sensor leaves them to the batch
     assert not evaluate(defs, instance, "posting_sensor", at_slot).run_requests
 
     instance.report_run_failed(running)  # killed: its posts are still queued, requested again
@@ -109,6 +109,40 @@ def test_one_batch_run_holds_every_accounts_posts_of_the_lead(env: Env) -> None:
     (retry,) = again.run_requests
     assert retry.tags[POST_IDS_TAG] == f"{late},{soon},{later}"
     assert retry.run_key != request.run_key  # a new key: the daemon would skip a reused one
+    instance.add_run(DagsterRun(job_name=post_batch_job.name, status=dg.DagsterRunStatus.STARTED,
+                                tags=dict(retry.tags)))  # fmt: skip
+    # the next post is three leads away: no run yet (it would only wait); one lead before, yes
+    assert not evaluate(defs, instance, "posting_batch_sensor", now + lead / 2).run_requests
+    (next_run,) = evaluate(defs, instance, "posting_batch_sensor", now + 2 * lead).run_requests
+    assert next_run.tags[POST_IDS_TAG] == str(beyond)
+
+
+def test_the_lead_grows_with_the_slowest_recent_start() -> None:
+    """Runs that took 100 s to start (a loaded machine) get 150 s of lead plus a tick; an idle
+    machine keeps the allowance; the lead is capped."""
+
+    class Record:
+        def __init__(self, start_s: float | None) -> None:
+            self.create_timestamp = datetime(2026, 3, 2, 9, tzinfo=UTC)
+            base = self.create_timestamp.timestamp()
+            self.start_time = None if start_s is None else base + start_s
+
+    class Instance:
+        def __init__(self, starts: list[float | None]) -> None:
+            self.records = [Record(s) for s in starts]
+
+        def get_run_records(self, filters: object, limit: int) -> list[Record]:
+            return self.records[:limit]
+
+    class Context:
+        def __init__(self, starts: list[float | None]) -> None:
+            self.instance = Instance(starts)
+
+    tick = sensors.POSTING_INTERVAL
+    assert sensors.batch_lead_s(Context([])) == sensors.BATCH_START_ALLOWANCE_S + tick
+    assert sensors.batch_lead_s(Context([5.0, None, 8.0])) == sensors.BATCH_START_ALLOWANCE_S + tick
+    assert sensors.batch_lead_s(Context([30.0, 100.0])) == 150.0 + tick
+    assert sensors.batch_lead_s(Context([1000.0])) == sensors.MAX_LEAD_S
 
 
 def test_batch_posting_runs_in_flight_are_capped(env: Env) -> None:

@@ -68,12 +68,11 @@ RECONCILE_INTERVAL = scaled_interval(300, floor=30)
 REBUILD_INTERVAL = scaled_interval(600, floor=30)
 BATCH_START_ALLOWANCE_S = 20
 """Real seconds a batch posting run is given to start (its process imports the code location:
-~6 CPU s with bytecode, more on a busy machine) before the first slot it holds."""
-BATCH_LEAD_S = BATCH_START_ALLOWANCE_S + 2 * POSTING_INTERVAL
-"""How far ahead (real seconds) ``posting_batch_sensor`` looks: a post enters a run this long
-before its slot, and the run waits for the slot, so start-up latency does not make it late."""
+~6 CPU s with bytecode) before the first slot it holds, until runs have been timed."""
+MAX_LEAD_S = 300
+"""The longest lead (real seconds), however slow runs have been to start."""
 MAX_BATCH_RUNS_IN_FLIGHT = 3
-"""Batch posting runs queued or running at once (each holds the slots of about one lead)."""
+"""Batch posting runs queued or running at once (a safety net: the lead rule keeps it at ~2)."""
 MAX_BATCH_POSTS = 200
 PRIORITY_TAG = "dagster/priority"
 
@@ -343,6 +342,21 @@ def posting_sensor(
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
 
 
+def batch_lead_s(context: Any) -> float:
+    """How far ahead (real seconds) a batch posting run is requested: the start-up allowance,
+    or 1.5 x the slowest start of the last batch runs when that is longer (a run's start is
+    queueing, launch and its process importing the code location: seconds on an idle machine,
+    a minute at load 12 on 2 cores), plus a tick; at most :data:`MAX_LEAD_S`."""
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=post_batch_job.name), limit=5
+    )
+    starts = [
+        r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time is not None
+    ]
+    slowest = max(starts, default=0.0)
+    return min(MAX_LEAD_S, max(BATCH_START_ALLOWANCE_S, 1.5 * slowest) + POSTING_INTERVAL)
+
+
 def batch_post_item(handle: str, post_id: int, slot: datetime) -> str:
     """One post of a batch run's config: ``<handle>|<post id>|<slot, ISO>``."""
     return f"{handle}|{post_id}|{slot.isoformat()}"
@@ -352,18 +366,18 @@ def batch_post_item(handle: str, post_id: int, slot: datetime) -> str:
     job=post_batch_job,
     minimum_interval_seconds=POSTING_INTERVAL,
     default_status=STOPPED,
-    description="The deployment's posting (instead of posting_sensor): every tick, the queued "
-    "posts of ALL accounts whose slots fall within the lead (a start-up allowance plus two "
-    "ticks) go into ONE post_batch_job run, which waits for each slot, posts it through the "
-    "account's durable claim and caps, then collects the due metric snapshots. At most "
-    f"{MAX_BATCH_RUNS_IN_FLIGHT} such runs in flight.",
+    description="The deployment's posting (instead of posting_sensor): when the next queued "
+    "post of any account comes within the lead (the time a run takes to start, measured), ONE "
+    "post_batch_job run takes every account's posts of the next two leads; it waits for each "
+    "slot, posts it through the account's durable claim and caps, then collects the due "
+    f"metric snapshots. At most {MAX_BATCH_RUNS_IN_FLIGHT} such runs in flight.",
 )
 @sensor_health("posting_batch_sensor", POSTING_INTERVAL)
 def posting_batch_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Fewer, fuller runs: a run costs its process's start-up (seconds of CPU), so one run holds
-    every account's posts of the coming lead and is launched before their slots."""
+    every account's posts of the coming two leads and is launched a lead before the first."""
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()
@@ -377,7 +391,8 @@ def posting_batch_sensor(
         return dg.SkipReason(f"{len(in_flight)} batch posting runs in flight")
     held = _posts_in_flight(context)
     busy = _accounts_with_runs_in_flight(context, post_job.name)  # posting_sensor's runs
-    horizon = now + timedelta(seconds=BATCH_LEAD_S * rehearsal_speed())
+    lead = timedelta(seconds=batch_lead_s(context) * rehearsal_speed())
+    horizon = now + 2 * lead
     approved_only = settings.approval == "required"
     items: list[tuple[datetime, str, int]] = []
     for account in accounts:
@@ -389,6 +404,8 @@ def posting_batch_sensor(
             if post_id not in held:
                 items.append((store.get_post(post_id).scheduled_at, account.handle, post_id))
     items.sort()
+    if items and items[0][0] > now + lead:  # the next slot is further than a start-up away
+        items = []
     items = items[:MAX_BATCH_POSTS]
     # Metric snapshots come due without a post (1h and 6h after one): a collect-only run at
     # most every 30 simulated minutes.
@@ -398,7 +415,7 @@ def posting_batch_sensor(
         or now - datetime.fromisoformat(last_collect) >= timedelta(minutes=30)
     ) and any(sensing.metrics_due(store, a.id, now) for a in accounts)  # fmt: skip
     if not items and not collect_due:
-        return dg.SkipReason("no post within the lead, no snapshot due")
+        return dg.SkipReason(f"no post within the lead ({lead}), no snapshot due")
     posts = [batch_post_item(handle, post_id, slot) for slot, handle, post_id in items]
     handles = sorted({handle for _, handle, _ in items})
     request = dg.RunRequest(
