@@ -488,7 +488,27 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None,
                         help="state and logs (default: a temporary folder, removed)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--merge", type=Path, nargs="*", default=None,
+                        help="no rehearsal: add these result files' runs to --out and recompute "
+                        "the cost table")  # fmt: skip
     args = parser.parse_args()
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds through rehearse()'s cleanup (processes, databases)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)  # a background job starts with SIGINT ignored
+    if args.merge is not None:
+        recorded = json.loads(args.out.read_text()) if args.out.exists() else {"runs": {}}
+        for path in args.merge:
+            recorded["runs"].update(json.loads(path.read_text())["runs"])
+        recorded["run_startup_cpu_seconds"] = measure_run_startup()
+        recorded["cost_by_accounts"] = cost_table(
+            recorded["runs"], recorded["run_startup_cpu_seconds"]
+        )
+        args.out.write_text(json.dumps(recorded, indent=2) + "\n")
+        print(json.dumps(recorded["cost_by_accounts"], indent=2))
+        return
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         result = rehearse(args.minutes, args.speed, args.daemon_kills, not args.no_worker_kill,
@@ -499,55 +519,103 @@ def main() -> None:
         recorded = {"runs": {}}
     faults = "with faults" if args.daemon_kills or not args.no_worker_kill else "no faults"
     recorded["runs"][f"{args.accounts} accounts, {faults}"] = result
-    recorded["cost_by_accounts"] = cost_table(recorded["runs"])
+    recorded["run_startup_cpu_seconds"] = measure_run_startup()
+    recorded["cost_by_accounts"] = cost_table(recorded["runs"], recorded["run_startup_cpu_seconds"])
     args.out.write_text(json.dumps(recorded, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
-RUNS_PER_ACCOUNT_DAY = 12 + 1 + 1
-"""At 12 posts a day: one post run per slot, one refill (it plans the coming day's slots) and one
-``tweet_metrics`` (day, account) partition load."""
-FIXED_RUNS_PER_DAY = 288 + 96 + 48
-"""Runs a deployment launches whatever its accounts, on the wall clock: sync_to_supabase every
-5 minutes (with Redis), collect_metrics_job every 15 minutes, the raw extraction's 30-minute
-automation cron. The daily dbt rebuild is not in the model (not measured: the rehearsals end
-before it)."""
+POSTS_PER_ACCOUNT_DAY = 12
 BUDGET_CPU_S_PER_DAY = 0.5 * 2 * 86400
 """Half of a 2-core machine's CPU seconds in a day."""
+IDLE_LEAD_S = 50
+"""posting_batch_sensor's lead on an idle machine (20 s start-up allowance + a 30 s tick): a
+batch run holds two leads of posts, so on the wall clock at most 86400 / 100 posting runs a
+day start, however many accounts post."""
+FIXED_RUNS_PER_DAY = 288 + 24 + 2 * 48
+"""Runs a deployment starts whatever its accounts, on the wall clock: sync_to_supabase every 5
+minutes (with Redis), at most one batch refill an hour, and at each 30-minute extraction cron
+tick one run of the unpartitioned raw assets and one of the eager rebuild that follows."""
+CRON_RUNS_PER_ACCOUNT_DAY = 48
+"""``tweet_metrics``'s 30-minute cron condition (``EXTRACT_EVERY``) requests the latest day's
+partition of every account at each tick: one run per account, 48 a day, on the wall clock."""
 
 
-def cost_table(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per recorded run: CPU per post and per run, and a model of one account-day at the wall
-    clock (the services' CPU per wall second x 86400 and the fixed runs, shared by the accounts,
-    plus 14 runs per account at the measured CPU per run), with the accounts a 2-core machine
-    serves within 50 % CPU."""
+def measure_run_startup() -> float:
+    """CPU seconds a run's process spends before any work: Python, Dagster and the code location
+    imported (with bytecode, as deploy-local compiles it), measured in a child process."""
+    import subprocess
+
+    before = children_cpu()
+    subprocess.run(
+        [sys.executable, "-c", "from xbot_assets.definitions import defs\n"
+         "d = defs(); d.get_job_def('post_batch_job')"],
+        cwd=ROOT, check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    return round(children_cpu() - before, 2)
+
+
+def cost_table(runs: dict[str, dict[str, Any]], startup_s: float | None) -> dict[str, Any]:
+    """Measured cost at each number of accounts, and a model of one wall-clock day.
+
+    Measured (each rehearsal, at its speed): CPU per post, per account-day (all CPU of the
+    window over accounts x simulated days), the services' CPU per wall second, the runs' CPU
+    per account-day. Model of a wall-clock day at N accounts posting 12 a day: the services
+    (per wall second, as measured at the largest N, whose sensors tick up to 20x more often than
+    at speed 1: an upper bound) and the fixed runs; run start-ups (``startup_s`` each: batch
+    posting runs, at most one per post and at most 864 a day; one tweet_metrics load per
+    account); and the per-account work measured at the largest N (the runs' CPU less their
+    start-ups). The accounts a 2-core machine serves within 50 % CPU follow."""
     rows = []
     for name, run in sorted(runs.items(), key=lambda kv: kv[1]["accounts"]):
         finished = sum(
             n for job in run["runs_by_job_and_status"].values()
             for status, n in job.items() if status in ("SUCCESS", "FAILURE")
         )  # fmt: skip
-        per_run = run["cpu_seconds_runs"] / finished if finished else None
-        services_day = run["cpu_seconds_of_services_per_wall_second"] * 86400
-        if per_run:
-            services_day += FIXED_RUNS_PER_DAY * per_run
-        runs_day = RUNS_PER_ACCOUNT_DAY * per_run if per_run else None
+        days = max(run["simulated_days"], 1e-9)
         rows.append({
             "run": name,
             "accounts": run["accounts"],
+            "speed": run["speed"],
             "posts": run["posts_on_sandbox"],
             "runs_finished": finished,
+            "cpu_seconds_total": run["cpu_seconds_total"],
             "cpu_seconds_per_post": run["cpu_seconds_per_post"],
-            "cpu_seconds_per_run": round(per_run, 2) if per_run else None,
-            "services_cpu_seconds_per_wall_day": round(services_day),
-            "model_runs_cpu_seconds_per_account_day": round(runs_day, 1) if runs_day else None,
-            "model_cpu_seconds_per_account_day": round(services_day / run["accounts"] + runs_day, 1)
-            if runs_day else None,
-            "model_accounts_per_2_core_machine_at_50pct": int(
-                (BUDGET_CPU_S_PER_DAY - services_day) / runs_day
-            ) if runs_day and services_day < BUDGET_CPU_S_PER_DAY else None,
+            "cpu_seconds_per_account_day": run["cpu_seconds_per_account_day"],
+            "runs_cpu_seconds_per_account_day": round(
+                run["cpu_seconds_runs"] / days / run["accounts"], 1),
+            "services_cpu_seconds_per_wall_second": run["cpu_seconds_of_services_per_wall_second"],
+            "work_cpu_seconds_per_account_day": round(
+                max(0.0, run["cpu_seconds_runs"] - finished * (startup_s or 0.0))
+                / days / run["accounts"], 1),
         })  # fmt: skip
-    return rows
+    out: dict[str, Any] = {"measured": rows, "run_startup_cpu_seconds": startup_s}
+    if not rows or startup_s is None:
+        return out
+    big = rows[-1]
+    services_day = big["services_cpu_seconds_per_wall_second"] * 86400
+    fixed_day = FIXED_RUNS_PER_DAY * startup_s
+    work = big["work_cpu_seconds_per_account_day"]
+    max_posting_runs = 86400 / (2 * IDLE_LEAD_S)
+
+    def day(n: int) -> float:
+        posting_runs = min(POSTS_PER_ACCOUNT_DAY * n, max_posting_runs)
+        runs = posting_runs + CRON_RUNS_PER_ACCOUNT_DAY * n
+        return services_day + fixed_day + startup_s * runs + work * n
+
+    capacity = 0
+    while day(capacity + 1) <= BUDGET_CPU_S_PER_DAY and capacity < 100_000:
+        capacity += 1
+    out["model_wall_clock_day"] = {
+        "from_run": big["run"],
+        "services_cpu_seconds_per_day": round(services_day),
+        "fixed_runs_cpu_seconds_per_day": round(fixed_day),
+        "work_cpu_seconds_per_account_day": work,
+        "cpu_seconds_per_day_at": {str(n): round(day(n)) for n in (1, 20, 100, 500)},
+        "cpu_seconds_per_account_day_at": {str(n): round(day(n) / n, 1) for n in (1, 20, 100, 500)},
+        "accounts_per_2_core_machine_at_50pct": capacity,
+    }
+    return out
 
 
 if __name__ == "__main__":

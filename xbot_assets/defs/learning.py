@@ -287,30 +287,22 @@ def fit_account_posteriors(
     One account: nothing written, so a single account's learning is exactly the pooled one."""
     from xbot_assets.learning.engine import fit_arm_posteriors
 
-    if "account_id" not in outcomes or outcomes["account_id"].nunique() < 2:
+    if "account" not in outcomes or outcomes["account"].nunique() < 2:
         return {}
-    store = DurableStore.from_settings(settings)
-    try:
-        handles = {int(a.id): a.handle for a in store.list_accounts(active_only=False)}
-    finally:
-        store.close()
     out: dict[str, dict[str, Any]] = {}
-    for account_id, rows in outcomes.groupby("account_id"):
-        handle = handles.get(int(account_id))  # type: ignore[call-overload]
-        if handle is None:
-            continue
+    for handle, rows in outcomes.groupby("account"):
         sampler, info = fit_arm_posteriors(
             rows.reset_index(drop=True), arms, objective=config.objective,  # type: ignore[arg-type]
             discount=config.discount, seed=settings.sandbox_seed,
         )  # fmt: skip
         frame = sampler.to_frame(arms).sort_values("p_best", ascending=False)
-        model_files.account_posteriors_path(settings, config.objective, handle).write_text(
+        model_files.account_posteriors_path(settings, config.objective, str(handle)).write_text(
             json.dumps({"arms": arms, "prior": list(sampler.prior),
                         "successes": sampler.successes.tolist(),
                         "failures": sampler.failures.tolist(), "pulls": sampler.pulls.tolist(),
                         **{k: v for k, v in info.items() if k != "prior"}}, indent=1)
         )  # fmt: skip
-        out[handle] = {
+        out[str(handle)] = {
             "posts": int(info["posts"]),
             "best_arm": str(frame["arm"].iloc[0]),
             "p_best": round(float(frame["p_best"].iloc[0]), 4),
