@@ -75,6 +75,9 @@ MAX_BATCH_RUNS_IN_FLIGHT = 3
 """Batch posting runs queued or running at once (a safety net: the lead rule keeps it at ~2)."""
 MAX_BATCH_POSTS = 200
 PRIORITY_TAG = "dagster/priority"
+BACKGROUND_TAG = "xbot/background"
+"""Runs that are background work (the rebuild's metric loads, one per account and day with new
+snapshots): deploy/dagster.yaml runs them one at a time, behind the posts."""
 
 
 def _cursor(context: Any) -> dict[str, Any]:
@@ -545,7 +548,8 @@ def learning_rebuild_sensor(
     requests = [
         dg.RunRequest(run_key=f"tweet_metrics:{day}:{handle}:{stamp}",
                       job_name=tweet_metrics_job.name,
-                      partition_key=dg.MultiPartitionKey({"day": day, "account": handle}))
+                      partition_key=dg.MultiPartitionKey({"day": day, "account": handle}),
+                      tags={BACKGROUND_TAG: "rebuild"})
         for day, handle in slices
     ]  # fmt: skip
     # An account with snapshots but no partition yet (accounts_sensor not run): add it first.
