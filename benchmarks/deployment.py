@@ -378,7 +378,7 @@ def rehearse(
         end = t1 + minutes * 60
         kill_at = [t1 + (i + 1) * minutes * 60 / (daemon_kills + 1) for i in range(daemon_kills)]
         worker_done = not kill_worker
-        worker_kill_from = t1 + min(90.0, minutes * 60 / 4)  # after the first posts flowed
+        worker_kill_from = t1 + minutes * 60 * 0.3  # once posts flow, between the daemon kills
         loads: list[list[float]] = []
         next_load = t1
         while time.monotonic() < end:

@@ -131,8 +131,8 @@ def test_the_lead_grows_with_the_slowest_recent_start() -> None:
         def __init__(self, starts: list[float | None]) -> None:
             self.records = [Record(s) for s in starts]
 
-        def get_run_records(self, filters: object, limit: int) -> list[Record]:
-            return self.records[:limit]
+        def get_run_records(self, filters: dg.RunsFilter, limit: int) -> list[Record]:
+            return self.records[:limit] if filters.job_name == "post_batch_job" else []
 
     class Context:
         def __init__(self, starts: list[float | None]) -> None:

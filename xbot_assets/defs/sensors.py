@@ -347,14 +347,14 @@ def posting_sensor(
 
 def batch_lead_s(context: Any) -> float:
     """How far ahead (real seconds) a batch posting run is requested: the start-up allowance,
-    or 1.5 x the slowest start of the last batch runs when that is longer (a run's start is
-    queueing, launch and its process importing the code location: seconds on an idle machine,
-    a minute at load 12 on 2 cores), plus a tick; at most :data:`MAX_LEAD_S`."""
-    records = context.instance.get_run_records(
-        filters=dg.RunsFilter(job_name=post_batch_job.name), limit=5
-    )
+    or 1.5 x the slowest start of the last five batch posting and refill runs when longer (a
+    run's start is queueing, launch and its process importing the code location: seconds on an
+    idle machine, minutes at load 20 on 2 cores), plus a tick; at most :data:`MAX_LEAD_S`."""
     starts = [
-        r.start_time - r.create_timestamp.timestamp() for r in records if r.start_time is not None
+        r.start_time - r.create_timestamp.timestamp()
+        for job in (post_batch_job, refill_batch_job)  # the refill times the first posting run
+        for r in context.instance.get_run_records(filters=dg.RunsFilter(job_name=job.name), limit=5)
+        if r.start_time is not None
     ]
     slowest = max(starts, default=0.0)
     return min(MAX_LEAD_S, max(BATCH_START_ALLOWANCE_S, 1.5 * slowest) + POSTING_INTERVAL)
