@@ -241,15 +241,19 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
         dep.env()["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
     )
     with engine.connect() as conn:
-        status = dict(conn.execute(text("select status, count(*) from tweets group by 1")).all())
+        status: dict[str, int] = dict(
+            conn.execute(text("select status, count(*) from tweets group by 1")).all()
+        )
         stored_ids = {
             r[0] for r in conn.execute(text("select x_id from tweets where x_id is not null"))
         }
-        horizons = dict(
+        horizons: dict[str, int] = dict(
             conn.execute(text("select horizon, count(*) from tweet_metrics group by 1")).all()
         )
-        accounts = conn.execute(text("select count(*) from accounts")).scalar_one()
-        refilled = conn.execute(text("select count(distinct account_id) from tweets")).scalar_one()
+        accounts: int = conn.execute(text("select count(*) from accounts")).scalar_one()
+        refilled: int = conn.execute(
+            text("select count(distinct account_id) from tweets")
+        ).scalar_one()
         posted_rows = conn.execute(
             text("select posted_at, scheduled_at from tweets where status = 'posted' "
                  "and posted_at is not null and thread_position = 0 order by scheduled_at")
@@ -261,7 +265,7 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
                  "and t.scheduled_at <= :end group by 1, 2"),
             {"end": sim_end or datetime.now(UTC)},
         ).all()  # fmt: skip
-        posts_by_account = dict(
+        posts_by_account: dict[str, int] = dict(
             conn.execute(
                 text("select a.handle, count(*) from tweets t join accounts a "
                      "on a.id = t.account_id where t.status = 'posted' group by 1")
