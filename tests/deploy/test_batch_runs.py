@@ -227,3 +227,25 @@ def test_a_batch_run_posts_each_account_at_its_slot_with_its_own_token(
     late = meta["late_simulated_s"].value
     assert len(late) == 2 and all(0 <= s < 5 for s in late)  # type: ignore[arg-type]
     assert meta["waited_real_s"].value > 1.0  # the run waited for the slots
+
+
+def test_a_deployments_refill_leaves_slots_nearer_than_a_run_start(env: Env) -> None:
+    """A slot planned sooner than a posting run can start would go out late: the batch refill
+    plans none before ``not_before`` (now + the lead); the main job's refill is unchanged."""
+    from xbot_assets.engine.decide import refill
+    from xbot_assets.engine.runtime import build_runtime
+    from xbot_assets.store.durable.migrate import upgrade
+
+    upgrade(env.settings.resolved_database_url)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    slots = []
+    for handle, not_before in ((None, None), ("acct_b", now + timedelta(hours=3))):
+        runtime = build_runtime(env.settings, handle=handle, now=now)
+        try:
+            store = runtime.store()
+            report = refill(runtime, n_candidates=2, max_slots=3, not_before=not_before)
+            slots.append([store.get_post(i).scheduled_at for i in report.queued])
+        finally:
+            runtime.close()
+    assert slots[0] and min(slots[0]) < now + timedelta(hours=3)
+    assert slots[1] and min(slots[1]) >= now + timedelta(hours=3)

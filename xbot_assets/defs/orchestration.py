@@ -9,6 +9,7 @@ thin: the work is in ``xbot_assets/engine/``, ``posting/`` and ``warehouse/``.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -193,15 +194,27 @@ def refill_accounts(
 ) -> dg.Output[None]:
     """Refill each account of the batch in turn (one process for all); an account that fails
     does not stop the others, and fails the run at the end so its outcome is recorded."""
+    from xbot_assets.engine.batch import lead_seconds
     from xbot_assets.engine.decide import refill
 
     settings = xbot_settings.get()
+    # slots nearer than a posting run's start-up (this run's own, measured) would go out late
+    record = context.instance.get_run_record_by_id(context.run_id)
+    starts = []
+    if record is not None and record.start_time is not None:
+        starts = [record.start_time - record.create_timestamp.timestamp()]
+    speed = _speed(settings)
+    from xbot_assets.defs.sensors import POSTING_INTERVAL
+
+    lead = timedelta(seconds=lead_seconds(starts, POSTING_INTERVAL) * speed)
     queued: dict[str, int] = {}
     failed: dict[str, str] = {}
     for handle in config.handles:
         runtime = xbot_runtime.for_account(settings, handle)
         try:
-            queued[handle] = len(refill(runtime, n_candidates=config.n_candidates).queued)
+            not_before = None if xbot_runtime.simulated_now else runtime.now() + lead
+            report = refill(runtime, n_candidates=config.n_candidates, not_before=not_before)
+            queued[handle] = len(report.queued)
         except Exception as exc:
             failed[handle] = f"{type(exc).__name__}: {exc}"[:300]
             context.log.error("refill of %s failed: %s", handle, failed[handle])

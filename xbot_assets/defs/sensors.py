@@ -32,6 +32,8 @@ from xbot_assets.defs.orchestration import (
     tweet_metrics_job,
 )
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.engine.batch import MAX_LEAD_S as MAX_LEAD
+from xbot_assets.engine.batch import START_ALLOWANCE_S, lead_seconds
 
 STOPPED = dg.DefaultSensorStatus.STOPPED
 MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
@@ -66,11 +68,8 @@ POSTING_INTERVAL = scaled_interval(30, floor=10)
 REFILL_INTERVAL = scaled_interval(120, floor=20)
 RECONCILE_INTERVAL = scaled_interval(300, floor=30)
 REBUILD_INTERVAL = scaled_interval(600, floor=30)
-BATCH_START_ALLOWANCE_S = 20
-"""Real seconds a batch posting run is given to start (its process imports the code location:
-~6 CPU s with bytecode) before the first slot it holds, until runs have been timed."""
-MAX_LEAD_S = 300
-"""The longest lead (real seconds), however slow runs have been to start."""
+BATCH_START_ALLOWANCE_S = START_ALLOWANCE_S
+MAX_LEAD_S = MAX_LEAD
 MAX_BATCH_RUNS_IN_FLIGHT = 3
 """Batch posting runs queued or running at once (a safety net: the lead rule keeps it at ~2)."""
 MAX_BATCH_POSTS = 200
@@ -356,8 +355,7 @@ def batch_lead_s(context: Any) -> float:
         for r in context.instance.get_run_records(filters=dg.RunsFilter(job_name=job.name), limit=5)
         if r.start_time is not None
     ]
-    slowest = max(starts, default=0.0)
-    return min(MAX_LEAD_S, max(BATCH_START_ALLOWANCE_S, 1.5 * slowest) + POSTING_INTERVAL)
+    return lead_seconds(starts, POSTING_INTERVAL)
 
 
 def batch_post_item(handle: str, post_id: int, slot: datetime) -> str:

@@ -19,6 +19,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+START_ALLOWANCE_S = 20.0
+"""Real seconds a batch run is given to start (its process imports the code location: ~6 CPU s
+with bytecode) before the first slot it holds, until runs have been timed."""
+MAX_LEAD_S = 300.0
+"""The longest lead (real seconds), however slow runs have been to start."""
+
+
+def lead_seconds(starts: list[float], tick_s: float) -> float:
+    """The lead (real seconds) a posting run needs before its first slot: 1.5 x the slowest of
+    the recent runs' starts (queueing, launch, import), at least the allowance, plus a tick."""
+    return min(MAX_LEAD_S, max(START_ALLOWANCE_S, 1.5 * max(starts, default=0.0)) + tick_s)
+
+
 MAX_WAIT_S = 600.0
 """The longest a run waits (real seconds) for one slot; a slot further off stays queued for a
 later run (the sensor never hands a run a slot that far ahead)."""
