@@ -366,6 +366,14 @@ tweet_metrics_job = dg.define_asset_job(
     description="Load one account's metric snapshots of one day (a partition) into the warehouse.",
 )
 
+RAW_EXTRACTION_ASSETS = ("raw_posts", "raw_accounts", "raw_candidates", "raw_follower_snapshots")
+raw_extraction_job = dg.define_asset_job(
+    "raw_extraction_job",
+    selection=dg.AssetSelection.assets(*RAW_EXTRACTION_ASSETS),
+    description="Extract the store's posts, accounts, candidates and follower counts into the "
+    "warehouse (what the 30-minute extraction cron does), for a rehearsal's rebuild.",
+)
+
 daily_summaries_job = dg.define_asset_job(
     "daily_summaries_job",
     selection=dg.AssetSelection.assets("daily_summaries"),
@@ -384,6 +392,7 @@ defs = dg.Definitions(
         sync_to_supabase_job,
         rebuild_job,
         tweet_metrics_job,
+        raw_extraction_job,
         daily_summaries_job,
     ]
 )

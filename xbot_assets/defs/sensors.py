@@ -25,6 +25,7 @@ from xbot_assets.defs.orchestration import (
     daily_summaries_job,
     post_batch_job,
     post_job,
+    raw_extraction_job,
     reconcile_job,
     refill_batch_job,
     refill_candidates_job,
@@ -496,7 +497,7 @@ def sync_to_supabase_sensor(
 
 
 @dg.sensor(
-    job=tweet_metrics_job,
+    jobs=[tweet_metrics_job, raw_extraction_job],
     minimum_interval_seconds=REBUILD_INTERVAL,
     default_status=STOPPED,
     description="New metric snapshots and the rebuild interval (bot_config "
@@ -557,6 +558,14 @@ def learning_rebuild_sensor(
     # posting paths stamps the run's clock, so in the main job ``updated_at``/``created_at`` are
     # simulated times that only grow and the watermarks miss nothing. ``full_refresh`` stays an
     # option of the raw assets for a person's re-extraction.
+    if rehearsal_speed() > 1:
+        # On a rehearsal clock the 30-minute extraction cron (wall clock) is K x 30 simulated
+        # minutes apart: extract the other raw tables with the metrics, so the eager rebuild
+        # (it waits for every input) follows within the rehearsal. At speed 1 the cron does it.
+        requests.append(
+            dg.RunRequest(run_key=f"raw_extraction:{stamp}", job_name=raw_extraction_job.name,
+                          tags={BACKGROUND_TAG: "rebuild"})
+        )  # fmt: skip
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(
         run_requests=requests,
