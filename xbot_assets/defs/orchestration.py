@@ -370,6 +370,7 @@ RAW_EXTRACTION_ASSETS = ("raw_posts", "raw_accounts", "raw_candidates", "raw_fol
 raw_extraction_job = dg.define_asset_job(
     "raw_extraction_job",
     selection=dg.AssetSelection.assets(*RAW_EXTRACTION_ASSETS),
+    executor_def=ENGINE_EXECUTOR,  # four small steps: one process, not five
     description="Extract the store's posts, accounts, candidates and follower counts into the "
     "warehouse (what the 30-minute extraction cron does), for a rehearsal's rebuild.",
 )

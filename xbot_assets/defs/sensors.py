@@ -75,9 +75,11 @@ MAX_BATCH_RUNS_IN_FLIGHT = 3
 """Batch posting runs queued or running at once (a safety net: the lead rule keeps it at ~2)."""
 MAX_BATCH_POSTS = 200
 PRIORITY_TAG = "dagster/priority"
-BACKGROUND_TAG = "xbot/background"
-"""Runs that are background work (the rebuild's metric loads, one per account and day with new
-snapshots): deploy/dagster.yaml runs them one at a time, behind the posts."""
+BACKGROUND_TAG = "dagster/from_automation_condition"
+"""The rebuild sensor's runs (metric loads, one per account and day with new snapshots; the
+rehearsal's raw extraction) go in declarative automation's lane: deploy/dagster.yaml runs that
+lane one at a time, behind the posts, so they never hold the DuckDB warehouse while the
+automation's dbt build needs it (a concurrent extraction failed the rebuild in a rehearsal)."""
 
 
 def _cursor(context: Any) -> dict[str, Any]:
@@ -548,7 +550,7 @@ def learning_rebuild_sensor(
         dg.RunRequest(run_key=f"tweet_metrics:{day}:{handle}:{stamp}",
                       job_name=tweet_metrics_job.name,
                       partition_key=dg.MultiPartitionKey({"day": day, "account": handle}),
-                      tags={BACKGROUND_TAG: "rebuild"})
+                      tags={BACKGROUND_TAG: "true"})
         for day, handle in slices
     ]  # fmt: skip
     # An account with snapshots but no partition yet (accounts_sensor not run): add it first.
@@ -564,7 +566,7 @@ def learning_rebuild_sensor(
         # (it waits for every input) follows within the rehearsal. At speed 1 the cron does it.
         requests.append(
             dg.RunRequest(run_key=f"raw_extraction:{stamp}", job_name=raw_extraction_job.name,
-                          tags={BACKGROUND_TAG: "rebuild"})
+                          tags={BACKGROUND_TAG: "true"})
         )  # fmt: skip
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(
