@@ -363,6 +363,7 @@ rebuild_job = dg.define_asset_job(
 tweet_metrics_job = dg.define_asset_job(
     "tweet_metrics_job",
     selection=dg.AssetSelection.assets("tweet_metrics"),
+    executor_def=ENGINE_EXECUTOR,  # one small step: one process per run, not two
     description="Load one account's metric snapshots of one day (a partition) into the warehouse.",
 )
 
