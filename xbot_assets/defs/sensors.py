@@ -5,6 +5,11 @@ that names the work (``post:<id>``, ``refill:<account>:<hour>``, ...), so a tick
 a daemon restart never launches a second run for the same work. Every sensor and schedule is
 stopped by default: turn them on in the UI (or with ``dagster sensor start``) on a deployment;
 the main job (``xbot run``) evaluates them itself at each simulated tick.
+
+Why one file of about 650 lines: the deployment's batch sensors and their per-account twins
+must each skip the work the other holds in flight (the same run-tag and in-flight helpers), and
+the sensor intervals scaled to the rehearsal clock are shared by all of them; split into
+modules they would import each other. A candidate split is the batch sensors with their lead.
 """
 
 import json
