@@ -43,7 +43,17 @@ BIN = Path(sys.executable).parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SANDBOX_HANDLE = "xbot_sandbox"
 SANDBOX_BEARER = "sandbox-app-bearer-token"  # the sandbox's public test value, not a secret
-OFF_BY_DEFAULT = {"learning_rebuild_sensor"}
+REBUILD_SENSOR = "learning_rebuild_sensor"
+OFF_BY_DEFAULT = {REBUILD_SENSOR, "posting_sensor", "candidate_refill_sensor"}
+"""Sensors deploy-local leaves off: the main job's stand-in for the rebuild automation
+(``--with-rebuild-sensor`` starts it), and the per-account posting and refill sensors, which the
+batch sensors (``posting_batch_sensor``, ``refill_batch_sensor``) replace on a deployment: one
+run for every account's due work instead of one process per account and post
+(docs/deployment.md, "What a run costs")."""
+DEFAULT_AUDIENCE_JITTER = 0.4
+"""Per-account audience jitter of the extra accounts (log-scale sd of their topic and format
+effects around the scenario's): each learns on an audience of its own. X_HANDLE keeps the
+scenario's audience exactly."""
 
 
 def free_port() -> int:
@@ -92,6 +102,11 @@ class LocalDeployment:
     epoch: datetime | None = None
     accounts: int = 1
     """How many sandbox accounts the deployment runs (X_HANDLE and ``accounts - 1`` more)."""
+    audience_jitter: float = DEFAULT_AUDIENCE_JITTER
+    """The extra accounts' audience jitter on the sandbox (0: all share the scenario's)."""
+    guarded_retry: bool = False
+    """bot_config ``posting.guarded_retry``: a post not on the timeline after the grace period
+    is re-queued once instead of left ``unknown`` for a person (off by default, as in prod)."""
 
     # --- set-up --------------------------------------------------------------------------------
     @property
@@ -196,8 +211,9 @@ class LocalDeployment:
         self.add_accounts()
 
     def add_accounts(self) -> None:
-        """Create the extra accounts on the sandbox (each with its own audience size, so each
-        learns on its own data) and as rows of the durable store (accounts_sensor then gives
+        """Create the extra accounts on the sandbox (each with its own audience size and, with
+        ``audience_jitter``, its own topic and format effects, seeded by its handle) and as rows
+        of the durable store (accounts_sensor then gives
         each its partition). Idempotent: a restarted sandbox replays its journal."""
         import httpx
 
@@ -209,7 +225,8 @@ class LocalDeployment:
                 followers = int(300 * 20 ** ((i - 1) / max(1, self.accounts - 2)))
                 response = httpx.post(
                     f"{self.url('sandbox')}/__sandbox/accounts",
-                    json={"handle": handle, "followers": followers}, timeout=30,
+                    json={"handle": handle, "followers": followers,
+                          "audience_jitter": self.audience_jitter}, timeout=30,
                 )  # fmt: skip
                 if response.status_code not in (201, 400):
                     raise RuntimeError(f"sandbox refused @{handle}: {response.text[:300]}")
@@ -223,10 +240,13 @@ class LocalDeployment:
             "store = DurableStore.from_settings(load_settings())\n"
             "for handle, x_id in json.loads(sys.argv[1]):\n"
             "    store.ensure_account(handle, x_user_id=x_id)\n"
+            "if sys.argv[2] == '1':\n"
+            "    store.set_config('posting.guarded_retry', True, actor='deploy-local')\n"
             "store.close()\n"
         )
         subprocess.run(
-            [sys.executable, "-c", code, json.dumps(rows)], env=self.env(), cwd=ROOT,
+            [sys.executable, "-c", code, json.dumps(rows), "1" if self.guarded_retry else "0"],
+            env=self.env(), cwd=ROOT,
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
 
@@ -324,7 +344,7 @@ class LocalDeployment:
     def turn_on_automation(self) -> list[str]:
         """Start the sensors and schedules (README's deployment step 4); returns their names."""
         selector, sensors, schedules = self.instigators()
-        off = set() if self.with_rebuild_sensor else OFF_BY_DEFAULT
+        off = OFF_BY_DEFAULT - ({REBUILD_SENSOR} if self.with_rebuild_sensor else set())
         started = []
         for name in sensors:
             if name in off:
@@ -422,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop after this many seconds (default: until Ctrl-C)")  # fmt: skip
     parser.add_argument("--accounts", type=int, default=1,
                         help="accounts to run: X_HANDLE and N-1 more (default 1)")  # fmt: skip
+    parser.add_argument("--audience-jitter", type=float, default=DEFAULT_AUDIENCE_JITTER,
+                        help="extra accounts' audience jitter (0: the scenario's)")  # fmt: skip
     parser.add_argument("--redis-db", type=int, default=0, help="Redis DB number (default 0)")
     parser.add_argument("--webserver-port", type=int, default=None)
     parser.add_argument("--health-port", type=int, default=None)
@@ -449,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> int:
     with deployment(folder=args.folder, speed=args.speed,
                     redis_db=args.redis_db, keep=args.keep, ports=ports, accounts=args.accounts,
+                    audience_jitter=args.audience_jitter,
                     with_rebuild_sensor=args.with_rebuild_sensor) as dep:  # fmt: skip
         print(json.dumps({"ready": True, "name": dep.name, "ports": dep.ports,
                           "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,

@@ -52,9 +52,10 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
     tmp_path: Path,
 ) -> None:
     """The short rehearsal: up with two accounts on the rehearsal clock (720x: a simulated hour
-    every 5 s), automation on; the daemon's runs post for both accounts, each with its own
-    token; the daemon is SIGKILLed and restarted; no post is duplicated or lost; then nothing
-    is left behind. The long version (a simulated day, kills of the daemon and of a run worker,
+    every 5 s), the batch sensors on (the per-account ones off); one batch run per lead posts
+    for both accounts, each with its own token and at its slot; the daemon is SIGKILLed and
+    restarted; no post is duplicated or lost; then nothing is left behind. The long version (a
+    simulated day at 20 accounts, kills of the daemon and of a run worker mid-post, the rebuild,
     CPU per post) is ``benchmarks/deployment.py``."""
     script = _load_script()
     rehearsal = _load_rehearsal()
@@ -80,16 +81,17 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
         schedule_state = {
             r["name"]: r["scheduleState"]["status"] for r in states["schedulesOrError"]["results"]
         }
-        for name in ("accounts_sensor", "candidate_refill_sensor", "posting_sensor",
+        for name in ("accounts_sensor", "refill_batch_sensor", "posting_batch_sensor",
                      "reconcile_sensor", "default_automation_condition_sensor"):  # fmt: skip
             assert sensor_state.get(name) == "RUNNING", (name, sensor_state)
-        assert sensor_state["learning_rebuild_sensor"] == "STOPPED"
+        for name in ("learning_rebuild_sensor", "posting_sensor", "candidate_refill_sensor"):
+            assert sensor_state[name] == "STOPPED", (name, sensor_state)
         assert set(schedule_state.values()) == {"RUNNING"}, schedule_state
-        assert "posting_sensor" in sensors and "collect_account_metrics_schedule" in schedules
+        assert "posting_batch_sensor" in sensors and "collect_account_metrics_schedule" in schedules
         assert httpx.get(f"{dep.url('health')}/healthz", timeout=10).status_code == 200
         # the daemon refills and posts for both accounts; it is killed once on the way
         killed = False
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 420
         posted: dict[str, int] = {}
         while time.monotonic() < deadline:
             posted = rehearsal.collect(dep)["posts_by_account"]
@@ -107,6 +109,11 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
         assert result["lost"]["posted_in_store_not_on_sandbox"] == 0
         # each account's posts are on its own sandbox account (its own token)
         assert result["posts_on_sandbox_by_handle"] == result["posts_by_account"]
+        # by batch runs launched a lead before the slots: on time (720x: a real second is 12
+        # simulated minutes, so 2 simulated hours late would mean a run started 10 s late)
+        assert set(result["runs_by_job_and_status"]) >= {"post_batch_job", "refill_batch_job"}
+        assert "post_job" not in result["runs_by_job_and_status"]
+        assert result["minutes_late_simulated"]["median"] <= 120, result["minutes_late_simulated"]
         pids = [p.pid for p in dep.procs.values()]
     finally:
         dep.close()

@@ -24,6 +24,9 @@ def test_engine_jobs_use_the_in_process_executor() -> None:
     for job in (refill_candidates_job, post_job, collect_account_metrics_job, reconcile_job,
                 sync_to_supabase_job):  # fmt: skip
         assert job.executor_def is dg.in_process_executor, job.name
+    defs = load_definitions()
+    for name in ("post_batch_job", "refill_batch_job", "tweet_metrics_job", "raw_extraction_job"):
+        assert defs.get_job_def(name).executor_def is dg.in_process_executor, name
 
 
 def test_no_second_refill_while_the_accounts_refill_is_queued_or_running(env: Env) -> None:

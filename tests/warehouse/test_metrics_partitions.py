@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import duckdb
+import pytest
 
 from xbot_assets.config import Settings
 from xbot_assets.store.durable import DurableStore
@@ -170,12 +171,19 @@ def test_the_extraction_cron_requests_the_latest_day_of_every_account() -> None:
     assert requested == {_key(date.fromisoformat(today), h) for h in (ALPHA, BETA)}
 
 
+@pytest.mark.parametrize("speed", [None, "144"])
 def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accounts(
-    xbot_env: Settings, store: DurableStore
+    xbot_env: Settings, store: DurableStore, monkeypatch: pytest.MonkeyPatch, speed: str | None
 ) -> None:
+    """At a rehearsal speed the sensor also extracts the other raw tables (the 30-minute
+    wall-clock cron is 72 simulated hours apart at 144x, and the eager rebuild waits for every
+    input); at speed 1 (production) the cron does it."""
     from xbot_assets.defs import orchestration, sensors
     from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 
+    if speed:
+        monkeypatch.setenv("CLOCK_SPEED", speed)
+        monkeypatch.setenv("CLOCK_EPOCH", T0.isoformat())
     _fill(store)
     definitions = dg.Definitions.merge(_definitions(), orchestration.defs, sensors.defs)
     now = T0 + timedelta(days=2)
@@ -201,5 +209,6 @@ def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accou
     ]
     assert len({r.run_key for r in metrics}) == 4  # one run key per (day, account)
     # The rebuild that follows is the assets' declarative automation, not this sensor's.
-    assert {r.job_name for r in data.run_requests} == {"tweet_metrics_job"}
+    jobs = {r.job_name for r in data.run_requests}
+    assert jobs == ({"tweet_metrics_job", "raw_extraction_job"} if speed else {"tweet_metrics_job"})
     assert [r.partition_keys for r in data.dynamic_partitions_requests] == [[BETA]]

@@ -257,9 +257,11 @@ def arm_posteriors(
     if info["cold_start"]:
         context.log.warning("arm_posteriors cold start: %s", note or "no evidence yet")
     top = frame.sort_values("p_best", ascending=False)
+    per_account = fit_account_posteriors(settings, outcomes, arms, config)
     return simulated(
         dg.MaterializeResult(
             metadata={
+                "per_account": dg.MetadataValue.json(per_account),
                 "cold_start": bool(info["cold_start"]),
                 "note": note,
                 "objective": config.objective,
@@ -274,6 +276,38 @@ def arm_posteriors(
             }
         )
     )
+
+
+def fit_account_posteriors(
+    settings: Settings, outcomes: pd.DataFrame, arms: list[str], config: PosteriorConfig
+) -> dict[str, dict[str, Any]]:
+    """With posts of more than one account: each account's own posteriors, fitted on its posts
+    alone over the same arms, saved where ``model_files.load_posteriors`` finds them for that
+    account's runs (each account learns its own audience; the pooled fit stays the fallback).
+    One account: nothing written, so a single account's learning is exactly the pooled one."""
+    from xbot_assets.learning.engine import fit_arm_posteriors
+
+    if "account" not in outcomes or outcomes["account"].nunique() < 2:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for handle, rows in outcomes.groupby("account"):
+        sampler, info = fit_arm_posteriors(
+            rows.reset_index(drop=True), arms, objective=config.objective,  # type: ignore[arg-type]
+            discount=config.discount, seed=settings.sandbox_seed,
+        )  # fmt: skip
+        frame = sampler.to_frame(arms).sort_values("p_best", ascending=False)
+        model_files.account_posteriors_path(settings, config.objective, str(handle)).write_text(
+            json.dumps({"arms": arms, "prior": list(sampler.prior),
+                        "successes": sampler.successes.tolist(),
+                        "failures": sampler.failures.tolist(), "pulls": sampler.pulls.tolist(),
+                        **{k: v for k, v in info.items() if k != "prior"}}, indent=1)
+        )  # fmt: skip
+        out[str(handle)] = {
+            "posts": int(info["posts"]),
+            "best_arm": str(frame["arm"].iloc[0]),
+            "p_best": round(float(frame["p_best"].iloc[0]), 4),
+        }
+    return out
 
 
 def load_posteriors(settings: Settings, objective: str = "engagement") -> tuple[Any, list[str]]:

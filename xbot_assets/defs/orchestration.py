@@ -9,9 +9,11 @@ thin: the work is in ``xbot_assets/engine/``, ``posting/`` and ``warehouse/``.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 
@@ -20,6 +22,11 @@ accounts_partitions = dg.DynamicPartitionsDefinition(name="accounts")
 
 ACCOUNT_TAG = "xbot/account"
 POSTING_TAG = "xbot/posting"
+ACCOUNTS_TAG = "xbot/accounts"
+"""Batch runs: the comma-separated handles the run works for (no per-account tag: one batch
+serves many accounts; each account's claim and caps still hold inside the run)."""
+POST_IDS_TAG = "xbot/post_ids"
+"""Batch posting runs: the comma-separated post ids the run holds (the sensors skip them)."""
 
 REBUILD_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets("tweet_metrics")
 """Everything but the (day, account)-partitioned metrics load: one run, one dbt build."""
@@ -28,6 +35,20 @@ REBUILD_SELECTION = dg.AssetSelection.all() - dg.AssetSelection.assets("tweet_me
 class RefillConfig(dg.Config):
     """How many candidates to write per slot."""
 
+    n_candidates: int = 5
+
+
+class PostBatchConfig(dg.Config):
+    """The posts a batch run holds, ``<handle>|<post id>|<slot ISO>`` each (empty: collect the
+    due metric snapshots only)."""
+
+    posts: list[str] = Field(default_factory=list)
+
+
+class RefillBatchConfig(dg.Config):
+    """The accounts a batch refill run refills, and how many candidates per slot."""
+
+    handles: list[str]
     n_candidates: int = 5
 
 
@@ -116,6 +137,98 @@ def post_due_posts(
     )
 
 
+def _speed(settings: Any) -> float:
+    return float(settings.clock_speed or 1.0)
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def post_batch(
+    context: dg.OpExecutionContext,
+    config: PostBatchConfig,
+    xbot_settings: XbotSettings,
+    xbot_runtime: XbotRuntime,
+) -> dg.Output[None]:
+    """Post every account's posts of the batch at their slots (waiting for each on the
+    deployment's clock), then collect the due metric snapshots of every account."""
+    from xbot_assets.engine.batch import (
+        AccountRuntimes,
+        BatchItem,
+        accounts_with_metrics_due,
+    )
+    from xbot_assets.engine.batch import (
+        post_batch as run_batch,
+    )
+
+    settings = xbot_settings.get()
+    items = [BatchItem.parse(text) for text in config.posts]
+    runtimes = AccountRuntimes(lambda handle: xbot_runtime.for_account(settings, handle))
+    try:
+        due = accounts_with_metrics_due(settings, xbot_runtime.now())
+        handles = sorted({i.handle for i in items} | set(due))
+        report = run_batch(
+            items, runtimes, speed=_speed(settings), wait=not xbot_runtime.simulated_now,
+            collect_handles=handles,
+        )  # fmt: skip
+    finally:
+        runtimes.close()
+    context.log.info("batch: posted %s, outcomes %s", report.posted, report.outcomes)
+    return dg.Output(
+        None,
+        metadata={
+            "posts": len(items),
+            "posted_by_account": dg.MetadataValue.json(report.posted),
+            "outcomes": dg.MetadataValue.json(report.outcomes),
+            "late_simulated_s": dg.MetadataValue.json(report.late_s),
+            "waited_real_s": round(report.waited_s, 1),
+            "snapshots_by_account": dg.MetadataValue.json(report.snapshots),
+        },
+    )
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def refill_accounts(
+    context: dg.OpExecutionContext,
+    config: RefillBatchConfig,
+    xbot_settings: XbotSettings,
+    xbot_runtime: XbotRuntime,
+) -> dg.Output[None]:
+    """Refill each account of the batch in turn (one process for all); an account that fails
+    does not stop the others, and fails the run at the end so its outcome is recorded."""
+    from xbot_assets.engine.batch import lead_seconds
+    from xbot_assets.engine.decide import refill
+
+    settings = xbot_settings.get()
+    # slots nearer than a posting run's start-up (this run's own, measured) would go out late
+    record = context.instance.get_run_record_by_id(context.run_id)
+    starts = []
+    if record is not None and record.start_time is not None:
+        starts = [record.start_time - record.create_timestamp.timestamp()]
+    speed = _speed(settings)
+    from xbot_assets.defs.sensors import POSTING_INTERVAL
+
+    lead = timedelta(seconds=lead_seconds(starts, POSTING_INTERVAL) * speed)
+    queued: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    for handle in config.handles:
+        runtime = xbot_runtime.for_account(settings, handle)
+        try:
+            not_before = None if xbot_runtime.simulated_now else runtime.now() + lead
+            report = refill(runtime, n_candidates=config.n_candidates, not_before=not_before)
+            queued[handle] = len(report.queued)
+        except Exception as exc:
+            failed[handle] = f"{type(exc).__name__}: {exc}"[:300]
+            context.log.error("refill of %s failed: %s", handle, failed[handle])
+        finally:
+            runtime.close()
+    if failed:
+        raise dg.Failure(
+            f"refill failed for {sorted(failed)}",
+            metadata={"queued": dg.MetadataValue.json(queued),
+                      "failed": dg.MetadataValue.json(failed)},
+        )  # fmt: skip
+    return dg.Output(None, metadata={"queued_by_account": dg.MetadataValue.json(queued)})
+
+
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
 def collect_account_metrics(
     context: dg.OpExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
@@ -195,6 +308,26 @@ def post_job() -> None:
 
 @dg.job(
     executor_def=ENGINE_EXECUTOR,
+    tags={POSTING_TAG: "post"},
+    description="Post many accounts' posts, each at its slot (the run waits for it), through "
+    "each account's claim and caps; then collect every account's due metric snapshots. "
+    "Requested by posting_batch_sensor.",
+)
+def post_batch_job() -> None:
+    post_batch()
+
+
+@dg.job(
+    executor_def=ENGINE_EXECUTOR,
+    tags={POSTING_TAG: "refill"},
+    description="Refill many accounts' open slots in one run (requested by refill_batch_sensor).",
+)
+def refill_batch_job() -> None:
+    refill_accounts()
+
+
+@dg.job(
+    executor_def=ENGINE_EXECUTOR,
     partitions_def=accounts_partitions,
     description="Collect the account's due 1h/6h/24h/72h metric snapshots and follower count.",
 )
@@ -230,7 +363,17 @@ rebuild_job = dg.define_asset_job(
 tweet_metrics_job = dg.define_asset_job(
     "tweet_metrics_job",
     selection=dg.AssetSelection.assets("tweet_metrics"),
+    executor_def=ENGINE_EXECUTOR,  # one small step: one process per run, not two
     description="Load one account's metric snapshots of one day (a partition) into the warehouse.",
+)
+
+RAW_EXTRACTION_ASSETS = ("raw_posts", "raw_accounts", "raw_candidates", "raw_follower_snapshots")
+raw_extraction_job = dg.define_asset_job(
+    "raw_extraction_job",
+    selection=dg.AssetSelection.assets(*RAW_EXTRACTION_ASSETS),
+    executor_def=ENGINE_EXECUTOR,  # four small steps: one process, not five
+    description="Extract the store's posts, accounts, candidates and follower counts into the "
+    "warehouse (what the 30-minute extraction cron does), for a rehearsal's rebuild.",
 )
 
 daily_summaries_job = dg.define_asset_job(
@@ -244,11 +387,14 @@ defs = dg.Definitions(
     jobs=[
         refill_candidates_job,
         post_job,
+        post_batch_job,
+        refill_batch_job,
         collect_account_metrics_job,
         reconcile_job,
         sync_to_supabase_job,
         rebuild_job,
         tweet_metrics_job,
+        raw_extraction_job,
         daily_summaries_job,
     ]
 )

@@ -5,9 +5,16 @@ that names the work (``post:<id>``, ``refill:<account>:<hour>``, ...), so a tick
 a daemon restart never launches a second run for the same work. Every sensor and schedule is
 stopped by default: turn them on in the UI (or with ``dagster sensor start``) on a deployment;
 the main job (``xbot run``) evaluates them itself at each simulated tick.
+
+Why one file of about 650 lines: the deployment's batch sensors and their per-account twins
+must each skip the work the other holds in flight (the same run-tag and in-flight helpers), and
+the sensor intervals scaled to the rehearsal clock are shared by all of them; split into
+modules they would import each other. A candidate split is the batch sensors with their lead.
 """
 
 import json
+import os
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,21 +23,68 @@ import dagster as dg
 from xbot_assets.defs.health import sensor_health
 from xbot_assets.defs.orchestration import (
     ACCOUNT_TAG,
+    ACCOUNTS_TAG,
+    POST_IDS_TAG,
     accounts_partitions,
     collect_account_metrics_job,
     daily_summaries_job,
+    post_batch_job,
     post_job,
+    raw_extraction_job,
     reconcile_job,
+    refill_batch_job,
     refill_candidates_job,
     sync_to_supabase_job,
     tweet_metrics_job,
 )
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.engine.batch import MAX_LEAD_S as MAX_LEAD
+from xbot_assets.engine.batch import START_ALLOWANCE_S, lead_seconds
 
 STOPPED = dg.DefaultSensorStatus.STOPPED
 MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
 REBUILD_CONFIG_KEY = "rebuild_every_hours"
 DEFAULT_REBUILD_EVERY_HOURS = 24
+
+
+def rehearsal_speed() -> float:
+    """The deployment's CLOCK_SPEED (1 when unset or unreadable; ``Settings`` validates it and
+    refuses it in production when a run or sensor loads the settings)."""
+    try:
+        speed = float(os.environ.get("CLOCK_SPEED") or 1)
+    except ValueError:
+        return 1.0
+    return speed if speed > 1 else 1.0
+
+
+def scaled_interval(wall_seconds: int, floor: int) -> int:
+    """A sensor's minimum interval on the deployment's clock: ``wall_seconds`` of simulated time
+    divided by the rehearsal speed, never below ``floor`` real seconds.
+
+    Dagster's sensor intervals are real seconds read when the code location loads; at a speed
+    factor K a 600 s rebuild tick is 600 x K simulated seconds (at 144x one tick in 24 simulated
+    hours, none in a 10-minute rehearsal). At speed 1 (production: CLOCK_SPEED is refused there)
+    this is ``wall_seconds`` unchanged. Read at import from the environment the daemon gave the
+    code server, so the daemon and the webserver show the same interval."""
+    speed = rehearsal_speed()
+    return wall_seconds if speed == 1 else max(floor, round(wall_seconds / speed))
+
+
+POSTING_INTERVAL = scaled_interval(30, floor=10)
+REFILL_INTERVAL = scaled_interval(120, floor=20)
+RECONCILE_INTERVAL = scaled_interval(300, floor=30)
+REBUILD_INTERVAL = scaled_interval(600, floor=30)
+BATCH_START_ALLOWANCE_S = START_ALLOWANCE_S
+MAX_LEAD_S = MAX_LEAD
+MAX_BATCH_RUNS_IN_FLIGHT = 3
+"""Batch posting runs queued or running at once (a safety net: the lead rule keeps it at ~2)."""
+MAX_BATCH_POSTS = 200
+PRIORITY_TAG = "dagster/priority"
+BACKGROUND_TAG = "dagster/from_automation_condition"
+"""The rebuild sensor's runs (metric loads, one per account and day with new snapshots; the
+rehearsal's raw extraction) go in declarative automation's lane: deploy/dagster.yaml runs that
+lane one at a time, behind the posts, so they never hold the DuckDB warehouse while the
+automation's dbt build needs it (a concurrent extraction failed the rebuild in a rehearsal)."""
 
 
 def _cursor(context: Any) -> dict[str, Any]:
@@ -107,28 +161,40 @@ IN_FLIGHT = [
 ]
 
 
-def _accounts_with_runs_in_flight(context: Any, job_name: str) -> set[str]:
-    """Accounts with a run of ``job_name`` queued or running. Under the daemon a refill takes
-    seconds to minutes (a process per run); until it ends the account's queue still looks low."""
-    runs = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=500
+def _runs_in_flight(context: Any, job_name: str) -> list[Any]:
+    return list(
+        context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=500
+        )
     )
-    return {run.tags[ACCOUNT_TAG] for run in runs if ACCOUNT_TAG in run.tags}
 
 
-@dg.sensor(
-    job=refill_candidates_job,
-    minimum_interval_seconds=120,
-    default_status=STOPPED,
-    description="Every 2 minutes, per account: when fewer posts are queued than the coming "
-    "slots need, or a new engagement_scorer/arm_posteriors lands, run refill_candidates_job "
-    "(at most once an hour per account).",
-)
-@sensor_health("candidate_refill_sensor", 120)
-def candidate_refill_sensor(
-    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
-) -> dg.SensorResult | dg.SkipReason:
-    """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
+def _accounts_with_runs_in_flight(context: Any, job_name: str) -> set[str]:
+    """Accounts with a run of ``job_name`` queued or running (a batch run counts for each account
+    it holds). Under the daemon a refill takes seconds to minutes (a process per run); until it
+    ends the account's queue still looks low."""
+    out: set[str] = set()
+    for run in _runs_in_flight(context, job_name):
+        if ACCOUNT_TAG in run.tags:
+            out.add(run.tags[ACCOUNT_TAG])
+        out.update(h for h in run.tags.get(ACCOUNTS_TAG, "").split(",") if h)
+    return out
+
+
+def _posts_in_flight(context: Any) -> set[int]:
+    """Post ids held by a batch posting run that is queued or running (it posts them at their
+    slots); a failed or killed run releases them, so the next tick requests them again."""
+    held: set[int] = set()
+    for run in _runs_in_flight(context, post_batch_job.name):
+        held.update(int(p) for p in run.tags.get(POST_IDS_TAG, "").split(",") if p)
+    return held
+
+
+def _refills_due(
+    context: Any, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime, busy: set[str]
+) -> tuple[Any, list[tuple[Any, str]], str, datetime]:
+    """The accounts to refill now (queue low for the coming slots, or new model assets; at most
+    once an hour per account; none with a refill in flight) with why, the next cursor, now."""
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()
@@ -137,12 +203,9 @@ def candidate_refill_sensor(
     models = _latest_model_ids(context)
     new_models = models != cursor.get("models", {}) and bool(models)
     store, accounts = _partitioned_accounts(context, settings)
-    if store is None:
-        return dg.SkipReason(NOT_MIGRATED)
-    requests: list[dg.RunRequest] = []
+    due: list[tuple[Any, str]] = []
     refilled: dict[str, str] = dict(cursor.get("refilled", {}))
-    busy = _accounts_with_runs_in_flight(context, refill_candidates_job.name)
-    for account in accounts:
+    for account in accounts if store is not None else []:
         last = refilled.get(account.handle)
         if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
             continue
@@ -151,21 +214,80 @@ def candidate_refill_sensor(
         low = sensing.queued_ahead(store, account.id) < sensing.REFILL_LOW_WATER
         if not (low or new_models):
             continue
-        why = "queue low" if low else "new model assets"
-        requests.append(
-            dg.RunRequest(
-                run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
-                partition_key=account.handle,
-                tags={ACCOUNT_TAG: account.handle, "xbot/reason": why},
-            )
-        )
+        due.append((account, "queue low" if low else "new model assets"))
         refilled[account.handle] = now.isoformat()
-    next_cursor = json.dumps({"models": models, "refilled": refilled})
+    return store, due, json.dumps({"models": models, "refilled": refilled}), now
+
+
+@dg.sensor(
+    job=refill_candidates_job,
+    minimum_interval_seconds=REFILL_INTERVAL,
+    default_status=STOPPED,
+    description="Every 2 minutes, per account: when fewer posts are queued than the coming "
+    "slots need, or a new engagement_scorer/arm_posteriors lands, run refill_candidates_job "
+    "(at most once an hour per account).",
+)
+@sensor_health("candidate_refill_sensor", REFILL_INTERVAL)
+def candidate_refill_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
+    busy = _accounts_with_runs_in_flight(context, refill_candidates_job.name)
+    busy |= _accounts_with_runs_in_flight(context, refill_batch_job.name)
+    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy)
+    if store is None:
+        return dg.SkipReason(NOT_MIGRATED)
+    requests = [
+        dg.RunRequest(
+            run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
+            partition_key=account.handle,
+            tags={ACCOUNT_TAG: account.handle, "xbot/reason": why},
+        )
+        for account, why in due
+    ]
     if not requests:
         return dg.SensorResult(
             skip_reason="the queue holds enough posts for the coming slots", cursor=next_cursor
         )
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
+
+
+def _batch_key(prefix: str, now: datetime, items: list[str]) -> str:
+    """A run key naming the tick's work and moment. The work itself is guarded by the run tags
+    (a post or account held by a run in flight is not requested again) and by each post's
+    durable claim; the same work requested again after its run failed gets a new key."""
+    return f"{prefix}:{now:%Y%m%dT%H%M%S}:{zlib.crc32(','.join(items).encode()):08x}"
+
+
+@dg.sensor(
+    job=refill_batch_job,
+    minimum_interval_seconds=REFILL_INTERVAL,
+    default_status=STOPPED,
+    description="The deployment's refill (instead of candidate_refill_sensor): the same rule "
+    "per account, but every account due in a tick is refilled by ONE refill_batch_job run "
+    "(one process start-up for all of them).",
+)
+@sensor_health("refill_batch_sensor", REFILL_INTERVAL)
+def refill_batch_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Refill every account whose queue runs low (or on new models) in one run."""
+    busy = _accounts_with_runs_in_flight(context, refill_candidates_job.name)
+    busy |= _accounts_with_runs_in_flight(context, refill_batch_job.name)
+    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy)
+    if store is None:
+        return dg.SkipReason(NOT_MIGRATED)
+    if not due:
+        return dg.SensorResult(
+            skip_reason="the queue holds enough posts for the coming slots", cursor=next_cursor
+        )
+    handles = [account.handle for account, _ in due]
+    request = dg.RunRequest(
+        run_key=_batch_key("refills", now, handles),
+        run_config={"ops": {"refill_accounts": {"config": {"handles": handles}}}},
+        tags={ACCOUNTS_TAG: ",".join(handles), "xbot/reason": ";".join(w for _, w in due)},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=next_cursor)
 
 
 def post_run_key(post_id: int, scheduled_at: datetime) -> str:
@@ -175,13 +297,13 @@ def post_run_key(post_id: int, scheduled_at: datetime) -> str:
 
 @dg.sensor(
     job=post_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=POSTING_INTERVAL,
     default_status=STOPPED,
     description="Every 30 seconds, per account: a queued post is due, so run post_job for it "
     "(only approved posts when APPROVAL=required; run key `post:<id>:<slot>`, one post at a "
     "time per account).",
 )
-@sensor_health("posting_sensor", 30)
+@sensor_health("posting_sensor", POSTING_INTERVAL)
 def posting_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -199,6 +321,7 @@ def posting_sensor(
     # An account's post run posts everything due when it runs (posting.factory.post_due): while
     # one is queued or running, a second would find nothing to post and only cost a process.
     busy = _accounts_with_runs_in_flight(context, post_job.name)
+    held = _posts_in_flight(context)  # a batch run posts them at their slot
     for account in accounts:
         if account.handle in busy:
             continue
@@ -208,7 +331,8 @@ def posting_sensor(
         due = [
             (i, key)
             for i in sensing.due_posts(store, account.id, now, approved_only=approved_only)
-            if (key := post_run_key(i, store.get_post(i).scheduled_at)) not in requested
+            if i not in held
+            and (key := post_run_key(i, store.get_post(i).scheduled_at)) not in requested
         ]
         if not due:
             continue
@@ -228,14 +352,104 @@ def posting_sensor(
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
 
 
+def batch_lead_s(context: Any) -> float:
+    """How far ahead (real seconds) a batch posting run is requested: the start-up allowance,
+    or 1.5 x the slowest start of the last five batch posting and refill runs when longer (a
+    run's start is queueing, launch and its process importing the code location: seconds on an
+    idle machine, minutes at load 20 on 2 cores), plus a tick; at most :data:`MAX_LEAD_S`."""
+    starts = [
+        r.start_time - r.create_timestamp.timestamp()
+        for job in (post_batch_job, refill_batch_job)  # the refill times the first posting run
+        for r in context.instance.get_run_records(filters=dg.RunsFilter(job_name=job.name), limit=5)
+        if r.start_time is not None
+    ]
+    return lead_seconds(starts, POSTING_INTERVAL)
+
+
+def batch_post_item(handle: str, post_id: int, slot: datetime) -> str:
+    """One post of a batch run's config: ``<handle>|<post id>|<slot, ISO>``."""
+    return f"{handle}|{post_id}|{slot.isoformat()}"
+
+
+@dg.sensor(
+    job=post_batch_job,
+    minimum_interval_seconds=POSTING_INTERVAL,
+    default_status=STOPPED,
+    description="The deployment's posting (instead of posting_sensor): when the next queued "
+    "post of any account comes within the lead (the time a run takes to start, measured), ONE "
+    "post_batch_job run takes every account's posts of the next two leads; it waits for each "
+    "slot, posts it through the account's durable claim and caps, then collects the due "
+    f"metric snapshots. At most {MAX_BATCH_RUNS_IN_FLIGHT} such runs in flight.",
+)
+@sensor_health("posting_batch_sensor", POSTING_INTERVAL)
+def posting_batch_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Fewer, fuller runs: a run costs its process's start-up (seconds of CPU), so one run holds
+    every account's posts of the coming two leads and is launched a lead before the first."""
+    from xbot_assets.engine import sensing
+
+    settings = xbot_settings.get()
+    now = xbot_runtime.now()
+    cursor = _cursor(context)
+    store, accounts = _partitioned_accounts(context, settings)
+    if store is None:
+        return dg.SkipReason(NOT_MIGRATED)
+    in_flight = _runs_in_flight(context, post_batch_job.name)
+    if len(in_flight) >= MAX_BATCH_RUNS_IN_FLIGHT:
+        return dg.SkipReason(f"{len(in_flight)} batch posting runs in flight")
+    held = _posts_in_flight(context)
+    busy = _accounts_with_runs_in_flight(context, post_job.name)  # posting_sensor's runs
+    lead = timedelta(seconds=batch_lead_s(context) * rehearsal_speed())
+    horizon = now + 2 * lead
+    approved_only = settings.approval == "required"
+    items: list[tuple[datetime, str, int]] = []
+    for account in accounts:
+        if account.handle in busy:
+            continue
+        for post_id in sensing.due_posts(
+            store, account.id, horizon, limit=MAX_BATCH_POSTS, approved_only=approved_only
+        ):
+            if post_id not in held:
+                items.append((store.get_post(post_id).scheduled_at, account.handle, post_id))
+    items.sort()
+    if items and items[0][0] > now + lead:  # the next slot is further than a start-up away
+        items = []
+    items = items[:MAX_BATCH_POSTS]
+    # Metric snapshots come due without a post (1h and 6h after one): a collect-only run at
+    # most every 30 simulated minutes.
+    last_collect = cursor.get("collect")
+    collect_due = not items and (
+        last_collect is None
+        or now - datetime.fromisoformat(last_collect) >= timedelta(minutes=30)
+    ) and any(sensing.metrics_due(store, a.id, now) for a in accounts)  # fmt: skip
+    if not items and not collect_due:
+        return dg.SkipReason(f"no post within the lead ({lead}), no snapshot due")
+    posts = [batch_post_item(handle, post_id, slot) for slot, handle, post_id in items]
+    handles = sorted({handle for _, handle, _ in items})
+    request = dg.RunRequest(
+        run_key=_batch_key("posts", now, posts or ["collect"]),
+        run_config={"ops": {"post_batch": {"config": {"posts": posts}}}},
+        tags={
+            ACCOUNTS_TAG: ",".join(handles),
+            POST_IDS_TAG: ",".join(str(post_id) for _, _, post_id in items),
+            # the queued run coordinator starts higher priorities first: slots do not wait
+            # behind refills or the rebuild's partition loads
+            PRIORITY_TAG: "10",
+        },
+    )
+    next_cursor = {"collect": now.isoformat()} if collect_due else cursor
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps(next_cursor))
+
+
 @dg.sensor(
     job=reconcile_job,
-    minimum_interval_seconds=300,
+    minimum_interval_seconds=RECONCILE_INTERVAL,
     default_status=STOPPED,
     description="Every 5 minutes, per account: posts left in `posting` past the grace period "
     "are settled from the account's timeline by reconcile_job (posted or unknown).",
 )
-@sensor_health("reconcile_sensor", 300)
+@sensor_health("reconcile_sensor", RECONCILE_INTERVAL)
 def reconcile_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -290,15 +504,15 @@ def sync_to_supabase_sensor(
 
 
 @dg.sensor(
-    job=tweet_metrics_job,
-    minimum_interval_seconds=600,
+    jobs=[tweet_metrics_job, raw_extraction_job],
+    minimum_interval_seconds=REBUILD_INTERVAL,
     default_status=STOPPED,
     description="New metric snapshots and the rebuild interval (bot_config "
     "`rebuild_every_hours`) passed: load each (day, account) partition of tweet_metrics with new "
     "snapshots; the rebuild that follows (dbt, views, scorer, posteriors) is the assets' "
     "declarative automation.",
 )
-@sensor_health("learning_rebuild_sensor", 600)
+@sensor_health("learning_rebuild_sensor", REBUILD_INTERVAL)
 def learning_rebuild_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
@@ -340,7 +554,8 @@ def learning_rebuild_sensor(
     requests = [
         dg.RunRequest(run_key=f"tweet_metrics:{day}:{handle}:{stamp}",
                       job_name=tweet_metrics_job.name,
-                      partition_key=dg.MultiPartitionKey({"day": day, "account": handle}))
+                      partition_key=dg.MultiPartitionKey({"day": day, "account": handle}),
+                      tags={BACKGROUND_TAG: "true"})
         for day, handle in slices
     ]  # fmt: skip
     # An account with snapshots but no partition yet (accounts_sensor not run): add it first.
@@ -350,6 +565,14 @@ def learning_rebuild_sensor(
     # posting paths stamps the run's clock, so in the main job ``updated_at``/``created_at`` are
     # simulated times that only grow and the watermarks miss nothing. ``full_refresh`` stays an
     # option of the raw assets for a person's re-extraction.
+    if rehearsal_speed() > 1:
+        # On a rehearsal clock the 30-minute extraction cron (wall clock) is K x 30 simulated
+        # minutes apart: extract the other raw tables with the metrics, so the eager rebuild
+        # (it waits for every input) follows within the rehearsal. At speed 1 the cron does it.
+        requests.append(
+            dg.RunRequest(run_key=f"raw_extraction:{stamp}", job_name=raw_extraction_job.name,
+                          tags={BACKGROUND_TAG: "true"})
+        )  # fmt: skip
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(
         run_requests=requests,
@@ -416,7 +639,9 @@ defs = dg.Definitions(
     sensors=[
         accounts_sensor,
         candidate_refill_sensor,
+        refill_batch_sensor,
         posting_sensor,
+        posting_batch_sensor,
         reconcile_sensor,
         sync_to_supabase_sensor,
         learning_rebuild_sensor,

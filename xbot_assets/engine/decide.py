@@ -315,8 +315,11 @@ def refill(
     *,
     n_candidates: int = DEFAULT_N_CANDIDATES,
     max_slots: int | None = None,
+    not_before: datetime | None = None,
 ) -> RefillReport:
-    """Fill every open slot of the coming 24 hours for the runtime's account."""
+    """Fill every open slot of the coming 24 hours for the runtime's account (none before
+    ``not_before``: on a deployment, a slot nearer than a posting run's start-up cannot be kept,
+    so it is left for the next refill instead of going out late)."""
     from xbot_assets.posting.hotpath import (
         config_cache,
         posterior_cache,
@@ -332,6 +335,8 @@ def refill(
     now = runtime.now()
     config = config_cache(store, hot)  # the schedule's bot_config read through the hot cache
     slots = open_slots(config, runtime.settings, account_id, now=now, timezone=timezone)
+    if not_before is not None:
+        slots = [slot for slot in slots if slot >= not_before]
     if max_slots is not None:
         slots = slots[:max_slots]
     report = RefillReport(slots=len(slots))

@@ -28,6 +28,13 @@ def posteriors_path(settings: Any, objective: str) -> Path:
     return models_dir(settings) / f"arm_posteriors_{objective}.json"
 
 
+def account_posteriors_path(settings: Any, objective: str, handle: str) -> Path:
+    """One account's own ``arm_posteriors`` (written when the environment has many accounts)."""
+    folder = models_dir(settings) / "accounts"
+    folder.mkdir(exist_ok=True)
+    return folder / f"arm_posteriors_{objective}_{handle.lower()}.json"
+
+
 def factored_path(settings: Any, objective: str) -> Path:
     return models_dir(settings) / f"factored_posteriors_{objective}.json"
 
@@ -41,6 +48,9 @@ def load_posteriors(settings: Any, objective: str = "engagement") -> tuple[Any, 
     from xbot_assets.learning.bandits import ThompsonSampler
 
     path = posteriors_path(settings, objective)
+    own = account_posteriors_path(settings, objective, settings.x_handle)
+    if own.exists():  # many accounts: this account's own posteriors, fitted on its posts alone
+        path = own
     if not path.exists():
         raise ModelFileMissing(f"no posteriors at {path}: materialise arm_posteriors first")
     data = json.loads(path.read_text())

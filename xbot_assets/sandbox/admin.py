@@ -24,6 +24,8 @@ from xbot_assets.sandbox.render import iso, parse_time
 MAX_ADVANCE = timedelta(days=3650)
 """Largest single clock move: ten simulated years (further is no scenario, and overflows)."""
 MAX_FOLLOWERS = 1_000_000_000
+MAX_AUDIENCE_JITTER = 2.0
+"""The largest per-account audience jitter (log-scale standard deviation) an account may get."""
 
 
 class AdminRoutes:
@@ -95,9 +97,15 @@ class AdminRoutes:
                     raise ValueError("followers must be a whole number")
                 if not 0 <= followers <= MAX_FOLLOWERS:
                     raise ValueError(f"followers must be between 0 and {MAX_FOLLOWERS}")
+                jitter = payload.get("audience_jitter", 0.0)
+                if isinstance(jitter, bool) or not isinstance(jitter, int | float):
+                    raise ValueError("audience_jitter must be a number")
+                if not 0 <= jitter <= MAX_AUDIENCE_JITTER:
+                    raise ValueError(f"audience_jitter must be between 0 and {MAX_AUDIENCE_JITTER}")
                 self.sandbox.add_account(
-                    str(payload["handle"]), followers, name=payload.get("name")
-                )
+                    str(payload["handle"]), followers, name=payload.get("name"),
+                    audience_jitter=float(jitter),
+                )  # fmt: skip
             except SandboxError as exc:
                 return error_response(exc)
             except (KeyError, ValueError, TypeError) as exc:

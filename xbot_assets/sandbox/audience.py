@@ -10,6 +10,7 @@ truth of the sandbox: the API surface reads counts from here, never the rates be
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import cast
@@ -52,6 +53,26 @@ class AudienceEngine:
         self.unfollow = float(
             (raw.get("followers") or {}).get("unfollow_per_negative_feedback", 0.3)
         )
+        self._own_effects: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def account_effects(self, account: Account) -> tuple[np.ndarray, np.ndarray]:
+        """The account's own (topic, format) engagement offsets, log scale: zero unless it was
+        created with ``audience_jitter``; else normal draws keyed by the seed and the handle (not
+        by the account's index, so an account keeps its audience whatever was added before it)."""
+        cached = self._own_effects.get(account.handle)
+        if cached is None:
+            sigma = float(account.audience_jitter)
+            if sigma > 0:
+                key = zlib.crc32(account.handle.lower().encode())
+                rng = np.random.default_rng([self.seed, key, 0xACC7])
+                cached = (
+                    rng.normal(0.0, sigma, len(ALL_TOPICS)),
+                    rng.normal(0.0, sigma, len(FORMATS)),
+                )
+            else:
+                cached = (np.zeros(len(ALL_TOPICS)), np.zeros(len(FORMATS)))
+            self._own_effects[account.handle] = cached
+        return cached
 
     # --- outcome drawing ---------------------------------------------------------------------
     def rng(self, account: Account, post_seq: int) -> np.random.Generator:
@@ -139,6 +160,9 @@ class AudienceEngine:
         hour, weekday = np.array([slot[0]]), np.array([slot[1]])
         day_arr = np.array([days])
         eng, reach, nf = context
+        if account.audience_jitter:
+            topic_own, format_own = self.account_effects(account)
+            eng = eng + float(topic_own[t_idx[0]] + format_own[f_idx[0]])
         quality = m.draw_quality(rng, 1)
         rates = m.rates(
             t_idx, f_idx, hour, weekday, day_arr,

@@ -123,8 +123,10 @@ class Journal:
         at = datetime.fromisoformat(entry["at"])
         sandbox.clock.set(at)
         if op == "account":
-            sandbox.add_account(entry["handle"], entry["followers"], name=entry["name"],
-                                following=entry["following"])  # fmt: skip
+            sandbox.add_account(
+                entry["handle"], entry["followers"], name=entry["name"],
+                following=entry["following"], audience_jitter=entry.get("audience_jitter", 0.0),
+            )  # fmt: skip
         elif op == "post":
             post = sandbox.store_post(
                 sandbox.account(entry["handle"]), entry["text"], entry["reply_to"], replay=True

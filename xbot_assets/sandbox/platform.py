@@ -132,9 +132,16 @@ class SandboxX(XApiSurface):
         *,
         name: str | None = None,
         following: int = 200,
+        audience_jitter: float = 0.0,
     ) -> Account:
-        """Create an account (its tokens are derived from the handle; see :class:`Account`)."""
-        return self.state.add_account(handle, followers, name=name, following=following)
+        """Create an account (its tokens are derived from the handle; see :class:`Account`).
+
+        ``audience_jitter`` > 0 gives the account an audience of its own: its topic and format
+        effects are the scenario's plus normal offsets of that standard deviation, seeded by the
+        sandbox's seed and the handle (the same handle gets the same audience every time)."""
+        return self.state.add_account(
+            handle, followers, name=name, following=following, audience_jitter=audience_jitter
+        )
 
     def account(self, handle: str | None = None) -> Account:
         """The account with this handle (default: the scenario's own account)."""

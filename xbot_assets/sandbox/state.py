@@ -51,6 +51,10 @@ class Account:
     posts: list[Post] = field(default_factory=list)
     blocked_until: datetime | None = None
     settled: SettledFollowers = field(default_factory=lambda: SettledFollowers())
+    audience_jitter: float = 0.0
+    """Standard deviation of this account's own topic and format effects around the scenario's
+    (log scale; 0 = the scenario's audience exactly). Opt-in, so one account's figures stay the
+    scenario's; a deployment of many accounts sets it so each account learns something else."""
 
 
 @dataclass
@@ -121,7 +125,13 @@ class PlatformState:
 
     # --- accounts ----------------------------------------------------------------------------
     def add_account(
-        self, handle: str, followers: int, *, name: str | None, following: int
+        self,
+        handle: str,
+        followers: int,
+        *,
+        name: str | None,
+        following: int,
+        audience_jitter: float = 0.0,
     ) -> Account:
         """Create an account (its tokens are derived from the handle; see :class:`Account`)."""
         if not re.fullmatch(r"[A-Za-z0-9_]{1,15}", handle):
@@ -139,13 +149,15 @@ class PlatformState:
             created_at=self.params.start - timedelta(days=400),
             user_token=f"sandbox-user-{handle}",
             password=f"sandbox-password-{handle}",
+            audience_jitter=float(audience_jitter),
         )
         self.accounts[handle.lower()] = account
         self.by_id[account.id] = account
         if index > 0:
             self.record(
                 {"op": "account", "handle": handle, "followers": int(followers),
-                 "name": account.name, "following": int(following)}
+                 "name": account.name, "following": int(following),
+                 **({"audience_jitter": account.audience_jitter} if audience_jitter else {})}
             )  # fmt: skip
         return account
 
