@@ -51,6 +51,8 @@ batch sensors (``posting_batch_sensor``, ``refill_batch_sensor``) replace on a d
 run for every account's due work instead of one process per account and post
 (docs/deployment.md, "What a run costs")."""
 DEFAULT_AUDIENCE_JITTER = 0.4
+# the dbt project's seeds (asset keys are their bare names, `defs/dbt.py`)
+DBT_SEEDS = sorted(path.stem for path in (ROOT / "dbt" / "seeds").glob("*.csv"))
 """Per-account audience jitter of the extra accounts (log-scale sd of their topic and format
 effects around the scenario's): each learns on an audience of its own. X_HANDLE keeps the
 scenario's audience exactly."""
@@ -180,6 +182,23 @@ class LocalDeployment:
         _pg_execute(f'CREATE DATABASE "{self.store_db}"')
         _pg_execute(f'CREATE DATABASE "{self.dagster_db}"')
         self.run_xbot(["migrate"])
+        self.build_seeds()
+
+    def build_seeds(self) -> None:
+        """Materialise the warehouse's dbt seeds once, the first build a deployment does by hand.
+
+        Declarative automation never requests an asset for being missing on a fresh instance, and
+        a seed has no upstream to update, so without this the first automated dbt build fails on
+        ``ref('reward_weights')`` and no learning asset is ever rebuilt (`xbot run` does the same
+        for its fresh warehouse in ``runner.py``). Recorded in the deployment's own instance.
+        """
+        done = subprocess.run(
+            [str(BIN / "dagster"), "asset", "materialize", "-m", "xbot_assets.definitions",
+             "--select", ",".join(DBT_SEEDS)],
+            env=self.env(), cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"building the dbt seeds failed: {done.stderr.strip()[-800:]}")
 
     def run_xbot(self, args: list[str], timeout: float = 300) -> str:
         """Run one `xbot` command in the deployment's environment (raises on failure)."""
