@@ -82,3 +82,18 @@ def test_one_post_run_at_a_time_per_account(env: Env) -> None:
     instance.report_run_failed(running)
     requested = evaluate(defs, instance, "posting_sensor", now).run_requests
     assert [r.partition_key for r in requested] == [handle]  # one run for the account
+
+
+def test_the_readmes_deployment_steps_name_every_sensor_and_schedule() -> None:
+    """An operator starts what the README's step 4 lists; a sensor or schedule missing there is
+    one nobody turns on in production (issue 19: the metrics schedule once was)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    steps = readme[readme.index("## Running staging and production") :]
+    steps = steps[: steps.index("\n### ")]
+    defs = load_definitions()
+    names = [s.name for s in defs.sensors or []] + [s.name for s in defs.schedules or []]
+    assert names
+    missing = [name for name in names if f"`{name}`" not in steps]
+    assert missing == [], f"README's deployment steps do not name {missing}"
