@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from xbot_assets.learning.counts import _posterior  # one Gaussian update for both models
 from xbot_assets.learning.rewards import GROWTH_WEIGHTS, REWARD_WEIGHTS
 
 Objective = Literal["engagement", "growth"]
@@ -652,16 +653,6 @@ def training_rows(
         np.array(ages, dtype=float),
         used,
     )
-
-
-def _posterior(
-    x: np.ndarray, y: np.ndarray, var: np.ndarray, prior_sd: np.ndarray, prior_mean: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    precision = np.diag(1.0 / prior_sd**2) + (x.T / var) @ x
-    cov = np.linalg.inv(precision)
-    cov = 0.5 * (cov + cov.T)
-    mean = cov @ (prior_mean / prior_sd**2 + (x.T / var) @ y)
-    return mean, cov
 
 
 def _fit_part(
