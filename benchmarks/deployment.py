@@ -279,6 +279,7 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
     by_job: dict[str, dict[str, int]] = collections.defaultdict(lambda: collections.Counter())
     for run in runs:
         by_job[run["jobName"]][run["status"]] += 1
+    failed = [_failure(dep, r) for r in runs if r["status"] == "FAILURE"]
     materialised = dep.graphql(
         """{ assetNodes { assetKey { path }
              assetMaterializations(limit: 1) { timestamp runId } } }"""
@@ -329,6 +330,7 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
         "minutes_late_simulated": _quantiles(late),
         "minutes_late_simulated_in_slot_order": [round(x, 1) for x in late],
         "runs_by_job_and_status": {k: dict(v) for k, v in sorted(by_job.items())},
+        "failed_runs": failed,
         "runs_unfinished": sum(1 for r in runs if r["status"] in UNFINISHED),
         "runs_in_flight_at_stop": sum(1 for r in runs if r["status"] in IN_FLIGHT),
         "snapshots_by_horizon": horizons,
@@ -341,6 +343,27 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
             1 for v in by_account.values() if set(v) == {"posted"}
         ),
     }
+
+
+def _failure(dep: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """A failed run's job and the messages of its failure events (why it failed, from its event
+    log in the deployment's Dagster storage, which is dropped when the rehearsal ends)."""
+    data = dep.graphql(
+        """query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection {
+             events { __typename ... on MessageEvent { message }
+               ... on ExecutionStepFailureEvent { error { message } }
+               ... on RunFailureEvent { error { message } } } } } }""",
+        {"id": run["runId"]},
+    )
+    messages = []
+    for event in data["logsForRun"].get("events") or []:
+        kind = event["__typename"]
+        if kind in ("ExecutionStepFailureEvent", "RunFailureEvent", "EngineEvent") or (
+            "fail" in (event.get("message") or "").lower()
+        ):
+            error = (event.get("error") or {}).get("message") or ""
+            messages.append(f"{kind}: {event.get('message') or ''} {error}".strip()[:1500])
+    return {"run_id": run["runId"], "job": run["jobName"], "messages": messages[-8:]}
 
 
 def _quantiles(values: list[float]) -> dict[str, float] | None:
@@ -357,9 +380,10 @@ def _quantiles(values: list[float]) -> dict[str, float] | None:
 
 def rehearse(
     minutes: float, speed: float, daemon_kills: int, kill_worker: bool, accounts: int,
-    folder: Path, guarded_retry: bool = True,
+    folder: Path, guarded_retry: bool = True, pg_port: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """One rehearsal; returns the figures (see the module docstring)."""
+    """One rehearsal; returns the figures (see the module docstring). ``pg_port``: the Postgres
+    server of the store and Dagster's storage (default the machine's)."""
     script = _script()
     become_subreaper()
     load_before = os.getloadavg()
@@ -371,7 +395,9 @@ def rehearse(
         accounts=accounts,
         with_rebuild_sensor=True,
         guarded_retry=guarded_retry,
+        **({"pg_port": pg_port} if pg_port else {}),
     )
+    peak_connections = PeakConnections(dep.pg_port, dep.name)
     try:
         t0 = time.monotonic()
         dep.prepare()
@@ -391,6 +417,7 @@ def rehearse(
             if time.monotonic() >= next_load:
                 loads.append([round(x, 2) for x in os.getloadavg()])
                 next_load += 30
+            peak_connections.sample()
             if kill_at and time.monotonic() >= kill_at[0]:
                 kill_at.pop(0)
                 dep.kill_daemon()
@@ -467,7 +494,35 @@ def rehearse(
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
         "load_average_every_30_s": loads,
         "nice": os.nice(0),
+        "postgres": {"own_server": pg_port is not None, **peak_connections.figures()},
     }
+
+
+class PeakConnections:
+    """The most connections the deployment's two databases held at once (``pg_stat_activity``,
+    sampled every 2 s): what its connection budget must cover (docs/deployment.md)."""
+
+    def __init__(self, port: int, name: str) -> None:
+        self.port, self.name = port, name
+        self.peak = 0
+        self.max_connections: int | None = None
+
+    def sample(self) -> None:
+        import psycopg
+
+        with contextlib.suppress(psycopg.Error):
+            with psycopg.connect(_script().pg_admin_url(self.port), autocommit=True) as conn:
+                row = conn.execute(
+                    "select count(*), current_setting('max_connections')::int "
+                    "from pg_stat_activity where datname like %s",
+                    (f"{self.name}%",),
+                ).fetchone()
+            if row:
+                self.peak = max(self.peak, int(row[0]))
+                self.max_connections = int(row[1])
+
+    def figures(self) -> dict[str, Any]:
+        return {"peak_connections": self.peak, "max_connections": self.max_connections}
 
 
 IN_FLIGHT = {"STARTING", "STARTED", "CANCELING"}
@@ -493,6 +548,10 @@ def main() -> None:
                         "never got it, stays `unknown` for a person")  # fmt: skip
     parser.add_argument("--folder", type=Path, default=None,
                         help="state and logs (default: a temporary folder, removed)")  # fmt: skip
+    parser.add_argument("--own-postgres", type=int, default=None, metavar="MAX_CONNECTIONS",
+                        help="run the store and Dagster's storage on a throwaway Postgres server "
+                        "of its own (initdb + pg_ctl on a free port) with this max_connections, "
+                        "so a big rehearsal never takes the machine's connections")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--merge", type=Path, nargs="*", default=None,
                         help="no rehearsal: add these result files' runs to --out and recompute "
@@ -517,8 +576,13 @@ def main() -> None:
         return
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        pg_port = None
+        if args.own_postgres is not None:
+            from hotpath_harness import ThrowawayPostgres
+
+            pg_port = stack.enter_context(ThrowawayPostgres(args.own_postgres)).port
         result = rehearse(args.minutes, args.speed, args.daemon_kills, not args.no_worker_kill,
-                          args.accounts, folder, not args.no_guarded_retry)  # fmt: skip
+                          args.accounts, folder, not args.no_guarded_retry, pg_port)  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     recorded = json.loads(args.out.read_text()) if args.out.exists() else {}
     if "runs" not in recorded:  # the old single-run layout

@@ -150,7 +150,9 @@ class ThrowawayPostgres:
     As root, ``initdb`` and ``pg_ctl`` run as the ``postgres`` OS user (PostgreSQL refuses root).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_connections: int | None = None) -> None:
+        self.max_connections = max_connections
+        """The server's max_connections (None: PostgreSQL's default, 100)."""
         self.root = Path(tempfile.mkdtemp(prefix="xbot_pg_"))
         self.datadir = self.root / "data"
         self.sockdir = self.root / "sock"
@@ -191,6 +193,8 @@ class ThrowawayPostgres:
             f"-p {self.port} -k {self.sockdir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c full_page_writes=off -c shared_buffers=32MB"
         )
+        if self.max_connections is not None:
+            opts += f" -c max_connections={self.max_connections}"
         self._run(
             _pg_bin("pg_ctl"),
             "-D",

@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,7 +39,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+PG_PORT = 5432
+"""The machine's Postgres; a rehearsal may bring a throwaway server of its own (``pg_port``)."""
 SANDBOX_HANDLE = "xbot_sandbox"
 SANDBOX_BEARER = "sandbox-app-bearer-token"  # the sandbox's public test value, not a secret
 REBUILD_SENSOR = "learning_rebuild_sensor"
@@ -82,11 +82,29 @@ def compile_bytecode() -> None:
     )  # fmt: skip
 
 
-def _pg_execute(sql: str) -> None:
+def pg_admin_url(port: int = PG_PORT) -> str:
+    """The administration database of the Postgres server on 127.0.0.1:``port``."""
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres"
+
+
+def _pg_execute(sql: str, port: int = PG_PORT) -> None:
     import psycopg
 
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+    with psycopg.connect(pg_admin_url(port), autocommit=True) as conn:
         conn.execute(sql)  # type: ignore[arg-type]
+
+
+def write_instance_config(path: Path, pg_port: int = PG_PORT) -> None:
+    """Dagster's instance config (``deploy/dagster.yaml``) with its storage on ``pg_port``.
+
+    The file names the port literally (production's is 5432); the copy is the same file with
+    that one value changed, so a rehearsal's daemon, webserver and runs use the given server.
+    """
+    import yaml
+
+    config = yaml.safe_load((ROOT / "deploy/dagster.yaml").read_text())
+    config["storage"]["postgres"]["postgres_db"]["port"] = pg_port
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
 @dataclass
@@ -106,6 +124,9 @@ class LocalDeployment:
     """How many sandbox accounts the deployment runs (X_HANDLE and ``accounts - 1`` more)."""
     audience_jitter: float = DEFAULT_AUDIENCE_JITTER
     """The extra accounts' audience jitter on the sandbox (0: all share the scenario's)."""
+    pg_port: int = PG_PORT
+    """The Postgres server for the store and Dagster's storage (a throwaway one in a big
+    rehearsal, so it never takes the machine's shared connections)."""
     guarded_retry: bool = False
     """bot_config ``posting.guarded_retry``: a post not on the timeline after the grace period
     is re-queued once instead of left ``unknown`` for a person (off by default, as in prod)."""
@@ -137,7 +158,7 @@ class LocalDeployment:
         env.update(
             APP_ENV="local",
             XBOT_HOME=str(self.folder / "home"),
-            DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{self.store_db}",
+            DATABASE_URL=f"postgresql://postgres@127.0.0.1:{self.pg_port}/{self.store_db}",
             REDIS_URL=f"redis://127.0.0.1:6379/{self.redis_db}",
             REDIS_PREFIX=self.redis_prefix,
             POSTER="api",
@@ -175,12 +196,12 @@ class LocalDeployment:
         (self.folder / "logs").mkdir(exist_ok=True)
         home = self.folder / "dagster_home"
         home.mkdir(exist_ok=True)
-        shutil.copy(ROOT / "deploy/dagster.yaml", home / "dagster.yaml")
+        write_instance_config(home / "dagster.yaml", self.pg_port)
         if self.speed:
             self.epoch = datetime.now(UTC).replace(microsecond=0)
         compile_bytecode()
-        _pg_execute(f'CREATE DATABASE "{self.store_db}"')
-        _pg_execute(f'CREATE DATABASE "{self.dagster_db}"')
+        _pg_execute(f'CREATE DATABASE "{self.store_db}"', self.pg_port)
+        _pg_execute(f'CREATE DATABASE "{self.dagster_db}"', self.pg_port)
         self.run_xbot(["migrate"])
         self.build_seeds()
 
@@ -414,7 +435,7 @@ class LocalDeployment:
             return
         for db in (self.store_db, self.dagster_db):
             with contextlib.suppress(Exception):
-                _pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+                _pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)', self.pg_port)
         with contextlib.suppress(Exception):
             import redis
 

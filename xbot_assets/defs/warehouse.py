@@ -4,6 +4,7 @@ and the data-quality checks. Thin on purpose: the logic lives in ``xbot_assets/w
 
 import hashlib
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -18,6 +19,11 @@ from xbot_assets.warehouse.extract import LoadResult
 from xbot_assets.warehouse.raw_schema import create_raw_tables
 from xbot_assets.warehouse.summaries import compute_daily_summaries, newest_day
 from xbot_assets.warehouse.views import create_view, discover_views, view_summary
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from xbot_assets.store.durable import DurableStore
 
 WAREHOUSE_GROUP = "warehouse"
 VIEWS_GROUP = "performance_views"
@@ -130,41 +136,64 @@ raw_follower_snapshots = _raw_asset(
     kinds={"duckdb", "python"},
     partitions_def=metrics_partitions,
     automation_condition=EXTRACT_EVERY,
+    # One run for every partition a tick (or a backfill) requests: the cron asks for the latest
+    # day of every account at once, and a run per partition was one process per account at
+    # each tick (100 queued runs at 100 accounts, each importing the code location).
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def tweet_metrics(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings
 ) -> dg.MaterializeResult:
-    """Engagement snapshots (1h/6h/24h/72h after posting) of one account collected on one UTC day.
+    """Engagement snapshots (1h/6h/24h/72h after posting) of each account, by UTC day of collection.
 
     Each (day, account) is its own partition: loading it reads only that account's snapshots
     of that day from the store and replaces only them in `raw.tweet_metrics`, so a new day (or
-    a new account) never rescans history or the other accounts.
+    a new account) never rescans history or the other accounts. A run loads every partition it
+    was given (all accounts' latest day at a cron tick, one partition when an operator reloads
+    one account's day), with one store and one warehouse connection.
     """
     settings = xbot_settings.get()
-    keys = context.multi_partition_key.keys_by_dimension
-    day, handle = date.fromisoformat(keys["day"]), keys["account"]
+    slices = sorted(
+        (date.fromisoformat(k.keys_by_dimension["day"]), k.keys_by_dimension["account"])
+        for k in map(metrics_partitions.get_partition_key_from_str, context.partition_keys)
+    )
     with warehouse(settings.resolved_warehouse_path) as con:
         create_raw_tables(con)
         store = load.open_store(settings)
         if store is None:
             return _no_store(str(settings.resolved_warehouse_path))
         try:
-            result = load.load_metrics_day(store, con, day, handle)
-        except AccountNotFoundError:
-            # A partition for X_HANDLE exists before its first post creates the store row.
-            result = LoadResult("tweet_metrics", 0, f"no account {handle!r} in the store yet")
+            loaded = [_load_metrics_slice(store, con, day, handle) for day, handle in slices]
         finally:
             store.engine.dispose()
+    rows = sum(result.rows for result in loaded)
+    days = sorted({day.isoformat() for day, _ in slices})
+    handles = sorted({handle for _, handle in slices})
+    context.log.info(
+        "raw.tweet_metrics: %s rows of %s (day, account) partitions", rows, len(slices)
+    )
     return simulated(
         dg.MaterializeResult(
             metadata={
-                "dagster/row_count": result.rows,
-                "loaded": result.source,
-                "day": day.isoformat(),
-                "account": handle,
+                "dagster/row_count": rows,
+                "loaded": loaded[0].source if len(loaded) == 1 else f"{len(loaded)} partitions",
+                "partitions_loaded": len(slices),
+                "day": ", ".join(days),
+                "account": handles[0] if len(handles) == 1 else f"{len(handles)} accounts",
             }
         )
     )
+
+
+def _load_metrics_slice(
+    store: "DurableStore", con: "duckdb.DuckDBPyConnection", day: date, handle: str
+) -> LoadResult:
+    """One (day, account) partition; an account the store does not know yet loads nothing."""
+    try:
+        return load.load_metrics_day(store, con, day, handle)
+    except AccountNotFoundError:
+        # A partition for X_HANDLE exists before its first post creates the store row.
+        return LoadResult("tweet_metrics", 0, f"no account {handle!r} in the store yet")
 
 
 def _view_asset(view_name: str) -> dg.AssetsDefinition:
