@@ -68,6 +68,7 @@ def _load(name: str, path: Path) -> Any:
 deploy_local = sys.modules.get("deploy_local") or _load(
     "deploy_local", ROOT / "scripts/deploy_local.py"
 )
+deployment = sys.modules.get("deployment") or _load("deployment", ROOT / "benchmarks/deployment.py")
 
 
 def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:
@@ -415,39 +416,13 @@ def due_posts(dep: CeleryDeployment) -> list[dict[str, Any]]:
 
 
 def posts_check(dep: CeleryDeployment) -> dict[str, Any]:
-    """Posts on the sandbox (its journal) against the durable store."""
-    from sqlalchemy import text
-
-    journal = dep.folder / "sandbox.jsonl"
-    posted = [
-        entry
-        for line in (journal.read_text().splitlines() if journal.exists() else [])
-        if (entry := json.loads(line)).get("op") == "post"
-    ]
-    texts = collections.Counter((p["handle"], p["text"]) for p in posted)
+    """Posts on the sandbox (its journal) against the durable store (as the daemon rehearsal
+    counts them, ``benchmarks/deployment.py``)."""
     engine = store_engine(dep)
-    with engine.connect() as conn:
-        status = dict(conn.execute(text("select status, count(*) from tweets group by 1")).all())
-        stored = {
-            r[0] for r in conn.execute(text("select x_id from tweets where x_id is not null"))
-        }
-        horizons = dict(
-            conn.execute(text("select horizon, count(*) from tweet_metrics group by 1")).all()
-        )
-    engine.dispose()
-    ids = {p["id"] for p in posted}
-    return {
-        "posts_on_sandbox": len(posted),
-        "posts_on_sandbox_by_handle": dict(collections.Counter(p["handle"] for p in posted)),
-        "store_rows_by_status": status,
-        "duplicate_posts": sum(n - 1 for n in texts.values() if n > 1),
-        "lost": {
-            "on_sandbox_not_in_store": len(ids - stored),
-            "posted_in_store_not_on_sandbox": len(stored - ids),
-            "left_posting_or_unknown": int(status.get("posting", 0) + status.get("unknown", 0)),
-        },
-        "snapshots_by_horizon": horizons,
-    }
+    try:
+        return deployment.sandbox_vs_store(dep.folder / "sandbox.jsonl", engine)
+    finally:
+        engine.dispose()
 
 
 def runs_summary(instance: Any, workers: dict[int, str]) -> list[dict[str, Any]]:

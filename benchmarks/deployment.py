@@ -224,32 +224,52 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def sandbox_vs_store(journal: Path, engine: Any) -> dict[str, Any]:
+    """Posts on the sandbox (its journal) against the durable store: duplicates (the same text
+    twice on an account), lost (on the sandbox unknown to the store, a ``posted`` row the
+    sandbox lacks, rows left ``posting``/``unknown``), and snapshots by horizon."""
+    from sqlalchemy import text
+
+    posted = [
+        entry
+        for line in (journal.read_text().splitlines() if journal.exists() else [])
+        if (entry := json.loads(line)).get("op") == "post"
+    ]
+    texts = collections.Counter((p["handle"], p["text"]) for p in posted)
+    with engine.connect() as conn:
+        status = dict(conn.execute(text("select status, count(*) from tweets group by 1")).all())
+        stored = {
+            r[0] for r in conn.execute(text("select x_id from tweets where x_id is not null"))
+        }
+        horizons = dict(
+            conn.execute(text("select horizon, count(*) from tweet_metrics group by 1")).all()
+        )
+    ids = {p["id"] for p in posted}
+    return {
+        "posts_on_sandbox": len(posted),
+        "posts_on_sandbox_by_handle": dict(collections.Counter(p["handle"] for p in posted)),
+        "store_rows_by_status": status,
+        "duplicate_posts": sum(n - 1 for n in texts.values() if n > 1),
+        "lost": {
+            "on_sandbox_not_in_store": len(ids - stored),
+            "posted_in_store_not_on_sandbox": len(stored - ids),
+            "left_posting_or_unknown": int(status.get("posting", 0) + status.get("unknown", 0)),
+        },
+        "snapshots_by_horizon": horizons,
+    }
+
+
 def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
     """Posts (sandbox journal vs store), runs, snapshots, learning assets; with ``sim_end``
     (the simulated end of the window) each account's slots that came due in the window, posted
     or not."""
     from sqlalchemy import create_engine, text
 
-    journal = dep.folder / "sandbox.jsonl"
-    sandbox_posts = []
-    for line in journal.read_text().splitlines() if journal.exists() else []:
-        entry = json.loads(line)
-        if entry.get("op") == "post":
-            sandbox_posts.append(entry)
-    texts = collections.Counter((p["handle"], p["text"]) for p in sandbox_posts)
     engine = create_engine(
         dep.env()["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
     )
+    posts = sandbox_vs_store(dep.folder / "sandbox.jsonl", engine)
     with engine.connect() as conn:
-        status: dict[str, int] = dict(
-            conn.execute(text("select status, count(*) from tweets group by 1")).all()
-        )
-        stored_ids = {
-            r[0] for r in conn.execute(text("select x_id from tweets where x_id is not null"))
-        }
-        horizons: dict[str, int] = dict(
-            conn.execute(text("select horizon, count(*) from tweet_metrics group by 1")).all()
-        )
         accounts: int = conn.execute(text("select count(*) from accounts")).scalar_one()
         refilled: int = conn.execute(
             text("select count(distinct account_id) from tweets")
@@ -272,7 +292,6 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
             ).all()
         )  # fmt: skip
     engine.dispose()
-    sandbox_ids = {p["id"] for p in sandbox_posts}
     runs = dep.graphql("{ runsOrError { ... on Runs { results { runId jobName status } } } }")[
         "runsOrError"
     ]["results"]
@@ -280,6 +299,7 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
     for run in runs:
         by_job[run["jobName"]][run["status"]] += 1
     failed = [_failure(dep, r) for r in runs if r["status"] == "FAILURE"]
+    extraction = _metrics_load_runs(dep)
     materialised = dep.graphql(
         """{ assetNodes { assetKey { path }
              assetMaterializations(limit: 1) { timestamp runId } } }"""
@@ -313,24 +333,18 @@ def collect(dep: Any, sim_end: datetime | None = None) -> dict[str, Any]:
         by_account[str(handle)][str(status_)] = int(str(n))
     due_slots = sum(sum(v.values()) for v in by_account.values())
     posted_slots = sum(v.get("posted", 0) for v in by_account.values())
+    horizons = posts.pop("snapshots_by_horizon")
     return {
         "accounts_in_store": accounts,
         "accounts_refilled": refilled,
-        "posts_on_sandbox": len(sandbox_posts),
-        "posts_on_sandbox_by_handle": dict(collections.Counter(p["handle"] for p in sandbox_posts)),
-        "store_rows_by_status": status,
-        "duplicate_posts": sum(n - 1 for n in texts.values() if n > 1),
-        "lost": {
-            "on_sandbox_not_in_store": len(sandbox_ids - stored_ids),
-            "posted_in_store_not_on_sandbox": len(stored_ids - sandbox_ids),
-            "left_posting_or_unknown": int(status.get("posting", 0) + status.get("unknown", 0)),
-        },
+        **posts,
         "posts_by_account": posts_by_account,
         "accounts_that_posted": len(posts_by_account),
         "minutes_late_simulated": _quantiles(late),
         "minutes_late_simulated_in_slot_order": [round(x, 1) for x in late],
         "runs_by_job_and_status": {k: dict(v) for k, v in sorted(by_job.items())},
         "failed_runs": failed,
+        "tweet_metrics_runs": extraction,
         "runs_unfinished": sum(1 for r in runs if r["status"] in UNFINISHED),
         "runs_in_flight_at_stop": sum(1 for r in runs if r["status"] in IN_FLIGHT),
         "snapshots_by_horizon": horizons,
@@ -364,6 +378,37 @@ def _failure(dep: Any, run: dict[str, Any]) -> dict[str, Any]:
             error = (event.get("error") or {}).get("message") or ""
             messages.append(f"{kind}: {event.get('message') or ''} {error}".strip()[:1500])
     return {"run_id": run["runId"], "job": run["jobName"], "messages": messages[-8:]}
+
+
+def _metrics_load_runs(dep: Any) -> list[dict[str, Any]]:
+    """Every run that materialised ``tweet_metrics``: its worker's pid (to find its CPU), how many
+    (day, account) partitions it loaded, and who launched it."""
+    runs = dep.graphql(
+        """{ runsOrError { ... on Runs { results { runId jobName status
+             assetSelection { path } tags { key value } } } } }"""
+    )["runsOrError"]["results"]
+    out = []
+    for run in runs:
+        selected = [a["path"] for a in run.get("assetSelection") or []]
+        if ["tweet_metrics"] not in selected and run["jobName"] != "tweet_metrics_job":
+            continue
+        events = (
+            dep.graphql(
+                """query($id: ID!) { logsForRun(runId: $id) { __typename ... on EventConnection {
+                 events { __typename } } } }""",
+                {"id": run["runId"]},
+            )["logsForRun"].get("events")
+            or []
+        )
+        tags = {t["key"]: t["value"] for t in run["tags"]}
+        out.append({
+            "run_id": run["runId"], "job": run["jobName"], "status": run["status"],
+            "pid": _worker_pid(dep, run["runId"])[0],
+            "partitions": sum(1 for e in events if e["__typename"] == "MaterializationEvent"),
+            "by": tags.get("dagster/sensor_name") or ("backfill" if tags.get("dagster/backfill")
+                                                       else "automation"),
+        })  # fmt: skip
+    return out
 
 
 def _quantiles(values: list[float]) -> dict[str, float] | None:
@@ -463,6 +508,8 @@ def rehearse(
     workers = sorted(
         sampler.cpu[pid] for pid, kind in sampler.kind.items() if kind == "run workers"
     )
+    for run in result["tweet_metrics_runs"]:  # a lower bound: sampled once a second
+        run["cpu_seconds_lower_bound"] = round(sampler.cpu.get(run["pid"] or -1, 0.0), 2)
     wall_clock_per_account_day = (
         services_per_wall_s * 86400 + runs_s / max(sim_days, 1e-9)
     ) / accounts
@@ -602,13 +649,29 @@ IDLE_LEAD_S = 50
 """posting_batch_sensor's lead on an idle machine (20 s start-up allowance + a 30 s tick): a
 batch run holds two leads of posts, so on the wall clock at most 86400 / 100 posting runs a
 day start, however many accounts post."""
-FIXED_RUNS_PER_DAY = 288 + 24 + 2 * 48
+EXTRACTION_TICKS_PER_DAY = 48
+"""The 30-minute extraction cron (``EXTRACT_EVERY``), on the wall clock."""
+FIXED_RUNS_PER_DAY = 288 + 24 + 3 * EXTRACTION_TICKS_PER_DAY
 """Runs a deployment starts whatever its accounts, on the wall clock: sync_to_supabase every 5
 minutes (with Redis), at most one batch refill an hour, and at each 30-minute extraction cron
-tick one run of the unpartitioned raw assets and one of the eager rebuild that follows."""
-CRON_RUNS_PER_ACCOUNT_DAY = 48
-"""``tweet_metrics``'s 30-minute cron condition (``EXTRACT_EVERY``) requests the latest day's
-partition of every account at each tick: one run per account, 48 a day, on the wall clock."""
+tick one run of the unpartitioned raw assets, ONE run of ``tweet_metrics`` for the latest day
+of every account (its single-run backfill policy; before, one run per account) and one of the
+eager rebuild that follows."""
+
+
+def _metrics_cpu_per_partition(
+    runs: dict[str, dict[str, Any]], startup_s: float
+) -> float | None:
+    """CPU seconds one (day, account) partition adds to a tweet_metrics run: the largest
+    measured run of at least 10 partitions, its worker's CPU less a start-up, per partition."""
+    loads = [
+        r for run in runs.values() for r in run.get("tweet_metrics_runs", [])
+        if r["partitions"] >= 10 and r.get("cpu_seconds_lower_bound")
+    ]  # fmt: skip
+    if not loads:
+        return None
+    big = max(loads, key=lambda r: r["partitions"])
+    return round(max(0.0, big["cpu_seconds_lower_bound"] - startup_s) / big["partitions"], 4)
 
 
 def measure_run_startup() -> float:
@@ -633,9 +696,11 @@ def cost_table(runs: dict[str, dict[str, Any]], startup_s: float | None) -> dict
     per account-day. Model of a wall-clock day at N accounts posting 12 a day: the services
     (per wall second, as measured at the largest N, whose sensors tick up to 20x more often than
     at speed 1: an upper bound) and the fixed runs; run start-ups (``startup_s`` each: batch
-    posting runs, at most one per post and at most 864 a day; one tweet_metrics load per
-    account); and the per-account work measured at the largest N (the runs' CPU less their
-    start-ups). The accounts a 2-core machine serves within 50 % CPU follow."""
+    posting runs, at most one per post and at most 864 a day); the extraction cron's 48 ticks,
+    each one tweet_metrics run for every account (its start-up in the fixed runs, each account's
+    partition at the CPU measured per partition); and the per-account work measured at the
+    largest N (the runs' CPU less their start-ups). The accounts a 2-core machine serves
+    within 50 % CPU follow."""
     rows = []
     for name, run in sorted(runs.items(), key=lambda kv: kv[1]["accounts"]):
         finished = sum(
@@ -668,15 +733,17 @@ def cost_table(runs: dict[str, dict[str, Any]], startup_s: float | None) -> dict
     # the per-account work from the run that did the most of a day's posting (a run whose
     # refill outlasted its window did too little per account to stand for an account-day)
     big = max(rows, key=lambda r: r["posts"])
+    per_partition = _metrics_cpu_per_partition(runs, startup_s)
     services_day = max(r["services_cpu_seconds_per_wall_second"] for r in rows) * 86400
     fixed_day = FIXED_RUNS_PER_DAY * startup_s
     work = big["work_cpu_seconds_per_account_day"]
     max_posting_runs = 86400 / (2 * IDLE_LEAD_S)
 
+    extraction = EXTRACTION_TICKS_PER_DAY * (per_partition or 0.0)
+
     def day(n: int) -> float:
         posting_runs = min(POSTS_PER_ACCOUNT_DAY * n, max_posting_runs)
-        runs = posting_runs + CRON_RUNS_PER_ACCOUNT_DAY * n
-        return services_day + fixed_day + startup_s * runs + work * n
+        return services_day + fixed_day + startup_s * posting_runs + (work + extraction) * n
 
     def capacity() -> int:
         n = 0
@@ -689,8 +756,8 @@ def cost_table(runs: dict[str, dict[str, Any]], startup_s: float | None) -> dict
         "services_cpu_seconds_per_day": round(services_day),
         "fixed_runs_cpu_seconds_per_day": round(fixed_day),
         "work_cpu_seconds_per_account_day": work,
-        "cron_extraction_cpu_seconds_per_account_day": round(
-            CRON_RUNS_PER_ACCOUNT_DAY * startup_s, 1),
+        "extraction_cpu_seconds_per_partition": per_partition,
+        "extraction_cpu_seconds_per_account_day": round(extraction, 2),
         "cpu_seconds_per_day_at": {str(n): round(day(n)) for n in (1, 20, 100, 500)},
         "cpu_seconds_per_account_day_at": {
             str(n): round(day(n) / n, 1) for n in (1, 20, 100, 500)

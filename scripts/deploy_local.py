@@ -3,8 +3,10 @@
 `make deploy-local` (or `python scripts/deploy_local.py --help`) starts, each in a process group
 of its own and bound to 127.0.0.1 on free ports (or the ports given):
 
-* two Postgres databases of its own on the running server: the durable store (migrated with
-  `xbot migrate`) and Dagster's run, event and schedule storage (`deploy/dagster.yaml`);
+* two Postgres databases of its own on the running server (`--pg-port`, default 5432): the
+  durable store (migrated with `xbot migrate`) and Dagster's run, event and schedule storage
+  (`deploy/dagster.yaml`, its port set to that server's), after checking that the deployment's
+  connection budget fits the server's max_connections (xbot_assets/ops/connection_budget.py);
 * the running Redis, under a key prefix of its own;
 * `xbot sandbox serve` (the X API over HTTP), posted to by the `api` poster;
 * `dagster-daemon run` and `dagster-webserver` over that instance;
@@ -51,6 +53,9 @@ batch sensors (``posting_batch_sensor``, ``refill_batch_sensor``) replace on a d
 run for every account's due work instead of one process per account and post
 (docs/deployment.md, "What a run costs")."""
 DEFAULT_AUDIENCE_JITTER = 0.4
+WEBSERVER_DB_POOL_MAX_OVERFLOW = 2
+"""dagster-webserver's ``--db-pool-max-overflow`` (Dagster's default 20 lets the webserver alone
+hold 3 x 21 + 1 connections); part of the connection budget (docs/deployment.md)."""
 # the dbt project's seeds (asset keys are their bare names, `defs/dbt.py`)
 DBT_SEEDS = sorted(path.stem for path in (ROOT / "dbt" / "seeds").glob("*.csv"))
 """Per-account audience jitter of the extra accounts (log-scale sd of their topic and format
@@ -200,10 +205,46 @@ class LocalDeployment:
         if self.speed:
             self.epoch = datetime.now(UTC).replace(microsecond=0)
         compile_bytecode()
+        self.check_connection_budget()
         _pg_execute(f'CREATE DATABASE "{self.store_db}"', self.pg_port)
         _pg_execute(f'CREATE DATABASE "{self.dagster_db}"', self.pg_port)
         self.run_xbot(["migrate"])
         self.build_seeds()
+
+    def connection_budget(self) -> Any:
+        """The most Postgres connections this deployment may hold at once (its processes' pools
+        and dagster.yaml's ``max_concurrent_runs``; xbot_assets/ops/connection_budget.py)."""
+        import yaml
+
+        from xbot_assets.config import DEFAULT_DB_POOL_MAX_OVERFLOW, DEFAULT_DB_POOL_SIZE
+        from xbot_assets.ops.connection_budget import ConnectionBudget
+
+        instance = yaml.safe_load((ROOT / "deploy/dagster.yaml").read_text())
+        env = os.environ  # the processes inherit DB_POOL_SIZE/DB_POOL_MAX_OVERFLOW, or defaults
+        return ConnectionBudget(
+            pool_size=int(env.get("DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)),
+            max_overflow=int(env.get("DB_POOL_MAX_OVERFLOW", DEFAULT_DB_POOL_MAX_OVERFLOW)),
+            max_concurrent_runs=int(instance["concurrency"]["runs"]["max_concurrent_runs"]),
+            webserver_max_overflow=WEBSERVER_DB_POOL_MAX_OVERFLOW,
+        )
+
+    def check_connection_budget(self) -> None:
+        """Refuse to start a deployment whose budget exceeds the server's max_connections;
+        warn when the connections other clients hold leave it too little right now."""
+        import psycopg
+
+        budget = self.connection_budget()
+        with psycopg.connect(pg_admin_url(self.pg_port), autocommit=True) as conn:
+            row = conn.execute(
+                "select current_setting('max_connections')::int, count(*) from pg_stat_activity"
+            ).fetchone()
+        assert row is not None
+        max_connections, in_use = int(row[0]), int(row[1])
+        budget.check(max_connections)  # raises with what to lower
+        if budget.total() > max_connections - in_use:
+            print(f"deploy-local: warning: the deployment may hold {budget.total()} connections "
+                  f"and the server on port {self.pg_port} has {max_connections - in_use} free "
+                  f"({in_use} of {max_connections} in use)", file=sys.stderr)  # fmt: skip
 
     def build_seeds(self) -> None:
         """Materialise the warehouse's dbt seeds once, the first build a deployment does by hand.
@@ -306,7 +347,9 @@ class LocalDeployment:
         self.start_sandbox()
         self.start_daemon()
         self.start("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",
-                                 str(self.ports["webserver"]), "-w", "workspace.yaml"])  # fmt: skip
+                                 str(self.ports["webserver"]), "-w", "workspace.yaml",
+                                 "--db-pool-max-overflow",
+                                 str(WEBSERVER_DB_POOL_MAX_OVERFLOW)])  # fmt: skip
         self.start("health", [str(BIN / "xbot"), "health", "serve", "--port",
                               str(self.ports["health"])])  # fmt: skip
         self.wait_http(f"{self.url('webserver')}/server_info", "webserver", timeout=900)
@@ -485,6 +528,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audience-jitter", type=float, default=DEFAULT_AUDIENCE_JITTER,
                         help="extra accounts' audience jitter (0: the scenario's)")  # fmt: skip
     parser.add_argument("--redis-db", type=int, default=0, help="Redis DB number (default 0)")
+    parser.add_argument("--pg-port", type=int, default=PG_PORT,
+                        help="the Postgres server on 127.0.0.1 for the store and Dagster's "
+                        "storage (default 5432)")  # fmt: skip
     parser.add_argument("--webserver-port", type=int, default=None)
     parser.add_argument("--health-port", type=int, default=None)
     parser.add_argument("--sandbox-port", type=int, default=None)
@@ -511,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> int:
     with deployment(folder=args.folder, speed=args.speed,
                     redis_db=args.redis_db, keep=args.keep, ports=ports, accounts=args.accounts,
-                    audience_jitter=args.audience_jitter,
+                    audience_jitter=args.audience_jitter, pg_port=args.pg_port,
                     with_rebuild_sensor=args.with_rebuild_sensor) as dep:  # fmt: skip
         print(json.dumps({"ready": True, "name": dep.name, "ports": dep.ports,
                           "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,

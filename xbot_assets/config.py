@@ -24,6 +24,14 @@ from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfig
 
 from xbot_assets.ops.redact import mask_credentials
 
+DEFAULT_DB_POOL_SIZE = 2
+"""Connections each process's store engine keeps open to Postgres (DB_POOL_SIZE)."""
+DEFAULT_DB_POOL_MAX_OVERFLOW = 2
+"""Connections it may open beyond those, closed when returned (DB_POOL_MAX_OVERFLOW). A run is
+one thread: it holds one connection, two when it streams a read while it writes. Every process
+of a deployment (webserver, daemon, code servers, each run) counts against Postgres'
+max_connections: the budget is in docs/deployment.md, "Connection budget"."""
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout's root; local state (SQLite, DuckDB, DAGSTER_HOME) lives beneath it by default."""
 
@@ -77,6 +85,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str | None = None
     warehouse_path: Path | None = None
+    db_pool_size: int = Field(default=DEFAULT_DB_POOL_SIZE, ge=1, le=100)
+    """DB_POOL_SIZE: the store engine's kept connections per process (Postgres only)."""
+    db_pool_max_overflow: int = Field(default=DEFAULT_DB_POOL_MAX_OVERFLOW, ge=0, le=100)
+    """DB_POOL_MAX_OVERFLOW: extra connections per process beyond DB_POOL_SIZE (Postgres only)."""
 
     # --- content generation ------------------------------------------------------------------
     generator: GeneratorKind | None = None

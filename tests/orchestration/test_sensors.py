@@ -10,6 +10,7 @@ import pytest
 
 from tests.orchestration.conftest import Env
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.defs.warehouse import RANGE_END_TAG, RANGE_START_TAG
 from xbot_assets.runner import Launcher, load_definitions
 
 pytestmark = pytest.mark.xdist_group("orchestration_sensors")
@@ -143,13 +144,16 @@ def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env:
     rebuild = evaluate(defs, instance, "learning_rebuild_sensor", later)
     jobs = [r.job_name for r in rebuild.run_requests]
     assert set(jobs) == {"tweet_metrics_job"}, "the rebuild itself is declarative automation"
-    # One tweet_metrics (day, account) partition: the account whose snapshot is new, that day.
-    assert [r.partition_key for r in rebuild.run_requests] == [
-        dg.MultiPartitionKey({"day": later.date().isoformat(), "account": handle})
+    # One tweet_metrics run over the (day, account) partitions with new snapshots: here one,
+    # the account whose snapshot is new, that day (a partition range of one).
+    key = str(dg.MultiPartitionKey({"day": later.date().isoformat(), "account": handle}))
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in rebuild.run_requests] == [
+        (key, key)
     ]
-    assert [r.partition_key.keys_by_dimension for r in rebuild.run_requests] == [
-        {"day": later.date().isoformat(), "account": handle}
-    ]
+    launcher.launch(rebuild.run_requests[0], default_job=None, origin_tag="dagster/sensor_name",
+                    origin="learning_rebuild_sensor", now=later)  # fmt: skip
+    assert not launcher.result.failed_runs
+    assert instance.get_materialized_partitions(dg.AssetKey("tweet_metrics")) == {key}
     # Within the rebuild interval, new snapshots wait for the next rebuild.
     assert not evaluate(
         defs, instance, "learning_rebuild_sensor", later, rebuild.cursor

@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from xbot_assets.config import Settings
+from xbot_assets.defs.warehouse import RANGE_END_TAG, RANGE_START_TAG
 from xbot_assets.store.durable import DurableStore
 from xbot_assets.store.durable.models import MetricSnapshot
 from xbot_assets.warehouse.refresh import refresh_all
@@ -171,6 +172,39 @@ def test_the_extraction_cron_requests_the_latest_day_of_every_account() -> None:
     assert requested == {_key(date.fromisoformat(today), h) for h in (ALPHA, BETA)}
 
 
+def test_a_tick_loads_every_account_in_one_run(xbot_env: Settings, store: DurableStore) -> None:
+    """The cron's partitions (the day of every account) are one run, not one per account: the
+    automation sensor emits them as a backfill, and the backfill daemon splits a backfill into
+    runs by the asset's BackfillPolicy (without one: a run per partition, i.e. per account, each
+    a process importing the code location: 100 queued runs at 100 accounts). That run, given
+    the partition range as the daemon tags it, loads every account's day."""
+    from dagster._core.definitions.automation_tick_evaluation_context import (
+        AssetKeyPartitionKey,
+        build_run_requests_with_backfill_policies,
+    )
+
+    ids = _fill(store)
+    definitions = _definitions()
+    handles = [ALPHA, BETA, "gamma_acct"]  # gamma: a partition, no store row yet
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("accounts", handles)
+        asset = dg.AssetKey("tweet_metrics")
+        requested = [AssetKeyPartitionKey(asset, str(_key(DAY2, h))) for h in handles]
+        with dg.partition_loading_context(dynamic_partitions_store=instance):
+            [run] = build_run_requests_with_backfill_policies(
+                requested, definitions.resolve_asset_graph(), instance
+            )
+        result = definitions.resolve_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, tags=run.tags, asset_selection=[asset]
+        )
+        assert result.success
+        assert instance.get_materialized_partitions(asset) == {_key(DAY2, h) for h in handles}
+    events = result.asset_materializations_for_node("tweet_metrics")
+    assert {e.partition for e in events} == {_key(DAY2, h) for h in handles}  # in one run
+    assert {e.metadata["partitions_loaded"].value for e in events} == {3}
+    assert _rows_by_account_day(xbot_env) == {(ids[ALPHA], DAY2): 3, (ids[BETA], DAY2): 2}
+
+
 @pytest.mark.parametrize("speed", [None, "144"])
 def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accounts(
     xbot_env: Settings, store: DurableStore, monkeypatch: pytest.MonkeyPatch, speed: str | None
@@ -203,11 +237,13 @@ def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accou
         )
         with dg.partition_loading_context(dynamic_partitions_store=instance):
             data = sensors.learning_rebuild_sensor.evaluate_tick(context)
-    metrics = [r for r in data.run_requests if r.job_name == "tweet_metrics_job"]
-    assert [r.partition_key for r in metrics] == [
-        _key(d, h) for d in (DAY1, DAY2) for h in (ALPHA, BETA)
-    ]
-    assert len({r.run_key for r in metrics}) == 4  # one run key per (day, account)
+    # ONE run over every (day, account) with new snapshots: both days, both accounts (beta's
+    # partition is added by the same tick, after alpha's)
+    [metrics] = [r for r in data.run_requests if r.job_name == "tweet_metrics_job"]
+    assert (metrics.tags[RANGE_START_TAG], metrics.tags[RANGE_END_TAG]) == (
+        str(_key(DAY1, ALPHA)),
+        str(_key(DAY2, BETA)),
+    )
     # The rebuild that follows is the assets' declarative automation, not this sensor's.
     jobs = {r.job_name for r in data.run_requests}
     assert jobs == ({"tweet_metrics_job", "raw_extraction_job"} if speed else {"tweet_metrics_job"})

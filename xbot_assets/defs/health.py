@@ -86,7 +86,11 @@ def _record(context: dg.RunStatusSensorContext, settings: XbotSettings, *, succe
     if not succeeded and isinstance(context, dg.RunFailureSensorContext):
         message = context.failure_event.message
     resolved = settings.get()
-    engine = make_engine(resolved.resolved_database_url)
+    engine = make_engine(
+        resolved.resolved_database_url,
+        pool_size=resolved.db_pool_size,
+        max_overflow=resolved.db_pool_max_overflow,
+    )
     try:
         record_run_outcome(
             engine,

@@ -13,7 +13,6 @@ modules they would import each other. A candidate split is the batch sensors wit
 """
 
 import json
-import os
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +37,8 @@ from xbot_assets.defs.orchestration import (
     tweet_metrics_job,
 )
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.defs.simtime import rehearsal_speed
+from xbot_assets.defs.warehouse import metrics_range_tags
 from xbot_assets.engine.batch import MAX_LEAD_S as MAX_LEAD
 from xbot_assets.engine.batch import START_ALLOWANCE_S, lead_seconds
 
@@ -45,16 +46,6 @@ STOPPED = dg.DefaultSensorStatus.STOPPED
 MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
 REBUILD_CONFIG_KEY = "rebuild_every_hours"
 DEFAULT_REBUILD_EVERY_HOURS = 24
-
-
-def rehearsal_speed() -> float:
-    """The deployment's CLOCK_SPEED (1 when unset or unreadable; ``Settings`` validates it and
-    refuses it in production when a run or sensor loads the settings)."""
-    try:
-        speed = float(os.environ.get("CLOCK_SPEED") or 1)
-    except ValueError:
-        return 1.0
-    return speed if speed > 1 else 1.0
 
 
 def scaled_interval(wall_seconds: int, floor: int) -> int:
@@ -81,7 +72,7 @@ MAX_BATCH_RUNS_IN_FLIGHT = 3
 MAX_BATCH_POSTS = 200
 PRIORITY_TAG = "dagster/priority"
 BACKGROUND_TAG = "dagster/from_automation_condition"
-"""The rebuild sensor's runs (metric loads, one per account and day with new snapshots; the
+"""The rebuild sensor's runs (its metric load, every account and day with new snapshots; the
 rehearsal's raw extraction) go in declarative automation's lane: deploy/dagster.yaml runs that
 lane one at a time, behind the posts, so they never hold the DuckDB warehouse while the
 automation's dbt build needs it (a concurrent extraction failed the rebuild in a rehearsal)."""
@@ -508,16 +499,16 @@ def sync_to_supabase_sensor(
     minimum_interval_seconds=REBUILD_INTERVAL,
     default_status=STOPPED,
     description="New metric snapshots and the rebuild interval (bot_config "
-    "`rebuild_every_hours`) passed: load each (day, account) partition of tweet_metrics with new "
-    "snapshots; the rebuild that follows (dbt, views, scorer, posteriors) is the assets' "
-    "declarative automation.",
+    "`rebuild_every_hours`) passed: load every (day, account) partition of tweet_metrics with "
+    "new snapshots in one run; the rebuild that follows (dbt, views, scorer, posteriors) is "
+    "the assets' declarative automation.",
 )
 @sensor_health("learning_rebuild_sensor", REBUILD_INTERVAL)
 def learning_rebuild_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """New metric snapshots and the rebuild interval passed: load every (day, account)
-    partition of metrics that has new snapshots into the warehouse.
+    partition of metrics that has new snapshots into the warehouse, in one run.
 
     The rebuild that follows (dbt models, views, summaries, scorer, posteriors) is the assets'
     declarative automation (eager conditions, ``default_automation_condition_sensor``), which
@@ -541,7 +532,7 @@ def learning_rebuild_sensor(
         return dg.SkipReason("no new metric snapshots since the last rebuild")
     if last is not None and now - last < timedelta(hours=every):
         return dg.SkipReason(f"next rebuild {every}h after {last.isoformat()}")
-    # One tweet_metrics (day, account) partition per account that has new snapshots that day.
+    # The (day, account) partitions with new snapshots, all loaded by one tweet_metrics run.
     handles = {a.id: a.handle for a in store.list_accounts(active_only=False)}
     slices = sorted(
         {
@@ -551,16 +542,15 @@ def learning_rebuild_sensor(
         }
     )
     stamp = f"{now:%Y-%m-%dT%H}"
-    requests = [
-        dg.RunRequest(run_key=f"tweet_metrics:{day}:{handle}:{stamp}",
-                      job_name=tweet_metrics_job.name,
-                      partition_key=dg.MultiPartitionKey({"day": day, "account": handle}),
-                      tags={BACKGROUND_TAG: "true"})
-        for day, handle in slices
-    ]  # fmt: skip
     # An account with snapshots but no partition yet (accounts_sensor not run): add it first.
     missing = sorted({handle for _, handle in slices} - _known_accounts(context))
     add_accounts = [accounts_partitions.build_add_request(missing)] if missing else []
+    order = [*context.instance.get_dynamic_partitions(accounts_partitions.name), *missing]
+    requests = [
+        dg.RunRequest(run_key=f"tweet_metrics:{stamp}:{zlib.crc32(repr(slices).encode()):08x}",
+                      job_name=tweet_metrics_job.name,
+                      tags={BACKGROUND_TAG: "true", **metrics_range_tags(slices, order)})
+    ]  # fmt: skip
     # Incremental raw extraction (each asset's default): every store write in the engine and
     # posting paths stamps the run's clock, so in the main job ``updated_at``/``created_at`` are
     # simulated times that only grow and the watermarks miss nothing. ``full_refresh`` stays an

@@ -12,6 +12,7 @@ nothing is added.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,16 @@ SIMULATED_DAY_TAG = "xbot/simulated_day"
 """Run and materialisation tag: the simulated UTC day (``YYYY-MM-DD``)."""
 SIMULATED_TIME_KEY = "xbot/simulated_time"
 """Materialisation metadata: the simulated moment, as a timestamp."""
+
+
+def rehearsal_speed() -> float:
+    """The deployment's CLOCK_SPEED (1 when unset or unreadable; ``Settings`` validates it and
+    refuses it in production when a run or sensor loads the settings)."""
+    try:
+        speed = float(os.environ.get("CLOCK_SPEED") or 1)
+    except ValueError:
+        return 1.0
+    return speed if speed > 1 else 1.0
 
 
 def simulated_now(context: Any) -> datetime | None:

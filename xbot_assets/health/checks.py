@@ -153,7 +153,11 @@ class HealthContext:
         if self._engine is None:
             from xbot_assets.store.durable.engine import make_engine
 
-            self._engine = make_engine(self.settings.resolved_database_url)
+            self._engine = make_engine(
+                self.settings.resolved_database_url,
+                pool_size=self.settings.db_pool_size,
+                max_overflow=self.settings.db_pool_max_overflow,
+            )
         return self._engine
 
     @cached_property

@@ -23,6 +23,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from xbot_assets.config import DEFAULT_DB_POOL_MAX_OVERFLOW, DEFAULT_DB_POOL_SIZE
 from xbot_assets.store.durable.errors import StoreConfigError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -62,7 +63,14 @@ def check_role_name(role: str) -> str:
     return role
 
 
-def make_engine(url: str | URL, *, db_role: str | None = None, pooled: bool = False) -> Engine:
+def make_engine(
+    url: str | URL,
+    *,
+    db_role: str | None = None,
+    pooled: bool = False,
+    pool_size: int = DEFAULT_DB_POOL_SIZE,
+    max_overflow: int = DEFAULT_DB_POOL_MAX_OVERFLOW,
+) -> Engine:
     """Create an engine with the durable store's connection rules (see the module docstring).
 
     Args:
@@ -73,11 +81,18 @@ def make_engine(url: str | URL, *, db_role: str | None = None, pooled: bool = Fa
             connection to a WAL database checkpoints it). Off by default: code that forks
             workers from a process holding the engine (the posting crash matrix) relies on no
             SQLite handle being open; :class:`DurableStore.from_url` turns it on.
+        pool_size, max_overflow: Postgres only: connections kept open, and opened beyond them,
+            by this engine (settings ``DB_POOL_SIZE``/``DB_POOL_MAX_OVERFLOW``): the process's
+            share of the server's max_connections (docs/deployment.md, "Connection budget").
     """
     parsed = normalise_url(url) if isinstance(url, str) else url
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, pooled=pooled)
-    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
+    }
     engine = create_engine(parsed, **kwargs)
     _fork_safe(engine)
     if db_role is not None:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Literal
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
+from xbot_assets.config import DEFAULT_DB_POOL_MAX_OVERFLOW, DEFAULT_DB_POOL_SIZE
 from xbot_assets.store.durable import schema as s
 from xbot_assets.store.durable.accounts import AccountRepository
 from xbot_assets.store.durable.audit import AuditRepository
@@ -85,6 +86,8 @@ class DurableStore(
             environment=settings.app_env,
             check_schema=check_schema,
             db_role=db_role,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_max_overflow,
         )
 
     @classmethod
@@ -95,6 +98,8 @@ class DurableStore(
         environment: str = "local",
         check_schema: bool = True,
         db_role: DbRole = "auto",
+        pool_size: int = DEFAULT_DB_POOL_SIZE,
+        max_overflow: int = DEFAULT_DB_POOL_MAX_OVERFLOW,
     ) -> DurableStore:
         """Open the store at ``url`` for ``environment``.
 
@@ -106,6 +111,8 @@ class DurableStore(
             db_role: Postgres only. ``"auto"`` (default): ``SET ROLE xbot_<environment>`` on
                 every connection, so row-level security applies; a role name: that role;
                 ``None``: act as the login user (migrations, administration).
+            pool_size, max_overflow: Postgres only: the engine's connection pool (settings
+                ``DB_POOL_SIZE``/``DB_POOL_MAX_OVERFLOW``).
         """
         if environment not in s.ENVIRONMENTS:
             raise StoreConfigError(
@@ -119,7 +126,9 @@ class DurableStore(
         role: str | None = None
         if parsed.get_backend_name() == "postgresql":
             role = f"xbot_{environment}" if db_role == "auto" else db_role
-        engine = make_engine(parsed, db_role=role, pooled=True)
+        engine = make_engine(
+            parsed, db_role=role, pooled=True, pool_size=pool_size, max_overflow=max_overflow
+        )
         store = cls(engine, environment)
         if parsed.get_backend_name() == "postgresql":
             store._check_role(role)
