@@ -478,7 +478,12 @@ def rehearse(
             time.sleep(2)
         window_s = time.monotonic() - t1
         sim_end = dep.epoch + (datetime.now(UTC) - dep.epoch) * speed if dep.epoch else None
-        # stop launching; let the runs in flight finish and the monitor settle the killed one
+        # stop launching (every sensor and schedule, the automation's too), let the queued runs
+        # launch and every run finish, then stop the daemon
+        stop_launching(dep)
+        drain_deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < drain_deadline and _unfinished(dep):
+            time.sleep(5)
         # SIGTERM to the daemon alone: its code server lives on until its runs have finished
         # (a SIGTERM to the daemon's process group would interrupt them mid-post)
         os.kill(dep.procs["daemon"].pid, signal.SIGTERM)
@@ -577,6 +582,35 @@ SERVICES = {"dagster-daemon", "dagster-webserver", "code servers", "health serve
 """Long-lived processes of the deployment (the sandbox stands in for X and is left out)."""
 
 
+DRAIN_S = 420
+"""After the window: how long the queued runs get to launch and finish (sensors stopped)."""
+
+
+def stop_launching(dep: Any) -> None:
+    """Stop every running sensor and schedule, declarative automation's sensor too: no new run
+    is requested after the window; the queued ones still launch and finish."""
+    data = dep.graphql(
+        """{ repositoriesOrError { ... on RepositoryConnection { nodes {
+             sensors { id sensorState { status } }
+             schedules { id scheduleState { status } } } } } }"""
+    )
+    for repo in data["repositoriesOrError"]["nodes"]:
+        for sensor in repo["sensors"]:
+            if sensor["sensorState"]["status"] == "RUNNING":
+                dep.graphql("mutation($id: String) { stopSensor(id: $id) { __typename } }",
+                            {"id": sensor["id"]})  # fmt: skip
+        for schedule in repo["schedules"]:
+            if schedule["scheduleState"]["status"] == "RUNNING":
+                dep.graphql("mutation($id: String) { stopRunningSchedule(id: $id) { __typename } }",
+                            {"id": schedule["id"]})  # fmt: skip
+
+
+def _unfinished(dep: Any) -> int:
+    """Runs not finished yet, queued ones included."""
+    runs = dep.graphql("{ runsOrError { ... on Runs { results { status } } } }")
+    return sum(1 for r in runs["runsOrError"]["results"] if r["status"] in UNFINISHED)
+
+
 def _in_flight(dep: Any) -> int:
     """Runs a worker is (or should be) executing; queued ones wait for the next daemon."""
     runs = dep.graphql("{ runsOrError { ... on Runs { results { status } } } }")
@@ -659,9 +693,7 @@ of every account (its single-run backfill policy; before, one run per account) a
 eager rebuild that follows."""
 
 
-def _metrics_cpu_per_partition(
-    runs: dict[str, dict[str, Any]], startup_s: float
-) -> float | None:
+def _metrics_cpu_per_partition(runs: dict[str, dict[str, Any]], startup_s: float) -> float | None:
     """CPU seconds one (day, account) partition adds to a tweet_metrics run: the largest
     measured run of at least 10 partitions, its worker's CPU less a start-up, per partition."""
     loads = [

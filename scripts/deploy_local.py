@@ -46,12 +46,17 @@ PG_PORT = 5432
 SANDBOX_HANDLE = "xbot_sandbox"
 SANDBOX_BEARER = "sandbox-app-bearer-token"  # the sandbox's public test value, not a secret
 REBUILD_SENSOR = "learning_rebuild_sensor"
-OFF_BY_DEFAULT = {REBUILD_SENSOR, "posting_sensor", "candidate_refill_sensor"}
+OFF_BY_DEFAULT = {
+    REBUILD_SENSOR, "posting_sensor", "candidate_refill_sensor", "collect_account_metrics_schedule"
+}
 """Sensors deploy-local leaves off: the main job's stand-in for the rebuild automation
 (``--with-rebuild-sensor`` starts it), and the per-account posting and refill sensors, which the
 batch sensors (``posting_batch_sensor``, ``refill_batch_sensor``) replace on a deployment: one
 run for every account's due work instead of one process per account and post
-(docs/deployment.md, "What a run costs")."""
+(docs/deployment.md, "What a run costs"); and the per-account 6-hourly metrics schedule, whose
+work the batch posting runs do (each collects the due snapshots and follower counts of every
+account it serves, and a collect-only batch run comes when snapshots are due without a post):
+at 100 accounts its 06:00 tick queued 100 runs."""
 DEFAULT_AUDIENCE_JITTER = 0.4
 WEBSERVER_DB_POOL_MAX_OVERFLOW = 2
 """dagster-webserver's ``--db-pool-max-overflow`` (Dagster's default 20 lets the webserver alone
@@ -346,15 +351,18 @@ class LocalDeployment:
         """Every long-running process, then the automation."""
         self.start_sandbox()
         self.start_daemon()
-        self.start("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",
-                                 str(self.ports["webserver"]), "-w", "workspace.yaml",
-                                 "--db-pool-max-overflow",
-                                 str(WEBSERVER_DB_POOL_MAX_OVERFLOW)])  # fmt: skip
+        self.start("webserver", self.webserver_argv())
         self.start("health", [str(BIN / "xbot"), "health", "serve", "--port",
                               str(self.ports["health"])])  # fmt: skip
         self.wait_http(f"{self.url('webserver')}/server_info", "webserver", timeout=900)
         self.wait_http(f"{self.url('health')}/healthz", "health")
         self.turn_on_automation()
+
+    def webserver_argv(self) -> list[str]:
+        """dagster-webserver on its port, its storage pools inside the connection budget."""
+        return [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",
+                str(self.ports["webserver"]), "-w", "workspace.yaml",
+                "--db-pool-max-overflow", str(WEBSERVER_DB_POOL_MAX_OVERFLOW)]  # fmt: skip
 
     def wait_http(self, url: str, name: str, timeout: float = 90) -> None:
         import httpx
@@ -441,6 +449,8 @@ class LocalDeployment:
                 raise RuntimeError(f"cannot start {name}: {data['startSensor']['message']}")
             started.append(name)
         for name in schedules:
+            if name in off:
+                continue
             data = self.graphql(
                 """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
                      __typename ... on PythonError { message } } }""",

@@ -34,6 +34,14 @@ def test_the_shipped_deployment_fits_a_100_connection_server(tmp_path: Path) -> 
     budget.check(100)
 
 
+def test_deploy_local_starts_the_webserver_with_the_budgeted_pool(tmp_path: Path) -> None:
+    deploy_local = _deploy_local()
+    dep = deploy_local.LocalDeployment(folder=tmp_path, ports={"webserver": 3000})  # type: ignore[attr-defined]
+    argv = dep.webserver_argv()
+    overflow = int(argv[argv.index("--db-pool-max-overflow") + 1])
+    assert overflow == dep.connection_budget().webserver_max_overflow == 2
+
+
 def test_the_former_pools_did_not_fit_and_the_error_says_what_to_lower() -> None:
     # store engines 5 + 5 per process, Dagster's webserver overflow default 20
     former = ConnectionBudget(

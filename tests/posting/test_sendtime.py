@@ -83,3 +83,27 @@ def test_next_allowed_applies_every_rule_until_none_moves_it():
     assert next_allowed(rules, [late - timedelta(minutes=5)], late) == datetime(
         2026, 3, 3, 6, 0, tzinfo=UTC
     )
+
+
+def test_a_post_due_call_closes_the_store_connections_it_opened(
+    sqlite_url, fake_x, clock, monkeypatch
+):
+    """A batch run calls post_due once per post without a ledger: each call opened the store
+    (an engine and its pool) and left its connections open, so a 100-account batch run piled
+    up idle connections until Postgres refused them ("too many clients"; the run failed)."""
+    from xbot_assets.posting import factory
+
+    opened = []
+
+    def spy(settings, **kwargs):
+        ledger = real(settings, **kwargs)
+        opened.append(ledger)
+        return ledger
+
+    real = factory.open_ledger
+    monkeypatch.setattr(factory, "open_ledger", spy)
+    settings = _settings(database_url=sqlite_url)
+    for _ in range(3):
+        post_due(settings, poster=fake_x, clock=clock)
+    assert len(opened) == 3
+    assert [ledger.engine.pool.checkedin() for ledger in opened] == [0, 0, 0]

@@ -248,3 +248,21 @@ def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accou
     jobs = {r.job_name for r in data.run_requests}
     assert jobs == ({"tweet_metrics_job", "raw_extraction_job"} if speed else {"tweet_metrics_job"})
     assert [r.partition_keys for r in data.dynamic_partitions_requests] == [[BETA]]
+
+
+def test_day_partitions_reach_the_rehearsal_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 144x the simulated day runs a day every 10 minutes ahead of Dagster's wall-clock
+    partitions: the rebuild sensor's load of tomorrow (simulated) failed on a missing partition.
+    The day partitions reach a 2-hour rehearsal's days there, and stay at today on the wall
+    clock (the cron's latest day is today's)."""
+    from xbot_assets.defs.warehouse import days_ahead
+
+    monkeypatch.delenv("CLOCK_SPEED", raising=False)
+    assert days_ahead() == 1
+    monkeypatch.setenv("CLOCK_SPEED", "144")
+    assert days_ahead() == 13
+    wall = datetime(2026, 12, 6, 5, 40, tzinfo=UTC)
+    days = dg.DailyPartitionsDefinition(start_date="2026-12-01", end_offset=days_ahead())
+    with dg.partition_loading_context(effective_dt=wall):
+        keys = days.get_partition_keys()
+    assert "2026-12-07" in keys and keys[-1] == "2026-12-18"

@@ -559,9 +559,12 @@ def learning_rebuild_sensor(
         # On a rehearsal clock the 30-minute extraction cron (wall clock) is K x 30 simulated
         # minutes apart: extract the other raw tables with the metrics, so the eager rebuild
         # (it waits for every input) follows within the rehearsal. At speed 1 the cron does it.
-        requests.append(
+        # First in the lane: the rebuild after the metrics then finds `fct_posts` built (on a
+        # fresh warehouse its unit test failed on the missing relation when metrics went first).
+        requests.insert(
+            0,
             dg.RunRequest(run_key=f"raw_extraction:{stamp}", job_name=raw_extraction_job.name,
-                          tags={BACKGROUND_TAG: "true"})
+                          tags={BACKGROUND_TAG: "true"}),
         )  # fmt: skip
     newest = max(s.collected_at for s in new)
     return dg.SensorResult(

@@ -94,6 +94,17 @@ def open_ledger(
     return PostingLedger(store.engine, settings.app_env, hot=hot)
 
 
+def close_ledger(ledger: PostingLedger) -> None:
+    """Close the connections of a ledger opened by :func:`open_ledger`.
+
+    A batch run posts every account's posts through :func:`post_due`, which opened a ledger (an
+    engine with its own pool) per post and never closed it: idle connections piled up until
+    Postgres refused new ones ("too many clients"), and the run workers whose Dagster event
+    write then failed, or whose next post could not open the store, failed the run (2 of 11
+    batch runs at 100 accounts)."""
+    ledger.engine.dispose()
+
+
 @dataclass
 class PostingRun:
     """One :func:`post_due` call: the reconciliation first, then each posting step."""
@@ -156,7 +167,7 @@ def post_due(
         alert: called when a person must act (defaults to a critical log line).
     """
     clock = clock or (lambda: datetime.now(UTC))
-    own_poster = poster is None
+    own_poster, own_ledger = poster is None, ledger is None
     ledger = ledger or open_ledger(settings, clock=clock)
     poster = poster or gated_poster(settings, ledger, clock)
     try:
@@ -202,6 +213,8 @@ def post_due(
     finally:
         if own_poster:
             poster.close()
+        if own_ledger:
+            close_ledger(ledger)
 
 
 def reconcile(
@@ -215,7 +228,7 @@ def reconcile(
 ) -> ReconcileReport:
     """Settle every row left in ``posting`` past the grace period (``xbot reconcile``)."""
     clock = clock or (lambda: datetime.now(UTC))
-    own_poster = poster is None
+    own_poster, own_ledger = poster is None, ledger is None
     ledger = ledger or open_ledger(settings)
     poster = poster or gated_poster(settings, ledger, clock)
     try:
@@ -231,3 +244,5 @@ def reconcile(
     finally:
         if own_poster:
             poster.close()
+        if own_ledger:
+            close_ledger(ledger)
