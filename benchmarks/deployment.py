@@ -32,6 +32,7 @@ import os
 import re
 import resource
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -487,7 +488,11 @@ def rehearse(
         # SIGTERM to the daemon alone: its code server lives on until its runs have finished
         # (a SIGTERM to the daemon's process group would interrupt them mid-post)
         os.kill(dep.procs["daemon"].pid, signal.SIGTERM)
-        dep.procs["daemon"].wait(timeout=60)
+        try:
+            dep.procs["daemon"].wait(timeout=180)
+        except subprocess.TimeoutExpired:  # at load 25 it outlasted 60 s and lost the results
+            os.kill(dep.procs["daemon"].pid, signal.SIGKILL)
+            dep.procs["daemon"].wait(timeout=60)
         settle_deadline = time.monotonic() + 240
         while time.monotonic() < settle_deadline and _in_flight(dep):
             time.sleep(5)
