@@ -47,7 +47,10 @@ SANDBOX_HANDLE = "xbot_sandbox"
 SANDBOX_BEARER = "sandbox-app-bearer-token"  # the sandbox's public test value, not a secret
 REBUILD_SENSOR = "learning_rebuild_sensor"
 OFF_BY_DEFAULT = {
-    REBUILD_SENSOR, "posting_sensor", "candidate_refill_sensor", "collect_account_metrics_schedule"
+    REBUILD_SENSOR,
+    "posting_sensor",
+    "candidate_refill_sensor",
+    "collect_account_metrics_schedule",
 }
 """Sensors deploy-local leaves off: the main job's stand-in for the rebuild automation
 (``--with-rebuild-sensor`` starts it), and the per-account posting and refill sensors, which the
@@ -214,7 +217,7 @@ class LocalDeployment:
         _pg_execute(f'CREATE DATABASE "{self.store_db}"', self.pg_port)
         _pg_execute(f'CREATE DATABASE "{self.dagster_db}"', self.pg_port)
         self.run_xbot(["migrate"])
-        self.build_seeds()
+        self.first_build()
 
     def connection_budget(self) -> Any:
         """The most Postgres connections this deployment may hold at once (its processes' pools
@@ -251,21 +254,30 @@ class LocalDeployment:
                   f"and the server on port {self.pg_port} has {max_connections - in_use} free "
                   f"({in_use} of {max_connections} in use)", file=sys.stderr)  # fmt: skip
 
-    def build_seeds(self) -> None:
-        """Materialise the warehouse's dbt seeds once, the first build a deployment does by hand.
+    def first_build(self) -> None:
+        """Build the warehouse and the learning assets once, the first build a deployment does
+        by hand: ``rebuild_warehouse_and_learning_job`` (every asset but the partitioned
+        ``tweet_metrics``, the dbt seeds included) on the empty store, in one process.
 
-        Declarative automation never requests an asset for being missing on a fresh instance, and
-        a seed has no upstream to update, so without this the first automated dbt build fails on
-        ``ref('reward_weights')`` and no learning asset is ever rebuilt (`xbot run` does the same
-        for its fresh warehouse in ``runner.py``). Recorded in the deployment's own instance.
+        Declarative automation rebuilds only what changed, and never requests an asset for
+        being missing. On a fresh warehouse its first dbt build then selects the models below
+        the metrics that came in, and fails: a seed never built (``ref('reward_weights')``, the
+        20-account rehearsal of 6 Dec) or, when the metrics land before the posts are extracted,
+        a parent table that does not exist yet (dbt's unit tests of ``fct_post_outcomes`` read
+        ``fct_posts``; the 100-account rehearsal). With every table built once, each later
+        partial build finds its parents. In process: one run worker, about 20 CPU s, instead of
+        a process per step. Recorded in the deployment's own instance; `xbot run` builds its
+        fresh warehouse the same way in ``runner.py``.
         """
+        config = self.folder / "first_build.yaml"
+        config.write_text("execution:\n  config:\n    in_process: {}\n")
         done = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-m", "xbot_assets.definitions",
-             "--select", ",".join(DBT_SEEDS)],
-            env=self.env(), cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+            [str(BIN / "dagster"), "job", "execute", "-m", "xbot_assets.definitions",
+             "-j", "rebuild_warehouse_and_learning_job", "-c", str(config)],
+            env=self.env(), cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
         )  # fmt: skip
         if done.returncode != 0:
-            raise RuntimeError(f"building the dbt seeds failed: {done.stderr.strip()[-800:]}")
+            raise RuntimeError(f"the first warehouse build failed: {done.stderr.strip()[-800:]}")
 
     def run_xbot(self, args: list[str], timeout: float = 300) -> str:
         """Run one `xbot` command in the deployment's environment (raises on failure)."""

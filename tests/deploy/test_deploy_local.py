@@ -91,14 +91,15 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
         assert set(schedule_state.values()) <= {"RUNNING"}, schedule_state
         assert "posting_batch_sensor" in sensors and "collect_account_metrics_schedule" in schedules
         assert httpx.get(f"{dep.url('health')}/healthz", timeout=10).status_code == 200
-        # the dbt seeds were built at set-up, so the first automated dbt build can read them
-        for seed in script.DBT_SEEDS:  # type: ignore[attr-defined]
+        # the first build at set-up built the seeds and every table, so an automated partial dbt
+        # build finds the parents its models and unit tests read
+        for name in [*script.DBT_SEEDS, "fct_posts", "fct_post_outcomes"]:  # type: ignore[attr-defined]
             asset = dep.graphql(
                 """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) {
                      ... on Asset { assetMaterializations(limit: 1) { runId } } } }""",
-                {"k": {"path": [seed]}},
+                {"k": {"path": [name]}},
             )["assetOrError"]
-            assert asset.get("assetMaterializations"), (seed, asset)
+            assert asset.get("assetMaterializations"), (name, asset)
         # the daemon refills and posts for both accounts; it is killed once on the way
         killed = False
         deadline = time.monotonic() + 420
