@@ -502,10 +502,11 @@ def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str
 
 
 def goals(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's done-when targets, each with the measured figures and whether it holds."""
+    """The issue's done-when targets, each with the measured figures and whether it holds
+    (only for the runs that include ``ours``: a bound or diagnostic run has no targets)."""
     found = []
     d30 = summary.get("default:30")
-    if d30:
+    if d30 and "ours" in d30["policies"]:
         o = d30["policies"]["ours"]
         ratio = o.get("ratio_to_oracle") or 0.0
         found.append(
@@ -524,7 +525,7 @@ def goals(summary: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     d90 = summary.get("default:90")
-    if d90:
+    if d90 and "ours" in d90["policies"]:
         o = d90["policies"]["ours"]
         found.append(
             {
@@ -535,7 +536,7 @@ def goals(summary: dict[str, Any]) -> list[dict[str, Any]]:
         )
     for scenario in ("drift", "cold_start"):
         s = summary.get(f"{scenario}:30")
-        if s:
+        if s and "ours" in s["policies"]:
             o = s["policies"]["ours"]
             vs_ts = o.get("diff_vs_thompson_beta")
             found.append(
