@@ -124,7 +124,12 @@ def engagement_scorer(
     for analysts. If it does worse than the prior-only baseline on held-out posts, the baseline is
     deployed instead and the check fails.
     """
-    from xbot_assets.learning.scorer import PriorOnlyScorer, save_scorer, train_scorer
+    from xbot_assets.learning.scorer import (
+        PriorOnlyScorer,
+        save_scorer,
+        scorer_accounts,
+        train_scorer,
+    )
     from xbot_assets.learning.scorer_plots import scorer_plots_markdown
 
     settings = xbot_settings.get()
@@ -167,6 +172,7 @@ def engagement_scorer(
         "auc_floor": SCORER_AUC_FLOOR,
         "used_in_decisions": "no: engine/decide.py ranks candidates with the factored "
         "posterior's text covariates (benchmarks/loop.py, ours vs ours_no_rank)",
+        "accounts": dg.MetadataValue.json(scorer_accounts(outcomes)),
         "note": note or report.reason,
         "model_path": dg.MetadataValue.path(str(path)),
         "calibration": _md(report.calibration),
