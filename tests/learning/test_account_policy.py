@@ -146,3 +146,22 @@ def test_an_accounts_decisions_load_its_own_file_else_the_pooled_else_the_main(
     assert model_files.factored_file(a, "engagement") == own
     assert set(model_files.remove_account_factored(a, "engagement")) == {own, pooled}
     assert model_files.factored_file(a, "engagement") == model_files.factored_path(a, "engagement")
+
+
+def test_the_refit_benchmarks_quick_mode_reports_cost_per_account(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "account_refit.json"
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "account_refit.py"), "--quick",
+         "--repeats", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [r["accounts"] for r in result["sizes"]] == [1, 2, 4]
+    assert all(r["cpu_s"] > 0 for r in result["sizes"])
+    assert set(result["per_account_vs_single"]) == {"1", "2", "4"}
