@@ -19,7 +19,10 @@ import pytest
 
 from tests.orchestration.conftest import Env, make_env, restore_env
 
-pytestmark = pytest.mark.xdist_group("orchestration_account_learning")
+pytestmark = [
+    pytest.mark.xdist_group("orchestration_account_learning"),
+    pytest.mark.timeout(1800),  # a 4-day two-account main job: ~3 min idle, 8+ on a loaded host
+]
 
 SECOND = "second_acct"
 """Its handle seeds its audience: with jitter 1.0 on seed 7, startups +1.05, ai +0.12."""
@@ -99,8 +102,11 @@ def test_one_refit_writes_every_accounts_posterior(two_accounts: TwoAccountRun) 
 
     instance = dg.DagsterInstance.get()
     (record,) = instance.fetch_materializations(dg.AssetKey("factored_posteriors"), limit=1).records
-    meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}  # type: ignore
-    per_account = meta["per_account"]
+    meta: dict[str, Any] = {
+        k: v.value
+        for k, v in record.asset_materialization.metadata.items()  # type: ignore[union-attr]
+    }
+    per_account: dict[str, Any] = meta["per_account"]
     assert set(per_account) == {two_accounts.main, SECOND}
     for handle, info in per_account.items():
         assert info["acting_on"] == "own" and info["prior"] == "pooled effects"
