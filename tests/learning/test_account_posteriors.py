@@ -108,6 +108,21 @@ def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
     assert models[settings.x_handle].posterior.posts == 12
     assert not np.allclose(models["acct_new"].posterior.mean,
                            models[settings.x_handle].posterior.mean)  # fmt: skip
+    # the batch refill's path: each account's refill decides with its own file
+    from xbot_assets.engine.decide import refill
+    from xbot_assets.engine.runtime import build_runtime, forget_sandboxes
+    from xbot_assets.engine.sensing import forget_stores
+
+    try:
+        for handle in (settings.x_handle, "acct_new"):
+            runtime = build_runtime(settings, handle=handle, now=now)
+            report = refill(runtime, n_candidates=2, max_slots=1)
+            runtime.close()
+            assert report.queued
+            assert report.posterior_file == f"accounts/factored_posteriors_engagement_{handle}.json"
+    finally:
+        forget_stores()
+        forget_sandboxes()
 
 
 def test_the_scorer_says_it_is_pooled_and_over_which_accounts(tmp_path: Path) -> None:
