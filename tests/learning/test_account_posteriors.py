@@ -4,6 +4,7 @@ load its own; a single account's learning is exactly the pooled fit (nothing els
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +44,94 @@ def test_one_account_learns_exactly_the_pooled_fit(tmp_path: Path) -> None:
     result = _materialize(tmp_path, [arm_posteriors])
     assert _meta(result, "arm_posteriors")["per_account"] == {}
     assert not list((model_files.models_dir(settings) / "accounts").glob("*.json"))
+
+
+def _posted(store: object, handle: str, n: int, start: datetime, first_id: int) -> None:
+    """``n`` posted roots of ``handle``, 8 h apart, each with a 6 h snapshot."""
+    from xbot_assets.store.durable.models import MetricSnapshot
+
+    account = store.ensure_account(handle, now=start)  # type: ignore[attr-defined]
+    for i in range(n):
+        at = start + timedelta(hours=8 * i)
+        topic = ("ai", "python", "startups")[i % 3]
+        post = store.enqueue_post(account.id, f"{handle} post {i} on {topic}",  # type: ignore
+                                  arm=f"single:{topic}", scheduled_at=at, now=at)  # fmt: skip
+        claim = store.claim_next_due(account.id, now=at)  # type: ignore[attr-defined]
+        store.mark_posted(post.id, x_id=str(first_id + i), attempt_id=claim.attempt_id, now=at)  # type: ignore
+        store.upsert_metrics([MetricSnapshot(post.id, "6h", at + timedelta(hours=6),  # type: ignore
+                                             impressions=800, likes=10 + (i % 3) * 5,
+                                             replies=2, account_id=account.id)])  # fmt: skip
+
+
+def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
+    tmp_path: Path,
+) -> None:
+    """One run: the main account (12 posts) acts on its own fit, a new account (3 posts) on the
+    pooled fit, flagged cold; each account's decisions load its own file."""
+    import dagster as dg
+
+    from xbot_assets.defs.learning import factored_posteriors
+    from xbot_assets.defs.resources import XbotRuntime
+    from xbot_assets.engine.decide import load_models
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.durable.migrate import upgrade
+
+    settings = _TestSettings(home=str(tmp_path)).get()
+    upgrade(settings.resolved_database_url)
+    store = DurableStore.from_settings(settings)
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    _posted(store, settings.x_handle, 12, start, 1000)
+    _posted(store, "acct_new", 3, start + timedelta(minutes=30), 2000)
+    store.close()
+    now = start + timedelta(hours=8 * 12)
+    result = dg.materialize(
+        [factored_posteriors],
+        resources={
+            "xbot_settings": _TestSettings(home=str(tmp_path)),
+            "xbot_runtime": XbotRuntime(simulated_now=now.isoformat()),
+        },
+    )
+    meta = _meta(result, "factored_posteriors")
+    per_account = meta["per_account"]
+    main, new = per_account[settings.x_handle], per_account["acct_new"]  # type: ignore[index]
+    assert main["acting_on"] == "own" and main["own_posts"] == 12 and not main["cold_start"]
+    assert main["prior"] == "pooled effects"
+    assert new["acting_on"] == "pooled" and new["own_posts"] == 3 and new["cold_start"]
+    assert meta["cold_start_accounts"] == "acct_new" and meta["pooled_posts"] == 15
+    assert meta["posts"] == 12  # the main file: the main account's own posterior
+    models = {h: load_models(settings.model_copy(update={"x_handle": h}))
+              for h in (settings.x_handle, "acct_new")}  # fmt: skip
+    assert (
+        models["acct_new"].posterior_file == "accounts/factored_posteriors_engagement_acct_new.json"
+    )
+    assert models["acct_new"].posterior.posts == 15  # the pooled fit
+    assert models[settings.x_handle].posterior.posts == 12
+    assert not np.allclose(models["acct_new"].posterior.mean,
+                           models[settings.x_handle].posterior.mean)  # fmt: skip
+    # the batch refill's path: each account's refill decides with its own file
+    from xbot_assets.engine.decide import refill
+    from xbot_assets.engine.runtime import build_runtime, forget_sandboxes
+    from xbot_assets.engine.sensing import forget_stores
+
+    try:
+        for handle in (settings.x_handle, "acct_new"):
+            runtime = build_runtime(settings, handle=handle, now=now)
+            report = refill(runtime, n_candidates=2, max_slots=1)
+            runtime.close()
+            assert report.queued
+            assert report.posterior_file == f"accounts/factored_posteriors_engagement_{handle}.json"
+    finally:
+        forget_stores()
+        forget_sandboxes()
+
+
+def test_the_scorer_says_it_is_pooled_and_over_which_accounts(tmp_path: Path) -> None:
+    from xbot_assets.defs.learning import engagement_scorer
+    from xbot_assets.store.durable.migrate import upgrade
+
+    settings = _TestSettings(home=str(tmp_path)).get()
+    upgrade(settings.resolved_database_url)
+    _write_warehouse(settings, pd.concat([_outcomes("acct_a", 5), _outcomes("acct_b", 9)]))
+    accounts = _meta(_materialize(tmp_path, [engagement_scorer]), "engagement_scorer")["accounts"]
+    assert accounts["posts_by_account"] == {"acct_a": 200, "acct_b": 200}  # type: ignore[index]
+    assert accounts["per_account_model"] is False and "pooled" in accounts["why"]  # type: ignore

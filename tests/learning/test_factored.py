@@ -177,3 +177,56 @@ def test_exploration_scales_the_thompson_draws() -> None:
     ratio = draws[0.5].std(axis=0) / draws[1.0].std(axis=0)
     assert np.allclose(ratio, 0.5, atol=0.05)
     assert np.allclose(draws[0.5].mean(axis=0), draws[1.0].mean(axis=0), atol=0.01)
+
+
+def test_exploration_schedule_narrows_the_draws_as_posts_accumulate() -> None:
+    """``exploration_late``: the spread scale falls linearly from ``exploration`` at 0 posts to
+    ``exploration_late`` at ``exploration_posts``, and stays there (off by default)."""
+    config = FitConfig(exploration=0.5, exploration_late=0.1, exploration_posts=100)
+    assert config.exploration_at(0) == pytest.approx(0.5)
+    assert config.exploration_at(50) == pytest.approx(0.3)
+    assert config.exploration_at(400) == pytest.approx(0.1)
+    assert FitConfig().exploration_at(400) == FitConfig().exploration
+    history = synthetic_history(60, seed=5)
+    now = history[-1].posted_at + timedelta(days=4)
+    post = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS, config=config)
+    assert post.exploration == pytest.approx(0.5 - 0.4 * post.posts / 100)
+
+
+def test_format_exploration_widens_only_the_format_draws() -> None:
+    history = synthetic_history(60, seed=5)
+    now = history[-1].posted_at + timedelta(days=4)
+    plain = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS)
+    wide = fit_factored(
+        history, now=now, formats=FORMATS, topics=TOPICS,
+        config=FitConfig(format_exploration=0.75),
+    )  # fmt: skip
+    assert FactoredPosterior.from_dict(wide.to_dict()).format_exploration == 0.75
+    ratio = wide.draw(np.random.default_rng(0), 4000).std(axis=0) / plain.draw(
+        np.random.default_rng(0), 4000
+    ).std(axis=0)
+    is_format = np.array([n.startswith("format=") or ":format=" in n for n in wide.names])
+    assert is_format.sum() == len(FORMATS) * 3  # the effects and two negative rates each
+    assert np.allclose(ratio[is_format], 0.75 / plain.exploration, rtol=0.05)
+    assert np.allclose(ratio[~is_format], 1.0, rtol=0.05)
+
+
+def test_topic_half_lives_name_the_fatigue_covariates_and_survive_a_round_trip() -> None:
+    history = synthetic_history(40, seed=2)
+    now = history[-1].posted_at + timedelta(days=4)
+    post = fit_factored(
+        history, now=now, formats=FORMATS, topics=TOPICS,
+        config=FitConfig(topic_half_lives=(18.0, 72.0)),
+    )  # fmt: skip
+    assert "topic_recent_18h" in post.names and "topic_recent_72h" in post.names
+    design = FactoredPosterior.from_dict(post.to_dict()).design
+    assert design.topic_half_lives == (18.0, 72.0)
+    at = history[-1].posted_at + timedelta(hours=18)
+    row = design.row(history[-1].format, history[-1].topic, at, history)
+    # The last post, 18 h old, adds exactly one half to the 18 h exposure.
+    others = [p for p in history[:-1] if p.topic == history[-1].topic]
+    expected = 0.5 + sum(0.5 ** ((at - p.posted_at).total_seconds() / 3600 / 18) for p in others
+                         if at - p.posted_at <= timedelta(days=7))  # fmt: skip
+    assert row[design.names.index("topic_recent_18h")] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="two positive hours"):
+        Design(FORMATS, TOPICS, topic_half_lives=(18.0,))

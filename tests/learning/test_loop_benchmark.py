@@ -72,3 +72,22 @@ def test_the_oracle_reference_chooses_from_the_bots_own_choice_set() -> None:
         assert chosen_arm == pytest.approx(best_arm)
         assert chosen_text == pytest.approx(batch_best) and batch_best >= batch_mean
     assert max(result.n_accepted) <= loop.N_CANDIDATES
+
+
+def test_oracle_after_n_posts_randomly_then_like_the_fair_oracle() -> None:
+    """The learning-cost bound: random arms (first candidate) for N posts, then the truly best
+    arm's truly best candidate, as ``oracle_greedy``."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import loop
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    run = loop.Loop("default", 1, 3, "oracle_after_8", diagnose=True)
+    result = run.run()
+    assert len(result.diagnostics) == len(result.rewards) == 12
+    before, after = result.diagnostics[:8], result.diagnostics[8:]
+    assert sum(best - chosen for best, chosen, *_ in before) > 0.05  # random arms cost
+    assert set(result.chosen_index[:8]) == {0} and set(result.n_accepted[:8]) == {1}
+    for best_arm, chosen_arm, batch_mean, batch_best, chosen_text in after:
+        assert chosen_arm == pytest.approx(best_arm)
+        assert chosen_text == pytest.approx(batch_best) and batch_best >= batch_mean

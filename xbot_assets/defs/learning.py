@@ -24,7 +24,7 @@ from xbot_assets.defs.health import reports_health
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
 from xbot_assets.defs.simtime import simulated
 from xbot_assets.learning import model_files
-from xbot_assets.learning.model_files import factored_path, models_dir
+from xbot_assets.learning.model_files import models_dir
 from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
 from xbot_assets.store.durable import DurableStore
 from xbot_assets.vocabulary import DEFAULT_TOPICS, FORMATS
@@ -124,7 +124,12 @@ def engagement_scorer(
     for analysts. If it does worse than the prior-only baseline on held-out posts, the baseline is
     deployed instead and the check fails.
     """
-    from xbot_assets.learning.scorer import PriorOnlyScorer, save_scorer, train_scorer
+    from xbot_assets.learning.scorer import (
+        PriorOnlyScorer,
+        save_scorer,
+        scorer_accounts,
+        train_scorer,
+    )
     from xbot_assets.learning.scorer_plots import scorer_plots_markdown
 
     settings = xbot_settings.get()
@@ -167,6 +172,7 @@ def engagement_scorer(
         "auc_floor": SCORER_AUC_FLOOR,
         "used_in_decisions": "no: engine/decide.py ranks candidates with the factored "
         "posterior's text covariates (benchmarks/loop.py, ours vs ours_no_rank)",
+        "accounts": dg.MetadataValue.json(scorer_accounts(outcomes)),
         "note": note or report.reason,
         "model_path": dg.MetadataValue.path(str(path)),
         "calibration": _md(report.calibration),
@@ -335,75 +341,62 @@ FACTORED_CRON = "0 */4 * * *"
 def factored_posteriors(
     context: dg.AssetExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.MaterializeResult:
-    """The policy's factored Bayesian posterior: format, topic, time, recency and text effects.
+    """The policy's factored Bayesian posterior: format, topic, time, recency and text effects,
+    one per account.
 
     Refit every few hours straight from the durable store (each root post's latest snapshot at
     least 6 h old, projected to its final counts by the horizon model fitted on completed posts),
     so new evidence reaches the policy within hours, without waiting for the 72 h snapshot or the
     dbt rebuild. ``cold_start`` is true while the posterior is the prior. The model is the count
     model (``learning/counts.py``: arm effects from every engagement count, valued as the
-    X-weighted reward), the same code the loop benchmark measures.
+    X-weighted reward), the same code the loop benchmark measures. With many accounts each gets
+    its own posterior in this one run (``per_account``: own posts, what it acts on, best arm): a
+    fit of its own posts with the pooled effects as its prior, or the pooled fit of every
+    account until it has 10 posts of its own (``learning/account_policy.py``).
     """
     from xbot_assets.content.vocabulary import DEFAULT_TOPICS as TOPICS
     from xbot_assets.content.vocabulary import FORMATS as ALL_FORMATS
-    from xbot_assets.engine.history import account_history, horizon_pairs
-    from xbot_assets.learning.factored import FitConfig, HorizonModel, fit_factored
+    from xbot_assets.engine.refit import refit_factored
 
     settings = xbot_settings.get()
     now = xbot_runtime.now()
-    objective = settings.learning_objective
     store = DurableStore.from_settings(settings)
     try:
-        account = next((a for a in store.list_accounts() if a.handle == settings.x_handle), None)
-        history = account_history(store, account.id, before=now) if account else []
-        pairs = horizon_pairs(store, account.id) if account else []
-        timezone = account.timezone if account else settings.account_timezone
+        refit = refit_factored(settings, store, now, list(ALL_FORMATS), list(TOPICS))
     finally:
         store.close()
-    horizon = HorizonModel.fit(pairs)
-    posterior = fit_factored(
-        [p for p in history if p.metrics is not None or p.posted_at < now],
-        now=now,
-        formats=ALL_FORMATS,
-        topics=TOPICS,
-        timezone=timezone,
-        config=FitConfig(objective=objective),
-        horizon_model=horizon,
-    )
-    path = factored_path(settings, objective)
-    path.write_text(json.dumps({**posterior.to_dict(), "horizon_model": horizon.to_dict()}))
-    from xbot_assets.posting.hotpath import posterior_cache
-
-    posterior_cache(settings).invalidate(path.stem)  # the policy's cached copy is stale now
+    posterior = refit.main
     effects = pd.DataFrame(
         [
             {"effect": k, **{m: round(v, 5) for m, v in e.items()}}
             for k, e in posterior.effects().items()
         ]
     )
-    arms = [(f, t) for f in ALL_FORMATS for t in TOPICS]
-    rows = posterior.design.arm_rows(now, history, arms)
-    means = posterior.value(rows, posterior.mean)
-    best = arms[int(np.argmax(means))]
     cold = posterior.cold_start
     if cold:
         context.log.warning("factored_posteriors cold start: no post with a >= 6 h snapshot yet")
+    arms = [(f, t) for f in ALL_FORMATS for t in TOPICS]
+    per_account = refit.per_account(now, arms) if refit.paths else {}
+    cold_accounts = sorted(h for h, a in refit.fit.accounts.items() if a.cold_start)
     return simulated(
         dg.MaterializeResult(
             metadata={
                 "cold_start": cold,
-                "objective": objective,
+                "objective": settings.learning_objective,
                 "posts": posterior.posts,
+                "accounts": len(refit.fit.accounts),
+                "pooled_posts": refit.fit.pooled.posts,
+                "per_account": dg.MetadataValue.json(per_account),
+                "cold_start_accounts": ", ".join(cold_accounts) if per_account else "",
                 "horizons_used": json.dumps(posterior.horizons_used),
-                "horizon_shares_fitted_from": json.dumps(horizon.fitted_from),
+                "horizon_shares_fitted_from": json.dumps(refit.fit.horizon.fitted_from),
                 "model": posterior.kind,
                 "components": json.dumps(posterior.components),
                 "noise_sigma0": round(float(np.sqrt(posterior.sigma0_sq)), 6),
                 "noise_kappa": round(posterior.kappa, 6),
-                "best_arm_now": f"{best[0]}:{best[1]}"
-                + (" (cold start: the prior)" if cold else ""),
+                "best_arm_now": refit.main_best_arm + (" (cold start: the prior)" if cold else ""),
                 "effects": _md(effects),
-                "path": dg.MetadataValue.path(str(path)),
+                "path": dg.MetadataValue.path(str(refit.main_path)),
             }
         )
     )

@@ -102,6 +102,7 @@ def refill_candidates(
         None,
         metadata={
             "account": runtime.handle,
+            "posterior_file": report.posterior_file,
             "open_slots": report.slots,
             "queued_post_ids": dg.MetadataValue.json(report.queued),
             "arms": dg.MetadataValue.json(report.arms),
@@ -208,6 +209,7 @@ def refill_accounts(
 
     lead = timedelta(seconds=lead_seconds(starts, POSTING_INTERVAL) * speed)
     queued: dict[str, int] = {}
+    posteriors: dict[str, str] = {}
     failed: dict[str, str] = {}
     for handle in config.handles:
         runtime = xbot_runtime.for_account(settings, handle)
@@ -215,6 +217,7 @@ def refill_accounts(
             not_before = None if xbot_runtime.simulated_now else runtime.now() + lead
             report = refill(runtime, n_candidates=config.n_candidates, not_before=not_before)
             queued[handle] = len(report.queued)
+            posteriors[handle] = report.posterior_file
         except Exception as exc:
             failed[handle] = f"{type(exc).__name__}: {exc}"[:300]
             context.log.error("refill of %s failed: %s", handle, failed[handle])
@@ -226,7 +229,13 @@ def refill_accounts(
             metadata={"queued": dg.MetadataValue.json(queued),
                       "failed": dg.MetadataValue.json(failed)},
         )  # fmt: skip
-    return dg.Output(None, metadata={"queued_by_account": dg.MetadataValue.json(queued)})
+    return dg.Output(
+        None,
+        metadata={
+            "queued_by_account": dg.MetadataValue.json(queued),
+            "posterior_file_by_account": dg.MetadataValue.json(posteriors),
+        },
+    )
 
 
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))

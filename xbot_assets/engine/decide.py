@@ -64,6 +64,7 @@ class Models:
         policy: ``factored_thompson`` (default) or ``thompson_beta`` (the baseline).
         objective: ``engagement`` or ``growth``.
         candidate_choice: rank candidates with the posterior's text covariates.
+        posterior_file: which file ``posterior`` was loaded from.
     """
 
     posterior: FactoredPosterior
@@ -75,6 +76,9 @@ class Models:
     policy: str = POLICY_NAME
     objective: str = "engagement"
     candidate_choice: bool = CANDIDATE_CHOICE
+    posterior_file: str = "prior"
+    """The model file the posterior came from (``accounts/...`` for an account's own), or
+    ``prior``; recorded in each queued post's metadata."""
 
 
 @dataclass
@@ -87,6 +91,8 @@ class RefillReport:
     candidates: int = 0
     rejected: int = 0
     arms: list[str] = field(default_factory=list)
+    posterior_file: str = ""
+    """The factored posterior's file the account's decisions used (its own with many accounts)."""
 
 
 def default_arms(topics: Sequence[str] = DEFAULT_TOPICS) -> list[str]:
@@ -113,23 +119,31 @@ def prior_models(
 
 
 def load_models(settings: Any, *, cache: Any = None) -> Models:
-    """The latest ``factored_posteriors`` (and baseline ``arm_posteriors``); the prior when they
-    have not been materialised yet (the cold start, flagged). ``cache``: the hot path's
-    posterior cache (``posting.hotpath.posterior_cache``)."""
+    """The latest ``factored_posteriors`` of ``settings.x_handle``'s account (its own file with
+    many accounts, ``model_files.factored_file``) and baseline ``arm_posteriors``; the prior
+    when they have not been materialised yet (the cold start, flagged). ``cache``: the hot
+    path's posterior cache (``posting.hotpath.posterior_cache``)."""
     from xbot_assets.learning.bandits import ThompsonSampler
-    from xbot_assets.learning.model_files import ModelFileMissing, load_factored, load_posteriors
+    from xbot_assets.learning.model_files import (
+        ModelFileMissing,
+        factored_file,
+        load_factored,
+        load_posteriors,
+        models_dir,
+    )
 
     objective = getattr(settings, "learning_objective", "engagement")
     models = prior_models(objective=objective, timezone=settings.account_timezone)
     try:
-        from xbot_assets.learning.model_files import factored_path
         from xbot_assets.posting.hotpath import cached_posterior
 
-        cached = cached_posterior(factored_path(settings, objective), cache)
+        path = factored_file(settings, objective)
+        cached = cached_posterior(path, cache)
         posterior = cached if cached is not None else load_factored(settings, objective)
         models.posterior = posterior
         models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
         models.posteriors_cold = posterior.cold_start
+        models.posterior_file = str(path.relative_to(models_dir(settings)))
     except (ModelFileMissing, ValueError) as exc:
         log.info("factored posteriors not loaded (%s): acting on the prior", exc)
     try:
@@ -214,6 +228,7 @@ def decide_post(
             "policy": models.policy,
             "objective": models.objective,
             "posteriors_cold_start": models.posteriors_cold,
+            "posterior_file": models.posterior_file,
             "candidate_ranking": (
                 "posterior text covariates"
                 if models.candidate_choice and models.policy != BASELINE_POLICY
@@ -343,6 +358,7 @@ def refill(
     if not slots:
         return report
     models = load_models(runtime.settings, cache=posterior_cache(runtime.settings, hot=hot))
+    report.posterior_file = models.posterior_file
     generator = runtime.generator(store)
     # The operator's guard settings, read at every refill so a change applies to the next one.
     guard_config = build_guard_config(store)

@@ -80,3 +80,19 @@ def horizon_pairs(store: Any, account_id: int, *, limit: int = 1000) -> list[tup
             if horizon != "72h":
                 pairs.append((horizon, {m: getattr(snap, m) for m in METRIC_NAMES}, final_counts))
     return pairs
+
+
+def learning_histories(store: Any, *, now: datetime, default_timezone: str) -> list[Any]:
+    """Every active account's history and horizon pairs as of ``now``, for the per-account fit
+    (``learning/account_policy.py``); one store read per account, as one account's refit."""
+    from xbot_assets.learning.account_policy import AccountHistory
+
+    return [
+        AccountHistory(
+            account.handle,
+            account.timezone or default_timezone,
+            account_history(store, account.id, before=now),
+            horizon_pairs(store, account.id),
+        )
+        for account in store.list_accounts()
+    ]

@@ -110,6 +110,7 @@ def fit_counts(
     metrics: Sequence[str],
     prior_sd_overrides: Mapping[str, float] | None = None,
     prior_means: Mapping[str, float] | None = None,
+    neg_prior_events: float = NEG_PRIOR_EVENTS,
 ) -> CountFit:
     """The posterior of the count model.
 
@@ -125,6 +126,7 @@ def fit_counts(
         metrics: the columns of ``counts``.
         prior_sd_overrides: log-scale prior SD per design group, over :data:`LOG_PRIOR_SD`.
         prior_means: log-scale prior mean of named effects (0 when not given).
+        neg_prior_events: pseudo-events pulling each format's negative rate to the pooled one.
     """
     n, p = x.shape
     nf = len(formats)
@@ -188,8 +190,8 @@ def fit_counts(
             a = np.empty((nf, len(neg_names)))
             b = np.empty((nf, len(neg_names)))
             for f in range(nf):
-                a[f] = neg_counts[fmt == f].sum(axis=0) + NEG_PRIOR_EVENTS
-                b[f] = float(exposure[fmt == f].sum()) + NEG_PRIOR_EVENTS / pooled
+                a[f] = neg_counts[fmt == f].sum(axis=0) + neg_prior_events
+                b[f] = float(exposure[fmt == f].sum()) + neg_prior_events / pooled
             return a, b, exposure
 
         if n:
@@ -206,8 +208,8 @@ def fit_counts(
             k_var = max(float(post @ (COUPLING_GRID - k_mean) ** 2), 1e-4)
             a, b, _ = rates_at(k_mean)
         else:
-            a = np.full((nf, len(neg_names)), NEG_PRIOR_EVENTS)
-            b = np.full((nf, len(neg_names)), NEG_PRIOR_EVENTS / 1e-4)
+            a = np.full((nf, len(neg_names)), neg_prior_events)
+            b = np.full((nf, len(neg_names)), neg_prior_events / 1e-4)
         log_rate_var = 1.0 / a
         log_rates = np.log(a / b)  # the plug-in value at the mean is the posterior mean rate
 

@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from xbot_assets.learning.counts import _posterior  # one Gaussian update for both models
+from xbot_assets.learning.counts import NEG_PRIOR_EVENTS, _posterior  # one Gaussian update
 from xbot_assets.learning.rewards import GROWTH_WEIGHTS, REWARD_WEIGHTS
 
 Objective = Literal["engagement", "growth"]
@@ -282,17 +282,25 @@ class Design:
         timezone: str = "UTC",
         *,
         interactions: bool = False,
+        topic_half_lives: Sequence[float] = TOPIC_HALF_LIVES_H,
     ):
         self.formats, self.topics = list(formats), list(topics)
         self.tz = ZoneInfo(timezone)
         self.interactions = interactions
+        if len(topic_half_lives) != 2 or min(topic_half_lives) <= 0:
+            raise ValueError(
+                f"topic_half_lives {tuple(topic_half_lives)}: give two positive hours, "
+                "e.g. (12, 48)"
+            )
+        self.topic_half_lives = tuple(float(h) for h in topic_half_lives)
+        recency = [f"topic_recent_{h:g}h" for h in self.topic_half_lives] + list(RECENCY_NAMES[2:])
         pairs = [f"{f}:{t}" for f in self.formats for t in self.topics] if interactions else []
         self.names = (
             ["intercept"]
             + [f"format={f}" for f in self.formats]
             + [f"topic={t}" for t in self.topics]
             + list(TIME_NAMES)
-            + list(RECENCY_NAMES)
+            + recency
             + list(TEXT_NAMES)
             + [f"arm={a}" for a in pairs]
         )
@@ -340,8 +348,8 @@ class Design:
             hours = age.total_seconds() / 3600.0
             ti = t_index.get(past.topic)
             if ti is not None:
-                topic_block[ti, 0] += 0.5 ** (hours / TOPIC_HALF_LIVES_H[0])
-                topic_block[ti, 1] += 0.5 ** (hours / TOPIC_HALF_LIVES_H[1])
+                topic_block[ti, 0] += 0.5 ** (hours / self.topic_half_lives[0])
+                topic_block[ti, 1] += 0.5 ** (hours / self.topic_half_lives[1])
                 topic_block[ti, 2] = 0.0
             fi = f_index.get(past.format)
             if fi is not None:
@@ -431,7 +439,9 @@ class FactoredPosterior:
     horizons_used: dict[str, int] = field(default_factory=dict)
     fitted_at: str = ""
     exploration: float = 1.0
-    """Scale of the Thompson draws' spread (FitConfig.exploration)."""
+    """Scale of the Thompson draws' spread (FitConfig.exploration, at this posterior's posts)."""
+    format_exploration: float | None = None
+    """Spread scale of the format effects and format negative rates (None: ``exploration``)."""
     components: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per reward part (:func:`reward_components`): its mean, fitted noise SD and prior scale."""
     kind: str = "reward"
@@ -450,7 +460,13 @@ class FactoredPosterior:
     @property
     def design(self) -> Design:
         interactions = any(n.startswith("arm=") for n in self.names)
-        return Design(self.formats, self.topics, self.timezone, interactions=interactions)
+        half_lives = [
+            float(n[len("topic_recent_") : -1]) for n in self.names if n.startswith("topic_recent_")
+        ]
+        return Design(
+            self.formats, self.topics, self.timezone, interactions=interactions,
+            topic_half_lives=half_lives or TOPIC_HALF_LIVES_H,
+        )  # fmt: skip
 
     def chol(self) -> np.ndarray:
         if self._chol is None:
@@ -462,7 +478,16 @@ class FactoredPosterior:
         """Coefficient draws: shape ``[p]`` (n None) or ``[n, p]``; their spread around the
         mean is ``exploration`` x the posterior's (1: plain Thompson sampling)."""
         z = rng.standard_normal(len(self.mean) if n is None else (n, len(self.mean)))
-        return self.mean + self.exploration * (z @ self.chol().T)
+        return self.mean + self.draw_scale() * (z @ self.chol().T)
+
+    def draw_scale(self) -> np.ndarray:
+        """Per-parameter spread scale of the draws: ``exploration``, or ``format_exploration``
+        on the format effects (``format=...``, ``negative:...:format=...``)."""
+        scale = np.full(len(self.mean), self.exploration)
+        if self.format_exploration is not None:
+            is_format = [n.startswith("format=") or ":format=" in n for n in self.names]
+            scale[np.asarray(is_format, dtype=bool)] = self.format_exploration
+        return scale
 
     def value(self, rows: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Expected reward of design ``rows`` under parameters ``theta`` (the mean or draws:
@@ -511,6 +536,7 @@ class FactoredPosterior:
             "fitted_at": self.fitted_at,
             "components": self.components,
             "exploration": self.exploration,
+            "format_exploration": self.format_exploration,
             "cold_start": self.cold_start,
             "kind": self.kind,
             "extras": self.extras,
@@ -541,6 +567,11 @@ class FactoredPosterior:
             fitted_at=str(data.get("fitted_at", "")),
             components=dict(data.get("components", {})),
             exploration=float(data.get("exploration", 1.0)),
+            format_exploration=(
+                None
+                if data.get("format_exploration") is None
+                else float(data["format_exploration"])
+            ),
             kind=str(data.get("kind", "reward")),
             extras=dict(data.get("extras") or {}),
         )
@@ -576,6 +607,26 @@ class FitConfig:
     model, whose posterior is better informed, at 0.25 (0.0779, against 0.0731 at 0.5 and 0.0620
     at 0.1: too greedy locks onto an early leader). With ~120 posts a month, plain draws spend
     too many posts on arms the posterior already ranks low."""
+    exploration_late: float | None = None
+    """Experiment (off: None): the spread scale falls linearly from ``exploration`` at 0 fitted
+    posts to this at ``exploration_posts`` (explore while the arms are unknown, exploit once
+    they are); benchmarks/README.md "Closing the gap" has its figures."""
+    exploration_posts: int = 120
+    topic_half_lives: tuple[float, ...] = TOPIC_HALF_LIVES_H
+    neg_prior_events: float = NEG_PRIOR_EVENTS
+    """Count model: pseudo-events pulling a format's negative rate towards the pooled rate
+    (:data:`~xbot_assets.learning.counts.NEG_PRIOR_EVENTS`)."""
+    """Half-lives (hours) of the two decayed same-topic exposure covariates (the fatigue)."""
+    format_exploration: float | None = None
+    """Experiment (off: None): a separate spread scale for the format effects and the formats'
+    negative rates, so rarely posted formats are still tried (how_to got 2 posts of 120)."""
+
+    def exploration_at(self, posts: int) -> float:
+        """The draws' spread scale after ``posts`` fitted posts (the schedule, if any)."""
+        if self.exploration_late is None:
+            return self.exploration
+        share = min(max(posts / max(self.exploration_posts, 1), 0.0), 1.0)
+        return self.exploration + share * (self.exploration_late - self.exploration)
 
 
 def _prior_sd(design: Design, scale: float, config: FitConfig) -> np.ndarray:
@@ -731,7 +782,10 @@ def fit_factored(
     horizon_model = horizon_model or HorizonModel()
     if config.model not in ("counts", "reward_parts"):
         raise ValueError(f"unknown model {config.model!r}: use counts or reward_parts")
-    design = Design(formats, topics, timezone, interactions=config.arm_interactions)
+    design = Design(
+        formats, topics, timezone, interactions=config.arm_interactions,
+        topic_half_lives=config.topic_half_lives,
+    )  # fmt: skip
     count_data: dict[str, list[Any]] = {}
     x, y, imps, ages, used = training_rows(
         history,
@@ -795,7 +849,8 @@ def fit_factored(
         horizons_used=used,
         fitted_at=now.isoformat(),
         components=components,
-        exploration=config.exploration,
+        exploration=config.exploration_at(n),
+        format_exploration=config.format_exploration,
     )
 
 
@@ -829,6 +884,7 @@ def _fit_count_model(
         metrics=metrics,
         prior_sd_overrides=config.count_prior_sd,
         prior_means=config.count_prior_mean,
+        neg_prior_events=config.neg_prior_events,
     )
     return FactoredPosterior(
         names=fit.names,
@@ -845,7 +901,8 @@ def _fit_count_model(
         horizons_used=used,
         fitted_at=now.isoformat(),
         components=fit.components,
-        exploration=config.exploration,
+        exploration=config.exploration_at(n),
+        format_exploration=config.format_exploration,
         kind="counts",
         extras=fit.extras,
     )

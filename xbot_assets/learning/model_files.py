@@ -36,7 +36,47 @@ def account_posteriors_path(settings: Any, objective: str, handle: str) -> Path:
 
 
 def factored_path(settings: Any, objective: str) -> Path:
+    """The main account's factored posterior (the one file a single account has)."""
     return models_dir(settings) / f"factored_posteriors_{objective}.json"
+
+
+def account_factored_path(settings: Any, objective: str, handle: str) -> Path:
+    """One account's own factored posterior (written when the environment has many accounts)."""
+    folder = models_dir(settings) / "accounts"
+    folder.mkdir(exist_ok=True)
+    return folder / f"factored_posteriors_{objective}_{handle.lower()}.json"
+
+
+def pooled_factored_path(settings: Any, objective: str) -> Path:
+    """The pooled fit over every account: what an account acts on before its own file exists
+    (added after the last fit). Written only when the environment has many accounts."""
+    return models_dir(settings) / f"factored_posteriors_pooled_{objective}.json"
+
+
+def factored_file(settings: Any, objective: str) -> Path:
+    """The factored posterior ``settings.x_handle``'s decisions load: its own file, else the
+    pooled fit, else the main account's file (a single account: always that one)."""
+    own = account_factored_path(settings, objective, settings.x_handle)
+    if own.exists():
+        return own
+    pooled = pooled_factored_path(settings, objective)
+    return pooled if pooled.exists() else factored_path(settings, objective)
+
+
+def write_factored(path: Path, posterior: Any, horizon: Any) -> Path:
+    """Save a factored posterior with the horizon model it was fitted with."""
+    path.write_text(json.dumps({**posterior.to_dict(), "horizon_model": horizon.to_dict()}))
+    return path
+
+
+def remove_account_factored(settings: Any, objective: str) -> list[Path]:
+    """Delete the per-account and pooled files (back to one account: they would be stale)."""
+    stale = [pooled_factored_path(settings, objective)]
+    stale += sorted((models_dir(settings) / "accounts").glob(f"factored_posteriors_{objective}_*"))
+    removed = [p for p in stale if p.exists()]
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def load_posteriors(settings: Any, objective: str = "engagement") -> tuple[Any, list[str]]:
@@ -63,14 +103,15 @@ def load_posteriors(settings: Any, objective: str = "engagement") -> tuple[Any, 
 
 
 def load_factored(settings: Any, objective: str = "engagement") -> Any:
-    """The factored posterior ``factored_posteriors`` saved.
+    """The factored posterior ``factored_posteriors`` saved for ``settings.x_handle``
+    (:func:`factored_file`).
 
     Raises:
         ModelFileMissing: ``factored_posteriors`` has not been materialised.
     """
     from xbot_assets.learning.factored import FactoredPosterior
 
-    path = factored_path(settings, objective)
+    path = factored_file(settings, objective)
     if not path.exists():
         raise ModelFileMissing(f"no factored posterior at {path}: materialise factored_posteriors")
     return FactoredPosterior.from_dict(json.loads(path.read_text()))

@@ -377,3 +377,18 @@ def load_scorer(path: Path) -> tuple[Any, dict[str, Any]]:
         model = PriorOnlyScorer(float(model["base_rate"]))
     info = {k: v for k, v in bundle.items() if k != "model"}
     return model, info
+
+
+SCORER_POOLED_WHY = (
+    "pooled over accounts: it ranks no decision (used_in_decisions), its features are each "
+    "account's own (local hour from the account's time zone, hours since the account's own "
+    "last post on the topic) and its label is beating the account's own rolling median, so "
+    "what it pools is how text and timing features predict a post beating its own account"
+)
+
+
+def scorer_accounts(outcomes: pd.DataFrame) -> dict[str, Any]:
+    """Which accounts' posts the (pooled) scorer was trained on, and why pooled is enough."""
+    counts = outcomes["account"].value_counts() if "account" in outcomes else pd.Series()
+    return {"posts_by_account": {str(k): int(v) for k, v in counts.items()},
+            "per_account_model": False, "why": SCORER_POOLED_WHY}  # fmt: skip

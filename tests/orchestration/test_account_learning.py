@@ -1,0 +1,148 @@
+"""Issue #22 in the loop: two accounts whose audiences like different topics, a few simulated
+days through the real sensors, jobs and the posterior's automation (``xbot run``'s loop); each
+account learns its own posterior in the one ``factored_posteriors`` run and decides with it.
+
+The audiences: the scenario's own account (``default``, seed 7: ai and python liked, startups
+disliked) and ``second_acct`` created with ``audience_jitter=1.0``, whose own offsets (seeded by
+its handle) make startups its best topic and ai a middling one. The test reads that truth from
+the sandbox only to state the precondition; no decision path reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.orchestration.conftest import Env, make_env, restore_env
+
+pytestmark = [
+    pytest.mark.xdist_group("orchestration_account_learning"),
+    pytest.mark.timeout(1800),  # a 4-day two-account main job: ~3 min idle, 8+ on a loaded host
+]
+
+SECOND = "second_acct"
+"""Its handle seeds its audience: with jitter 1.0 on seed 7, startups +1.05, ai +0.12."""
+LIKED, DISLIKED = "startups", "ai"
+"""The second account's audience prefers LIKED to DISLIKED; the main account's, the reverse."""
+
+
+@dataclass
+class TwoAccountRun:
+    env: Env
+    result: Any
+    main: str
+
+
+@pytest.fixture(scope="module")
+def two_accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoAccountRun]:
+    from xbot_assets.engine.runtime import forget_sandboxes, shared_sandbox
+    from xbot_assets.engine.sensing import forget_stores
+    from xbot_assets.runner import run_main
+    from xbot_assets.store.durable import DurableStore
+
+    made, saved = make_env(tmp_path_factory.mktemp("account_learning"))
+    try:
+        sandbox = shared_sandbox(made.settings)
+        main = sandbox.account()
+        sandbox.add_account(SECOND, followers=main.initial_followers, audience_jitter=1.0)
+        store = DurableStore.from_settings(made.settings)
+        store.ensure_account(SECOND, timezone=sandbox.params.timezone)
+        store.close()
+        result = run_main(made.settings, days=4, posts_per_day=8, rebuild_every_hours=96,
+                          progress=False)  # fmt: skip
+        yield TwoAccountRun(made, result, main.handle)
+    finally:
+        forget_stores()
+        forget_sandboxes()
+        restore_env(saved)
+
+
+def _truth_contrast(run: TwoAccountRun, handle: str) -> float:
+    """The audience's true log-scale preference of LIKED over DISLIKED (evaluation only)."""
+    from xbot_assets.engine.runtime import shared_sandbox
+    from xbot_assets.sandbox.scenario import ALL_TOPICS
+
+    sandbox = shared_sandbox(run.env.settings)
+    own, _ = sandbox.audience.account_effects(sandbox.account(handle))
+    effect = sandbox.params.topic_effect + own
+    return float(effect[ALL_TOPICS.index(LIKED)] - effect[ALL_TOPICS.index(DISLIKED)])
+
+
+def _posterior(run: TwoAccountRun, handle: str) -> Any:
+    from xbot_assets.learning.model_files import load_factored
+
+    return load_factored(run.env.settings.model_copy(update={"x_handle": handle}))
+
+
+def _learnt_contrast(posterior: Any) -> float:
+    """The posterior's preference of LIKED over DISLIKED: mean topic effects (log scale)."""
+    effects = posterior.effects()
+    return float(effects[f"topic={LIKED}"]["mean"] - effects[f"topic={DISLIKED}"]["mean"])
+
+
+def test_each_account_learns_its_own_audiences_preference(two_accounts: TwoAccountRun) -> None:
+    run = two_accounts
+    assert _truth_contrast(run, SECOND) > 0.5 > -0.5 > _truth_contrast(run, run.main)
+    mine, theirs = _posterior(run, SECOND), _posterior(run, run.main)
+    assert not mine.cold_start and not theirs.cold_start
+    # each ranks its own audience's preference higher than the other account's posterior does
+    assert _learnt_contrast(mine) > _learnt_contrast(theirs) + 0.3, (
+        _learnt_contrast(mine), _learnt_contrast(theirs))  # fmt: skip
+    assert _learnt_contrast(mine) > 0 > _learnt_contrast(theirs)
+
+
+def test_one_refit_writes_every_accounts_posterior(two_accounts: TwoAccountRun) -> None:
+    import dagster as dg
+
+    from xbot_assets.learning.model_files import account_factored_path
+
+    instance = dg.DagsterInstance.get()
+    (record,) = instance.fetch_materializations(dg.AssetKey("factored_posteriors"), limit=1).records
+    meta: dict[str, Any] = {
+        k: v.value
+        for k, v in record.asset_materialization.metadata.items()  # type: ignore[union-attr]
+    }
+    per_account: dict[str, Any] = meta["per_account"]
+    assert set(per_account) == {two_accounts.main, SECOND}
+    for handle, info in per_account.items():
+        assert info["acting_on"] == "own" and info["prior"] == "pooled effects"
+        assert info["own_posts"] >= 10 and not info["cold_start"]
+        settings = two_accounts.env.settings
+        assert info["file"] == account_factored_path(settings, "engagement", handle).name
+    assert meta["accounts"] == 2 and meta["cold_start_accounts"] == ""
+    assert meta["pooled_posts"] == sum(i["own_posts"] for i in per_account.values())
+
+
+def test_each_accounts_refill_decides_with_its_own_file(two_accounts: TwoAccountRun) -> None:
+    """Every post queued after the first per-account refit names the account's own file; the
+    second account's early posts (fewer than 10 own posts) used the pooled fit."""
+    from xbot_assets.engine.sensing import cached_store
+
+    store = cached_store(two_accounts.env.settings)
+    used: dict[str, list[str]] = {}
+    for account in store.list_accounts():
+        posts = sorted(store.list_posts(account.id, limit=1000), key=lambda p: p.id)
+        files = [str((p.metadata or {}).get("settings", {}).get("posterior_file")) for p in posts
+                 if p.thread_position == 0]  # fmt: skip
+        used[account.handle] = files
+    for handle, files in used.items():
+        own = f"accounts/factored_posteriors_engagement_{handle}.json"
+        assert own in files, (handle, sorted(set(files)))
+        first = files.index(own)
+        assert set(files[first:]) == {own}, (handle, files[first:])  # never another's after
+        assert not any(f.startswith("accounts/") and f != own for f in files)
+
+
+def test_the_accounts_posted_apart(two_accounts: TwoAccountRun) -> None:
+    """Sanity of the setting: both accounts posted through their own partitions."""
+    from xbot_assets.engine.sensing import cached_store
+
+    store = cached_store(two_accounts.env.settings)
+    counts = {a.handle: len(store.list_posts(a.id, status="posted", limit=1000))
+              for a in store.list_accounts()}  # fmt: skip
+    assert set(counts) == {two_accounts.main, SECOND} and min(counts.values()) >= 20, counts
+    assert np.isfinite(list(counts.values())).all()
