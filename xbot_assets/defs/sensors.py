@@ -86,8 +86,13 @@ def _cursor(context: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _account_partition_keys(context: Any) -> list[str]:
+    """The `accounts` dynamic partitions in the order the instance added them."""
+    return list(context.instance.get_dynamic_partitions(accounts_partitions.name))
+
+
 def _known_accounts(context: Any) -> set[str]:
-    return set(context.instance.get_dynamic_partitions(accounts_partitions.name))
+    return set(_account_partition_keys(context))
 
 
 def _store_accounts(settings: Any) -> tuple[Any, list[Any]]:
@@ -545,7 +550,7 @@ def learning_rebuild_sensor(
     # An account with snapshots but no partition yet (accounts_sensor not run): add it first.
     missing = sorted({handle for _, handle in slices} - _known_accounts(context))
     add_accounts = [accounts_partitions.build_add_request(missing)] if missing else []
-    order = [*context.instance.get_dynamic_partitions(accounts_partitions.name), *missing]
+    order = [*_account_partition_keys(context), *missing]
     requests = [
         dg.RunRequest(run_key=f"tweet_metrics:{stamp}:{zlib.crc32(repr(slices).encode()):08x}",
                       job_name=tweet_metrics_job.name,
