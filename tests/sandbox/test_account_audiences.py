@@ -90,3 +90,29 @@ def test_jitter_survives_the_journal_and_the_admin_route(tmp_path: Path) -> None
     replayed = SandboxX("default", seed=5, journal=journal)
     assert replayed.account("acct_j").audience_jitter == pytest.approx(0.4)
     assert "acct_k" not in {a.handle for a in replayed.accounts}
+
+
+def test_the_oracles_truth_of_a_text_includes_the_accounts_own_audience(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The oracle (evaluation only) must value a text for the account that would post it: with
+    content quality fixed at 1, its value equals the posted post's true expected reward, on a
+    jittered account as on the scenario's own."""
+    from xbot_assets.learning.rewards import REWARD_WEIGHTS
+    from xbot_assets.sandbox.oracle_greedy import true_expected_reward
+
+    sandbox = SandboxX("default", seed=5)
+    sandbox.add_account("acct_j", followers=2000, audience_jitter=0.8)
+    monkeypatch.setattr(sandbox.model, "draw_quality", lambda rng, size: np.ones(size))
+    rng = np.random.default_rng(11)
+    for handle in (None, "acct_j"):
+        for i in range(4):
+            sandbox.clock.advance(timedelta(hours=3))
+            text = make_post_text(FORMATS[i % len(FORMATS)], ALL_TOPICS[i], rng)
+            predicted = true_expected_reward(sandbox, text, REWARD_WEIGHTS, handle=handle)
+            token = sandbox.account(handle).user_token
+            post_id = sandbox.create_tweet(text, token=token)["data"]["id"]
+            assert predicted == pytest.approx(sandbox.expected_reward(post_id, REWARD_WEIGHTS))
+    plain = true_expected_reward(sandbox, text, REWARD_WEIGHTS)
+    assert plain != pytest.approx(true_expected_reward(sandbox, text, REWARD_WEIGHTS,
+                                                       handle="acct_j"))  # fmt: skip

@@ -38,6 +38,11 @@ def true_expected_reward(
     features = classify_text(text, is_thread=is_thread)
     similarity = sandbox.audience.max_similarity(account, text, now)
     eng, _reach, nf = sandbox.audience.text_context(account, features, now, similarity)
+    if account.audience_jitter:
+        # The account's own audience (``add_account(audience_jitter=...)``), as its posts get it.
+        topic_own, format_own = sandbox.audience.account_effects(account)
+        eng += float(topic_own[ALL_TOPICS.index(features.topic)])
+        eng += float(format_own[FORMATS.index(features.format)])
     local = now.astimezone(sandbox.tz)
     days = (now - sandbox.epoch).total_seconds() / 86400.0
     rates = sandbox.model.rates(
