@@ -129,9 +129,13 @@ def _load_learning_bench() -> Any:
     return module
 
 
-def slot_times(scenario: str, seed: int, days: int, start: datetime) -> list[datetime]:
-    """4 slot times a day between 08:00 and 22:00 local, spaced >= 2 h, shared by all policies."""
-    rng = np.random.default_rng([seed, 0x510, len(scenario)])
+def slot_times(
+    scenario: str, seed: int, days: int, start: datetime, account: int = 0
+) -> list[datetime]:
+    """4 slot times a day between 08:00 and 22:00 local, spaced >= 2 h, shared by all policies
+    (``account`` > 0: another account's own times, for the fleet benchmark)."""
+    key = [seed, 0x510, len(scenario)] + ([account] if account else [])
+    rng = np.random.default_rng(key)
     out: list[datetime] = []
     for day in range(days):
         base = start + timedelta(days=day)
@@ -168,17 +172,32 @@ class Loop:
     """One policy's run against a fresh sandbox."""
 
     def __init__(
-        self, scenario: str, seed: int, days: int, policy: str, diagnose: bool = False
+        self,
+        scenario: str,
+        seed: int,
+        days: int,
+        policy: str,
+        diagnose: bool = False,
+        *,
+        sandbox: SandboxX | None = None,
+        handle: str | None = None,
+        account_index: int = 0,
     ) -> None:
-        self.sandbox = SandboxX(scenario, seed)
-        self.sandbox.clock = SimClock(self.sandbox.params.start)
-        self.account = self.sandbox.account()
+        """``sandbox``/``handle``/``account_index``: one account of a fleet sharing a sandbox
+        (``benchmarks/loop_fleet.py``); by default the scenario's own account, alone."""
+        if sandbox is None:
+            sandbox = SandboxX(scenario, seed)
+            sandbox.clock = SimClock(sandbox.params.start)
+        self.sandbox = sandbox
+        self.handle = handle
+        self.account = self.sandbox.account(handle)
         self.policy = policy
         self.seed = seed
         self.start = self.sandbox.params.start
-        self.slots = slot_times(scenario, seed, days, self.start)
+        self.slots = slot_times(scenario, seed, days, self.start, account_index)
         self.generator = OfflineGenerator()
-        self.rng = np.random.default_rng([seed, POLICIES.index(policy), 0x100B])
+        extra = [account_index] if account_index else []
+        self.rng = np.random.default_rng([seed, POLICIES.index(policy), 0x100B, *extra])
         self.posted: list[Posted] = []
         self.recent: list[str] = []
         self.cache: dict[Any, np.ndarray] = {}
@@ -228,31 +247,37 @@ class Loop:
         return pd.DataFrame(rows)
 
     # --- refits -----------------------------------------------------------------------------
+    def horizon_pairs(self, now: datetime) -> list[tuple[str, Any, Any]]:
+        """``(horizon, partial, final)`` counts of the posts complete at ``now``."""
+        pairs = []
+        for post in self.posted:
+            if post.at + timedelta(hours=72) <= now:
+                final = self.sandbox.post_metrics(post.post_id, at=post.at + timedelta(hours=72))
+                for h, hours in HORIZONS[:-1]:
+                    part = self.sandbox.post_metrics(
+                        post.post_id, at=post.at + timedelta(hours=hours)
+                    )
+                    pairs.append((h, part, final))
+        return pairs
+
+    def use_posterior(self, posterior: Any) -> None:
+        """Act on ``posterior`` (ours' Thompson sampling, as ``engine/decide.py`` does)."""
+        from xbot_assets.learning.bandits import ThompsonSampler
+
+        self.models = Models(
+            posterior, ARMS, ThompsonSampler(len(ARMS)), posteriors_cold=posterior.cold_start,
+            candidate_choice=self.policy == "ours",
+        )  # fmt: skip
+
     def refit(self, now: datetime) -> None:
         if self.policy in ("ours", "ours_no_rank", "ours_truth_text"):
             history = self.history(now, with_metrics=True)
-            pairs = []
-            for post in self.posted:
-                if post.at + timedelta(hours=72) <= now:
-                    final = self.sandbox.post_metrics(
-                        post.post_id, at=post.at + timedelta(hours=72)
-                    )
-                    for h, hours in HORIZONS[:-1]:
-                        part = self.sandbox.post_metrics(
-                            post.post_id, at=post.at + timedelta(hours=hours)
-                        )
-                        pairs.append((h, part, final))
             posterior = fit_factored(
                 history, now=now, formats=FORMATS, topics=DEFAULT_TOPICS,
                 timezone=self.sandbox.params.timezone, config=FitConfig(**FIT_OVERRIDES),
-                horizon_model=HorizonModel.fit(pairs), cache=self.cache,
+                horizon_model=HorizonModel.fit(self.horizon_pairs(now)), cache=self.cache,
             )  # fmt: skip
-            from xbot_assets.learning.bandits import ThompsonSampler
-
-            self.models = Models(
-                posterior, ARMS, ThompsonSampler(len(ARMS)), posteriors_cold=posterior.cold_start,
-                candidate_choice=self.policy == "ours",
-            )  # fmt: skip
+            self.use_posterior(posterior)
         elif self.policy == "thompson_beta":
             sampler, _info = fit_arm_posteriors(self.finals(now), ARMS, seed=self.seed)
             posterior = fit_factored([], now=now, formats=FORMATS, topics=DEFAULT_TOPICS)
@@ -320,7 +345,7 @@ class Loop:
         """True expected reward of each candidate if posted at ``slot`` (never seen by ours)."""
         _, values = oracle_greedy_choice(
             self.sandbox, [(c.parts[0], c.is_thread) for c in candidates], REWARD_WEIGHTS,
-            at=slot,
+            handle=self.handle, at=slot,
         )  # fmt: skip
         return values
 
@@ -339,7 +364,9 @@ class Loop:
         for i, arm in enumerate(ARMS):
             texts = self.representatives[arm]
             if texts:
-                _, truth = oracle_greedy_choice(self.sandbox, texts, REWARD_WEIGHTS, at=slot)
+                _, truth = oracle_greedy_choice(
+                    self.sandbox, texts, REWARD_WEIGHTS, handle=self.handle, at=slot
+                )
                 values[i] = float(truth.mean())
         return values
 
@@ -364,8 +391,9 @@ class Loop:
                 batch = [c for c in self.batch(arm, 7_000_000, n=2) if c.accepted]
                 self.representative[arm] = (batch[0].parts[0], batch[0].is_thread)
         _, values = oracle_greedy_choice(
-            self.sandbox, [self.representative[a] for a in ARMS], REWARD_WEIGHTS, at=slot
-        )
+            self.sandbox, [self.representative[a] for a in ARMS], REWARD_WEIGHTS,
+            handle=self.handle, at=slot,
+        )  # fmt: skip
         best: tuple[float, str, Candidate | None, int, int] = (-math.inf, ARMS[0], None, -1, 0)
         for i in np.argsort(-values)[:3]:
             arm = ARMS[int(i)]
@@ -374,7 +402,7 @@ class Loop:
                 continue
             pick, cand_values = oracle_greedy_choice(
                 self.sandbox, [(c.parts[0], c.is_thread) for c in accepted], REWARD_WEIGHTS,
-                at=slot,
+                handle=self.handle, at=slot,
             )  # fmt: skip
             if cand_values[pick] > best[0]:
                 best = (float(cand_values[pick]), arm, accepted[pick], pick, len(accepted))
@@ -403,20 +431,24 @@ class Loop:
             while next_refit <= slot:
                 self.refit(next_refit)
                 next_refit += timedelta(hours=REFIT_HOURS)
-            self.last_batch = []
-            arm, chosen, pos, n_acc = self.choose(slot, index)
-            if self.diagnose and chosen is not None:
-                result.diagnostics.append(self.diagnostics(slot, arm, chosen))
-            if chosen is None or not self.post(slot, arm, chosen, pos, n_acc):
-                result.skipped += 1
-                continue
-            post = self.posted[-1]
-            result.rewards.append(self.sandbox.expected_reward(post.post_id, REWARD_WEIGHTS))
-            result.arms.append(arm)
-            result.chosen_index.append(pos)
-            result.n_accepted.append(n_acc)
+            self.play(index, slot, result)
         result.seconds = time.process_time() - started
         return result
+
+    def play(self, index: int, slot: datetime, result: RunResult) -> None:
+        """Choose and post the slot's post; record its truth (read after the decision)."""
+        self.last_batch = []
+        arm, chosen, pos, n_acc = self.choose(slot, index)
+        if self.diagnose and chosen is not None:
+            result.diagnostics.append(self.diagnostics(slot, arm, chosen))
+        if chosen is None or not self.post(slot, arm, chosen, pos, n_acc):
+            result.skipped += 1
+            return
+        post = self.posted[-1]
+        result.rewards.append(self.sandbox.expected_reward(post.post_id, REWARD_WEIGHTS))
+        result.arms.append(arm)
+        result.chosen_index.append(pos)
+        result.n_accepted.append(n_acc)
 
 
 def run_job(job: tuple[str, int, int, tuple[str, ...], bool]) -> dict[str, Any]:

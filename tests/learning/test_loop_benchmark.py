@@ -91,3 +91,32 @@ def test_oracle_after_n_posts_randomly_then_like_the_fair_oracle() -> None:
     for best_arm, chosen_arm, batch_mean, batch_best, chosen_text in after:
         assert chosen_arm == pytest.approx(best_arm)
         assert chosen_text == pytest.approx(batch_best) and batch_best >= batch_mean
+
+
+def test_the_fleet_benchmark_pairs_every_account_and_values_it_by_its_own_audience(
+    tmp_path: Path,
+) -> None:
+    """``loop_fleet.py``: accounts of one sandbox, each with its own audience and slot times,
+    run by every policy; the oracle posts each account's truly best arm by that account's own
+    truth (so it beats random on every account), and ours_fleet decides with the per-account
+    fit the product runs."""
+    out = tmp_path / "fleet.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "loop_fleet.py"), "--seeds", "1", "--days",
+         "3", "--accounts", "2", "--processes", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    (run,) = result["runs"]
+    policies = run["policies"]
+    assert set(policies) == {"random", "ours_alone", "ours_fleet", "oracle_greedy"}
+    for handle in ("fleet_0", "fleet_1"):
+        oracle = policies["oracle_greedy"]["accounts"][handle]
+        assert oracle["posts"] == 12 and any(oracle["own_effects"])  # its own audience
+        assert oracle["mean_expected_reward"] > policies["random"]["accounts"][handle][
+            "mean_expected_reward"]  # fmt: skip
+    summary = result["summary"]["policies"]
+    assert summary["oracle_greedy"]["ratio_to_oracle"] == 1.0
+    assert "diff_vs_ours_alone" in summary["ours_fleet"]
+    assert result["fleet_fit"] == {"shrinkage": "fixed", "min_own_posts": 10}
