@@ -46,12 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import loop  # the loop benchmark: the same policies, sandbox, arms and delays
 
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
-from xbot_assets.learning.account_policy import (
-    MIN_OWN_POSTS,
-    SHRINKAGE,
-    AccountHistory,
-    fit_accounts,
-)
+from xbot_assets.learning.account_policy import MIN_OWN_POSTS, AccountHistory, fit_accounts
 from xbot_assets.learning.factored import FitConfig
 from xbot_assets.sandbox import SandboxX, SimClock
 
@@ -62,7 +57,7 @@ LOOP_POLICY = {"random": "random", "ours_alone": "ours", "ours_fleet": "ours",
 FOLLOWERS = 2000
 """Every account's followers: the default scenario's own account's."""
 FLEET_FIT: dict[str, Any] = {}
-"""``fit_accounts`` keywords of ``ours_fleet`` (``--shrinkage``, ``--min-own-posts``)."""
+"""``fit_accounts`` keywords of ``ours_fleet`` (``--min-own-posts``)."""
 
 
 def fleet_handles(accounts: int) -> list[str]:
@@ -208,12 +203,6 @@ def main(argv: list[str] | None = None) -> int:
         help="override a FitConfig field of ours (experiments)",
     )
     parser.add_argument(
-        "--shrinkage",
-        choices=SHRINKAGE,
-        default="fixed",
-        help="how ours_fleet's accounts are held to the pooled effects",
-    )
-    parser.add_argument(
         "--min-own-posts",
         type=int,
         default=MIN_OWN_POSTS,
@@ -227,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--reuse-policies", default="")
     args = parser.parse_args(argv)
-    FLEET_FIT.update(shrinkage=args.shrinkage, min_own_posts=args.min_own_posts)
+    FLEET_FIT.update(min_own_posts=args.min_own_posts)
     for item in args.fit:
         key, _, value = item.partition("=")
         loop.FIT_OVERRIDES[key] = json.loads(value)

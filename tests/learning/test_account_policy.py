@@ -43,9 +43,9 @@ LIKES_AI = {"ai": 0.7, "python": 0.0, "startups": -0.7}
 LIKES_STARTUPS = {"ai": -0.7, "python": 0.0, "startups": 0.7}
 
 
-def _fit(*accounts: AccountHistory, now: datetime, shrinkage: str = "fixed") -> object:
-    return fit_accounts(accounts, now=now, formats=FORMATS, topics=TOPICS, config=FitConfig(),
-                        main_timezone=accounts[0].timezone, shrinkage=shrinkage)  # fmt: skip
+def _fit(*accounts: AccountHistory, now: datetime) -> object:
+    return fit_accounts(accounts, now=now, formats=FORMATS, topics=TOPICS,
+                        config=FitConfig(), main_timezone=accounts[0].timezone)  # fmt: skip
 
 
 def _contrast(posterior: object) -> float:
@@ -90,47 +90,6 @@ def test_a_new_account_acts_on_the_pooled_fit_until_it_has_its_own_posts() -> No
     alone = fit_factored(more, now=now, formats=FORMATS, topics=TOPICS, timezone="Asia/Tokyo",
                          horizon_model=fit.horizon)  # type: ignore[attr-defined]  # fmt: skip
     assert _contrast(new.posterior) > _contrast(alone) + 0.05
-
-
-def _with_negatives(history: list[PastPost], rates: dict[str, float], seed: int
-                    ) -> list[PastPost]:  # fmt: skip
-    """The posts with negative feedback ~ Poisson(impressions x the format's rate)."""
-    rng = np.random.default_rng(seed)
-    return [
-        PastPost(
-            p.posted_at,
-            p.format,
-            p.topic,
-            p.text,
-            {**(p.metrics or {}), "negative_feedback": int(rng.poisson(1000 * rates[p.format]))},
-            p.horizon,
-        )
-        for p in history
-    ]
-
-
-def _negative_rate(posterior: object, fmt: str) -> float:
-    names = posterior.names  # type: ignore[attr-defined]
-    return float(np.exp(posterior.mean[names.index(f"negative:negative_feedback:format={fmt}")]))  # type: ignore
-
-
-def test_a_formats_excess_negative_feedback_learnt_by_the_fleet_reaches_a_new_account() -> None:
-    """``thread`` draws 4x the negative feedback everywhere (as hot takes do on X). The owner's
-    90 posts show it; a new account's 12 posts (2 threads) barely do. Its own fit's thread rate
-    starts from the fleet's, so it sees the excess; fitted alone, the same posts do not."""
-    rates = {"single": 0.0005, "thread": 0.002}
-    owner = _with_negatives(_history(LIKES_AI, 90, seed=3), rates, seed=30)
-    few = _with_negatives(_history(LIKES_AI, MIN_OWN_POSTS + 2, seed=4, offset_min=5), rates, 40)
-    now = START + timedelta(days=25)
-    fit = _fit(AccountHistory("acct_a", "UTC", owner), AccountHistory("acct_new", "UTC", few),
-               now=now)  # fmt: skip
-    new = fit.accounts["acct_new"]  # type: ignore[attr-defined]
-    assert new.acting_on == "own"
-    alone = fit_factored(few, now=now, formats=FORMATS, topics=TOPICS, timezone="UTC",
-                         horizon_model=fit.horizon)  # type: ignore[attr-defined]  # fmt: skip
-    fleet_ratio = _negative_rate(new.posterior, "thread") / _negative_rate(new.posterior, "single")
-    alone_ratio = _negative_rate(alone, "thread") / _negative_rate(alone, "single")
-    assert fleet_ratio > 2.5 > alone_ratio
 
 
 def test_one_account_is_exactly_its_single_fit() -> None:
@@ -206,33 +165,3 @@ def test_the_refit_benchmarks_quick_mode_reports_cost_per_account(tmp_path: Path
     assert [r["accounts"] for r in result["sizes"]] == [1, 2, 4]
     assert all(r["cpu_s"] > 0 for r in result["sizes"])
     assert set(result["per_account_vs_single"]) == {"1", "2", "4"}
-
-
-def test_empirical_shrinkage_follows_how_much_the_accounts_differ() -> None:
-    """The ``empirical`` option (off by default): alike audiences give a tight prior around the
-    pooled topic effects; opposite audiences keep the model's own prior SD. The default,
-    ``fixed``, estimates nothing."""
-    now = START + timedelta(days=20)
-    alike = [AccountHistory(f"a{i}", "UTC", _history(LIKES_AI, 60, seed=10 + i, offset_min=i))
-             for i in range(3)]  # fmt: skip
-    assert _fit(*alike, now=now).spread == {}  # type: ignore[attr-defined]
-    fit = _fit(*alike, now=now, shrinkage="empirical")
-    assert fit.spread["topic"] < 0.15  # type: ignore[attr-defined]
-    opposite = [
-        AccountHistory("a", "UTC", _history(LIKES_AI, 60, seed=20)),
-        AccountHistory("b", "UTC", _history(LIKES_STARTUPS, 60, seed=21, offset_min=3)),
-    ]
-    assert _fit(*opposite, now=now, shrinkage="empirical").spread["topic"] == 0.4  # type: ignore
-
-    # A new account of the alike fleet, 12 posts: its own fit is near the fleet's topic
-    # contrast (1.4) and far surer of it under the estimated spread than under the fixed SD.
-    new = AccountHistory("new", "UTC", _history(LIKES_AI, MIN_OWN_POSTS + 2, seed=30, offset_min=9))
-    empirical = _fit(*alike, new, now=now, shrinkage="empirical").accounts["new"].posterior  # type: ignore
-    fixed = _fit(*alike, new, now=now)
-    truth = LIKES_AI["ai"] - LIKES_AI["startups"]
-    assert abs(_contrast(empirical) - truth) < 0.2
-
-    def topic_sd(posterior: object) -> float:
-        return float(posterior.effects()["topic=ai"]["sd"])  # type: ignore[attr-defined]
-
-    assert topic_sd(empirical) < 0.5 * topic_sd(fixed.accounts["new"].posterior)  # type: ignore

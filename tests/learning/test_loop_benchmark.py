@@ -119,4 +119,4 @@ def test_the_fleet_benchmark_pairs_every_account_and_values_it_by_its_own_audien
     summary = result["summary"]["policies"]
     assert summary["oracle_greedy"]["ratio_to_oracle"] == 1.0
     assert "diff_vs_ours_alone" in summary["ours_fleet"]
-    assert result["fleet_fit"] == {"shrinkage": "fixed", "min_own_posts": 10}
+    assert result["fleet_fit"] == {"min_own_posts": 10}

@@ -27,7 +27,6 @@ Pure: no I/O (the store reads are ``engine/history.py``, the files ``learning/mo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -46,12 +45,6 @@ from xbot_assets.learning.factored import (
 )
 
 MIN_OWN_POSTS = 10
-SHRINKAGE = ("fixed", "empirical")
-"""How far an account's own effects may stray from the pooled ones: ``fixed`` (the default)
-keeps the model's prior SD around the pooled means; ``empirical`` (an experiment, measured
-worse: :func:`heterogeneity`) estimates it from how much the accounts' own fits differ."""
-MIN_HETEROGENEITY_SD = 0.05
-"""Floor of an estimated between-account SD (log scale): never pool an effect completely."""
 """Evidence posts (a snapshot >= 6 h old) an account needs before it acts on its own fit."""
 
 ACTING_ON = ("own", "pooled", "prior")
@@ -107,48 +100,6 @@ class AccountsFit:
     pooled: FactoredPosterior
     horizon: HorizonModel
     accounts: dict[str, AccountFit]
-    spread: dict[str, float] = field(default_factory=dict)
-    """The between-account SD per design group the accounts' own priors used (log scale; empty
-    for one account, ``fixed`` shrinkage or the reward-parts model)."""
-
-
-def heterogeneity(
-    pooled: FactoredPosterior, alone: Sequence[FactoredPosterior], config: FitConfig
-) -> dict[str, float]:
-    """How much the accounts' audiences differ, per design group: the between-account SD of
-    the log-scale effects, by the method of moments on each account's fit *alone* (zero-centred
-    prior): ``E[(own mean - pooled mean)^2] - E[own posterior variance]``, over the effects an
-    account has data on (posterior variance below half the prior's). Floored at
-    :data:`MIN_HETEROGENEITY_SD`, capped at the model's prior SD (never a wider prior than a
-    lone account's). A group no account has data on keeps the model's prior SD.
-
-    Why it was tried: how tightly to hold an account to the pooled effects should depend on
-    how alike the accounts' audiences are. Why it is off: in ``benchmarks/loop_fleet.py`` the
-    estimate sat at the floor in most refits (the lone fits are shrunk to zero, so the
-    differences look smaller than their variances), every account then acted on nearly the
-    pooled posterior, and the fleet herded onto one arm (4 of 4 accounts on ``thread:ai`` while
-    ``how_to:ai`` was truly best for 3): it earned less per post than the accounts alone
-    (benchmarks/README.md "Learning across accounts").
-    """
-    from xbot_assets.learning.counts import LOG_PRIOR_SD
-
-    groups = pooled.design.groups
-    default = {**LOG_PRIOR_SD, **config.count_prior_sd}
-    out: dict[str, float] = {}
-    for group in sorted(set(groups) - {"intercept"}):
-        idx = [i for i, g in enumerate(groups) if g == group]
-        prior_var = float(default.get(group, 0.3)) ** 2
-        terms: list[float] = []
-        for fit in alone:
-            variance = np.diag(fit.cov)[idx]
-            informed = variance < 0.5 * prior_var
-            diff = fit.mean[idx] - pooled.mean[idx]
-            terms.extend((diff[informed] ** 2 - variance[informed]).tolist())
-        if not terms:
-            continue
-        sd = math.sqrt(max(float(np.mean(terms)), 0.0))
-        out[group] = float(min(max(sd, MIN_HETEROGENEITY_SD), math.sqrt(prior_var)))
-    return out
 
 
 def evidence(history: Sequence[PastPost], now: datetime) -> list[PastPost]:
@@ -157,29 +108,13 @@ def evidence(history: Sequence[PastPost], now: datetime) -> list[PastPost]:
 
 
 def pooled_prior_means(pooled: FactoredPosterior) -> dict[str, float]:
-    """The pooled fit's estimates as an account's prior means (the count model's).
-
-    Its log-scale effects (the intercept is always the account's own median, so it is left
-    out), and what one account learns slowest from its own posts: each format's negative rates
-    (a format's "show less" and reports are rare events: one account needs dozens of posts of
-    a format to see its excess, the fleet sees it in every account's), the coupling of the
-    negative rates to the content, and each format's value per positive event (its metric
-    mix). ``learning/counts.py`` centres the account's own estimates on these with its usual
-    pseudo-events, so the account's own posts still move them."""
+    """The pooled fit's log-scale effects as prior means (the count model's; the intercept is
+    always the account's own median, so it is left out)."""
     if pooled.kind != "counts":
         return {}
     names = pooled.design.names
-    means = {n: float(m) for n, m in zip(names, pooled.mean[: len(names)], strict=True)
-             if n != "intercept"}  # fmt: skip
-    if pooled.posts:  # (no evidence: the rates and the mix are the model's own defaults)
-        tail = zip(pooled.names[len(names) :], pooled.mean[len(names) :], strict=True)
-        for name, value in tail:
-            if name.startswith("negative:") or name == "coupling":
-                means[name] = float(value)
-        per_event = pooled.extras.get("value_per_event") or []
-        for fmt, value in zip(pooled.formats, per_event, strict=True):
-            means[f"value_per_event:format={fmt}"] = float(value)
-    return means
+    return {n: float(m) for n, m in zip(names, pooled.mean[: len(names)], strict=True)
+            if n != "intercept"}  # fmt: skip
 
 
 def fit_accounts(
@@ -191,7 +126,6 @@ def fit_accounts(
     config: FitConfig,
     main_timezone: str,
     min_own_posts: int = MIN_OWN_POSTS,
-    shrinkage: str = "fixed",
 ) -> AccountsFit:
     """Fit the pooled posterior and each account's own in one pass.
 
@@ -200,10 +134,7 @@ def fit_accounts(
         main_timezone: the pooled posterior's time zone (the main account's); each account's
             fallback copy carries its own.
         min_own_posts: own evidence posts from which an account acts on its own fit.
-        shrinkage: one of :data:`SHRINKAGE`.
     """
-    if shrinkage not in SHRINKAGE:
-        raise ValueError(f"unknown shrinkage {shrinkage!r}: use one of {SHRINKAGE}")
     horizon = HorizonModel.fit([pair for a in accounts for pair in a.pairs])
     cache: dict[Any, np.ndarray] = {}
     own_posts: dict[str, int] = {}
@@ -227,23 +158,6 @@ def fit_accounts(
         acting = "own" if pooled.posts else "prior"
         fits[only.handle] = AccountFit(only.handle, pooled, pooled.posts, acting, "default")
         return AccountsFit(pooled, horizon, fits)
-    spread: dict[str, float] = {}
-    if shrinkage == "empirical" and pooled.kind == "counts" and pooled.posts:
-        alone = [
-            fit_factored(
-                evidence(a.history, now),
-                now=now,
-                formats=formats,
-                topics=topics,
-                timezone=a.timezone,
-                config=config,
-                horizon_model=horizon,
-                cache=cache,
-            )
-            for a in accounts
-            if own_posts[a.handle] >= min_own_posts
-        ]
-        spread = heterogeneity(pooled, alone, config)
     for account in accounts:
         own = own_posts[account.handle]
         others = pooled.posts - own
@@ -253,11 +167,7 @@ def fit_accounts(
             continue
         means = pooled_prior_means(pooled) if others > 0 else {}
         account_config = (
-            replace(
-                config,
-                count_prior_mean={**means, **config.count_prior_mean},
-                count_prior_sd={**config.count_prior_sd, **spread},
-            )
+            replace(config, count_prior_mean={**means, **config.count_prior_mean})
             if means
             else config
         )
@@ -272,7 +182,7 @@ def fit_accounts(
             "own" if posterior.posts else "prior",
             "pooled effects" if means else "default",
         )
-    return AccountsFit(pooled, horizon, fits, spread)
+    return AccountsFit(pooled, horizon, fits)
 
 
 def arm_values(

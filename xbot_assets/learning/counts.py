@@ -125,11 +125,7 @@ def fit_counts(
         weights: the objective's metric weights (sign says positive or negative).
         metrics: the columns of ``counts``.
         prior_sd_overrides: log-scale prior SD per design group, over :data:`LOG_PRIOR_SD`.
-        prior_means: log-scale prior mean of named effects (0 when not given); a fleet's pooled
-            fit (``learning/account_policy.py``) also gives each format's negative rates
-            (``negative:<metric>:format=<f>``, log), the ``coupling`` and each format's value
-            per positive event (``value_per_event:format=<f>``), which then centre this
-            account's rates, coupling and metric mix instead of its own all-format pool.
+        prior_means: log-scale prior mean of named effects (0 when not given).
         neg_prior_events: pseudo-events pulling each format's negative rate to the pooled one.
     """
     n, p = x.shape
@@ -146,18 +142,10 @@ def fit_counts(
     grand = (pos_counts * weight_i[:, None]).sum(axis=0)
     pooled_share = grand / grand.sum() if grand.sum() > 0 else np.full(pos.sum(), 1 / pos.sum())
     value_per_event = np.empty(nf)
-    means = prior_means or {}
     for f in range(nf):
         mine = (pos_counts[fmt == f] * weight_i[fmt == f, None]).sum(axis=0)
-        prior_value = means.get(f"value_per_event:format={formats[f]}")
-        if prior_value is None:  # shrunk to the account's own all-format mix
-            share = (mine + MIX_PRIOR_EVENTS * pooled_share) / (mine.sum() + MIX_PRIOR_EVENTS)
-            value_per_event[f] = float(share @ w[pos])
-        else:  # shrunk to the fleet's value per event of this format
-            value_per_event[f] = float(
-                (mine @ w[pos] + MIX_PRIOR_EVENTS * float(prior_value))
-                / (mine.sum() + MIX_PRIOR_EVENTS)
-            )
+        share = (mine + MIX_PRIOR_EVENTS * pooled_share) / (mine.sum() + MIX_PRIOR_EVENTS)
+        value_per_event[f] = float(share @ w[pos])
 
     # --- the shared log-rate effects: weighted regression on log(total / impressions) -------
     sds = {**LOG_PRIOR_SD, **(prior_sd_overrides or {})}
@@ -188,12 +176,6 @@ def fit_counts(
     mask = np.array([g in CONTENT_GROUPS for g in groups])
     neg_names = [m for m, is_neg in zip(metrics, neg, strict=True) if is_neg]
     k0, k_sd = COUPLING_PRIOR
-    k0 = float(means.get("coupling", k0))
-    # A fleet's pooled rate per format (``account_policy``), else the account's own pooled rate.
-    neg_prior_log = np.array(
-        [[means.get(f"negative:{m}:format={f}", math.nan) for m in neg_names] for f in formats],
-        dtype=float,
-    ).reshape(nf, len(neg_names))
     log_rates = np.zeros((nf, len(neg_names)))
     log_rate_var = np.ones((nf, len(neg_names)))
     k_mean, k_var = k0, k_sd**2
@@ -205,12 +187,11 @@ def fit_counts(
         def rates_at(k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             exposure = exposure_w * np.exp(-k * content)
             pooled = (neg_counts.sum(axis=0) + 0.5) / max(float(exposure.sum()), 1.0)
-            prior_rate = np.where(np.isnan(neg_prior_log), pooled[None, :], np.exp(neg_prior_log))
             a = np.empty((nf, len(neg_names)))
             b = np.empty((nf, len(neg_names)))
             for f in range(nf):
                 a[f] = neg_counts[fmt == f].sum(axis=0) + neg_prior_events
-                b[f] = float(exposure[fmt == f].sum()) + neg_prior_events / prior_rate[f]
+                b[f] = float(exposure[fmt == f].sum()) + neg_prior_events / pooled
             return a, b, exposure
 
         if n:
@@ -228,8 +209,7 @@ def fit_counts(
             a, b, _ = rates_at(k_mean)
         else:
             a = np.full((nf, len(neg_names)), neg_prior_events)
-            prior_rate = np.where(np.isnan(neg_prior_log), 1e-4, np.exp(neg_prior_log))
-            b = neg_prior_events / prior_rate
+            b = np.full((nf, len(neg_names)), neg_prior_events / 1e-4)
         log_rate_var = 1.0 / a
         log_rates = np.log(a / b)  # the plug-in value at the mean is the posterior mean rate
 
