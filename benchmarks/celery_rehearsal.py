@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import importlib.util
 import json
 import os
 import resource
@@ -48,27 +47,18 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `scripts` is a folder of the repository's root
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import deployment  # noqa: E402
+from scripts import deploy_local  # noqa: E402
+
 RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
 BIN = Path(sys.executable).parent
 LOCATION = "xbot_assets.celery_definitions"
 WORKERS = ("worker_a", "worker_b")
 POST_STEP = "post_due_posts"
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-deploy_local = sys.modules.get("deploy_local") or _load(
-    "deploy_local", ROOT / "scripts/deploy_local.py"
-)
-deployment = sys.modules.get("deployment") or _load("deployment", ROOT / "benchmarks/deployment.py")
 
 
 def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:

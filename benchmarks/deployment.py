@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -42,20 +41,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `scripts` is a folder of the repository's root
+    sys.path.insert(0, str(ROOT))
+
+from scripts import deploy_local  # noqa: E402
+
 RESULTS = ROOT / "benchmarks/results/deployment.json"
 TICKS = os.sysconf("SC_CLK_TCK")
 LEARNING_ASSETS = ("engagement_scorer", "arm_posteriors", "fct_post_outcomes")
 UNFINISHED = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"}
-
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location("deploy_local", ROOT / "scripts/deploy_local.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_local"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -430,12 +424,11 @@ def rehearse(
 ) -> dict[str, Any]:  # fmt: skip
     """One rehearsal; returns the figures (see the module docstring). ``pg_port``: the Postgres
     server of the store and Dagster's storage (default the machine's)."""
-    script = _script()
     become_subreaper()
     load_before = os.getloadavg()
     started_at = _now()
     events: list[dict[str, Any]] = []
-    dep = script.LocalDeployment(
+    dep = deploy_local.LocalDeployment(
         folder=folder,
         speed=speed,
         accounts=accounts,
@@ -568,7 +561,7 @@ class PeakConnections:
         import psycopg
 
         with contextlib.suppress(psycopg.Error):
-            with psycopg.connect(_script().pg_admin_url(self.port), autocommit=True) as conn:
+            with psycopg.connect(deploy_local.pg_admin_url(self.port), autocommit=True) as conn:
                 row = conn.execute(
                     "select count(*), current_setting('max_connections')::int "
                     "from pg_stat_activity where datname like %s",
