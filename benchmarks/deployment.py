@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,13 +90,32 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class CpuSampler(threading.Thread):
-    """Once a second: the CPU of every live process of the deployment, by kind, and the reaping
-    of adopted orphans. ``baseline()`` is the CPU the tree had used before the window."""
+def process_cpu(pid: int) -> float | None:
+    """The CPU seconds (utime+stime) a live process has used; None once it has exited."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICKS if fields else None
 
-    def __init__(self, dep: Any) -> None:
+
+class CpuSampler(threading.Thread):
+    """Every ``interval`` seconds: the CPU of every live process of the deployment ``dep``, by
+    kind (``classify(cmdline)``, by default the deployment's kinds), a lower bound: the last
+    interval of a process that exits is missed. With ``reap`` (this process the subreaper), it
+    also reaps adopted orphans. ``tree_cpu()`` is the CPU the tree had used before the window.
+    The Celery rehearsal (``benchmarks/celery_rehearsal.py``) samples its workers with it."""
+
+    def __init__(
+        self,
+        dep: Any,
+        *,
+        interval: float = 1.0,
+        classify: Callable[[str], str] | None = None,
+        reap: bool = True,
+    ) -> None:
         super().__init__(daemon=True)
         self.dep = dep
+        self.interval = interval
+        self.classify = classify or _kind
+        self.reap = reap
         self.cpu: dict[int, float] = {}
         self.kind: dict[int, str] = {}
         self.stop_event = threading.Event()
@@ -111,21 +131,21 @@ class CpuSampler(threading.Thread):
         return total / TICKS
 
     def sample(self) -> None:
-        reap_orphans({p.pid for p in self.dep.procs.values()})
+        if self.reap:
+            reap_orphans({p.pid for p in self.dep.procs.values()})
         for pid in self.dep.leftover_pids():
-            fields = _stat(pid)
+            seconds = process_cpu(pid)
+            if seconds is None:
+                continue
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if not fields:
-                continue
-            seconds = (int(fields[11]) + int(fields[12])) / TICKS
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
-            self.kind.setdefault(pid, _kind(cmd))
+            self.kind.setdefault(pid, self.classify(cmd))
 
     def run(self) -> None:
-        while not self.stop_event.wait(1.0):
+        while not self.stop_event.wait(self.interval):
             self.sample()
 
     def by_kind(self) -> dict[str, float]:
