@@ -76,7 +76,7 @@ def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:
 
 
 @dataclass
-class CeleryDeployment(deploy_local.LocalDeployment):  # type: ignore[misc,name-defined]
+class CeleryDeployment(deploy_local.LocalDeployment):
     """The local deployment's databases, Redis and sandbox, with Celery workers for runs."""
 
     broker_db: int = 9

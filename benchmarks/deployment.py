@@ -454,7 +454,7 @@ def rehearse(
         accounts=accounts,
         with_rebuild_sensor=True,
         guarded_retry=guarded_retry,
-        **({"pg_port": pg_port} if pg_port else {}),
+        pg_port=pg_port or deploy_local.PG_PORT,
     )
     peak_connections = PeakConnections(dep.pg_port, dep.name)
     try:
