@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import importlib.util
 import json
 import os
 import resource
@@ -37,7 +36,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,27 +46,17 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `scripts` is a folder of the repository's root
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import deployment  # noqa: E402
+from scripts import deploy_local  # noqa: E402
+
 RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
 BIN = Path(sys.executable).parent
 LOCATION = "xbot_assets.celery_definitions"
 WORKERS = ("worker_a", "worker_b")
 POST_STEP = "post_due_posts"
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _load(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-deploy_local = sys.modules.get("deploy_local") or _load(
-    "deploy_local", ROOT / "scripts/deploy_local.py"
-)
-deployment = sys.modules.get("deployment") or _load("deployment", ROOT / "benchmarks/deployment.py")
 
 
 def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:
@@ -88,7 +76,7 @@ def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:
 
 
 @dataclass
-class CeleryDeployment(deploy_local.LocalDeployment):  # type: ignore[misc,name-defined]
+class CeleryDeployment(deploy_local.LocalDeployment):
     """The local deployment's databases, Redis and sandbox, with Celery workers for runs."""
 
     broker_db: int = 9
@@ -200,7 +188,7 @@ class CeleryDeployment(deploy_local.LocalDeployment):  # type: ignore[misc,name-
         self.workers[name] = _celery_child(proc.pid)
         self.worker_pids[self.workers[name]] = name
         label = name if name not in self.startup_cpu else f"{name} (restarted)"
-        self.startup_cpu[label] = round(_cpu(self.workers[name]) or 0.0, 1)
+        self.startup_cpu[label] = round(deployment.process_cpu(self.workers[name]) or 0.0, 1)
 
     def execute(self, job: str, handle: str, config: dict[str, Any] | None = None) -> Any:
         """Start ``dagster job execute`` of ``job`` for ``handle``'s partition (the run's
@@ -265,46 +253,8 @@ def _stat(pid: int) -> list[str] | None:
         return None
 
 
-def _cpu(pid: int) -> float | None:
-    fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / TICKS if fields else None
-
-
-class CpuSampler(threading.Thread):
-    """Twice a second, the CPU of every live process of the rehearsal, by kind (a lower bound:
-    the last half second of a process that exits is missed)."""
-
-    def __init__(self, dep: CeleryDeployment) -> None:
-        super().__init__(daemon=True)
-        self.dep = dep
-        self.cpu: dict[int, float] = {}
-        self.kind: dict[int, str] = {}
-        self.stop_event = threading.Event()
-
-    def sample(self) -> None:
-        for pid in self.dep.leftover_pids():
-            seconds = _cpu(pid)
-            if seconds is None:
-                continue
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
-            self.kind.setdefault(pid, _kind(cmd, pid, self.dep))
-
-    def run(self) -> None:
-        while not self.stop_event.wait(0.5):
-            self.sample()
-
-    def by_kind(self) -> dict[str, float]:
-        out: dict[str, float] = collections.defaultdict(float)
-        for pid, seconds in self.cpu.items():
-            out[self.kind[pid]] += seconds
-        return {k: round(v, 1) for k, v in sorted(out.items())}
-
-
-def _kind(cmd: str, pid: int, dep: CeleryDeployment) -> str:
+def _kind(cmd: str) -> str:
+    """The rehearsal's kinds of process, by command line (for the CPU sampler)."""
     if "job execute" in cmd:
         return "run coordinators (dagster job execute)"
     if "celery" in cmd and "worker start" in cmd:
@@ -511,7 +461,7 @@ def rehearse(
     tree's subreaper for an exact CPU total (the script does, a test does not)."""
     load_before = os.getloadavg()
     if count_all_cpu:  # the script only: a test's process stays as it is
-        become_subreaper()
+        deployment.become_subreaper()
     timings: dict[str, float] = {}
     events: list[dict[str, Any]] = []
     dep = CeleryDeployment(
@@ -519,7 +469,9 @@ def rehearse(
         visibility_timeout=visibility_timeout, compile=compile_bytecode,
     )  # fmt: skip
     rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    sampler = CpuSampler(dep)
+    # twice a second, by the rehearsal's kinds; no reaping while it samples (with count_all_cpu
+    # the children are reaped at the end)
+    sampler = deployment.CpuSampler(dep, interval=0.5, classify=_kind, reap=False)
     t0 = time.monotonic()
 
     def mark(name: str) -> None:
@@ -659,16 +611,6 @@ def _cpu_figures(
         "cpu_seconds_per_step_in_workers": round(steps / n_steps, 2) if n_steps else None,
         "step_attempts": n_steps,
     }
-
-
-def become_subreaper() -> None:
-    """Orphans (a killed worker's wrapper's child, workers stopped by process group) re-parent to
-    this process, so RUSAGE_CHILDREN counts every process of the rehearsal once reaped."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
 def reap_children() -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -37,25 +36,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `scripts` is a folder of the repository's root
+    sys.path.insert(0, str(ROOT))
+
+from scripts import deploy_local  # noqa: E402
+
 RESULTS = ROOT / "benchmarks/results/deployment.json"
 TICKS = os.sysconf("SC_CLK_TCK")
 LEARNING_ASSETS = ("engagement_scorer", "arm_posteriors", "fct_post_outcomes")
 UNFINISHED = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"}
-
-
-def _script() -> Any:
-    spec = importlib.util.spec_from_file_location("deploy_local", ROOT / "scripts/deploy_local.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_local"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -95,13 +90,32 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class CpuSampler(threading.Thread):
-    """Once a second: the CPU of every live process of the deployment, by kind, and the reaping
-    of adopted orphans. ``baseline()`` is the CPU the tree had used before the window."""
+def process_cpu(pid: int) -> float | None:
+    """The CPU seconds (utime+stime) a live process has used; None once it has exited."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICKS if fields else None
 
-    def __init__(self, dep: Any) -> None:
+
+class CpuSampler(threading.Thread):
+    """Every ``interval`` seconds: the CPU of every live process of the deployment ``dep``, by
+    kind (``classify(cmdline)``, by default the deployment's kinds), a lower bound: the last
+    interval of a process that exits is missed. With ``reap`` (this process the subreaper), it
+    also reaps adopted orphans. ``tree_cpu()`` is the CPU the tree had used before the window.
+    The Celery rehearsal (``benchmarks/celery_rehearsal.py``) samples its workers with it."""
+
+    def __init__(
+        self,
+        dep: Any,
+        *,
+        interval: float = 1.0,
+        classify: Callable[[str], str] | None = None,
+        reap: bool = True,
+    ) -> None:
         super().__init__(daemon=True)
         self.dep = dep
+        self.interval = interval
+        self.classify = classify or _kind
+        self.reap = reap
         self.cpu: dict[int, float] = {}
         self.kind: dict[int, str] = {}
         self.stop_event = threading.Event()
@@ -117,21 +131,21 @@ class CpuSampler(threading.Thread):
         return total / TICKS
 
     def sample(self) -> None:
-        reap_orphans({p.pid for p in self.dep.procs.values()})
+        if self.reap:
+            reap_orphans({p.pid for p in self.dep.procs.values()})
         for pid in self.dep.leftover_pids():
-            fields = _stat(pid)
+            seconds = process_cpu(pid)
+            if seconds is None:
+                continue
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if not fields:
-                continue
-            seconds = (int(fields[11]) + int(fields[12])) / TICKS
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
-            self.kind.setdefault(pid, _kind(cmd))
+            self.kind.setdefault(pid, self.classify(cmd))
 
     def run(self) -> None:
-        while not self.stop_event.wait(1.0):
+        while not self.stop_event.wait(self.interval):
             self.sample()
 
     def by_kind(self) -> dict[str, float]:
@@ -430,18 +444,17 @@ def rehearse(
 ) -> dict[str, Any]:  # fmt: skip
     """One rehearsal; returns the figures (see the module docstring). ``pg_port``: the Postgres
     server of the store and Dagster's storage (default the machine's)."""
-    script = _script()
     become_subreaper()
     load_before = os.getloadavg()
     started_at = _now()
     events: list[dict[str, Any]] = []
-    dep = script.LocalDeployment(
+    dep = deploy_local.LocalDeployment(
         folder=folder,
         speed=speed,
         accounts=accounts,
         with_rebuild_sensor=True,
         guarded_retry=guarded_retry,
-        **({"pg_port": pg_port} if pg_port else {}),
+        pg_port=pg_port or deploy_local.PG_PORT,
     )
     peak_connections = PeakConnections(dep.pg_port, dep.name)
     try:
@@ -568,7 +581,7 @@ class PeakConnections:
         import psycopg
 
         with contextlib.suppress(psycopg.Error):
-            with psycopg.connect(_script().pg_admin_url(self.port), autocommit=True) as conn:
+            with psycopg.connect(deploy_local.pg_admin_url(self.port), autocommit=True) as conn:
                 row = conn.execute(
                     "select count(*), current_setting('max_connections')::int "
                     "from pg_stat_activity where datname like %s",

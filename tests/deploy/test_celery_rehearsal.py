@@ -10,8 +10,6 @@ recorded once, never posted twice.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +20,11 @@ pytest.importorskip(
     reason="dagster-celery is in the 'celery' dependency group (make install syncs every group)",
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _load_rehearsal() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "celery_rehearsal", ROOT / "benchmarks/celery_rehearsal.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["celery_rehearsal"] = module
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import celery_rehearsal
+
+    return celery_rehearsal
 
 
 def test_the_celery_location_rebinds_the_engine_jobs_only_to_the_celery_executor() -> None:

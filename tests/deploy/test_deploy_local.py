@@ -4,28 +4,18 @@ is gone after it stops (processes, databases)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmarks import deployment
+from scripts import deploy_local
+
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _load_script() -> object:
-    spec = importlib.util.spec_from_file_location("deploy_local", ROOT / "scripts/deploy_local.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_local"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _databases(prefix: str) -> list[str]:
@@ -34,14 +24,6 @@ def _databases(prefix: str) -> list[str]:
             "select datname from pg_database where datname like %s", (prefix + "%",)
         )
         return [r[0] for r in rows]
-
-
-def _load_rehearsal() -> Any:
-    spec = importlib.util.spec_from_file_location("rehearsal", ROOT / "benchmarks/deployment.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
@@ -57,9 +39,7 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
     restarted; no post is duplicated or lost; then nothing is left behind. The long version (a
     simulated day at 20 accounts, kills of the daemon and of a run worker mid-post, the rebuild,
     CPU per post) is ``benchmarks/deployment.py``."""
-    script = _load_script()
-    rehearsal = _load_rehearsal()
-    dep = script.LocalDeployment(folder=tmp_path, speed=720.0, redis_db=0, accounts=2)  # type: ignore[attr-defined]
+    dep = deploy_local.LocalDeployment(folder=tmp_path, speed=720.0, redis_db=0, accounts=2)
     pids: list[int] = []
     try:
         dep.prepare()
@@ -93,7 +73,7 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
         assert httpx.get(f"{dep.url('health')}/healthz", timeout=10).status_code == 200
         # the first build at set-up built the seeds and every table, so an automated partial dbt
         # build finds the parents its models and unit tests read
-        for name in [*script.DBT_SEEDS, "fct_posts", "fct_post_outcomes"]:  # type: ignore[attr-defined]
+        for name in [*deploy_local.DBT_SEEDS, "fct_posts", "fct_post_outcomes"]:
             asset = dep.graphql(
                 """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) {
                      ... on Asset { assetMaterializations(limit: 1) { runId } } } }""",
@@ -105,7 +85,7 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
         deadline = time.monotonic() + 420
         posted: dict[str, int] = {}
         while time.monotonic() < deadline:
-            posted = rehearsal.collect(dep)["posts_by_account"]
+            posted = deployment.collect(dep)["posts_by_account"]
             if not killed and posted:
                 dep.kill_daemon()
                 dep.start_daemon()
@@ -114,7 +94,7 @@ def test_deploy_local_posts_for_each_account_survives_a_daemon_kill_and_cleans_u
                 break
             time.sleep(5)
         assert killed and set(posted) == set(dep.handles), (posted, dep.tail("daemon", 40))
-        result = rehearsal.collect(dep)
+        result = deployment.collect(dep)
         assert result["duplicate_posts"] == 0
         assert result["lost"]["on_sandbox_not_in_store"] == 0
         assert result["lost"]["posted_in_store_not_on_sandbox"] == 0

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from tests.learning.test_assets import _materialize, _meta, _TestSettings, _write_warehouse
-from xbot_assets.defs.learning import arm_posteriors
+from xbot_assets.defs.learning import arm_posteriors, factored_posteriors
 from xbot_assets.learning import model_files
 from xbot_assets.learning.synthetic import synthetic_post_outcomes
 
@@ -68,10 +68,6 @@ def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
 ) -> None:
     """One run: the main account (12 posts) acts on its own fit, a new account (3 posts) on the
     pooled fit, flagged cold; each account's decisions load its own file."""
-    import dagster as dg
-
-    from xbot_assets.defs.learning import factored_posteriors
-    from xbot_assets.defs.resources import XbotRuntime
     from xbot_assets.engine.decide import load_models
     from xbot_assets.store.durable import DurableStore
     from xbot_assets.store.durable.migrate import upgrade
@@ -84,13 +80,7 @@ def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
     _posted(store, "acct_new", 3, start + timedelta(minutes=30), 2000)
     store.close()
     now = start + timedelta(hours=8 * 12)
-    result = dg.materialize(
-        [factored_posteriors],
-        resources={
-            "xbot_settings": _TestSettings(home=str(tmp_path)),
-            "xbot_runtime": XbotRuntime(simulated_now=now.isoformat()),
-        },
-    )
+    result = _materialize(tmp_path, [factored_posteriors], now=now)
     meta = _meta(result, "factored_posteriors")
     per_account = meta["per_account"]
     main, new = per_account[settings.x_handle], per_account["acct_new"]  # type: ignore[index]

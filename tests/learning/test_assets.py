@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -44,12 +45,16 @@ def _write_warehouse(settings: Settings, frame: pd.DataFrame) -> None:
         con.close()
 
 
-def _materialize(tmp_path: Path, assets: list[dg.AssetsDefinition]) -> dg.ExecuteInProcessResult:
+def _materialize(
+    tmp_path: Path, assets: list[dg.AssetsDefinition], *, now: datetime | None = None
+) -> dg.ExecuteInProcessResult:
+    """Materialise ``assets`` on the settings of ``tmp_path``; ``now``: the run's simulated
+    clock (the store's snapshots are read as of then), else the wall clock."""
     return dg.materialize(
         assets,
         resources={
             "xbot_settings": _TestSettings(home=str(tmp_path)),
-            "xbot_runtime": XbotRuntime(),
+            "xbot_runtime": XbotRuntime(simulated_now=now.isoformat() if now else None),
         },
         raise_on_error=True,
     )
@@ -134,8 +139,6 @@ def test_assets_cold_start_without_a_warehouse(tmp_path: Path) -> None:
 def test_factored_posteriors_refit_from_store_snapshots(tmp_path: Path) -> None:
     """Cold start flags the prior; then >= 6 h snapshots in the store (no warehouse, no 72 h
     snapshot) are evidence, and the policy can load what was saved."""
-    from datetime import UTC, datetime, timedelta
-
     from xbot_assets.store.durable import DurableStore
     from xbot_assets.store.durable.migrate import upgrade
     from xbot_assets.store.durable.models import MetricSnapshot
@@ -163,15 +166,7 @@ def test_factored_posteriors_refit_from_store_snapshots(tmp_path: Path) -> None:
                             replies=3 + i % 3, likes=10, account_id=account.id)]
         )  # fmt: skip
     store.close()
-    now = start + timedelta(hours=8 * 12)
-    result = dg.materialize(
-        [factored_posteriors],
-        resources={
-            "xbot_settings": _TestSettings(home=str(tmp_path)),
-            "xbot_runtime": XbotRuntime(simulated_now=now.isoformat()),
-        },
-        raise_on_error=True,
-    )
+    result = _materialize(tmp_path, [factored_posteriors], now=start + timedelta(hours=8 * 12))
     meta = _meta(result, "factored_posteriors")
     assert meta["cold_start"] is False and meta["posts"] == 12
     assert "6h" in str(meta["horizons_used"]) and "cold start" not in str(meta["best_arm_now"])

@@ -4,39 +4,25 @@ process's store engine takes its pool from the settings."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from scripts import deploy_local
 from xbot_assets.config import Settings
 from xbot_assets.ops.connection_budget import ConnectionBudget
 from xbot_assets.store.durable.engine import make_engine
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _deploy_local() -> object:
-    spec = importlib.util.spec_from_file_location("deploy_local", ROOT / "scripts/deploy_local.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["deploy_local"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_the_shipped_deployment_fits_a_100_connection_server(tmp_path: Path) -> None:
-    deploy_local = _deploy_local()
-    budget = deploy_local.LocalDeployment(folder=tmp_path).connection_budget()  # type: ignore[attr-defined]
+    budget = deploy_local.LocalDeployment(folder=tmp_path).connection_budget()
     assert budget.max_concurrent_runs == 6  # deploy/dagster.yaml
     assert budget.total() <= 75, "a quarter of a 100-connection server left for CI and psql"
     budget.check(100)
 
 
 def test_deploy_local_starts_the_webserver_with_the_budgeted_pool(tmp_path: Path) -> None:
-    deploy_local = _deploy_local()
-    dep = deploy_local.LocalDeployment(folder=tmp_path, ports={"webserver": 3000})  # type: ignore[attr-defined]
+    dep = deploy_local.LocalDeployment(folder=tmp_path, ports={"webserver": 3000})
     argv = dep.webserver_argv()
     overflow = int(argv[argv.index("--db-pool-max-overflow") + 1])
     assert overflow == dep.connection_budget().webserver_max_overflow == 2

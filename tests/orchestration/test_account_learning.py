@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.orchestration.conftest import Env, make_env, restore_env
+from tests.orchestration.conftest import Env, make_env, memory_folder, restore_env
 
 pytestmark = [
     pytest.mark.xdist_group("orchestration_account_learning"),
-    pytest.mark.timeout(1800),  # a 4-day two-account main job: ~3 min idle, 8+ on a loaded host
+    # a 4-day two-account main job, in memory: ~1.5 min idle, ~3 on a loaded host (on disk, 2x)
+    pytest.mark.timeout(1800),
 ]
 
 SECOND = "second_acct"
@@ -44,21 +45,22 @@ def two_accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoAccoun
     from xbot_assets.runner import run_main
     from xbot_assets.store.durable import DurableStore
 
-    made, saved = make_env(tmp_path_factory.mktemp("account_learning"))
-    try:
-        sandbox = shared_sandbox(made.settings)
-        main = sandbox.account()
-        sandbox.add_account(SECOND, followers=main.initial_followers, audience_jitter=1.0)
-        store = DurableStore.from_settings(made.settings)
-        store.ensure_account(SECOND, timezone=sandbox.params.timezone)
-        store.close()
-        result = run_main(made.settings, days=4, posts_per_day=8, rebuild_every_hours=96,
-                          progress=False)  # fmt: skip
-        yield TwoAccountRun(made, result, main.handle)
-    finally:
-        forget_stores()
-        forget_sandboxes()
-        restore_env(saved)
+    with memory_folder(tmp_path_factory, "account_learning") as folder:
+        made, saved = make_env(folder)
+        try:
+            sandbox = shared_sandbox(made.settings)
+            main = sandbox.account()
+            sandbox.add_account(SECOND, followers=main.initial_followers, audience_jitter=1.0)
+            store = DurableStore.from_settings(made.settings)
+            store.ensure_account(SECOND, timezone=sandbox.params.timezone)
+            store.close()
+            result = run_main(made.settings, days=4, posts_per_day=8, rebuild_every_hours=96,
+                              progress=False)  # fmt: skip
+            yield TwoAccountRun(made, result, main.handle)
+        finally:
+            forget_stores()
+            forget_sandboxes()
+            restore_env(saved)
 
 
 def _truth_contrast(run: TwoAccountRun, handle: str) -> float:
