@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ def memory_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterat
     the job is the same (same runs, same posts, same posteriors: the sandbox is seeded), only
     the fsyncs are gone.
     """
-    if MEMORY.is_dir() and os.access(MEMORY, os.W_OK):
+    roomy = MEMORY.is_dir() and shutil.disk_usage(MEMORY).free > 2 * 1024**3  # (Docker: 64 MB)
+    if roomy and os.access(MEMORY, os.W_OK):
         with tempfile.TemporaryDirectory(prefix=f"xbot-{name}-", dir=MEMORY) as folder:
             yield Path(folder)
     else:
@@ -128,14 +130,15 @@ def main_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MainRun]:
     from xbot_assets.runner import run_main
     from xbot_assets.store.durable import DurableStore
 
-    made, saved = make_env(tmp_path_factory.mktemp("main_job"))
-    try:
-        store = DurableStore.from_settings(made.settings)
-        store.ensure_account(SECOND_HANDLE)  # a second account, run side by side
-        store.close()
-        result = run_main(
-            made.settings, days=1.5, posts_per_day=3, rebuild_every_hours=24, progress=False
-        )
-        yield MainRun(made, result, SECOND_HANDLE)
-    finally:
-        restore_env(saved)
+    with memory_folder(tmp_path_factory, "main_job") as folder:
+        made, saved = make_env(folder)
+        try:
+            store = DurableStore.from_settings(made.settings)
+            store.ensure_account(SECOND_HANDLE)  # a second account, run side by side
+            store.close()
+            result = run_main(
+                made.settings, days=1.5, posts_per_day=3, rebuild_every_hours=24, progress=False
+            )
+            yield MainRun(made, result, SECOND_HANDLE)
+        finally:
+            restore_env(saved)
