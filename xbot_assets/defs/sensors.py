@@ -215,6 +215,22 @@ def _refills_due(
     return store, due, json.dumps({"models": models, "refilled": refilled}), now
 
 
+ENOUGH_QUEUED = "the queue holds enough posts for the coming slots"
+
+
+def _refill_tick(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> tuple[list[tuple[Any, str]], str, datetime] | dg.SkipReason:
+    """Both refill sensors' tick: the accounts due a refill (none held by a refill run of
+    either kind in flight), the next cursor and now; or why nothing can be refilled."""
+    busy = _accounts_with_runs_in_flight(context, refill_candidates_job.name)
+    busy |= _accounts_with_runs_in_flight(context, refill_batch_job.name)
+    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy)
+    if store is None:
+        return dg.SkipReason(NOT_MIGRATED)
+    return due, next_cursor, now
+
+
 @dg.sensor(
     job=refill_candidates_job,
     minimum_interval_seconds=REFILL_INTERVAL,
@@ -228,11 +244,10 @@ def candidate_refill_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
-    busy = _accounts_with_runs_in_flight(context, refill_candidates_job.name)
-    busy |= _accounts_with_runs_in_flight(context, refill_batch_job.name)
-    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy)
-    if store is None:
-        return dg.SkipReason(NOT_MIGRATED)
+    tick = _refill_tick(context, xbot_settings, xbot_runtime)
+    if isinstance(tick, dg.SkipReason):
+        return tick
+    due, next_cursor, now = tick
     requests = [
         dg.RunRequest(
             run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
@@ -242,9 +257,7 @@ def candidate_refill_sensor(
         for account, why in due
     ]
     if not requests:
-        return dg.SensorResult(
-            skip_reason="the queue holds enough posts for the coming slots", cursor=next_cursor
-        )
+        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
 
 
@@ -268,15 +281,12 @@ def refill_batch_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Refill every account whose queue runs low (or on new models) in one run."""
-    busy = _accounts_with_runs_in_flight(context, refill_candidates_job.name)
-    busy |= _accounts_with_runs_in_flight(context, refill_batch_job.name)
-    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy)
-    if store is None:
-        return dg.SkipReason(NOT_MIGRATED)
+    tick = _refill_tick(context, xbot_settings, xbot_runtime)
+    if isinstance(tick, dg.SkipReason):
+        return tick
+    due, next_cursor, now = tick
     if not due:
-        return dg.SensorResult(
-            skip_reason="the queue holds enough posts for the coming slots", cursor=next_cursor
-        )
+        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
     handles = [account.handle for account, _ in due]
     request = dg.RunRequest(
         run_key=_batch_key("refills", now, handles),
