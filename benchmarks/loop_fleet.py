@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import sys
 import time
@@ -49,6 +50,7 @@ from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.learning.account_policy import MIN_OWN_POSTS, AccountHistory, fit_accounts
 from xbot_assets.learning.factored import FitConfig
 from xbot_assets.sandbox import SandboxX, SimClock
+from xbot_assets.sandbox.admin import MAX_AUDIENCE_JITTER
 
 POLICIES = ("random", "ours_alone", "ours_fleet", "oracle_greedy")
 """The fleet's policies (``loop.py``'s Loop plays each account; see the module docstring)."""
@@ -142,6 +144,22 @@ def run_job(job: tuple[str, int, int, tuple[str, ...], int, float]) -> dict[str,
     }  # fmt: skip
 
 
+def paired(diff: np.ndarray) -> dict[str, Any]:
+    """Mean of paired per-seed differences, its t and 95 % interval (t distribution over the
+    seeds), and the seeds where the difference is positive."""
+    out: dict[str, Any] = {"mean": round(float(diff.mean()), 5), "t": None, "ci95": None,
+                           "seeds_positive": int((diff > 0).sum())}  # fmt: skip
+    if len(diff) > 1:
+        from scipy import stats
+
+        se = float(diff.std(ddof=1)) / math.sqrt(len(diff))
+        half = float(stats.t.ppf(0.975, len(diff) - 1)) * se
+        if se > 0:
+            out["t"] = round(float(diff.mean()) / se, 2)
+        out["ci95"] = [round(float(diff.mean()) - half, 5), round(float(diff.mean()) + half, 5)]
+    return out
+
+
 def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str, Any]:
     """Per policy: the fleet mean over seeds, paired with random, and the ratio to the oracle
     (``loop.py``'s statistics on the per-seed fleet means), plus the per-account ratio."""
@@ -150,6 +168,13 @@ def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str
             "top_arm_share": 0.0}
         for p in policies}} for r in runs]  # fmt: skip
     summary = loop.summarise(rows, policies)
+    if "random" in policies:
+        for p in policies:
+            if p != "random":
+                diff = np.array(summary["policies"][p]["per_seed"]) - np.array(
+                    summary["policies"]["random"]["per_seed"]
+                )
+                summary["policies"][p]["ci95_vs_random"] = paired(diff)["ci95"]
     if "oracle_greedy" in policies:
         for p in policies:
             ratios = [
@@ -167,12 +192,7 @@ def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str
                 diff = np.array(summary["policies"][p]["per_seed"]) - np.array(
                     summary["policies"]["ours_alone"]["per_seed"]
                 )
-                se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-                summary["policies"][p]["diff_vs_ours_alone"] = {
-                    "mean": round(float(diff.mean()), 5),
-                    "t": round(float(diff.mean() / se), 2) if se and np.isfinite(se) else None,
-                    "seeds_positive": int((diff > 0).sum()),
-                }
+                summary["policies"][p]["diff_vs_ours_alone"] = paired(diff)
     return summary
 
 
@@ -222,27 +242,40 @@ def main(argv: list[str] | None = None) -> int:
         loop.FIT_OVERRIDES[key] = json.loads(value)
     if args.accounts < 2:
         parser.error("--accounts must be at least 2 (one account alone is benchmarks/loop.py)")
+    if not 0 <= args.jitter <= MAX_AUDIENCE_JITTER:
+        parser.error(f"--jitter must be between 0 and {MAX_AUDIENCE_JITTER} (deploy-local: 0.4)")
+    if args.days < 1:
+        parser.error("--days must be at least 1")
+    if args.min_own_posts < 0:
+        parser.error("--min-own-posts must be 0 or more")
     policies = tuple(p for p in args.policies.split(",") if p)
     unknown = set(policies) - set(POLICIES)
     if unknown:
         parser.error(f"unknown policies {sorted(unknown)}: choose from {', '.join(POLICIES)}")
     if "random" not in policies:
         policies = ("random", *policies)
-    seeds = (
-        [int(s) for s in args.seeds.split(",")] if "," in args.seeds
-        else list(range(int(args.seeds)))
-    )  # fmt: skip
+    try:
+        seeds = (
+            [int(s) for s in args.seeds.split(",")] if "," in args.seeds
+            else list(range(int(args.seeds)))
+        )  # fmt: skip
+    except ValueError:
+        parser.error(f"--seeds {args.seeds!r}: a count (8) or a comma-separated list (0,3,5)")
+    if not seeds:
+        parser.error("--seeds: at least one seed")
     reused: dict[int, dict[str, Any]] = {}
     copy = tuple(p for p in args.reuse_policies.split(",") if p)
     if args.reuse is not None and copy:
-        old = json.loads(args.reuse.read_text())
-        if (old["accounts"], old["audience_jitter"], old["days"], old["scenario"]) != (
-            args.accounts,
-            args.jitter,
-            args.days,
-            args.scenario,
-        ):
+        try:
+            old = json.loads(args.reuse.read_text())
+            shape = (old["accounts"], old["audience_jitter"], old["days"], old["scenario"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"--reuse {args.reuse}: not a loop_fleet.py result ({exc})")
+        if shape != (args.accounts, args.jitter, args.days, args.scenario):
             parser.error("--reuse: a run of other accounts, jitter, days or scenario")
+        missing = sorted({p for r in old["runs"] for p in copy if p not in r["policies"]})
+        if missing:
+            parser.error(f"--reuse: {args.reuse} has no runs of {missing}; rerun them instead")
         reused = {r["seed"]: {p: r["policies"][p] for p in copy} for r in old["runs"]}
     jobs = [
         (args.scenario, s, args.days,
