@@ -79,18 +79,14 @@ def sensor_health(name: str, every_s: int) -> Callable[[F], F]:
 
 def _record(context: dg.RunStatusSensorContext, settings: XbotSettings, *, succeeded: bool) -> None:
     from xbot_assets.ops.component_status import record_run_outcome
-    from xbot_assets.store.durable.engine import make_engine
+    from xbot_assets.store.durable.engine import settings_engine
 
     run = context.dagster_run
     message = None
     if not succeeded and isinstance(context, dg.RunFailureSensorContext):
         message = context.failure_event.message
     resolved = settings.get()
-    engine = make_engine(
-        resolved.resolved_database_url,
-        pool_size=resolved.db_pool_size,
-        max_overflow=resolved.db_pool_max_overflow,
-    )
+    engine = settings_engine(resolved)
     try:
         record_run_outcome(
             engine,

@@ -139,7 +139,7 @@ def load_models(settings: Any, *, cache: Any = None) -> Models:
 
         path = factored_file(settings, objective)
         cached = cached_posterior(path, cache)
-        posterior = cached if cached is not None else load_factored(settings, objective)
+        posterior = cached if cached is not None else load_factored(settings, objective, path)
         models.posterior = posterior
         models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
         models.posteriors_cold = posterior.cold_start

@@ -151,13 +151,9 @@ class HealthContext:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            from xbot_assets.store.durable.engine import make_engine
+            from xbot_assets.store.durable.engine import settings_engine
 
-            self._engine = make_engine(
-                self.settings.resolved_database_url,
-                pool_size=self.settings.db_pool_size,
-                max_overflow=self.settings.db_pool_max_overflow,
-            )
+            self._engine = settings_engine(self.settings)
         return self._engine
 
     @cached_property

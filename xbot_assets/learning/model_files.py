@@ -102,16 +102,16 @@ def load_posteriors(settings: Any, objective: str = "engagement") -> tuple[Any, 
     return sampler, list(data["arms"])
 
 
-def load_factored(settings: Any, objective: str = "engagement") -> Any:
+def load_factored(settings: Any, objective: str = "engagement", path: Path | None = None) -> Any:
     """The factored posterior ``factored_posteriors`` saved for ``settings.x_handle``
-    (:func:`factored_file`).
+    (:func:`factored_file`, unless the caller already resolved it: ``path``).
 
     Raises:
         ModelFileMissing: ``factored_posteriors`` has not been materialised.
     """
     from xbot_assets.learning.factored import FactoredPosterior
 
-    path = factored_file(settings, objective)
+    path = path or factored_file(settings, objective)
     if not path.exists():
         raise ModelFileMissing(f"no factored posterior at {path}: materialise factored_posteriors")
     return FactoredPosterior.from_dict(json.loads(path.read_text()))

@@ -63,6 +63,15 @@ def check_role_name(role: str) -> str:
     return role
 
 
+def settings_engine(settings: Any) -> Engine:
+    """The store engine ``settings`` describe: their database URL and pool sizes."""
+    return make_engine(
+        settings.resolved_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_max_overflow,
+    )
+
+
 def make_engine(
     url: str | URL,
     *,
