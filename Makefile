@@ -43,11 +43,17 @@ run: prepare ## run the main job on the embedded default (sandbox X, SQLite, Duc
 	$(BIN)/xbot migrate
 	$(RUN_ENV) $(BIN)/xbot run --days $(DAYS)
 
-chromium: ## install Debian's Chromium for the browser tests when it is missing
+chromium: ## install Debian's Chromium (and a colour emoji font) for the browser tests when missing
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing Debian's chromium (browser poster and UI tests)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@# Without a colour emoji font, Chromium draws the generator's emoji as empty boxes in the
+	@# console and its screenshots (docs/img).
+	@fc-list 2>/dev/null | grep -qi 'color emoji' || { \
+	  echo "installing Debian's fonts-noto-color-emoji (emoji in the console's screenshots)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fonts-noto-color-emoji >/dev/null; }
 
 lint: $(VENV)/.installed ## ruff lint and format check
 	$(BIN)/ruff check .
