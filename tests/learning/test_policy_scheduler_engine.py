@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -16,7 +17,12 @@ from xbot_assets.learning.bandits import (
     arms_feature_space,
 )
 from xbot_assets.learning.engine import fit_arm_posteriors, learned_config, post_evidence
-from xbot_assets.learning.policy import ContentPolicy, ContextualChooser, guard_verdict
+from xbot_assets.learning.policy import (
+    MAX_ARMS_TRIED,
+    ContentPolicy,
+    ContextualChooser,
+    guard_verdict,
+)
 from xbot_assets.learning.scheduler import ScheduleConfig, SlotScheduler
 from xbot_assets.learning.synthetic import ARMS, synthetic_post_outcomes, true_arm_rates
 
@@ -126,6 +132,66 @@ def test_policy_skips_with_a_reason_when_every_candidate_is_blocked() -> None:
     )
     decision = policy.decide(now=datetime(2026, 3, 10, tzinfo=UTC))
     assert decision.chosen_text is None and "guard" in decision.skipped_reason
+
+
+def _strong_sampler(order: list[int]) -> ThompsonSampler:
+    """A sampler whose draws rank the arms in ``order`` (first best) almost surely."""
+    sampler = ThompsonSampler(len(ARMS), seed=4)
+    for arm in range(len(ARMS)):
+        rate = 0.9 - 0.1 * order.index(arm) if arm in order else 0.05
+        sampler.update(arm, rate * 10000.0, 10000.0)
+    return sampler
+
+
+def test_an_arm_with_nothing_that_passes_falls_back_to_the_next_of_the_same_draw() -> None:
+    """The loop's skipped slots: the drawn arm's texts all fail the guard (a generator out of
+    fresh text), so the decision posts the draw's next arm, with the propensity of Thompson
+    sampling over the arms that can post, and records the arm passed over."""
+    dry = ARMS[5]
+    sampler = _strong_sampler([5, 2, 7])
+    policy = ContentPolicy(
+        ARMS,
+        sampler,
+        generate=lambda **kw: [
+            f"{kw['format']} about {kw['topic']} #{i}"
+            + (" spam" if kw["format"] + ":" + kw["topic"] == dry else "")
+            for i in range(kw["n"])
+        ],
+        guard=_guard,
+        score=lambda rows: np.ones(len(rows)),
+        n_candidates=3,
+    )
+    decision = policy.decide(now=datetime(2026, 3, 10, tzinfo=UTC))
+    assert decision.exhausted_arms == [dry]
+    assert decision.arm == ARMS[2] and decision.arm_index == 2
+    assert decision.chosen_text is not None and decision.chosen_text.startswith(
+        ARMS[2].split(":")[0]
+    )
+    assert len(decision.candidates) == 6  # both batches recorded, the dry one blocked
+    assert [c.allowed for c in decision.candidates] == [False] * 3 + [True] * 3
+    # Over all arms, arm 2 is almost never the argmax (arm 5 is); among those that can post it
+    # almost always is: the logged propensity is the latter.
+    assert sampler.choice_probabilities()[2] < 0.05
+    assert decision.propensity > 0.9
+
+
+def test_a_slot_is_skipped_only_after_max_arms_tried() -> None:
+    tried: list[str] = []
+
+    def generate(**kw: Any) -> list[str]:
+        tried.append(f"{kw['format']}:{kw['topic']}")
+        return ["spam"] * kw["n"]
+
+    order = [5, 2, 7, 1, 3]
+    policy = ContentPolicy(
+        ARMS, _strong_sampler(order), generate=generate, guard=_guard,
+        score=lambda rows: np.zeros(len(rows)),
+    )  # fmt: skip
+    decision = policy.decide(now=datetime(2026, 3, 10, tzinfo=UTC))
+    assert tried == [ARMS[i] for i in order[:MAX_ARMS_TRIED]]
+    assert decision.chosen_text is None and "guard" in decision.skipped_reason
+    assert decision.arm == ARMS[5] and decision.exhausted_arms == tried
+    assert all(arm in decision.skipped_reason for arm in tried)
 
 
 def test_contextual_chooser_works_in_the_policy() -> None:

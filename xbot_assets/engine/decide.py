@@ -27,7 +27,7 @@ import numpy as np
 
 from xbot_assets.content.candidates import Candidate, generate_candidates, record_candidates
 from xbot_assets.content.factory import build_guard_config, build_moderator
-from xbot_assets.content.safety import GuardConfig, Moderator
+from xbot_assets.content.safety import DUPLICATE_WINDOW, GuardConfig, Moderator
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.engine.history import account_history
 from xbot_assets.engine.planner import open_slots, stable_seed
@@ -301,6 +301,8 @@ def _enqueue(
         "slot": decision.slot.isoformat(),
         "candidate_batch": batch,
         "candidates": len(decision.candidates),
+        # Arms drawn first whose candidates all failed the guard (policy.py MAX_ARMS_TRIED).
+        "exhausted_arms": decision.exhausted_arms,
         "generator": chosen.generator,
         "settings": decision.settings,
     }
@@ -363,7 +365,7 @@ def refill(
     # The operator's guard settings, read at every refill so a change applies to the next one.
     guard_config = build_guard_config(store)
     moderator = build_moderator(runtime.settings, generator)
-    recent = [p.text for p in store.list_posts(account_id, limit=50)]
+    recent = store.recent_texts(account_id, since=now - DUPLICATE_WINDOW)
     history = account_history(store, account_id, with_metrics=False)
     for slot in slots:
         decision, candidates, chosen = decide_slot(

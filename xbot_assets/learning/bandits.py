@@ -35,6 +35,16 @@ DEFAULT_MAX_TRIALS: float = 200.0
 """Effective impressions one post may contribute when no history has been fitted yet."""
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+
+def argmax_shares(draws: FloatArray, available: BoolArray | None = None) -> FloatArray:
+    """Share of the rows of ``draws`` (samples x arms) in which each arm is the highest; with
+    ``available``, the highest among those arms only (the others get 0)."""
+    if available is not None:
+        draws = np.where(np.asarray(available, dtype=bool), draws, -np.inf)
+    counts = np.bincount(draws.argmax(axis=1), minlength=draws.shape[1])
+    return counts / float(draws.shape[0])
 
 
 def binomial_evidence(
@@ -211,14 +221,15 @@ class ThompsonSampler:
         self.failures[arm] += trials - successes
         self.pulls[arm] += 1
 
-    def choice_probabilities(self, n_samples: int = 2000) -> FloatArray:
+    def choice_probabilities(
+        self, n_samples: int = 2000, available: BoolArray | None = None
+    ) -> FloatArray:
         """Probability each arm is selected now, by re-sampling the posterior ``n_samples`` times.
 
-        This is the propensity logged with a decision for off-policy evaluation.
+        This is the propensity logged with a decision for off-policy evaluation; ``available``
+        (a mask over the arms) restricts the choice to the arms that can be posted now.
         """
-        draws = self.sample(n_samples)
-        counts = np.bincount(draws.argmax(axis=1), minlength=self.n_arms)
-        return counts / float(n_samples)
+        return argmax_shares(self.sample(n_samples), available)
 
     def posterior_mean(self) -> FloatArray:
         return self.alpha / (self.alpha + self.beta)
@@ -364,8 +375,10 @@ class DriftAwareThompson:
             sampler.successes[arm] = s
             sampler.failures[arm] = n - s
 
-    def choice_probabilities(self, n_samples: int = 2000) -> FloatArray:
-        return self.sampler.choice_probabilities(n_samples)
+    def choice_probabilities(
+        self, n_samples: int = 2000, available: BoolArray | None = None
+    ) -> FloatArray:
+        return self.sampler.choice_probabilities(n_samples, available)
 
     def to_frame(self, arm_names: Sequence[str] | None = None) -> pd.DataFrame:
         frame = self.sampler.to_frame(arm_names)
@@ -530,11 +543,12 @@ class LaplaceLogisticSampler:
         """Online Laplace update for a 0/1 design row."""
         self.update_indices(np.flatnonzero(row).tolist(), successes, trials)
 
-    def choice_probabilities(self, design: FloatArray, n_samples: int = 2000) -> FloatArray:
-        """Probability each row of ``design`` is chosen now (propensity), by re-sampling."""
-        logits = self.sample_weights(n_samples) @ design.T
-        counts = np.bincount(logits.argmax(axis=1), minlength=design.shape[0])
-        return counts / float(n_samples)
+    def choice_probabilities(
+        self, design: FloatArray, n_samples: int = 2000, available: BoolArray | None = None
+    ) -> FloatArray:
+        """Probability each row of ``design`` is chosen now (propensity), by re-sampling; with
+        ``available``, among those rows only."""
+        return argmax_shares(self.sample_weights(n_samples) @ design.T, available)
 
     def expected_rates(self, design: FloatArray) -> FloatArray:
         """Posterior-mean success rate of each row (plug-in at the mean weights)."""

@@ -48,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from xbot_assets.learning.bandits import argmax_shares
 from xbot_assets.learning.counts import NEG_PRIOR_EVENTS, _posterior  # one Gaussian update
 from xbot_assets.learning.rewards import GROWTH_WEIGHTS, REWARD_WEIGHTS
 
@@ -962,12 +963,14 @@ class FactoredThompson:
         self.last_sample, self.last_beta = values, beta
         return int(values.argmax())
 
-    def choice_probabilities(self, n_samples: int = 1000) -> np.ndarray:
-        """P(each arm is the argmax) under the posterior (Monte Carlo, its own generator)."""
+    def choice_probabilities(
+        self, n_samples: int = 1000, available: np.ndarray | None = None
+    ) -> np.ndarray:
+        """P(each arm is the argmax) under the posterior (Monte Carlo, its own generator); with
+        ``available``, the argmax among those arms."""
         rng = np.random.default_rng(int(self.rng.integers(2**32)))
         draws = self.posterior.value(self._rows(), self.posterior.draw(rng, n_samples))
-        wins = np.bincount(draws.argmax(axis=1), minlength=len(self.arms))
-        return wins / n_samples
+        return argmax_shares(draws, available)
 
     def score_texts(self, fmt: str, topic: str, texts: Sequence[str]) -> np.ndarray:
         """The sampled reward of each candidate text of the chosen arm (same coefficient draw)."""
