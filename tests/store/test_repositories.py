@@ -356,3 +356,30 @@ def test_environments_do_not_see_each_other(store_url: str, backend: str) -> Non
     finally:
         staging.close()
         production.close()
+
+
+def test_recent_texts_cover_the_duplicate_window_not_a_fixed_count(store: DurableStore) -> None:
+    """What the guard compares a new post with: every post queued, in flight or posted in the
+    window (X refuses a repeat of any of them), however many rows that is; not failed posts,
+    not posts older than the window, not the posts being checked."""
+    acc = store.ensure_account("bot")
+    since = T0 - timedelta(days=7)
+    old = store.enqueue_post(acc.id, "eight days ago", now=T0 - timedelta(days=8))
+    claim = store.claim_post(old.id, now=T0 - timedelta(days=8))
+    assert claim is not None
+    store.mark_posted(old.id, x_id="1", posted_at=T0 - timedelta(days=8), now=T0)
+    week = [
+        store.enqueue_post(acc.id, f"post number {i}", now=T0 - timedelta(hours=2 * i))
+        for i in range(60)  # more than the 50 rows the refill used to read
+    ]
+    failed = store.enqueue_post(acc.id, "refused by X", now=T0)
+    assert store.claim_post(failed.id, now=T0) is not None
+    store.mark_failed(failed.id, error="403", now=T0)
+    texts = store.recent_texts(acc.id, since=since)
+    assert texts == [p.text for p in week]  # newest first, all 60
+    assert "eight days ago" not in texts and "refused by X" not in texts
+    # queued long ago but posted inside the window: X compares with it
+    late = store.enqueue_post(acc.id, "queued 9 days ago", now=T0 - timedelta(days=9))
+    assert store.claim_post(late.id, now=T0 - timedelta(days=1)) is not None
+    store.mark_posted(late.id, x_id="2", posted_at=T0 - timedelta(days=1), now=T0)
+    assert "queued 9 days ago" in store.recent_texts(acc.id, since=since)

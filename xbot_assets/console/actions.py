@@ -16,9 +16,10 @@ from sqlalchemy import Connection, select, update
 
 from xbot_assets.console.slots import SlotRules, next_free_slot, slot_problem, taken_times
 from xbot_assets.content.length import MAX_WEIGHTED_LENGTH, weighted_length
-from xbot_assets.content.safety import GuardConfig, check, check_thread
+from xbot_assets.content.safety import DUPLICATE_WINDOW, GuardConfig, check, check_thread
 from xbot_assets.ops.audit import record_audit
 from xbot_assets.store.durable import DurableStore, thread_part_hash
+from xbot_assets.store.durable.posts import recent_texts_query
 from xbot_assets.store.durable.schema import tweets
 from xbot_assets.store.hot.dedup import content_hash
 
@@ -243,20 +244,10 @@ class PostActions:
                         f"edit refused: {where} is {length} weighted characters, X allows "
                         f"{MAX_WEIGHTED_LENGTH}"
                     )
-            recent_rows: list[Any] = list(
-                conn.execute(
-                    select(tweets.c.text)
-                    .where(
-                        tweets.c.environment == self.environment,
-                        tweets.c.account_id == account_id,
-                        tweets.c.id.not_in(ids),
-                        tweets.c.status.in_(("queued", "posting", "posted")),
-                    )
-                    .order_by(tweets.c.created_at.desc())
-                    .limit(50)
-                ).scalars()
+            query = recent_texts_query(
+                self.environment, account_id, now - DUPLICATE_WINDOW, exclude_ids=ids
             )
-            recent = [str(text) for text in recent_rows]
+            recent = [str(text) for text in conn.execute(query).scalars()]
             config = GuardConfig()
             verdict = (
                 check_thread(parts, recent=recent, config=config)

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
+from xbot_assets.content.safety import DUPLICATE_WINDOW
 from xbot_assets.health.checks import HealthContext
 from xbot_assets.ops.dbread import read_connection
+from xbot_assets.store.durable.posts import recent_texts_query
 from xbot_assets.store.durable.schema import accounts, tweets
-
-RECENT_FOR_DUPLICATES = 50
 
 
 def _guard(texts: list[str], recent: list[str]) -> dict[str, Any]:
@@ -93,31 +93,20 @@ def dry_run_next_post(
                 plans.append(plan)
                 continue
             row = conn.execute(select(tweets).where(tweets.c.id == due_id)).one()
-            parts = [row.text]
+            parts, ids = [row.text], [int(row.id)]
             if row.thread_position == 0 and row.thread_size > 1:
-                parts = [
-                    r.text
-                    for r in conn.execute(
-                        select(tweets.c.text)
-                        .where(tweets.c.thread_root_id == row.id)
-                        .order_by(tweets.c.thread_position)
-                    )
-                ]
-            recent = [
-                r.text
-                for r in conn.execute(
-                    select(tweets.c.text)
-                    .where(
-                        and_(
-                            tweets.c.environment == ctx.environment,
-                            tweets.c.account_id == account_id,
-                            tweets.c.status == "posted",
-                        )
-                    )
-                    .order_by(tweets.c.posted_at.desc())
-                    .limit(RECENT_FOR_DUPLICATES)
-                )
-            ]
+                rows = conn.execute(
+                    select(tweets.c.id, tweets.c.text)
+                    .where(tweets.c.thread_root_id == row.id)
+                    .order_by(tweets.c.thread_position)
+                ).all()
+                parts, ids = [r.text for r in rows], [int(r.id) for r in rows]
+            # What is on X (or may be) in the duplicate window, as X would compare it.
+            query = recent_texts_query(
+                ctx.environment, account_id, now - DUPLICATE_WINDOW, exclude_ids=ids,
+                statuses=("posting", "posted", "unknown"),
+            )  # fmt: skip
+            recent = [str(text) for text in conn.execute(query).scalars()]
             blocked = ledger.gate(conn, account_id, caps, now, is_reply=row.thread_position > 0)
         verdict = _guard(parts, recent)
         plan["post"] = {
@@ -241,7 +230,7 @@ def preview_policy(
         models = models or load_models(settings)
         runtime = Runtime(account_settings, lambda: now)
         generator = runtime.generator(store)
-        recent = [p.text for p in store.list_posts(account_id, limit=RECENT_FOR_DUPLICATES)]
+        recent = store.recent_texts(account_id, since=now - DUPLICATE_WINDOW)
         try:
             decision, candidates, chosen = decide_slot(
                 runtime,

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, func, select, update
+from sqlalchemy import Connection, Row, Select, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from xbot_assets.store.durable import schema as s
@@ -38,6 +38,38 @@ from xbot_assets.store.durable.validate import (
 from xbot_assets.store.hot.dedup import content_hash
 
 MAX_THREAD_PARTS = 25
+RECENT_TEXTS_CAP = 5000
+"""At most this many texts are compared (a week of 25 posts a day in 20-part threads)."""
+
+
+def recent_texts_query(
+    environment: str,
+    account_id: int,
+    since: datetime,
+    *,
+    exclude_ids: Sequence[int] = (),
+    statuses: Sequence[str] = ("queued", "posting", "posted", "unknown"),
+) -> Select[tuple[str]]:
+    """The texts a new post must not duplicate: the account's posts queued, in flight, posted
+    or in doubt that were queued or posted since ``since`` (the guard's window,
+    ``content.safety.DUPLICATE_WINDOW``), newest first; ``exclude_ids``: the posts being
+    checked themselves; ``statuses``: e.g. only those that may be on X. Every caller that
+    checks for duplicates reads this one query."""
+    t = s.tweets
+    return (
+        select(t.c.text)
+        .where(
+            t.c.environment == environment,
+            t.c.account_id == account_id,
+            t.c.status.in_(list(statuses)),
+            or_(t.c.created_at >= since, t.c.posted_at >= since),
+            t.c.id.not_in(list(exclude_ids)),
+        )
+        .order_by(t.c.created_at.desc(), t.c.id.desc())
+        .limit(RECENT_TEXTS_CAP)
+    )
+
+
 COUNTED_STATUSES: tuple[str, ...] = ("posting", "posted", "unknown")
 """Posts that may have reached X: what rate caps count."""
 
@@ -251,6 +283,15 @@ class PostRepository(Repository):
         q = q.order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit)
         with self._tx(write=False) as conn:
             return [Post(**r._mapping) for r in conn.execute(q)]
+
+    def recent_texts(self, account_id: int, *, since: datetime) -> list[str]:
+        """Texts of the account's posts queued, in flight or posted since ``since``: what a new
+        post must not duplicate (newest first; see :func:`recent_texts_query`)."""
+        query = recent_texts_query(
+            self.environment, valid_id("account_id", account_id), valid_time("since", since)
+        )
+        with self._tx(write=False) as conn:
+            return [str(text) for text in conn.execute(query).scalars()]
 
     def count_posts(
         self,
