@@ -33,6 +33,10 @@ Metric: the TRUE expected reward per post (``SandboxX.expected_reward`` with REW
 read only here, after the run decided. Reported per policy: mean over seeds, paired difference
 vs random (mean, SD over seeds, t), seeds positive, and the ratio to oracle-greedy.
 
+What the learners see: ``--bot-view real_x`` hides ``negative_feedback`` and ``reports`` from them
+(0, as the collector stores them on real X); ``--without-negatives`` is a diagnostic world whose
+reward has no negative terms at all (truth and learners alike).
+
 Run:  nice -n 5 .venv/bin/python benchmarks/loop.py               (8 seeds x 30 and 90 days)
       .venv/bin/python benchmarks/loop.py --quick --out /tmp/q.json  (tests: 1 seed, 6 days)
 """
@@ -63,6 +67,7 @@ if str(ROOT) not in sys.path:
 
 from xbot_assets.content.candidates import Candidate, generate_candidates  # noqa: E402
 from xbot_assets.content.offline import OfflineGenerator  # noqa: E402
+from xbot_assets.content.safety import DUPLICATE_WINDOW  # noqa: E402
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS  # noqa: E402
 from xbot_assets.engine.decide import (  # noqa: E402
     BASELINE_POLICY,
@@ -78,10 +83,12 @@ from xbot_assets.learning.factored import (  # noqa: E402
     fit_factored,
     reward_of,
 )
+from xbot_assets.learning.policy import MAX_ARMS_TRIED  # noqa: E402
 from xbot_assets.learning.rewards import REWARD_WEIGHTS  # noqa: E402
 from xbot_assets.sandbox import SandboxX, SimClock  # noqa: E402
 from xbot_assets.sandbox.errors import SandboxError  # noqa: E402
 from xbot_assets.sandbox.oracle_greedy import oracle_greedy_choice  # noqa: E402
+from xbot_assets.warehouse.collector import SANDBOX_ANALYTICS_FIELDS  # noqa: E402
 
 ORACLE_AFTER = ("oracle_after_8", "oracle_after_16", "oracle_after_24")
 """``oracle_after_N``: a learner that knows the truth after N random posts (a bound)."""
@@ -109,6 +116,13 @@ N_CANDIDATES = 5
 ARMS = default_arms()
 FIT_OVERRIDES: dict[str, Any] = {}
 """``--fit key=value`` settings of ours' FitConfig (experiments; set before workers fork)."""
+BOT_VIEWS = ("sandbox", "real_x")
+"""What the learners see of a post's counts (``--bot-view``). ``sandbox``: every metric,
+including ``negative_feedback`` and ``reports`` from the sandbox's analytics extension.
+``real_x``: those two read 0, as the collector stores them on real X, which has no such field
+(warehouse/collector.py): the figure a user on real X gets. The truth is the same in both."""
+BOT_VIEW = "sandbox"
+"""``--bot-view`` (set before workers fork)."""
 
 
 _BENCH: Any = None
@@ -199,7 +213,8 @@ class Loop:
         extra = [account_index] if account_index else []
         self.rng = np.random.default_rng([seed, POLICIES.index(policy), 0x100B, *extra])
         self.posted: list[Posted] = []
-        self.recent: list[str] = []
+        self.recent: list[tuple[datetime, str]] = []  # (posted at, text) of every part
+        self.now = self.start  # the slot being decided
         self.cache: dict[Any, np.ndarray] = {}
         self.models: Models | None = None
         self.baseline: Any = None
@@ -217,12 +232,19 @@ class Loop:
             )
 
     # --- what the bot can see ---------------------------------------------------------------
+    def counts(self, post: Posted, hours: float) -> dict[str, int]:
+        """The post's counts ``hours`` after it, as the collector would store them (BOT_VIEW)."""
+        metrics = self.sandbox.post_metrics(post.post_id, at=post.at + timedelta(hours=hours))
+        if BOT_VIEW == "real_x":
+            metrics.update(dict.fromkeys(SANDBOX_ANALYTICS_FIELDS, 0))
+        return metrics
+
     def snapshot(self, post: Posted, now: datetime) -> tuple[str, dict[str, int]] | None:
         visible = [(h, hours) for h, hours in HORIZONS if post.at + timedelta(hours=hours) <= now]
         if not visible:
             return None
         horizon, hours = visible[-1]
-        return horizon, self.sandbox.post_metrics(post.post_id, at=post.at + timedelta(hours=hours))
+        return horizon, self.counts(post, hours)
 
     def history(self, now: datetime, *, with_metrics: bool) -> list[PastPost]:
         out = []
@@ -240,7 +262,7 @@ class Loop:
         for post in self.posted:
             if post.at + timedelta(hours=72) > now:
                 continue
-            metrics = self.sandbox.post_metrics(post.post_id, at=post.at + timedelta(hours=72))
+            metrics = self.counts(post, 72)
             fmt, topic = post.arm.split(":", 1)
             rows.append({**metrics, "arm": post.arm, "format": fmt, "topic": topic,
                          "posted_at": post.at})  # fmt: skip
@@ -252,12 +274,9 @@ class Loop:
         pairs = []
         for post in self.posted:
             if post.at + timedelta(hours=72) <= now:
-                final = self.sandbox.post_metrics(post.post_id, at=post.at + timedelta(hours=72))
+                final = self.counts(post, 72)
                 for h, hours in HORIZONS[:-1]:
-                    part = self.sandbox.post_metrics(
-                        post.post_id, at=post.at + timedelta(hours=hours)
-                    )
-                    pairs.append((h, part, final))
+                    pairs.append((h, self.counts(post, hours), final))
         return pairs
 
     def use_posterior(self, posterior: Any) -> None:
@@ -286,27 +305,33 @@ class Loop:
             for post in self.posted[self.fed :]:
                 if post.at + timedelta(hours=72) > now:
                     break
-                metrics = self.sandbox.post_metrics(post.post_id, at=post.at + timedelta(hours=72))
+                metrics = self.counts(post, 72)
                 weighted = (reward_of(metrics) or 0.0) * max(metrics["impressions"], 1)
                 self.baseline.update(ARMS.index(post.arm), self.fed, "", weighted,
                                      float(metrics["impressions"]))  # fmt: skip
                 self.fed += 1
 
     # --- one slot ---------------------------------------------------------------------------
+    def recent_texts(self) -> list[str]:
+        """The parts posted within the guard's duplicate window before the slot (as refill
+        reads them from the store: ``content.safety.DUPLICATE_WINDOW``)."""
+        return [text for at, text in self.recent if at >= self.now - DUPLICATE_WINDOW]
+
     def batch(self, arm: str, seed: int, n: int = N_CANDIDATES) -> list[Candidate]:
         return generate_candidates(
-            self.generator, arm, n=n, base_seed=seed, recent=self.recent[-50:],
+            self.generator, arm, n=n, base_seed=seed, recent=self.recent_texts(),
             topics=DEFAULT_TOPICS,
         )  # fmt: skip
 
     def choose(self, slot: datetime, index: int) -> tuple[str, Candidate | None, int, int]:
         seed = int(self.rng.integers(1_000_000))
+        self.now = slot
         if self.policy in ("ours", "ours_no_rank", "thompson_beta", "ours_truth_text"):
             assert self.models is not None
             history = self.history(slot, with_metrics=False)
             decision, candidates, chosen = decide_post(
                 self.models, slot=slot, now=slot, history=history, generator=self.generator,
-                seed=seed, recent=self.recent[-50:], n_candidates=N_CANDIDATES,
+                seed=seed, recent=self.recent_texts(), n_candidates=N_CANDIDATES,
             )  # fmt: skip
             accepted = [c for c in candidates if c.accepted]
             self.last_batch = accepted
@@ -320,13 +345,26 @@ class Loop:
         informed = self.policy in ORACLE_AFTER and len(self.posted) >= int(
             self.policy.rsplit("_", 1)[1]
         )
-        if self.policy in ("oracle_arm", "oracle_greedy") or informed:
+        if self.policy in ("oracle_greedy",) or informed:
+            # As the bot does (learning/policy.py MAX_ARMS_TRIED): an arm with no candidate
+            # that passes the guard is passed over for the next truly best one.
+            for i in np.argsort(-self.arm_values(slot), kind="stable")[:MAX_ARMS_TRIED]:
+                arm = ARMS[int(i)]
+                accepted = [c for c in self.batch(arm, seed, n=N_CANDIDATES) if c.accepted]
+                if accepted:
+                    break
+            self.last_batch = accepted
+            if not accepted:
+                return arm, None, 0, 0
+            pick = int(np.argmax(self.truth(accepted, slot)))
+            return arm, accepted[pick], pick, len(accepted)
+        if self.policy == "oracle_arm":
             arm = ARMS[int(np.argmax(self.arm_values(slot)))]
         elif self.policy in ("random", "random_truth_text", *ORACLE_AFTER):
             arm = ARMS[int(self.rng.integers(len(ARMS)))]
         else:
             arm = ARMS[self.baseline.select(index, "")]
-        if self.policy in ("oracle_greedy", "random_truth_text") or informed:
+        if self.policy == "random_truth_text":
             accepted = [c for c in self.batch(arm, seed, n=N_CANDIDATES) if c.accepted]
             self.last_batch = accepted
             if not accepted:
@@ -420,7 +458,7 @@ class Loop:
         except SandboxError:
             return False
         self.posted.append(Posted(root, arm, slot, chosen.parts[0], pos, n_acc))
-        self.recent.extend(chosen.parts)
+        self.recent.extend((slot, part) for part in chosen.parts)
         return True
 
     def run(self) -> RunResult:
@@ -648,7 +686,36 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="override a FitConfig field of ours (experiments), e.g. arm_interactions=true",
     )
+    parser.add_argument(
+        "--bot-view",
+        choices=BOT_VIEWS,
+        default="sandbox",
+        help="real_x: the learners see negative_feedback and reports as 0, as on real X",
+    )
+    parser.add_argument(
+        "--without-negatives",
+        action="store_true",
+        help="diagnostic world: the negative metrics weigh 0 in the reward (truth and bot alike)",
+    )
     args = parser.parse_args(argv)
+    global BOT_VIEW
+    BOT_VIEW = args.bot_view
+    if args.without_negatives:
+        if args.reuse is not None:
+            parser.error("--without-negatives changes every policy's truth: it cannot --reuse")
+        # Process-wide on purpose (the workers fork after this): the weights are the one
+        # definition every learner and the truth read, so the world has no negative terms.
+        for name in SANDBOX_ANALYTICS_FIELDS:
+            REWARD_WEIGHTS[name] = 0.0
+    reads_counts = {
+        p for p in (q for q in args.reuse_policies.split(",") if q)
+        if p not in ("random", "random_truth_text") and not p.startswith("oracle")
+    }  # fmt: skip
+    if BOT_VIEW != "sandbox" and reads_counts:
+        parser.error(
+            f"--bot-view {BOT_VIEW} changes what {sorted(reads_counts)} learn from: rerun them "
+            "(only random and the oracle policies, which read no counts, can be reused)"
+        )
     for item in args.fit:
         key, _, value = item.partition("=")
         FIT_OVERRIDES[key] = json.loads(value)
@@ -734,6 +801,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "command": "benchmarks/loop.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "fit_config": {**FitConfig().__dict__, **FIT_OVERRIDES},
+        "bot_view": BOT_VIEW,
+        "reward_weights": dict(REWARD_WEIGHTS),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
