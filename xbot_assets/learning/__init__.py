@@ -11,8 +11,9 @@ Public API (pure: numpy/scikit-learn/statsmodels, no I/O except the scorer's sav
   ``PriorOnlyScorer``, ``to_markdown``.
 - ``bandits``: ``ThompsonSampler(n_arms, *, prior, discount, seed)`` (``select``, ``update``,
   ``to_frame``, ``choice_probabilities``, ``set_prior``), ``binomial_evidence``,
-  ``fit_beta_prior``, ``fit_overdispersion``, ``ChangeDetector``, ``DriftAwareThompson``,
-  ``LaplaceLogisticSampler`` + ``arms_feature_space``.
+  ``fit_beta_prior``, ``fit_overdispersion``, ``ChangeDetector``, ``DriftAwareThompson``.
+- ``contextual_bandit``: ``LaplaceLogisticSampler`` + ``arms_feature_space`` (Bayesian logistic
+  regression over format, topic and slot levels, diagonal Laplace approximation).
 - ``scheduler``: ``ScheduleConfig`` (from bot_config), ``SlotScheduler`` (``plan_day``,
   ``next_slot``, ``update``, ``learn_from_posts``).
 - ``policy``: ``ContentPolicy(arms, chooser, generate=, guard=, score=, scheduler=)``,
