@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from xbot_assets.learning.account_policy import AccountHistory, fit_accounts
-from xbot_assets.learning.factored import FitConfig, PastPost
+from xbot_assets.learning.design import PastPost
+from xbot_assets.learning.factored import FitConfig
 from xbot_assets.vocabulary import DEFAULT_TOPICS, FORMATS
 
 START = datetime(2026, 1, 5, tzinfo=UTC)

@@ -36,12 +36,14 @@ from xbot_assets.learning.bandits import (  # noqa: E402
     SUCCESS_UNIT,
     ChangeDetector,
     DriftAwareThompson,
-    LaplaceLogisticSampler,
     ThompsonSampler,
-    arms_feature_space,
     binomial_evidence,
     fit_beta_prior,
     fit_overdispersion,
+)
+from xbot_assets.learning.contextual_bandit import (  # noqa: E402
+    LaplaceLogisticSampler,
+    arms_feature_space,
 )
 from xbot_assets.vocabulary import DEFAULT_TOPICS as TOPICS  # noqa: E402
 from xbot_assets.vocabulary import FORMATS  # noqa: E402

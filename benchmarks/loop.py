@@ -75,14 +75,11 @@ from xbot_assets.engine.decide import (  # noqa: E402
     decide_post,
     default_arms,
 )
+from xbot_assets.learning.design import PastPost  # noqa: E402
 from xbot_assets.learning.engine import fit_arm_posteriors  # noqa: E402
-from xbot_assets.learning.factored import (  # noqa: E402
-    FitConfig,
-    HorizonModel,
-    PastPost,
-    fit_factored,
-    reward_of,
-)
+from xbot_assets.learning.factored import FitConfig, fit_factored  # noqa: E402
+from xbot_assets.learning.horizon import HorizonModel  # noqa: E402
+from xbot_assets.learning.objective import reward_of  # noqa: E402
 from xbot_assets.learning.policy import MAX_ARMS_TRIED  # noqa: E402
 from xbot_assets.learning.rewards import REWARD_WEIGHTS  # noqa: E402
 from xbot_assets.sandbox import SandboxX, SimClock  # noqa: E402

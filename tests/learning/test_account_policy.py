@@ -16,7 +16,9 @@ from xbot_assets.learning.account_policy import (
     best_arm,
     fit_accounts,
 )
-from xbot_assets.learning.factored import FitConfig, HorizonModel, PastPost, fit_factored
+from xbot_assets.learning.design import PastPost
+from xbot_assets.learning.factored import FitConfig, fit_factored
+from xbot_assets.learning.horizon import HorizonModel
 
 FORMATS = ("single", "thread")
 TOPICS = ("ai", "python", "startups")

@@ -8,13 +8,12 @@ from scipy import integrate, stats
 
 from xbot_assets.learning.bandits import (
     SUCCESS_UNIT,
-    LaplaceLogisticSampler,
     ThompsonSampler,
-    arms_feature_space,
     binomial_evidence,
     fit_beta_prior,
     fit_overdispersion,
 )
+from xbot_assets.learning.contextual_bandit import LaplaceLogisticSampler, arms_feature_space
 
 
 def test_posterior_sample_spread_shrinks_with_data() -> None:

@@ -6,13 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from xbot_assets.learning.factored import (
-    FactoredPosterior,
-    FactoredThompson,
-    FitConfig,
-    PastPost,
-    fit_factored,
-)
+from xbot_assets.learning.design import PastPost
+from xbot_assets.learning.factored import FitConfig, fit_factored
+from xbot_assets.learning.posterior import FactoredPosterior, FactoredThompson
 from xbot_assets.learning.rewards import REWARD_WEIGHTS
 
 FORMATS = ("single", "thread", "question")

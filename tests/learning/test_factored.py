@@ -7,18 +7,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from xbot_assets.learning.factored import (
-    DEFAULT_HORIZON_SHARE,
-    Design,
-    FactoredPosterior,
-    FactoredThompson,
-    FitConfig,
-    HorizonModel,
-    PastPost,
-    fit_factored,
-    reward_of,
-    winsorise,
-)
+from xbot_assets.learning.design import Design, PastPost
+from xbot_assets.learning.factored import FitConfig, fit_factored
+from xbot_assets.learning.horizon import DEFAULT_HORIZON_SHARE, HorizonModel
+from xbot_assets.learning.objective import reward_of, winsorise
+from xbot_assets.learning.posterior import FactoredPosterior, FactoredThompson
 from xbot_assets.learning.rewards import REWARD_WEIGHTS
 
 FORMATS = ("single", "thread", "question")
@@ -136,7 +129,7 @@ def test_young_snapshots_are_not_evidence() -> None:
 
 
 def test_reward_parts_sum_to_the_reward_and_rare_reports_do_not_swamp_arm_effects() -> None:
-    from xbot_assets.learning.factored import component_names, reward_components
+    from xbot_assets.learning.objective import component_names, reward_components
 
     metrics = {"impressions": 400, "replies": 2, "likes": 9, "negative_feedback": 1, "reports": 1}
     parts = reward_components(metrics)

@@ -10,12 +10,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from xbot_assets.learning.bandits import (
-    DriftAwareThompson,
-    LaplaceLogisticSampler,
-    ThompsonSampler,
-    arms_feature_space,
-)
+from xbot_assets.learning.bandits import DriftAwareThompson, ThompsonSampler
+from xbot_assets.learning.contextual_bandit import LaplaceLogisticSampler, arms_feature_space
 from xbot_assets.learning.engine import fit_arm_posteriors, learned_config, post_evidence
 from xbot_assets.learning.policy import (
     MAX_ARMS_TRIED,

@@ -10,7 +10,8 @@ from tests.learning.test_factored import START
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.engine.decide import BASELINE_POLICY, prior_models
 from xbot_assets.learning.bandits import ThompsonSampler
-from xbot_assets.learning.factored import PastPost, fit_factored
+from xbot_assets.learning.design import PastPost
+from xbot_assets.learning.factored import fit_factored
 from xbot_assets.learning.rewards import REWARD_WEIGHTS
 from xbot_assets.report import COLD_START, deciding_arms
 

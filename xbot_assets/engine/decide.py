@@ -32,14 +32,10 @@ from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.engine.history import account_history
 from xbot_assets.engine.planner import open_slots, stable_seed
 from xbot_assets.engine.runtime import Runtime
-from xbot_assets.learning.factored import (
-    FactoredPosterior,
-    FactoredThompson,
-    FitConfig,
-    PastPost,
-    fit_factored,
-)
+from xbot_assets.learning.design import PastPost
+from xbot_assets.learning.factored import FitConfig, fit_factored
 from xbot_assets.learning.policy import ContentPolicy, PolicyDecision
+from xbot_assets.learning.posterior import FactoredPosterior, FactoredThompson
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from xbot_assets.learning.factored import PastPost
+from xbot_assets.learning.design import PastPost
 from xbot_assets.vocabulary import HORIZONS as HORIZON_ORDER
 from xbot_assets.vocabulary import METRIC_NAMES
 

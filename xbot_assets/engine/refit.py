@@ -26,7 +26,9 @@ from xbot_assets.learning.account_policy import (
     best_arm,
     fit_accounts,
 )
-from xbot_assets.learning.factored import FactoredPosterior, FitConfig, PastPost
+from xbot_assets.learning.design import PastPost
+from xbot_assets.learning.factored import FitConfig
+from xbot_assets.learning.posterior import FactoredPosterior
 
 
 @dataclass

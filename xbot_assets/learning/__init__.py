@@ -11,8 +11,9 @@ Public API (pure: numpy/scikit-learn/statsmodels, no I/O except the scorer's sav
   ``PriorOnlyScorer``, ``to_markdown``.
 - ``bandits``: ``ThompsonSampler(n_arms, *, prior, discount, seed)`` (``select``, ``update``,
   ``to_frame``, ``choice_probabilities``, ``set_prior``), ``binomial_evidence``,
-  ``fit_beta_prior``, ``fit_overdispersion``, ``ChangeDetector``, ``DriftAwareThompson``,
-  ``LaplaceLogisticSampler`` + ``arms_feature_space``.
+  ``fit_beta_prior``, ``fit_overdispersion``, ``ChangeDetector``, ``DriftAwareThompson``.
+- ``contextual_bandit``: ``LaplaceLogisticSampler`` + ``arms_feature_space`` (Bayesian logistic
+  regression over format, topic and slot levels, diagonal Laplace approximation).
 - ``scheduler``: ``ScheduleConfig`` (from bot_config), ``SlotScheduler`` (``plan_day``,
   ``next_slot``, ``update``, ``learn_from_posts``).
 - ``policy``: ``ContentPolicy(arms, chooser, generate=, guard=, score=, scheduler=)``,
@@ -21,11 +22,13 @@ Public API (pure: numpy/scikit-learn/statsmodels, no I/O except the scorer's sav
   ``uniform_policy``, ``greedy_policy``, ``fixed_policy``, ``arm_mean_reward_model``.
 - ``engine``: ``fit_arm_posteriors(outcomes, arms, objective="engagement"|"growth")``,
   ``learned_config(...)`` (plain dict for bot_config), ``post_evidence``.
-- ``factored``: the policy's model. ``fit_factored(history, now=, formats=, topics=)`` ->
-  ``FactoredPosterior`` (Gaussian over format, topic, time, recency and text effects with a
-  calibrated per-post noise variance), ``FactoredThompson`` (draw, score every arm at the slot,
-  argmax; propensities; ``score_texts`` ranks candidates), ``reward_of`` / ``winsorise`` (the one
-  signed, winsorised objective), ``HorizonModel`` (partial snapshot -> final counts), ``PastPost``.
+- ``factored``: the policy's model. ``fit_factored(history, now=, formats=, topics=)`` (knobs:
+  ``FitConfig``) -> ``FactoredPosterior``; its pieces: ``design`` (``PastPost``, ``Design``: the
+  format, topic, time, recency and text covariates of a post or arm), ``posterior``
+  (``FactoredPosterior``: Gaussian over those effects, JSON round trip, draws and valuation;
+  ``FactoredThompson``: draw, score every arm at the slot, argmax; propensities; ``score_texts``
+  ranks candidates), ``objective`` (``reward_of`` / ``winsorise``: the one signed, winsorised
+  objective), ``horizon`` (``HorizonModel``: partial snapshot -> final counts).
 - ``counts``: the default model behind ``fit_factored`` (``FitConfig.model="counts"``): arm
   effects learnt from every engagement count with impressions as exposure (one content effect
   shared by the positive metrics, a per-format metric mix, negative rates coupled to content),

@@ -34,15 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from xbot_assets.learning.factored import (
-    Design,
-    FactoredPosterior,
-    FitConfig,
-    HorizonModel,
-    PastPost,
-    fit_factored,
-    training_rows,
-)
+from xbot_assets.learning.design import Design, PastPost
+from xbot_assets.learning.factored import FitConfig, fit_factored, training_rows
+from xbot_assets.learning.horizon import HorizonModel
+from xbot_assets.learning.posterior import FactoredPosterior
 
 MIN_OWN_POSTS = 10
 """Evidence posts (a snapshot >= 6 h old) an account needs before it acts on its own fit."""

@@ -115,7 +115,7 @@ def fit_counts(
     """The posterior of the count model.
 
     Args:
-        x: design rows ``[n, p]`` (:class:`~xbot_assets.learning.factored.Design`).
+        x: design rows ``[n, p]`` (:class:`~xbot_assets.learning.design.Design`).
         counts: projected final counts ``[n, len(metrics)]``.
         imps: projected final impressions ``[n]``.
         observed: share of the final counts the snapshot held (Poisson noise is that of the

@@ -109,7 +109,7 @@ def load_factored(settings: Any, objective: str = "engagement", path: Path | Non
     Raises:
         ModelFileMissing: ``factored_posteriors`` has not been materialised.
     """
-    from xbot_assets.learning.factored import FactoredPosterior
+    from xbot_assets.learning.posterior import FactoredPosterior
 
     path = path or factored_file(settings, objective)
     if not path.exists():

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from xbot_assets.learning.bandits import FeatureSpace, LaplaceLogisticSampler
+from xbot_assets.learning.contextual_bandit import FeatureSpace, LaplaceLogisticSampler
 from xbot_assets.learning.scheduler import SlotScheduler
 
 Generate = Callable[..., Sequence[Any]]

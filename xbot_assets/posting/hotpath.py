@@ -262,7 +262,7 @@ def cached_posterior(path: Path, cache: HotCache | None) -> Any:
     None when there is no cache or no file (the caller's loader then reads or refuses)."""
     if cache is None or not path.exists():
         return None
-    from xbot_assets.learning.factored import FactoredPosterior
+    from xbot_assets.learning.posterior import FactoredPosterior
 
     stat = path.stat()
     data = cache.get_json(
