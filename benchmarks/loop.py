@@ -85,6 +85,7 @@ from xbot_assets.learning.rewards import REWARD_WEIGHTS  # noqa: E402
 from xbot_assets.sandbox import SandboxX, SimClock  # noqa: E402
 from xbot_assets.sandbox.errors import SandboxError  # noqa: E402
 from xbot_assets.sandbox.oracle_greedy import oracle_greedy_choice  # noqa: E402
+from xbot_assets.store.durable.posts import RECENT_ROWS_AT_LEAST  # noqa: E402
 from xbot_assets.warehouse.collector import SANDBOX_ANALYTICS_FIELDS  # noqa: E402
 
 ORACLE_AFTER = ("oracle_after_8", "oracle_after_16", "oracle_after_24")
@@ -173,6 +174,7 @@ class RunResult:
     rewards: list[float] = field(default_factory=list)
     arms: list[str] = field(default_factory=list)
     skipped: int = 0
+    fallbacks: int = 0  # slots posted on a later arm of the draw (the drawn ones had run dry)
     chosen_index: list[int] = field(default_factory=list)
     n_accepted: list[int] = field(default_factory=list)
     seconds: float = 0.0
@@ -212,6 +214,7 @@ class Loop:
         self.posted: list[Posted] = []
         self.recent: list[tuple[datetime, str]] = []  # (posted at, text) of every part
         self.now = self.start  # the slot being decided
+        self.fell_back = False  # this slot's decision passed over arms that had run dry
         self.cache: dict[Any, np.ndarray] = {}
         self.models: Models | None = None
         self.baseline: Any = None
@@ -310,9 +313,12 @@ class Loop:
 
     # --- one slot ---------------------------------------------------------------------------
     def recent_texts(self) -> list[str]:
-        """The parts posted within the guard's duplicate window before the slot (as refill
-        reads them from the store: ``content.safety.DUPLICATE_WINDOW``)."""
-        return [text for at, text in self.recent if at >= self.now - DUPLICATE_WINDOW]
+        """The parts posted within the guard's duplicate window before the slot, and never
+        fewer than the 50 newest (as the refill reads them: ``recent_texts_query``)."""
+        since = self.now - DUPLICATE_WINDOW
+        if len(self.recent) >= RECENT_ROWS_AT_LEAST:
+            since = min(since, self.recent[-RECENT_ROWS_AT_LEAST][0])
+        return [text for at, text in reversed(self.recent) if at >= since]
 
     def batch(self, arm: str, seed: int, n: int = N_CANDIDATES) -> list[Candidate]:
         return generate_candidates(
@@ -332,6 +338,7 @@ class Loop:
             )  # fmt: skip
             accepted = [c for c in candidates if c.accepted]
             self.last_batch = accepted
+            self.fell_back = bool(decision.exhausted_arms) and chosen is not None
             if self.policy == "ours_truth_text" and accepted:
                 pick = int(np.argmax(self.truth(accepted, slot)))
                 return decision.arm, accepted[pick], pick, len(accepted)
@@ -345,10 +352,12 @@ class Loop:
         if self.policy in ("oracle_greedy",) or informed:
             # As the bot does (learning/policy.py MAX_ARMS_TRIED): an arm with no candidate
             # that passes the guard is passed over for the next truly best one.
-            for i in np.argsort(-self.arm_values(slot), kind="stable")[:MAX_ARMS_TRIED]:
+            order = np.argsort(-self.arm_values(slot), kind="stable")[:MAX_ARMS_TRIED]
+            for tried, i in enumerate(order):
                 arm = ARMS[int(i)]
                 accepted = [c for c in self.batch(arm, seed, n=N_CANDIDATES) if c.accepted]
                 if accepted:
+                    self.fell_back = tried > 0
                     break
             self.last_batch = accepted
             if not accepted:
@@ -472,8 +481,9 @@ class Loop:
 
     def play(self, index: int, slot: datetime, result: RunResult) -> None:
         """Choose and post the slot's post; record its truth (read after the decision)."""
-        self.last_batch = []
+        self.last_batch, self.fell_back = [], False
         arm, chosen, pos, n_acc = self.choose(slot, index)
+        result.fallbacks += self.fell_back
         if self.diagnose and chosen is not None:
             result.diagnostics.append(self.diagnostics(slot, arm, chosen))
         if chosen is None or not self.post(slot, arm, chosen, pos, n_acc):
@@ -496,6 +506,7 @@ def run_job(job: tuple[str, int, int, tuple[str, ...], bool]) -> dict[str, Any]:
             "mean_expected_reward": float(np.mean(r.rewards)) if r.rewards else float("nan"),
             "posts": len(r.rewards),
             "skipped": r.skipped,
+            "fallbacks": r.fallbacks,
             "top_arm_share": round(arms.most_common(1)[0][1] / len(r.arms), 3) if r.arms else 0,
             "chosen_index": r.chosen_index,
             "n_accepted": r.n_accepted,
@@ -552,6 +563,7 @@ def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str
             }
         entry["posts"] = int(np.sum([r["policies"][p]["posts"] for r in runs]))
         entry["skipped"] = int(np.sum([r["policies"][p]["skipped"] for r in runs]))
+        entry["fallbacks"] = int(np.sum([r["policies"][p].get("fallbacks", 0) for r in runs]))
         entry["top_arm_share"] = round(
             float(np.mean([r["policies"][p]["top_arm_share"] for r in runs])), 3
         )

@@ -383,3 +383,15 @@ def test_recent_texts_cover_the_duplicate_window_not_a_fixed_count(store: Durabl
     assert store.claim_post(late.id, now=T0 - timedelta(days=1)) is not None
     store.mark_posted(late.id, x_id="2", posted_at=T0 - timedelta(days=1), now=T0)
     assert "queued 9 days ago" in store.recent_texts(acc.id, since=since)
+
+
+def test_recent_texts_are_never_fewer_than_the_50_newest(store: DurableStore) -> None:
+    """A slow account's last posts are older than X's window, but the audience still
+    remembers them: the 50 newest rows count whatever their age."""
+    acc = store.ensure_account("slow_bot")
+    posts = [
+        store.enqueue_post(acc.id, f"weekly post {i}", now=T0 - timedelta(days=7 * (i + 1)))
+        for i in range(60)
+    ]
+    texts = store.recent_texts(acc.id, since=T0 - timedelta(days=7))
+    assert texts == [p.text for p in posts[:50]]

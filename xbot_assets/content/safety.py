@@ -38,12 +38,12 @@ from xbot_assets.content.profanity import find_profanity, toxicity_scores
 from xbot_assets.content.vocabulary import MAX_THREAD_PARTS, MIN_THREAD_PARTS
 
 DUPLICATE_WINDOW: Final = timedelta(days=7)
-"""How far back a new post is compared with the account's posts. X refuses a post whose text
-equals one of the account's recent posts (the sandbox: 168 h, the scenario's
+"""How far back a new post is compared with the account's posts, at least. X refuses a post
+whose text equals one of the account's recent posts (the sandbox: 168 h, the scenario's
 ``platform.duplicate_window_hours``), so the near-duplicate check covers every post of the
-window, not a fixed count: the last 50 rows (thread parts included) reached back only 3-6
-days, and a thread part repeating one from 6 days ago passed the guard and was refused
-mid-thread."""
+window as well as the 50 newest rows (``store.durable.posts.recent_texts_query``): 50 rows of
+thread parts reached back only 3-6 days, and a thread part repeating one from 6 days ago
+passed the guard and was refused mid-thread."""
 
 REASONS: Final[dict[str, str]] = {
     "empty": "the text is empty or whitespace",

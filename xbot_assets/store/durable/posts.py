@@ -40,6 +40,8 @@ from xbot_assets.store.hot.dedup import content_hash
 MAX_THREAD_PARTS = 25
 RECENT_TEXTS_CAP = 5000
 """At most this many texts are compared (a week of 25 posts a day in 20-part threads)."""
+RECENT_ROWS_AT_LEAST = 50
+"""The guard's comparison set before the window was added (thread parts count as rows)."""
 
 
 def recent_texts_query(
@@ -50,20 +52,36 @@ def recent_texts_query(
     exclude_ids: Sequence[int] = (),
     statuses: Sequence[str] = ("queued", "posting", "posted", "unknown"),
 ) -> Select[tuple[str]]:
-    """The texts a new post must not duplicate: the account's posts queued, in flight, posted
-    or in doubt that were queued or posted since ``since`` (the guard's window,
-    ``content.safety.DUPLICATE_WINDOW``), newest first; ``exclude_ids``: the posts being
-    checked themselves; ``statuses``: e.g. only those that may be on X. Every caller that
-    checks for duplicates reads this one query."""
+    """The texts a new post must not duplicate, newest first: the account's posts queued, in
+    flight, posted or in doubt that were queued or posted since ``since`` (X's duplicate
+    window, ``content.safety.DUPLICATE_WINDOW``), and never fewer than the
+    :data:`RECENT_ROWS_AT_LEAST` newest of them (the audience remembers a repeat for longer
+    than X refuses one). ``exclude_ids``: the posts being checked themselves; ``statuses``: e.g.
+    only those that may be on X. Every caller that checks for duplicates reads this one query."""
     t = s.tweets
+    mine = (
+        t.c.environment == environment,
+        t.c.account_id == account_id,
+        t.c.status.in_(list(statuses)),
+        t.c.id.not_in(list(exclude_ids)),
+    )
+    nth_newest = (
+        select(t.c.created_at)
+        .where(*mine)
+        .order_by(t.c.created_at.desc(), t.c.id.desc())
+        .offset(RECENT_ROWS_AT_LEAST - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
     return (
         select(t.c.text)
         .where(
-            t.c.environment == environment,
-            t.c.account_id == account_id,
-            t.c.status.in_(list(statuses)),
-            or_(t.c.created_at >= since, t.c.posted_at >= since),
-            t.c.id.not_in(list(exclude_ids)),
+            *mine,
+            or_(
+                t.c.created_at >= since,
+                t.c.posted_at >= since,
+                t.c.created_at >= func.coalesce(nth_newest, since),
+            ),
         )
         .order_by(t.c.created_at.desc(), t.c.id.desc())
         .limit(RECENT_TEXTS_CAP)
