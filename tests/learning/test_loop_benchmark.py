@@ -93,6 +93,25 @@ def test_oracle_after_n_posts_randomly_then_like_the_fair_oracle() -> None:
         assert chosen_text == pytest.approx(batch_best) and batch_best >= batch_mean
 
 
+def test_a_dry_arm_no_longer_costs_the_loop_its_slots(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop's skipped slots: on drift seed 2 the learner drew an arm whose texts had all
+    become near-duplicates of recent posts, skipped the slot, drew it again at the next one and
+    so on (38 of 120 slots). Falling back to the next arm of the draw posts every slot."""
+    from xbot_assets.learning import policy
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import loop
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    with_fallback = loop.Loop("drift", 2, 30, "ours").run()
+    monkeypatch.setattr(policy, "MAX_ARMS_TRIED", 1)  # the policy before the fallback
+    without = loop.Loop("drift", 2, 30, "ours").run()
+    assert without.skipped > 20 and without.fallbacks == 0
+    assert with_fallback.skipped == 0 and with_fallback.fallbacks >= 1
+    assert len(with_fallback.rewards) == 120
+
+
 def test_the_fleet_benchmark_pairs_every_account_and_values_it_by_its_own_audience(
     tmp_path: Path,
 ) -> None:
