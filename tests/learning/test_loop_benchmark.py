@@ -60,11 +60,8 @@ def test_deployed_ranking_does_not_always_pick_the_same_candidate(quick: dict[st
 def test_the_oracle_reference_chooses_from_the_bots_own_choice_set() -> None:
     """The fair oracle posts the truly best arm's truly best candidate among the same number of
     candidates the bot gets for one arm; the diagnostics record that per slot."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import loop
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import loop
+
     run = loop.Loop("default", 1, 2, "oracle_greedy", diagnose=True)
     result = run.run()
     assert len(result.diagnostics) == len(run.slots) == len(result.rewards)
@@ -77,11 +74,8 @@ def test_the_oracle_reference_chooses_from_the_bots_own_choice_set() -> None:
 def test_oracle_after_n_posts_randomly_then_like_the_fair_oracle() -> None:
     """The learning-cost bound: random arms (first candidate) for N posts, then the truly best
     arm's truly best candidate, as ``oracle_greedy``."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import loop
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import loop
+
     run = loop.Loop("default", 1, 3, "oracle_after_8", diagnose=True)
     result = run.run()
     assert len(result.diagnostics) == len(result.rewards) == 12
