@@ -59,8 +59,8 @@ lint: $(VENV)/.installed ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(VENV)/.installed ## mypy over the package
-	$(BIN)/mypy xbot_assets
+typecheck: $(VENV)/.installed ## mypy over the package, the tests, the benchmarks and the scripts
+	$(BIN)/mypy
 
 check-defs: prepare ## dg check defs: the code location loads
 	$(BIN)/dg check defs

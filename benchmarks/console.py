@@ -119,7 +119,7 @@ def build(root: Path, queued: int, recent: int) -> tuple[Any, Any, str]:
         for start in range(0, len(cands), 500):
             conn.execute(insert(candidates), cands[start : start + 500])
         for start in range(0, recent, 5000):
-            chunk = []
+            chunk: list[dict[str, Any]] = []  # insert rows: a column name to its value
             for i in range(start, min(recent, start + 5000)):
                 arm = arms[i % len(arms)]
                 text = f"Posted post {i} on {arm}: what we learned this week."
@@ -141,9 +141,8 @@ def build(root: Path, queued: int, recent: int) -> tuple[Any, Any, str]:
                         "updated_at": at,
                     }
                 )
-            ids = [
-                int(x) for x in conn.execute(insert(tweets).returning(tweets.c.id), chunk).scalars()
-            ]
+            returned = conn.execute(insert(tweets).returning(tweets.c.id), chunk)
+            ids = [int(inserted.id) for inserted in returned]
             snaps = []
             for tweet_id, row in zip(ids, chunk, strict=True):
                 for h, hours in (("1h", 1), ("6h", 6), ("24h", 24), ("72h", 72)):

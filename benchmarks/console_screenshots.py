@@ -11,16 +11,17 @@ at 1000 px wide; Pillow quantises the PNGs to 128 colours so they stay small. Us
 from __future__ import annotations
 
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from PIL import Image
 
-from xbot_assets.config import load_settings
+from xbot_assets.config import Settings, load_settings
 from xbot_assets.console.app import create_app
 from xbot_assets.console.auth import issue_token
 from xbot_assets.console.demo import engine_fill
 from xbot_assets.console.server import running_console
+from xbot_assets.store.durable import DurableStore
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
 CHROMIUM = "/usr/bin/chromium"
@@ -31,7 +32,7 @@ ARGS = [
 PAGES = ("queue", "recent", "learning", "controls")
 
 
-def simulate(root: Path) -> tuple[object, object, object]:
+def simulate(root: Path) -> tuple[Settings, DurableStore, datetime]:
     from xbot_assets.engine.decide import refill
     from xbot_assets.engine.runtime import build_runtime
     from xbot_assets.engine.sensing import cached_store

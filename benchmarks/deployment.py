@@ -677,7 +677,7 @@ def main() -> None:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         pg_port = None
         if args.own_postgres is not None:
-            from hotpath_harness import ThrowawayPostgres
+            from benchmarks.hotpath_harness import ThrowawayPostgres
 
             pg_port = stack.enter_context(ThrowawayPostgres(args.own_postgres)).port
         result = rehearse(args.minutes, args.speed, args.daemon_kills, not args.no_worker_kill,

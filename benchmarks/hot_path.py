@@ -40,10 +40,8 @@ from sqlalchemy import func, select, update
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hotpath_harness import ThrowawayRedis, create_account, queue_posts  # noqa: E402
-
+from benchmarks.hotpath_harness import ThrowawayRedis, create_account, queue_posts  # noqa: E402
 from xbot_assets.store.durable.engine import make_engine  # noqa: E402
 from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
 from xbot_assets.store.durable.schema import audit_log, tweet_metrics, tweets  # noqa: E402

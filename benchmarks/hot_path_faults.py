@@ -28,15 +28,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hotpath_harness import (
+from benchmarks.hotpath_harness import (
     ThrowawayPostgres,
     ThrowawayRedis,
     postgres_outage,
     redis_chaos,
 )
-
 from xbot_assets.store.durable.migrate import upgrade
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hot_path_faults.json"

@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loop  # the loop benchmark: the same policy, sandbox and arms
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+from benchmarks import loop  # the loop benchmark: the same policy, sandbox and arms
 
 
 def final_posterior_report(seed: int, days: int, scenario: str = "default") -> dict[str, Any]:

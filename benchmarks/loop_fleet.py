@@ -43,9 +43,8 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import loop  # the loop benchmark: the same policies, sandbox, arms and delays
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
+from benchmarks import loop  # the loop benchmark: the same policies, sandbox, arms and delays
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.learning.account_policy import MIN_OWN_POSTS, AccountHistory, fit_accounts
 from xbot_assets.learning.factored import FitConfig

@@ -117,10 +117,13 @@ def no_quiet_hours(monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
     from xbot_assets.posting import factory
+    from xbot_assets.posting.ledger import PostingLedger, RateCaps
+    from xbot_assets.posting.sendtime import SendRules
 
     real = factory.send_rules
 
-    def daytime_rules(*args: object, **kwargs: object) -> object:
-        return dataclasses.replace(real(*args, **kwargs), quiet_start_hour=0, quiet_end_hour=0)
+    def daytime_rules(ledger: PostingLedger, account_id: int, caps: RateCaps) -> SendRules:
+        rules = real(ledger, account_id, caps)
+        return dataclasses.replace(rules, quiet_start_hour=0, quiet_end_hour=0)
 
     monkeypatch.setattr(factory, "send_rules", daytime_rules)

@@ -41,12 +41,16 @@ def test_the_bot_and_the_sandbox_agree_on_every_name_and_order() -> None:
 
 def _string_lists(source: str) -> list[tuple[int, frozenset[str]]]:
     """Every tuple, list or set literal made only of strings, with its line."""
-    found = []
+    found: list[tuple[int, frozenset[str]]] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and node.elts:
-            values = [e.value for e in node.elts if isinstance(e, ast.Constant)]
-            if len(values) == len(node.elts) and all(isinstance(v, str) for v in values):
-                found.append((node.lineno, frozenset(values)))
+            strings = [
+                e.value
+                for e in node.elts
+                if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            ]
+            if len(strings) == len(node.elts):
+                found.append((node.lineno, frozenset(strings)))
     return found
 
 

@@ -70,14 +70,19 @@ def console_env(tmp_path: Path) -> Iterator[ConsoleEnv]:
     env.store.close()
 
 
+def csrf_field(html: str) -> str:
+    """The CSRF token of a page's form (fails the test if the page has none)."""
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None, f"no csrf field in: {html[:500]}"
+    return found.group(1)
+
+
 def login(client: Any, token: str) -> str:
     """Log a TestClient in; returns the session's CSRF token."""
-    page = client.get("/login")
-    nonce = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    nonce = csrf_field(client.get("/login").text)
     done = client.post("/login", data={"csrf": nonce, "token": token})
     assert done.status_code == 303, done.text
-    queue = client.get("/", follow_redirects=True)
-    return re.search(r'name="csrf" value="([^"]+)"', queue.text).group(1)
+    return csrf_field(client.get("/", follow_redirects=True).text)
 
 
 @pytest.fixture

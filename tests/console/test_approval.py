@@ -12,7 +12,7 @@ from tests.console.conftest import T0, ConsoleEnv
 from xbot_assets.console.actions import ActionRefused, PostActions
 from xbot_assets.console.slots import SlotRules, next_free_slot, slot_problem
 from xbot_assets.learning.scheduler import ScheduleConfig
-from xbot_assets.posting.ledger import PostingLedger, RateCaps
+from xbot_assets.posting.ledger import ClaimedPost, PostingLedger, RateCaps
 
 
 def test_settings_default_off_and_required_reaches_the_ledger_caps(console_env) -> None:
@@ -43,15 +43,16 @@ def test_ledger_claims_only_approved_posts_when_required(console_env: ConsoleEnv
     actions = PostActions(store, console_env.settings, lambda: T0 - timedelta(minutes=5))
     actions.approve(account.id, thread[0].id, actor="console:alice#1")
     claim = ledger.claim_next_due(account.id, strict, now=now)
-    assert claim is not None and claim.tweet_id == thread[0].id  # the approved one, not first
+    # the approved one, not first
+    assert isinstance(claim, ClaimedPost) and claim.tweet_id == thread[0].id
     ledger.mark_posted(claim.tweet_id, claim.attempt_id, "9001", now=now)
     part = ledger.claim_next_due(account.id, strict, now=now)  # its part follows its root
-    assert part is not None and part.tweet_id == thread[1].id
+    assert isinstance(part, ClaimedPost) and part.tweet_id == thread[1].id
     ledger.mark_posted(part.tweet_id, part.attempt_id, "9002", now=now)
     assert ledger.claim_next_due(account.id, strict, now=now) is None
     # With approval off the same ledger takes the unapproved post.
     other = ledger.claim_next_due(account.id, caps, now=now)
-    assert other is not None and other.tweet_id == first.id
+    assert isinstance(other, ClaimedPost) and other.tweet_id == first.id
 
 
 def test_store_claims_check_approval_when_required(console_env: ConsoleEnv) -> None:
@@ -88,20 +89,23 @@ def test_slot_rules_quiet_hours_spacing_and_caps() -> None:
     rules = SlotRules(ScheduleConfig(timezone="Europe/Berlin"), 2, 3)
     now = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     night = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)  # 00:30 in Berlin: quiet
-    assert "quiet hours" in slot_problem(night, rules, [], now=now)
+    assert "quiet hours" in (slot_problem(night, rules, [], now=now) or "")
     taken = [now + timedelta(hours=1)]
-    assert "minimum spacing" in slot_problem(
-        now + timedelta(hours=1, minutes=30), rules, taken, now=now
+    assert "minimum spacing" in (
+        slot_problem(now + timedelta(hours=1, minutes=30), rules, taken, now=now) or ""
     )
     assert slot_problem(now + timedelta(hours=2), rules, taken, now=now) is None
     hourly = [now + timedelta(minutes=m) for m in (0, 50)]
-    assert "max_posts_per_hour" in slot_problem(
-        now + timedelta(minutes=55),
-        SlotRules(ScheduleConfig(min_spacing_minutes=0), 2, 9),
-        hourly,
-        now=now,
+    assert "max_posts_per_hour" in (
+        slot_problem(
+            now + timedelta(minutes=55),
+            SlotRules(ScheduleConfig(min_spacing_minutes=0), 2, 9),
+            hourly,
+            now=now,
+        )
+        or ""
     )
-    assert "has passed" in slot_problem(now - timedelta(minutes=1), rules, [], now=now)
+    assert "has passed" in (slot_problem(now - timedelta(minutes=1), rules, [], now=now) or "")
     free = next_free_slot(rules, taken, after=now + timedelta(minutes=31))
     assert free == now + timedelta(hours=1, minutes=45)
 

@@ -157,7 +157,9 @@ def test_main_job_posts_only_what_the_operator_approved_mid_run(
         assert posted and set(posted) <= set(approved)
         assert len(posted) >= 3, (sorted(posted), approved)  # approved mid-run, then posted
         for post in posted.values():
-            assert post.approval == "approved" and post.approved_by.startswith(ACTOR)
+            assert post.approval == "approved"
+            assert post.approved_by is not None and post.approved_by.startswith(ACTOR)
+            assert post.posted_at is not None and post.approved_at is not None
             assert post.posted_at >= post.scheduled_at and post.posted_at >= post.approved_at
         # A late approval moved its post to a free slot after the approval, never sent late.
         late_round = rounds[1]

@@ -5,7 +5,6 @@ and no secret (settings keys, the console token, the session id) appears in any 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.console.conftest import HANDLE, T0, ConsoleEnv, login, make_console_env
+from tests.console.conftest import HANDLE, T0, ConsoleEnv, csrf_field, login, make_console_env
 from tests.foundation.conftest import settings_env_names
 from xbot_assets.console.app import create_app
 from xbot_assets.console.auth import SESSION_COOKIE, token_hash, verify_token
@@ -76,8 +75,7 @@ def test_login_needs_a_valid_token_and_the_login_nonce(console_env: ConsoleEnv) 
     client = _client(console_env)
     assert client.get(f"/a/{HANDLE}/queue").headers["location"] == "/login"
     assert client.post(f"/a/{HANDLE}/brake", data={"state": "on"}).status_code == 403
-    page = client.get("/login")
-    nonce = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    nonce = csrf_field(client.get("/login").text)
     wrong = client.post("/login", data={"csrf": nonce, "token": "xbc_wrong"})
     assert wrong.status_code == 401 and "unknown or revoked token" in wrong.text
     no_nonce = client.post("/login", data={"token": console_env.token})
@@ -96,8 +94,7 @@ def test_cookies_are_httponly_samesite_strict_and_secure_off_loopback(
         # Secure cookies travel over HTTPS only (the console off loopback has TLS).
         base = "https://testserver" if secure else "http://testserver"
         client = TestClient(app, base_url=base, follow_redirects=False)
-        page = client.get("/login")
-        nonce = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        nonce = csrf_field(client.get("/login").text)
         done = client.post("/login", data={"csrf": nonce, "token": console_env.token})
         cookie = next(
             c for c in done.headers.get_list("set-cookie") if c.startswith(SESSION_COOKIE + "=")
@@ -117,6 +114,7 @@ def test_no_secret_appears_in_any_page(secret_env: ConsoleEnv) -> None:
     client = _client(env)
     login(client, env.token)
     session_id = client.cookies.get(SESSION_COOKIE)
+    assert session_id is not None
     pages = [client.get("/login").text]
     for tab in ("queue", "recent", "learning", "controls"):
         response = client.get(f"/a/{HANDLE}/{tab}")
@@ -164,8 +162,7 @@ def test_staging_token_cannot_act_on_production_rows(tmp_path: Path) -> None:
             create_app(prod_settings, store=stores["production"], clock=lambda: T0),
             follow_redirects=False,
         )
-        page = prod.get("/login")
-        nonce = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+        nonce = csrf_field(prod.get("/login").text)
         refused = prod.post("/login", data={"csrf": nonce, "token": staging_token})
         assert refused.status_code == 401 and SESSION_COOKIE not in refused.cookies
         # A staging session on the staging console cannot reach the production row either.
@@ -183,7 +180,9 @@ def test_staging_token_cannot_act_on_production_rows(tmp_path: Path) -> None:
         after = stores["production"].get_post(prod_post.id)
         assert after.approval is None and after.status == "queued"
         # The staging session's cookie means nothing to the production console.
-        prod.cookies.set(SESSION_COOKIE, stg.cookies.get(SESSION_COOKIE))
+        staging_session = stg.cookies.get(SESSION_COOKIE)
+        assert staging_session is not None
+        prod.cookies.set(SESSION_COOKIE, staging_session)
         assert prod.get(f"/a/{HANDLE}/queue").headers.get("location") == "/login"
         for store in stores.values():
             store.close()
@@ -226,6 +225,7 @@ def test_cli_token_is_printed_once_and_stored_hashed(cli_env: Path) -> None:
     try:
         identity = verify_token(store.engine, "local", token)
         assert identity is not None and identity.label == "bob"
+        assert store.engine.url.database is not None  # the local SQLite file
         db = Path(store.engine.url.database).read_bytes()
         assert token.encode() not in db and token_hash(token).encode() in db
         revoked = CliRunner().invoke(app, ["console", "token", "--revoke-all"])

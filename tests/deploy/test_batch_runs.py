@@ -24,6 +24,7 @@ from xbot_assets.defs.orchestration import (
 )
 from xbot_assets.engine.batch import BatchItem, wait_for
 from xbot_assets.runner import load_definitions
+from xbot_assets.store.durable import DurableStore
 
 
 def test_sensor_intervals_follow_the_rehearsal_speed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +57,9 @@ def test_a_batch_run_waits_for_each_slot_on_the_deployments_clock() -> None:
     assert item == BatchItem("acct_b", 7, start)
 
 
-def _two_accounts(env: Env) -> tuple[dg.Definitions, dg.DagsterInstance, object, dict[str, int]]:
+def _two_accounts(
+    env: Env,
+) -> tuple[dg.Definitions, dg.DagsterInstance, DurableStore, dict[str, int]]:
     from xbot_assets.engine.sensing import cached_store
     from xbot_assets.store.durable.migrate import upgrade
 
@@ -185,7 +188,6 @@ def test_a_batch_run_posts_each_account_at_its_slot_with_its_own_token(
     from xbot_assets.engine.sensing import forget_stores
     from xbot_assets.sandbox.platform import SandboxX
     from xbot_assets.sandbox.server import running_server
-    from xbot_assets.store.durable import DurableStore
 
     sandbox = SandboxX(scenario="default", seed=11)
     sandbox.add_account("acct_b", followers=900, audience_jitter=0.4)
@@ -219,14 +221,17 @@ def test_a_batch_run_posts_each_account_at_its_slot_with_its_own_token(
     try:
         for item in items:
             post = store.get_post(BatchItem.parse(item).post_id)
-            assert post.status == "posted" and post.posted_at >= post.scheduled_at
+            assert post.status == "posted"
+            assert post.posted_at is not None and post.posted_at >= post.scheduled_at
     finally:
         store.close()
     (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-    meta = output.event_specific_data.metadata  # type: ignore[union-attr]
-    late = meta["late_simulated_s"].value
-    assert len(late) == 2 and all(0 <= s < 5 for s in late)  # type: ignore[arg-type]
-    assert meta["waited_real_s"].value > 1.0  # the run waited for the slots
+    meta = output.step_output_data.metadata
+    late, waited = meta["late_simulated_s"], meta["waited_real_s"]
+    assert isinstance(late, dg.JsonMetadataValue) and isinstance(late.data, list)
+    assert len(late.data) == 2 and all(0 <= s < 5 for s in late.data)
+    assert isinstance(waited, dg.FloatMetadataValue)
+    assert waited.value is not None and waited.value > 1.0  # the run waited for the slots
 
 
 def test_a_deployments_refill_leaves_slots_nearer_than_a_run_start(env: Env) -> None:

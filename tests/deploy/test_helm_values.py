@@ -127,14 +127,16 @@ def test_manifest_keys_are_xbot_settings_that_start_in_production(tmp_path: Path
         unknown = set(items) - env_names - NOT_SETTINGS
         assert not unknown, f"{obj.metadata.name} sets {unknown}, which xbot does not read"
         env.update({k: v for k, v in items.items() if k not in NOT_SETTINGS})
-    assert all(v == "REPLACE_ME" for k, v in manifests()["xbot-env"].stringData.items())
+    xbot_env = manifests()["xbot-env"]
+    assert isinstance(xbot_env, Secret)
+    assert all(v == "REPLACE_ME" for v in xbot_env.stringData.values())
     # with real-looking values in place of REPLACE_ME the combination passes the start-up rules
     fake = {
         "DATABASE_URL": "postgresql://xbot:pw@db.example:5432/xbot",
         "REDIS_URL": "redis://redis.example:6379/0",
         "X_HANDLE": "my_account",
     }
-    overrides = {k.lower(): fake.get(k, v) for k, v in env.items()}
+    overrides: dict[str, str | Path] = {k.lower(): fake.get(k, v) for k, v in env.items()}
     overrides["xbot_home"] = tmp_path
     settings = load_settings(env_file=None, **overrides)
     assert settings.app_env == "production" and settings.resolved_poster == "api"

@@ -53,6 +53,7 @@ def _queue(database_url: str, handle: str, text: str) -> int:
 
 
 def _post(handle: str, post_id: int) -> dg.ExecuteInProcessResult:
+    assert accounts_partitions.name is not None  # a named dynamic partitions definition
     instance = dg.DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(accounts_partitions.name, [handle])
     return post_job.execute_in_process(

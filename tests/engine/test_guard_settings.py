@@ -13,13 +13,18 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.content.fake_openai import FakeOpenAI
 from tests.orchestration.conftest import Env, make_env, restore_env
-from xbot_assets.config import load_settings
+from xbot_assets.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from xbot_assets.engine.decide import RefillReport
+    from xbot_assets.store.durable.models import Candidate
 
 START = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)
 BANNED = [
@@ -38,12 +43,12 @@ def env(tmp_path: Path) -> Iterator[Env]:
         restore_env(saved)
 
 
-def _refill_once(settings: object, now: datetime) -> tuple[object, list[object]]:
+def _refill_once(settings: Settings, now: datetime) -> tuple[RefillReport, list[Candidate]]:
     """One refill of one slot at ``now``; the report and the candidates it recorded."""
     from xbot_assets.engine.decide import refill
     from xbot_assets.engine.runtime import build_runtime
 
-    runtime = build_runtime(settings, now=now)  # type: ignore[arg-type]
+    runtime = build_runtime(settings, now=now)
     try:
         store = runtime.store()
         account = runtime.account_id(store)

@@ -13,12 +13,14 @@ import numpy as np
 from xbot_assets.learning.account_policy import (
     MIN_OWN_POSTS,
     AccountHistory,
+    AccountsFit,
     best_arm,
     fit_accounts,
 )
 from xbot_assets.learning.design import PastPost
 from xbot_assets.learning.factored import FitConfig, fit_factored
 from xbot_assets.learning.horizon import HorizonModel
+from xbot_assets.learning.posterior import FactoredPosterior
 
 FORMATS = ("single", "thread")
 TOPICS = ("ai", "python", "startups")
@@ -45,13 +47,13 @@ LIKES_AI = {"ai": 0.7, "python": 0.0, "startups": -0.7}
 LIKES_STARTUPS = {"ai": -0.7, "python": 0.0, "startups": 0.7}
 
 
-def _fit(*accounts: AccountHistory, now: datetime) -> object:
+def _fit(*accounts: AccountHistory, now: datetime) -> AccountsFit:
     return fit_accounts(accounts, now=now, formats=FORMATS, topics=TOPICS,
                         config=FitConfig(), main_timezone=accounts[0].timezone)  # fmt: skip
 
 
-def _contrast(posterior: object) -> float:
-    effects = posterior.effects()  # type: ignore[attr-defined]
+def _contrast(posterior: FactoredPosterior) -> float:
+    effects = posterior.effects()
     return float(effects["topic=ai"]["mean"] - effects["topic=startups"]["mean"])
 
 
@@ -60,12 +62,12 @@ def test_accounts_with_opposite_audiences_learn_opposite_effects() -> None:
     b = AccountHistory("acct_b", "Europe/Paris", _history(LIKES_STARTUPS, 60, seed=2, offset_min=7))
     now = START + timedelta(days=20)
     fit = _fit(a, b, now=now)
-    own_a, own_b = fit.accounts["acct_a"], fit.accounts["acct_b"]  # type: ignore[attr-defined]
+    own_a, own_b = fit.accounts["acct_a"], fit.accounts["acct_b"]
     assert own_a.acting_on == own_b.acting_on == "own" and not own_a.cold_start
-    assert own_a.own_posts == own_b.own_posts == 60 and fit.pooled.posts == 120  # type: ignore
+    assert own_a.own_posts == own_b.own_posts == 60 and fit.pooled.posts == 120
     assert own_a.prior == "pooled effects"
     assert _contrast(own_a.posterior) > 0.8 and _contrast(own_b.posterior) < -0.8
-    assert abs(_contrast(fit.pooled)) < 0.5  # type: ignore[attr-defined]  # the two cancel
+    assert abs(_contrast(fit.pooled)) < 0.5  # the two cancel
     assert own_b.posterior.timezone == "Europe/Paris"
     arms = [(f, t) for f in FORMATS for t in TOPICS]
     assert best_arm(own_a.posterior, now, a.history, arms).endswith(":ai")
@@ -77,20 +79,20 @@ def test_a_new_account_acts_on_the_pooled_fit_until_it_has_its_own_posts() -> No
     few = _history(LIKES_STARTUPS, MIN_OWN_POSTS - 1, seed=4, offset_min=5)
     now = START + timedelta(days=25)
     fit = _fit(owner, AccountHistory("acct_new", "Asia/Tokyo", few), now=now)
-    new = fit.accounts["acct_new"]  # type: ignore[attr-defined]
+    new = fit.accounts["acct_new"]
     assert new.acting_on == "pooled" and new.cold_start and new.own_posts == MIN_OWN_POSTS - 1
-    assert np.array_equal(new.posterior.mean, fit.pooled.mean)  # type: ignore[attr-defined]
+    assert np.array_equal(new.posterior.mean, fit.pooled.mean)
     assert new.posterior.timezone == "Asia/Tokyo"  # the pooled effects, its own local hours
     assert "pooled fit" in new.describe()
 
     more = _history(LIKES_STARTUPS, MIN_OWN_POSTS + 2, seed=4, offset_min=5)
     fit = _fit(owner, AccountHistory("acct_new", "Asia/Tokyo", more), now=now)
-    new = fit.accounts["acct_new"]  # type: ignore[attr-defined]
+    new = fit.accounts["acct_new"]
     assert new.acting_on == "own" and new.prior == "pooled effects" and not new.cold_start
     # The pooled prior pulls a 12-post account towards the owner's taste (ai over startups)
     # compared with the same posts fitted from the zero-centred prior.
     alone = fit_factored(more, now=now, formats=FORMATS, topics=TOPICS, timezone="Asia/Tokyo",
-                         horizon_model=fit.horizon)  # type: ignore[attr-defined]  # fmt: skip
+                         horizon_model=fit.horizon)  # fmt: skip
     assert _contrast(new.posterior) > _contrast(alone) + 0.05
 
 
@@ -100,16 +102,16 @@ def test_one_account_is_exactly_its_single_fit() -> None:
     fit = _fit(AccountHistory("solo", "Europe/Paris", history), now=now)
     single = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS,
                           timezone="Europe/Paris", horizon_model=HorizonModel())  # fmt: skip
-    (only,) = fit.accounts.values()  # type: ignore[attr-defined]
-    assert only.posterior is fit.pooled and only.acting_on == "own"  # type: ignore[attr-defined]
+    (only,) = fit.accounts.values()
+    assert only.posterior is fit.pooled and only.acting_on == "own"
     assert np.array_equal(only.posterior.mean, single.mean)
     assert np.array_equal(only.posterior.cov, single.cov)
 
 
 def test_no_evidence_anywhere_is_the_prior_for_every_account() -> None:
     fit = _fit(AccountHistory("a", "UTC", []), AccountHistory("b", "UTC", []), now=START)
-    assert {f.acting_on for f in fit.accounts.values()} == {"prior"}  # type: ignore[attr-defined]
-    assert all(f.cold_start and f.prior == "default" for f in fit.accounts.values())  # type: ignore
+    assert {f.acting_on for f in fit.accounts.values()} == {"prior"}
+    assert all(f.cold_start and f.prior == "default" for f in fit.accounts.values())
 
 
 def test_the_pooled_fit_keeps_each_accounts_recency_its_own() -> None:
@@ -123,8 +125,8 @@ def test_the_pooled_fit_keeps_each_accounts_recency_its_own() -> None:
     b = _history(twice, 45, seed=7, offset_min=2)
     now = START + timedelta(days=15)
     fit = _fit(AccountHistory("a", "UTC", a), AccountHistory("b", "UTC", b), now=now)
-    names = fit.pooled.names  # type: ignore[attr-defined]
-    kept_apart = fit.pooled.mean[names.index("topic_recent_12h")]  # type: ignore[attr-defined]
+    names = fit.pooled.names
+    kept_apart = fit.pooled.mean[names.index("topic_recent_12h")]
     merged = fit_factored(sorted(a + b, key=lambda p: p.posted_at), now=now, formats=FORMATS,
                           topics=TOPICS)  # fmt: skip
     naive = merged.mean[names.index("topic_recent_12h")]

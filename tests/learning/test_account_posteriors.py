@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,9 @@ from tests.learning.test_assets import _materialize, _meta, _TestSettings, _writ
 from xbot_assets.defs.learning import arm_posteriors, factored_posteriors
 from xbot_assets.learning import model_files
 from xbot_assets.learning.synthetic import synthetic_post_outcomes
+
+if TYPE_CHECKING:
+    from xbot_assets.store.durable import DurableStore
 
 
 def _outcomes(handle: str, seed: int) -> pd.DataFrame:
@@ -26,8 +30,9 @@ def test_each_account_gets_and_loads_its_own_posteriors(tmp_path: Path) -> None:
     _write_warehouse(settings, pd.concat([_outcomes("acct_a", 5), _outcomes("acct_b", 9)]))
     result = _materialize(tmp_path, [arm_posteriors])
     per_account = _meta(result, "arm_posteriors")["per_account"]
-    assert set(per_account) == {"acct_a", "acct_b"}  # type: ignore[arg-type]
-    assert all(v["posts"] == 200 for v in per_account.values())  # type: ignore[union-attr]
+    assert isinstance(per_account, dict)  # JSON metadata: {handle: its fit}
+    assert set(per_account) == {"acct_a", "acct_b"}
+    assert all(v["posts"] == 200 for v in per_account.values())
     own = {}
     for handle in ("acct_a", "acct_b"):
         sampler, _ = model_files.load_posteriors(settings.model_copy(update={"x_handle": handle}))
@@ -46,19 +51,20 @@ def test_one_account_learns_exactly_the_pooled_fit(tmp_path: Path) -> None:
     assert not list((model_files.models_dir(settings) / "accounts").glob("*.json"))
 
 
-def _posted(store: object, handle: str, n: int, start: datetime, first_id: int) -> None:
+def _posted(store: DurableStore, handle: str, n: int, start: datetime, first_id: int) -> None:
     """``n`` posted roots of ``handle``, 8 h apart, each with a 6 h snapshot."""
     from xbot_assets.store.durable.models import MetricSnapshot
 
-    account = store.ensure_account(handle, now=start)  # type: ignore[attr-defined]
+    account = store.ensure_account(handle, now=start)
     for i in range(n):
         at = start + timedelta(hours=8 * i)
         topic = ("ai", "python", "startups")[i % 3]
-        post = store.enqueue_post(account.id, f"{handle} post {i} on {topic}",  # type: ignore
+        post = store.enqueue_post(account.id, f"{handle} post {i} on {topic}",
                                   arm=f"single:{topic}", scheduled_at=at, now=at)  # fmt: skip
-        claim = store.claim_next_due(account.id, now=at)  # type: ignore[attr-defined]
-        store.mark_posted(post.id, x_id=str(first_id + i), attempt_id=claim.attempt_id, now=at)  # type: ignore
-        store.upsert_metrics([MetricSnapshot(post.id, "6h", at + timedelta(hours=6),  # type: ignore
+        claim = store.claim_next_due(account.id, now=at)
+        assert claim is not None
+        store.mark_posted(post.id, x_id=str(first_id + i), attempt_id=claim.attempt_id, now=at)
+        store.upsert_metrics([MetricSnapshot(post.id, "6h", at + timedelta(hours=6),
                                              impressions=800, likes=10 + (i % 3) * 5,
                                              replies=2, account_id=account.id)])  # fmt: skip
 
@@ -83,7 +89,8 @@ def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
     result = _materialize(tmp_path, [factored_posteriors], now=now)
     meta = _meta(result, "factored_posteriors")
     per_account = meta["per_account"]
-    main, new = per_account[settings.x_handle], per_account["acct_new"]  # type: ignore[index]
+    assert isinstance(per_account, dict)  # JSON metadata: {handle: its fit}
+    main, new = per_account[settings.x_handle], per_account["acct_new"]
     assert main["acting_on"] == "own" and main["own_posts"] == 12 and not main["cold_start"]
     assert main["prior"] == "pooled effects"
     assert new["acting_on"] == "pooled" and new["own_posts"] == 3 and new["cold_start"]
@@ -123,5 +130,6 @@ def test_the_scorer_says_it_is_pooled_and_over_which_accounts(tmp_path: Path) ->
     upgrade(settings.resolved_database_url)
     _write_warehouse(settings, pd.concat([_outcomes("acct_a", 5), _outcomes("acct_b", 9)]))
     accounts = _meta(_materialize(tmp_path, [engagement_scorer]), "engagement_scorer")["accounts"]
-    assert accounts["posts_by_account"] == {"acct_a": 200, "acct_b": 200}  # type: ignore[index]
-    assert accounts["per_account_model"] is False and "pooled" in accounts["why"]  # type: ignore
+    assert isinstance(accounts, dict)  # JSON metadata
+    assert accounts["posts_by_account"] == {"acct_a": 200, "acct_b": 200}
+    assert accounts["per_account_model"] is False and "pooled" in accounts["why"]

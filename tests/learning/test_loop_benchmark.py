@@ -60,11 +60,8 @@ def test_deployed_ranking_does_not_always_pick_the_same_candidate(quick: dict[st
 def test_the_oracle_reference_chooses_from_the_bots_own_choice_set() -> None:
     """The fair oracle posts the truly best arm's truly best candidate among the same number of
     candidates the bot gets for one arm; the diagnostics record that per slot."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import loop
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import loop
+
     run = loop.Loop("default", 1, 2, "oracle_greedy", diagnose=True)
     result = run.run()
     assert len(result.diagnostics) == len(run.slots) == len(result.rewards)
@@ -77,11 +74,8 @@ def test_the_oracle_reference_chooses_from_the_bots_own_choice_set() -> None:
 def test_oracle_after_n_posts_randomly_then_like_the_fair_oracle() -> None:
     """The learning-cost bound: random arms (first candidate) for N posts, then the truly best
     arm's truly best candidate, as ``oracle_greedy``."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import loop
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import loop
+
     run = loop.Loop("default", 1, 3, "oracle_after_8", diagnose=True)
     result = run.run()
     assert len(result.diagnostics) == len(result.rewards) == 12
@@ -97,13 +91,9 @@ def test_a_dry_arm_no_longer_costs_the_loop_its_slots(monkeypatch: pytest.Monkey
     """The loop's skipped slots: on drift seed 2 the learner drew an arm whose texts had all
     become near-duplicates of recent posts, skipped the slot, drew it again at the next one and
     so on (38 of 120 slots). Falling back to the next arm of the draw posts every slot."""
+    from benchmarks import loop
     from xbot_assets.learning import policy
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import loop
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
     with_fallback = loop.Loop("drift", 2, 30, "ours").run()
     monkeypatch.setattr(policy, "MAX_ARMS_TRIED", 1)  # the policy before the fallback
     without = loop.Loop("drift", 2, 30, "ours").run()

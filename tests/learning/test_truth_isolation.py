@@ -8,7 +8,6 @@ posting into the sandbox) runs a few simulated days with the truth rigged to rai
 from __future__ import annotations
 
 import ast
-import sys
 from pathlib import Path
 
 import pytest
@@ -59,11 +58,7 @@ def test_the_scan_catches_a_truth_read(tmp_path: Path) -> None:
 
 
 def test_decisions_run_with_the_truth_rigged_to_raise(monkeypatch: pytest.MonkeyPatch) -> None:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import loop
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    from benchmarks import loop
     from xbot_assets.sandbox import oracle_greedy
     from xbot_assets.sandbox.platform import SandboxX
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from scripts import deploy_local
 from xbot_assets.config import Settings
@@ -56,10 +57,12 @@ def test_the_store_engine_takes_its_pool_from_the_settings(monkeypatch: pytest.M
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_max_overflow,
     )
-    assert (engine.pool.size(), engine.pool._max_overflow) == (3, 1)  # type: ignore[attr-defined]
+    assert isinstance(engine.pool, QueuePool)
+    assert (engine.pool.size(), engine.pool._max_overflow) == (3, 1)
     engine.dispose()
     monkeypatch.delenv("DB_POOL_SIZE")
     default = make_engine("postgresql://u@127.0.0.1:1/db")
+    assert isinstance(default.pool, QueuePool)
     assert default.pool.size() == Settings(_env_file=None).db_pool_size == 2  # type: ignore[call-arg]
     default.dispose()
 

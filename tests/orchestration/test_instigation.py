@@ -36,7 +36,7 @@ def test_recorded_ticks_and_cursor_are_what_the_ui_reads_for_the_code_location()
     """The webserver looks a sensor's state and ticks up by its loaded code location's origin
     and selector ids: load the location in process, the way the UI does, and read them back."""
     from dagster._core.remote_origin import InProcessCodeLocationOrigin
-    from dagster._core.scheduler.instigation import TickStatus
+    from dagster._core.scheduler.instigation import SensorInstigatorData, TickStatus
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
     with dg.instance_for_test() as instance:
@@ -66,7 +66,8 @@ def test_recorded_ticks_and_cursor_are_what_the_ui_reads_for_the_code_location()
             sensor = repo.get_sensor("posting_sensor")
             schedule = repo.get_schedule("collect_account_metrics_schedule")
         state = instance.get_instigator_state(sensor.get_remote_origin_id(), sensor.selector_id)
-        assert state is not None and state.instigator_data.cursor == '{"requested": []}'
+        assert state is not None and isinstance(state.instigator_data, SensorInstigatorData)
+        assert state.instigator_data.cursor == '{"requested": []}'
         assert not state.is_running, "stored stopped: a `make ui` daemon must never post"
         [tick] = instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id)
         assert tick.status == TickStatus.SKIPPED and tick.skip_reason == "no post is due"

@@ -436,9 +436,11 @@ def test_every_materialisation_carries_its_simulated_time_and_day(main_run: Main
         ).records
         for record in records:
             found = record.asset_materialization
-            assert found is not None
+            assert found is not None and found.tags is not None
             assert SIMULATED_TIME_KEY in found.metadata, (name, record.run_id)
-            when = datetime.fromtimestamp(found.metadata[SIMULATED_TIME_KEY].value, UTC)
+            stamp = found.metadata[SIMULATED_TIME_KEY]
+            assert isinstance(stamp, dg.TimestampMetadataValue), (name, stamp)
+            when = datetime.fromtimestamp(stamp.value, UTC)
             run = instance.get_run_by_id(record.run_id)
             assert run is not None
             assert when == datetime.fromisoformat(run.tags[SIMULATED_NOW_TAG]), name
@@ -473,7 +475,9 @@ def test_a_second_run_continues_exactly_where_the_first_stopped_and_status_is_he
     settings = main_run.env.settings
     ctx = _health_context(settings)
     try:
-        ctx.clock = local_clock(settings, ctx.engine)
+        clock = local_clock(settings, ctx.engine)
+        assert clock is not None  # the sandbox ran on this store: its simulated clock
+        ctx.clock = clock
         status = collect_status(ctx)
     finally:
         ctx.close()
@@ -484,11 +488,13 @@ def test_a_second_run_continues_exactly_where_the_first_stopped_and_status_is_he
     before = {p.id for a in store.list_accounts() for p in store.list_posts(a.id, limit=1000)}
     second = run_main(settings, days=0.25, posts_per_day=3, rebuild_every_hours=24, progress=False)
     assert second.started_at == first.ended_at
+    assert second.started_at is not None and second.ended_at is not None
     assert second.ended_at - second.started_at == timedelta(days=0.25)
     assert second.deduplicated == 0 and not second.failed_runs
     for account in store.list_accounts():
         for post in store.list_posts(account.id, status="posted", limit=1000):
             if post.id not in before and post.thread_position == 0:
+                assert post.posted_at is not None
                 assert first.ended_at < post.posted_at <= second.ended_at
 
 

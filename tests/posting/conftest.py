@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def ledger(sqlite_url: str) -> PostingLedger:
+def ledger(sqlite_url: str) -> Iterator[PostingLedger]:
     engine = make_engine(sqlite_url)
     yield PostingLedger(engine, "local")
     engine.dispose()

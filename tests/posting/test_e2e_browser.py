@@ -73,7 +73,8 @@ def test_single_and_thread_through_chromium(sandbox, sandbox_url, sqlite_url, tm
         # the reconciler's read of the profile page sees the same posts and ids
         own = {p.x_id: p.text for p in poster.recent_own_posts()}
         assert own[rows[single]["x_id"]].startswith("Career advice")
-        assert poster.find_own_post(PARTS[2]).x_id == rows[thread[2]]["x_id"]
+        found = poster.find_own_post(PARTS[2])
+        assert found is not None and found.x_id == rows[thread[2]]["x_id"]
     finally:
         poster.close()
     assert max(Counter(p.text for p in sandbox.posts_of()).values()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from datetime import timedelta
+from typing import cast
 
 import pytest
 import redis
@@ -122,22 +123,26 @@ def test_the_services_clock_moves_the_tickets_not_the_managers(sqlite_url, fake_
     store = DurableStore.from_url(sqlite_url, environment="local")
     caps = ratelimit.RateCaps(posts_per_hour=1, posts_per_day=12, min_spacing=CAPS.min_spacing)
     manager = DualStoreManager(store.engine, "local", client, keys, caps=caps, clock=stopped)
+    queue = manager.posts_queue
+    assert queue is not None  # a manager with a Redis client has the posts queue
     try:
         account, service = _service(store, manager, fake_x, clock)
         slot = clock() + timedelta(hours=1)
         first = store.enqueue_post(account, "a post on pandas", scheduled_at=slot)
         assert remember_queued(manager, account, [first], now=clock()) == 1
-        assert manager.posts_queue.stats()["delayed"] == 1  # waits for its slot
+        assert queue.stats()["delayed"] == 1  # waits for its slot
         clock.advance(hours=1)
         assert service.post_next().status == "posted"
         # the ticket came out of the delayed set on the service's clock, and was settled
-        stats = manager.posts_queue.stats()
+        stats = queue.stats()
         assert stats["delayed"] == 0 and stats["pending"] == 0
         second = store.enqueue_post(account, "a post on SQL", scheduled_at=clock())
         remember_queued(manager, account, [second], now=clock())
         blocked = service.post_next()  # one post per hour: the Redis precheck says when
         assert blocked.status == "blocked" and blocked.retry_at is not None
-        [(_member, score)] = client.zrange(manager.posts_queue.delayed_key, 0, -1, withscores=True)
+        # withscores=True: (member, score) pairs, which redis-py's return type does not say
+        delayed = client.zrange(queue.delayed_key, 0, -1, withscores=True)
+        [(_member, score)] = cast("list[tuple[bytes | str, float]]", delayed)
         # put back until the cap allows on the service's clock (not an hour early)
         assert abs(score / 1e6 - blocked.retry_at.timestamp()) < 1
     finally:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from xbot_assets.cli import app
 from xbot_assets.posting.factory import open_ledger
-from xbot_assets.posting.ledger import RateCaps
+from xbot_assets.posting.ledger import ClaimedPost, RateCaps
 from xbot_assets.sandbox.platform import APP_BEARER_TOKEN
 
 from .conftest import api_settings
@@ -30,6 +30,7 @@ def test_reconcile_command_finds_the_lost_post(
         scheduled_at=datetime.now(UTC) - timedelta(days=1),
     )
     claim = ledger.claim_next_due(account, RateCaps(), now=datetime.now(UTC) - timedelta(hours=1))
+    assert isinstance(claim, ClaimedPost)
     # the poster marked the attempt sent, posted, then died before recording the id
     assert ledger.mark_sending(
         claim.tweet_id, claim.attempt_id, now=datetime.now(UTC) - timedelta(hours=1)

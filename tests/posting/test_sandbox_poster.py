@@ -42,10 +42,8 @@ def test_sandbox_poster_posts_singles_and_reply_chains(sandbox, sqlite_url):
         assert child.reply_to is parent
     own = poster.recent_own_posts()
     assert {p.x_id for p in own} == {rows[i]["x_id"] for i in thread}
-    assert (
-        poster.find_own_post(parts[2], reply_to=rows[thread[1]]["x_id"]).x_id
-        == rows[thread[2]]["x_id"]
-    )
+    found = poster.find_own_post(parts[2], reply_to=rows[thread[1]]["x_id"])
+    assert found is not None and found.x_id == rows[thread[2]]["x_id"]
 
 
 def test_sandbox_poster_faults_map_like_the_api(sandbox, sqlite_url):

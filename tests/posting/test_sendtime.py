@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.pool import QueuePool
+
 from xbot_assets.config import load_settings
 from xbot_assets.posting.factory import post_due
-from xbot_assets.posting.ledger import RateCaps
+from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.posting.sendtime import SendRules, next_allowed
 
 
@@ -93,7 +95,7 @@ def test_a_post_due_call_closes_the_store_connections_it_opened(
     up idle connections until Postgres refused them ("too many clients"; the run failed)."""
     from xbot_assets.posting import factory
 
-    opened = []
+    opened: list[PostingLedger] = []
 
     def spy(settings, **kwargs):
         ledger = real(settings, **kwargs)
@@ -106,4 +108,6 @@ def test_a_post_due_call_closes_the_store_connections_it_opened(
     for _ in range(3):
         post_due(settings, poster=fake_x, clock=clock)
     assert len(opened) == 3
-    assert [ledger.engine.pool.checkedin() for ledger in opened] == [0, 0, 0]
+    for ledger in opened:
+        assert isinstance(ledger.engine.pool, QueuePool)
+        assert ledger.engine.pool.checkedin() == 0

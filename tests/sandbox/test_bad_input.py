@@ -129,6 +129,7 @@ def test_a_10_mb_body_is_refused_at_once_without_reading_it(base_url: str) -> No
     and the server answers others meanwhile."""
     parts = urlsplit(base_url)
     size = 10 * 1024 * 1024
+    assert parts.port is not None  # the fixture's URL names its port
     started = time.monotonic()
     with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
         sock.sendall(

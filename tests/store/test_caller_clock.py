@@ -3,7 +3,9 @@ job) and stamps nothing else; without it, the wall clock (a deployment's behavio
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from typing import overload
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +18,12 @@ from xbot_assets.store.durable.models import CandidateInput
 T = datetime(2026, 1, 7, 9, 0, tzinfo=UTC)
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
+@overload
+def _utc(value: datetime | None) -> datetime | None: ...
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -25,7 +33,7 @@ def _utc(value: datetime | None) -> datetime | None:
 def _attempt_finished(store: DurableStore, attempt_id: str) -> datetime | None:
     a = s.post_attempts
     with store.engine.connect() as conn:
-        value = conn.execute(
+        value: datetime | None = conn.execute(
             sa.select(a.c.finished_at).where(a.c.attempt_id == attempt_id)
         ).scalar_one()
     return _utc(value)
@@ -100,10 +108,10 @@ def test_candidates_config_and_summaries_carry_the_callers_now(store: DurableSto
     store.update_config("counter", lambda old: (old or 0) + 1, actor="test", now=later)
     b = s.bot_config
     with store.engine.connect() as conn:
-        stamped = dict(conn.execute(sa.select(b.c.key, b.c.updated_at)).all())
+        stamped: dict[str, datetime] = dict(conn.execute(sa.select(b.c.key, b.c.updated_at)).all())
     assert {k: _utc(v) for k, v in stamped.items()} == {"schedule": T, "counter": later}
     changes = store.list_audit(event_type="config_changed")
-    assert sorted(_utc(e.occurred_at) for e in changes) == [T, later, later]
+    assert Counter(_utc(e.occurred_at) for e in changes) == Counter([T, later, later])
 
     summary = store.upsert_daily_summary(date(2026, 1, 6), "daily", {"posts": 1}, now=T)
     assert (_utc(summary.created_at), _utc(summary.updated_at)) == (T, T)

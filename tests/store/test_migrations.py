@@ -244,14 +244,14 @@ def test_upgrade_downgrade_upgrade_keeps_the_data(
     engine = make_engine(url)
     try:
         with engine.begin() as conn:  # 0002's shape: ids from the table's default again
-            new_id = conn.execute(
+            new_id: int = conn.execute(
                 text(
                     "INSERT INTO accounts (environment, handle, metadata, created_at, updated_at) "
                     "VALUES ('local', 'after_downgrade', '{}', :t, :t) RETURNING id"
                 ),
                 {"t": "2026-03-01 12:00:00+00:00"},
             ).scalar_one()
-            top = conn.execute(text("SELECT max(id) FROM accounts")).scalar_one()
+            top: int = conn.execute(text("SELECT max(id) FROM accounts")).scalar_one()
             assert new_id == top
     finally:
         engine.dispose()

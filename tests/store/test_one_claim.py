@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from xbot_assets.posting.ledger import PostingLedger, RateCaps
 from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.durable.claim import Blocked, claim_post
+from xbot_assets.store.durable.claim import Blocked, ClaimOutcome, Gate, claim_post
 from xbot_assets.store.durable.schema import post_attempts, tweets
 from xbot_assets.store.hot import ratelimit
 from xbot_assets.store.hot.dual import DualStoreManager
@@ -80,25 +80,36 @@ def test_the_claim_checks_order_approval_account_and_gate(store: DurableStore) -
     thread = store.enqueue_thread(acc, ["root 1/2", "reply 2/2"], scheduled_at=T0, now=T0)
     env = store.environment
 
-    def claim(post_id: int, **kw: object) -> object:
+    def claim(
+        post_id: int,
+        *,
+        account_id: int | None = None,
+        whole_thread: bool = False,
+        require_approval: bool = False,
+        gate: Gate | None = None,
+    ) -> ClaimOutcome:
         with store.engine.begin() as conn:
-            return claim_post(conn, environment=env, post_id=post_id, now=T0, worker="t", **kw)
+            return claim_post(
+                conn, environment=env, post_id=post_id, now=T0, worker="t",
+                account_id=account_id, whole_thread=whole_thread,
+                require_approval=require_approval, gate=gate,
+            )  # fmt: skip
 
     blocked = claim(thread[1].id)  # its parent is not on X yet
-    assert blocked.status == "blocked" and "parent" in blocked.reason  # type: ignore[attr-defined]
-    assert claim(thread[0].id, account_id=other).status == "gone"  # type: ignore[attr-defined]
-    assert claim(thread[0].id, require_approval=True).status == "gone"  # type: ignore[attr-defined]
+    assert blocked.status == "blocked" and "parent" in blocked.reason
+    assert claim(thread[0].id, account_id=other).status == "gone"
+    assert claim(thread[0].id, require_approval=True).status == "gone"
     refused = claim(thread[0].id, gate=lambda conn, kind: Blocked(f"no {kind} now"))
-    assert refused.status == "blocked" and refused.reason == "no post now"  # type: ignore[attr-defined]
+    assert refused.status == "blocked" and refused.reason == "no post now"
     assert _attempts(store) == []  # nothing above wrote a row
     whole = claim(thread[0].id, whole_thread=True)
-    assert whole.status == "claimed"  # type: ignore[attr-defined]
-    assert whole.part_ids == (thread[0].id, thread[1].id)  # type: ignore[attr-defined]
+    assert whole.status == "claimed"
+    assert whole.part_ids == (thread[0].id, thread[1].id)
     with store.engine.connect() as conn:
-        states = conn.execute(
-            select(tweets.c.status).where(tweets.c.id.in_(whole.part_ids))  # type: ignore[attr-defined]
-        ).scalars()
-        assert set(states) == {"posting"}
+        states: set[str] = set(
+            conn.execute(select(tweets.c.status).where(tweets.c.id.in_(whole.part_ids))).scalars()
+        )
+        assert states == {"posting"}
     assert _attempts(store) == [(thread[0].id, None)]  # one attempt, on the root
 
 

@@ -225,7 +225,7 @@ def _ins(table: Table, row: dict[str, Any], conflict: bool = False) -> Callable[
 
 def _upd(table: Table, row: dict[str, Any], values: dict[str, Any]) -> Callable[[Connection], Any]:
     def run(conn: Connection) -> Any:
-        new_id = conn.execute(table.insert().values(**row).returning(table.c.id)).scalar_one()
+        new_id: int = conn.execute(table.insert().values(**row).returning(table.c.id)).scalar_one()
         return conn.execute(table.update().where(table.c.id == new_id).values(**values))
 
     return run
@@ -421,7 +421,7 @@ def test_ids_come_from_each_environments_own_sequence(url: str) -> None:
     try:
         first = prod.ensure_account("p1").id
         with stg.engine.connect() as conn, conn.begin():
-            taken = conn.execute(
+            taken: int = conn.execute(
                 text(
                     "INSERT INTO accounts (id, environment, handle, metadata, created_at, "
                     "updated_at) VALUES (:id, 'staging', 's1', '{}', now(), now()) RETURNING id"

@@ -13,6 +13,7 @@ from xbot_assets.sandbox.platform import APP_BEARER_TOKEN
 from xbot_assets.sandbox.server import running_server
 from xbot_assets.store.durable import DurableStore
 from xbot_assets.warehouse.collector import (
+    XReader,
     collect_due_metrics,
     metrics_from_tweet,
     record_followers,
@@ -221,6 +222,7 @@ def test_refused_analytics_still_store_public_metrics_and_log_once(
     with running_server(sandbox) as base_url, _client(base_url, sandbox) as client:
         ids = _post_some(store, sandbox, client, 4, WINNING_TEXT)
         sandbox.advance(timedelta(hours=7))  # 1h and 6h both due: two lookup batches
+        reader: XReader
         if refusal == "403 no access":
             sandbox.set_fault("no_access", match="analytics")
             reader = client

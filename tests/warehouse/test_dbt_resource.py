@@ -19,6 +19,7 @@ def test_dbt_version_is_asked_once_per_process(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(subprocess, "check_output", fake_check_output)
     dbt_defs.dbt_version.cache_clear()
     try:
+        assert dbt_defs.defs.resources is not None
         shared = dbt_defs.defs.resources["dbt"]
         # Dagster builds a fresh copy of the resource for every run; each asks the version.
         copies = [shared.model_copy() for _ in range(3)]

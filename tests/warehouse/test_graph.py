@@ -110,11 +110,13 @@ def test_whole_graph_on_sandbox_data_matches_pandas(xbot_env, store: DurableStor
     assert event is not None and event.asset_materialization is not None
     meta = event.asset_materialization.metadata
     assert meta["dagster/row_count"].value == 30
-    columns = {c.name: c.type for c in meta["dagster/column_schema"].value.columns}
+    schema = meta["dagster/column_schema"]
+    assert isinstance(schema, dg.TableSchemaMetadataValue)
+    columns = {c.name: c.type for c in schema.schema.columns}
     assert columns["post_id"] and columns["reward"].upper() in {"DOUBLE", "FLOAT"}
-    view = instance.get_latest_materialization_event(dg.AssetKey("stg_posts"))
-    assert view is not None and view.asset_materialization is not None
-    assert "dagster/column_schema" in view.asset_materialization.metadata
+    stg_posts = instance.get_latest_materialization_event(dg.AssetKey("stg_posts"))
+    assert stg_posts is not None and stg_posts.asset_materialization is not None
+    assert "dagster/column_schema" in stg_posts.asset_materialization.metadata
 
     con = duckdb.connect(str(xbot_env.resolved_warehouse_path), read_only=True)
     try:

@@ -239,6 +239,7 @@ def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accou
             data = sensors.learning_rebuild_sensor.evaluate_tick(context)
     # ONE run over every (day, account) with new snapshots: both days, both accounts (beta's
     # partition is added by the same tick, after alpha's)
+    assert data.run_requests is not None and data.dynamic_partitions_requests is not None
     [metrics] = [r for r in data.run_requests if r.job_name == "tweet_metrics_job"]
     assert (metrics.tags[RANGE_START_TAG], metrics.tags[RANGE_END_TAG]) == (
         str(_key(DAY1, ALPHA)),
