@@ -190,6 +190,22 @@ def test_a_slot_is_skipped_only_after_max_arms_tried() -> None:
     assert all(arm in decision.skipped_reason for arm in tried)
 
 
+def test_a_generator_that_returns_nothing_is_not_asked_for_more_arms() -> None:
+    calls: list[str] = []
+
+    def generate(**kw: Any) -> list[str]:
+        calls.append(f"{kw['format']}:{kw['topic']}")
+        return []
+
+    policy = ContentPolicy(
+        ARMS, _strong_sampler([5, 2]), generate=generate, guard=_guard,
+        score=lambda rows: np.zeros(len(rows)),
+    )  # fmt: skip
+    decision = policy.decide(now=datetime(2026, 3, 10, tzinfo=UTC))
+    assert calls == [ARMS[5]] and decision.exhausted_arms == []
+    assert decision.skipped_reason == "the generator returned nothing"
+
+
 def test_contextual_chooser_works_in_the_policy() -> None:
     formats = sorted({a.split(":")[0] for a in ARMS})
     topics = sorted({a.split(":")[1] for a in ARMS})

@@ -252,14 +252,14 @@ class ContentPolicy:
                         {"format": fmt, "topic": topic, "text": text, "posted_at": slot}
                     )
                 texts.append(text)
-            if allowed_rows:
-                break
+            if allowed_rows or not batch:  # nothing generated: a failing generator, not a dry
+                break  # arm (no point paying it for more arms)
             decision.exhausted_arms.append(decision.arm)
             available[index] = False
         if not allowed_rows:
             decision.arm, decision.arm_index = self.arms[order[0]], order[0]
             decision.propensity = max(float(propensities[order[0]]), 1 / self.propensity_samples)
-            tried = f" (arms tried: {', '.join(decision.exhausted_arms)})" if len(order) > 1 else ""
+            tried = f" (arms tried: {', '.join(decision.exhausted_arms)})" if texts else ""
             decision.skipped_reason = (
                 "no candidate passed the guard" if texts else "the generator returned nothing"
             ) + tried
