@@ -54,6 +54,22 @@ def test_offline_batch_is_all_accepted_scored_and_distinct() -> None:
     assert best is not None and best.score == max(len(c.text) for c in batch)
 
 
+def test_a_text_the_account_already_posted_is_rejected_before_the_choice() -> None:
+    """The store refuses a repeat however old (its unique key), so a candidate equal to a past
+    post is not chosen: the real loop used to choose it, fail to queue it and lose the slot
+    (xbot run seed 2: 8 of 120 slots)."""
+    fresh = generate_candidates(OfflineGenerator(), "question:python", n=5, base_seed=3)
+    posted = {fresh[0].parts, fresh[2].parts}
+    batch = generate_candidates(
+        OfflineGenerator(), "question:python", n=5, base_seed=3, known=lambda p: p in posted
+    )
+    assert batch[0].parts == fresh[0].parts and batch[0].reasons == ["already_posted"]
+    assert all(c.reasons == ["already_posted"] for c in batch if c.parts in posted)
+    assert all(c.accepted for c in batch if c.parts not in posted)
+    best = pick_best(batch)
+    assert best is not None and best.parts not in posted
+
+
 class BrokenGenerator:
     name = "broken"
 

@@ -37,10 +37,14 @@ log = logging.getLogger(__name__)
 DEFAULT_CANDIDATES: Final[int] = 5
 CANDIDATE_REASONS: Final[dict[str, str]] = {
     "wrong_arm": "the text does not read as the arm that was chosen (format/topic conventions)",
+    "already_posted": "the account queued or posted this exact text before (the store's unique "
+    "key refuses it)",
 }
 """Reasons the candidate step adds to the guard's and the generators' codes."""
 
 Scorer = Callable[["Candidate"], float]
+Known = Callable[[Sequence[str]], bool]
+"""Whether the account already queued or posted a text (its parts): the store's unique key."""
 """Scores an accepted candidate (higher is better): the learning layer's scorer, adapted."""
 
 
@@ -169,6 +173,7 @@ def generate_candidates(
     untrusted_context: Sequence[str] = (),
     numbered_threads: bool = True,
     thread_parts: int | None = None,
+    known: Known | None = None,
 ) -> list[Candidate]:
     """Generate ``n`` candidates for ``arm``, each guarded, accepted ones scored.
 
@@ -188,6 +193,9 @@ def generate_candidates(
         untrusted_context: trends and replies (quoted to the model; the guard checks that
             nothing from an injection found in them comes back).
         numbered_threads, thread_parts: thread shape.
+        known: whether the account already queued or posted a text (the store's unique key,
+            which refuses a repeat however old): such a candidate is rejected
+            (``already_posted``), so the choice goes to one that can be queued.
 
     Returns:
         Every candidate in generation order, accepted or rejected.
@@ -223,6 +231,11 @@ def generate_candidates(
                 generator=str(getattr(generator, "name", "unknown")),
             )  # fmt: skip
         verdict, inferred = _guard(result, chosen, seen, config, untrusted, moderator, topics)
+        if verdict.ok and known is not None and known(result.parts):
+            verdict = replace(
+                verdict, ok=False, reasons=["already_posted"],
+                details=["the account queued or posted this exact text before"],
+            )  # fmt: skip
         candidate = Candidate(
             arm=str(chosen),
             parts=tuple(result.parts),

@@ -25,7 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from xbot_assets.content.candidates import Candidate, generate_candidates, record_candidates
+from xbot_assets.content.candidates import (
+    Candidate,
+    Known,
+    generate_candidates,
+    record_candidates,
+)
 from xbot_assets.content.factory import build_guard_config, build_moderator
 from xbot_assets.content.safety import DUPLICATE_WINDOW, GuardConfig, Moderator
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
@@ -163,6 +168,7 @@ def decide_post(
     n_candidates: int = DEFAULT_N_CANDIDATES,
     guard_config: GuardConfig | None = None,
     moderator: Moderator | None = None,
+    known: Known | None = None,
 ) -> tuple[PolicyDecision, list[Candidate], Candidate | None]:
     """Run the content policy once for ``slot`` (no store, no I/O besides the generator).
 
@@ -173,6 +179,8 @@ def decide_post(
         recent: recent texts for the guard's near-duplicate check.
         guard_config: the operator's guard settings (bot_config); the defaults when None.
         moderator: the OpenAI moderation layer when a key is set.
+        known: whether the account already queued or posted a text (rejected as
+            ``already_posted``; :func:`decide_slot` asks the store).
     """
     rng = np.random.default_rng(seed)
     made: list[Candidate] = []
@@ -195,6 +203,7 @@ def decide_post(
             guard_config=guard_config or GuardConfig(),
             moderator=moderator,
             topics=topics,
+            known=known,
         )
         made.extend(batch)
         return batch
@@ -260,6 +269,8 @@ def decide_slot(
 
     ``guard_config`` None reads the operator's guard settings from the store's bot_config.
     """
+    from xbot_assets.store.hot.dedup import content_hash
+
     if guard_config is None:
         guard_config = build_guard_config(store)
     if history is None:
@@ -275,6 +286,11 @@ def decide_slot(
         n_candidates=n_candidates,
         guard_config=guard_config,
         moderator=moderator,
+        # The store's unique key refuses a text the account ever queued (the hash of its parts
+        # joined by a space, as enqueue computes it), so such a candidate is not chosen.
+        known=lambda parts: (
+            store.find_post_by_hash(account_id, content_hash(" ".join(parts))) is not None
+        ),
     )
 
 
