@@ -50,6 +50,36 @@ def test_enqueue_single_post_records_arm_hash_and_due_time(store: DurableStore) 
     assert store.find_post_by_hash(acc.id, post.content_hash) == post
 
 
+def test_known_hashes_answers_for_a_whole_batch_of_this_accounts_hashes(
+    store: DurableStore,
+) -> None:
+    """The refill's one query per candidate batch: the hashes the account's unique key would
+    refuse (any state: queued, failed, a thread's root), not another account's, not misses."""
+    from xbot_assets.store.durable.base import MAX_BATCH_ROWS
+
+    acc = store.ensure_account("bot")
+    other = store.ensure_account("other_bot")
+    queued = store.enqueue_post(acc.id, "Queued once, known forever", scheduled_at=T0)
+    failed = store.enqueue_post(acc.id, "It failed, still known", scheduled_at=T0, now=T0)
+    assert store.claim_post(failed.id, now=T0) is not None
+    store.mark_failed(failed.id, error="refused", now=T0)
+    thread = store.enqueue_thread(acc.id, ["A thread 1/2", "its end 2/2"], scheduled_at=T0)
+    theirs = store.enqueue_post(other.id, "Another account's text", scheduled_at=T0)
+    miss = content_hash("Never queued by anyone")
+    mine = {queued.content_hash, failed.content_hash, thread[0].content_hash}
+    assert thread[0].content_hash == content_hash("A thread 1/2 its end 2/2")
+
+    asked = [miss, *sorted(mine), theirs.content_hash, queued.content_hash]  # a repeat too
+    assert store.known_hashes(acc.id, asked) == mine
+    assert store.known_hashes(other.id, asked) == {theirs.content_hash}
+    assert store.known_hashes(acc.id, [miss]) == set()
+    assert store.known_hashes(acc.id, []) == set()
+    assert store.known_hashes(acc.id, iter(())) == set()
+    # a huge batch is split into several IN lists, the answer is the same
+    many = [content_hash(f"filler {i}") for i in range(2 * MAX_BATCH_ROWS + 7)]
+    assert store.known_hashes(acc.id, [*many, queued.content_hash]) == {queued.content_hash}
+
+
 def test_duplicate_text_is_refused_per_account_not_across_accounts(store: DurableStore) -> None:
     a = store.ensure_account("a_bot")
     b = store.ensure_account("b_bot")

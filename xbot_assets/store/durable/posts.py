@@ -5,7 +5,7 @@ A post's life after the queue (claim, outcomes, attempts) is :mod:`.post_ledger`
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa_exc
 
 from xbot_assets.store.durable import schema as s
 from xbot_assets.store.durable.accounts import account_row
-from xbot_assets.store.durable.base import Repository
+from xbot_assets.store.durable.base import MAX_BATCH_ROWS, Repository, chunks
 from xbot_assets.store.durable.errors import (
     DuplicatePostError,
     InvalidInputError,
@@ -31,6 +31,7 @@ from xbot_assets.store.durable.validate import (
     valid_opt_float,
     valid_opt_sha256,
     valid_opt_time,
+    valid_sha256,
     valid_status,
     valid_str,
     valid_time,
@@ -257,6 +258,41 @@ class PostRepository(Repository):
         t = s.tweets
         row = self._first(t, t.c.account_id == account_id, t.c.content_hash == digest)
         return None if row is None else Post(**row._mapping)
+
+    def known_hashes(self, account_id: int, hashes: Iterable[str]) -> set[str]:
+        """Which of ``hashes`` the account already has a post for, in any state (the hashes
+        its unique key refuses; see ``dedup.content_hash``): one ``IN`` query per
+        :data:`MAX_BATCH_ROWS` distinct hashes, none for an empty list.
+
+        The batch form of :meth:`find_post_by_hash`, for a candidate batch: the refill asks it
+        once per batch instead of once per candidate.
+
+        Raises:
+            InvalidInputError: ``account_id`` is not an id, or ``hashes`` is a single string or
+                holds something other than 64-character hex SHA-256s; nothing is read.
+        """
+        account_id = valid_id("account_id", account_id)
+        if isinstance(hashes, (str, bytes)) or not isinstance(hashes, Iterable):
+            raise InvalidInputError(
+                "hashes must be a list of content hashes (dedup.content_hash), not "
+                f"{type(hashes).__name__}"
+            )
+        wanted = sorted({valid_sha256(f"hashes[{i}]", h) for i, h in enumerate(hashes)})
+        if not wanted:
+            return set()
+        t = s.tweets
+        found: set[str] = set()
+        with self._tx(write=False) as conn:
+            for chunk in chunks(wanted, MAX_BATCH_ROWS):
+                rows = conn.execute(
+                    select(t.c.content_hash).where(
+                        t.c.environment == self.environment,
+                        t.c.account_id == account_id,
+                        t.c.content_hash.in_(list(chunk)),
+                    )
+                )
+                found.update(str(h) for h in rows.scalars())
+        return found
 
     def get_post(self, post_id: int) -> Post:
         """The post (or thread part) with this id. Raises :class:`PostNotFoundError`."""
