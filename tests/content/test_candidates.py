@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -60,9 +60,17 @@ def test_a_text_the_account_already_posted_is_rejected_before_the_choice() -> No
     (xbot run seed 2: 8 of 120 slots)."""
     fresh = generate_candidates(OfflineGenerator(), "question:python", n=5, base_seed=3)
     posted = {fresh[0].parts, fresh[2].parts}
+    asked: list[list[tuple[str, ...]]] = []
+
+    def known(texts: Sequence[tuple[str, ...]]) -> list[bool]:
+        asked.append(list(texts))
+        return [t in posted for t in texts]
+
     batch = generate_candidates(
-        OfflineGenerator(), "question:python", n=5, base_seed=3, known=lambda p: p in posted
+        OfflineGenerator(), "question:python", n=5, base_seed=3, known=known
     )
+    # asked once, for the whole batch (the store answers it in one query)
+    assert asked == [[c.parts for c in fresh]]
     assert batch[0].parts == fresh[0].parts and batch[0].reasons == ["already_posted"]
     assert all(c.reasons == ["already_posted"] for c in batch if c.parts in posted)
     assert all(c.accepted for c in batch if c.parts not in posted)

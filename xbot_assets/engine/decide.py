@@ -179,8 +179,9 @@ def decide_post(
         recent: recent texts for the guard's near-duplicate check.
         guard_config: the operator's guard settings (bot_config); the defaults when None.
         moderator: the OpenAI moderation layer when a key is set.
-        known: whether the account already queued or posted a text (rejected as
-            ``already_posted``; :func:`decide_slot` asks the store).
+        known: which texts of a candidate batch the account already queued or posted
+            (rejected as ``already_posted``; :func:`decide_slot` asks the store once per
+            batch, :func:`stored_texts`).
     """
     rng = np.random.default_rng(seed)
     made: list[Candidate] = []
@@ -269,8 +270,6 @@ def decide_slot(
 
     ``guard_config`` None reads the operator's guard settings from the store's bot_config.
     """
-    from xbot_assets.store.hot.dedup import content_hash
-
     if guard_config is None:
         guard_config = build_guard_config(store)
     if history is None:
@@ -286,12 +285,23 @@ def decide_slot(
         n_candidates=n_candidates,
         guard_config=guard_config,
         moderator=moderator,
-        # The store's unique key refuses a text the account ever queued (the hash of its parts
-        # joined by a space, as enqueue computes it), so such a candidate is not chosen.
-        known=lambda parts: (
-            store.find_post_by_hash(account_id, content_hash(" ".join(parts))) is not None
-        ),
+        known=stored_texts(store, account_id),
     )
+
+
+def stored_texts(store: Any, account_id: int) -> Known:
+    """The store's answer to :data:`~xbot_assets.content.candidates.Known`: which texts of a
+    candidate batch the account ever queued (the store's unique key refuses them), in one
+    query per batch (``known_hashes``), not one per candidate."""
+    from xbot_assets.store.hot.dedup import content_hash
+
+    def known(texts: Sequence[tuple[str, ...]]) -> list[bool]:
+        # The hash of a text's parts joined by a space, as enqueue computes it.
+        hashes = [content_hash(" ".join(parts)) for parts in texts]
+        found = store.known_hashes(account_id, hashes)
+        return [h in found for h in hashes]
+
+    return known
 
 
 def _enqueue(

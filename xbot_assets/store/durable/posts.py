@@ -284,14 +284,14 @@ class PostRepository(Repository):
         found: set[str] = set()
         with self._tx(write=False) as conn:
             for chunk in chunks(wanted, MAX_BATCH_ROWS):
-                rows = conn.execute(
+                rows: Iterable[str] = conn.execute(
                     select(t.c.content_hash).where(
                         t.c.environment == self.environment,
                         t.c.account_id == account_id,
                         t.c.content_hash.in_(list(chunk)),
                     )
-                )
-                found.update(str(h) for h in rows.scalars())
+                ).scalars()
+                found.update(str(digest) for digest in rows)
         return found
 
     def get_post(self, post_id: int) -> Post:
