@@ -91,6 +91,8 @@ class RefillReport:
     skipped: list[str] = field(default_factory=list)
     candidates: int = 0
     rejected: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+    """Rejected candidates by reason (``already_posted``, ``near_duplicate``, ...)."""
     arms: list[str] = field(default_factory=list)
     posterior_file: str = ""
     """The factored posterior's file the account's decisions used (its own with many accounts)."""
@@ -407,6 +409,8 @@ def refill(
         batch = uuid.uuid4().hex
         report.candidates += len(candidates)
         report.rejected += sum(not c.accepted for c in candidates)
+        for reason in (r for c in candidates if not c.accepted for r in c.reasons):
+            report.rejections[reason] = report.rejections.get(reason, 0) + 1
         if chosen is None:
             record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
             report.skipped.append(f"{slot.isoformat()}: {decision.skipped_reason}")
