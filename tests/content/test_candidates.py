@@ -150,6 +150,21 @@ def test_guard_reasons_and_near_duplicates_within_a_batch() -> None:
     assert again[0].reasons == ["near_duplicate"]
 
 
+def test_a_known_candidate_counts_as_seen_for_the_rest_of_its_batch() -> None:
+    """The store is asked once per batch, after generation, so until then a candidate the guard
+    passed is in the batch's seen texts even if it turns out to be known: a later near-copy of
+    it is a near-duplicate (asking per candidate, it was not; 3 batches in 1,000 simulated
+    slots differ, see the commit that batched the lookup)."""
+    posted = ("Pin pip dependencies with a lock file; Python builds stop breaking.",)
+    gen = ScriptedGenerator(
+        posted, ("Pin pip dependencies with a lock file: Python builds stop breaking!",)
+    )
+    batch = generate_candidates(
+        gen, "single:python", n=2, known=lambda texts: [t == posted for t in texts]
+    )
+    assert [c.reasons for c in batch] == [["already_posted"], ["near_duplicate"]]
+
+
 def test_bad_model_output_becomes_rejected_candidates_with_reasons(
     fake_openai: FakeOpenAI, openai_client: openai.OpenAI, budget: AIBudget
 ) -> None:
