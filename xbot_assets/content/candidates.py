@@ -43,10 +43,9 @@ CANDIDATE_REASONS: Final[dict[str, str]] = {
 """Reasons the candidate step adds to the guard's and the generators' codes."""
 
 Scorer = Callable[["Candidate"], float]
+Known = Callable[[Sequence[str]], bool]
+"""Whether the account already queued or posted a text (its parts): the store's unique key."""
 """Scores an accepted candidate (higher is better): the learning layer's scorer, adapted."""
-Known = Callable[[Sequence[tuple[str, ...]]], Sequence[bool]]
-"""For a batch's texts (each a post's parts), whether the account already queued or posted each
-one (the store's unique key refuses a repeat), in the same order: asked once per batch."""
 
 
 @dataclass(frozen=True)
@@ -194,12 +193,9 @@ def generate_candidates(
         untrusted_context: trends and replies (quoted to the model; the guard checks that
             nothing from an injection found in them comes back).
         numbered_threads, thread_parts: thread shape.
-        known: which texts the account already queued or posted (the store's unique key,
-            which refuses a repeat however old), asked once for the whole batch with every
-            candidate the guard passed: those are rejected (``already_posted``), so the choice
-            goes to one that can be queued. Until that answer a candidate the guard passed
-            counts as accepted for the rest of the batch (the generator avoids it, the guard
-            compares later ones with it), whether or not it turns out to be known.
+        known: whether the account already queued or posted a text (the store's unique key,
+            which refuses a repeat however old): such a candidate is rejected
+            (``already_posted``), so the choice goes to one that can be queued.
 
     Returns:
         Every candidate in generation order, accepted or rejected.
@@ -210,7 +206,7 @@ def generate_candidates(
     config = guard_config or GuardConfig()
     seen = list(recent)
     untrusted = tuple(untrusted_context)
-    made: list[tuple[int, GenerationResult, Verdict, str | None]] = []
+    out: list[Candidate] = []
     for offset in range(n):
         seed = base_seed + offset
         request = GenerationRequest(
@@ -235,15 +231,7 @@ def generate_candidates(
                 generator=str(getattr(generator, "name", "unknown")),
             )  # fmt: skip
         verdict, inferred = _guard(result, chosen, seen, config, untrusted, moderator, topics)
-        if verdict.ok:
-            seen.extend(result.parts)
-        made.append((seed, result, verdict, inferred))
-        if result.error == "budget_exhausted":
-            break
-    repeats = _already_posted(known, [tuple(r.parts) for _, r, v, _ in made if v.ok])
-    out: list[Candidate] = []
-    for seed, result, verdict, inferred in made:
-        if verdict.ok and repeats.pop(0):
+        if verdict.ok and known is not None and known(result.parts):
             verdict = replace(
                 verdict, ok=False, reasons=["already_posted"],
                 details=["the account queued or posted this exact text before"],
@@ -260,23 +248,14 @@ def generate_candidates(
             usage=result.usage,
             raw=result.raw if not verdict.ok else None,
         )
-        if candidate.accepted and scorer is not None:
-            candidate = replace(candidate, score=_score(scorer, candidate))
+        if candidate.accepted:
+            seen.extend(candidate.parts)
+            if scorer is not None:
+                candidate = replace(candidate, score=_score(scorer, candidate))
         out.append(candidate)
+        if result.error == "budget_exhausted":
+            break
     return out
-
-
-def _already_posted(known: Known | None, texts: list[tuple[str, ...]]) -> list[bool]:
-    """``known``'s answer for ``texts`` (one call; none without texts or without ``known``)."""
-    if known is None or not texts:
-        return [False] * len(texts)
-    answer = [bool(k) for k in known(texts)]
-    if len(answer) != len(texts):
-        raise ValueError(
-            f"known answered {len(answer)} values for {len(texts)} texts: it must answer one "
-            "bool per text, in order"
-        )
-    return answer
 
 
 def _score(scorer: Scorer, candidate: Candidate) -> float | None:

@@ -181,9 +181,9 @@ def decide_post(
         recent: recent texts for the guard's near-duplicate check.
         guard_config: the operator's guard settings (bot_config); the defaults when None.
         moderator: the OpenAI moderation layer when a key is set.
-        known: which texts of a candidate batch the account already queued or posted
-            (rejected as ``already_posted``; :func:`decide_slot` asks the store once per
-            batch, :func:`stored_texts`).
+        known: whether the account already queued or posted a text (rejected as
+            ``already_posted``; :func:`decide_slot` reads the store once per slot,
+            :func:`stored_texts`).
     """
     rng = np.random.default_rng(seed)
     made: list[Candidate] = []
@@ -292,16 +292,16 @@ def decide_slot(
 
 
 def stored_texts(store: Any, account_id: int) -> Known:
-    """The store's answer to :data:`~xbot_assets.content.candidates.Known`: which texts of a
-    candidate batch the account ever queued (the store's unique key refuses them), in one
-    query per batch (``known_hashes``), not one per candidate."""
+    """The store's answer to :data:`~xbot_assets.content.candidates.Known` for one slot: the
+    account's content hashes read once (``content_hashes``, one query), each candidate checked
+    against them as it is generated, not one ``find_post_by_hash`` query per candidate."""
     from xbot_assets.store.hot.dedup import content_hash
 
-    def known(texts: Sequence[tuple[str, ...]]) -> list[bool]:
+    held = store.content_hashes(account_id)
+
+    def known(parts: Sequence[str]) -> bool:
         # The hash of a text's parts joined by a space, as enqueue computes it.
-        hashes = [content_hash(" ".join(parts)) for parts in texts]
-        found = store.known_hashes(account_id, hashes)
-        return [h in found for h in hashes]
+        return content_hash(" ".join(parts)) in held
 
     return known
 

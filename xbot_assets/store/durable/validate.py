@@ -258,11 +258,6 @@ def valid_opt_sha256(name: str, value: Any) -> str | None:
     return _SHA256.optional(name, value)
 
 
-def valid_sha256(name: str, value: Any) -> str:
-    """A content hash: 64 lower-case hex characters (``dedup.content_hash``)."""
-    return _SHA256(name, value)
-
-
 def valid_handle(value: Any) -> str:
     """An X handle, without its leading ``@``."""
     return _HANDLE("account handle", value)
@@ -351,7 +346,6 @@ __all__ = [
     "valid_opt_str",
     "valid_opt_time",
     "valid_severity",
-    "valid_sha256",
     "valid_status",
     "valid_str",
     "valid_time",

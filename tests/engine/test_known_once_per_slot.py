@@ -1,10 +1,10 @@
-"""The refill asks the store which candidates the account already queued once per candidate
-batch (``known_hashes``, one ``IN`` query), not once per candidate.
+"""The refill reads which texts the account already queued once per slot (``content_hashes``,
+one query), not once per candidate.
 
 Driven through :func:`~xbot_assets.engine.decide.decide_slot` (what the refill runs for each
 slot) on the embedded SQLite store: the texts of the first drawn arm's whole batch are held by
 the store, so that arm is dry and the decision falls back to the draw's next arm. Two batches of
-five candidates each: two lookups, where asking per candidate would cost ten.
+five candidates each: one read, where asking per candidate would cost ten.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tests.orchestration.conftest import Env, make_env, restore_env
 
 START = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)
 SLOT = START + timedelta(hours=4)
-HASH_LOOKUP = re.compile(r"tweets\.content_hash (IN|=)", re.IGNORECASE)
-"""A statement that looks up the account's posts by content hash."""
+HASH_LOOKUP = re.compile(r"tweets\.content_hash( (IN|=)|\s+FROM tweets)", re.IGNORECASE)
+"""A statement that looks up the account's posts by content hash, or reads their hashes."""
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def hold_as_failed(store: Any, account_id: int, parts: list[str], now: datetime)
     store.mark_failed(post.id, error="held by the test", now=now)
 
 
-def test_decide_slot_asks_the_store_once_per_candidate_batch(
+def test_decide_slot_reads_the_stores_hashes_once_per_slot(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from xbot_assets.content.factory import build_guard_config
@@ -73,7 +73,7 @@ def test_decide_slot_asks_the_store_once_per_candidate_batch(
         for candidate in made:  # the whole first batch is now known: that arm is dry
             hold_as_failed(store, account, list(candidate.parts), START)
 
-        calls: dict[str, int] = {"known_hashes": 0, "find_post_by_hash": 0}
+        calls: dict[str, int] = {"content_hashes": 0, "find_post_by_hash": 0}
         for name in calls:
             original = getattr(DurableStore, name)
 
@@ -102,5 +102,5 @@ def test_decide_slot_asks_the_store_once_per_candidate_batch(
     batches = len(decision.exhausted_arms) + 1
     per_candidate = sum(1 for c in candidates if c.accepted or "already_posted" in c.reasons)
     assert batches == 2 and per_candidate >= 2 * batches  # asking per candidate would differ
-    assert calls == {"known_hashes": batches, "find_post_by_hash": 0}
-    assert len(statements) == batches, statements
+    assert calls == {"content_hashes": 1, "find_post_by_hash": 0}
+    assert len(statements) == 1, statements
