@@ -154,6 +154,8 @@ def _cases(
         ("list_posts unknown status", bad, lambda: st.list_posts(acc, status="sent")),
         ("list_posts zero limit", bad, lambda: st.list_posts(acc, limit=0)),
         ("find hash type", bad, lambda: st.find_post_by_hash(acc, None)),  # type: ignore[arg-type]
+        ("content hashes bad id", bad, lambda: st.content_hashes(0)),
+        ("content hashes str id", bad, lambda: st.content_hashes("1")),  # type: ignore[arg-type]
         # rate caps
         ("count naive", bad, lambda: st.count_posts(acc, since=NAIVE)),
         ("count str", bad, lambda: st.count_posts(acc, since="yesterday")),  # type: ignore[arg-type]

@@ -50,6 +50,33 @@ def test_enqueue_single_post_records_arm_hash_and_due_time(store: DurableStore) 
     assert store.find_post_by_hash(acc.id, post.content_hash) == post
 
 
+def test_content_hashes_are_every_text_this_accounts_unique_key_refuses(
+    store: DurableStore,
+) -> None:
+    """The refill's one read per slot: the hashes of the account's posts in any state (queued,
+    failed, a thread's root as enqueue hashes it), not another account's, not a miss."""
+    acc = store.ensure_account("bot")
+    other = store.ensure_account("other_bot")
+    assert store.content_hashes(acc.id) == frozenset()
+    queued = store.enqueue_post(acc.id, "Queued once, known forever", scheduled_at=T0)
+    failed = store.enqueue_post(acc.id, "It failed, still known", scheduled_at=T0, now=T0)
+    assert store.claim_post(failed.id, now=T0) is not None
+    store.mark_failed(failed.id, error="refused", now=T0)
+    thread = store.enqueue_thread(acc.id, ["A thread 1/2", "its end 2/2"], scheduled_at=T0)
+    theirs = store.enqueue_post(other.id, "Another account's text", scheduled_at=T0)
+    assert thread[0].content_hash == content_hash("A thread 1/2 its end 2/2")
+
+    mine = store.content_hashes(acc.id)
+    assert {queued.content_hash, failed.content_hash, thread[0].content_hash} <= mine
+    assert mine == {p.content_hash for p in store.list_posts(acc.id, limit=100)}
+    assert theirs.content_hash not in mine
+    assert content_hash("Never queued by anyone") not in mine
+    assert store.content_hashes(other.id) == {theirs.content_hash}
+    # what it holds is exactly what the unique key refuses
+    for digest in mine:
+        assert store.find_post_by_hash(acc.id, digest) is not None
+
+
 def test_duplicate_text_is_refused_per_account_not_across_accounts(store: DurableStore) -> None:
     a = store.ensure_account("a_bot")
     b = store.ensure_account("b_bot")

@@ -108,6 +108,7 @@ def refill_candidates(
             "arms": dg.MetadataValue.json(report.arms),
             "candidates": report.candidates,
             "rejected_by_guard": report.rejected,
+            "rejections": dg.MetadataValue.json(dict(sorted(report.rejections.items()))),
             "skipped": dg.MetadataValue.json(report.skipped),
         },
     )

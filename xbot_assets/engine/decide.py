@@ -91,6 +91,8 @@ class RefillReport:
     skipped: list[str] = field(default_factory=list)
     candidates: int = 0
     rejected: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)
+    """Rejected candidates by reason (``already_posted``, ``near_duplicate``, ...)."""
     arms: list[str] = field(default_factory=list)
     posterior_file: str = ""
     """The factored posterior's file the account's decisions used (its own with many accounts)."""
@@ -180,7 +182,8 @@ def decide_post(
         guard_config: the operator's guard settings (bot_config); the defaults when None.
         moderator: the OpenAI moderation layer when a key is set.
         known: whether the account already queued or posted a text (rejected as
-            ``already_posted``; :func:`decide_slot` asks the store).
+            ``already_posted``; :func:`decide_slot` reads the store once per slot,
+            :func:`stored_texts`).
     """
     rng = np.random.default_rng(seed)
     made: list[Candidate] = []
@@ -269,8 +272,6 @@ def decide_slot(
 
     ``guard_config`` None reads the operator's guard settings from the store's bot_config.
     """
-    from xbot_assets.store.hot.dedup import content_hash
-
     if guard_config is None:
         guard_config = build_guard_config(store)
     if history is None:
@@ -286,12 +287,23 @@ def decide_slot(
         n_candidates=n_candidates,
         guard_config=guard_config,
         moderator=moderator,
-        # The store's unique key refuses a text the account ever queued (the hash of its parts
-        # joined by a space, as enqueue computes it), so such a candidate is not chosen.
-        known=lambda parts: (
-            store.find_post_by_hash(account_id, content_hash(" ".join(parts))) is not None
-        ),
+        known=stored_texts(store, account_id),
     )
+
+
+def stored_texts(store: Any, account_id: int) -> Known:
+    """The store's answer to :data:`~xbot_assets.content.candidates.Known` for one slot: the
+    account's content hashes read once (``content_hashes``, one query), each candidate checked
+    against them as it is generated, not one ``find_post_by_hash`` query per candidate."""
+    from xbot_assets.store.hot.dedup import content_hash
+
+    held = store.content_hashes(account_id)
+
+    def known(parts: Sequence[str]) -> bool:
+        # The hash of a text's parts joined by a space, as enqueue computes it.
+        return content_hash(" ".join(parts)) in held
+
+    return known
 
 
 def _enqueue(
@@ -397,6 +409,8 @@ def refill(
         batch = uuid.uuid4().hex
         report.candidates += len(candidates)
         report.rejected += sum(not c.accepted for c in candidates)
+        for reason in (r for c in candidates if not c.accepted for r in c.reasons):
+            report.rejections[reason] = report.rejections.get(reason, 0) + 1
         if chosen is None:
             record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
             report.skipped.append(f"{slot.isoformat()}: {decision.skipped_reason}")
