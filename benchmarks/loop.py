@@ -5,6 +5,12 @@ the delays of the real loop: 4 posts a day at slot times drawn per (scenario, se
 every policy (so "random" is the paired replay at the same times); a post's counts become visible
 as snapshots at 1 h / 6 h / 24 h / 72 h; learners refit every 6 h from what is visible then.
 
+Every policy posts as the account can: never the same text twice, however old (the durable
+store's unique key on account and content hash, which ``decide_slot`` passes to the candidates as
+``known``; the sandbox alone refuses a repeat only within its 168 h duplicate window). A
+candidate the account already posted is rejected (``already_posted``, counted per run) before the
+choice, so a policy takes the next candidate, or the next arm where it falls back.
+
 Policies (every one posts through the same offline generator and safety guard):
   random            uniform arm, the generator's first accepted candidate
   seed_heuristic    the seed project's heuristic (benchmarks/learning.py), fed 72 h outcomes
@@ -53,6 +59,7 @@ import platform
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -86,6 +93,7 @@ from xbot_assets.sandbox import SandboxX, SimClock  # noqa: E402
 from xbot_assets.sandbox.errors import SandboxError  # noqa: E402
 from xbot_assets.sandbox.oracle_greedy import oracle_greedy_choice  # noqa: E402
 from xbot_assets.store.durable.posts import RECENT_ROWS_AT_LEAST  # noqa: E402
+from xbot_assets.store.hot.dedup import content_hash  # noqa: E402
 from xbot_assets.warehouse.collector import SANDBOX_ANALYTICS_FIELDS  # noqa: E402
 
 ORACLE_AFTER = ("oracle_after_8", "oracle_after_16", "oracle_after_24")
@@ -175,6 +183,7 @@ class RunResult:
     arms: list[str] = field(default_factory=list)
     skipped: int = 0
     fallbacks: int = 0  # slots posted on a later arm of the draw (the drawn ones had run dry)
+    already_posted: int = 0  # candidates rejected because the account had posted their text
     chosen_index: list[int] = field(default_factory=list)
     n_accepted: list[int] = field(default_factory=list)
     seconds: float = 0.0
@@ -213,8 +222,11 @@ class Loop:
         self.rng = np.random.default_rng([seed, POLICIES.index(policy), 0x100B, *extra])
         self.posted: list[Posted] = []
         self.recent: list[tuple[datetime, str]] = []  # (posted at, text) of every part
-        self.now = self.start  # the slot being decided
+        # The durable store's unique key: the content hash of every text the account queued,
+        # however old (a repeat is refused for good, not only within X's duplicate window).
+        self.hashes: set[str] = set()
         self.fell_back = False  # this slot's decision passed over arms that had run dry
+        self.refused: set[tuple[str, int]] = set()  # this slot's (arm, seed) already posted
         self.cache: dict[Any, np.ndarray] = {}
         self.models: Models | None = None
         self.baseline: Any = None
@@ -312,30 +324,51 @@ class Loop:
                 self.fed += 1
 
     # --- one slot ---------------------------------------------------------------------------
-    def recent_texts(self) -> list[str]:
-        """The parts posted within the guard's duplicate window before the slot, and never
+    def recent_texts(self, slot: datetime) -> list[str]:
+        """The parts posted within the guard's duplicate window before ``slot``, and never
         fewer than the 50 newest (as the refill reads them: ``recent_texts_query``)."""
-        since = self.now - DUPLICATE_WINDOW
+        since = slot - DUPLICATE_WINDOW
         if len(self.recent) >= RECENT_ROWS_AT_LEAST:
             since = min(since, self.recent[-RECENT_ROWS_AT_LEAST][0])
         return [text for at, text in reversed(self.recent) if at >= since]
 
-    def batch(self, arm: str, seed: int, n: int = N_CANDIDATES) -> list[Candidate]:
-        return generate_candidates(
-            self.generator, arm, n=n, base_seed=seed, recent=self.recent_texts(),
-            topics=DEFAULT_TOPICS,
+    def known(self, parts: Sequence[str]) -> bool:
+        """Whether the account already queued this text: the store's unique key on (account,
+        content hash), with the hash the product computes (``decide_slot``, ``enqueue``)."""
+        return content_hash(" ".join(parts)) in self.hashes
+
+    def note_refused(self, candidates: Sequence[Candidate]) -> None:
+        """Count this slot's candidates rejected as already posted (once per arm and seed: the
+        first-candidate policies regenerate candidate 0 when they ask for more)."""
+        self.refused.update(
+            (c.arm, c.seed) for c in candidates if "already_posted" in c.verdict.reasons
+        )
+
+    def batch(
+        self, arm: str, seed: int, slot: datetime, n: int = N_CANDIDATES, *, posting: bool = True
+    ) -> list[Candidate]:
+        """``n`` guarded candidates for ``arm`` at ``slot``. ``posting``: candidates the policy
+        may post, so a text the account already posted is rejected (``already_posted``), as the
+        product does; False for the oracles' representative texts, which only value an arm."""
+        batch = generate_candidates(
+            self.generator, arm, n=n, base_seed=seed, recent=self.recent_texts(slot),
+            topics=DEFAULT_TOPICS, known=self.known if posting else None,
         )  # fmt: skip
+        if posting:
+            self.note_refused(batch)
+        return batch
 
     def choose(self, slot: datetime, index: int) -> tuple[str, Candidate | None, int, int]:
         seed = int(self.rng.integers(1_000_000))
-        self.now = slot
         if self.policy in ("ours", "ours_no_rank", "thompson_beta", "ours_truth_text"):
             assert self.models is not None
             history = self.history(slot, with_metrics=False)
             decision, candidates, chosen = decide_post(
                 self.models, slot=slot, now=slot, history=history, generator=self.generator,
-                seed=seed, recent=self.recent_texts(), n_candidates=N_CANDIDATES,
+                seed=seed, recent=self.recent_texts(slot), n_candidates=N_CANDIDATES,
+                known=self.known,
             )  # fmt: skip
+            self.note_refused(candidates)
             accepted = [c for c in candidates if c.accepted]
             self.last_batch = accepted
             self.fell_back = bool(decision.exhausted_arms) and chosen is not None
@@ -355,7 +388,7 @@ class Loop:
             order = np.argsort(-self.arm_values(slot), kind="stable")[:MAX_ARMS_TRIED]
             for tried, i in enumerate(order):
                 arm = ARMS[int(i)]
-                accepted = [c for c in self.batch(arm, seed, n=N_CANDIDATES) if c.accepted]
+                accepted = [c for c in self.batch(arm, seed, slot) if c.accepted]
                 if accepted:
                     self.fell_back = tried > 0
                     break
@@ -371,7 +404,7 @@ class Loop:
         else:
             arm = ARMS[self.baseline.select(index, "")]
         if self.policy == "random_truth_text":
-            accepted = [c for c in self.batch(arm, seed, n=N_CANDIDATES) if c.accepted]
+            accepted = [c for c in self.batch(arm, seed, slot) if c.accepted]
             self.last_batch = accepted
             if not accepted:
                 return arm, None, 0, 0
@@ -379,7 +412,7 @@ class Loop:
             return arm, accepted[pick], pick, len(accepted)
         # The generator's first accepted candidate (ask for more only when the first fails).
         for n in (1, 3):
-            accepted = [c for c in self.batch(arm, seed, n=n) if c.accepted]
+            accepted = [c for c in self.batch(arm, seed, slot, n=n) if c.accepted]
             if accepted:
                 return arm, accepted[0], 0, len(accepted)
         return arm, None, 0, 0
@@ -400,7 +433,11 @@ class Loop:
             for arm in ARMS:
                 texts = []
                 for k in range(3):
-                    batch = [c for c in self.batch(arm, 7_000_000 + k, n=1) if c.accepted]
+                    batch = [
+                        c
+                        for c in self.batch(arm, 7_000_000 + k, slot, n=1, posting=False)
+                        if c.accepted
+                    ]
                     if batch:
                         texts.append((batch[0].parts[0], batch[0].is_thread))
                 self.representatives[arm] = texts
@@ -432,7 +469,9 @@ class Loop:
         and post the one with the highest true value (6 candidates over 3 arms)."""
         if not self.representative:
             for arm in ARMS:
-                batch = [c for c in self.batch(arm, 7_000_000, n=2) if c.accepted]
+                batch = [
+                    c for c in self.batch(arm, 7_000_000, slot, n=2, posting=False) if c.accepted
+                ]
                 self.representative[arm] = (batch[0].parts[0], batch[0].is_thread)
         _, values = oracle_greedy_choice(
             self.sandbox, [self.representative[a] for a in ARMS], REWARD_WEIGHTS,
@@ -441,7 +480,7 @@ class Loop:
         best: tuple[float, str, Candidate | None, int, int] = (-math.inf, ARMS[0], None, -1, 0)
         for i in np.argsort(-values)[:3]:
             arm = ARMS[int(i)]
-            accepted = [c for c in self.batch(arm, seed, n=2) if c.accepted]
+            accepted = [c for c in self.batch(arm, seed, slot, n=2) if c.accepted]
             if not accepted:
                 continue
             pick, cand_values = oracle_greedy_choice(
@@ -454,6 +493,8 @@ class Loop:
 
     def post(self, slot: datetime, arm: str, chosen: Candidate, pos: int, n_acc: int) -> bool:
         self.sandbox.clock.set(slot)
+        # Queued before it is posted, as enqueue does: the hash stays known even if X refuses.
+        self.hashes.add(content_hash(" ".join(chosen.parts)))
         token = self.account.user_token
         try:
             body = self.sandbox.create_tweet(chosen.parts[0], token=token)
@@ -481,9 +522,10 @@ class Loop:
 
     def play(self, index: int, slot: datetime, result: RunResult) -> None:
         """Choose and post the slot's post; record its truth (read after the decision)."""
-        self.last_batch, self.fell_back = [], False
+        self.last_batch, self.fell_back, self.refused = [], False, set()
         arm, chosen, pos, n_acc = self.choose(slot, index)
         result.fallbacks += self.fell_back
+        result.already_posted += len(self.refused)
         if self.diagnose and chosen is not None:
             result.diagnostics.append(self.diagnostics(slot, arm, chosen))
         if chosen is None or not self.post(slot, arm, chosen, pos, n_acc):
@@ -507,6 +549,7 @@ def run_job(job: tuple[str, int, int, tuple[str, ...], bool]) -> dict[str, Any]:
             "posts": len(r.rewards),
             "skipped": r.skipped,
             "fallbacks": r.fallbacks,
+            "already_posted": r.already_posted,
             "top_arm_share": round(arms.most_common(1)[0][1] / len(r.arms), 3) if r.arms else 0,
             "chosen_index": r.chosen_index,
             "n_accepted": r.n_accepted,
@@ -564,6 +607,9 @@ def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str
         entry["posts"] = int(np.sum([r["policies"][p]["posts"] for r in runs]))
         entry["skipped"] = int(np.sum([r["policies"][p]["skipped"] for r in runs]))
         entry["fallbacks"] = int(np.sum([r["policies"][p].get("fallbacks", 0) for r in runs]))
+        entry["already_posted"] = int(
+            np.sum([r["policies"][p].get("already_posted", 0) for r in runs])
+        )
         entry["top_arm_share"] = round(
             float(np.mean([r["policies"][p]["top_arm_share"] for r in runs])), 3
         )
