@@ -191,7 +191,7 @@ def bench_sync(
         started = time.perf_counter()
         for kind, row in captured:
             with engine.begin() as conn:
-                WRITERS[kind](conn, [row])  # type: ignore[index]
+                WRITERS[kind](conn, [row])
         naive_s = time.perf_counter() - started
         with engine.connect() as conn:
             metric_rows = conn.execute(select(func.count()).select_from(tweet_metrics)).scalar_one()

@@ -104,7 +104,7 @@ def _pg_execute(sql: str, port: int = PG_PORT) -> None:
     import psycopg
 
     with psycopg.connect(pg_admin_url(port), autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
 
 
 def write_instance_config(path: Path, pg_port: int = PG_PORT) -> None:

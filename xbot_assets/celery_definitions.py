@@ -26,14 +26,16 @@ import dagster as dg
 from dagster_celery import celery_executor
 
 from xbot_assets.definitions import OWNERS_BETA_WARNING
-from xbot_assets.defs import sensors
 from xbot_assets.defs.orchestration import (
     collect_account_metrics_job,
     post_job,
     reconcile_job,
     refill_candidates_job,
 )
+from xbot_assets.defs.posting_sensors import posting_sensor, reconcile_sensor
+from xbot_assets.defs.refill_sensors import candidate_refill_sensor
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.defs.store_sensors import accounts_sensor
 
 BROKER_ENV = "XBOT_CELERY_BROKER_URL"
 BACKEND_ENV = "XBOT_CELERY_BACKEND_URL"
@@ -105,10 +107,10 @@ def defs() -> dg.Definitions:
     return dg.Definitions(
         jobs=list(CELERY_JOBS.values()),
         sensors=[
-            sensors.accounts_sensor,
-            _rebound(sensors.candidate_refill_sensor),
-            _rebound(sensors.posting_sensor),
-            _rebound(sensors.reconcile_sensor),
+            accounts_sensor,
+            _rebound(candidate_refill_sensor),
+            _rebound(posting_sensor),
+            _rebound(reconcile_sensor),
         ],
         resources={"xbot_settings": XbotSettings(), "xbot_runtime": XbotRuntime()},
     )

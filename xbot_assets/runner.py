@@ -482,7 +482,7 @@ def next_event(
     them would skip (nothing is due, throttled or stuck), so jumping straight there gives the
     same runs at the same simulated times as 30-second ticks would.
     """
-    from xbot_assets.defs.sensors import DEFAULT_REBUILD_EVERY_HOURS, REBUILD_CONFIG_KEY
+    from xbot_assets.defs.metrics_sensors import DEFAULT_REBUILD_EVERY_HOURS, REBUILD_CONFIG_KEY
     from xbot_assets.engine import sensing
 
     candidates = [end, next_cron_tick(STORE_FED_CRON, now)]
@@ -554,7 +554,7 @@ def run_main(
     """
     from tqdm import tqdm
 
-    from xbot_assets.defs.sensors import REBUILD_CONFIG_KEY
+    from xbot_assets.defs.metrics_sensors import REBUILD_CONFIG_KEY
     from xbot_assets.engine.planner import SCHEDULE_CONFIG_KEY
     from xbot_assets.engine.runtime import shared_sandbox
     from xbot_assets.posting.hotpath import invalidate_config

@@ -15,13 +15,20 @@ import pytest
 
 from tests.orchestration.conftest import Env
 from tests.orchestration.test_sensors import evaluate
-from xbot_assets.defs import sensors
 from xbot_assets.defs.orchestration import (
     ACCOUNTS_TAG,
     POST_IDS_TAG,
     post_batch_job,
     refill_batch_job,
 )
+from xbot_assets.defs.posting_sensors import (
+    BATCH_START_ALLOWANCE_S,
+    MAX_BATCH_RUNS_IN_FLIGHT,
+    MAX_LEAD_S,
+    batch_lead_s,
+    batch_post_item,
+)
+from xbot_assets.defs.sensor_support import POSTING_INTERVAL, scaled_interval
 from xbot_assets.engine.batch import BatchItem, wait_for
 from xbot_assets.runner import load_definitions
 from xbot_assets.store.durable import DurableStore
@@ -29,13 +36,13 @@ from xbot_assets.store.durable import DurableStore
 
 def test_sensor_intervals_follow_the_rehearsal_speed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLOCK_SPEED", raising=False)
-    assert sensors.scaled_interval(600, floor=30) == 600  # production: unchanged
+    assert scaled_interval(600, floor=30) == 600  # production: unchanged
     monkeypatch.setenv("CLOCK_SPEED", "144")
-    assert sensors.scaled_interval(600, floor=30) == 30  # 600 s / 144, bounded below
+    assert scaled_interval(600, floor=30) == 30  # 600 s / 144, bounded below
     monkeypatch.setenv("CLOCK_SPEED", "2")
-    assert sensors.scaled_interval(600, floor=30) == 300
+    assert scaled_interval(600, floor=30) == 300
     monkeypatch.setenv("CLOCK_SPEED", "not a number")
-    assert sensors.scaled_interval(600, floor=30) == 600
+    assert scaled_interval(600, floor=30) == 600
 
 
 def test_a_batch_run_waits_for_each_slot_on_the_deployments_clock() -> None:
@@ -53,7 +60,7 @@ def test_a_batch_run_waits_for_each_slot_on_the_deployments_clock() -> None:
     assert waited == pytest.approx(30.0) and sum(slept) == pytest.approx(30.0)
     assert clock[0] >= start + timedelta(minutes=72)
     assert wait_for(start, lambda: clock[0], 144, sleep) == 0.0
-    item = BatchItem.parse(sensors.batch_post_item("acct_b", 7, start))
+    item = BatchItem.parse(batch_post_item("acct_b", 7, start))
     assert item == BatchItem("acct_b", 7, start)
 
 
@@ -82,7 +89,7 @@ def test_one_batch_run_holds_every_accounts_posts_of_the_lead(env: Env) -> None:
     defs, instance, store, ids = _two_accounts(env)
     main, other = env.settings.x_handle, "acct_b"
     now = datetime(2026, 3, 2, 9, tzinfo=UTC)
-    lead = timedelta(seconds=sensors.BATCH_START_ALLOWANCE_S + sensors.POSTING_INTERVAL)
+    lead = timedelta(seconds=BATCH_START_ALLOWANCE_S + POSTING_INTERVAL)
 
     def queue(handle: str, at: datetime, text: str) -> int:
         return int(store.enqueue_post(ids[handle], text, scheduled_at=at, now=now - lead).id)
@@ -141,11 +148,11 @@ def test_the_lead_grows_with_the_slowest_recent_start() -> None:
         def __init__(self, starts: list[float | None]) -> None:
             self.instance = Instance(starts)
 
-    tick = sensors.POSTING_INTERVAL
-    assert sensors.batch_lead_s(Context([])) == sensors.BATCH_START_ALLOWANCE_S + tick
-    assert sensors.batch_lead_s(Context([5.0, None, 8.0])) == sensors.BATCH_START_ALLOWANCE_S + tick
-    assert sensors.batch_lead_s(Context([30.0, 100.0])) == 150.0 + tick
-    assert sensors.batch_lead_s(Context([1000.0])) == sensors.MAX_LEAD_S
+    tick = POSTING_INTERVAL
+    assert batch_lead_s(Context([])) == BATCH_START_ALLOWANCE_S + tick
+    assert batch_lead_s(Context([5.0, None, 8.0])) == BATCH_START_ALLOWANCE_S + tick
+    assert batch_lead_s(Context([30.0, 100.0])) == 150.0 + tick
+    assert batch_lead_s(Context([1000.0])) == MAX_LEAD_S
 
 
 def test_batch_posting_runs_in_flight_are_capped(env: Env) -> None:
@@ -154,7 +161,7 @@ def test_batch_posting_runs_in_flight_are_capped(env: Env) -> None:
     defs, instance, store, ids = _two_accounts(env)
     now = datetime(2026, 3, 2, 9, tzinfo=UTC)
     store.enqueue_post(ids["acct_b"], "Due now.", scheduled_at=now, now=now)
-    for _ in range(sensors.MAX_BATCH_RUNS_IN_FLIGHT):
+    for _ in range(MAX_BATCH_RUNS_IN_FLIGHT):
         instance.add_run(DagsterRun(job_name=post_batch_job.name,
                                     status=dg.DagsterRunStatus.STARTED))  # fmt: skip
     assert "in flight" in (evaluate(defs, instance, "posting_batch_sensor", now).skip_message or "")
@@ -205,7 +212,7 @@ def test_a_batch_run_posts_each_account_at_its_slot_with_its_own_token(
             account = store.ensure_account(handle, timezone=zone)
             slot = start + timedelta(seconds=ahead)
             post = store.enqueue_post(account.id, text, scheduled_at=slot, now=start)
-            items.append(sensors.batch_post_item(handle, int(post.id), slot))
+            items.append(batch_post_item(handle, int(post.id), slot))
         store.close()
         try:
             result = job.execute_in_process(

@@ -2,10 +2,13 @@
 days through the real sensors, jobs and the posterior's automation (``xbot run``'s loop); each
 account learns its own posterior in the one ``factored_posteriors`` run and decides with it.
 
-The audiences: the scenario's own account (``default``, seed 7: ai and python liked, startups
-disliked) and ``second_acct`` created with ``audience_jitter=1.0``, whose own offsets (seeded by
-its handle) make startups its best topic and ai a middling one. The test reads that truth from
-the sandbox only to state the precondition; no decision path reads it.
+The audiences: the scenario's own account (``default``: ai liked over startups, by 0.24 to 0.88
+on the log scale across seeds 1..12) and ``second_acct``, whose audience is the scenario's
+plus :data:`SECOND_OFFSETS`, so the two accounts' contrasts differ by 3 on every seed. The test
+sets those offsets itself because ``audience_jitter`` alone draws them from the seed and the
+handle: only on seeds 1, 2 and 7 of 1..12 did the draw make the second account prefer startups,
+which is why the test held on seed 7 alone. The test reads the truth from the sandbox only to
+state the precondition; no decision path reads it.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ pytestmark = [
 ]
 
 SECOND = "second_acct"
-"""Its handle seeds its audience: with jitter 1.0 on seed 7, startups +1.05, ai +0.12."""
 LIKED, DISLIKED = "startups", "ai"
 """The second account's audience prefers LIKED to DISLIKED; the main account's, the reverse."""
+SECOND_OFFSETS = {LIKED: 1.5, DISLIKED: -1.5}
+"""The second account's own topic offsets over the scenario's (log scale; its formats as the
+scenario's). Seed 7's draw made the accounts differ by 1.8; ±1 (a difference of 2) still left
+seed 1 learning a difference of only 0.34; with ±1.5 every seed tried learnt 1.34 or more."""
 
 
 @dataclass
@@ -38,18 +44,44 @@ class TwoAccountRun:
     main: str
 
 
+def _with_second_offsets(original: Any) -> Any:
+    """``AudienceEngine.account_effects`` giving the second account :data:`SECOND_OFFSETS`
+    (and every other account what it gave before)."""
+    from xbot_assets.sandbox.scenario import ALL_TOPICS, FORMATS
+
+    topics = np.array([SECOND_OFFSETS.get(topic, 0.0) for topic in ALL_TOPICS])
+    formats = np.zeros(len(FORMATS))
+
+    def account_effects(engine: Any, account: Any) -> tuple[np.ndarray, np.ndarray]:
+        if account.handle == SECOND:
+            return topics, formats
+        return original(engine, account)
+
+    return account_effects
+
+
 @pytest.fixture(scope="module")
 def two_accounts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoAccountRun]:
     from xbot_assets.engine.runtime import forget_sandboxes, shared_sandbox
     from xbot_assets.engine.sensing import forget_stores
     from xbot_assets.runner import run_main
+    from xbot_assets.sandbox.audience import AudienceEngine
     from xbot_assets.store.durable import DurableStore
 
-    with memory_folder(tmp_path_factory, "account_learning") as folder:
+    with (
+        memory_folder(tmp_path_factory, "account_learning") as folder,
+        pytest.MonkeyPatch.context() as patch,
+    ):
         made, saved = make_env(folder)
         try:
+            patch.setattr(
+                AudienceEngine,
+                "account_effects",
+                _with_second_offsets(AudienceEngine.account_effects),
+            )
             sandbox = shared_sandbox(made.settings)
             main = sandbox.account()
+            # any jitter > 0 makes its posts use its own offsets: SECOND_OFFSETS, above
             sandbox.add_account(SECOND, followers=main.initial_followers, audience_jitter=1.0)
             store = DurableStore.from_settings(made.settings)
             store.ensure_account(SECOND, timezone=sandbox.params.timezone)
@@ -87,14 +119,23 @@ def _learnt_contrast(posterior: Any) -> float:
 
 
 def test_each_account_learns_its_own_audiences_preference(two_accounts: TwoAccountRun) -> None:
+    """The second account's posterior prefers startups over ai by more than the main account's
+    does, and prefers it outright.
+
+    Learnt contrasts (second, main) on seeds 1 to 5 and 7: (+1.38, +0.03), (+1.75, +0.31),
+    (+1.69, -0.32), (+1.95, -0.24), (+0.97, -0.78), (+1.21, -0.75): differences of 1.34 to
+    2.19. Accounts sharing one posterior learn a difference of 0 (checked). The main account's
+    own sign is not asserted: four days leave its smaller preference (-0.24 to -0.88) within
+    noise of zero, and on seeds 1 and 2 above zero; the old test asserted it."""
     run = two_accounts
-    assert _truth_contrast(run, SECOND) > 0.5 > -0.5 > _truth_contrast(run, run.main)
+    truth_mine, truth_theirs = _truth_contrast(run, SECOND), _truth_contrast(run, run.main)
+    assert truth_mine - truth_theirs == pytest.approx(3.0) and truth_mine > 0 > truth_theirs
     mine, theirs = _posterior(run, SECOND), _posterior(run, run.main)
     assert not mine.cold_start and not theirs.cold_start
-    # each ranks its own audience's preference higher than the other account's posterior does
-    assert _learnt_contrast(mine) > _learnt_contrast(theirs) + 0.3, (
-        _learnt_contrast(mine), _learnt_contrast(theirs))  # fmt: skip
-    assert _learnt_contrast(mine) > 0 > _learnt_contrast(theirs)
+    learnt_mine, learnt_theirs = _learnt_contrast(mine), _learnt_contrast(theirs)
+    # shared posteriors would learn one contrast (a difference of 0)
+    assert learnt_mine > learnt_theirs + 0.5, (learnt_mine, learnt_theirs)
+    assert learnt_mine > 0, (learnt_mine, learnt_theirs)
 
 
 def test_one_refit_writes_every_accounts_posterior(two_accounts: TwoAccountRun) -> None:

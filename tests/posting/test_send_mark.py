@@ -56,7 +56,7 @@ def test_only_a_possibly_sent_attempt_is_looked_up_on_the_timeline(ledger, fake_
         reads.append(limit)
         return original(limit=limit)
 
-    fake_x.recent_own_posts = counting  # type: ignore[method-assign]
+    fake_x.recent_own_posts = counting
     clock.advance(minutes=9)
     assert ledger.mark_sending(sent.tweet_id, sent.attempt_id, now=clock())
     fake_x.post(sent.text)  # it did reach X

@@ -78,7 +78,7 @@ def _cases(
             AccountNotFoundError,
             lambda: st.enqueue_post(MISSING, "fine text"),
         ),
-        ("enqueue bool account", bad, lambda: st.enqueue_post(True, "fine text")),  # type: ignore[arg-type]
+        ("enqueue bool account", bad, lambda: st.enqueue_post(True, "fine text")),
         ("enqueue arm shape", bad, lambda: st.enqueue_post(acc, "t", arm="how_to_python")),
         ("enqueue arm case", bad, lambda: st.enqueue_post(acc, "t", arm="How:Python")),
         (
@@ -163,7 +163,7 @@ def _cases(
         # metrics
         ("metrics horizon", bad, lambda: st.upsert_metrics([MetricSnapshot(posted, "2h", T0)])),
         ("metrics negative", bad, lambda: st.upsert_metrics([_snap(posted, likes=-1)])),
-        ("metrics str count", bad, lambda: st.upsert_metrics([_snap(posted, likes="3")])),  # type: ignore[arg-type]
+        ("metrics str count", bad, lambda: st.upsert_metrics([_snap(posted, likes="3")])),
         ("metrics naive", bad, lambda: st.upsert_metrics([MetricSnapshot(posted, "1h", NAIVE)])),
         ("metrics dict row", bad, lambda: st.upsert_metrics([{"tweet_id": posted}])),  # type: ignore[list-item]
         (

@@ -59,7 +59,7 @@ def _reset(url: str) -> None:
     db = url.rsplit("/", 1)[1]
     with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={db}") as conn:
         for table in reversed(metadata.sorted_tables):
-            conn.execute(f"DELETE FROM {table.name}")  # type: ignore[arg-type]
+            conn.execute(f"DELETE FROM {table.name}")
 
 
 def _value(table: Table, name: str, unique: str) -> Any:

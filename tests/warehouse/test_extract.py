@@ -35,7 +35,7 @@ def _record_statements(store: DurableStore) -> list[tuple[str, object]]:
     statements: list[tuple[str, object]] = []
 
     @sa.event.listens_for(store.engine, "before_cursor_execute")
-    def _record(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+    def _record(conn, cursor, statement, parameters, context, executemany) -> None:
         statements.append((statement, parameters))
 
     return statements

@@ -212,14 +212,14 @@ def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accou
     """At a rehearsal speed the sensor also extracts the other raw tables (the 30-minute
     wall-clock cron is 72 simulated hours apart at 144x, and the eager rebuild waits for every
     input); at speed 1 (production) the cron does it."""
-    from xbot_assets.defs import orchestration, sensors
+    from xbot_assets.defs import metrics_sensors, orchestration
     from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 
     if speed:
         monkeypatch.setenv("CLOCK_SPEED", speed)
         monkeypatch.setenv("CLOCK_EPOCH", T0.isoformat())
     _fill(store)
-    definitions = dg.Definitions.merge(_definitions(), orchestration.defs, sensors.defs)
+    definitions = dg.Definitions.merge(_definitions(), orchestration.defs, metrics_sensors.defs)
     now = T0 + timedelta(days=2)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("accounts", [ALPHA])  # beta's not added yet
@@ -236,7 +236,7 @@ def test_the_rebuild_sensor_requests_each_new_account_day_and_adds_missing_accou
             },
         )
         with dg.partition_loading_context(dynamic_partitions_store=instance):
-            data = sensors.learning_rebuild_sensor.evaluate_tick(context)
+            data = metrics_sensors.learning_rebuild_sensor.evaluate_tick(context)
     # ONE run over every (day, account) with new snapshots: both days, both accounts (beta's
     # partition is added by the same tick, after alpha's)
     assert data.run_requests is not None and data.dynamic_partitions_requests is not None

@@ -206,7 +206,7 @@ def refill_accounts(
     if record is not None and record.start_time is not None:
         starts = [record.start_time - record.create_timestamp.timestamp()]
     speed = _speed(settings)
-    from xbot_assets.defs.sensors import POSTING_INTERVAL
+    from xbot_assets.defs.sensor_support import POSTING_INTERVAL
 
     lead = timedelta(seconds=lead_seconds(starts, POSTING_INTERVAL) * speed)
     queued: dict[str, int] = {}

@@ -47,7 +47,7 @@ class BatchItem:
 
     @classmethod
     def parse(cls, text: str) -> BatchItem:
-        """From ``<handle>|<post id>|<slot, ISO>`` (``defs.sensors.batch_post_item``)."""
+        """From ``<handle>|<post id>|<slot, ISO>`` (``defs.posting_sensors.batch_post_item``)."""
         handle, post_id, slot = text.split("|")
         return cls(handle, int(post_id), datetime.fromisoformat(slot))
 

@@ -77,7 +77,7 @@ def _last_root_at(conn: Connection, env: str, account_id: int) -> datetime | Non
         from datetime import UTC
 
         value = value.replace(tzinfo=UTC)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def caps_left(ctx: HealthContext, conn: Connection, account_id: int) -> dict[str, Any]:

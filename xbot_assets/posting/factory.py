@@ -43,7 +43,7 @@ def make_poster(
     if gate is not None and poster.kind in ("api", "sandbox"):
         from xbot_assets.posting.gated import GatedPoster
 
-        return GatedPoster(poster, gate)  # type: ignore[return-value]
+        return GatedPoster(poster, gate)
     return poster
 
 

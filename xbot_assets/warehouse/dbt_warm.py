@@ -336,7 +336,7 @@ def _warm_up(folder: Path) -> None:
     # for the latest dbt-core and adapter releases, a network call of up to 1 s each. The
     # installed versions are all callers need; answering "could not be determined" keeps the
     # output format and keeps the warehouse offline.
-    dbt.version.get_latest_version = lambda *args, **kwargs: None  # type: ignore[assignment]
+    dbt.version.get_latest_version = lambda *args, **kwargs: None
 
     project = folder / "warmup"
     for name, text in _WARMUP_PROJECT.items():

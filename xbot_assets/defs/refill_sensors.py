@@ -1,0 +1,149 @@
+"""Sensors that refill each account's queue of candidate posts: when it runs low for the
+coming slots, or when a new scorer or set of posteriors lands.
+
+Two sensors share one rule: ``candidate_refill_sensor`` requests one run per account,
+``refill_batch_sensor`` (the deployment's) one run for every account due in a tick. Neither
+refills an account that a refill run of either kind holds in flight.
+"""
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from xbot_assets.defs.health import sensor_health
+from xbot_assets.defs.orchestration import (
+    ACCOUNT_TAG,
+    ACCOUNTS_TAG,
+    refill_batch_job,
+    refill_candidates_job,
+)
+from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.defs.sensor_support import (
+    NOT_MIGRATED,
+    REFILL_INTERVAL,
+    STOPPED,
+    accounts_with_runs_in_flight,
+    batch_run_key,
+    partitioned_accounts,
+    sensor_cursor,
+)
+
+MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
+
+
+def _latest_model_ids(context: Any) -> dict[str, float]:
+    """When each model asset was last materialised (a new value = a new model landed)."""
+    out: dict[str, float] = {}
+    for name in MODEL_ASSETS:
+        event = context.instance.get_latest_materialization_event(dg.AssetKey(name))
+        if event is not None:
+            out[name] = float(event.timestamp)
+    return out
+
+
+def _refills_due(
+    context: Any, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime, busy: set[str]
+) -> tuple[Any, list[tuple[Any, str]], str, datetime]:
+    """The accounts to refill now (queue low for the coming slots, or new model assets; at most
+    once an hour per account; none with a refill in flight) with why, the next cursor, now."""
+    from xbot_assets.engine import sensing
+
+    settings = xbot_settings.get()
+    now = xbot_runtime.now()
+    cursor = sensor_cursor(context)
+    models = _latest_model_ids(context)
+    new_models = models != cursor.get("models", {}) and bool(models)
+    store, accounts = partitioned_accounts(context, settings)
+    due: list[tuple[Any, str]] = []
+    refilled: dict[str, str] = dict(cursor.get("refilled", {}))
+    for account in accounts if store is not None else []:
+        last = refilled.get(account.handle)
+        if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
+            continue
+        if account.handle in busy:  # its queue fills when that run ends: a second is waste
+            continue
+        low = sensing.queued_ahead(store, account.id) < sensing.REFILL_LOW_WATER
+        if not (low or new_models):
+            continue
+        due.append((account, "queue low" if low else "new model assets"))
+        refilled[account.handle] = now.isoformat()
+    return store, due, json.dumps({"models": models, "refilled": refilled}), now
+
+
+ENOUGH_QUEUED = "the queue holds enough posts for the coming slots"
+
+
+def _refill_tick(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> tuple[list[tuple[Any, str]], str, datetime] | dg.SkipReason:
+    """Both refill sensors' tick: the accounts due a refill (none held by a refill run of
+    either kind in flight), the next cursor and now; or why nothing can be refilled."""
+    busy = accounts_with_runs_in_flight(context, refill_candidates_job.name)
+    busy |= accounts_with_runs_in_flight(context, refill_batch_job.name)
+    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy)
+    if store is None:
+        return dg.SkipReason(NOT_MIGRATED)
+    return due, next_cursor, now
+
+
+@dg.sensor(
+    job=refill_candidates_job,
+    minimum_interval_seconds=REFILL_INTERVAL,
+    default_status=STOPPED,
+    description="Every 2 minutes, per account: when fewer posts are queued than the coming "
+    "slots need, or a new engagement_scorer/arm_posteriors lands, run refill_candidates_job "
+    "(at most once an hour per account).",
+)
+@sensor_health("candidate_refill_sensor", REFILL_INTERVAL)
+def candidate_refill_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
+    tick = _refill_tick(context, xbot_settings, xbot_runtime)
+    if isinstance(tick, dg.SkipReason):
+        return tick
+    due, next_cursor, now = tick
+    requests = [
+        dg.RunRequest(
+            run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
+            partition_key=account.handle,
+            tags={ACCOUNT_TAG: account.handle, "xbot/reason": why},
+        )
+        for account, why in due
+    ]
+    if not requests:
+        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
+    return dg.SensorResult(run_requests=requests, cursor=next_cursor)
+
+
+@dg.sensor(
+    job=refill_batch_job,
+    minimum_interval_seconds=REFILL_INTERVAL,
+    default_status=STOPPED,
+    description="The deployment's refill (instead of candidate_refill_sensor): the same rule "
+    "per account, but every account due in a tick is refilled by ONE refill_batch_job run "
+    "(one process start-up for all of them).",
+)
+@sensor_health("refill_batch_sensor", REFILL_INTERVAL)
+def refill_batch_sensor(
+    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+) -> dg.SensorResult | dg.SkipReason:
+    """Refill every account whose queue runs low (or on new models) in one run."""
+    tick = _refill_tick(context, xbot_settings, xbot_runtime)
+    if isinstance(tick, dg.SkipReason):
+        return tick
+    due, next_cursor, now = tick
+    if not due:
+        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
+    handles = [account.handle for account, _ in due]
+    request = dg.RunRequest(
+        run_key=batch_run_key("refills", now, handles),
+        run_config={"ops": {"refill_accounts": {"config": {"handles": handles}}}},
+        tags={ACCOUNTS_TAG: ",".join(handles), "xbot/reason": ";".join(w for _, w in due)},
+    )
+    return dg.SensorResult(run_requests=[request], cursor=next_cursor)
+
+
+defs = dg.Definitions(sensors=[candidate_refill_sensor, refill_batch_sensor])

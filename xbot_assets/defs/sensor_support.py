@@ -1,0 +1,120 @@
+"""What every sensor here shares: the intervals on the rehearsal clock, the cursor, the
+accounts a run can target, and the runs already in flight.
+
+Each sensor keeps a cursor (what it has already seen or requested) and gives every run a key
+that names the work (``post:<id>``, ``refill:<account>:<hour>``, ...), so a tick replayed after
+a daemon restart never launches a second run for the same work. Every sensor and schedule is
+stopped by default: turn them on in the UI (or with ``dagster sensor start``) on a deployment;
+the main job (``xbot run``) evaluates them itself at each simulated tick.
+
+The sensors live by family: ``store_sensors`` (accounts, the Redis drain), ``refill_sensors``,
+``posting_sensors`` (posting and reconciling) and ``metrics_sensors`` (metrics, the learning
+rebuild, the daily summaries). A deployment's batch sensor and its per-account twin sit in the
+same family module, since each skips the work the other holds in flight.
+"""
+
+import json
+import zlib
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from xbot_assets.defs.orchestration import ACCOUNT_TAG, ACCOUNTS_TAG, accounts_partitions
+from xbot_assets.defs.simtime import rehearsal_speed
+
+STOPPED = dg.DefaultSensorStatus.STOPPED
+
+
+def scaled_interval(wall_seconds: int, floor: int) -> int:
+    """A sensor's minimum interval on the deployment's clock: ``wall_seconds`` of simulated time
+    divided by the rehearsal speed, never below ``floor`` real seconds.
+
+    Dagster's sensor intervals are real seconds read when the code location loads; at a speed
+    factor K a 600 s rebuild tick is 600 x K simulated seconds (at 144x one tick in 24 simulated
+    hours, none in a 10-minute rehearsal). At speed 1 (production: CLOCK_SPEED is refused there)
+    this is ``wall_seconds`` unchanged. Read at import from the environment the daemon gave the
+    code server, so the daemon and the webserver show the same interval."""
+    speed = rehearsal_speed()
+    return wall_seconds if speed == 1 else max(floor, round(wall_seconds / speed))
+
+
+POSTING_INTERVAL = scaled_interval(30, floor=10)
+REFILL_INTERVAL = scaled_interval(120, floor=20)
+RECONCILE_INTERVAL = scaled_interval(300, floor=30)
+REBUILD_INTERVAL = scaled_interval(600, floor=30)
+
+NOT_MIGRATED = "the durable store is not migrated yet: run `xbot migrate`"
+
+
+def sensor_cursor(context: Any) -> dict[str, Any]:
+    """The sensor's JSON cursor as a dict; empty when there is none or it cannot be read."""
+    try:
+        value = json.loads(context.cursor) if context.cursor else {}
+    except json.JSONDecodeError:
+        value = {}
+    return value if isinstance(value, dict) else {}
+
+
+def account_partition_keys(context: Any) -> list[str]:
+    """The `accounts` dynamic partitions in the order the instance added them."""
+    return list(context.instance.get_dynamic_partitions(accounts_partitions.name))
+
+
+def known_accounts(context: Any) -> set[str]:
+    """The handles that have an ``accounts`` partition."""
+    return set(account_partition_keys(context))
+
+
+def store_accounts(settings: Any) -> tuple[Any, list[Any]]:
+    """The durable store and its active accounts; ``(None, [])`` when it is not migrated yet."""
+    from xbot_assets.engine import sensing
+
+    store = sensing.open_store_or_none(settings)
+    if store is None:
+        return None, []
+    return store, sensing.accounts(store, settings)
+
+
+def partitioned_accounts(context: Any, settings: Any) -> tuple[Any, list[Any]]:
+    """The store and its accounts that already have an ``accounts`` partition (a run can only
+    target those); the store is None when it is not migrated yet."""
+    store, accounts = store_accounts(settings)
+    known = known_accounts(context)
+    return store, [account for account in accounts if account.handle in known]
+
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def runs_in_flight(context: Any, job_name: str) -> list[Any]:
+    """The runs of ``job_name`` queued or running."""
+    return list(
+        context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=500
+        )
+    )
+
+
+def accounts_with_runs_in_flight(context: Any, job_name: str) -> set[str]:
+    """Accounts with a run of ``job_name`` queued or running (a batch run counts for each account
+    it holds). Under the daemon a refill takes seconds to minutes (a process per run); until it
+    ends the account's queue still looks low."""
+    out: set[str] = set()
+    for run in runs_in_flight(context, job_name):
+        if ACCOUNT_TAG in run.tags:
+            out.add(run.tags[ACCOUNT_TAG])
+        out.update(h for h in run.tags.get(ACCOUNTS_TAG, "").split(",") if h)
+    return out
+
+
+def batch_run_key(prefix: str, now: datetime, items: list[str]) -> str:
+    """A run key naming the tick's work and moment. The work itself is guarded by the run tags
+    (a post or account held by a run in flight is not requested again) and by each post's
+    durable claim; the same work requested again after its run failed gets a new key."""
+    return f"{prefix}:{now:%Y%m%dT%H%M%S}:{zlib.crc32(','.join(items).encode()):08x}"
