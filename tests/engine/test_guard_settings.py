@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.content.fake_openai import FakeOpenAI
-from tests.orchestration.conftest import Env, make_env, restore_env
+from tests.orchestration.conftest import Env
 from xbot_assets.config import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -32,15 +30,6 @@ BANNED = [
     "our", "should",
 ]  # fmt: skip
 """Words every offline candidate contains at least one of (so a whole batch is refused)."""
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    made, saved = make_env(tmp_path)
-    try:
-        yield made
-    finally:
-        restore_env(saved)
 
 
 def _refill_once(settings: Settings, now: datetime) -> tuple[RefillReport, list[Candidate]]:

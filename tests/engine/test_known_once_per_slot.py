@@ -10,29 +10,18 @@ five candidates each: one read, where asking per candidate would cost ten.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
-from tests.orchestration.conftest import Env, make_env, restore_env
+from tests.orchestration.conftest import Env
 
 START = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)
 SLOT = START + timedelta(hours=4)
 HASH_LOOKUP = re.compile(r"tweets\.content_hash( (IN|=)|\s+FROM tweets)", re.IGNORECASE)
 """A statement that looks up the account's posts by content hash, or reads their hashes."""
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    made, saved = make_env(tmp_path)
-    try:
-        yield made
-    finally:
-        restore_env(saved)
 
 
 def hold_as_failed(store: Any, account_id: int, parts: list[str], now: datetime) -> None:

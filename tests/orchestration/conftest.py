@@ -108,10 +108,15 @@ def restore_env(saved: dict[str, str | None]) -> None:
 
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
-    """A fresh local deployment for one test."""
+    """A fresh local deployment for one test (its cached stores forgotten afterwards)."""
+    from xbot_assets.engine.sensing import forget_stores
+
     made, saved = make_env(tmp_path)
-    yield made
-    restore_env(saved)
+    try:
+        yield made
+    finally:
+        forget_stores()
+        restore_env(saved)
 
 
 @dataclass

@@ -12,30 +12,16 @@ same slot with the same seed and the same draw), and a second run must still que
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from tests.orchestration.conftest import Env, make_env, restore_env
+from tests.orchestration.conftest import Env
 
 NOW = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    made, saved = make_env(tmp_path)
-    try:
-        yield made
-    finally:
-        from xbot_assets.engine.sensing import forget_stores
-
-        forget_stores()
-        restore_env(saved)
 
 
 @dataclass
