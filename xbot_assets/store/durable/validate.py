@@ -99,7 +99,7 @@ def _finite(value: float) -> float:
 def _choice(what: str, values: tuple[str, ...]) -> Rule[str]:
     """One of a fixed vocabulary (a status, a horizon, a severity)."""
     return Rule(
-        Literal[values],  # type: ignore[valid-type]
+        Literal[values],
         "{value!r} is not a " + what + ": use one of " + ", ".join(values),
     )
 
