@@ -180,6 +180,12 @@ def test_exploration_schedule_narrows_the_draws_as_posts_accumulate() -> None:
     assert config.exploration_at(50) == pytest.approx(0.3)
     assert config.exploration_at(400) == pytest.approx(0.1)
     assert FitConfig().exploration_at(400) == FitConfig().exploration
+    # held: unchanged for the first 120 posts (a month's decisions stay the same), then falling
+    held = FitConfig(exploration=0.25, exploration_late=0.1, exploration_posts=360,
+                     exploration_hold_posts=120)  # fmt: skip
+    assert held.exploration_at(0) == held.exploration_at(120) == 0.25
+    assert held.exploration_at(240) == pytest.approx(0.175)
+    assert held.exploration_at(1000) == pytest.approx(0.1)
     history = synthetic_history(60, seed=5)
     now = history[-1].posted_at + timedelta(days=4)
     post = fit_factored(history, now=now, formats=FORMATS, topics=TOPICS, config=config)

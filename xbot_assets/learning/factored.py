@@ -105,6 +105,9 @@ class FitConfig:
     posts to this at ``exploration_posts`` (explore while the arms are unknown, exploit once
     they are); benchmarks/README.md "Closing the gap" has its figures."""
     exploration_posts: int = 120
+    exploration_hold_posts: int = 0
+    """Experiment: the schedule starts falling only after this many fitted posts (so a month's
+    decisions are unchanged while a longer run exploits more)."""
     topic_half_lives: tuple[float, ...] = TOPIC_HALF_LIVES_H
     """Half-lives (hours) of the two decayed same-topic exposure covariates (the fatigue)."""
     neg_prior_events: float = NEG_PRIOR_EVENTS
@@ -118,7 +121,8 @@ class FitConfig:
         """The draws' spread scale after ``posts`` fitted posts (the schedule, if any)."""
         if self.exploration_late is None:
             return self.exploration
-        share = min(max(posts / max(self.exploration_posts, 1), 0.0), 1.0)
+        span = max(self.exploration_posts - self.exploration_hold_posts, 1)
+        share = min(max((posts - self.exploration_hold_posts) / span, 0.0), 1.0)
         return self.exploration + share * (self.exploration_late - self.exploration)
 
 
