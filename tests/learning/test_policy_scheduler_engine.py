@@ -206,6 +206,27 @@ def test_a_generator_that_returns_nothing_is_not_asked_for_more_arms() -> None:
     assert decision.skipped_reason == "the generator returned nothing"
 
 
+def test_a_batch_of_failed_generations_is_not_a_dry_arm() -> None:
+    """What ``generate_candidates`` returns when the OpenAI call fails: one rejected candidate
+    with no text per attempt, not an empty list. The slot is skipped with the failure's code
+    and no other arm is asked (each would pay failing calls again)."""
+    calls: list[str] = []
+
+    def generate(**kw: Any) -> list[str]:
+        calls.append(f"{kw['format']}:{kw['topic']}")
+        return [""] * kw["n"]
+
+    policy = ContentPolicy(
+        ARMS, _strong_sampler([5, 2]), generate=generate,
+        guard=lambda text: (bool(text), "" if text else "api_error"),
+        score=lambda rows: np.zeros(len(rows)),
+    )  # fmt: skip
+    decision = policy.decide(now=datetime(2026, 3, 10, tzinfo=UTC))
+    assert calls == [ARMS[5]] and decision.exhausted_arms == []
+    assert decision.arm == ARMS[5] and decision.chosen_text is None
+    assert decision.skipped_reason == "the generator returned nothing (api_error)"
+
+
 def test_contextual_chooser_works_in_the_policy() -> None:
     formats = sorted({a.split(":")[0] for a in ARMS})
     topics = sorted({a.split(":")[1] for a in ARMS})

@@ -237,6 +237,7 @@ class ContentPolicy:
         texts: list[str] = []
         allowed_rows: list[dict[str, Any]] = []
         allowed_idx: list[int] = []
+        generated = False
         for index in order[:MAX_ARMS_TRIED]:
             decision.arm, decision.arm_index = self.arms[index], index
             fmt, topic = decision.format, decision.topic
@@ -252,17 +253,26 @@ class ContentPolicy:
                         {"format": fmt, "topic": topic, "text": text, "posted_at": slot}
                     )
                 texts.append(text)
-            if allowed_rows or not batch:  # nothing generated: a failing generator, not a dry
-                break  # arm (no point paying it for more arms)
+            # No text at all (an empty batch, or only failed generations: an API error, a spent
+            # AI budget) is a failing generator, not a dry arm: no point paying it for more arms.
+            generated = any(batch)
+            if allowed_rows or not generated:
+                break
             decision.exhausted_arms.append(decision.arm)
             available[index] = False
         if not allowed_rows:
             decision.arm, decision.arm_index = self.arms[order[0]], order[0]
             decision.propensity = max(float(propensities[order[0]]), 1 / self.propensity_samples)
-            tried = f" (arms tried: {', '.join(decision.exhausted_arms)})" if texts else ""
-            decision.skipped_reason = (
-                "no candidate passed the guard" if texts else "the generator returned nothing"
-            ) + tried
+            if generated:
+                reason = "no candidate passed the guard"
+            else:  # the failures' codes (api_error, budget_exhausted, ...), from the guard
+                codes = sorted({c.guard_reason for c in decision.candidates if not c.text} - {""})
+                reason = "the generator returned nothing" + (
+                    f" ({', '.join(codes)})" if codes else ""
+                )
+            if decision.exhausted_arms:
+                reason += f" (arms tried: {', '.join(decision.exhausted_arms)})"
+            decision.skipped_reason = reason
             return decision
         if not available.all():  # a fallback: Thompson sampling over the arms that can post
             propensities = self.chooser.choice_probabilities(self.propensity_samples, available)
