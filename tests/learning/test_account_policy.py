@@ -96,6 +96,21 @@ def test_a_new_account_acts_on_the_pooled_fit_until_it_has_its_own_posts() -> No
     assert _contrast(new.posterior) > _contrast(alone) + 0.05
 
 
+def test_a_new_account_on_the_pooled_fit_explores_by_its_own_post_count() -> None:
+    """The exploration schedule follows the account's own posts, not the fleet's: a new account
+    acting on an old fleet's pooled fit draws as widely as a new account."""
+    config = FitConfig(exploration_hold_posts=0, exploration_posts=100)  # falls from post 0
+    owner = AccountHistory("acct_a", "UTC", _history(LIKES_AI, 90, seed=3))
+    few = AccountHistory("acct_new", "UTC", _history(LIKES_STARTUPS, 3, seed=4, offset_min=5))
+    fit = fit_accounts((owner, few), now=START + timedelta(days=25), formats=FORMATS,
+                       topics=TOPICS, config=config, main_timezone="UTC")  # fmt: skip
+    new = fit.accounts["acct_new"]
+    assert new.acting_on == "pooled" and new.own_posts == 3 and fit.pooled.posts == 93
+    assert new.posterior.exploration == config.exploration_at(3)
+    assert new.posterior.exploration > fit.pooled.exploration + 0.1  # 0.24 against 0.14
+    assert np.array_equal(new.posterior.mean, fit.pooled.mean)
+
+
 def test_one_account_is_exactly_its_single_fit() -> None:
     history = _history(LIKES_AI, 40, seed=5)
     now = START + timedelta(days=12)

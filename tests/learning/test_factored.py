@@ -175,11 +175,16 @@ def test_exploration_scales_the_thompson_draws() -> None:
 def test_exploration_schedule_narrows_the_draws_as_posts_accumulate() -> None:
     """``exploration_late``: the spread scale falls linearly from ``exploration`` at 0 posts to
     ``exploration_late`` at ``exploration_posts``, and stays there (off by default)."""
-    config = FitConfig(exploration=0.5, exploration_late=0.1, exploration_posts=100)
+    config = FitConfig(exploration=0.5, exploration_late=0.1, exploration_posts=100,
+                       exploration_hold_posts=0)  # fmt: skip
     assert config.exploration_at(0) == pytest.approx(0.5)
     assert config.exploration_at(50) == pytest.approx(0.3)
     assert config.exploration_at(400) == pytest.approx(0.1)
-    assert FitConfig().exploration_at(400) == FitConfig().exploration
+    # the default: a month (120 posts) at 0.25, then falling to 0.1 at 360 posts
+    default = FitConfig()
+    assert default.exploration_at(0) == default.exploration_at(120) == default.exploration == 0.25
+    assert default.exploration_at(400) == pytest.approx(0.1)
+    assert FitConfig(exploration_late=None).exploration_at(400) == 0.25
     # held: unchanged for the first 120 posts (a month's decisions stay the same), then falling
     held = FitConfig(exploration=0.25, exploration_late=0.1, exploration_posts=360,
                      exploration_hold_posts=120)  # fmt: skip

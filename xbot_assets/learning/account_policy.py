@@ -157,7 +157,12 @@ def fit_accounts(
         own = own_posts[account.handle]
         others = pooled.posts - own
         if own < min_own_posts and others > 0:
-            fallback = replace(pooled, timezone=account.timezone)
+            # The pooled effects, but the account's own exploration: the schedule follows how
+            # much this account has posted, not the whole fleet (a new account in an old fleet
+            # still explores as a new account).
+            fallback = replace(
+                pooled, timezone=account.timezone, exploration=config.exploration_at(own)
+            )
             fits[account.handle] = AccountFit(account.handle, fallback, own, "pooled", "default")
             continue
         means = pooled_prior_means(pooled) if others > 0 else {}
