@@ -16,23 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from tests.orchestration.conftest import Env
+from tests.orchestration.conftest import Env, hold_as_failed
 
 START = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)
 SLOT = START + timedelta(hours=4)
 HASH_LOOKUP = re.compile(r"tweets\.content_hash( (IN|=)|\s+FROM tweets)", re.IGNORECASE)
 """A statement that looks up the account's posts by content hash, or reads their hashes."""
-
-
-def hold_as_failed(store: Any, account_id: int, parts: list[str], now: datetime) -> None:
-    """Put ``parts`` in the store as a post that failed: its text is refused again (the unique
-    key), while the guard's recent texts, the history and the slot planner ignore it."""
-    if len(parts) > 1:
-        post = store.enqueue_thread(account_id, parts, scheduled_at=now, now=now)[0]
-    else:
-        post = store.enqueue_post(account_id, parts[0], scheduled_at=now, now=now)
-    assert store.claim_post(post.id, now=now) is not None
-    store.mark_failed(post.id, error="held by the test", now=now)
 
 
 def test_decide_slot_reads_the_stores_hashes_once_per_slot(

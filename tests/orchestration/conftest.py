@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,17 @@ def restore_env(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+def hold_as_failed(store: Any, account_id: int, parts: list[str], now: datetime) -> None:
+    """Put ``parts`` in the store as a post that failed: its text is refused again (the unique
+    key), while the guard's recent texts, the history and the slot planner ignore it."""
+    if len(parts) > 1:
+        post = store.enqueue_thread(account_id, parts, scheduled_at=now, now=now)[0]
+    else:
+        post = store.enqueue_post(account_id, parts[0], scheduled_at=now, now=now)
+    assert store.claim_post(post.id, now=now) is not None
+    store.mark_failed(post.id, error="held by the test", now=now)
 
 
 @pytest.fixture

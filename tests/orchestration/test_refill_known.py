@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from tests.orchestration.conftest import Env
+from tests.orchestration.conftest import Env, hold_as_failed
 
 NOW = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)
 
@@ -76,12 +76,7 @@ def _hold(env: Env, texts: list[list[str]]) -> None:
     store = _store(env)
     account = store.get_account_by_handle(env.settings.x_handle).id
     for parts in texts:
-        if len(parts) > 1:
-            post = store.enqueue_thread(account, parts, scheduled_at=NOW, now=NOW)[0]
-        else:
-            post = store.enqueue_post(account, parts[0], scheduled_at=NOW, now=NOW)
-        assert store.claim_post(post.id, now=NOW) is not None
-        store.mark_failed(post.id, error="held by the test", now=NOW)
+        hold_as_failed(store, account, parts, NOW)
 
 
 def _record_then_hold(env: Env, how_many: int | None) -> tuple[Refill, list[list[str]]]:
