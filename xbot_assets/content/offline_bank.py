@@ -4,6 +4,11 @@
 Every phrase names its topic with the shared keywords (and avoids the other topics' keywords), so
 the sandbox audience reads a post as the arm it was written for. Add phrases freely: the tests
 generate every format x topic and check the inferred arm, the length and the guard.
+
+Why this module is long: it is data, not logic (one phrase per line, no branches), and an account
+running without OpenAI needs hundreds of distinct texts per arm for 90 days, because the store
+never posts a text twice and the audience penalises near-duplicates of the last week. Splitting it
+per topic would only scatter the shared frames away from the slots they fill.
 """
 
 from __future__ import annotations
