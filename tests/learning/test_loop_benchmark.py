@@ -15,6 +15,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _small_bank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The offline generator's phrase bank as it was before it was enlarged (its first entries).
+
+    The tests below are about what the loop does when an arm's texts run dry; the enlarged bank
+    keeps drift seed 2 fresh for the whole run, so they recreate the small bank that ran dry
+    (5 questions x 5 frames per topic, 6 takes x 5 tails, ...) rather than rely on its size.
+    """
+    from dataclasses import replace
+
+    from xbot_assets.content import offline
+
+    def trim(topic: str, bank: Any) -> Any:
+        big = topic in ("ai", "python", "data_science", "startups")
+        sizes = {"subjects": 8, "goals": 6, "tips": 10, "takes": 6, "questions": 5, "facts": 5}
+        if not big:
+            sizes = {"subjects": 6, "goals": 4, "tips": 6, "takes": 4, "questions": 4, "facts": 3}
+        return replace(bank, **{slot: getattr(bank, slot)[:n] for slot, n in sizes.items()})
+
+    monkeypatch.setattr(offline, "BANKS", {t: trim(t, b) for t, b in offline.BANKS.items()})
+    monkeypatch.setattr(offline, "QUESTION_FRAMES", offline.QUESTION_FRAMES[:5])
+    monkeypatch.setattr(offline, "HOT_TAKE_TAILS", offline.HOT_TAKE_TAILS[:5])
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("loop") / "loop_quick.json"
@@ -94,6 +117,7 @@ def test_a_dry_arm_no_longer_costs_the_loop_its_slots(monkeypatch: pytest.Monkey
     from benchmarks import loop
     from xbot_assets.learning import policy
 
+    _small_bank(monkeypatch)
     with_fallback = loop.Loop("drift", 2, 30, "ours").run()
     monkeypatch.setattr(policy, "MAX_ARMS_TRIED", 1)  # the policy before the fallback
     without = loop.Loop("drift", 2, 30, "ours").run()
@@ -157,6 +181,7 @@ def test_no_policy_posts_the_same_text_twice(monkeypatch: pytest.MonkeyPatch) ->
         return ok
 
     monkeypatch.setattr(loop.Loop, "post", recording_post)
+    _small_bank(monkeypatch)
     for policy in ("ours", "epsilon_greedy", "oracle_greedy"):
         posted[policy] = []
         result = loop.Loop("drift", 2, 16, policy).run()
