@@ -18,6 +18,22 @@ is dropped afterwards. Usage::
     .venv/bin/python benchmarks/durable_store.py --posts 200 --no-write   # quick mode
 
 Figures go to ``benchmarks/results/durable_store.json`` (unless ``--no-write``).
+
+``--content-hashes`` measures instead the read the refill makes once per slot,
+``content_hashes(account_id)`` (the frozenset of every content hash the account has a post for),
+on one account's history grown to each of ``--sizes`` posts (1k, 10k, 100k), on both engines: the
+median time per call over ``--calls`` calls after one warm-up call, and its bytes (the hex digests
+the query returns, and the frozenset's size in Python). The history is written in bulk (multi-row
+inserts of posted rows shaped as ``enqueue_post`` writes them, each text unique), not through
+``enqueue_post`` one post at a time (100k posts would take about 7 minutes on SQLite and half an
+hour on Postgres); each size is measured after ``ANALYZE`` (Postgres: ``VACUUM ANALYZE``, what
+autovacuum does to a table that grew, so the unique key's index can be read alone). Another
+account with as many posts shares the table; then one account of a fleet (``FLEET``: 50 accounts
+of 2,000 posts added beside them) is read. Each size also times the same query on the driver's
+own cursor (``driver_median_ms``: the floor without SQLAlchemy's rows) and records the plan.
+Figures go to ``benchmarks/results/durable_store_content_hashes.json``::
+
+    nice -n 5 .venv/bin/python benchmarks/durable_store.py --content-hashes
 """
 
 from __future__ import annotations
@@ -26,23 +42,39 @@ import argparse
 import json
 import os
 import platform
+import statistics
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 
 from xbot_assets.store.durable import DurableStore
+from xbot_assets.store.durable import schema as s
 from xbot_assets.store.durable.engine import make_engine
 from xbot_assets.store.durable.migrate import upgrade
 from xbot_assets.store.durable.models import MetricSnapshot
+from xbot_assets.store.hot.dedup import content_hash
 from xbot_assets.vocabulary import HORIZONS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "durable_store.json"
+HASHES_RESULTS = RESULTS.with_name("durable_store_content_hashes.json")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SIZES = (1_000, 10_000, 100_000)
+"""Posts of the account whose ``content_hashes`` is read (``--content-hashes``)."""
+BULK_ROWS = 2_000
+"""Rows per multi-row insert while the history grows."""
+FLEET = (50, 2_000)
+"""Accounts and posts each added after the sizes: one fleet account's read in a large table
+(50 accounts at 4 posts a day fill 100k rows in under 1.4 years; each has 2,000 posts then)."""
 
 
 def _measure(store: DurableStore, posts: int) -> dict[str, Any]:
@@ -92,11 +124,7 @@ def _measure(store: DurableStore, posts: int) -> dict[str, Any]:
 
 def run(posts: int) -> dict[str, Any]:
     results: dict[str, Any] = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average_1m_at_start": round(os.getloadavg()[0], 2),
-        },
+        "machine": _machine(),
         "measured_at": datetime.now(UTC).isoformat(),
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,17 +142,167 @@ def run(posts: int) -> dict[str, Any]:
             k: round(pooled[k] / unpooled[k], 2)
             for k in ("enqueue_per_s", "claim_post_cycles_per_s")
         }
+    with _postgres_database() as url:
+        upgrade(url)
+        with DurableStore.from_url(url, environment="staging") as store:
+            results["postgres"] = _measure(store, posts)
+    return results
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+@contextmanager
+def _postgres_database() -> Iterator[str]:
+    """A throwaway database of its own name on the local Postgres, dropped afterwards."""
     name = f"xbot_bench_store_{uuid.uuid4().hex[:8]}"
     admin = psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-        upgrade(url)
-        with DurableStore.from_url(url, environment="staging") as store:
-            results["postgres"] = _measure(store, posts)
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def _grow(store: DurableStore, account_id: int, handle: str, start: int, stop: int) -> None:
+    """Posts ``start``..``stop - 1`` of the account, posted, each with a text of its own."""
+    t = s.tweets
+    with store.engine.begin() as conn:
+        for first in range(start, stop, BULK_ROWS):
+            rows = []
+            for i in range(first, min(first + BULK_ROWS, stop)):
+                body = (
+                    f"{handle} post {i}: a benchmark text about python and data, long enough to "
+                    "look like a post (about 120 characters) #bench"
+                )
+                at = T0 + timedelta(hours=6 * i)
+                rows.append({
+                    "environment": store.environment, "account_id": account_id,
+                    "text": body, "content_hash": content_hash(body), "status": "posted",
+                    "x_id": str(10_000_000 + i), "thread_position": 0, "thread_size": 1,
+                    "arm": "single:python", "format": "single", "topic": "python",
+                    "score": None, "scores": {}, "scheduled_at": at, "attempt_count": 1,
+                    "posted_at": at, "metadata": {}, "created_at": at, "updated_at": at,
+                })  # fmt: skip
+            conn.execute(t.insert(), rows)
+
+
+def _timed_calls(read: Callable[[], frozenset[str]], calls: int) -> tuple[list[float], Any]:
+    """One warm-up call, then ``calls`` timed calls (ms each) and the last answer."""
+    answer = read()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        answer = read()
+        times.append((time.perf_counter() - start) * 1000)
+    return times, answer
+
+
+def _driver_query(store: DurableStore, account_id: int, prefix: str = "") -> list[tuple[Any, ...]]:
+    """The query ``content_hashes`` runs, on the driver's own cursor (no SQLAlchemy rows): the
+    floor a leaner read could reach; ``prefix`` (EXPLAIN ...) reads its plan instead."""
+    mark = "?" if store.dialect == "sqlite" else "%s"
+    sql = f"SELECT content_hash FROM tweets WHERE environment = {mark} AND account_id = {mark}"
+    with store.engine.connect() as conn:  # on Postgres: the environment's role, as the store
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute(f"{prefix}{sql}", (store.environment, account_id))
+        return list(cursor.fetchall())
+
+
+def _driver_hashes(store: DurableStore, account_id: int) -> frozenset[str]:
+    return frozenset(str(r[0]) for r in _driver_query(store, account_id))
+
+
+def _row(size: int, calls: int, times: list[float], driver: list[float], answer: Any) -> Any:
+    python_bytes = sys.getsizeof(answer) + sum(sys.getsizeof(h) for h in answer)
+    return {
+        "posts": size, "calls": calls,
+        "median_ms": round(statistics.median(times), 2),
+        "min_ms": round(min(times), 2), "max_ms": round(max(times), 2),
+        "driver_median_ms": round(statistics.median(driver), 2),
+        "payload_bytes": sum(len(h) for h in answer),
+        "python_bytes": python_bytes,
+        "python_bytes_per_post": round(python_bytes / size, 1),
+    }  # fmt: skip
+
+
+def _measure_content_hashes(
+    store: DurableStore, sizes: tuple[int, ...], calls: int, analyze: Callable[[], None]
+) -> dict[str, Any]:
+    """``content_hashes`` of one account at each size of its history (grown in place, with a
+    neighbour account of the same size in the table); then one account of a fleet of
+    ``FLEET[0]`` accounts of ``FLEET[1]`` posts each added beside them."""
+    accounts = {h: store.ensure_account(h).id for h in ("bench_bot", "bench_neighbour")}
+    out: dict[str, Any] = {"sizes": []}
+    have = 0
+    for size in sizes:
+        for handle, account_id in accounts.items():
+            _grow(store, account_id, handle, have, size)
+        have = size
+        analyze()
+        me = accounts["bench_bot"]
+        times, answer = _timed_calls(partial(store.content_hashes, me), calls)
+        assert len(answer) == size  # the account's own hashes only, every one of them
+        driver, raw = _timed_calls(partial(_driver_hashes, store, me), calls)
+        assert raw == answer
+        out["sizes"].append(_row(size, calls, times, driver, answer))
+        print(f"  {store.dialect:10s} {out['sizes'][-1]}", flush=True)
+    explain = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
+    out["plan_at_largest"] = [" ".join(str(c) for c in r) for r in _driver_query(
+        store, accounts["bench_bot"], explain)]  # fmt: skip
+    count, each = FLEET
+    fleet = [store.ensure_account(f"bench_fleet_{k}").id for k in range(count)]
+    for k, account_id in enumerate(fleet):
+        _grow(store, account_id, f"bench_fleet_{k}", 0, each)
+    analyze()
+    times, answer = _timed_calls(partial(store.content_hashes, fleet[0]), calls)
+    assert len(answer) == each
+    driver, _ = _timed_calls(partial(_driver_hashes, store, fleet[0]), calls)
+    out["fleet_account"] = {
+        "accounts": count, "table_rows": count * each + 2 * have,
+        **_row(each, calls, times, driver, answer),
+    }  # fmt: skip
+    print(f"  {store.dialect:10s} fleet {out['fleet_account']}", flush=True)
+    return out
+
+
+def run_content_hashes(sizes: tuple[int, ...], calls: int) -> dict[str, Any]:
+    """``content_hashes`` at each size on SQLite (a file in a temporary folder) and Postgres
+    (a throwaway database, as the ``xbot_staging`` role)."""
+    results: dict[str, Any] = {
+        "benchmark": "durable_store content_hashes",
+        "what": "DurableStore.content_hashes(account_id): the refill's one read per slot",
+        "machine": _machine(),
+        "measured_at": datetime.now(UTC).isoformat(),
+        "note": "one run on a shared 2-core machine: absolute times are noisy",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench_hashes.db"
+        upgrade(url)
+        with DurableStore.from_url(url, environment="local") as store:
+
+            def analyze_sqlite() -> None:
+                with store.engine.begin() as conn:
+                    conn.execute(text("ANALYZE"))
+
+            results["sqlite"] = _measure_content_hashes(store, sizes, calls, analyze_sqlite)
+    with _postgres_database() as url:
+        upgrade(url)
+        with DurableStore.from_url(url, environment="staging") as store:
+            dbname = url.rsplit("/", 1)[1]
+            owner = f"host=127.0.0.1 user=postgres dbname={dbname}"
+
+            def analyze_postgres() -> None:
+                with psycopg.connect(owner, autocommit=True) as conn:
+                    conn.execute("VACUUM ANALYZE tweets")
+
+            results["postgres"] = _measure_content_hashes(store, sizes, calls, analyze_postgres)
     return results
 
 
@@ -132,13 +310,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=500)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--content-hashes",
+        action="store_true",
+        help="measure content_hashes(account_id) at --sizes posts instead",
+    )
+    parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
+    parser.add_argument("--calls", type=int, default=9, help="timed calls per size (median)")
     args = parser.parse_args()
-    results = run(args.posts)
-    text = json.dumps(results, indent=2)
-    print(text)
+    if args.content_hashes:
+        try:
+            sizes = tuple(sorted(int(n) for n in args.sizes.split(",")))
+        except ValueError:
+            parser.error(f"--sizes {args.sizes!r}: comma-separated post counts (1000,10000)")
+        if not sizes or sizes[0] < 1 or args.calls < 1:
+            parser.error("--sizes and --calls: at least one size and one call, each above 0")
+        results, out = run_content_hashes(sizes, args.calls), HASHES_RESULTS
+    else:
+        results, out = run(args.posts), RESULTS
+    dumped = json.dumps(results, indent=2)
+    print(dumped)
     if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(dumped + "\n")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,8 @@ def run_fleet(
             "mean_expected_reward": float(np.mean(r.rewards)) if r.rewards else float("nan"),
             "posts": len(r.rewards),
             "skipped": r.skipped,
+            "fallbacks": r.fallbacks,
+            "already_posted": r.already_posted,
             "own_effects": [
                 round(float(v), 4)
                 for part in sandbox.audience.account_effects(sandbox.account(handle))
@@ -115,6 +117,10 @@ def run_fleet(
             [a["mean_expected_reward"] for a in per_account.values()]
         )),
         "posts": len(rewards),
+        "skipped": sum(r.skipped for r in results),
+        # loop.py's per-run counters, summed over the fleet (each account's are in "accounts").
+        "fallbacks": sum(r.fallbacks for r in results),
+        "already_posted": sum(r.already_posted for r in results),
         "cpu_seconds": round(seconds, 2),
         "accounts": per_account,
     }  # fmt: skip
@@ -161,9 +167,13 @@ def paired(diff: np.ndarray) -> dict[str, Any]:
 
 def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str, Any]:
     """Per policy: the fleet mean over seeds, paired with random, and the ratio to the oracle
-    (``loop.py``'s statistics on the per-seed fleet means), plus the per-account ratio."""
+    (``loop.py``'s statistics on the per-seed fleet means), plus the per-account ratio. The
+    counters (skipped, fallbacks, already_posted) are summed over the accounts and seeds; a run
+    copied by ``--reuse`` from a file written before they were kept counts 0 fallbacks and
+    already_posted."""
     rows = [{"seed": r["seed"], "policies": {
-        p: {**r["policies"][p], "chosen_index": [], "n_accepted": [], "skipped": 0,
+        p: {**r["policies"][p], "chosen_index": [], "n_accepted": [],
+            "skipped": sum(a["skipped"] for a in r["policies"][p]["accounts"].values()),
             "top_arm_share": 0.0}
         for p in policies}} for r in runs]  # fmt: skip
     summary = loop.summarise(rows, policies)

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from xbot_assets.content.base import GenerationRequest
+from xbot_assets.content.offline import OfflineGenerator
+
 DEFAULT_POSTS = {
     "single": "Pin pip dependencies with a lock file; Python builds stop breaking. Boring, and it works.",
     "question": "What pandas trick saved you the most time in Python this year?",
@@ -56,6 +59,8 @@ class FakeOpenAI:
     replies: deque[Reply] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
     moderation_requests: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
+    """The ``Authorization`` header of every request (``Bearer <key>``): the key reached us."""
     flag_words: tuple[str, ...] = ("FLAGME",)
     moderation_status: int = 200
     url: str = ""
@@ -98,6 +103,7 @@ class FakeOpenAI:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
+                state.authorizations.append(self.headers.get("Authorization", ""))
                 length = int(self.headers.get("Content-Length", "0"))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.endswith("/moderations"):
@@ -163,3 +169,37 @@ def post_json(**overrides: Any) -> str:
     }  # fmt: skip
     data.update(overrides)
     return json.dumps(data)
+
+
+ARM_IN_PROMPT = re.compile(r"for the arm (\w+):(\w+)")
+
+
+def offline_parts(arm: str, seed: int) -> tuple[str, ...]:
+    """What the scripted model writes for ``arm`` at ``seed``: a valid post for that arm."""
+    request = GenerationRequest(arm=arm, seed=seed, numbered_threads=False)
+    return OfflineGenerator().generate(request).parts
+
+
+def model_answer(body: dict[str, Any]) -> Reply:
+    """A structured answer for the arm named in the prompt (the offline text at that seed)."""
+    match = ARM_IN_PROMPT.search(body["messages"][-1]["content"])
+    assert match, "the prompt names the arm"
+    fmt, topic = match.groups()
+    parts = offline_parts(f"{fmt}:{topic}", int(body["seed"]))
+    thread = fmt == "thread"
+    data = {
+        "format": fmt, "topic": topic, "hook": parts[0].split("\n", 1)[0],
+        "intended_arm": f"{fmt}:{topic}", "text": "" if thread else parts[0],
+        "parts": list(parts) if thread else [],
+    }  # fmt: skip
+    return Reply(content=json.dumps(data))
+
+
+def requested_arms(server: FakeOpenAI) -> list[str]:
+    """The arm each chat-completions request asked for, in order."""
+    arms = []
+    for body in server.requests:
+        match = ARM_IN_PROMPT.search(body["messages"][-1]["content"])
+        assert match
+        arms.append(f"{match.group(1)}:{match.group(2)}")
+    return arms

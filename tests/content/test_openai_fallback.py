@@ -16,8 +16,6 @@ it ``n`` times with seeds ``base_seed .. base_seed + n - 1``), so one arm costs 
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +24,13 @@ import openai
 import pytest
 
 from tests.content.conftest import FixedClock
-from tests.content.fake_openai import FakeOpenAI, Reply
-from xbot_assets.content.base import GenerationRequest
+from tests.content.fake_openai import (
+    FakeOpenAI,
+    Reply,
+    model_answer,
+    offline_parts,
+    requested_arms,
+)
 from xbot_assets.content.budget import AIBudget, InMemoryBudgetLedger
 from xbot_assets.content.offline import OfflineGenerator
 from xbot_assets.content.openai_generator import OpenAIGenerator
@@ -38,38 +41,6 @@ NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SLOT = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 SEED = 1
 N = 5
-ARM_IN_PROMPT = re.compile(r"for the arm (\w+):(\w+)")
-
-
-def offline_parts(arm: str, seed: int) -> tuple[str, ...]:
-    """What the scripted model writes for ``arm`` at ``seed``: a valid post for that arm."""
-    request = GenerationRequest(arm=arm, seed=seed, numbered_threads=False)
-    return OfflineGenerator().generate(request).parts
-
-
-def model_answer(body: dict[str, Any]) -> Reply:
-    """A structured answer for the arm named in the prompt (the offline text at that seed)."""
-    match = ARM_IN_PROMPT.search(body["messages"][-1]["content"])
-    assert match, "the prompt names the arm"
-    fmt, topic = match.groups()
-    parts = offline_parts(f"{fmt}:{topic}", int(body["seed"]))
-    thread = fmt == "thread"
-    data = {
-        "format": fmt, "topic": topic, "hook": parts[0].split("\n", 1)[0],
-        "intended_arm": f"{fmt}:{topic}", "text": "" if thread else parts[0],
-        "parts": list(parts) if thread else [],
-    }  # fmt: skip
-    return Reply(content=json.dumps(data))
-
-
-def requested_arms(server: FakeOpenAI) -> list[str]:
-    """The arm each chat-completions request asked for, in order."""
-    arms = []
-    for body in server.requests:
-        match = ARM_IN_PROMPT.search(body["messages"][-1]["content"])
-        assert match
-        arms.append(f"{match.group(1)}:{match.group(2)}")
-    return arms
 
 
 @pytest.fixture

@@ -118,6 +118,35 @@ def hold_as_failed(store: Any, account_id: int, parts: list[str], now: datetime)
     store.mark_failed(post.id, error="held by the test", now=now)
 
 
+def run_refill(env: Env, now: datetime, n_candidates: int = 5) -> tuple[Any, dict[str, Any]]:
+    """Run ``refill_candidates_job`` through Dagster for the env's account at ``now`` (the
+    simulated clock); the run's result and its step's output metadata (plain values)."""
+    import dagster as dg
+
+    from xbot_assets.defs.orchestration import accounts_partitions, refill_candidates_job
+    from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+
+    handle = env.settings.x_handle
+    assert accounts_partitions.name is not None
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions(accounts_partitions.name, [handle])
+    result = refill_candidates_job.execute_in_process(
+        instance=instance,
+        resources={
+            "xbot_settings": XbotSettings(),
+            "xbot_runtime": XbotRuntime(simulated_now=now.isoformat()),
+        },
+        partition_key=handle,
+        run_config={"ops": {"refill_candidates": {"config": {"n_candidates": n_candidates}}}},
+    )
+    assert result.success
+    (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata: dict[str, Any] = {
+        k: getattr(v, "value", v) for k, v in output.step_output_data.metadata.items()
+    }
+    return result, metadata
+
+
 @pytest.fixture
 def env(tmp_path: Path) -> Iterator[Env]:
     """A fresh local deployment for one test (its cached stores forgotten afterwards)."""

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import dagster as dg
 import pytest
 
-from tests.orchestration.conftest import Env, hold_as_failed
+from tests.orchestration.conftest import Env, hold_as_failed, run_refill
 
 NOW = datetime(2026, 1, 6, 6, 0, tzinfo=UTC)
 
@@ -41,27 +40,8 @@ def _store(env: Env) -> Any:
 
 def _refill(env: Env) -> Refill:
     """Run ``refill_candidates_job`` for the account at ``NOW``; its first slot's post."""
-    from xbot_assets.defs.orchestration import accounts_partitions, refill_candidates_job
-    from xbot_assets.defs.resources import XbotRuntime, XbotSettings
-
+    _, metadata = run_refill(env, NOW, n_candidates=5)
     handle = env.settings.x_handle
-    assert accounts_partitions.name is not None
-    instance = dg.DagsterInstance.get()
-    instance.add_dynamic_partitions(accounts_partitions.name, [handle])
-    result = refill_candidates_job.execute_in_process(
-        instance=instance,
-        resources={
-            "xbot_settings": XbotSettings(),
-            "xbot_runtime": XbotRuntime(simulated_now=NOW.isoformat()),
-        },
-        partition_key=handle,
-        run_config={"ops": {"refill_candidates": {"config": {"n_candidates": 5}}}},
-    )
-    assert result.success
-    (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-    metadata: dict[str, Any] = {
-        k: getattr(v, "value", v) for k, v in output.step_output_data.metadata.items()
-    }
     store = _store(env)
     account = store.get_account_by_handle(handle).id
     queued = [store.get_post(int(i)) for i in metadata["queued_post_ids"]]

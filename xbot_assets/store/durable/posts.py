@@ -266,8 +266,10 @@ class PostRepository(Repository):
         is generated (:func:`~xbot_assets.engine.decide.stored_texts`), where asking
         :meth:`find_post_by_hash` cost a query per candidate. A set, not a batched ``IN`` query
         after generation, because the generator must know a candidate is refused before it
-        writes the next one (it avoids repeating accepted texts only). About 70 bytes a post:
-        an account with 10,000 posts reads under 1 MB a slot.
+        writes the next one (it avoids repeating accepted texts only). 64 bytes of digest a post
+        read, about 160 bytes a post as the set in memory: an account with 10,000 posts reads
+        640 kB a slot in about 15 ms, one with 100,000 posts 6.4 MB in about 130 ms (an index-only
+        read on both engines; ``benchmarks/durable_store.py --content-hashes``).
 
         Raises:
             InvalidInputError: ``account_id`` is not an id; nothing is read.
