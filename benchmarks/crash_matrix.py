@@ -53,9 +53,9 @@ import random
 import signal
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,21 +63,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from xbot_assets.config import load_settings
-from xbot_assets.posting.crashpoints import CRASH_ENV, CRASH_POINTS, CRASH_SKIP_ENV
-from xbot_assets.posting.factory import make_poster, open_ledger, post_due, reconcile
-from xbot_assets.posting.sendtime import SCHEDULE_CONFIG_KEY
-from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, SandboxX
-from xbot_assets.sandbox.server import running_server
-from xbot_assets.store.durable.migrate import upgrade
-from xbot_assets.store.durable.schema import post_attempts
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `benchmarks` is a folder of the repository's root
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._postgres import throwaway_database  # noqa: E402
+from xbot_assets.config import load_settings  # noqa: E402
+from xbot_assets.posting.crashpoints import CRASH_ENV, CRASH_POINTS, CRASH_SKIP_ENV  # noqa: E402
+from xbot_assets.posting.factory import make_poster, open_ledger, post_due, reconcile  # noqa: E402
+from xbot_assets.posting.sendtime import SCHEDULE_CONFIG_KEY  # noqa: E402
+from xbot_assets.sandbox.platform import APP_BEARER_TOKEN, SandboxX  # noqa: E402
+from xbot_assets.sandbox.server import running_server  # noqa: E402
+from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
+from xbot_assets.store.durable.schema import post_attempts  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "crash_matrix.json"
 GRACE = timedelta(seconds=0.1)
 """Longer than the sandbox takes to finish a request whose client was killed."""
 WORKER_GRACE = timedelta(seconds=3600)
 """The posting processes never reconcile: only the harness does, once they are dead."""
-PG_ADMIN = os.environ.get("XBOT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 REPEAT_POINTS = ("before_claim", "after_claim", "after_send", "after_answer", "after_record")
 """Named points of the repeated-kill rounds (``after_mark`` is left to the random times)."""
 
@@ -138,18 +142,9 @@ def _store(backend: str, folder: Path, label: str) -> Iterator[str]:
         return
     if backend != "postgres":
         raise ValueError("backend must be sqlite or postgres")
-    import psycopg
-
-    name = f"xbot_crash_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with throwaway_database("xbot_crash") as url:
         upgrade(url)
         yield url
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @dataclass

@@ -46,9 +46,7 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -57,13 +55,18 @@ from typing import Any
 import psycopg
 from sqlalchemy import text
 
-from xbot_assets.store.durable import DurableStore
-from xbot_assets.store.durable import schema as s
-from xbot_assets.store.durable.engine import make_engine
-from xbot_assets.store.durable.migrate import upgrade
-from xbot_assets.store.durable.models import MetricSnapshot
-from xbot_assets.store.hot.dedup import content_hash
-from xbot_assets.vocabulary import HORIZONS
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: `benchmarks` is a folder of the repository's root
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._postgres import throwaway_database  # noqa: E402
+from xbot_assets.store.durable import DurableStore  # noqa: E402
+from xbot_assets.store.durable import schema as s  # noqa: E402
+from xbot_assets.store.durable.engine import make_engine  # noqa: E402
+from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
+from xbot_assets.store.durable.models import MetricSnapshot  # noqa: E402
+from xbot_assets.store.hot.dedup import content_hash  # noqa: E402
+from xbot_assets.vocabulary import HORIZONS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "durable_store.json"
 HASHES_RESULTS = RESULTS.with_name("durable_store_content_hashes.json")
@@ -142,7 +145,7 @@ def run(posts: int) -> dict[str, Any]:
             k: round(pooled[k] / unpooled[k], 2)
             for k in ("enqueue_per_s", "claim_post_cycles_per_s")
         }
-    with _postgres_database() as url:
+    with throwaway_database("xbot_bench_store") as url:
         upgrade(url)
         with DurableStore.from_url(url, environment="staging") as store:
             results["postgres"] = _measure(store, posts)
@@ -155,19 +158,6 @@ def _machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
-
-
-@contextmanager
-def _postgres_database() -> Iterator[str]:
-    """A throwaway database of its own name on the local Postgres, dropped afterwards."""
-    name = f"xbot_bench_store_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def _grow(store: DurableStore, account_id: int, handle: str, start: int, stop: int) -> None:
@@ -292,14 +282,12 @@ def run_content_hashes(sizes: tuple[int, ...], calls: int) -> dict[str, Any]:
                     conn.execute(text("ANALYZE"))
 
             results["sqlite"] = _measure_content_hashes(store, sizes, calls, analyze_sqlite)
-    with _postgres_database() as url:
+    with throwaway_database("xbot_bench_store") as url:
         upgrade(url)
         with DurableStore.from_url(url, environment="staging") as store:
-            dbname = url.rsplit("/", 1)[1]
-            owner = f"host=127.0.0.1 user=postgres dbname={dbname}"
 
-            def analyze_postgres() -> None:
-                with psycopg.connect(owner, autocommit=True) as conn:
+            def analyze_postgres() -> None:  # as the database's owner, not the store's role
+                with psycopg.connect(url, autocommit=True) as conn:
                     conn.execute("VACUUM ANALYZE tweets")
 
             results["postgres"] = _measure_content_hashes(store, sizes, calls, analyze_postgres)

@@ -41,6 +41,7 @@ from sqlalchemy import func, select, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._postgres import pg_admin_url, throwaway_database  # noqa: E402
 from benchmarks.hotpath_harness import ThrowawayRedis, create_account, queue_posts  # noqa: E402
 from xbot_assets.store.durable.engine import make_engine  # noqa: E402
 from xbot_assets.store.durable.migrate import upgrade  # noqa: E402
@@ -52,7 +53,6 @@ from xbot_assets.store.hot.streams import StreamQueue  # noqa: E402
 from xbot_assets.vocabulary import HORIZONS  # noqa: E402
 
 REDIS_URL = os.environ.get("XBOT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-PG_ADMIN = os.environ.get("XBOT_BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 RESULTS = Path(__file__).resolve().parent / "results" / "hot_path.json"
 STREAM_GOAL = 20_000
 SYNC_RATIO_GOAL = 10.0
@@ -142,10 +142,14 @@ def bench_sync(
     batched_rows: int, naive_rows: int, sync_batch: int, posts: int = 2500
 ) -> dict[str, Any]:
     """Rows/s of the batched sync worker vs one-row-at-a-time inserts, same Postgres."""
-    name = f"xbot_bench_hotpath_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    with throwaway_database("xbot_bench_hotpath") as url:
+        return _bench_sync_in(url, batched_rows, naive_rows, sync_batch, posts)
+
+
+def _bench_sync_in(
+    url: str, batched_rows: int, naive_rows: int, sync_batch: int, posts: int
+) -> dict[str, Any]:
+    """:func:`bench_sync` in the database at ``url``."""
     client = connect_redis(REDIS_URL)
     keys = KeySpace(f"bench:{uuid.uuid4().hex[:8]}:")
     try:
@@ -200,8 +204,6 @@ def bench_sync(
     finally:
         scan_delete(client, keys)
         client.close()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     batched_rate = batched_rows / batched_s
     naive_rate = naive_rows / naive_s
     return {
@@ -239,7 +241,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         naive_rows=400 if quick else 4_000,
         sync_batch=1000,
     )
-    with psycopg.connect(PG_ADMIN) as conn:
+    with psycopg.connect(pg_admin_url()) as conn:
         pg_version = conn.execute("SHOW server_version").fetchone()
     client = connect_redis(REDIS_URL)
     redis_version = client.info("server").get("redis_version")
