@@ -219,7 +219,7 @@ def generate_candidates(
             thread_parts=thread_parts,
             numbered_threads=numbered_threads,
             max_weighted_length=config.max_weighted_length or MAX_WEIGHTED_LENGTH,
-            avoid_texts=tuple(seen[-50:]),
+            avoid_texts=tuple(seen),
             near_duplicate_threshold=config.near_duplicate_threshold,
         )
         try:
