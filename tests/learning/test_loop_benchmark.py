@@ -197,10 +197,11 @@ def test_the_fleet_benchmark_counts_each_accounts_fallbacks_and_repeats(
 
 def test_no_policy_posts_the_same_text_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """The durable store's unique key on (account, content hash) refuses a repeat however old,
-    while the sandbox refuses one only within its 168 h window. On the small bank the generator's
-    texts run out within two to three weeks: before the loop modelled the key, the product's decision
-    code (ours) and the first-candidate and oracle policies each reposted texts older than 7
-    days (34, 16 and 13 repeats in 30 days). Every policy now skips such a candidate."""
+    while the sandbox refuses one only within its 168 h window. On the small bank the
+    generator's texts run out within two to three weeks: before the loop modelled the key, the
+    product's decision code (ours) and the first-candidate and oracle policies each reposted
+    texts older than 7 days (34, 16 and 13 repeats in 30 days). Every policy now skips such a
+    candidate."""
     from benchmarks import loop
     from xbot_assets.store.hot.dedup import content_hash
 
