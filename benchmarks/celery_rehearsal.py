@@ -121,6 +121,11 @@ class CeleryDeployment(deploy_local.LocalDeployment):
         deploy_local._pg_execute(f'CREATE DATABASE "{self.store_db}"')
         deploy_local._pg_execute(f'CREATE DATABASE "{self.dagster_db}"')
         self.run_xbot(["migrate"])
+        # Dagster's Postgres storages create their tables when first opened; two workers
+        # opening an empty database at once raced on it ("type alembic_version already
+        # exists", a worker exiting at start under load), so the schema is made here, once.
+        with self.instance() as instance:
+            instance.get_runs_count()
 
     # --- Dagster's instance, read from this process ----------------------------------------------
     @contextlib.contextmanager
