@@ -273,3 +273,23 @@ def test_the_generator_is_told_the_guards_whole_window() -> None:
     generate_candidates(Recording(), "single:ai", n=2, recent=recent)
     assert set(recent) <= set(seen[0])
     assert set(recent) <= set(seen[1]) and len(seen[1]) > len(seen[0])
+
+
+def test_a_threads_counts_match_its_parts(no_network: None) -> None:
+    """ "5 things nobody told me" is followed by 5 tips and "in 7 posts" by 7 posts: a hook or
+    ending that counts the thread's items counts its tips (posts less hook and ending)."""
+    import re
+
+    seen_items = seen_posts = 0
+    for seed in range(300):
+        for parts_wanted in (None, 2, 3, 8):
+            request = GenerationRequest(arm="thread:python", seed=seed, thread_parts=parts_wanted)
+            parts = GEN.generate(request).parts
+            text = " ".join(strip_numbering(p) for p in (parts[0], parts[-1]))
+            for count in re.findall(r"(\d+) (?:things|steps|moves|would you|\w+ lessons)", text):
+                assert int(count) == len(parts) - 2 >= 2, parts
+                seen_items += 1
+            for count in re.findall(r"in (\d+) posts", text):
+                assert int(count) == len(parts), parts
+                seen_posts += 1
+    assert seen_items >= 50 and seen_posts >= 50, (seen_items, seen_posts)

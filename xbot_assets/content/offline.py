@@ -133,7 +133,7 @@ def _fresh(
 
     A thread has 4-7 parts and each must pass the guard's near-duplicate check against the
     week's posts, so picking every part at random and retrying the whole thread failed for
-    two threads a day (213 of 300 candidates refused): one stale part spoils the thread.
+    two threads a day (224 of 300 candidates refused): one stale part spoils the thread.
     Choosing each part fresh keeps the rest of the draw. If none is fresh, the last draw
     stands and the guard decides.
     """
@@ -153,10 +153,16 @@ def _thread(rng: random.Random, bank: TopicBank, request: GenerationRequest) -> 
     taken = list(request.avoid_texts)
     subject = rng.choice(bank.subjects)
 
+    tips = min(body_count, len(bank.tips))
+    # "{n} things" needs at least 2 tips to count (a 2-part thread is a hook and an ending).
+    hooks = THREAD_HOOKS if tips >= 2 else tuple(h for h in THREAD_HOOKS if "{n}" not in h)
+    endings = THREAD_ENDINGS if tips >= 2 else tuple(e for e in THREAD_ENDINGS if "{n}" not in e)
+
     def hook_text(r: random.Random) -> str:
-        return r.choice(THREAD_HOOKS).format(
+        return r.choice(hooks).format(
             subject=subject,
             k=total,
+            n=tips,
             months=r.choice((3, 6, 9, 18)),
             fact=r.choice(bank.facts),
             name=bank.name,
@@ -167,7 +173,7 @@ def _thread(rng: random.Random, bank: TopicBank, request: GenerationRequest) -> 
     unused_tips = rng.sample(bank.tips, len(bank.tips))
     extras = [f for f in bank.facts if f not in hook] + list(ELABORATIONS)
     body: list[str] = []
-    for _ in range(min(body_count, len(bank.tips))):
+    for _ in range(tips):
 
         def part_text(r: random.Random) -> str:
             # Tips a thread has not used yet, each with a second sentence.
@@ -180,7 +186,7 @@ def _thread(rng: random.Random, bank: TopicBank, request: GenerationRequest) -> 
         taken.append(part)
 
     def ending_text(r: random.Random) -> str:
-        return r.choice(THREAD_ENDINGS).format(name=bank.name, subject=subject, k=total)
+        return r.choice(endings).format(name=bank.name, subject=subject, n=tips)
 
     ending = _fresh(rng, ending_text, taken, threshold)
     parts = [hook, *body, ending][:total]

@@ -773,26 +773,27 @@ THREAD_HOOKS: Final[tuple[str, ...]] = (
     "I spent {months} months on {subject}. Here is what actually worked:",
     "{fact} Here is how we did it, step by step 🧵",
     "Most advice about {subject} is wrong. A short thread:",
-    "{k} {name} lessons that took me years to learn:",
+    "{n} {name} lessons that took me years to learn:",
     "What {months} months of {subject} taught me, in {k} posts 🧵",
     "If you are starting with {subject} this month, read this first 🧵",
     "The {subject} checklist I wish I had on day one:",
-    "{k} things about {subject} nobody told me 🧵",
-    "How I would learn {subject} again from zero, in {k} steps:",
+    "{n} things about {subject} nobody told me 🧵",
+    "How I would learn {subject} again from zero, in {n} steps:",
     "A thread on {subject}, from {months} months of getting it wrong:",
     "{fact} What changed it for us, in {k} posts 🧵",
     "My {subject} playbook, after {months} months of trial and error 🧵",
-    "Before your next week of {subject}, try these {k} moves:",
+    "Before your next week of {subject}, try these {n} moves:",
 )
 """A thread's first part. Most name a subject, so a week of two threads a day on one topic
-can open without repeating itself (5 fixed hooks were refused as near-duplicates of the
-week's earlier threads in a third of the candidates)."""
+can open without repeating itself (5 hooks, one fixed but for a number, were refused as
+near-duplicates of the week's earlier threads in a quarter of the candidates). ``{k}`` is the
+thread's number of posts, ``{n}`` the number of tips in it (its posts less hook and ending)."""
 THREAD_ENDINGS: Final[tuple[str, ...]] = (
     "That's it for {subject}. If this helped, a repost helps others find it.",
     "Summary: start small, measure, repeat. Follow for more on {name}.",
     "Which one would you add for {subject}?",
     "Bookmark this for the next time {subject} gets hard.",
-    "Which of these {k} would you try first for {subject}?",
+    "Which of these {n} would you try first for {subject}?",
     "If you only take one thing about {subject} from this, take the first one.",
     "I post threads like this on {name} every week. Follow so you catch the next one.",
     "What did I miss about {subject}? Replies are open.",
@@ -801,7 +802,7 @@ THREAD_ENDINGS: Final[tuple[str, ...]] = (
     "Repost the first post if someone you know is stuck on {subject}.",
     "Agree or disagree? I read every reply about {subject}.",
 )
-"""A thread's last part. Each names the thread's subject: 4 fixed endings were the part the
+"""A thread's last part. Most name the thread's subject: 4 fixed endings were the part the
 guard refused in 218 of 224 refused thread candidates over a month of two threads a day."""
 EMOJI: Final[tuple[str, ...]] = ("", "", "", "", " 🚀", " 💡", " ✅", " 📈")
 ELABORATIONS: Final[tuple[str, ...]] = (
