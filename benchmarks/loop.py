@@ -129,6 +129,11 @@ including ``negative_feedback`` and ``reports`` from the sandbox's analytics ext
 (warehouse/collector.py): the figure a user on real X gets. The truth is the same in both."""
 BOT_VIEW = "sandbox"
 """``--bot-view`` (set before workers fork)."""
+DECISION_LEAD_HOURS = 0.0
+"""``--decision-lead-hours``: decide each slot's post with the learners as they were this long
+before it. The product's refill fills every open slot of the coming 24 hours
+(``engine/planner.py`` ``PLAN_HORIZON``), so a real post is chosen 2-24 h ahead (mean 16 h in
+a real run), with the posteriors of then; 0 decides at the slot (set before workers fork)."""
 
 
 _BENCH: Any = None
@@ -512,8 +517,10 @@ class Loop:
         result = RunResult()
         started = time.process_time()
         next_refit = self.start
+        lead = timedelta(hours=DECISION_LEAD_HOURS)
         for index, slot in enumerate(self.slots):
-            while next_refit <= slot:
+            # The learners as they were ``lead`` before the slot (at least the first fit).
+            while next_refit <= max(slot - lead, self.start):
                 self.refit(next_refit)
                 next_refit += timedelta(hours=REFIT_HOURS)
             self.play(index, slot, result)
@@ -752,9 +759,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="diagnostic world: the negative metrics weigh 0 in the reward (truth and bot alike)",
     )
+    parser.add_argument(
+        "--decision-lead-hours",
+        type=float,
+        default=0.0,
+        help="decide each post with the learners as they were this long before its slot "
+        "(the real refill decides up to 24 h ahead; default 0: at the slot)",
+    )
     args = parser.parse_args(argv)
-    global BOT_VIEW
+    global BOT_VIEW, DECISION_LEAD_HOURS
     BOT_VIEW = args.bot_view
+    if args.decision_lead_hours < 0:
+        parser.error("--decision-lead-hours must be 0 or more (hours before the slot)")
+    DECISION_LEAD_HOURS = args.decision_lead_hours
     if args.without_negatives:
         if args.reuse is not None:
             parser.error("--without-negatives changes every policy's truth: it cannot --reuse")
@@ -857,6 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "benchmarks/loop.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "fit_config": {**FitConfig().__dict__, **FIT_OVERRIDES},
         "bot_view": BOT_VIEW,
+        "decision_lead_hours": DECISION_LEAD_HOURS,
         "reward_weights": dict(REWARD_WEIGHTS),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

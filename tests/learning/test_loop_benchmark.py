@@ -274,3 +274,43 @@ def test_fresh_thread_parts_keep_thread_arms_postable() -> None:
     assert ours.fallbacks <= 2, ours.fallbacks
     assert heuristic.skipped <= 2, heuristic.skipped
     assert len(ours.rewards) == len(heuristic.rewards) == 120
+
+
+def test_a_decision_lead_decides_with_the_learners_of_that_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--decision-lead-hours``: each slot is decided with the learners refitted no later than
+    the lead before it (as the real refill, which fills the coming 24 hours, decides ahead)."""
+    from datetime import timedelta
+
+    from benchmarks import loop
+
+    refits: list[Any] = []
+    refit = loop.Loop.refit
+
+    def recording_refit(self: Any, now: Any) -> None:
+        refits.append(now)
+        refit(self, now)
+
+    seen: list[tuple[Any, Any]] = []
+    choose = loop.Loop.choose
+
+    def recording_choose(self: Any, slot: Any, index: int) -> Any:
+        seen.append((slot, refits[-1]))
+        return choose(self, slot, index)
+
+    monkeypatch.setattr(loop.Loop, "refit", recording_refit)
+    monkeypatch.setattr(loop.Loop, "choose", recording_choose)
+    monkeypatch.setattr(loop, "DECISION_LEAD_HOURS", 16.0)
+    run = loop.Loop("default", 0, 3, "ours")
+    run.run()
+    lead = timedelta(hours=16)
+    assert all(last <= max(slot - lead, run.start) for slot, last in seen)
+    # and not staler than one refit interval beyond the lead
+    assert all(
+        slot - lead - last < timedelta(hours=loop.REFIT_HOURS)
+        for slot, last in seen
+        if slot - lead > run.start
+    )
+    with pytest.raises(SystemExit):  # a negative lead is refused with a message
+        loop.main(["--quick", "--decision-lead-hours", "-1"])
