@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from xbot_assets.content.base import GenerationRequest, GenerationResult
 from xbot_assets.content.length import weighted_length
@@ -36,6 +36,7 @@ from xbot_assets.content.threads import make_thread
 from xbot_assets.content.vocabulary import MAX_THREAD_PARTS, MIN_THREAD_PARTS, Arm, infer_arm
 
 MAX_ATTEMPTS: Final[int] = 12
+T = TypeVar("T")
 LIST_MARKERS: Final[tuple[str, ...]] = ("{i}.", "{i})", "-", "•")
 
 
@@ -123,13 +124,9 @@ def _how_to(rng: random.Random, bank: TopicBank) -> str:
 
 
 def _fresh(
-    rng: random.Random,
-    draw: Callable[[random.Random], str],
-    taken: list[str],
-    threshold: float,
-    tries: int = 8,
-) -> str:
-    """The first of up to ``tries`` drawn texts that is no near-duplicate of a text taken.
+    rng: random.Random, draw: Callable[[random.Random], T], is_fresh: Callable[[T], bool]
+) -> T:
+    """The first of up to 8 draws that ``is_fresh`` accepts; else the last draw.
 
     A thread has 4-7 parts and each must pass the guard's near-duplicate check against the
     week's posts, so picking every part at random and retrying the whole thread failed for
@@ -137,21 +134,23 @@ def _fresh(
     Choosing each part fresh keeps the rest of the draw. If none is fresh, the last draw
     stands and the guard decides.
     """
-    text = draw(rng)
-    for _ in range(tries - 1):
-        if similarity(text, taken) < threshold:
-            return text
-        text = draw(rng)
-    return text
+    drawn = draw(rng)
+    for _ in range(7):
+        if is_fresh(drawn):
+            return drawn
+        drawn = draw(rng)
+    return drawn
 
 
 def _thread(rng: random.Random, bank: TopicBank, request: GenerationRequest) -> list[str]:
     total = request.thread_parts or rng.randint(4, 7)
     total = max(MIN_THREAD_PARTS, min(MAX_THREAD_PARTS, total))
     body_count = max(0, total - 2)
-    threshold = request.near_duplicate_threshold
     taken = list(request.avoid_texts)
     subject = rng.choice(bank.subjects)
+
+    def fresh(text: str) -> bool:
+        return similarity(text, taken) < request.near_duplicate_threshold
 
     tips = min(body_count, len(bank.tips))
     # "{n} things" needs at least 2 tips to count (a 2-part thread is a hook and an ending).
@@ -168,38 +167,33 @@ def _thread(rng: random.Random, bank: TopicBank, request: GenerationRequest) -> 
             name=bank.name,
         )
 
-    hook = _fresh(rng, hook_text, taken, threshold)
+    hook = _fresh(rng, hook_text, fresh)
     taken.append(hook)
     unused_tips = rng.sample(bank.tips, len(bank.tips))
     extras = [f for f in bank.facts if f not in hook] + list(ELABORATIONS)
     body: list[str] = []
     for _ in range(tips):
 
-        def part_text(r: random.Random) -> str:
-            # Tips a thread has not used yet, each with a second sentence.
+        def body_part(r: random.Random) -> tuple[str, str]:
+            # A tip the thread has not used yet, with a second sentence.
             tip = unused_tips[r.randrange(len(unused_tips))]
-            return f"{tip} {r.choice(extras)}"
+            return tip, f"{tip} {r.choice(extras)}"
 
-        part = _fresh(rng, part_text, taken, threshold)
-        unused_tips.remove(_part_tip(part, unused_tips))
+        tip, part = _fresh(rng, body_part, lambda drawn: fresh(drawn[1]))
+        unused_tips.remove(tip)
         body.append(part)
         taken.append(part)
 
     def ending_text(r: random.Random) -> str:
         return r.choice(endings).format(name=bank.name, subject=subject, n=tips)
 
-    ending = _fresh(rng, ending_text, taken, threshold)
+    ending = _fresh(rng, ending_text, fresh)
     parts = [hook, *body, ending][:total]
     if len(parts) < MIN_THREAD_PARTS:
         parts = [hook, ending]
     return make_thread(
         parts, numbered=request.numbered_threads, limit=request.max_weighted_length, fit=True
     )
-
-
-def _part_tip(part: str, tips: list[str]) -> str:
-    """The tip a thread part starts with (each body part is a tip and a second sentence)."""
-    return next(tip for tip in tips if part.startswith(tip))
 
 
 def _repeats(parts: list[str], avoid: tuple[str, ...], threshold: float) -> bool:
