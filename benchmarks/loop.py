@@ -769,8 +769,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global BOT_VIEW, DECISION_LEAD_HOURS
     BOT_VIEW = args.bot_view
-    if args.decision_lead_hours < 0:
-        parser.error("--decision-lead-hours must be 0 or more (hours before the slot)")
+    if not 0 <= args.decision_lead_hours <= 24 * 30:  # also refuses nan and inf
+        parser.error("--decision-lead-hours must be a number of hours from 0 to 720")
     DECISION_LEAD_HOURS = args.decision_lead_hours
     if args.without_negatives:
         if args.reuse is not None:

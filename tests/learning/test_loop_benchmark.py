@@ -312,5 +312,6 @@ def test_a_decision_lead_decides_with_the_learners_of_that_time(
         for slot, last in seen
         if slot - lead > run.start
     )
-    with pytest.raises(SystemExit):  # a negative lead is refused with a message
-        loop.main(["--quick", "--decision-lead-hours", "-1"])
+    for bad in ("-1", "nan", "inf"):  # refused with a message, before anything runs
+        with pytest.raises(SystemExit):
+            loop.main(["--quick", "--decision-lead-hours", bad])
