@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import openai
 import pytest
@@ -13,6 +14,7 @@ from xbot_assets.config import load_settings
 from xbot_assets.content.base import GENERATION_ERRORS, GenerationRequest
 from xbot_assets.content.budget import AIBudget, InMemoryBudgetLedger, cost_usd
 from xbot_assets.content.candidates import generate_candidates
+from xbot_assets.content.offline import OfflineGenerator
 from xbot_assets.content.openai_generator import POST_SCHEMA, OpenAIGenerator, build_messages
 
 
@@ -179,3 +181,24 @@ def test_zero_budget_disables_ai_calls(
     gen = make_gen(openai_client, AIBudget(InMemoryBudgetLedger(), 0.0, clock=clock))
     assert gen.generate(GenerationRequest(arm="single:python")).error == "budget_exhausted"
     assert fake_openai.requests == []
+
+
+def test_the_model_is_shown_the_newest_posts_to_avoid() -> None:
+    """The store gives recent texts newest first; the prompt shows the 5 newest (the batch's
+    own accepted parts first), not the window's oldest, which it showed before."""
+    prompts: list[str] = []
+
+    class Recording:
+        name = "recording"
+
+        def generate(self, request: GenerationRequest) -> Any:
+            prompts.append(build_messages(request)[1]["content"])
+            return OfflineGenerator().generate(request)
+
+    recent = [f"post {i} of the week, newest first" for i in range(60)]
+    batch = generate_candidates(Recording(), "single:ai", n=2, recent=recent)
+    first = prompts[0].split("Recent posts (write something clearly different):\n", 1)[1]
+    shown = [json.loads(line[2:]) for line in first.splitlines()[:5]]
+    assert shown == recent[:5]
+    second = prompts[1].split("Recent posts (write something clearly different):\n", 1)[1]
+    assert json.loads(second.splitlines()[0][2:]) == batch[0].parts[-1]  # accepted, newest

@@ -49,8 +49,8 @@ class GenerationRequest:
         thread_parts: desired number of parts for a thread (2-8); ``None``: the generator picks.
         numbered_threads: prefix thread parts with ``1/5``-style numbers.
         max_weighted_length: the length limit for each post or part.
-        avoid_texts: recent and queued posts the output must not repeat (the guard rejects
-            near-duplicates; generators try not to write them in the first place).
+        avoid_texts: recent and queued posts the output must not repeat, newest first (the
+            guard rejects near-duplicates; generators try not to write them in the first place).
         near_duplicate_threshold: the guard's similarity threshold (0-100), for that purpose.
     """
 

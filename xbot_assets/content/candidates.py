@@ -182,7 +182,8 @@ def generate_candidates(
         arm: the arm the policy chose.
         n: how many candidates to ask for (a spent AI budget stops the batch early).
         base_seed: seeds are ``base_seed .. base_seed + n - 1``.
-        recent: texts of recent and queued posts (near-duplicate check; the generator is asked
+        recent: texts of recent and queued posts, newest first as the store returns them
+            (near-duplicate check; the generator is asked
             to avoid them too). Accepted candidates of this batch are added as it goes.
         guard_config: the guard's configuration (from bot_config).
         scorer: scores accepted candidates (the learning layer's scorer); errors leave the
@@ -204,7 +205,8 @@ def generate_candidates(
         raise ValueError(f"n must be at least 1 (got {n}): ask for one candidate or more")
     chosen = Arm.parse(arm)
     config = guard_config or GuardConfig()
-    seen = list(recent)
+    seen = list(recent)  # newest first (as the store returns them), then this batch's parts
+    batch_parts: list[str] = []
     untrusted = tuple(untrusted_context)
     out: list[Candidate] = []
     for offset in range(n):
@@ -219,7 +221,9 @@ def generate_candidates(
             thread_parts=thread_parts,
             numbered_threads=numbered_threads,
             max_weighted_length=config.max_weighted_length or MAX_WEIGHTED_LENGTH,
-            avoid_texts=tuple(seen),
+            # Every text the guard will compare with, newest first: the generators that show
+            # only a few (OpenAI: 5) show the latest ones.
+            avoid_texts=(*reversed(batch_parts), *seen[: len(seen) - len(batch_parts)]),
             near_duplicate_threshold=config.near_duplicate_threshold,
         )
         try:
@@ -250,6 +254,7 @@ def generate_candidates(
         )
         if candidate.accepted:
             seen.extend(candidate.parts)
+            batch_parts.extend(candidate.parts)
             if scorer is not None:
                 candidate = replace(candidate, score=_score(scorer, candidate))
         out.append(candidate)

@@ -100,7 +100,7 @@ def build_messages(request: GenerationRequest) -> list[dict[str, str]]:
         lines += [f"- {w}" for w in winners[:5]]
     if request.avoid_texts:
         lines.append("Recent posts (write something clearly different):")
-        lines += [f"- {json.dumps(t, ensure_ascii=False)}" for t in request.avoid_texts[-5:]]
+        lines += [f"- {json.dumps(t, ensure_ascii=False)}" for t in request.avoid_texts[:5]]
     if request.untrusted_context:
         lines.append("<untrusted_input>")
         lines += [_quoted(t) for t in request.untrusted_context[:10]]
