@@ -82,6 +82,7 @@ from xbot_assets.engine.decide import (  # noqa: E402
     decide_post,
     default_arms,
 )
+from xbot_assets.instigation import next_cron_tick  # noqa: E402
 from xbot_assets.learning.design import PastPost  # noqa: E402
 from xbot_assets.learning.engine import fit_arm_posteriors  # noqa: E402
 from xbot_assets.learning.factored import FitConfig, fit_factored  # noqa: E402
@@ -89,6 +90,7 @@ from xbot_assets.learning.horizon import HorizonModel  # noqa: E402
 from xbot_assets.learning.objective import reward_of  # noqa: E402
 from xbot_assets.learning.policy import MAX_ARMS_TRIED  # noqa: E402
 from xbot_assets.learning.rewards import REWARD_WEIGHTS  # noqa: E402
+from xbot_assets.runner import STORE_FED_CRON  # noqa: E402
 from xbot_assets.sandbox import SandboxX, SimClock  # noqa: E402
 from xbot_assets.sandbox.errors import SandboxError  # noqa: E402
 from xbot_assets.sandbox.oracle_greedy import oracle_greedy_choice  # noqa: E402
@@ -134,6 +136,24 @@ DECISION_LEAD_HOURS = 0.0
 before it. The product's refill fills every open slot of the coming 24 hours
 (``engine/planner.py`` ``PLAN_HORIZON``), so a real post is chosen 2-24 h ahead (mean 16 h in
 a real run), with the posteriors of then; 0 decides at the slot (set before workers fork)."""
+TIMINGS = ("exact", "collector")
+"""``--timing``: when the learners see counts and refit. ``exact``: each post's snapshot at
+exactly 1/6/24/72 h, refits every :data:`REFIT_HOURS` from the start. ``collector``: as the
+product takes them (``engine/collect.py``): a snapshot is taken when it is due at the 6-hourly
+collection (00, 06, 12, 18 UTC) or right after a post goes out, holds the counts *of that
+moment* under the due horizon's label (a post first collected 9 h old gets its 1 h and 6 h
+snapshots then, both with its 9 h counts), and ``factored_posteriors`` refits at its 4-hourly
+cron (``runner.STORE_FED_CRON``)."""
+TIMING = "exact"
+"""``--timing`` (set before workers fork)."""
+STREAMS = 1
+"""``--streams``: random streams per policy and seed, averaged into the seed's figure. One
+learner's month depends on its own draws as much as on the world: on ``default``, 30 days,
+the same seed gives ``ours`` 0.069 to 0.099 on four streams (SD about 0.007 a seed), so one
+stream a seed adds that noise to every comparison and to a single seed's figure (set before
+workers fork)."""
+COLLECT_EVERY = timedelta(hours=6)
+"""The metrics schedule's period (``collect_account_metrics_schedule``, from 00 UTC)."""
 
 
 _BENCH: Any = None
@@ -209,9 +229,11 @@ class Loop:
         sandbox: SandboxX | None = None,
         handle: str | None = None,
         account_index: int = 0,
+        stream: int = 0,
     ) -> None:
         """``sandbox``/``handle``/``account_index``: one account of a fleet sharing a sandbox
-        (``benchmarks/loop_fleet.py``); by default the scenario's own account, alone."""
+        (``benchmarks/loop_fleet.py``); by default the scenario's own account, alone.
+        ``stream``: the policy's random stream (``--streams``; 0 is the benchmark's own)."""
         if sandbox is None:
             sandbox = SandboxX(scenario, seed)
             sandbox.clock = SimClock(sandbox.params.start)
@@ -224,6 +246,7 @@ class Loop:
         self.slots = slot_times(scenario, seed, days, self.start, account_index)
         self.generator = OfflineGenerator()
         extra = [account_index] if account_index else []
+        extra += [0x4D, stream] if stream else []
         self.rng = np.random.default_rng([seed, POLICIES.index(policy), 0x100B, *extra])
         self.posted: list[Posted] = []
         self.recent: list[tuple[datetime, str]] = []  # (posted at, text) of every part
@@ -233,6 +256,10 @@ class Loop:
         self.fell_back = False  # this slot's decision passed over arms that had run dry
         self.refused: set[tuple[str, int]] = set()  # this slot's (arm, seed) already posted
         self.cache: dict[Any, np.ndarray] = {}
+        # --timing collector: post id -> horizon -> (collected at, counts then)
+        self.stored: dict[str, dict[str, tuple[datetime, dict[str, int]]]] = {}
+        day = self.start.replace(hour=0, minute=0, second=0, microsecond=0)
+        self.next_collect = day + COLLECT_EVERY * math.ceil((self.start - day) / COLLECT_EVERY)
         self.models: Models | None = None
         self.baseline: Any = None
         self.representative: dict[str, tuple[str, bool]] = {}
@@ -251,12 +278,36 @@ class Loop:
     # --- what the bot can see ---------------------------------------------------------------
     def counts(self, post: Posted, hours: float) -> dict[str, int]:
         """The post's counts ``hours`` after it, as the collector would store them (BOT_VIEW)."""
-        metrics = self.sandbox.post_metrics(post.post_id, at=post.at + timedelta(hours=hours))
+        return self.counts_at(post, post.at + timedelta(hours=hours))
+
+    def counts_at(self, post: Posted, at: datetime) -> dict[str, int]:
+        metrics = self.sandbox.post_metrics(post.post_id, at=at)
         if BOT_VIEW == "real_x":
             metrics.update(dict.fromkeys(SANDBOX_ANALYTICS_FIELDS, 0))
         return metrics
 
+    def collect(self, now: datetime) -> None:
+        """``--timing collector``: store every snapshot due at ``now`` with the counts of now."""
+        for post in self.posted:
+            have = self.stored.setdefault(post.post_id, {})
+            due = [h for h, hours in HORIZONS
+                   if h not in have and post.at + timedelta(hours=hours) <= now]  # fmt: skip
+            if due:
+                counts = self.counts_at(post, now)
+                for h in due:
+                    have[h] = (now, counts)
+
+    def collect_until(self, now: datetime) -> None:
+        """Run the 6-hourly collections due up to ``now`` (``--timing collector``)."""
+        while self.next_collect <= now:
+            self.collect(self.next_collect)
+            self.next_collect += COLLECT_EVERY
+
     def snapshot(self, post: Posted, now: datetime) -> tuple[str, dict[str, int]] | None:
+        if TIMING == "collector":
+            stored = self.stored.get(post.post_id, {})
+            seen = [(h, stored[h][1]) for h, _ in HORIZONS if h in stored and stored[h][0] <= now]
+            return seen[-1] if seen else None
         visible = [(h, hours) for h, hours in HORIZONS if post.at + timedelta(hours=hours) <= now]
         if not visible:
             return None
@@ -288,7 +339,14 @@ class Loop:
     # --- refits -----------------------------------------------------------------------------
     def horizon_pairs(self, now: datetime) -> list[tuple[str, Any, Any]]:
         """``(horizon, partial, final)`` counts of the posts complete at ``now``."""
-        pairs = []
+        pairs: list[tuple[str, Any, Any]] = []
+        if TIMING == "collector":
+            for post in self.posted:
+                stored = self.stored.get(post.post_id, {})
+                if "72h" in stored and stored["72h"][0] <= now:
+                    final = stored["72h"][1]
+                    pairs.extend((h, c, final) for h, (_, c) in stored.items() if h != "72h")
+            return pairs
         for post in self.posted:
             if post.at + timedelta(hours=72) <= now:
                 final = self.counts(post, 72)
@@ -521,11 +579,24 @@ class Loop:
         for index, slot in enumerate(self.slots):
             # The learners as they were ``lead`` before the slot (at least the first fit).
             while next_refit <= max(slot - lead, self.start):
+                if TIMING == "collector":
+                    self.collect_until(next_refit)
                 self.refit(next_refit)
-                next_refit += timedelta(hours=REFIT_HOURS)
+                next_refit = self.after_refit(next_refit)
+            if TIMING == "collector":
+                self.collect_until(slot)
             self.play(index, slot, result)
+            if TIMING == "collector":
+                self.collect(slot)  # the posting run collects right after it posts
         result.seconds = time.process_time() - started
         return result
+
+    def after_refit(self, at: datetime) -> datetime:
+        """The next refit: :data:`REFIT_HOURS` later, or (``--timing collector``) the next tick
+        of ``factored_posteriors``' cron."""
+        if TIMING == "collector":
+            return next_cron_tick(STORE_FED_CRON, at)
+        return at + timedelta(hours=REFIT_HOURS)
 
     def play(self, index: int, slot: datetime, result: RunResult) -> None:
         """Choose and post the slot's post; record its truth (read after the decision)."""
@@ -549,21 +620,29 @@ def run_job(job: tuple[str, int, int, tuple[str, ...], bool]) -> dict[str, Any]:
     scenario, seed, days, policies, diagnose = job
     out: dict[str, Any] = {}
     for policy in policies:
-        r = Loop(scenario, seed, days, policy, diagnose).run()
-        arms = Counter(r.arms)
+        streams = [
+            Loop(scenario, seed, days, policy, diagnose, stream=k).run() for k in range(STREAMS)
+        ]
+        means = [float(np.mean(r.rewards)) if r.rewards else float("nan") for r in streams]
+        shares = [Counter(r.arms).most_common(1)[0][1] / len(r.arms) for r in streams if r.arms]
         out[policy] = {
-            "mean_expected_reward": float(np.mean(r.rewards)) if r.rewards else float("nan"),
-            "posts": len(r.rewards),
-            "skipped": r.skipped,
-            "fallbacks": r.fallbacks,
-            "already_posted": r.already_posted,
-            "top_arm_share": round(arms.most_common(1)[0][1] / len(r.arms), 3) if r.arms else 0,
-            "chosen_index": r.chosen_index,
-            "n_accepted": r.n_accepted,
-            "cpu_seconds": round(r.seconds, 2),
+            # the seed's figure: the mean over its learner streams (one stream: that stream's)
+            "mean_expected_reward": float(np.mean(means)),
+            "posts": sum(len(r.rewards) for r in streams),
+            "skipped": sum(r.skipped for r in streams),
+            "fallbacks": sum(r.fallbacks for r in streams),
+            "already_posted": sum(r.already_posted for r in streams),
+            "top_arm_share": round(float(np.mean(shares)), 3) if shares else 0,
+            "chosen_index": [i for r in streams for i in r.chosen_index],
+            "n_accepted": [n for r in streams for n in r.n_accepted],
+            "cpu_seconds": round(sum(r.seconds for r in streams), 2),
+            "streams": STREAMS,
         }
-        if r.diagnostics:
-            d = np.array(r.diagnostics)
+        if STREAMS > 1:
+            out[policy]["per_stream"] = [round(m, 6) for m in means]
+        diagnostics = [row for r in streams for row in r.diagnostics]
+        if diagnostics:
+            d = np.array(diagnostics)
             out[policy]["diagnostics"] = {
                 "best_arm": float(d[:, 0].mean()),
                 "chosen_arm": float(d[:, 1].mean()),
@@ -766,9 +845,27 @@ def main(argv: list[str] | None = None) -> int:
         help="decide each post with the learners as they were this long before its slot "
         "(the real refill decides up to 24 h ahead; default 0: at the slot)",
     )
+    parser.add_argument(
+        "--timing",
+        choices=TIMINGS,
+        default="exact",
+        help="collector: snapshots when the product's collector takes them (6-hourly and after "
+        "each post, counts of that moment) and refits at the 4-hourly cron; exact: at 1/6/24/72 h",
+    )
+    parser.add_argument(
+        "--streams",
+        type=int,
+        default=1,
+        help="random streams per policy and seed (each seed's figure is their mean; 1: the "
+        "benchmark's own stream, as before)",
+    )
     args = parser.parse_args(argv)
-    global BOT_VIEW, DECISION_LEAD_HOURS
+    global BOT_VIEW, DECISION_LEAD_HOURS, TIMING, STREAMS
     BOT_VIEW = args.bot_view
+    TIMING = args.timing
+    if not 1 <= args.streams <= 64:
+        parser.error("--streams must be a whole number from 1 to 64")
+    STREAMS = args.streams
     if not 0 <= args.decision_lead_hours <= 24 * 30:  # also refuses nan and inf
         parser.error("--decision-lead-hours must be a number of hours from 0 to 720")
     DECISION_LEAD_HOURS = args.decision_lead_hours
@@ -783,10 +880,12 @@ def main(argv: list[str] | None = None) -> int:
         p for p in (q for q in args.reuse_policies.split(",") if q)
         if p not in ("random", "random_truth_text") and not p.startswith("oracle")
     }  # fmt: skip
-    if BOT_VIEW != "sandbox" and reads_counts:
+    changed = [f"--bot-view {BOT_VIEW}"] if BOT_VIEW != "sandbox" else []
+    changed += [f"--timing {TIMING}"] if TIMING != "exact" else []
+    if changed and reads_counts:
         parser.error(
-            f"--bot-view {BOT_VIEW} changes what {sorted(reads_counts)} learn from: rerun them "
-            "(only random and the oracle policies, which read no counts, can be reused)"
+            f"{' and '.join(changed)} changes what {sorted(reads_counts)} learn from: rerun "
+            "them (only random and the oracle policies, which read no counts, can be reused)"
         )
     for item in args.fit:
         key, _, value = item.partition("=")
@@ -830,6 +929,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.reuse is not None and copy:
         for run in json.loads(args.reuse.read_text()):
             if all(p in run["policies"] for p in copy):
+                kept = {run["policies"][p].get("streams", 1) for p in copy}
+                if kept != {STREAMS}:
+                    parser.error(
+                        f"--reuse {args.reuse}: its runs have {sorted(kept)} stream(s) a seed, "
+                        f"this run {STREAMS}: rerun with --streams {min(kept)} or without --reuse"
+                    )
                 key = (run["scenario"], run["seed"], run["days"])
                 reused[key] = {p: run["policies"][p] for p in copy}
         jobs = [
@@ -875,6 +980,8 @@ def main(argv: list[str] | None = None) -> int:
         "fit_config": {**FitConfig().__dict__, **FIT_OVERRIDES},
         "bot_view": BOT_VIEW,
         "decision_lead_hours": DECISION_LEAD_HOURS,
+        "timing": TIMING,
+        "streams": STREAMS,
         "reward_weights": dict(REWARD_WEIGHTS),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

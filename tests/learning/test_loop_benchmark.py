@@ -315,3 +315,74 @@ def test_a_decision_lead_decides_with_the_learners_of_that_time(
     for bad in ("-1", "nan", "inf"):  # refused with a message, before anything runs
         with pytest.raises(SystemExit):
             loop.main(["--quick", "--decision-lead-hours", bad])
+
+
+def test_collector_timing_sees_counts_when_the_product_collects_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--timing collector``: a snapshot becomes visible only at a 6-hourly collection or right
+    after a post, holds the counts of that moment under its due horizon, and the learners refit
+    at the 4-hourly cron of ``factored_posteriors`` (as ``xbot run`` does), not every 6 h."""
+    from datetime import timedelta
+    from itertools import pairwise
+
+    from benchmarks import loop
+
+    refits: list[Any] = []
+    refit = loop.Loop.refit
+
+    def recording_refit(self: Any, now: Any) -> None:
+        refits.append(now)
+        refit(self, now)
+
+    monkeypatch.setattr(loop.Loop, "refit", recording_refit)
+    monkeypatch.setattr(loop, "TIMING", "collector")
+    run = loop.Loop("default", 0, 4, "ours")
+    run.run()
+    assert refits[0] == run.start
+    assert all(r.hour % 4 == 0 and r.minute == 0 for r in refits[1:])
+    assert all(b - a == timedelta(hours=4) for a, b in pairwise(refits[1:]))
+    post_times = {p.at for p in run.posted}
+    checked = 0
+    for post in run.posted:
+        stored = run.stored[post.post_id]
+        for horizon, hours in loop.HORIZONS:
+            if horizon not in stored:
+                continue
+            at, counts = stored[horizon]
+            due = post.at + timedelta(hours=hours)
+            assert at >= due
+            # collected at a 6-hourly tick or right after a post, before a later chance
+            assert (at.hour % 6 == 0 and at.minute == 0) or at in post_times
+            assert counts == run.counts_at(post, at)
+            checked += 1
+    assert checked > 20
+    # visibility follows the collection, not the horizon: a post's 1 h snapshot is not seen
+    # before it was collected, even when the post is more than an hour old
+    late = next(
+        (p, run.stored[p.post_id]["1h"][0])
+        for p in run.posted
+        if run.stored[p.post_id]["1h"][0] > p.at + timedelta(hours=1)
+    )
+    post, collected = late
+    assert run.snapshot(post, collected - timedelta(minutes=1)) is None
+    assert run.snapshot(post, collected) is not None
+
+
+def test_streams_average_a_seeds_learner_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--streams K``: each seed's figure is the mean over K random streams of the policy (the
+    first is the benchmark's own, so one stream reproduces the figures before the option)."""
+    from benchmarks import loop
+
+    one = loop.run_job(("default", 0, 4, ("ours",), False))["policies"]["ours"]
+    monkeypatch.setattr(loop, "STREAMS", 2)
+    two = loop.run_job(("default", 0, 4, ("ours",), False))["policies"]["ours"]
+    first, second = two["per_stream"]
+    assert first == pytest.approx(one["mean_expected_reward"], abs=1e-6)
+    assert second != pytest.approx(first, abs=1e-9)  # its own draws
+    assert two["mean_expected_reward"] == pytest.approx((first + second) / 2, abs=1e-6)
+    assert two["posts"] == 2 * one["posts"] and two["streams"] == 2
+    assert len(two["chosen_index"]) == two["posts"]
+    for bad in ("0", "65"):
+        with pytest.raises(SystemExit):
+            loop.main(["--quick", "--streams", bad])
