@@ -143,7 +143,8 @@ product takes them (``engine/collect.py``): a snapshot is taken when it is due a
 collection (00, 06, 12, 18 UTC) or right after a post goes out, holds the counts *of that
 moment* under the due horizon's label (a post first collected 9 h old gets its 1 h and 6 h
 snapshots then, both with its 9 h counts), and ``factored_posteriors`` refits at its 4-hourly
-cron (``runner.STORE_FED_CRON``)."""
+cron (``runner.STORE_FED_CRON``). It changes what ``ours`` learns from; the baselines keep their
+exact 72 h outcomes."""
 TIMING = "exact"
 """``--timing`` (set before workers fork)."""
 STREAMS = 1
