@@ -205,8 +205,10 @@ def generate_candidates(
         raise ValueError(f"n must be at least 1 (got {n}): ask for one candidate or more")
     chosen = Arm.parse(arm)
     config = guard_config or GuardConfig()
-    seen = list(recent)  # newest first (as the store returns them), then this batch's parts
-    batch_parts: list[str] = []
+    # Every text the guard compares with, newest first: this batch's accepted parts, then the
+    # recent posts as the store returns them (generators that show only a few, OpenAI's 5,
+    # show the latest; the guard's similarity is a max, so the order is only for them).
+    seen = list(recent)
     untrusted = tuple(untrusted_context)
     out: list[Candidate] = []
     for offset in range(n):
@@ -221,9 +223,7 @@ def generate_candidates(
             thread_parts=thread_parts,
             numbered_threads=numbered_threads,
             max_weighted_length=config.max_weighted_length or MAX_WEIGHTED_LENGTH,
-            # Every text the guard will compare with, newest first: the generators that show
-            # only a few (OpenAI: 5) show the latest ones.
-            avoid_texts=(*reversed(batch_parts), *seen[: len(seen) - len(batch_parts)]),
+            avoid_texts=tuple(seen),
             near_duplicate_threshold=config.near_duplicate_threshold,
         )
         try:
@@ -253,8 +253,7 @@ def generate_candidates(
             raw=result.raw if not verdict.ok else None,
         )
         if candidate.accepted:
-            seen.extend(candidate.parts)
-            batch_parts.extend(candidate.parts)
+            seen[:0] = reversed(candidate.parts)
             if scorer is not None:
                 candidate = replace(candidate, score=_score(scorer, candidate))
         out.append(candidate)
