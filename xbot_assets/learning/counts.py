@@ -111,6 +111,9 @@ def fit_counts(
     prior_sd_overrides: Mapping[str, float] | None = None,
     prior_means: Mapping[str, float] | None = None,
     neg_prior_events: float = NEG_PRIOR_EVENTS,
+    neg_prior_log_ratio: Mapping[str, float] | None = None,
+    mix_prior_share: Mapping[str, Sequence[float]] | None = None,
+    mix_prior_events: float = MIX_PRIOR_EVENTS,
 ) -> CountFit:
     """The posterior of the count model.
 
@@ -127,6 +130,11 @@ def fit_counts(
         prior_sd_overrides: log-scale prior SD per design group, over :data:`LOG_PRIOR_SD`.
         prior_means: log-scale prior mean of named effects (0 when not given).
         neg_prior_events: pseudo-events pulling each format's negative rate to the pooled one.
+        neg_prior_log_ratio: ``metric:format`` -> log of the format's prior rate over the
+            pooled rate (a population prior; 0, the pooled rate itself, when not given).
+        mix_prior_share: format -> prior share of each positive metric (a population prior;
+            the account's all-format mix when not given).
+        mix_prior_events: pseudo-events behind the mix's prior.
     """
     n, p = x.shape
     nf = len(formats)
@@ -144,7 +152,10 @@ def fit_counts(
     value_per_event = np.empty(nf)
     for f in range(nf):
         mine = (pos_counts[fmt == f] * weight_i[fmt == f, None]).sum(axis=0)
-        share = (mine + MIX_PRIOR_EVENTS * pooled_share) / (mine.sum() + MIX_PRIOR_EVENTS)
+        centre = pooled_share
+        if mix_prior_share and formats[f] in mix_prior_share:
+            centre = np.asarray(mix_prior_share[formats[f]], dtype=float)
+        share = (mine + mix_prior_events * centre) / (mine.sum() + mix_prior_events)
         value_per_event[f] = float(share @ w[pos])
 
     # --- the shared log-rate effects: weighted regression on log(total / impressions) -------
@@ -184,6 +195,11 @@ def fit_counts(
         content = x[:, mask] @ mean[mask] if n else np.zeros(0)
         exposure_w = imps * weight_i if n else np.zeros(0)
 
+        ratio = np.ones((nf, len(neg_names)))
+        for f, fname in enumerate(formats):
+            for j, m in enumerate(neg_names):
+                ratio[f, j] = math.exp(float((neg_prior_log_ratio or {}).get(f"{m}:{fname}", 0.0)))
+
         def rates_at(k: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             exposure = exposure_w * np.exp(-k * content)
             pooled = (neg_counts.sum(axis=0) + 0.5) / max(float(exposure.sum()), 1.0)
@@ -191,7 +207,7 @@ def fit_counts(
             b = np.empty((nf, len(neg_names)))
             for f in range(nf):
                 a[f] = neg_counts[fmt == f].sum(axis=0) + neg_prior_events
-                b[f] = float(exposure[fmt == f].sum()) + neg_prior_events / pooled
+                b[f] = float(exposure[fmt == f].sum()) + neg_prior_events / (pooled * ratio[f])
             return a, b, exposure
 
         if n:
@@ -209,7 +225,7 @@ def fit_counts(
             a, b, _ = rates_at(k_mean)
         else:
             a = np.full((nf, len(neg_names)), neg_prior_events)
-            b = np.full((nf, len(neg_names)), neg_prior_events / 1e-4)
+            b = neg_prior_events / (1e-4 * ratio)
         log_rate_var = 1.0 / a
         log_rates = np.log(a / b)  # the plug-in value at the mean is the posterior mean rate
 

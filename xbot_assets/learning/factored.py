@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from xbot_assets.learning.counts import NEG_PRIOR_EVENTS, _posterior, fit_counts
+from xbot_assets.learning.counts import MIX_PRIOR_EVENTS, NEG_PRIOR_EVENTS, _posterior, fit_counts
 from xbot_assets.learning.design import TOPIC_HALF_LIVES_H, Design, PastPost
 from xbot_assets.learning.horizon import HORIZON_HOURS, MIN_HORIZON_HOURS, HorizonModel
 from xbot_assets.learning.objective import (
@@ -118,6 +118,13 @@ class FitConfig:
     neg_prior_events: float = NEG_PRIOR_EVENTS
     """Count model: pseudo-events pulling a format's negative rate towards the pooled rate
     (:data:`~xbot_assets.learning.counts.NEG_PRIOR_EVENTS`)."""
+    neg_prior_log_ratio: dict[str, float] = field(default_factory=dict)
+    """Count model: ``metric:format`` -> log ratio of the format's prior negative rate to the
+    pooled one (a population prior, ``learning/population_prior.py``; empty: the pooled rate)."""
+    mix_prior_share: dict[str, list[float]] = field(default_factory=dict)
+    """Count model: per format, the prior share of each positive metric (a population prior;
+    empty: the account's all-format mix)."""
+    mix_prior_events: float = MIX_PRIOR_EVENTS
     format_exploration: float | None = None
     """Experiment (off: None): a separate spread scale for the format effects and the formats'
     negative rates, so rarely posted formats are still tried (how_to got 2 posts of 120)."""
@@ -385,6 +392,9 @@ def _fit_count_model(
         prior_sd_overrides=config.count_prior_sd,
         prior_means=config.count_prior_mean,
         neg_prior_events=config.neg_prior_events,
+        neg_prior_log_ratio=config.neg_prior_log_ratio,
+        mix_prior_share=config.mix_prior_share,
+        mix_prior_events=config.mix_prior_events,
     )
     return FactoredPosterior(
         names=fit.names,
