@@ -641,6 +641,64 @@ def content_generate(
         typer.echo(c.text or "(no text)")
 
 
+prior_app = typer.Typer(help="Population priors: what other accounts learnt, for a new one.")
+app.add_typer(prior_app, name="prior")
+
+
+@prior_app.command("fit")
+def prior_fit(
+    out: str = typer.Option(
+        ..., "--out", help="JSON file to write (LEARNING_PRIOR_FILE reads it)."
+    ),
+    groups: str = typer.Option(
+        "text", help="Comma-separated design groups to centre: format, topic, time, recency, text."
+    ),
+    sd: float = typer.Option(0.1, min=0.01, max=2.0, help="Prior SD (log scale) of the groups."),
+    with_formats: bool = typer.Option(
+        False, help="Also each format's negative rates and metric mix (from final counts)."
+    ),
+    min_posts: int = typer.Option(200, min=1, help="Refuse a prior from fewer evidence posts."),
+) -> None:
+    """Fit a population prior from every account in this store (an experienced deployment) for
+    new accounts: set LEARNING_PRIOR_FILE to the file in the new deployment."""
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
+    from xbot_assets.engine.history import learning_histories
+    from xbot_assets.learning.population_prior import (
+        PriorError,
+        fit_population_prior,
+        save_prior,
+    )
+    from xbot_assets.store.durable import DurableStore
+
+    settings = settings_or_exit()
+    require_schema_or_exit(settings)
+    chosen = [g.strip() for g in groups.split(",") if g.strip()]
+    store = DurableStore.from_settings(settings)
+    try:
+        # Every post counts: "now" is after the latest post's final snapshot (a simulated run's
+        # posts can lie ahead of the wall clock).
+        wall = datetime.now(UTC)
+        accounts = learning_histories(store, now=wall + timedelta(days=3650),
+                                      default_timezone=settings.account_timezone)  # fmt: skip
+        latest = max((p.posted_at for a in accounts for p in a.history), default=wall)
+        now = max(wall, latest + timedelta(hours=72))
+        prior = fit_population_prior(
+            accounts, now=now, formats=FORMATS, topics=DEFAULT_TOPICS,
+            objective=settings.learning_objective, groups=chosen,
+            group_sd=dict.fromkeys(chosen, sd), with_formats=with_formats, min_posts=min_posts,
+        )  # fmt: skip
+    except PriorError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
+    path = save_prior(prior, Path(out))
+    typer.echo(f"{prior.describe()} -> {path}")
+    typer.echo(f"use it: LEARNING_PRIOR_FILE={path}")
+
+
 @app.command("browser-login")
 def browser_login_cmd(
     handle: str | None = typer.Option(None, help="The account's handle (default: X_HANDLE)."),

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
     learning_objective: Literal["engagement", "growth"] = "engagement"
     """What the policy maximises: X-weighted engagement per impression, or growth (follows and
     profile clicks per impression). Changes which arms and texts the bot chooses."""
+    learning_prior_file: Path | None = None
+    """LEARNING_PRIOR_FILE: a population prior (``xbot prior fit``) that centres every account's
+    fit on what other accounts learnt (``learning/population_prior.py``); unset: the model's own
+    zero-centred prior. A missing or malformed file stops the refit with what to do."""
 
     # --- operator console ---------------------------------------------------------------------
     approval: ApprovalMode = "off"
@@ -167,7 +171,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "database_url", "redis_url", "redis_prefix", "openai_base_url", "clock_speed",
-        "clock_epoch", mode="before",
+        "clock_epoch", "learning_prior_file", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

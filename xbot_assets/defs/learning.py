@@ -361,8 +361,12 @@ def factored_posteriors(
     settings = xbot_settings.get()
     now = xbot_runtime.now()
     store = DurableStore.from_settings(settings)
+    from xbot_assets.learning.population_prior import PriorError
+
     try:
         refit = refit_factored(settings, store, now, list(ALL_FORMATS), list(TOPICS))
+    except PriorError as exc:  # LEARNING_PRIOR_FILE: the message says what to do
+        raise dg.Failure(str(exc)) from None
     finally:
         store.close()
     posterior = refit.main
@@ -391,6 +395,7 @@ def factored_posteriors(
                 "horizons_used": json.dumps(posterior.horizons_used),
                 "horizon_shares_fitted_from": json.dumps(refit.fit.horizon.fitted_from),
                 "model": posterior.kind,
+                "prior": refit.prior,
                 "components": json.dumps(posterior.components),
                 "noise_sigma0": round(float(np.sqrt(posterior.sigma0_sq)), 6),
                 "noise_kappa": round(posterior.kappa, 6),

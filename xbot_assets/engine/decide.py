@@ -103,9 +103,14 @@ def default_arms(topics: Sequence[str] = DEFAULT_TOPICS) -> list[str]:
 
 
 def prior_models(
-    *, objective: str = "engagement", timezone: str = "UTC", now: datetime | None = None
+    *,
+    objective: str = "engagement",
+    timezone: str = "UTC",
+    now: datetime | None = None,
+    config: FitConfig | None = None,
 ) -> Models:
-    """The cold-start models: the factored prior and a uniform Beta sampler (flagged cold)."""
+    """The cold-start models: the factored prior and a uniform Beta sampler (flagged cold).
+    ``config``: the fit's settings (a population prior centres it), else the objective's."""
     from xbot_assets.learning.bandits import ThompsonSampler
 
     arms = default_arms()
@@ -115,7 +120,7 @@ def prior_models(
         formats=FORMATS,
         topics=DEFAULT_TOPICS,
         timezone=timezone,
-        config=FitConfig(objective=objective),
+        config=config or FitConfig(objective=objective),
     )
     sampler = ThompsonSampler(len(arms), prior=(1.0, 1.0))
     return Models(posterior, arms, sampler, objective=objective)
@@ -126,6 +131,7 @@ def load_models(settings: Any, *, cache: Any = None) -> Models:
     many accounts, ``model_files.factored_file``) and baseline ``arm_posteriors``; the prior
     when they have not been materialised yet (the cold start, flagged). ``cache``: the hot
     path's posterior cache (``posting.hotpath.posterior_cache``)."""
+    from xbot_assets.engine.refit import fit_config
     from xbot_assets.learning.bandits import ThompsonSampler
     from xbot_assets.learning.model_files import (
         ModelFileMissing,
@@ -134,9 +140,15 @@ def load_models(settings: Any, *, cache: Any = None) -> Models:
         load_posteriors,
         models_dir,
     )
+    from xbot_assets.learning.population_prior import PriorError
 
     objective = getattr(settings, "learning_objective", "engagement")
-    models = prior_models(objective=objective, timezone=settings.account_timezone)
+    try:
+        config = fit_config(settings)
+    except PriorError as exc:  # the refit fails with this message; posting keeps going
+        log.warning("acting on the model's own prior: %s", exc)
+        config = FitConfig(objective=objective)
+    models = prior_models(objective=objective, timezone=settings.account_timezone, config=config)
     try:
         from xbot_assets.posting.hotpath import cached_posterior
 

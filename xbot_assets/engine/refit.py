@@ -43,6 +43,8 @@ class Refit:
     histories: dict[str, list[PastPost]] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     """Per account, the file written for it (many accounts only)."""
+    prior: str = "model default (zero-centred)"
+    """What the fit's prior is centred on (``LEARNING_PRIOR_FILE``)."""
 
     def per_account(self, now: datetime, arms: list[tuple[str, str]]) -> dict[str, Any]:
         """Per account: own posts, what it acts on, its best arm now, cold start, its file."""
@@ -58,6 +60,18 @@ class Refit:
                 "note": account.describe(),
             }
         return out
+
+
+def fit_config(settings: Any) -> FitConfig:
+    """The fit's settings: the objective, centred on the population prior when one is set
+    (``LEARNING_PRIOR_FILE``; a bad file raises :class:`PriorError` with what to do)."""
+    config = FitConfig(objective=getattr(settings, "learning_objective", "engagement"))
+    path = getattr(settings, "learning_prior_file", None)
+    if path is None:
+        return config
+    from xbot_assets.learning.population_prior import load_prior
+
+    return load_prior(path).fit_config(config)
 
 
 def read_and_fit(
@@ -77,7 +91,7 @@ def read_and_fit(
         now=now,
         formats=formats,
         topics=topics,
-        config=FitConfig(objective=settings.learning_objective),
+        config=fit_config(settings),
         main_timezone=main.timezone if main else accounts[0].timezone,
         min_own_posts=MIN_OWN_POSTS,
     )
@@ -114,4 +128,10 @@ def refit_factored(
     main_history = histories.get(settings.x_handle, [])
     values = arm_values(main, now, main_history, arms)
     best = arms[int(values.argmax())]
-    return Refit(main, main_path, f"{best[0]}:{best[1]}", fit, histories, written)
+    prior = "model default (zero-centred)"
+    if getattr(settings, "learning_prior_file", None) is not None:
+        from xbot_assets.learning.population_prior import load_prior
+
+        path = Path(settings.learning_prior_file)
+        prior = f"{load_prior(path).describe()}, {path.name}"
+    return Refit(main, main_path, f"{best[0]}:{best[1]}", fit, histories, written, prior)
