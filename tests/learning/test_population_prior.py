@@ -364,3 +364,21 @@ def test_the_count_model_starts_from_the_formats_negative_rates_and_mix() -> Non
     assert vpe["single"] == pytest.approx(
         dict(zip(FORMATS, plain.extras["value_per_event"], strict=True))["single"]
     )
+
+
+def test_each_accounts_fit_says_it_starts_from_the_population_prior() -> None:
+    from xbot_assets.learning.account_policy import fit_accounts
+
+    prior = PopulationPrior("engagement", {"hashtags": -0.2}, {"text": 0.1})
+    accounts = [_account(1, 40), _account(2, 4)]
+    now = START + timedelta(days=20)
+    for config, labels in (
+        (FitConfig(), {"acct1": "pooled effects", "acct2": "default"}),
+        (
+            prior.fit_config(FitConfig()),
+            {"acct1": "pooled effects, population prior", "acct2": "population prior"},
+        ),
+    ):
+        fit = fit_accounts(accounts, now=now, formats=FORMATS, topics=DEFAULT_TOPICS,
+                           config=config, main_timezone="UTC")  # fmt: skip
+        assert {h: a.prior for h, a in fit.accounts.items()} == labels

@@ -70,7 +70,8 @@ class AccountFit:
     acting_on: str
     """One of :data:`ACTING_ON`."""
     prior: str
-    """``pooled effects`` or ``default`` (the model's zero-centred prior)."""
+    """``pooled effects``, ``population prior`` (``LEARNING_PRIOR_FILE``) or ``default`` (the
+    model's zero-centred prior)."""
 
     @property
     def cold_start(self) -> bool:
@@ -131,6 +132,8 @@ def fit_accounts(
         min_own_posts: own evidence posts from which an account acts on its own fit.
     """
     horizon = HorizonModel.fit([pair for a in accounts for pair in a.pairs])
+    # A population prior (LEARNING_PRIOR_FILE) arrives as the config's prior means.
+    base = "population prior" if config.count_prior_mean else "default"
     cache: dict[Any, np.ndarray] = {}
     own_posts: dict[str, int] = {}
     for account in accounts:
@@ -151,7 +154,7 @@ def fit_accounts(
     if len(accounts) == 1:
         (only,) = accounts
         acting = "own" if pooled.posts else "prior"
-        fits[only.handle] = AccountFit(only.handle, pooled, pooled.posts, acting, "default")
+        fits[only.handle] = AccountFit(only.handle, pooled, pooled.posts, acting, base)
         return AccountsFit(pooled, horizon, fits)
     for account in accounts:
         own = own_posts[account.handle]
@@ -163,7 +166,7 @@ def fit_accounts(
             fallback = replace(
                 pooled, timezone=account.timezone, exploration=config.exploration_at(own)
             )
-            fits[account.handle] = AccountFit(account.handle, fallback, own, "pooled", "default")
+            fits[account.handle] = AccountFit(account.handle, fallback, own, "pooled", base)
             continue
         means = pooled_prior_means(pooled) if others > 0 else {}
         account_config = (
@@ -180,7 +183,7 @@ def fit_accounts(
             posterior,
             own,
             "own" if posterior.posts else "prior",
-            "pooled effects" if means else "default",
+            ("pooled effects" + (f", {base}" if base != "default" else "")) if means else base,
         )
     return AccountsFit(pooled, horizon, fits)
 
