@@ -788,6 +788,16 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def prior_overrides(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with a population prior file applied (``--prior``): the FitConfig fields
+    it sets, as LEARNING_PRIOR_FILE sets them in the product (``engine/refit.fit_config``)."""
+    from xbot_assets.learning.population_prior import load_prior
+
+    applied = load_prior(path).fit_config(FitConfig(**overrides))
+    default = FitConfig()
+    return {k: v for k, v in applied.__dict__.items() if v != getattr(default, k)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -821,6 +831,13 @@ def main(argv: list[str] | None = None) -> int:
         " (the loop is deterministic per scenario, seed and policy: only changed policies rerun)",
     )
     parser.add_argument("--reuse-policies", default="", help="comma-separated policies to copy")
+    parser.add_argument(
+        "--prior",
+        type=Path,
+        default=None,
+        help="a population prior (xbot prior fit, or benchmarks/loop_population_prior.py) that "
+        "centres ours' fit, as LEARNING_PRIOR_FILE does in the product",
+    )
     parser.add_argument(
         "--fit",
         action="append",
@@ -894,6 +911,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown_fit = set(FIT_OVERRIDES) - set(FitConfig.__dataclass_fields__)
     if unknown_fit:
         parser.error(f"unknown --fit keys {sorted(unknown_fit)}")
+    if args.prior is not None:
+        from xbot_assets.learning.population_prior import PriorError
+
+        try:
+            FIT_OVERRIDES.update(prior_overrides(args.prior, FIT_OVERRIDES))
+        except PriorError as exc:
+            parser.error(str(exc))
     policies = tuple(p for p in args.policies.split(",") if p)
     unknown = set(policies) - set(POLICIES)
     if unknown:
@@ -979,6 +1003,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "command": "benchmarks/loop.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "fit_config": {**FitConfig().__dict__, **FIT_OVERRIDES},
+        "prior": str(args.prior) if args.prior is not None else None,
         "bot_view": BOT_VIEW,
         "decision_lead_hours": DECISION_LEAD_HOURS,
         "timing": TIMING,
