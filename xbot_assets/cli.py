@@ -678,13 +678,15 @@ def prior_fit(
     chosen = [g.strip() for g in groups.split(",") if g.strip()]
     store = DurableStore.from_settings(settings)
     try:
-        # Every post counts: "now" is after the latest post's final snapshot (a simulated run's
-        # posts can lie ahead of the wall clock).
+        # Every post counts, and ages count from the newest post's final snapshot (as the
+        # benchmark's loop_population_prior.py does), not from the wall clock: a store's last
+        # weeks weigh as in its own refit then, whenever the prior is fitted (a simulated run's
+        # posts can lie months behind, or ahead of, the wall clock).
         wall = datetime.now(UTC)
         accounts = learning_histories(store, now=wall + timedelta(days=3650),
                                       default_timezone=settings.account_timezone)  # fmt: skip
         latest = max((p.posted_at for a in accounts for p in a.history), default=wall)
-        now = max(wall, latest + timedelta(hours=72))
+        now = latest + timedelta(hours=73)
         prior = fit_population_prior(
             accounts, now=now, formats=FORMATS, topics=DEFAULT_TOPICS,
             objective=settings.learning_objective, groups=chosen,

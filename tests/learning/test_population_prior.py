@@ -237,7 +237,8 @@ def test_xbot_prior_fit_writes_a_prior_from_the_store(cli_env: Path, tmp_path: P
     assert ran.exit_code == 0, ran.output
     assert f"LEARNING_PRIOR_FILE={out}" in ran.stdout
     prior = load_prior(out)
-    assert prior.source["posts"] == 60 and prior.effect_means["hashtags"] < 0
+    assert prior.source["posts"] == 60
+    assert prior.effect_means["hashtags"] < -0.2  # ages from the newest post, not the wall
 
 
 def test_xbot_prior_fit_on_too_few_posts_says_what_to_do(cli_env: Path, tmp_path: Path) -> None:
