@@ -203,8 +203,11 @@ def _format_rates(
     for fmt, row in sums.items():
         if row.get("impressions", 0.0) <= 0:
             continue
+        # Half a pseudo-event shared out by exposure: no events at all (real X reports no
+        # negative feedback, warehouse/collector.py) gives every format the pooled rate.
+        share = row["impressions"] / total["impressions"]
         for metric in negative:
-            mine = (row.get(metric, 0.0) + 0.5) / row["impressions"]
+            mine = (row.get(metric, 0.0) + 0.5 * share) / row["impressions"]
             pooled = (total[metric] + 0.5) / total["impressions"]
             ratio[f"{metric}:{fmt}"] = round(math.log(mine / pooled), 6)
         counts = [row.get(m, 0.0) for m in positive]
