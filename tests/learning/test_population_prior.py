@@ -398,3 +398,21 @@ def test_no_negative_events_gives_every_format_the_pooled_rate() -> None:
         ]
     prior = _fit(accounts, with_formats=True)
     assert prior.negative_log_ratio and all(v == 0 for v in prior.negative_log_ratio.values())
+
+
+def test_posting_keeps_the_models_own_prior_when_the_file_is_bad(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The refit stops on a bad LEARNING_PRIOR_FILE (above); the posting path's cold-start
+    models do not stop posting for it: they act on the model's own prior and log why."""
+    from xbot_assets.config import load_settings
+    from xbot_assets.engine.decide import load_models
+
+    missing = tmp_path / "missing.json"
+    settings = load_settings(env_file=None, xbot_home=tmp_path, app_env="local",
+                             learning_prior_file=str(missing))  # fmt: skip
+    with caplog.at_level("WARNING"):
+        models = load_models(settings)
+    index = models.posterior.design.names.index("hashtags")
+    assert models.posterior.mean[index] == 0.0 and models.posterior.cold_start
+    assert "acting on the model's own prior" in caplog.text and "xbot prior fit" in caplog.text
