@@ -388,13 +388,14 @@ def test_each_accounts_fit_says_it_starts_from_the_population_prior() -> None:
 def test_no_negative_events_gives_every_format_the_pooled_rate() -> None:
     """On real X the collector stores 0 negative feedback and reports: a prior fitted there must
     not invent format differences from the formats' exposure."""
+    from dataclasses import replace
+
     accounts = [_account(s, 120) for s in range(2)]
     for account in accounts:
-        for post in account.history:
-            assert post.metrics is not None
-            post.metrics.update(negative_feedback=0, reports=0)
         account.history[:] = [
-            p for i, p in enumerate(account.history) if i % 3 or p.format == "single"
+            replace(p, metrics={**(p.metrics or {}), "negative_feedback": 0, "reports": 0})
+            for i, p in enumerate(account.history)
+            if i % 3 or p.format == "single"
         ]
     prior = _fit(accounts, with_formats=True)
     assert prior.negative_log_ratio and all(v == 0 for v in prior.negative_log_ratio.values())
