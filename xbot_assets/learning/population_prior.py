@@ -95,26 +95,12 @@ class PopulationPrior:
         return replace(config, **changes)
 
     def describe(self) -> str:
-        groups = sorted({name.split("=")[0] if "=" in name else _group_of(name)
-                         for name in self.effect_means})  # fmt: skip
-        parts = [f"effects of {', '.join(groups) or 'no group'}"]
+        parts = [f"effects of {', '.join(sorted(self.group_sd)) or 'no group'}"]
         if self.negative_log_ratio or self.mix_share:
             parts.append("formats' negative rates and metric mix")
         posts = self.source.get("posts")
         accounts = self.source.get("accounts")
         return f"population prior ({'; '.join(parts)}; from {posts} posts of {accounts} accounts)"
-
-
-def _group_of(name: str) -> str:
-    from xbot_assets.learning.design import RECENCY_NAMES, TEXT_NAMES, TIME_NAMES
-
-    if name in TEXT_NAMES:
-        return "text"
-    if name in TIME_NAMES:
-        return "time"
-    if name in RECENCY_NAMES or name.startswith("topic_recent_"):
-        return "recency"
-    return name
 
 
 def fit_population_prior(
