@@ -790,7 +790,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
 
 def prior_overrides(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     """``overrides`` with a population prior file applied (``--prior``): the FitConfig fields
-    it sets, as LEARNING_PRIOR_FILE sets them in the product (``engine/refit.fit_config``)."""
+    it sets, as LEARNING_PRIOR_FILE sets them in the product (``engine/refit.fit_setup``)."""
     from xbot_assets.learning.population_prior import load_prior
 
     applied = load_prior(path).fit_config(FitConfig(**overrides))

@@ -337,6 +337,18 @@ def test_the_loop_benchmarks_prior_changes_ours_choices(
     assert with_prior["mean_expected_reward"] != without["mean_expected_reward"]
     with pytest.raises(SystemExit):
         loop.main(["--quick", "--prior", str(tmp_path / "missing.json")])
+    # main applies the file after --fit, whose explicit settings win, and records both.
+    monkeypatch.setattr(loop, "FIT_OVERRIDES", {})
+    out = tmp_path / "loop.json"
+    argv = ["--seeds", "1", "--days", "2", "--scenarios", "default", "--policies", "ours",
+            "--processes", "1", "--no-plot", "--out", str(out),
+            "--fit", 'count_prior_mean={"number": 0.0}', "--prior", str(path)]  # fmt: skip
+    assert loop.main(argv) == 0
+    results = json.loads(out.read_text())
+    assert results["prior"] == str(path)
+    assert results["fit_config"]["count_prior_mean"] == {**prior.effect_means, "number": 0.0}
+    assert results["fit_config"]["count_prior_sd"] == {"text": 0.05}
+    assert loop.FIT_OVERRIDES["count_prior_mean"]["number"] == 0.0
     with pytest.raises(SystemExit):
         loop_population_prior.main(["--seeds", "0-3", "--out", str(path)])
 
@@ -373,15 +385,18 @@ def test_each_accounts_fit_says_it_starts_from_the_population_prior() -> None:
     prior = PopulationPrior("engagement", {"hashtags": -0.2}, {"text": 0.1})
     accounts = [_account(1, 40), _account(2, 4)]
     now = START + timedelta(days=20)
-    for config, labels in (
-        (FitConfig(), {"acct1": "pooled effects", "acct2": "default"}),
+    for config, label, labels in (
+        (FitConfig(), "default", {"acct1": "pooled effects", "acct2": "default"}),
         (
             prior.fit_config(FitConfig()),
+            "population prior",
             {"acct1": "pooled effects, population prior", "acct2": "population prior"},
         ),
+        # prior means set by hand (a benchmark's --fit) are not a population prior
+        (prior.fit_config(FitConfig()), "default", {"acct1": "pooled effects", "acct2": "default"}),
     ):
         fit = fit_accounts(accounts, now=now, formats=FORMATS, topics=DEFAULT_TOPICS,
-                           config=config, main_timezone="UTC")  # fmt: skip
+                           config=config, main_timezone="UTC", prior_label=label)  # fmt: skip
         assert {h: a.prior for h, a in fit.accounts.items()} == labels
 
 
@@ -417,3 +432,47 @@ def test_posting_keeps_the_models_own_prior_when_the_file_is_bad(
     index = models.posterior.design.names.index("hashtags")
     assert models.posterior.mean[index] == 0.0 and models.posterior.cold_start
     assert "acting on the model's own prior" in caplog.text and "xbot prior fit" in caplog.text
+
+
+def test_the_posting_path_reads_the_prior_file_only_at_the_cold_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every refill loads the models: once a refit has saved a posterior (itself centred on the
+    prior), the posting path acts on it and neither reads LEARNING_PRIOR_FILE nor builds the
+    prior's fit; only a cold start does."""
+    from xbot_assets.config import load_settings
+    from xbot_assets.engine import decide
+    from xbot_assets.learning import model_files, population_prior
+    from xbot_assets.learning.horizon import HorizonModel
+
+    path = save_prior(PopulationPrior("engagement", {"hashtags": -0.2}, {"text": 0.1}),
+                      tmp_path / "prior.json")  # fmt: skip
+    settings = load_settings(env_file=None, xbot_home=tmp_path, app_env="local",
+                             learning_prior_file=str(path))  # fmt: skip
+    reads: list[object] = []
+    real_load = population_prior.load_prior
+
+    def counted_load(p: object) -> PopulationPrior:
+        reads.append(p)
+        return real_load(p)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(population_prior, "load_prior", counted_load)
+    cold = decide.load_models(settings)
+    assert len(reads) == 1 and cold.posterior_file == "prior" and cold.posteriors_cold
+    index = cold.posterior.design.names.index("hashtags")
+    assert cold.posterior.mean[index] == pytest.approx(-0.2)
+
+    saved = fit_factored(_account(1, 60).history,
+                         now=START + timedelta(days=20), formats=FORMATS, topics=DEFAULT_TOPICS,
+                         timezone="UTC")  # fmt: skip
+    model_files.models_dir(settings).mkdir(parents=True, exist_ok=True)
+    model_files.write_factored(model_files.factored_path(settings, "engagement"), saved,
+                               HorizonModel())  # fmt: skip
+    builds: list[object] = []
+    monkeypatch.setattr(decide, "prior_models", lambda **kw: builds.append(kw))
+    warm = decide.load_models(settings)
+    assert len(reads) == 1 and builds == []
+    assert warm.posterior_file == "factored_posteriors_engagement.json"
+    assert not warm.posteriors_cold and warm.posterior.posts == saved.posts
+    assert len(warm.arms) == len(FORMATS) * len(DEFAULT_TOPICS)
+    assert warm.sampler.n_arms == len(warm.arms)

@@ -130,8 +130,11 @@ def load_models(settings: Any, *, cache: Any = None) -> Models:
     """The latest ``factored_posteriors`` of ``settings.x_handle``'s account (its own file with
     many accounts, ``model_files.factored_file``) and baseline ``arm_posteriors``; the prior
     when they have not been materialised yet (the cold start, flagged). ``cache``: the hot
-    path's posterior cache (``posting.hotpath.posterior_cache``)."""
-    from xbot_assets.engine.refit import fit_config
+    path's posterior cache (``posting.hotpath.posterior_cache``).
+
+    The prior (and ``LEARNING_PRIOR_FILE``, :func:`cold_start_config`) is built only when no
+    saved posterior loads: every refill calls this, and a saved posterior already carries the
+    population prior its refit was centred on."""
     from xbot_assets.learning.bandits import ThompsonSampler
     from xbot_assets.learning.model_files import (
         ModelFileMissing,
@@ -140,34 +143,51 @@ def load_models(settings: Any, *, cache: Any = None) -> Models:
         load_posteriors,
         models_dir,
     )
-    from xbot_assets.learning.population_prior import PriorError
+    from xbot_assets.posting.hotpath import cached_posterior
 
     objective = getattr(settings, "learning_objective", "engagement")
     try:
-        config = fit_config(settings)
-    except PriorError as exc:  # the refit fails with this message; posting keeps going
-        log.warning("acting on the model's own prior: %s", exc)
-        config = FitConfig(objective=objective)
-    models = prior_models(objective=objective, timezone=settings.account_timezone, config=config)
-    try:
-        from xbot_assets.posting.hotpath import cached_posterior
-
         path = factored_file(settings, objective)
         cached = cached_posterior(path, cache)
         posterior = cached if cached is not None else load_factored(settings, objective, path)
-        models.posterior = posterior
-        models.arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
-        models.posteriors_cold = posterior.cold_start
-        models.posterior_file = str(path.relative_to(models_dir(settings)))
     except (ModelFileMissing, ValueError) as exc:
         log.info("factored posteriors not loaded (%s): acting on the prior", exc)
+        models = prior_models(
+            objective=objective,
+            timezone=settings.account_timezone,
+            config=cold_start_config(settings),
+        )
+    else:
+        arms = [f"{f}:{t}" for f in posterior.formats for t in posterior.topics]
+        models = Models(
+            posterior,
+            arms,
+            ThompsonSampler(len(arms), prior=(1.0, 1.0)),
+            posteriors_cold=posterior.cold_start,
+            objective=objective,
+            posterior_file=str(path.relative_to(models_dir(settings))),
+        )
     try:
         sampler, arms = load_posteriors(settings)
         if arms == models.arms:
             models.sampler = sampler
     except ModelFileMissing:
-        models.sampler = ThompsonSampler(len(models.arms), prior=(1.0, 1.0))
+        pass  # the uniform Beta sampler the models start with
     return models
+
+
+def cold_start_config(settings: Any) -> FitConfig:
+    """The cold-start prior's settings: centred on ``LEARNING_PRIOR_FILE`` when it is set. A
+    bad file does not stop posting (the refit fails on it with what to do): the model's own
+    prior, with a warning."""
+    from xbot_assets.engine.refit import fit_setup
+    from xbot_assets.learning.population_prior import PriorError
+
+    try:
+        return fit_setup(settings).config
+    except PriorError as exc:
+        log.warning("acting on the model's own prior: %s", exc)
+        return FitConfig(objective=getattr(settings, "learning_objective", "engagement"))
 
 
 def decide_post(

@@ -30,6 +30,8 @@ from xbot_assets.learning.design import PastPost
 from xbot_assets.learning.factored import FitConfig
 from xbot_assets.learning.posterior import FactoredPosterior
 
+DEFAULT_PRIOR = "model default (zero-centred)"
+
 
 @dataclass
 class Refit:
@@ -43,7 +45,7 @@ class Refit:
     histories: dict[str, list[PastPost]] = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)
     """Per account, the file written for it (many accounts only)."""
-    prior: str = "model default (zero-centred)"
+    prior: str = DEFAULT_PRIOR
     """What the fit's prior is centred on (``LEARNING_PRIOR_FILE``)."""
 
     def per_account(self, now: datetime, arms: list[tuple[str, str]]) -> dict[str, Any]:
@@ -62,24 +64,43 @@ class Refit:
         return out
 
 
-def fit_config(settings: Any) -> FitConfig:
+@dataclass(frozen=True)
+class FitSetup:
+    """The fit's settings and what its prior is, from one read of ``LEARNING_PRIOR_FILE``."""
+
+    config: FitConfig
+    prior: str = DEFAULT_PRIOR
+    """For the refit's metadata: the population prior's groups and file, or the default."""
+    population: bool = False
+    """Centred on a population prior (each account's fit says so)."""
+
+
+def fit_setup(settings: Any) -> FitSetup:
     """The fit's settings: the objective, centred on the population prior when one is set
     (``LEARNING_PRIOR_FILE``; a bad file raises :class:`PriorError` with what to do)."""
     config = FitConfig(objective=getattr(settings, "learning_objective", "engagement"))
     path = getattr(settings, "learning_prior_file", None)
     if path is None:
-        return config
+        return FitSetup(config)
     from xbot_assets.learning.population_prior import load_prior
 
-    return load_prior(path).fit_config(config)
+    prior = load_prior(path)
+    return FitSetup(prior.fit_config(config), f"{prior.describe()}, {Path(path).name}", True)
 
 
 def read_and_fit(
-    settings: Any, store: Any, now: datetime, formats: list[str], topics: list[str]
+    settings: Any,
+    store: Any,
+    now: datetime,
+    formats: list[str],
+    topics: list[str],
+    setup: FitSetup | None = None,
 ) -> tuple[AccountsFit, dict[str, list[PastPost]]]:
-    """Every active account's history from ``store``, fitted as of ``now``."""
+    """Every active account's history from ``store``, fitted as of ``now`` (``setup``: the
+    fit's settings, read from ``settings`` when not given)."""
     from xbot_assets.engine.history import learning_histories
 
+    setup = setup or fit_setup(settings)
     accounts = learning_histories(store, now=now, default_timezone=settings.account_timezone)
     main = next((a for a in accounts if a.handle == settings.x_handle), None)
     if not accounts:  # no account row yet: the main account's prior
@@ -91,9 +112,10 @@ def read_and_fit(
         now=now,
         formats=formats,
         topics=topics,
-        config=fit_config(settings),
+        config=setup.config,
         main_timezone=main.timezone if main else accounts[0].timezone,
         min_own_posts=MIN_OWN_POSTS,
+        prior_label="population prior" if setup.population else "default",
     )
     return fit, {a.handle: a.history for a in accounts}
 
@@ -105,7 +127,8 @@ def refit_factored(
     from xbot_assets.posting.hotpath import posterior_cache
 
     objective = settings.learning_objective
-    fit, histories = read_and_fit(settings, store, now, formats, topics)
+    setup = fit_setup(settings)
+    fit, histories = read_and_fit(settings, store, now, formats, topics, setup)
     main_fit: AccountFit | None = fit.accounts.get(settings.x_handle)
     main = main_fit.posterior if main_fit is not None else fit.pooled
     written: dict[str, Path] = {}
@@ -128,10 +151,4 @@ def refit_factored(
     main_history = histories.get(settings.x_handle, [])
     values = arm_values(main, now, main_history, arms)
     best = arms[int(values.argmax())]
-    prior = "model default (zero-centred)"
-    if getattr(settings, "learning_prior_file", None) is not None:
-        from xbot_assets.learning.population_prior import load_prior
-
-        path = Path(settings.learning_prior_file)
-        prior = f"{load_prior(path).describe()}, {path.name}"
-    return Refit(main, main_path, f"{best[0]}:{best[1]}", fit, histories, written, prior)
+    return Refit(main, main_path, f"{best[0]}:{best[1]}", fit, histories, written, setup.prior)

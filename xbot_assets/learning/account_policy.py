@@ -122,6 +122,7 @@ def fit_accounts(
     config: FitConfig,
     main_timezone: str,
     min_own_posts: int = MIN_OWN_POSTS,
+    prior_label: str = "default",
 ) -> AccountsFit:
     """Fit the pooled posterior and each account's own in one pass.
 
@@ -130,10 +131,11 @@ def fit_accounts(
         main_timezone: the pooled posterior's time zone (the main account's); each account's
             fallback copy carries its own.
         min_own_posts: own evidence posts from which an account acts on its own fit.
+        prior_label: what ``config``'s prior is (``population prior`` when
+            ``LEARNING_PRIOR_FILE`` set its means), for each account's :attr:`AccountFit.prior`.
     """
     horizon = HorizonModel.fit([pair for a in accounts for pair in a.pairs])
-    # A population prior (LEARNING_PRIOR_FILE) arrives as the config's prior means.
-    base = "population prior" if config.count_prior_mean else "default"
+    base = prior_label
     cache: dict[Any, np.ndarray] = {}
     own_posts: dict[str, int] = {}
     for account in accounts:
