@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -181,3 +181,55 @@ def test_a_refill_whose_openai_calls_all_fail_skips_the_slots_and_loses_nothing(
     _, healed = run_refill(openai_env, NOW, n_candidates=N)
     assert healed["open_slots"] == slots and len(healed["queued_post_ids"]) == slots
     assert healed["skipped"] == [] and len(server.requests) == 2 * N * slots
+
+
+def _shown_as_recent(body: dict[str, Any]) -> list[str]:
+    """The texts a request's prompt lists as recent posts (``openai_generator``: 5 at most)."""
+    lines = body["messages"][1]["content"].split("\n")
+    if "Recent posts (write something clearly different):" not in lines:
+        return []
+    start = lines.index("Recent posts (write something clearly different):") + 1
+    shown = []
+    for line in lines[start:]:
+        if not line.startswith("- "):
+            break
+        shown.append(json.loads(line[2:]))
+    return shown
+
+
+def test_each_slot_shows_the_model_the_text_queued_for_the_slot_before(
+    openai_env: Env, server: FakeOpenAI
+) -> None:
+    """The prompt lists only the 5 newest recent posts, so within one refill the text just
+    queued for the previous slot must come first, ahead of the older posts the store holds
+    (it was appended behind them, and the model never saw it)."""
+    store = _store(openai_env)
+    settings = openai_env.settings
+    joined = NOW - timedelta(days=1)
+    account = store.ensure_account(
+        settings.x_handle, x_user_id=settings.x_user_id, timezone=settings.account_timezone,
+        now=joined,
+    ).id  # fmt: skip
+    older = [f"an older post, number {i}, about nothing in particular" for i in range(6)]
+    for i, text in enumerate(older):
+        at = NOW - timedelta(hours=12 - i)
+        post = store.enqueue_post(account, text, scheduled_at=at, now=at)
+        assert store.claim_post(post.id, now=at) is not None
+        store.mark_posted(post.id, x_id=str(9_000 + i), posted_at=at, now=at)
+
+    _, metadata = run_refill(openai_env, NOW, n_candidates=N)
+
+    queued = sorted((store.get_post(int(i)) for i in metadata["queued_post_ids"]),
+                    key=lambda p: p.scheduled_at)  # fmt: skip
+    assert len(queued) >= 2 and len(server.requests) == N * len(queued)
+    # The first slot's prompts list the store's posts, newest first.
+    assert _shown_as_recent(server.requests[0]) == older[::-1][:5]
+    for k in range(1, len(queued)):
+        before = queued[k - 1]
+        parts = (
+            [p.text for p in store.get_thread(before.id)]
+            if before.thread_size > 1
+            else [before.text]
+        )
+        shown = _shown_as_recent(server.requests[N * k])  # the slot's first candidate
+        assert shown[: min(5, len(parts))] == parts[:5], (k, shown, parts)

@@ -465,7 +465,9 @@ def refill(
         ids = record_candidates(store, account_id, candidates, batch_id=batch, now=runtime.now())
         chosen_id = ids[candidates.index(chosen)]
         store.mark_candidate_chosen(chosen_id, tweet_id=posts[0].id, why=why)
-        recent.extend(chosen.parts)
+        # Newest first, as the store returns them: a generator that is shown only the latest
+        # few (OpenAI's prompt lists 5) must see the slot queued a moment ago first.
+        recent[:0] = chosen.parts
         history = sorted(
             [*history, PastPost(slot, decision.format, decision.topic, chosen.parts[0])],
             key=lambda p: p.posted_at,
