@@ -163,7 +163,17 @@ def test_an_accounts_decisions_load_its_own_file_else_the_pooled_else_the_main(
     own = model_files.account_factored_path(a, "engagement", "acct_a")
     own.write_text("{}")
     assert model_files.factored_file(a, "engagement") == own
+    other = model_files.account_factored_path(a, "engagement", "acct_b")
+    other.write_text("{}")
+    growth = model_files.account_factored_path(a, "growth", "acct_c")
+    growth.write_text("{}")
+    kept = ["Acct_A"]  # handles as the store spells them
+    assert model_files.prune_account_files(a, "factored_posteriors", "engagement", keep=kept) == [
+        other
+    ]
+    assert own.exists() and growth.exists()
     assert set(model_files.remove_account_factored(a, "engagement")) == {own, pooled}
+    assert growth.exists()  # another objective's files are its own fit's business
     assert model_files.factored_file(a, "engagement") == model_files.factored_path(a, "engagement")
 
 

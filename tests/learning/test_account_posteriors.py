@@ -4,6 +4,7 @@ load its own; a single account's learning is exactly the pooled fit (nothing els
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,11 +45,18 @@ def test_each_account_gets_and_loads_its_own_posteriors(tmp_path: Path) -> None:
 
 
 def test_one_account_learns_exactly_the_pooled_fit(tmp_path: Path) -> None:
+    """Nothing per account is written, and an account's own file left by an older fit of many
+    accounts is removed: it would win over the pooled file in every run, stale for good."""
     settings = _TestSettings(home=str(tmp_path)).get()
+    stale = model_files.account_posteriors_path(settings, "engagement", settings.x_handle)
+    stale.write_text(json.dumps({"arms": ["single:ai"], "prior": [1, 1], "successes": [9.0],
+                                 "failures": [1.0]}))  # fmt: skip
     _write_warehouse(settings, _outcomes(settings.x_handle, 5))
     result = _materialize(tmp_path, [arm_posteriors])
     assert _meta(result, "arm_posteriors")["per_account"] == {}
     assert not list((model_files.models_dir(settings) / "accounts").glob("*.json"))
+    _, arms = model_files.load_posteriors(settings)
+    assert len(arms) > 1  # the pooled fit's arms, not the stale file's one
 
 
 def _posted(store: DurableStore, handle: str, n: int, start: datetime, first_id: int) -> None:
@@ -86,7 +94,15 @@ def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
     _posted(store, "acct_new", 3, start + timedelta(minutes=30), 2000)
     store.close()
     now = start + timedelta(hours=8 * 12)
+    # an account of an earlier fit that no longer takes part: its own file must not outlive it
+    gone = settings.model_copy(update={"x_handle": "acct_gone"})
+    gone_file = model_files.account_factored_path(settings, "engagement", "acct_gone")
+    gone_file.write_text("{}")
     result = _materialize(tmp_path, [factored_posteriors], now=now)
+    assert not gone_file.exists()
+    assert model_files.factored_file(gone, "engagement").name.startswith(
+        "factored_posteriors_pooled"
+    )
     meta = _meta(result, "factored_posteriors")
     per_account = meta["per_account"]
     assert isinstance(per_account, dict)  # JSON metadata: {handle: its fit}

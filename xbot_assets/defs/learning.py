@@ -294,7 +294,15 @@ def fit_account_posteriors(
     from xbot_assets.learning.engine import fit_arm_posteriors
 
     if "account" not in outcomes or outcomes["account"].nunique() < 2:
+        # one account: its runs load the pooled file, not a per-account file of an older fit
+        model_files.prune_account_files(settings, "arm_posteriors", config.objective, keep=())
         return {}
+    model_files.prune_account_files(
+        settings,
+        "arm_posteriors",
+        config.objective,
+        keep=[str(h) for h in outcomes["account"].unique()],
+    )
     out: dict[str, dict[str, Any]] = {}
     for handle, rows in outcomes.groupby("account"):
         sampler, info = fit_arm_posteriors(

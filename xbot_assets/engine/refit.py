@@ -139,6 +139,10 @@ def refit_factored(
         pooled = model_files.pooled_factored_path(settings, objective)
         written_pooled = model_files.write_factored(pooled, fit.pooled, fit.horizon)
         stale = [written_pooled, *written.values()]
+        # an account no longer active would reload its last own fit if it came back
+        stale += model_files.prune_account_files(
+            settings, "factored_posteriors", objective, keep=fit.accounts
+        )
     else:
         stale = model_files.remove_account_factored(settings, objective)
     main_path = model_files.write_factored(

@@ -7,6 +7,7 @@ files; keeping the loaders here lets the engine load models without importing Da
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +72,26 @@ def write_factored(path: Path, posterior: Any, horizon: Any) -> Path:
 
 def remove_account_factored(settings: Any, objective: str) -> list[Path]:
     """Delete the per-account and pooled files (back to one account: they would be stale)."""
-    stale = [pooled_factored_path(settings, objective)]
-    stale += sorted((models_dir(settings) / "accounts").glob(f"factored_posteriors_{objective}_*"))
-    removed = [p for p in stale if p.exists()]
-    for path in removed:
+    pooled = pooled_factored_path(settings, objective)
+    removed = [pooled] if pooled.exists() else []
+    if removed:
+        pooled.unlink()
+    return removed + prune_account_files(settings, "factored_posteriors", objective, keep=())
+
+
+def prune_account_files(
+    settings: Any, kind: str, objective: str, *, keep: Iterable[str]
+) -> list[Path]:
+    """Delete the per-account ``kind`` files (``factored_posteriors``, ``arm_posteriors``) of
+    every account not in ``keep``. An account's own file wins over the shared one when its runs
+    load a model, so a file no fit rewrites any more (the account left the fit, or the
+    environment is back to one account) would otherwise be loaded, stale, for good."""
+    wanted = {f"{kind}_{objective}_{handle.lower()}.json" for handle in keep}
+    folder = models_dir(settings) / "accounts"
+    stale = sorted(p for p in folder.glob(f"{kind}_{objective}_*.json") if p.name not in wanted)
+    for path in stale:
         path.unlink()
-    return removed
+    return stale
 
 
 def load_posteriors(settings: Any, objective: str = "engagement") -> tuple[Any, list[str]]:
