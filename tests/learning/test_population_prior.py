@@ -241,6 +241,36 @@ def test_xbot_prior_fit_writes_a_prior_from_the_store(cli_env: Path, tmp_path: P
     assert prior.effect_means["hashtags"] < -0.2  # ages from the newest post, not the wall
 
 
+def test_xbot_prior_fit_takes_its_groups_spread_and_formats(cli_env: Path, tmp_path: Path) -> None:
+    """``--groups``, ``--sd`` and ``--with-formats`` reach the file; an unknown group is refused
+    with the groups to choose from, and nothing is written."""
+    from xbot_assets.cli import app
+    from xbot_assets.learning.design import Design
+
+    _store_with_posts(cli_env, 60)
+    out = tmp_path / "prior.json"
+    argv = ["prior", "fit", "--out", str(out), "--min-posts", "40",
+            "--groups", "text, time", "--sd", "0.2", "--with-formats"]  # fmt: skip
+    ran = CliRunner().invoke(app, argv)
+    assert ran.exit_code == 0, ran.output
+    prior = load_prior(out)
+    assert prior.group_sd == {"text": 0.2, "time": 0.2}
+    design = Design(FORMATS, DEFAULT_TOPICS, "UTC")
+    group_of = dict(zip(design.names, design.groups, strict=True))
+    assert {group_of[name] for name in prior.effect_means} == {"text", "time"}
+    assert prior.negative_log_ratio and prior.mix_share  # the formats' part
+    plain = tmp_path / "plain.json"
+    ran = CliRunner().invoke(app, ["prior", "fit", "--out", str(plain), "--min-posts", "40"])
+    assert ran.exit_code == 0, ran.output
+    assert not load_prior(plain).negative_log_ratio and not load_prior(plain).mix_share
+
+    bad = tmp_path / "bad.json"
+    ran = CliRunner().invoke(app, ["prior", "fit", "--out", str(bad), "--min-posts", "40",
+                                   "--groups", "text,mood"])  # fmt: skip
+    assert ran.exit_code == 2 and "unknown design groups ['mood']" in ran.stderr
+    assert "text" in ran.stderr and not bad.exists()
+
+
 def test_xbot_prior_fit_on_too_few_posts_says_what_to_do(cli_env: Path, tmp_path: Path) -> None:
     from xbot_assets.cli import app
 
