@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.learning.test_assets import _materialize, _meta, _TestSettings, _write_warehouse
 from xbot_assets.defs.learning import arm_posteriors, factored_posteriors
@@ -136,6 +137,42 @@ def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
     finally:
         forget_stores()
         forget_sandboxes()
+
+
+def test_many_accounts_start_from_the_population_prior_in_one_refit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LEARNING_PRIOR_FILE with many accounts: the pooled fit, each account's own fit and the
+    files each account's decisions load are centred on it, and the metadata says so per account."""
+    from xbot_assets.engine.decide import load_models
+    from xbot_assets.learning.population_prior import PopulationPrior, save_prior
+    from xbot_assets.store.durable import DurableStore
+    from xbot_assets.store.durable.migrate import upgrade
+
+    path = save_prior(PopulationPrior("engagement", {"hashtags": -0.2}, {"text": 0.1}),
+                      tmp_path / "prior.json")  # fmt: skip
+    monkeypatch.setenv("LEARNING_PRIOR_FILE", str(path))
+    settings = _TestSettings(home=str(tmp_path)).get()
+    assert settings.learning_prior_file == path
+    upgrade(settings.resolved_database_url)
+    store = DurableStore.from_settings(settings)
+    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    _posted(store, settings.x_handle, 12, start, 1000)
+    _posted(store, "acct_new", 3, start + timedelta(minutes=30), 2000)
+    store.close()
+    result = _materialize(tmp_path, [factored_posteriors], now=start + timedelta(hours=8 * 12))
+    meta = _meta(result, "factored_posteriors")
+    assert "population prior" in str(meta["prior"]) and "prior.json" in str(meta["prior"])
+    per_account = meta["per_account"]
+    assert isinstance(per_account, dict)
+    assert per_account[settings.x_handle]["prior"] == "pooled effects, population prior"
+    assert per_account["acct_new"]["prior"] == "population prior"
+    for handle in (settings.x_handle, "acct_new"):
+        models = load_models(settings.model_copy(update={"x_handle": handle}))
+        assert models.posterior_file.startswith("accounts/")
+        index = models.posterior.design.names.index("hashtags")
+        # no post has a hashtag: the effect stays where the prior put it
+        assert models.posterior.mean[index] == pytest.approx(-0.2)
 
 
 def test_the_scorer_says_it_is_pooled_and_over_which_accounts(tmp_path: Path) -> None:
