@@ -5,10 +5,12 @@ account is exactly the single fit the policy always had."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from xbot_assets.learning.account_policy import (
     MIN_OWN_POSTS,
@@ -194,3 +196,46 @@ def test_the_refit_benchmarks_quick_mode_reports_cost_per_account(tmp_path: Path
     assert [r["accounts"] for r in result["sizes"]] == [1, 2, 4]
     assert all(r["cpu_s"] > 0 for r in result["sizes"])
     assert set(result["per_account_vs_single"]) == {"1", "2", "4"}
+
+
+def test_model_files_are_replaced_whole_never_written_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refill loads the model files while a refit writes them: until a write is complete the
+    old file stays whole (a half-written one would not parse, and the refill would act on the
+    cold-start prior), and no temporary file is left behind."""
+    import os
+
+    from xbot_assets.config import load_settings
+    from xbot_assets.engine.decide import prior_models
+    from xbot_assets.learning import model_files
+    from xbot_assets.learning.horizon import HorizonModel
+    from xbot_assets.learning.scorer import load_scorer, save_scorer, train_scorer
+    from xbot_assets.learning.synthetic import synthetic_post_outcomes
+
+    settings = load_settings(env_file=None, xbot_home=tmp_path, app_env="local")
+    path = model_files.factored_path(settings, "engagement")
+    posterior = prior_models(now=START).posterior
+    model_files.write_factored(path, posterior, HorizonModel())
+    before = path.read_text()
+    scorer_path = tmp_path / "scorer.skops"
+    report = train_scorer(synthetic_post_outcomes(5, seed=1))  # the cold-start baseline
+    save_scorer(report, scorer_path)
+    scorer_before = scorer_path.read_bytes()
+
+    def interrupted(src: object, dst: object) -> None:
+        raise OSError("the machine stopped mid-write")
+
+    newer = HorizonModel(shares={"6h": {"likes": 0.7}}, fitted_from={"6h": 12})
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(OSError):
+        model_files.write_factored(path, posterior, newer)
+    with pytest.raises(OSError):
+        save_scorer(report, scorer_path)
+    assert path.read_text() == before  # the old posterior, whole
+    assert scorer_path.read_bytes() == scorer_before
+    monkeypatch.undo()
+    model_files.write_factored(path, posterior, newer)
+    assert json.loads(path.read_text())["horizon_model"] != json.loads(before)["horizon_model"]
+    load_scorer(scorer_path)
+    assert sorted(p.name for p in tmp_path.rglob("*.tmp")) == []  # nor the interrupted ones

@@ -247,7 +247,8 @@ def arm_posteriors(
     )
     frame = sampler.to_frame(arms)
     path = models_dir(settings) / f"arm_posteriors_{config.objective}.json"
-    path.write_text(
+    model_files.write_atomic(
+        path,
         json.dumps(
             {
                 "arms": arms,
@@ -258,7 +259,7 @@ def arm_posteriors(
                 **{k: v for k, v in info.items() if k != "prior"},
             },
             indent=1,
-        )
+        ),
     )
     if info["cold_start"]:
         context.log.warning("arm_posteriors cold start: %s", note or "no evidence yet")
@@ -310,7 +311,8 @@ def fit_account_posteriors(
             discount=config.discount, seed=settings.sandbox_seed,
         )  # fmt: skip
         frame = sampler.to_frame(arms).sort_values("p_best", ascending=False)
-        model_files.account_posteriors_path(settings, config.objective, str(handle)).write_text(
+        model_files.write_atomic(
+            model_files.account_posteriors_path(settings, config.objective, str(handle)),
             json.dumps({"arms": arms, "prior": list(sampler.prior),
                         "successes": sampler.successes.tolist(),
                         "failures": sampler.failures.tolist(), "pulls": sampler.pulls.tolist(),

@@ -7,6 +7,7 @@ files; keeping the loaders here lets the engine load models without importing Da
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,24 @@ def factored_file(settings: Any, objective: str) -> Path:
     return pooled if pooled.exists() else factored_path(settings, objective)
 
 
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` all at once: a temporary file in the same folder, then a
+    rename. The posting path loads these files while a refit writes them; a half-written file
+    would not parse, and the refill would act on the cold-start prior instead."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the write or the rename failed
+    return path
+
+
 def write_factored(path: Path, posterior: Any, horizon: Any) -> Path:
     """Save a factored posterior with the horizon model it was fitted with."""
-    path.write_text(json.dumps({**posterior.to_dict(), "horizon_model": horizon.to_dict()}))
-    return path
+    return write_atomic(
+        path, json.dumps({**posterior.to_dict(), "horizon_model": horizon.to_dict()})
+    )
 
 
 def remove_account_factored(settings: Any, objective: str) -> list[Path]:

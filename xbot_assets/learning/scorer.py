@@ -13,6 +13,7 @@ Saving and loading take a path: the only file I/O in the learning layer, called 
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -343,7 +344,13 @@ def save_scorer(report: ScorerReport, path: Path) -> Path:
         "cold_start": report.cold_start,
         "base_rate": report.base_rate,
     }
-    sio.dump(bundle, path)
+    # all at once (a temporary file, then a rename): the posting path may be loading it
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        sio.dump(bundle, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left when the dump or the rename failed
     return path
 
 
