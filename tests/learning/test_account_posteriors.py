@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -78,23 +78,30 @@ def _posted(store: DurableStore, handle: str, n: int, start: datetime, first_id:
                                              replies=2, account_id=account.id)])  # fmt: skip
 
 
-def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
-    tmp_path: Path,
-) -> None:
-    """One run: the main account (12 posts) acts on its own fit, a new account (3 posts) on the
-    pooled fit, flagged cold; each account's decisions load its own file."""
-    from xbot_assets.engine.decide import load_models
+def _main_and_new_account(settings: Any) -> datetime:
+    """The store holds the main account with 12 posts and ``acct_new`` with 3; returns the
+    time by which all have a snapshot."""
     from xbot_assets.store.durable import DurableStore
     from xbot_assets.store.durable.migrate import upgrade
 
-    settings = _TestSettings(home=str(tmp_path)).get()
     upgrade(settings.resolved_database_url)
     store = DurableStore.from_settings(settings)
     start = datetime(2026, 1, 5, 9, tzinfo=UTC)
     _posted(store, settings.x_handle, 12, start, 1000)
     _posted(store, "acct_new", 3, start + timedelta(minutes=30), 2000)
     store.close()
-    now = start + timedelta(hours=8 * 12)
+    return start + timedelta(hours=8 * 12)
+
+
+def test_factored_posteriors_fits_each_account_and_flags_a_new_ones_cold_start(
+    tmp_path: Path,
+) -> None:
+    """One run: the main account (12 posts) acts on its own fit, a new account (3 posts) on the
+    pooled fit, flagged cold; each account's decisions load its own file."""
+    from xbot_assets.engine.decide import load_models
+
+    settings = _TestSettings(home=str(tmp_path)).get()
+    now = _main_and_new_account(settings)
     # an account of an earlier fit that no longer takes part: its own file must not outlive it
     gone = settings.model_copy(update={"x_handle": "acct_gone"})
     gone_file = model_files.account_factored_path(settings, "engagement", "acct_gone")
@@ -146,21 +153,13 @@ def test_many_accounts_start_from_the_population_prior_in_one_refit(
     files each account's decisions load are centred on it, and the metadata says so per account."""
     from xbot_assets.engine.decide import load_models
     from xbot_assets.learning.population_prior import PopulationPrior, save_prior
-    from xbot_assets.store.durable import DurableStore
-    from xbot_assets.store.durable.migrate import upgrade
 
     path = save_prior(PopulationPrior("engagement", {"hashtags": -0.2}, {"text": 0.1}),
                       tmp_path / "prior.json")  # fmt: skip
     monkeypatch.setenv("LEARNING_PRIOR_FILE", str(path))
     settings = _TestSettings(home=str(tmp_path)).get()
     assert settings.learning_prior_file == path
-    upgrade(settings.resolved_database_url)
-    store = DurableStore.from_settings(settings)
-    start = datetime(2026, 1, 5, 9, tzinfo=UTC)
-    _posted(store, settings.x_handle, 12, start, 1000)
-    _posted(store, "acct_new", 3, start + timedelta(minutes=30), 2000)
-    store.close()
-    result = _materialize(tmp_path, [factored_posteriors], now=start + timedelta(hours=8 * 12))
+    result = _materialize(tmp_path, [factored_posteriors], now=_main_and_new_account(settings))
     meta = _meta(result, "factored_posteriors")
     assert "population prior" in str(meta["prior"]) and "prior.json" in str(meta["prior"])
     per_account = meta["per_account"]
