@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.learning.account_policy import AccountHistory
 from xbot_assets.learning.population_prior import (
     KNOWN_GROUPS,
+    after_last_post,
     fit_population_prior,
     save_prior,
 )
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     with multiprocessing.get_context("fork").Pool(args.processes) as pool:
         done: list[tuple[AccountHistory, Any]] = pool.map(account_of, jobs)
     accounts = [a for a, _ in done]
-    now = max(p.posted_at for a in accounts for p in a.history) + timedelta(hours=73)
+    now = after_last_post(accounts, default=datetime.now(UTC))
     groups = [g for g in args.groups.split(",") if g]
     prior = fit_population_prior(
         accounts, now=now, formats=FORMATS, topics=DEFAULT_TOPICS, groups=groups,

@@ -668,6 +668,7 @@ def prior_fit(
     from xbot_assets.engine.history import learning_histories
     from xbot_assets.learning.population_prior import (
         PriorError,
+        after_last_post,
         fit_population_prior,
         save_prior,
     )
@@ -678,17 +679,13 @@ def prior_fit(
     chosen = [g.strip() for g in groups.split(",") if g.strip()]
     store = DurableStore.from_settings(settings)
     try:
-        # Every post counts, and ages count from the newest post's final snapshot (as the
-        # benchmark's loop_population_prior.py does), not from the wall clock: a store's last
-        # weeks weigh as in its own refit then, whenever the prior is fitted (a simulated run's
-        # posts can lie months behind, or ahead of, the wall clock).
+        # every post, whenever it was posted; ages from the newest one (after_last_post)
         wall = datetime.now(UTC)
         accounts = learning_histories(store, now=wall + timedelta(days=3650),
                                       default_timezone=settings.account_timezone)  # fmt: skip
-        latest = max((p.posted_at for a in accounts for p in a.history), default=wall)
-        now = latest + timedelta(hours=73)
         prior = fit_population_prior(
-            accounts, now=now, formats=FORMATS, topics=DEFAULT_TOPICS,
+            accounts, now=after_last_post(accounts, default=wall), formats=FORMATS,
+            topics=DEFAULT_TOPICS,
             objective=settings.learning_objective, groups=chosen,
             group_sd=dict.fromkeys(chosen, sd), with_formats=with_formats, min_posts=min_posts,
         )  # fmt: skip

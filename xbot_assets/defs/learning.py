@@ -294,16 +294,12 @@ def fit_account_posteriors(
     One account: nothing written, so a single account's learning is exactly the pooled one."""
     from xbot_assets.learning.engine import fit_arm_posteriors
 
-    if "account" not in outcomes or outcomes["account"].nunique() < 2:
-        # one account: its runs load the pooled file, not a per-account file of an older fit
-        model_files.prune_account_files(settings, "arm_posteriors", config.objective, keep=())
+    many = "account" in outcomes and outcomes["account"].nunique() >= 2
+    # Only the files this fit writes stay (one account: none; its runs load the pooled file).
+    handles = [str(h) for h in outcomes["account"].unique()] if many else []
+    model_files.prune_account_files(settings, "arm_posteriors", config.objective, keep=handles)
+    if not many:
         return {}
-    model_files.prune_account_files(
-        settings,
-        "arm_posteriors",
-        config.objective,
-        keep=[str(h) for h in outcomes["account"].unique()],
-    )
     out: dict[str, dict[str, Any]] = {}
     for handle, rows in outcomes.groupby("account"):
         sampler, info = fit_arm_posteriors(

@@ -94,13 +94,12 @@ def read_and_fit(
     now: datetime,
     formats: list[str],
     topics: list[str],
-    setup: FitSetup | None = None,
+    setup: FitSetup,
 ) -> tuple[AccountsFit, dict[str, list[PastPost]]]:
-    """Every active account's history from ``store``, fitted as of ``now`` (``setup``: the
-    fit's settings, read from ``settings`` when not given)."""
+    """Every active account's history from ``store``, fitted as of ``now`` with ``setup``
+    (:func:`fit_setup`)."""
     from xbot_assets.engine.history import learning_histories
 
-    setup = setup or fit_setup(settings)
     accounts = learning_histories(store, now=now, default_timezone=settings.account_timezone)
     main = next((a for a in accounts if a.handle == settings.x_handle), None)
     if not accounts:  # no account row yet: the main account's prior

@@ -135,7 +135,6 @@ def fit_accounts(
             ``LEARNING_PRIOR_FILE`` set its means), for each account's :attr:`AccountFit.prior`.
     """
     horizon = HorizonModel.fit([pair for a in accounts for pair in a.pairs])
-    base = prior_label
     cache: dict[Any, np.ndarray] = {}
     own_posts: dict[str, int] = {}
     for account in accounts:
@@ -156,7 +155,7 @@ def fit_accounts(
     if len(accounts) == 1:
         (only,) = accounts
         acting = "own" if pooled.posts else "prior"
-        fits[only.handle] = AccountFit(only.handle, pooled, pooled.posts, acting, base)
+        fits[only.handle] = AccountFit(only.handle, pooled, pooled.posts, acting, prior_label)
         return AccountsFit(pooled, horizon, fits)
     for account in accounts:
         own = own_posts[account.handle]
@@ -168,7 +167,7 @@ def fit_accounts(
             fallback = replace(
                 pooled, timezone=account.timezone, exploration=config.exploration_at(own)
             )
-            fits[account.handle] = AccountFit(account.handle, fallback, own, "pooled", base)
+            fits[account.handle] = AccountFit(account.handle, fallback, own, "pooled", prior_label)
             continue
         means = pooled_prior_means(pooled) if others > 0 else {}
         account_config = (
@@ -185,7 +184,11 @@ def fit_accounts(
             posterior,
             own,
             "own" if posterior.posts else "prior",
-            ("pooled effects" + (f", {base}" if base != "default" else "")) if means else base,
+            (
+                "pooled effects" + (f", {prior_label}" if prior_label != "default" else "")
+                if means
+                else prior_label
+            ),
         )
     return AccountsFit(pooled, horizon, fits)
 

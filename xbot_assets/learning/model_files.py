@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,16 +66,24 @@ def factored_file(settings: Any, objective: str) -> Path:
     return pooled if pooled.exists() else factored_path(settings, objective)
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` all at once: a temporary file in the same folder, then a
-    rename. The posting path loads these files while a refit writes them; a half-written file
-    would not parse, and the refill would act on the cold-start prior instead."""
+@contextmanager
+def replaced_whole(path: Path) -> Iterator[Path]:
+    """A temporary file in ``path``'s folder to write; renamed onto ``path`` when the block ends
+    without an error, removed otherwise. The posting path loads model files while a refit writes
+    them; a half-written file would not parse, and the refill would act on the cold-start prior
+    instead."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(text)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # only left when the write or the rename failed
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` all at once (:func:`replaced_whole`)."""
+    with replaced_whole(path) as tmp:
+        tmp.write_text(text)
     return path
 
 

@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,14 @@ class PopulationPrior:
         posts = self.source.get("posts")
         accounts = self.source.get("accounts")
         return f"population prior ({'; '.join(parts)}; from {posts} posts of {accounts} accounts)"
+
+
+def after_last_post(accounts: Sequence[AccountHistory], default: datetime) -> datetime:
+    """When a prior is fitted: just after the newest post's final (72 h) snapshot, so every post
+    counts and ages run from the store's own last post, not the wall clock (a simulated run's
+    posts can lie months behind, or ahead of, it); ``default`` when there are no posts."""
+    latest = max((p.posted_at for a in accounts for p in a.history), default=None)
+    return default if latest is None else latest + timedelta(hours=73)
 
 
 def fit_population_prior(
@@ -203,11 +211,10 @@ def _format_rates(
 
 
 def save_prior(prior: PopulationPrior, path: Path) -> Path:
+    from xbot_assets.learning.model_files import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(asdict(prior), indent=1, sort_keys=True))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(asdict(prior), indent=1, sort_keys=True))
 
 
 def load_prior(path: Path | str) -> PopulationPrior:

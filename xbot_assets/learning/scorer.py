@@ -13,7 +13,6 @@ Saving and loading take a path: the only file I/O in the learning layer, called 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,13 +343,10 @@ def save_scorer(report: ScorerReport, path: Path) -> Path:
         "cold_start": report.cold_start,
         "base_rate": report.base_rate,
     }
-    # all at once (a temporary file, then a rename): the posting path may be loading it
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    from xbot_assets.learning.model_files import replaced_whole
+
+    with replaced_whole(path) as tmp:  # the posting path may be loading it
         sio.dump(bundle, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only left when the dump or the rename failed
     return path
 
 
