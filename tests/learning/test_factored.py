@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,6 +12,7 @@ from xbot_assets.learning.design import Design, PastPost
 from xbot_assets.learning.factored import FitConfig, fit_factored
 from xbot_assets.learning.horizon import DEFAULT_HORIZON_SHARE, HorizonModel
 from xbot_assets.learning.objective import reward_of, winsorise
+from xbot_assets.learning.policy import ContentPolicy
 from xbot_assets.learning.posterior import FactoredPosterior, FactoredThompson
 from xbot_assets.learning.rewards import REWARD_WEIGHTS
 
@@ -234,3 +236,80 @@ def test_topic_half_lives_name_the_fatigue_covariates_and_survive_a_round_trip()
     assert row[design.names.index("topic_recent_18h")] == pytest.approx(expected)
     with pytest.raises(ValueError, match="two positive hours"):
         Design(FORMATS, TOPICS, topic_half_lives=(18.0,))
+
+
+def test_opening_chooses_only_the_least_posted_formats_until_each_has_enough() -> None:
+    """The balanced opening: a format the account has posted fewer times than the others is
+    the only choice (with its propensity) until every format has ``opening_format_posts``."""
+    history = synthetic_history(30, seed=4)
+    now = history[-1].posted_at + timedelta(days=4)
+    post = fit_factored(
+        history, now=now, formats=FORMATS, topics=TOPICS,
+        config=FitConfig(opening_format_posts=3),
+    )  # fmt: skip
+    assert FactoredPosterior.from_dict(post.to_dict()).opening_format_posts == 3
+    arms = [f"{f}:{t}" for f in FORMATS for t in TOPICS]
+    # The account's history: single 3 times, thread twice, question once (and long ago, so
+    # the posterior's own draws would rather post thread: the check at the end).
+    own = [
+        PastPost(START + timedelta(hours=6 * i), fmt, "ai", f"text {i}")
+        for i, fmt in enumerate(["question", "single", "single", "single", "thread", "thread"])
+    ]
+    chooser = FactoredThompson(post, arms, rng=np.random.default_rng(0))
+    chooser.prepare(now, own)
+    picks = {arms[chooser.select()].split(":")[0] for _ in range(200)}
+    assert picks == {"question"}
+    shares = chooser.choice_probabilities(2000)
+    assert shares[[a.startswith("question:") for a in arms]].sum() == pytest.approx(1.0)
+    # One question arm is dry: the fallback stays inside the opening.
+    available = np.array([a != "question:ai" for a in arms])
+    shares = chooser.choice_probabilities(2000, available)
+    assert shares[[a.startswith("question:") for a in arms]].sum() == pytest.approx(1.0)
+    assert shares[arms.index("question:ai")] == 0.0
+    # Every format at 3 posts: the opening is over, the draws alone choose.
+    done = own + [
+        PastPost(START + timedelta(hours=40 + i), fmt, "python", f"more {i}")
+        for i, fmt in enumerate(["thread", "question", "question"])
+    ]
+    chooser.prepare(now, done)
+    assert chooser.opening is None
+    without = FactoredThompson(replace(post, opening_format_posts=0), arms)
+    without.prepare(now, done)
+    chooser.rng, without.rng = np.random.default_rng(1), np.random.default_rng(1)
+    assert [chooser.select() for _ in range(50)] == [without.select() for _ in range(50)]
+    # While it lasted, the draws alone would have posted thread: the opening made the choice.
+    without.prepare(now, own)
+    assert {arms[without.select()].split(":")[0] for _ in range(50)} == {"thread"}
+
+
+def test_opening_falls_back_to_another_arm_of_the_opening_formats() -> None:
+    """When the opening's arm has nothing that passes the guard, the next arm tried is still one
+    of the least-posted formats, and its propensity says so (not the floor of an arm the
+    opening excluded)."""
+    history = synthetic_history(30, seed=4)
+    now = history[-1].posted_at + timedelta(days=4)
+    post = fit_factored(
+        history, now=now, formats=FORMATS, topics=TOPICS,
+        config=FitConfig(opening_format_posts=2),
+    )  # fmt: skip
+    arms = [f"{f}:{t}" for f in FORMATS for t in TOPICS]
+    own = [PastPost(START + timedelta(hours=6 * i), f, "ai", f"t{i}") for i, f in
+           enumerate(["single", "single", "thread", "thread"])]  # fmt: skip
+    for seed in range(10):
+        chooser = FactoredThompson(post, arms, rng=np.random.default_rng(seed))
+        chooser.prepare(now, own)
+        tried: list[str] = []
+
+        def generate(*, format: str, topic: str, n: int) -> list[str]:
+            tried.append(f"{format}:{topic}")
+            return [f"{format} {topic} {i}" for i in range(n)]
+
+        def guard(text: str) -> bool:
+            return len(tried) > 1  # the first arm is dry
+
+        decision = ContentPolicy(
+            arms, chooser, generate=generate, guard=guard, score=lambda rows: np.zeros(len(rows))
+        ).decide(now=now, slot=now)
+        assert [a.split(":")[0] for a in tried] == ["question", "question"]
+        assert decision.arm == tried[1] and decision.exhausted_arms == [tried[0]]
+        assert decision.propensity > 0.1  # one of two question arms left, not 1 / samples

@@ -386,3 +386,25 @@ def test_streams_average_a_seeds_learner_draws(monkeypatch: pytest.MonkeyPatch) 
     for bad in ("0", "65"):
         with pytest.raises(SystemExit):
             loop.main(["--quick", "--streams", bad])
+
+
+def test_a_balanced_opening_posts_every_format_before_the_draws_choose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``FitConfig.opening_format_posts`` in the loop (off by default; benchmarks/README.md, "Two
+    more screens"): with 2, the product's decision code posts each of the 6 formats exactly
+    twice in its first 12 posts, through the refits and the recency of the loop; without it the
+    same seed's draws leave how_to unposted and put 7 of 12 on thread."""
+    from collections import Counter
+
+    from benchmarks import loop
+
+    def first_formats(opening: int) -> Counter[str]:
+        monkeypatch.setattr(loop, "FIT_OVERRIDES", {"opening_format_posts": opening})
+        result = loop.Loop("default", 0, 4, "ours").run()
+        assert len(result.rewards) == 16
+        return Counter(arm.split(":")[0] for arm in result.arms[:12])
+
+    assert first_formats(2) == dict.fromkeys(loop.FORMATS, 2)
+    without = first_formats(0)
+    assert without["how_to"] == 0 and max(without.values()) >= 5, without

@@ -125,6 +125,9 @@ class FitConfig:
     """Count model: per format, the prior share of each positive metric (a population prior;
     empty: the account's all-format mix)."""
     mix_prior_events: float = MIX_PRIOR_EVENTS
+    opening_format_posts: int = 0
+    """Experiment (off: 0): until every format has this many of the account's posts, choose
+    only among the least-posted formats' arms (a balanced opening; the lock-in on one format)."""
     format_exploration: float | None = None
     """Experiment (off: None): a separate spread scale for the format effects and the formats'
     negative rates, so rarely posted formats are still tried (how_to got 2 posts of 120)."""
@@ -360,6 +363,7 @@ def fit_factored(
         components=components,
         exploration=config.exploration_at(n),
         format_exploration=config.format_exploration,
+        opening_format_posts=config.opening_format_posts,
     )
 
 
@@ -413,6 +417,7 @@ def _fit_count_model(
         components=fit.components,
         exploration=config.exploration_at(n),
         format_exploration=config.format_exploration,
+        opening_format_posts=config.opening_format_posts,
         kind="counts",
         extras=fit.extras,
     )

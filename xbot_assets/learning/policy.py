@@ -229,6 +229,9 @@ class ContentPolicy:
         order = [index]
         if draws is not None and np.all(np.isfinite(draws)):
             order += [int(i) for i in np.argsort(-np.asarray(draws), kind="stable") if i != index]
+            opening = getattr(self.chooser, "opening", None)
+            if opening is not None:  # a balanced opening falls back inside its formats first
+                order = [index, *sorted(order[1:], key=lambda i: not opening[i])]
         available = np.ones(len(self.arms), dtype=bool)
         decision = PolicyDecision(
             decided_at=now, slot=slot, arm=self.arms[index], arm_index=index, propensity=0.0,

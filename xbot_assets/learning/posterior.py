@@ -52,6 +52,9 @@ class FactoredPosterior:
     """Scale of the Thompson draws' spread (FitConfig.exploration, at this posterior's posts)."""
     format_exploration: float | None = None
     """Spread scale of the format effects and format negative rates (None: ``exploration``)."""
+    opening_format_posts: int = 0
+    """Until every format has this many of the account's posts, Thompson sampling chooses only
+    among the least-posted formats' arms (FitConfig.opening_format_posts; 0: off)."""
     components: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per reward part (:func:`~xbot_assets.learning.objective.reward_components`): its mean,
     fitted noise SD and prior scale."""
@@ -146,6 +149,7 @@ class FactoredPosterior:
             "components": self.components,
             "exploration": self.exploration,
             "format_exploration": self.format_exploration,
+            "opening_format_posts": self.opening_format_posts,
             "cold_start": self.cold_start,
             "kind": self.kind,
             "extras": self.extras,
@@ -181,6 +185,7 @@ class FactoredPosterior:
                 if data.get("format_exploration") is None
                 else float(data["format_exploration"])
             ),
+            opening_format_posts=int(data.get("opening_format_posts", 0)),
             kind=str(data.get("kind", "reward")),
             extras=dict(data.get("extras") or {}),
         )
@@ -220,11 +225,22 @@ class FactoredThompson:
         self.history: Sequence[PastPost] = ()
         self.last_sample: np.ndarray = np.full(len(self.arms), np.nan)
         self.last_beta: np.ndarray = posterior.mean
+        self.opening: np.ndarray | None = None
 
     def prepare(self, at: datetime, history: Sequence[PastPost]) -> None:
         pairs = [tuple(a.split(":", 1)) for a in self.arms]
         self.rows = self.design.arm_rows(at, history, pairs)  # type: ignore[arg-type]
         self.at, self.history = at, history
+        self.opening = None
+        if self.posterior.opening_format_posts > 0:
+            formats = sorted({f for f, _ in pairs})
+            posted = {f: 0 for f in formats}
+            for past in history:
+                if past.format in posted:
+                    posted[past.format] += 1
+            fewest = min(posted.values())
+            if fewest < self.posterior.opening_format_posts:
+                self.opening = np.array([posted[f] == fewest for f, _ in pairs])
 
     def _rows(self) -> np.ndarray:
         if self.rows is None:
@@ -235,6 +251,8 @@ class FactoredThompson:
         beta = self.posterior.draw(self.rng)
         values = self.posterior.value(self._rows(), beta)
         self.last_sample, self.last_beta = values, beta
+        if self.opening is not None:
+            return int(np.where(self.opening, values, -np.inf).argmax())
         return int(values.argmax())
 
     def choice_probabilities(
@@ -244,6 +262,10 @@ class FactoredThompson:
         ``available``, the argmax among those arms."""
         rng = np.random.default_rng(int(self.rng.integers(2**32)))
         draws = self.posterior.value(self._rows(), self.posterior.draw(rng, n_samples))
+        if self.opening is not None:
+            opening = self.opening if available is None else self.opening & available
+            if opening.any():
+                available = opening
         return argmax_shares(draws, available)
 
     def score_texts(self, fmt: str, topic: str, texts: Sequence[str]) -> np.ndarray:
