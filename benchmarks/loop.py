@@ -804,6 +804,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="1 seed, 6 days, default only")
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument(
+        "--first-seed", type=int, default=0,
+        help="seeds run from this one (a confirmation on seeds the screens never saw: 8)",
+    )  # fmt: skip
     parser.add_argument("--days", default="30,90", help="comma-separated run lengths")
     parser.add_argument("--scenarios", default="default,drift,cold_start")
     parser.add_argument("--long-scenarios", default="default", help="scenarios run at > 30 days")
@@ -928,7 +932,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds, days_list, scenarios = [0], [6], ["default"]
         long_scenarios: set[str] = set()
     else:
-        seeds = list(range(args.seeds))
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
         days_list = [int(d) for d in args.days.split(",")]
         scenarios = args.scenarios.split(",")
         long_scenarios = set(args.long_scenarios.split(","))
