@@ -506,3 +506,24 @@ def test_the_posting_path_reads_the_prior_file_only_at_the_cold_start(
     assert not warm.posteriors_cold and warm.posterior.posts == saved.posts
     assert len(warm.arms) == len(FORMATS) * len(DEFAULT_TOPICS)
     assert warm.sampler.n_arms == len(warm.arms)
+
+
+def test_the_model_load_benchmark_runs_and_loads_the_saved_posterior(tmp_path: Path) -> None:
+    """``benchmarks/model_load.py`` (the refill's model load, saved posterior against the cold
+    start) runs as a script and records the three paths it times."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "model_load.json"
+    proc = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "model_load.py"), "--repeats", "2",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=240, cwd=root,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert set(result["median_ms"]) == {"cold", "warm", "before"}
+    assert all(v > 0 for v in result["median_ms"].values())
+    assert result["posts_in_saved_posterior"] == 120
