@@ -238,17 +238,23 @@ def test_topic_half_lives_name_the_fatigue_covariates_and_survive_a_round_trip()
         Design(FORMATS, TOPICS, topic_half_lives=(18.0,))
 
 
-def test_opening_chooses_only_the_least_posted_formats_until_each_has_enough() -> None:
-    """The balanced opening: a format the account has posted fewer times than the others is
-    the only choice (with its propensity) until every format has ``opening_format_posts``."""
+def _opening_posterior(posts_per_format: int) -> tuple[FactoredPosterior, datetime, list[str]]:
+    """A posterior fitted with a balanced opening of ``posts_per_format``, a time after its
+    posts, and the arms."""
     history = synthetic_history(30, seed=4)
     now = history[-1].posted_at + timedelta(days=4)
     post = fit_factored(
         history, now=now, formats=FORMATS, topics=TOPICS,
-        config=FitConfig(opening_format_posts=3),
+        config=FitConfig(opening_format_posts=posts_per_format),
     )  # fmt: skip
+    return post, now, [f"{f}:{t}" for f in FORMATS for t in TOPICS]
+
+
+def test_opening_chooses_only_the_least_posted_formats_until_each_has_enough() -> None:
+    """The balanced opening: a format the account has posted fewer times than the others is
+    the only choice (with its propensity) until every format has ``opening_format_posts``."""
+    post, now, arms = _opening_posterior(3)
     assert FactoredPosterior.from_dict(post.to_dict()).opening_format_posts == 3
-    arms = [f"{f}:{t}" for f in FORMATS for t in TOPICS]
     # The account's history: single 3 times, thread twice, question once (and long ago, so
     # the posterior's own draws would rather post thread: the check at the end).
     own = [
@@ -286,13 +292,7 @@ def test_opening_falls_back_to_another_arm_of_the_opening_formats() -> None:
     """When the opening's arm has nothing that passes the guard, the next arm tried is still one
     of the least-posted formats, and its propensity says so (not the floor of an arm the
     opening excluded)."""
-    history = synthetic_history(30, seed=4)
-    now = history[-1].posted_at + timedelta(days=4)
-    post = fit_factored(
-        history, now=now, formats=FORMATS, topics=TOPICS,
-        config=FitConfig(opening_format_posts=2),
-    )  # fmt: skip
-    arms = [f"{f}:{t}" for f in FORMATS for t in TOPICS]
+    post, now, arms = _opening_posterior(2)
     own = [PastPost(START + timedelta(hours=6 * i), f, "ai", f"t{i}") for i, f in
            enumerate(["single", "single", "thread", "thread"])]  # fmt: skip
     for seed in range(10):
