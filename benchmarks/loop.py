@@ -888,6 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.streams <= 64:
         parser.error("--streams must be a whole number from 1 to 64")
     STREAMS = args.streams
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be 1 or more and --first-seed 0 or more (seeds 0-7 are scored)")
     if not 0 <= args.decision_lead_hours <= 24 * 30:  # also refuses nan and inf
         parser.error("--decision-lead-hours must be a number of hours from 0 to 720")
     DECISION_LEAD_HOURS = args.decision_lead_hours

@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--out", type=Path, default=PRIOR_FILE.parent / "model_load.json")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be 1 or more (the median of that many calls is reported)")
     with tempfile.TemporaryDirectory() as home:
         runs = measure(Path(home), args.repeats)
     ms = {k: round(1000 * statistics.median(v), 2) for k, v in runs.items()}

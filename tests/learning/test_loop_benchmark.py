@@ -408,3 +408,19 @@ def test_a_balanced_opening_posts_every_format_before_the_draws_choose(
     assert first_formats(2) == dict.fromkeys(loop.FORMATS, 2)
     without = first_formats(0)
     assert without["how_to"] == 0 and max(without.values()) >= 5, without
+
+
+def test_bad_seed_ranges_are_refused_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    """``--first-seed`` (a confirmation on unseen seeds) and ``--seeds`` refuse what names no
+    seed, with what to give instead, and write no results."""
+    from benchmarks import loop
+
+    out = tmp_path / "r.json"
+    for argv in (["--first-seed", "-1"], ["--seeds", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            loop.main([*argv, "--days", "1", "--scenarios", "default", "--out", str(out)])
+        assert exc.value.code == 2
+        assert "--first-seed 0 or more" in capsys.readouterr().err
+    assert not out.exists()

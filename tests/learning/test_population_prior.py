@@ -527,3 +527,10 @@ def test_the_model_load_benchmark_runs_and_loads_the_saved_posterior(tmp_path: P
     assert set(result["median_ms"]) == {"cold", "warm", "before"}
     assert all(v > 0 for v in result["median_ms"].values())
     assert result["posts_in_saved_posterior"] == 120
+    refused = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "model_load.py"), "--repeats", "0",
+         "--out", str(tmp_path / "none.json")],
+        capture_output=True, text=True, timeout=240, cwd=root,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "--repeats must be 1 or more" in refused.stderr
+    assert not (tmp_path / "none.json").exists()
