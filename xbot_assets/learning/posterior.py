@@ -14,6 +14,7 @@ Pure: numpy only, no I/O.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -233,12 +234,8 @@ class FactoredThompson:
         self.at, self.history = at, history
         self.opening = None
         if self.posterior.opening_format_posts > 0:
-            formats = sorted({f for f, _ in pairs})
-            posted = {f: 0 for f in formats}
-            for past in history:
-                if past.format in posted:
-                    posted[past.format] += 1
-            fewest = min(posted.values())
+            posted = Counter(past.format for past in history)
+            fewest = min(posted[f] for f, _ in pairs)
             if fewest < self.posterior.opening_format_posts:
                 self.opening = np.array([posted[f] == fewest for f, _ in pairs])
 
