@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import sys
 import time
@@ -45,6 +44,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 from benchmarks import loop  # the loop benchmark: the same policies, sandbox, arms and delays
+from benchmarks.pair import paired  # per-seed paired statistics, shared with pair.py
 from xbot_assets.content.vocabulary import DEFAULT_TOPICS, FORMATS
 from xbot_assets.learning.account_policy import MIN_OWN_POSTS, AccountHistory, fit_accounts
 from xbot_assets.learning.factored import FitConfig
@@ -147,22 +147,6 @@ def run_job(job: tuple[str, int, int, tuple[str, ...], int, float]) -> dict[str,
         "scenario": scenario, "seed": seed, "days": days, "accounts": accounts, "jitter": jitter,
         "policies": {p: run_fleet(scenario, seed, days, p, accounts, jitter) for p in policies},
     }  # fmt: skip
-
-
-def paired(diff: np.ndarray) -> dict[str, Any]:
-    """Mean of paired per-seed differences, its t and 95 % interval (t distribution over the
-    seeds), and the seeds where the difference is positive."""
-    out: dict[str, Any] = {"mean": round(float(diff.mean()), 5), "t": None, "ci95": None,
-                           "seeds_positive": int((diff > 0).sum())}  # fmt: skip
-    if len(diff) > 1:
-        from scipy import stats
-
-        se = float(diff.std(ddof=1)) / math.sqrt(len(diff))
-        half = float(stats.t.ppf(0.975, len(diff) - 1)) * se
-        if se > 0:
-            out["t"] = round(float(diff.mean()) / se, 2)
-        out["ci95"] = [round(float(diff.mean()) - half, 5), round(float(diff.mean()) + half, 5)]
-    return out
 
 
 def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str, Any]:
