@@ -37,15 +37,13 @@ def test_pairs_by_seed_and_gives_the_t_interval(tmp_path: Path) -> None:
     _runs(tmp_path / "a.json", a)
     _runs(tmp_path / "b.json", b)
     _runs(tmp_path / "o.json", {s: 0.2 for s in range(8)}, policy="oracle_greedy")
-    where = {"scenario": "default", "days": 30}
+
+    def load(spec: str) -> dict[int, float]:
+        return per_seed(spec, scenario="default", days=30)
+
     result = compare(
-        [
-            (
-                per_seed(str(tmp_path / "a.json"), **where),
-                per_seed(str(tmp_path / "b.json"), **where),
-            )
-        ],
-        per_seed(f"{tmp_path / 'o.json'}:oracle_greedy", **where),
+        [(load(str(tmp_path / "a.json")), load(str(tmp_path / "b.json")))],
+        load(f"{tmp_path / 'o.json'}:oracle_greedy"),
     )
     diff = np.array([a[s] - b[s] for s in range(4)])
     se = diff.std(ddof=1) / 2
