@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from xbot_assets.config import Settings
+from xbot_assets.files import write_atomic
 from xbot_assets.learning.rewards import REWARD_WEIGHTS, engagement_reward
 from xbot_assets.vocabulary import HORIZONS as HORIZON_ORDER
 
@@ -531,7 +532,8 @@ def write_report(result: Any, folder: Path) -> Path:
         f"src='data:image/png;base64,{data}'/>"
         for title, data in _plots(s)
     )
-    path.write_text(
+    write_atomic(
+        path,
         "<!doctype html><html><head><meta charset='utf-8'><title>xbot main job</title>"
         "<style>body{font-family:sans-serif;max-width:900px;margin:2em auto}"
         "td{padding:2px 8px}</style></head><body>"
@@ -543,6 +545,5 @@ def write_report(result: Any, folder: Path) -> Path:
         )
         + f"<ul>{rows}</ul><h2>Dagster runs by job</h2><table>{runs}</table>{images}"
         "</body></html>",
-        encoding="utf-8",
-    )
+    )  # replaced whole: a browser open on the folder never shows half a report
     return path

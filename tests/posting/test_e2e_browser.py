@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ def test_single_and_thread_through_chromium(sandbox, sandbox_url, sqlite_url, tm
     state = tmp_path / "session.json"
     login(sandbox, sandbox_url, state)
     assert state.stat().st_mode & 0o777 == 0o600
+    logged_in = state.stat().st_mtime_ns
     settings = browser_settings(sandbox, sandbox_url, sqlite_url, state)
     ledger = open_ledger(settings)
     account = ledger.ensure_account(settings.x_handle)
@@ -78,6 +80,11 @@ def test_single_and_thread_through_chromium(sandbox, sandbox_url, sqlite_url, tm
     finally:
         poster.close()
     assert max(Counter(p.text for p in sandbox.posts_of()).values()) == 1
+    # The session that just worked was written back, whole and private, with nothing beside it.
+    assert state.stat().st_mtime_ns > logged_in
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert "cookies" in json.loads(state.read_text())
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
 
 
 def test_web_faults_have_their_outcomes_and_no_duplicate(

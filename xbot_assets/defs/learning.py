@@ -23,6 +23,7 @@ from xbot_assets.config import Settings
 from xbot_assets.defs.health import reports_health
 from xbot_assets.defs.resources import OWNERS, XbotRuntime, XbotSettings
 from xbot_assets.defs.simtime import simulated
+from xbot_assets.files import write_atomic
 from xbot_assets.learning import model_files
 from xbot_assets.learning.model_files import models_dir
 from xbot_assets.ops.learning_status import record_model_promotion, record_policy_estimates
@@ -307,7 +308,7 @@ def fit_account_posteriors(
             discount=config.discount, seed=settings.sandbox_seed,
         )  # fmt: skip
         frame = sampler.to_frame(arms).sort_values("p_best", ascending=False)
-        model_files.write_atomic(
+        write_atomic(
             model_files.account_posteriors_path(settings, config.objective, str(handle)),
             json.dumps({"arms": arms, "prior": list(sampler.prior),
                         "successes": sampler.successes.tolist(),

@@ -7,13 +7,13 @@ files; keeping the loaders here lets the engine load models without importing Da
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from xbot_assets.files import write_atomic  # model files are replaced whole: see xbot_assets/files
 
 
 class ModelFileMissing(FileNotFoundError):
@@ -64,27 +64,6 @@ def factored_file(settings: Any, objective: str) -> Path:
         return own
     pooled = pooled_factored_path(settings, objective)
     return pooled if pooled.exists() else factored_path(settings, objective)
-
-
-@contextmanager
-def replaced_whole(path: Path) -> Iterator[Path]:
-    """A temporary file in ``path``'s folder to write; renamed onto ``path`` when the block ends
-    without an error, removed otherwise. The posting path loads model files while a refit writes
-    them; a half-written file would not parse, and the refill would act on the cold-start prior
-    instead."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # only left when the write or the rename failed
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` all at once (:func:`replaced_whole`)."""
-    with replaced_whole(path) as tmp:
-        tmp.write_text(text)
-    return path
 
 
 def write_factored(path: Path, posterior: Any, horizon: Any) -> Path:

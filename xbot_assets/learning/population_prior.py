@@ -211,7 +211,7 @@ def _format_rates(
 
 
 def save_prior(prior: PopulationPrior, path: Path) -> Path:
-    from xbot_assets.learning.model_files import write_atomic
+    from xbot_assets.files import write_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_atomic(path, json.dumps(asdict(prior), indent=1, sort_keys=True))

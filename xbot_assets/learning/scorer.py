@@ -343,7 +343,7 @@ def save_scorer(report: ScorerReport, path: Path) -> Path:
         "cold_start": report.cold_start,
         "base_rate": report.base_rate,
     }
-    from xbot_assets.learning.model_files import replaced_whole
+    from xbot_assets.files import replaced_whole
 
     with replaced_whole(path) as tmp:  # the posting path may be loading it
         sio.dump(bundle, tmp)

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from xbot_assets.files import write_atomic
 from xbot_assets.posting.api_poster import is_loopback_url
 from xbot_assets.posting.base import (
     AutomationBlocked,
@@ -85,6 +85,8 @@ LOGIN_SELECTORS = (
     'input[name="password"]',
 )
 STATUS_ID = re.compile(r"/status/(\d+)")
+SESSION_FILE_MODE = 0o600
+"""The session file holds X's login cookies: readable by its owner only."""
 
 
 def _find_id(body: Any) -> str | None:
@@ -174,13 +176,8 @@ class BrowserPoster(PosterBase):
         """Write the refreshed cookies back (mode 0600): sessions stay valid longer."""
         if self._context is None or self._storage_state is None:
             return
-        path = Path(self._storage_state)
-        state = self._context.storage_state()
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(state, fh)
-        os.replace(tmp, path)
+        write_atomic(Path(self._storage_state), json.dumps(self._context.storage_state()),
+                     mode=SESSION_FILE_MODE)  # fmt: skip
 
     def close(self) -> None:
         for closer in (self._context, self._browser):
@@ -444,6 +441,4 @@ def save_browser_session(
             browser.close()
     storage_state = Path(storage_state)
     storage_state.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(storage_state, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(state, fh)
+    write_atomic(storage_state, json.dumps(state), mode=SESSION_FILE_MODE)
