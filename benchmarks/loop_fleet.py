@@ -65,10 +65,23 @@ def fleet_handles(accounts: int) -> list[str]:
     return [f"fleet_{k}" for k in range(accounts)]
 
 
+STREAMS = 1
+"""Learner streams per seed (``--streams``): ``ours_alone`` and ``ours_fleet`` run this many times
+with their own random streams and a seed's figure is the mean; random and the oracle run once."""
+LEARNERS = ("ours_alone", "ours_fleet")
+
+
 def run_fleet(
-    scenario: str, seed: int, days: int, policy: str, accounts: int, jitter: float
+    scenario: str,
+    seed: int,
+    days: int,
+    policy: str,
+    accounts: int,
+    jitter: float,
+    stream: int = 0,
 ) -> dict[str, Any]:
-    """One policy's run of the whole fleet on a fresh sandbox: per-account truth per post."""
+    """One policy's run of the whole fleet on a fresh sandbox: per-account truth per post
+    (``stream``: the learners' random stream, as ``loop.py --streams``)."""
     sandbox = SandboxX(scenario, seed)
     sandbox.clock = SimClock(sandbox.params.start)
     handles = fleet_handles(accounts)
@@ -76,7 +89,7 @@ def run_fleet(
         sandbox.add_account(handle, followers=FOLLOWERS, audience_jitter=jitter)
     members = [
         loop.Loop(scenario, seed, days, LOOP_POLICY[policy], sandbox=sandbox, handle=handle,
-                  account_index=k + 1)
+                  account_index=k + 1, stream=stream)
         for k, handle in enumerate(handles)
     ]  # fmt: skip
     results = [loop.RunResult() for _ in members]
@@ -141,11 +154,41 @@ def refit_fleet(members: list[Any], now: datetime, timezone: str) -> None:
         member.use_posterior(fitted.accounts[member.handle].posterior)
 
 
+def merge_streams(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One seed's figures from its streams' runs: means of the rewards (fleet and per account),
+    sums of the counters, and each stream's fleet mean under ``per_stream``."""
+    if len(runs) == 1:
+        return runs[0]
+    counters = ("posts", "skipped", "fallbacks", "already_posted")
+    accounts = {}
+    for handle, first in runs[0]["accounts"].items():
+        mine = [r["accounts"][handle] for r in runs]
+        accounts[handle] = {
+            **first,
+            "mean_expected_reward": float(np.mean([a["mean_expected_reward"] for a in mine])),
+            **{key: sum(a[key] for a in mine) for key in counters},
+        }
+    return {
+        "mean_expected_reward": float(np.mean([r["mean_expected_reward"] for r in runs])),
+        **{key: sum(r[key] for r in runs) for key in counters},
+        "cpu_seconds": round(sum(r["cpu_seconds"] for r in runs), 2),
+        "streams": len(runs),
+        "per_stream": [round(r["mean_expected_reward"], 6) for r in runs],
+        "accounts": accounts,
+    }  # fmt: skip
+
+
 def run_job(job: tuple[str, int, int, tuple[str, ...], int, float]) -> dict[str, Any]:
     scenario, seed, days, policies, accounts, jitter = job
     return {
         "scenario": scenario, "seed": seed, "days": days, "accounts": accounts, "jitter": jitter,
-        "policies": {p: run_fleet(scenario, seed, days, p, accounts, jitter) for p in policies},
+        "policies": {
+            p: merge_streams([
+                run_fleet(scenario, seed, days, p, accounts, jitter, stream=k)
+                for k in range(STREAMS if p in LEARNERS else 1)
+            ])
+            for p in policies
+        },
     }  # fmt: skip
 
 
@@ -228,7 +271,16 @@ def main(argv: list[str] | None = None) -> int:
         " (the runs are deterministic per seed and policy: rerun what changed)",
     )
     parser.add_argument("--reuse-policies", default="")
+    parser.add_argument(
+        "--streams", type=int, default=1,
+        help="runs per seed of each learner (ours_alone, ours_fleet), each with its own random"
+        " stream; a seed's figure is their mean (random and the oracle run once)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    global STREAMS
+    if args.streams < 1:
+        parser.error("--streams must be 1 or more (1: the benchmark's own stream only)")
+    STREAMS = args.streams
     FLEET_FIT.update(min_own_posts=args.min_own_posts)
     for item in args.fit:
         key, _, value = item.partition("=")
@@ -304,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           else sys.argv[1:]),
         "fit_config": {**FitConfig().__dict__, **loop.FIT_OVERRIDES},
         "fleet_fit": FLEET_FIT,
+        "streams": STREAMS,
         "runs": runs,
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

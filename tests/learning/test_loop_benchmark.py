@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -167,6 +168,33 @@ def test_the_fleet_benchmark_pairs_every_account_and_values_it_by_its_own_audien
     low, high = paired["ci95"]
     assert low <= paired["mean"] <= high
     assert result["fleet_fit"] == {"min_own_posts": 10}
+
+
+def test_the_fleet_benchmark_averages_the_learners_over_their_streams(tmp_path: Path) -> None:
+    """``loop_fleet.py --streams 2``: each learner runs twice with its own random stream (the
+    two runs differ) and a seed's figure, fleet and per account, is their mean; random runs
+    once. ``--streams 0`` is refused with what to give."""
+    from benchmarks import loop_fleet
+
+    out = tmp_path / "fleet.json"
+    code = loop_fleet.main(
+        ["--seeds", "1", "--days", "4", "--accounts", "2", "--policies", "ours_alone",
+         "--processes", "1", "--streams", "2", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result["streams"] == 2
+    ours = result["runs"][0]["policies"]["ours_alone"]
+    first, second = ours["per_stream"]
+    assert first != second  # two streams, not one run twice
+    assert ours["mean_expected_reward"] == pytest.approx((first + second) / 2, abs=1e-6)
+    assert ours["posts"] == 2 * 2 * 4 * 4  # streams x accounts x days x posts a day
+    per_account = [a["mean_expected_reward"] for a in ours["accounts"].values()]
+    assert ours["mean_expected_reward"] == pytest.approx(np.mean(per_account))
+    assert "per_stream" not in result["runs"][0]["policies"]["random"]
+    with pytest.raises(SystemExit) as refused:
+        loop_fleet.main(["--streams", "0", "--out", str(tmp_path / "none.json")])
+    assert refused.value.code == 2 and not (tmp_path / "none.json").exists()
 
 
 def test_the_fleet_benchmark_counts_each_accounts_fallbacks_and_repeats(
