@@ -288,33 +288,6 @@ def test_opening_chooses_only_the_least_posted_formats_until_each_has_enough() -
     assert {arms[without.select()].split(":")[0] for _ in range(50)} == {"thread"}
 
 
-def test_opening_window_revisits_a_format_the_draws_have_left() -> None:
-    """With ``opening_window_days``, the opening counts only the window's posts: formats posted
-    long ago but not within the window are the only choice again (a revisit), and a format
-    posted inside the window is not; without a window the old posts end the opening for good."""
-    post, now, arms = _opening_posterior(1)
-    old = [PastPost(now - timedelta(days=40, hours=i), fmt, "ai", f"old {fmt} {i}")
-           for i, fmt in enumerate(FORMATS)]  # fmt: skip
-    recent = [PastPost(now - timedelta(days=3, hours=i), fmt, "python", f"new {fmt} {i}")
-              for i, fmt in enumerate(FORMATS[:2])]  # fmt: skip
-    whole = FactoredThompson(post, arms, rng=np.random.default_rng(0))
-    whole.prepare(now, old + recent)
-    assert whole.opening is None
-    windowed = FactoredThompson(
-        replace(post, opening_window_days=14.0), arms, rng=np.random.default_rng(0)
-    )
-    assert FactoredPosterior.from_dict(windowed.posterior.to_dict()).opening_window_days == 14.0
-    windowed.prepare(now, old + recent)
-    picks = {arms[windowed.select()].split(":")[0] for _ in range(200)}
-    assert picks == set(FORMATS[2:])
-    # Every format inside the window: no revisit is due.
-    windowed.prepare(now, old + recent + [
-        PastPost(now - timedelta(days=1, hours=i), fmt, "ai", f"late {fmt}")
-        for i, fmt in enumerate(FORMATS[2:])
-    ])  # fmt: skip
-    assert windowed.opening is None
-
-
 def test_opening_falls_back_to_another_arm_of_the_opening_formats() -> None:
     """When the opening's arm has nothing that passes the guard, the next arm tried is still one
     of the least-posted formats, and its propensity says so (not the floor of an arm the

@@ -130,9 +130,6 @@ class FitConfig:
     only among the least-posted formats' arms (a balanced opening, against the draws' lock-in on
     one or two formats). Loop benchmark, default, 30 days, text prior, 24 seeds: +0.0013 a post
     with 2 (95 % CI −0.0019 to +0.0046), so not the default (benchmarks/README.md)."""
-    opening_window_days: float | None = None
-    """Experiment (off: None): count the opening's posts over the last this many days only, so
-    a format the draws have left is revisited (M posts per window) instead of never again."""
     format_exploration: float | None = None
     """Experiment (off: None): a separate spread scale for the format effects and the formats'
     negative rates, so rarely posted formats are still tried (how_to got 2 posts of 120)."""
@@ -369,7 +366,6 @@ def fit_factored(
         exploration=config.exploration_at(n),
         format_exploration=config.format_exploration,
         opening_format_posts=config.opening_format_posts,
-        opening_window_days=config.opening_window_days,
     )
 
 
@@ -424,7 +420,6 @@ def _fit_count_model(
         exploration=config.exploration_at(n),
         format_exploration=config.format_exploration,
         opening_format_posts=config.opening_format_posts,
-        opening_window_days=config.opening_window_days,
         kind="counts",
         extras=fit.extras,
     )

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -56,9 +56,6 @@ class FactoredPosterior:
     opening_format_posts: int = 0
     """Until every format has this many of the account's posts, Thompson sampling chooses only
     among the least-posted formats' arms (FitConfig.opening_format_posts; 0: off)."""
-    opening_window_days: float | None = None
-    """Count the opening's posts over this many days before the slot only (None: the whole
-    history), so a format the draws left is revisited (FitConfig.opening_window_days)."""
     components: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per reward part (:func:`~xbot_assets.learning.objective.reward_components`): its mean,
     fitted noise SD and prior scale."""
@@ -154,7 +151,6 @@ class FactoredPosterior:
             "exploration": self.exploration,
             "format_exploration": self.format_exploration,
             "opening_format_posts": self.opening_format_posts,
-            "opening_window_days": self.opening_window_days,
             "cold_start": self.cold_start,
             "kind": self.kind,
             "extras": self.extras,
@@ -191,11 +187,6 @@ class FactoredPosterior:
                 else float(data["format_exploration"])
             ),
             opening_format_posts=int(data.get("opening_format_posts", 0)),
-            opening_window_days=(
-                None
-                if data.get("opening_window_days") is None
-                else float(data["opening_window_days"])
-            ),
             kind=str(data.get("kind", "reward")),
             extras=dict(data.get("extras") or {}),
         )
@@ -243,11 +234,7 @@ class FactoredThompson:
         self.at, self.history = at, history
         self.opening = None
         if self.posterior.opening_format_posts > 0:
-            window = self.posterior.opening_window_days
-            since = None if window is None else at - timedelta(days=window)
-            posted = Counter(
-                past.format for past in history if since is None or past.posted_at >= since
-            )
+            posted = Counter(past.format for past in history)
             fewest = min(posted[f] for f, _ in pairs)
             if fewest < self.posterior.opening_format_posts:
                 self.opening = np.array([posted[f] == fewest for f, _ in pairs])
