@@ -170,19 +170,27 @@ def test_the_fleet_benchmark_pairs_every_account_and_values_it_by_its_own_audien
     assert result["fleet_fit"] == {"min_own_posts": 10}
 
 
+def _fleet_in_process(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """``loop_fleet.py`` run in this process (2 accounts, 1 process) and its result file."""
+    from benchmarks import loop_fleet
+
+    out = tmp_path / "fleet.json"
+    code = loop_fleet.main(
+        ["--accounts", "2", "--processes", "1", *args, "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
 def test_the_fleet_benchmark_averages_the_learners_over_their_streams(tmp_path: Path) -> None:
     """``loop_fleet.py --streams 2``: each learner runs twice with its own random stream (the
     two runs differ) and a seed's figure, fleet and per account, is their mean; random runs
     once. ``--streams 0`` is refused with what to give."""
     from benchmarks import loop_fleet
 
-    out = tmp_path / "fleet.json"
-    code = loop_fleet.main(
-        ["--seeds", "1", "--days", "4", "--accounts", "2", "--policies", "ours_alone",
-         "--processes", "1", "--streams", "2", "--out", str(out)]
-    )  # fmt: skip
-    assert code == 0
-    result = json.loads(out.read_text())
+    result = _fleet_in_process(tmp_path, "--seeds", "1", "--days", "4", "--policies",
+                               "ours_alone", "--streams", "2")  # fmt: skip
     assert result["streams"] == 2
     ours = result["runs"][0]["policies"]["ours_alone"]
     first, second = ours["per_stream"]
@@ -206,16 +214,9 @@ def test_the_fleet_benchmark_counts_each_accounts_fallbacks_and_repeats(
     the seeds (its result files showed 0 for both). On drift seeds 0 and 1, with a bank of 3
     entries a slot that runs dry (in process, so the bank can be swapped), the oracle meets
     both within 10 days (14 and 18)."""
-    from benchmarks import loop_fleet
-
     _small_bank(monkeypatch, keep=3)
-    out = tmp_path / "fleet.json"
-    code = loop_fleet.main(
-        ["--scenario", "drift", "--seeds", "2", "--days", "10", "--accounts", "2",
-         "--policies", "oracle_greedy", "--processes", "1", "--out", str(out)]
-    )  # fmt: skip
-    assert code == 0
-    result = json.loads(out.read_text())
+    result = _fleet_in_process(tmp_path, "--scenario", "drift", "--seeds", "2", "--days", "10",
+                               "--policies", "oracle_greedy")  # fmt: skip
     for counter in ("fallbacks", "already_posted", "skipped"):
         for p in ("random", "oracle_greedy"):
             per_run = []
