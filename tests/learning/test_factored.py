@@ -278,7 +278,7 @@ def test_opening_chooses_only_the_least_posted_formats_until_each_has_enough() -
         for i, fmt in enumerate(["thread", "question", "question"])
     ]
     chooser.prepare(now, done)
-    assert chooser.opening is None
+    assert chooser.eligible is None
     without = FactoredThompson(replace(post, opening_format_posts=0), arms)
     without.prepare(now, done)
     chooser.rng, without.rng = np.random.default_rng(1), np.random.default_rng(1)

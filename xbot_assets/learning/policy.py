@@ -43,7 +43,9 @@ class ArmChooser(Protocol):
     """What the policy needs from a bandit: one sampled choice and its propensities.
 
     After :meth:`select`, ``last_sample`` (when the chooser has it) holds that draw's value of
-    every arm, which orders the arms the decision falls back on.
+    every arm, which orders the arms the decision falls back on; ``eligible`` (when the chooser
+    has it and it is not None) marks the arms its choice is limited to, which the decision
+    falls back on first (the factored sampler's balanced opening).
     """
 
     def select(self) -> int: ...
@@ -229,9 +231,9 @@ class ContentPolicy:
         order = [index]
         if draws is not None and np.all(np.isfinite(draws)):
             order += [int(i) for i in np.argsort(-np.asarray(draws), kind="stable") if i != index]
-            opening = getattr(self.chooser, "opening", None)
-            if opening is not None:  # a balanced opening falls back inside its formats first
-                order = [index, *sorted(order[1:], key=lambda i: not opening[i])]
+            eligible = getattr(self.chooser, "eligible", None)
+            if eligible is not None:  # a limited choice falls back inside its arms first
+                order = [index, *sorted(order[1:], key=lambda i: not eligible[i])]
         available = np.ones(len(self.arms), dtype=bool)
         decision = PolicyDecision(
             decided_at=now, slot=slot, arm=self.arms[index], arm_index=index, propensity=0.0,

@@ -226,18 +226,19 @@ class FactoredThompson:
         self.history: Sequence[PastPost] = ()
         self.last_sample: np.ndarray = np.full(len(self.arms), np.nan)
         self.last_beta: np.ndarray = posterior.mean
-        self.opening: np.ndarray | None = None
+        self.eligible: np.ndarray | None = None
+        """The arms this slot's choice is limited to (the balanced opening's formats), or None."""
 
     def prepare(self, at: datetime, history: Sequence[PastPost]) -> None:
         pairs = [tuple(a.split(":", 1)) for a in self.arms]
         self.rows = self.design.arm_rows(at, history, pairs)  # type: ignore[arg-type]
         self.at, self.history = at, history
-        self.opening = None
+        self.eligible = None
         if self.posterior.opening_format_posts > 0:
             posted = Counter(past.format for past in history)
             fewest = min(posted[f] for f, _ in pairs)
             if fewest < self.posterior.opening_format_posts:
-                self.opening = np.array([posted[f] == fewest for f, _ in pairs])
+                self.eligible = np.array([posted[f] == fewest for f, _ in pairs])
 
     def _rows(self) -> np.ndarray:
         if self.rows is None:
@@ -248,8 +249,8 @@ class FactoredThompson:
         beta = self.posterior.draw(self.rng)
         values = self.posterior.value(self._rows(), beta)
         self.last_sample, self.last_beta = values, beta
-        if self.opening is not None:
-            return int(np.where(self.opening, values, -np.inf).argmax())
+        if self.eligible is not None:
+            return int(np.where(self.eligible, values, -np.inf).argmax())
         return int(values.argmax())
 
     def choice_probabilities(
@@ -259,10 +260,10 @@ class FactoredThompson:
         ``available``, the argmax among those arms."""
         rng = np.random.default_rng(int(self.rng.integers(2**32)))
         draws = self.posterior.value(self._rows(), self.posterior.draw(rng, n_samples))
-        if self.opening is not None:
-            opening = self.opening if available is None else self.opening & available
-            if opening.any():
-                available = opening
+        if self.eligible is not None:
+            eligible = self.eligible if available is None else self.eligible & available
+            if eligible.any():
+                available = eligible
         return argmax_shares(draws, available)
 
     def score_texts(self, fmt: str, topic: str, texts: Sequence[str]) -> np.ndarray:
