@@ -534,3 +534,54 @@ def test_the_model_load_benchmark_runs_and_loads_the_saved_posterior(tmp_path: P
     )  # fmt: skip
     assert refused.returncode == 2 and "--repeats must be 1 or more" in refused.stderr
     assert not (tmp_path / "none.json").exists()
+
+
+@pytest.mark.parametrize("with_cache", [False, True])
+def test_a_refill_whose_own_file_is_pruned_as_it_loads_acts_on_the_file_it_falls_back_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, with_cache: bool
+) -> None:
+    """A refit prunes an account's own posterior when the account leaves the fit or the
+    environment is back to one account. If that happens between the refill resolving the file
+    and reading it, the refill acts on the file it now falls back to (here the main account's),
+    not on the cold-start prior and not with a FileNotFoundError (which failed the run)."""
+    from xbot_assets.config import load_settings
+    from xbot_assets.engine import decide
+    from xbot_assets.learning import model_files
+    from xbot_assets.learning.horizon import HorizonModel
+    from xbot_assets.store.hot.cache import HotCache
+    from xbot_assets.store.hot.keys import KeySpace, connect_redis, scan_delete
+
+    settings = load_settings(env_file=None, xbot_home=tmp_path, app_env="local",
+                             x_handle="second")  # fmt: skip
+    now = START + timedelta(days=20)
+    main = fit_factored(_account(1, 60).history, now=now, formats=FORMATS,
+                        topics=DEFAULT_TOPICS, timezone="UTC")  # fmt: skip
+    own = fit_factored(_account(2, 30).history, now=now, formats=FORMATS,
+                       topics=DEFAULT_TOPICS, timezone="UTC")  # fmt: skip
+    model_files.write_factored(model_files.factored_path(settings, "engagement"), main,
+                               HorizonModel())  # fmt: skip
+    own_path = model_files.account_factored_path(settings, "engagement", "second")
+    model_files.write_factored(own_path, own, HorizonModel())
+    real_resolve = model_files.factored_file
+    resolved: list[Path] = []
+
+    def resolve_then_prune(s: object, objective: str) -> Path:
+        path = real_resolve(s, objective)
+        resolved.append(path)
+        if len(resolved) == 1:
+            own_path.unlink()  # the refit's prune, right after the refill resolved the file
+        return path
+
+    monkeypatch.setattr(model_files, "factored_file", resolve_then_prune)
+    monkeypatch.setattr(decide, "prior_models", lambda **kw: pytest.fail("acted on the prior"))
+    client = connect_redis("redis://127.0.0.1:6379/0") if with_cache else None
+    space = KeySpace(f"test:prune:{tmp_path.name}:")
+    try:  # with the hot path's cache (real Redis), as a refill reads it
+        models = decide.load_models(settings, cache=HotCache(client, space) if client else None)
+    finally:
+        if client is not None:
+            scan_delete(client, space)
+            client.close()
+    assert resolved == [own_path, model_files.factored_path(settings, "engagement")]
+    assert models.posterior_file == "factored_posteriors_engagement.json"
+    assert models.posterior.posts == main.posts != own.posts

@@ -146,11 +146,21 @@ def load_models(settings: Any, *, cache: Any = None) -> Models:
     from xbot_assets.posting.hotpath import cached_posterior
 
     objective = getattr(settings, "learning_objective", "engagement")
+    path = factored_file(settings, objective)
     try:
-        path = factored_file(settings, objective)
-        cached = cached_posterior(path, cache)
-        posterior = cached if cached is not None else load_factored(settings, objective, path)
-    except (ModelFileMissing, ValueError) as exc:
+        try:
+            cached = cached_posterior(path, cache)
+            posterior = cached if cached is not None else load_factored(settings, objective, path)
+        except (ModelFileMissing, FileNotFoundError):
+            # A refit prunes an account's own file when the account leaves the fit or the
+            # environment is back to one account; between resolving and reading it, the file
+            # to read is the one it falls back to now (pooled or main), not the prior.
+            again = factored_file(settings, objective)
+            if again == path:
+                raise
+            path = again
+            posterior = load_factored(settings, objective, path)
+    except (ModelFileMissing, FileNotFoundError, ValueError) as exc:
         log.info("factored posteriors not loaded (%s): acting on the prior", exc)
         models = prior_models(
             objective=objective,

@@ -130,6 +130,10 @@ def load_factored(settings: Any, objective: str = "engagement", path: Path | Non
     from xbot_assets.learning.posterior import FactoredPosterior
 
     path = path or factored_file(settings, objective)
-    if not path.exists():
-        raise ModelFileMissing(f"no factored posterior at {path}: materialise factored_posteriors")
-    return FactoredPosterior.from_dict(json.loads(path.read_text()))
+    try:
+        text = path.read_text()
+    except FileNotFoundError:  # never written, or pruned by a refit since it was resolved
+        raise ModelFileMissing(
+            f"no factored posterior at {path}: materialise factored_posteriors"
+        ) from None
+    return FactoredPosterior.from_dict(json.loads(text))
