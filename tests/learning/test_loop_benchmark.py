@@ -205,6 +205,33 @@ def test_the_fleet_benchmark_averages_the_learners_over_their_streams(tmp_path: 
     assert refused.value.code == 2 and not (tmp_path / "none.json").exists()
 
 
+def test_the_fleet_summary_pairs_the_fleet_with_each_account_alone_without_an_oracle() -> None:
+    """A confirmation on new seeds runs no oracle (``--policies random,ours_alone,ours_fleet``);
+    the fleet's paired gain over each account alone is still in its summary."""
+    from benchmarks import loop_fleet
+
+    def run(seed: int, alone: float, fleet: float) -> dict[str, Any]:
+        def entry(value: float) -> dict[str, Any]:
+            return {
+                "mean_expected_reward": value,
+                "posts": 8,
+                "skipped": 0,
+                "fallbacks": 0,
+                "already_posted": 0,
+                "cpu_seconds": 1.0,
+                "accounts": {"fleet_0": {"mean_expected_reward": value, "skipped": 0}},
+            }
+
+        return {"seed": seed, "policies": {"random": entry(0.05), "ours_alone": entry(alone),
+                                           "ours_fleet": entry(fleet)}}  # fmt: skip
+
+    runs = [run(8, 0.07, 0.08), run(9, 0.08, 0.09), run(10, 0.09, 0.089)]
+    summary = loop_fleet.summarise(runs, ("random", "ours_alone", "ours_fleet"))
+    paired = summary["policies"]["ours_fleet"]["diff_vs_ours_alone"]
+    assert paired["mean"] == pytest.approx((0.01 + 0.01 - 0.001) / 3, abs=1e-5)
+    assert paired["seeds_positive"] == 2 and paired["ci95"] is not None
+
+
 def test_the_fleet_benchmark_counts_each_accounts_fallbacks_and_repeats(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
