@@ -72,6 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.pair import paired  # noqa: E402
 from xbot_assets.content.candidates import Candidate, generate_candidates  # noqa: E402
 from xbot_assets.content.offline import OfflineGenerator  # noqa: E402
 from xbot_assets.content.safety import DUPLICATE_WINDOW  # noqa: E402
@@ -666,13 +667,12 @@ def summarise(runs: list[dict[str, Any]], policies: tuple[str, ...]) -> dict[str
         }
         if p != "random" and "random" in per:
             diff = values - per["random"]
-            sd = float(diff.std(ddof=1)) if len(diff) > 1 else float("nan")
-            se = sd / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+            stats = paired(diff)  # the paired statistics pair.py and loop_fleet.py report
             entry.update(
-                diff_vs_random=round(float(diff.mean()), 5),
-                diff_sd=round(sd, 5) if math.isfinite(sd) else None,
-                t=round(float(diff.mean()) / se, 2) if se and math.isfinite(se) else None,
-                seeds_positive=int((diff > 0).sum()),
+                diff_vs_random=stats["mean"],
+                diff_sd=round(float(diff.std(ddof=1)), 5) if len(diff) > 1 else None,
+                t=stats["t"],
+                seeds_positive=stats["seeds_positive"],
             )
         if oracle is not None:
             entry["ratio_to_oracle"] = round(float(values.mean() / oracle.mean()), 4)
