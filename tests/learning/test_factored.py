@@ -312,4 +312,7 @@ def test_opening_falls_back_to_another_arm_of_the_opening_formats() -> None:
         ).decide(now=now, slot=now)
         assert [a.split(":")[0] for a in tried] == ["question", "question"]
         assert decision.arm == tried[1] and decision.exhausted_arms == [tried[0]]
+        # the log says the draw was limited, and to which arms (its sampled values cover all)
+        assert decision.eligible_arms == [a for a in arms if a.startswith("question:")]
+        assert set(decision.sampled_values) == set(arms)
         assert decision.propensity > 0.1  # one of two question arms left, not 1 / samples

@@ -358,7 +358,7 @@ def _enqueue(
     now: datetime,
 ) -> list[Any]:
     sampled = decision.sampled_values.get(decision.arm)
-    metadata = {
+    metadata: dict[str, Any] = {
         "policy": decision.settings.get("policy", POLICY_NAME),
         "propensity": decision.propensity,
         "arm_index": decision.arm_index,
@@ -372,6 +372,8 @@ def _enqueue(
         "generator": chosen.generator,
         "settings": decision.settings,
     }
+    if decision.eligible_arms is not None:  # the opening limited the draw: say to which arms
+        metadata["eligible_arms"] = decision.eligible_arms
     scores = {"engagement_scorer": chosen.score, "sampled_value": sampled}
     common: dict[str, Any] = {
         "arm": decision.arm,

@@ -79,6 +79,9 @@ class PolicyDecision:
     skipped_reason: str = ""
     exhausted_arms: list[str] = field(default_factory=list)
     """Arms tried first whose candidates all failed the guard (the chosen arm came next)."""
+    eligible_arms: list[str] | None = None
+    """The arms the chooser limited this draw to (the balanced opening), None when unlimited:
+    the chosen arm is the highest of ``sampled_values`` among these, not among all arms."""
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -229,15 +232,16 @@ class ContentPolicy:
         # The arms in the order of this one draw: the first is the choice, the rest are where
         # it falls back when an arm has nothing that passes the guard (MAX_ARMS_TRIED).
         order = [index]
+        eligible = getattr(self.chooser, "eligible", None)
         if draws is not None and np.all(np.isfinite(draws)):
             order += [int(i) for i in np.argsort(-np.asarray(draws), kind="stable") if i != index]
-            eligible = getattr(self.chooser, "eligible", None)
             if eligible is not None:  # a limited choice falls back inside its arms first
                 order = [index, *sorted(order[1:], key=lambda i: not eligible[i])]
         available = np.ones(len(self.arms), dtype=bool)
+        limited = None if eligible is None else [self.arms[i] for i in np.flatnonzero(eligible)]
         decision = PolicyDecision(
             decided_at=now, slot=slot, arm=self.arms[index], arm_index=index, propensity=0.0,
-            sampled_values=sampled, settings=self.settings,
+            sampled_values=sampled, settings=self.settings, eligible_arms=limited,
         )  # fmt: skip
         texts: list[str] = []
         allowed_rows: list[dict[str, Any]] = []
