@@ -215,6 +215,24 @@ class RunResult:
     n_accepted: list[int] = field(default_factory=list)
     seconds: float = 0.0
     diagnostics: list[list[float]] = field(default_factory=list)
+    days: list[int] = field(default_factory=list)
+    """Each post's day of the run (0 = the first), beside ``rewards``: the figures by month."""
+
+
+MONTH_DAYS = 30
+"""The block ``by_month`` averages over: a 90-day run's figure is the mean of three months, so
+the months say where a long run's ratio to the oracle comes from (pair.py ``--month``)."""
+
+
+def by_month(results: list[RunResult]) -> list[float]:
+    """Mean expected reward per post in each :data:`MONTH_DAYS` block, the mean over streams."""
+    months = max((d // MONTH_DAYS for r in results for d in r.days), default=-1) + 1
+    per_stream = [
+        [float(np.mean([x for x, d in zip(r.rewards, r.days, strict=True)
+                        if d // MONTH_DAYS == m] or [np.nan])) for m in range(months)]
+        for r in results
+    ]  # fmt: skip
+    return [round(float(np.nanmean(col)), 6) for col in zip(*per_stream, strict=True)]
 
 
 class Loop:
@@ -613,6 +631,7 @@ class Loop:
             return
         post = self.posted[-1]
         result.rewards.append(self.sandbox.expected_reward(post.post_id, REWARD_WEIGHTS))
+        result.days.append((post.at - self.start).days)
         result.arms.append(arm)
         result.chosen_index.append(pos)
         result.n_accepted.append(n_acc)
@@ -639,6 +658,7 @@ def run_job(job: tuple[str, int, int, tuple[str, ...], bool]) -> dict[str, Any]:
             "n_accepted": [n for r in streams for n in r.n_accepted],
             "cpu_seconds": round(sum(r.seconds for r in streams), 2),
             "streams": STREAMS,
+            "by_month": by_month(streams),
         }
         if STREAMS > 1:
             out[policy]["per_stream"] = [round(m, 6) for m in means]

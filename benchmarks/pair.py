@@ -16,6 +16,9 @@ streams) in one of two kinds of file:
 Pairs are matched by seed (for raw runs, also by ``--scenario`` and ``--days``); ``--pair`` may
 be given several times (seeds 0-7, then 8-15, ...) and the pool is paired over all of them.
 ``--oracle FILE`` adds each side's ratio to ``oracle_greedy``'s mean on the same seeds.
+``--month K`` pairs the K-th 30-day block of each run instead of the whole run (raw runs of
+``loop.py`` from 7 December 2026 on, which record ``by_month``): where a long run's ratio comes
+from.
 
 Run (B: the text prior's 90-day row)::
 
@@ -55,8 +58,9 @@ class SourceError(ValueError):
     """A source that names no per-seed figures (bad file, row, policy or no matching runs)."""
 
 
-def per_seed(spec: str, *, scenario: str, days: int) -> dict[int, float]:
-    """Seed -> figure of one source (see the module docstring for ``spec``)."""
+def per_seed(spec: str, *, scenario: str, days: int, month: int | None = None) -> dict[int, float]:
+    """Seed -> figure of one source (see the module docstring for ``spec``); with ``month``
+    (1 = the first 30 days), that block's figure of raw runs."""
     path_part, _, row = spec.partition("#")
     policy = "ours"
     if not row and ":" in Path(path_part).name:
@@ -70,6 +74,8 @@ def per_seed(spec: str, *, scenario: str, days: int) -> dict[int, float]:
         ) from None
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    if row and month is not None:
+        raise SourceError(f"{spec}: --month reads raw runs (FILE[:POLICY]), not a results row")
     if row:
         row, _, side = row.partition("@")
         if side not in ("", "base"):
@@ -93,8 +99,20 @@ def per_seed(spec: str, *, scenario: str, days: int) -> dict[int, float]:
         if run.get("scenario") != scenario or int(run.get("days", -1)) != days:
             continue
         figures = run.get("policies", {}).get(policy)
-        if figures is not None:
+        if figures is None:
+            continue
+        if month is None:
             out[int(run["seed"])] = float(figures["mean_expected_reward"])
+            continue
+        months = figures.get("by_month")
+        if months is None:
+            raise SourceError(
+                f"{path}: {policy!r} has no by_month (a run before 7 December 2026): rerun it "
+                "with today's loop.py"
+            )
+        if not 1 <= month <= len(months):
+            raise SourceError(f"{path}: --month {month}, but {policy!r} has {len(months)} months")
+        out[int(run["seed"])] = float(months[month - 1])
     if not out:
         raise SourceError(
             f"{path}: no {policy!r} runs for {scenario}, {days} days; check --scenario, --days "
@@ -148,8 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--oracle", help="raw runs holding oracle_greedy on the same seeds")
     parser.add_argument("--out", type=Path, help="also write the comparison here as JSON")
+    parser.add_argument(
+        "--month", type=int, help="pair the K-th 30-day block of raw runs (1 = days 0-29)"
+    )
     args = parser.parse_args(argv)
-    where = {"scenario": args.scenario, "days": args.days}
+    if args.month is not None and args.month < 1:
+        parser.error(f"--month {args.month}: give 1 for days 0-29, 2 for days 30-59, ...")
+    where: dict[str, Any] = {"scenario": args.scenario, "days": args.days, "month": args.month}
     try:
         pairs = [(per_seed(a, **where), per_seed(b, **where)) for a, b in args.pair]
         oracle = per_seed(f"{args.oracle}:oracle_greedy", **where) if args.oracle else None

@@ -107,3 +107,60 @@ def test_a_bad_source_exits_2_with_what_to_give_and_writes_nothing(
     assert code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_month_pairs_each_runs_thirty_day_block_and_refuses_runs_without_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--month K`` pairs the K-th block of ``by_month`` (and the oracle's), so a 90-day
+    figure can be read month by month; a run recorded before ``by_month`` existed is refused
+    with what to do, and nothing is written."""
+
+    def write(path: Path, policy: str, months: dict[int, list[float]]) -> None:
+        runs = [{"scenario": "default", "seed": s, "days": 90, "policies": {policy: {
+            "mean_expected_reward": float(np.mean(m)), "by_month": m}}}
+            for s, m in months.items()]  # fmt: skip
+        path.write_text(json.dumps(runs))
+
+    write(tmp_path / "a.json", "ours", {0: [0.05, 0.09, 0.10], 1: [0.06, 0.08, 0.11]})
+    write(tmp_path / "o.json", "oracle_greedy", {0: [0.1, 0.1, 0.1], 1: [0.1, 0.1, 0.12]})
+    out = tmp_path / "m.json"
+    oracle = ["--days", "90", "--oracle", str(tmp_path / "o.json")]
+    pair = ["--pair", str(tmp_path / "a.json"), f"{tmp_path / 'o.json'}:oracle_greedy"]
+    assert main([*pair, *oracle, "--month", "3", "--out", str(out)]) == 0
+    third = json.loads(out.read_text())
+    assert third["a"] == pytest.approx(0.105) and third["oracle"] == pytest.approx(0.11)
+    assert third["a_ratio_to_oracle"] == pytest.approx(0.105 / 0.11, abs=1e-4)
+    assert third["a_minus_b"]["mean"] == pytest.approx(-0.005)
+    assert main([*pair, *oracle, "--month", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["a"] == pytest.approx(0.055)
+
+    _runs(tmp_path / "old.json", {0: 0.1, 1: 0.1}, days=90)  # no by_month
+    out.unlink()
+    assert main(["--pair", str(tmp_path / "old.json"), str(tmp_path / "a.json"), "--days", "90",
+                 "--month", "1", "--out", str(out)]) == 2  # fmt: skip
+    assert "has no by_month" in capsys.readouterr().err and not out.exists()
+    assert main([*pair, *oracle, "--month", "4", "--out", str(out)]) == 2
+    assert "has 3 months" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit) as exc:
+        main([*pair, "--month", "0"])
+    assert exc.value.code == 2
+
+
+def test_the_loop_records_each_months_figure_of_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``loop.py``'s ``by_month``: each post's day of the run, averaged per block and over the
+    streams; the blocks, weighted by their posts, give the run's own figure."""
+    from benchmarks import loop
+
+    run = loop.Loop("default", 0, 4, "random").run()
+    assert len(run.days) == len(run.rewards) == 16
+    assert run.days == sorted(run.days) and run.days[0] == 0 and run.days[-1] == 3
+    two_days = [float(np.mean([r for r, d in zip(run.rewards, run.days, strict=True)
+                               if d // 2 == m])) for m in (0, 1)]  # fmt: skip
+    assert loop.by_month([run]) == pytest.approx([float(np.mean(run.rewards))], abs=1e-6)
+    monkeypatch.setattr(loop, "MONTH_DAYS", 2)
+    assert loop.by_month([run]) == pytest.approx(two_days, abs=1e-6)
+    other = loop.RunResult(rewards=[0.0, 1.0], days=[0, 3])
+    assert loop.by_month([run, other]) == pytest.approx(
+        [(two_days[0] + 0.0) / 2, (two_days[1] + 1.0) / 2], abs=1e-6
+    )
