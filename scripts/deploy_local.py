@@ -486,8 +486,8 @@ class LocalDeployment:
 
     # --- automation ----------------------------------------------------------------------------
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Run a GraphQL document: through the webserver when it runs, else through
-        ``dagster-graphql -w <workspace>`` (which loads the workspace's locations itself)."""
+        """Run a GraphQL document: through the webserver when the deployment started one, else
+        through ``dagster-graphql -w <workspace>`` (which loads the workspace's locations)."""
         import httpx
 
         if not self.serves_graphql():
@@ -510,8 +510,8 @@ class LocalDeployment:
         return dict(body["data"])
 
     def serves_graphql(self) -> bool:
-        proc = self.procs.get("webserver")
-        return proc is not None and proc.poll() is None
+        """Whether this deployment started a webserver (one that died since fails loudly)."""
+        return "webserver" in self.procs
 
     def graphql_cli(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """``dagster-graphql -w <workspace>``: the webserver's GraphQL without a webserver (each
