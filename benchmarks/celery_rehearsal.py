@@ -22,6 +22,19 @@ on the rehearsal clock), then, instead of the daemon:
 
 Writes benchmarks/results/celery_rehearsal.json. Run it niced; it records the load average.
 ``tests/deploy/test_celery_rehearsal.py`` runs a short version (one account).
+
+``--daemon`` (:func:`rehearse_daemon`) rehearses what an operator runs instead: the same
+databases, sandbox and 2 workers, then ``dagster-daemon run -w workspace.celery.yaml`` (the main
+location ``xbot`` and the Celery one, ``xbot_celery``) with the automation turned on as
+``scripts/deploy_local.py``'s ``automation_plan`` says (the Celery location's account sensors;
+in the main location those names and their batch twins stay off, its learning and metrics
+automation on). One due post per account is seeded; the daemon's sensors launch the runs. The
+worker running the first posting step is SIGKILLed as above (the run now launched by the
+daemon, its coordinator a run worker of the daemon's code server). It reports the runs the
+daemon launched (job, location, tags, status, the coordinator's pid), which worker pid started
+each step, posts on the sandbox against the store, that no run of the main location's
+``post_job`` was launched, and the ``job:post_job`` rows the Celery location's run-status
+sensors wrote. Writes benchmarks/results/celery_daemon_rehearsal.json.
 """
 
 from __future__ import annotations
@@ -53,6 +66,9 @@ from benchmarks import deployment  # noqa: E402
 from scripts import deploy_local  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
+DAEMON_RESULTS = ROOT / "benchmarks/results/celery_daemon_rehearsal.json"
+CELERY_WORKSPACE = "workspace.celery.yaml"
+MAIN_LOCATION = "xbot"
 BIN = Path(sys.executable).parent
 LOCATION = "xbot_assets.celery_definitions"
 WORKERS = ("worker_a", "worker_b")
@@ -83,6 +99,9 @@ class CeleryDeployment(deploy_local.LocalDeployment):
     visibility_timeout: int = 30
     compile: bool = True
     start_hour: int = 9
+    warehouse: bool = False
+    """Build the warehouse and learning assets once (``first_build``), as a deployment whose
+    main location's declarative automation is on needs."""
     workers: dict[str, int] = field(default_factory=dict)
     """Worker name -> pid of its celery process (the one that runs steps)."""
     worker_pids: dict[int, str] = field(default_factory=dict)
@@ -121,6 +140,8 @@ class CeleryDeployment(deploy_local.LocalDeployment):
         deploy_local._pg_execute(f'CREATE DATABASE "{self.store_db}"')
         deploy_local._pg_execute(f'CREATE DATABASE "{self.dagster_db}"')
         self.run_xbot(["migrate"])
+        if self.warehouse:
+            self.first_build()
         # Dagster's Postgres storages create their tables when first opened; two workers
         # opening an empty database at once raced on it ("type alembic_version already
         # exists", a worker exiting at start under load), so the schema is made here, once.
@@ -262,6 +283,14 @@ def _kind(cmd: str) -> str:
     """The rehearsal's kinds of process, by command line (for the CPU sampler)."""
     if "job execute" in cmd:
         return "run coordinators (dagster job execute)"
+    if "multiprocessing" in cmd:  # the code server spawns a daemon-launched run's process
+        return "run coordinators (daemon-launched run workers)"
+    if "dagster-daemon" in cmd:
+        return "dagster-daemon"
+    if "api grpc" in cmd or "code-server" in cmd:
+        return "code servers"
+    if "dagster-graphql" in cmd:
+        return "dagster-graphql (turning the automation on)"
     if "celery" in cmd and "worker start" in cmd:
         return "dagster-celery wrappers"
     if "celery" in cmd and " worker" in cmd:
@@ -323,17 +352,42 @@ def posting_outcomes(instance: Any, run_id: str) -> list[dict[str, Any]]:
     return out
 
 
+def journal_posts(dep: CeleryDeployment) -> list[dict[str, Any]]:
+    """The posts the sandbox has created, in order (its journal)."""
+    path = dep.folder / "sandbox.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [e for line in lines if (e := json.loads(line)).get("op") == "post"]
+
+
 def kill_inside_posting(
-    dep: CeleryDeployment, instance: Any, handle: str, after: float, timeout: float
+    dep: CeleryDeployment,
+    instance: Any,
+    handle: str | None,
+    after: float,
+    timeout: float,
+    posts_before: int = 0,
 ) -> dict[str, Any]:
     """Wait until the sandbox has created the post of ``handle``'s post run and holds its answer
     (the ``slow_response`` fault consumed), then SIGKILL the worker whose pid started the posting
-    step: the post exists, the worker never learns it."""
+    step: the post exists, the worker never learns it. ``handle=None``: the account whose post
+    the fault holds, the first the sandbox created after ``posts_before`` posts (several
+    accounts' post runs may be posting at once)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if handle is None:
+            posts = journal_posts(dep)
+            if "slow_response" in dep.faults() or len(posts) <= posts_before:
+                time.sleep(0.2)
+                continue
+            handle = str(posts[posts_before]["handle"])
         run = run_of(instance, "post_job", handle, after)
-        if run is not None and run.is_finished and "slow_response" in dep.faults():
-            raise RuntimeError(f"post run {run.run_id} ended without posting ({run.status})")
+        if run is not None and run.is_finished:
+            why = "without posting" if "slow_response" in dep.faults() else "before the kill"
+            raise RuntimeError(
+                f"post run {run.run_id} of location {run_location(run)} ended {why} "
+                f"({run.status.value}): was its posting step on a worker? (a STEP_START from "
+                "a worker's pid)"
+            )
         if run is not None and "slow_response" not in dep.faults():
             starts = [
                 a for a in step_attempts(instance, run.run_id, dep.worker_pids)
@@ -343,7 +397,8 @@ def kill_inside_posting(
                 pid = starts[-1]["pid"]
                 name = next(n for n, p in dep.workers.items() if p == pid)
                 os.kill(pid, signal.SIGKILL)
-                return {"run_id": run.run_id, "worker": name, "pid": pid, "at": time.time()}
+                return {"run_id": run.run_id, "account": handle, "worker": name, "pid": pid,
+                        "at": time.time()}  # fmt: skip
         time.sleep(0.2)
     raise RuntimeError("no post run reached the sandbox's post request in time")
 
@@ -607,7 +662,7 @@ def _cpu_figures(
     location is imported once per worker, not per step)."""
     n_runs = len(runs)
     n_steps = sum(1 for r in runs for s in r["steps"] if s["event"] == "STEP_START")
-    coordinators = by_kind.get("run coordinators (dagster job execute)", 0.0)
+    coordinators = sum(v for k, v in by_kind.items() if k.startswith("run coordinators"))
     steps = by_kind.get("celery workers (the steps)", 0.0) - sum(startup.values())
     return {
         "cpu_seconds_by_process_lower_bound": by_kind,
@@ -654,6 +709,353 @@ def _by_job(runs: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return {k: dict(v) for k, v in sorted(out.items())}
 
 
+# --- the daemon rehearsal ----------------------------------------------------------------------
+SHOWN_TAGS = ("dagster/sensor_name", "dagster/run_key", "dagster/partition", "xbot/post_id")
+UNFINISHED = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+def run_location(run: Any) -> str | None:
+    """The code location a run was launched from (None for a run without a remote origin)."""
+    origin = run.remote_job_origin
+    return str(origin.location_name) if origin is not None else None
+
+
+def _run_start_pid(instance: Any, run_id: str) -> int | None:
+    """The pid of the run's own process (its coordinator): the RUN_START event's."""
+    import dagster as dg
+
+    start = dg.DagsterEventType.RUN_START.value  # "PIPELINE_START"
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is not None and event.event_type_value == start:
+            return int(event.pid) if event.pid is not None else None
+    return None
+
+
+def daemon_runs(instance: Any, workers: dict[int, str], after: float) -> list[dict[str, Any]]:
+    """The runs created after ``after`` (epoch seconds): job, location, status, the tags the
+    daemon's sensor set, the coordinator's pid, each step attempt's worker."""
+    out = []
+    for record in reversed(instance.get_run_records(limit=500)):
+        if record.create_timestamp.timestamp() < after:
+            continue
+        run = record.dagster_run
+        out.append({
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "location": run_location(run),
+            "account": run.tags.get("dagster/partition"),
+            "status": run.status.value,
+            "tags": {k: run.tags[k] for k in SHOWN_TAGS if k in run.tags},
+            "coordinator_pid": _run_start_pid(instance, run.run_id),
+            "seconds": round(record.end_time - record.start_time, 1)
+            if record.end_time and record.start_time else None,
+            "steps": step_attempts(instance, run.run_id, workers),
+        })  # fmt: skip
+    return out
+
+
+def unfinished_runs(instance: Any, job: str | None = None) -> int:
+    import dagster as dg
+
+    statuses = [dg.DagsterRunStatus(s) for s in UNFINISHED]
+    return len(instance.get_run_records(dg.RunsFilter(job_name=job, statuses=statuses)))
+
+
+def instigator_states(instance: Any) -> dict[str, dict[str, str]]:
+    """Location -> sensor or schedule -> status, as the instance stores them (an instigator
+    never started or stopped has no row: it is at its default, STOPPED for xbot's)."""
+    out: dict[str, dict[str, str]] = collections.defaultdict(dict)
+    for state in instance.all_instigator_state():
+        location = state.origin.repository_origin.code_location_origin.location_name
+        out[location][state.name] = state.status.value
+    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
+
+
+def job_health_rows(dep: CeleryDeployment) -> list[dict[str, Any]]:
+    """The store's ``system_health`` rows of finished runs (components ``job:<name>``)."""
+    from sqlalchemy import text
+
+    engine = store_engine(dep)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("select component, status, metrics from system_health "
+                     "where component like 'job:%' order by recorded_at")
+            ).all()  # fmt: skip
+    finally:
+        engine.dispose()
+    out = []
+    for component, status, metrics in rows:
+        figures = json.loads(metrics) if isinstance(metrics, str) else dict(metrics or {})
+        out.append({"component": component, "status": status, "run_id": figures.get("run_id")})
+    return out
+
+
+def posted_rows(dep: CeleryDeployment) -> int:
+    from sqlalchemy import text
+
+    engine = store_engine(dep)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    text("select count(*) from tweets where status = 'posted'")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> Any:
+    """Poll ``check()`` until it answers something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def rehearse_daemon(
+    folder: Path,
+    *,
+    accounts: int = 1,
+    speed: float = 120,
+    visibility_timeout: int = 45,
+    post_delay: float = 15,
+    broker_db: int = 13,
+    compile_bytecode: bool = True,
+    kill: bool = True,
+    only: set[str] | None = None,
+    warehouse: bool = False,
+    settle_s: float = 0.0,
+    run_timeout: float = 900,
+    count_all_cpu: bool = False,
+) -> dict[str, Any]:
+    """The daemon launching Celery runs (module docstring, ``--daemon``); returns the figures.
+
+    ``only``: start just these instigators of the plan (the test: the Celery location's
+    ``accounts_sensor`` and ``posting_sensor`` and one schedule of the main location), else the
+    whole plan (then ``warehouse=True``: the main location's declarative automation builds on
+    the first build). ``settle_s``: seconds the deployment keeps running after the seeded
+    posts are out (the refills' posts come due on the rehearsal clock)."""
+    load_before = os.getloadavg()
+    if count_all_cpu:
+        deployment.become_subreaper()
+    timings: dict[str, float] = {}
+    events: list[dict[str, Any]] = []
+    dep = CeleryDeployment(
+        folder=folder, speed=speed, accounts=accounts, broker_db=broker_db,
+        visibility_timeout=visibility_timeout, compile=compile_bytecode,
+        workspace=CELERY_WORKSPACE, warehouse=warehouse,
+    )  # fmt: skip
+    rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler = deployment.CpuSampler(dep, interval=0.5, classify=_kind, reap=False)
+    t0 = time.monotonic()
+    killed: dict[str, Any] | None = None
+
+    def mark(name: str) -> None:
+        timings[name] = round(time.monotonic() - t0, 1)
+
+    try:
+        dep.prepare()
+        mark("prepared_s")
+        sampler.start()
+        launched_workers = dep.launch_workers(*WORKERS)  # they import while the rest starts
+        dep.start_sandbox()  # the accounts on the sandbox and in the store (no partition yet)
+        seed_due_posts(dep)
+        posts_before = len(journal_posts(dep))
+        if kill:
+            dep.set_fault({"name": "slow_response", "match": "create_tweet", "count": 1,
+                           "seconds": post_delay})  # fmt: skip
+        mark("sandbox_ready_s")
+        launched_after = time.time() - 1
+        dep.start_daemon()
+        started = dep.turn_on_automation(only)
+        mark("automation_on_s")
+        events.append({"event": "automation turned on", "started": started})
+        dep.wait_workers(launched_workers)
+        mark("workers_ready_s")
+        events.append({"event": "workers started", "pids": dict(dep.workers)})
+        with dep.instance() as instance:
+            if kill:
+                killed = kill_inside_posting(
+                    dep, instance, None, launched_after, run_timeout, posts_before
+                )
+                events.append({"event": "worker SIGKILL inside the posting step", **killed})
+                mark("worker_killed_s")
+                wait_for(lambda: instance.get_run_by_id(killed["run_id"]).is_finished,
+                         run_timeout, "the killed worker's run to end")  # fmt: skip
+                mark("killed_run_done_s")
+                dead = killed["worker"]
+                dep.stop(dead, signal.SIGKILL, grace=5)
+                dep.start_workers(dead)
+                events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
+            wait_for(lambda: posted_rows(dep) >= accounts
+                     and unfinished_runs(instance, "post_job") == 0,
+                     run_timeout, "every seeded post to be posted")  # fmt: skip
+            mark("seeded_posts_done_s")
+            if settle_s:
+                time.sleep(settle_s)
+                mark("settled_s")
+            states = instigator_states(instance)  # as the operator left them
+            stopped_at = sim_now(dep)
+            stop_launching(instance)  # the queued and started runs still run, nothing new
+            wait_for(lambda: unfinished_runs(instance) == 0, run_timeout,
+                     "the runs in flight to finish")  # fmt: skip
+            mark("drained_s")
+            finished = _celery_runs(instance, launched_after)
+            # the run-status sensors (30 s interval, still on) record each finished run
+            wait_for(lambda: finished <= {h["run_id"] for h in job_health_rows(dep)}, 180,
+                     "the Celery runs' job:<name> rows in system_health", every=3)  # fmt: skip
+            mark("runs_recorded_in_system_health_s")
+            sampler.sample()
+            runs = daemon_runs(instance, dep.worker_pids, launched_after)
+            retried = posting_outcomes(instance, killed["run_id"]) if killed else []
+        result = posts_check(dep)
+        # still queued though due well before the sensors stopped (three posting ticks)
+        overdue = stopped_at - timedelta(seconds=30 * speed)
+        result["queued_posts_overdue_when_sensors_stopped"] = sum(
+            1 for p in due_posts(dep) if p["scheduled_at"].astimezone(UTC) <= overdue
+        )
+        health = job_health_rows(dep)
+        result["logs"] = str(dep.folder / "logs")
+    finally:
+        sampler.stop_event.set()
+        dep.close()
+        if count_all_cpu:
+            for _ in range(10):
+                reap_children()
+                time.sleep(0.5)
+    rusage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "mode": "daemon",
+        "workspace": CELERY_WORKSPACE,
+        "accounts": accounts,
+        "speed": speed,
+        "visibility_timeout_s": visibility_timeout,
+        "sandbox_post_delay_s": post_delay if kill else None,
+        "events": events,
+        "instigator_states": states,
+        "main_location_sensors_the_celery_location_replaces": {
+            name: states.get(MAIN_LOCATION, {}).get(name, "STOPPED (default, never started)")
+            for name in sorted(off_in_main_location())
+        },
+        **_daemon_figures(runs, dep.worker_pids, killed, health),
+        "retried_step_outcomes": retried,
+        "reconciled_by_retry": {
+            k: len(v) for o in retried for k, v in o["reconcile"].items() if v
+        },
+        "posted_by_retry": sum(
+            1 for o in retried for step in o.get("outcomes", []) if step.get("status") == "posted"
+        ),
+        **result,
+        "timings_s": timings,
+        **_cpu_figures(sampler.by_kind(), dep.startup_cpu, runs),
+        "cpu_seconds_children_total": round(
+            (rusage1.ru_utime + rusage1.ru_stime) - (rusage0.ru_utime + rusage0.ru_stime), 1
+        )
+        if count_all_cpu
+        else None,
+        "load_average_before": [round(x, 1) for x in load_before],
+        "load_average_after": [round(x, 1) for x in os.getloadavg()],
+    }  # fmt: skip
+
+
+def stop_launching(instance: Any) -> None:
+    """Stop every sensor and schedule turned on (the instance's stored states): the daemon
+    launches no new run; those queued still launch, those started finish, the run-status
+    sensors (on by default, no stored state) keep recording them."""
+    from dagster._core.scheduler.instigation import InstigatorStatus
+
+    for state in instance.all_instigator_state():
+        if state.status == InstigatorStatus.RUNNING:
+            instance.update_instigator_state(state.with_status(InstigatorStatus.STOPPED))
+
+
+def _celery_runs(instance: Any, after: float) -> set[str]:
+    """The Celery location's runs created after ``after`` (all finished once drained)."""
+    return {
+        r.dagster_run.run_id
+        for r in instance.get_run_records(limit=500)
+        if run_location(r.dagster_run) == celery_location()
+        and r.create_timestamp.timestamp() >= after
+    }
+
+
+def off_in_main_location() -> frozenset[str]:
+    from xbot_assets.celery_definitions import OFF_IN_MAIN_LOCATION
+
+    return OFF_IN_MAIN_LOCATION
+
+
+def celery_location() -> str:
+    from xbot_assets.celery_definitions import LOCATION_NAME
+
+    return LOCATION_NAME
+
+
+def _daemon_figures(
+    runs: list[dict[str, Any]],
+    workers: dict[int, str],
+    killed: dict[str, Any] | None,
+    health: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What the daemon launched, where each posting step ran, and what the kill did."""
+    post_runs = [r for r in runs if r["job"] == "post_job"]
+    posting_starts = [
+        {"run_id": r["run_id"], "worker": s["worker"], "pid": s["pid"],
+         "coordinator_pid": r["coordinator_pid"]}
+        for r in post_runs for s in r["steps"]
+        if s["step"] == POST_STEP and s["event"] == "STEP_START"
+    ]  # fmt: skip
+    by_location: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for run in runs:
+        by_location[f"{run['location']}/{run['job']}"][run["status"]] += 1
+    recorded = {h["run_id"] for h in health}
+    out: dict[str, Any] = {
+        "runs": [{k: v for k, v in r.items() if k != "steps"} for r in runs],
+        "runs_by_location_job_and_status": {k: dict(v) for k, v in sorted(by_location.items())},
+        "post_runs": len(post_runs),
+        "post_runs_from_celery_location": sum(
+            1 for r in post_runs if r["location"] == celery_location()
+        ),
+        "post_runs_from_main_location": sum(1 for r in post_runs if r["location"] == MAIN_LOCATION),
+        "post_runs_launched_by": dict(collections.Counter(
+            r["tags"].get("dagster/sensor_name", "no sensor") for r in post_runs)),
+        "posting_step_starts": posting_starts,
+        "posting_steps_on_workers": bool(posting_starts) and all(
+            s["pid"] in workers and s["pid"] != s["coordinator_pid"] for s in posting_starts
+        ),
+        "steps_by_worker": dict(collections.Counter(
+            s["worker"] or "the run's own process (in-process executor)"
+            for r in runs for s in r["steps"] if s["event"] == "STEP_SUCCESS")),
+        "longest_step_s": max(
+            (_step_seconds(r["steps"]) for r in runs if r["steps"]), default=None
+        ),
+        "celery_runs_recorded_in_system_health": sum(
+            1 for r in runs if r["location"] == celery_location() and r["run_id"] in recorded
+        ),
+        "job_health_components": dict(collections.Counter(h["component"] for h in health)),
+    }  # fmt: skip
+    if killed is not None:
+        killed_run = next(r for r in runs if r["run_id"] == killed["run_id"])
+        posting = [s for s in killed_run["steps"] if s["step"] == POST_STEP]
+        out.update({
+            "killed_run": killed_run,
+            "posting_step_attempts": posting,
+            "retried_on_other_worker": any(
+                s["event"] == "STEP_SUCCESS" and s["worker"] not in (None, killed["worker"])
+                for s in posting
+            ),
+            "redelivery_seconds_after_kill": _redelivery(posting, killed),
+        })  # fmt: skip
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=3)
@@ -661,10 +1063,27 @@ def main() -> None:
     parser.add_argument("--visibility-timeout", type=int, default=45,
                         help="seconds before another worker takes an unacknowledged step over; "
                         "above the longest step (a refill: ~20 s at load 20)")  # fmt: skip
-    parser.add_argument("--broker-db", type=int, default=9)
+    parser.add_argument(
+        "--broker-db",
+        type=int,
+        default=None,
+        help="Redis DB of broker and backend (default 9; 13 with --daemon)",
+    )
+    parser.add_argument(
+        "--daemon",
+        action="store_true",
+        help="the daemon launches the runs (workspace.celery.yaml, the whole "
+        "automation plan); writes celery_daemon_rehearsal.json",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=240,
+        help="--daemon: seconds it keeps running after the seeded posts",
+    )
     parser.add_argument("--folder", type=Path, default=None,
                         help="state and logs (default: a temporary folder, removed)")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -675,12 +1094,21 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        result = rehearse(folder, accounts=args.accounts, speed=args.speed,
-                          visibility_timeout=args.visibility_timeout,
-                          broker_db=args.broker_db, count_all_cpu=True)  # fmt: skip
+        if args.daemon:
+            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
+                                     visibility_timeout=args.visibility_timeout,
+                                     broker_db=13 if args.broker_db is None else args.broker_db,
+                                     warehouse=True, settle_s=args.settle,
+                                     count_all_cpu=True)  # fmt: skip
+        else:
+            result = rehearse(folder, accounts=args.accounts, speed=args.speed,
+                              visibility_timeout=args.visibility_timeout,
+                              broker_db=9 if args.broker_db is None else args.broker_db,
+                              count_all_cpu=True)  # fmt: skip
     result = {"started_at": started, "command": " ".join(sys.argv), **result}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    out = args.out or (DAEMON_RESULTS if args.daemon else RESULTS)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str))
 
 

@@ -13,7 +13,9 @@ of its own and bound to 127.0.0.1 on free ports (or the ports given):
 * `xbot health serve`.
 
 It then starts the sensors and schedules through the webserver's GraphQL API (all but the main
-job's stand-in `learning_rebuild_sensor`, unless `--with-rebuild-sensor`), and runs until Ctrl-C,
+job's stand-in `learning_rebuild_sensor`, unless `--with-rebuild-sensor`; with a workspace that
+also loads the Celery location, :func:`automation_plan` says which location runs what), and runs
+until Ctrl-C,
 SIGTERM or `--duration` seconds. On exit it stops every process it started (SIGTERM to each
 group, SIGKILL after a grace period), drops its databases and deletes its Redis keys, unless
 `--keep`. `--speed K` runs every process on the rehearsal clock (CLOCK_SPEED=K from now).
@@ -64,11 +66,93 @@ DEFAULT_AUDIENCE_JITTER = 0.4
 WEBSERVER_DB_POOL_MAX_OVERFLOW = 2
 """dagster-webserver's ``--db-pool-max-overflow`` (Dagster's default 20 lets the webserver alone
 hold 3 x 21 + 1 connections); part of the connection budget (docs/deployment.md)."""
+ON_UNDER_CELERY = {"collect_account_metrics_schedule"}
+"""Off by default but on when the Celery location runs the accounts: without batch posting runs
+nothing else collects the snapshots of an account that has not posted lately."""
 # the dbt project's seeds (asset keys are their bare names, `defs/dbt.py`)
 DBT_SEEDS = sorted(path.stem for path in (ROOT / "dbt" / "seeds").glob("*.csv"))
 """Per-account audience jitter of the extra accounts (log-scale sd of their topic and format
 effects around the scenario's): each learns on an audience of its own. X_HANDLE keeps the
 scenario's audience exactly."""
+
+
+@dataclass(frozen=True)
+class Repository:
+    """A loaded code location's repository: its GraphQL selector and its instigators."""
+
+    location: str
+    name: str
+    sensors: tuple[str, ...]
+    schedules: tuple[str, ...]
+
+    @property
+    def selector(self) -> dict[str, str]:
+        return {"repositoryName": self.name, "repositoryLocationName": self.location}
+
+
+def automation_plan(
+    repositories: list[Repository], off: set[str] | frozenset[str] = frozenset(OFF_BY_DEFAULT)
+) -> list[tuple[Repository, str, str]]:
+    """The instigators to start: ``(repository, "sensor" | "schedule", name)``.
+
+    One location (``workspace.yaml``): every sensor and schedule but ``off``. With the Celery
+    location loaded too (``workspace.celery.yaml``): every sensor of the Celery location (the
+    account sensors and its run-status sensors); in the main location all but ``off``, the
+    account sensors the Celery location runs in its place and their batch twins
+    (``celery_definitions.OFF_IN_MAIN_LOCATION``), and the metrics schedule on
+    (:data:`ON_UNDER_CELERY`)."""
+    from xbot_assets.celery_definitions import LOCATION_NAME, OFF_IN_MAIN_LOCATION
+
+    celery = any(r.location == LOCATION_NAME for r in repositories)
+    plan: list[tuple[Repository, str, str]] = []
+    for repo in repositories:
+        if repo.location == LOCATION_NAME:
+            skip: set[str] = set()
+        elif celery:
+            skip = (set(off) - ON_UNDER_CELERY) | OFF_IN_MAIN_LOCATION
+        else:
+            skip = set(off)
+        plan += [(repo, "sensor", n) for n in repo.sensors if n not in skip]
+        plan += [(repo, "schedule", n) for n in repo.schedules if n not in skip]
+    return plan
+
+
+def start_document(plan: list[tuple[Repository, str, str]]) -> tuple[str, dict[str, Any]]:
+    """One GraphQL mutation that starts every instigator of ``plan`` (one workspace load when
+    it goes through ``dagster-graphql``), and its variables."""
+    declared, fields, variables = [], [], {}
+    for i, (repo, kind, name) in enumerate(plan):
+        var = f"i{i}"
+        if kind == "sensor":
+            declared.append(f"${var}: SensorSelector!")
+            fields.append(f"{var}: startSensor(sensorSelector: ${var}) "
+                          "{ __typename ... on PythonError { message } }")  # fmt: skip
+            variables[var] = {**repo.selector, "sensorName": name}
+        else:
+            declared.append(f"${var}: ScheduleSelector!")
+            fields.append(f"{var}: startSchedule(scheduleSelector: ${var}) "
+                          "{ __typename ... on PythonError { message } }")  # fmt: skip
+            variables[var] = {**repo.selector, "scheduleName": name}
+    return f"mutation({', '.join(declared)}) {{ {' '.join(fields)} }}", variables
+
+
+STARTED = {"Sensor", "ScheduleStateResult"}
+"""What ``startSensor`` / ``startSchedule`` answer when the instigator is running."""
+
+
+def workspace_locations(workspace: Path) -> list[str]:
+    """The location names a workspace file loads (its module name when it names none)."""
+    import yaml
+
+    config = yaml.safe_load(workspace.read_text(encoding="utf-8")) or {}
+    names = []
+    for entry in config.get("load_from", []):
+        module = entry.get("python_module")
+        if isinstance(module, dict):
+            names.append(str(module.get("location_name") or module["module_name"]))
+        elif isinstance(module, str):
+            names.append(module)
+    return names
 
 
 def free_port() -> int:
@@ -132,6 +216,7 @@ class LocalDeployment:
     ports: dict[str, int] = field(default_factory=dict)
     name: str = field(default_factory=lambda: f"xbot_dl_{uuid.uuid4().hex[:8]}")
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    graphql_calls: int = 0
     epoch: datetime | None = None
     accounts: int = 1
     """How many sandbox accounts the deployment runs (X_HANDLE and ``accounts - 1`` more)."""
@@ -143,6 +228,9 @@ class LocalDeployment:
     guarded_retry: bool = False
     """bot_config ``posting.guarded_retry``: a post not on the timeline after the grace period
     is re-queued once instead of left ``unknown`` for a person (off by default, as in prod)."""
+    workspace: str = "workspace.yaml"
+    """The daemon's and webserver's workspace, relative to the repository's root
+    (``workspace.celery.yaml``: the main location and the Celery one)."""
 
     # --- set-up --------------------------------------------------------------------------------
     @property
@@ -357,7 +445,7 @@ class LocalDeployment:
         proc.wait(timeout=30)
 
     def start_daemon(self) -> None:
-        self.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
+        self.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", self.workspace])
 
     def start_all(self) -> None:
         """Every long-running process, then the automation."""
@@ -373,7 +461,7 @@ class LocalDeployment:
     def webserver_argv(self) -> list[str]:
         """dagster-webserver on its port, its storage pools inside the connection budget."""
         return [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p",
-                str(self.ports["webserver"]), "-w", "workspace.yaml",
+                str(self.ports["webserver"]), "-w", self.workspace,
                 "--db-pool-max-overflow", str(WEBSERVER_DB_POOL_MAX_OVERFLOW)]  # fmt: skip
 
     def wait_http(self, url: str, name: str, timeout: float = 90) -> None:
@@ -398,8 +486,12 @@ class LocalDeployment:
 
     # --- automation ----------------------------------------------------------------------------
     def graphql(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run a GraphQL document: through the webserver when the deployment started one, else
+        through ``dagster-graphql -w <workspace>`` (which loads the workspace's locations)."""
         import httpx
 
+        if not self.serves_graphql():
+            return self.graphql_cli(query, variables)
         deadline = time.monotonic() + 180
         while True:  # the webserver answers 5xx while it (re)loads the code location
             response = httpx.post(
@@ -417,60 +509,92 @@ class LocalDeployment:
             raise RuntimeError(f"GraphQL errors: {body['errors']}")
         return dict(body["data"])
 
-    def instigators(self) -> tuple[dict[str, str], list[str], list[str]]:
-        """The code location's selector, its sensors and its schedules."""
+    def serves_graphql(self) -> bool:
+        """Whether this deployment started a webserver (one that died since fails loudly)."""
+        return "webserver" in self.procs
+
+    def graphql_cli(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``dagster-graphql -w <workspace>``: the webserver's GraphQL without a webserver (each
+        call starts the workspace's code servers, seconds to a minute on a busy machine)."""
+        self.graphql_calls += 1
+        out = self.folder / f"graphql_{self.graphql_calls}.json"
+        log = self.folder / "logs" / f"graphql_{self.graphql_calls}.log"
+        with open(log, "wb") as stream:
+            done = subprocess.run(
+                [str(BIN / "dagster-graphql"), "-w", self.workspace, "-t", query,
+                 "-v", json.dumps(variables or {}), "-o", str(out)],
+                env=self.env(), cwd=ROOT, stdout=stream, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, timeout=900, check=False,
+            )  # fmt: skip
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(
+                f"dagster-graphql exited {done.returncode}: {log.read_text()[-800:]}"
+            )
+        body = json.loads(out.read_text())
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return dict(body["data"])
+
+    def repositories(self) -> list[Repository]:
+        """Every repository of the workspace, once each of its locations has loaded."""
+        expected = set(workspace_locations(ROOT / self.workspace))
         deadline = time.monotonic() + 900
         reloaded = time.monotonic()
-        while True:  # the webserver answers before its code location has loaded
+        while True:  # the webserver answers before its code locations have loaded
             data = self.graphql(
                 """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes {
                      name location { name } sensors { name } schedules { name } } } } }"""
             )
             nodes = data["repositoriesOrError"].get("nodes") or []
-            if nodes:
-                break
+            repos = [
+                Repository(
+                    location=n["location"]["name"],
+                    name=n["name"],
+                    sensors=tuple(s["name"] for s in n["sensors"]),
+                    schedules=tuple(s["name"] for s in n["schedules"]),
+                )
+                for n in nodes
+            ]
+            missing = expected - {r.location for r in repos}
+            if not missing:
+                return repos
+            if not self.serves_graphql():  # dagster-graphql loaded what it could
+                raise RuntimeError(f"code locations {sorted(missing)} did not load: "
+                                   f"{self.tail(f'graphql_{self.graphql_calls}')}")  # fmt: skip
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the code location did not load: {self.tail('webserver')}")
             if time.monotonic() - reloaded > 240:  # a load that timed out on a busy machine
                 self.graphql("mutation { reloadWorkspace { __typename } }")
                 reloaded = time.monotonic()
             time.sleep(5)
-        (repo,) = nodes
-        selector = {
-            "repositoryName": repo["name"],
-            "repositoryLocationName": repo["location"]["name"],
-        }
-        sensors = [s["name"] for s in repo["sensors"]]
-        schedules = [s["name"] for s in repo["schedules"]]
-        return selector, sensors, schedules
 
-    def turn_on_automation(self) -> list[str]:
-        """Start the sensors and schedules (README's deployment step 4); returns their names."""
-        selector, sensors, schedules = self.instigators()
+    def instigators(self) -> tuple[dict[str, str], list[str], list[str]]:
+        """The code location's selector, its sensors and its schedules (one location)."""
+        repos = self.repositories()
+        if len(repos) != 1:
+            raise RuntimeError(f"{self.workspace} loads {len(repos)} repositories: "
+                               "use repositories()")  # fmt: skip
+        (repo,) = repos
+        return repo.selector, list(repo.sensors), list(repo.schedules)
+
+    def turn_on_automation(self, only: set[str] | None = None) -> list[str]:
+        """Start the sensors and schedules (README's deployment step 4) as
+        :func:`automation_plan` says, all in one request (``only``: just these names of the
+        plan); returns them as ``<location>:<name>``."""
         off = OFF_BY_DEFAULT - ({REBUILD_SENSOR} if self.with_rebuild_sensor else set())
+        plan = [
+            p for p in automation_plan(self.repositories(), off) if only is None or p[2] in only
+        ]
+        if not plan:
+            return []
+        data = self.graphql(*start_document(plan))
         started = []
-        for name in sensors:
-            if name in off:
-                continue
-            data = self.graphql(
-                """mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) {
-                     __typename ... on PythonError { message } } }""",
-                {"s": {**selector, "sensorName": name}},
-            )
-            if data["startSensor"]["__typename"] == "PythonError":
-                raise RuntimeError(f"cannot start {name}: {data['startSensor']['message']}")
-            started.append(name)
-        for name in schedules:
-            if name in off:
-                continue
-            data = self.graphql(
-                """mutation($s: ScheduleSelector!) { startSchedule(scheduleSelector: $s) {
-                     __typename ... on PythonError { message } } }""",
-                {"s": {**selector, "scheduleName": name}},
-            )
-            if data["startSchedule"]["__typename"] == "PythonError":
-                raise RuntimeError(f"cannot start {name}: {data['startSchedule']['message']}")
-            started.append(name)
+        for i, (repo, _, name) in enumerate(plan):
+            answer = data[f"i{i}"]
+            if answer["__typename"] not in STARTED:
+                raise RuntimeError(f"cannot start {repo.location}:{name}: "
+                                   f"{answer.get('message') or answer['__typename']}")  # fmt: skip
+            started.append(f"{repo.location}:{name}")
         return started
 
     # --- shutdown ------------------------------------------------------------------------------

@@ -6,6 +6,12 @@ becomes a Celery task that any worker listening on the broker runs, in a process
 loads the job from this module. The daemon path (``xbot_assets.definitions``, the in-process
 executor) is untouched; point a workspace or ``dagster job execute -m`` at this module instead.
 
+Under the daemon, ``workspace.celery.yaml`` loads both locations: this one (``xbot_celery``) owns
+the account sensors, and in the main location (``xbot``) those sensors and their batch twins
+(:data:`OFF_IN_MAIN_LOCATION`) stay off, while its learning and metrics automation may run.
+The run-status sensors are here too: Dagster's watch only their own location's runs, so without
+them a Celery run would leave no ``job:<name>`` row in ``system_health``.
+
 Broker and result backend come from the environment when a run starts (never at import):
 ``XBOT_CELERY_BROKER_URL`` and ``XBOT_CELERY_BACKEND_URL`` (e.g. ``redis://host:6379/9``).
 Workers: ``dagster-celery worker start -A dagster_celery.app -y <yaml of worker_config()>``.
@@ -26,6 +32,7 @@ import dagster as dg
 from dagster_celery import celery_executor
 
 from xbot_assets.definitions import OWNERS_BETA_WARNING
+from xbot_assets.defs.health import record_run_failure, record_run_success
 from xbot_assets.defs.orchestration import (
     collect_account_metrics_job,
     post_job,
@@ -37,6 +44,8 @@ from xbot_assets.defs.refill_sensors import candidate_refill_sensor
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 from xbot_assets.defs.store_sensors import accounts_sensor
 
+LOCATION_NAME = "xbot_celery"
+"""The location's name in ``workspace.celery.yaml`` (the main one is ``xbot``)."""
 BROKER_ENV = "XBOT_CELERY_BROKER_URL"
 BACKEND_ENV = "XBOT_CELERY_BACKEND_URL"
 VISIBILITY_TIMEOUT_S = 600
@@ -96,13 +105,27 @@ CELERY_JOBS = {
 """The engine's account jobs, each step a Celery task."""
 
 
+ACCOUNT_SENSORS = (
+    "accounts_sensor",
+    "candidate_refill_sensor",
+    "posting_sensor",
+    "reconcile_sensor",
+)
+"""The sensors this location runs in place of the main location's sensors of the same names."""
+OFF_IN_MAIN_LOCATION = frozenset(ACCOUNT_SENSORS) | {"posting_batch_sensor", "refill_batch_sensor"}
+"""The main location's sensors that stay off while this location's account sensors are on: the
+same names (a second posting_sensor would launch in-process post runs beside the Celery ones),
+and the batch twins, which do the same accounts' refills and posts in-process."""
+
+
 def _rebound(sensor: dg.SensorDefinition) -> dg.SensorDefinition:
     return sensor.with_updated_job(CELERY_JOBS[str(sensor.job_name)])
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """The Celery jobs, the sensors that launch them, and the main location's resources."""
+    """The Celery jobs, the sensors that launch them, the run-status sensors that record their
+    runs in ``system_health``, and the main location's resources."""
     warnings.filterwarnings("ignore", message=OWNERS_BETA_WARNING, category=dg.BetaWarning)
     return dg.Definitions(
         jobs=list(CELERY_JOBS.values()),
@@ -111,6 +134,8 @@ def defs() -> dg.Definitions:
             _rebound(candidate_refill_sensor),
             _rebound(posting_sensor),
             _rebound(reconcile_sensor),
+            record_run_success,
+            record_run_failure,
         ],
         resources={"xbot_settings": XbotSettings(), "xbot_runtime": XbotRuntime()},
     )

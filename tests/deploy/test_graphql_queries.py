@@ -30,3 +30,16 @@ def test_deployment_graphql_is_valid_for_this_dagster() -> None:
     assert seen >= 9  # start sensor/schedule, list instigators, runs, assets, states
     # a misspelt field is caught
     assert validate(schema, parse("{ runsOrError { ... on Runs { results { jobNam } } } }"))
+
+
+def test_the_one_request_that_starts_the_automation_is_valid_for_this_dagster() -> None:
+    """``start_document`` builds its mutation (one field per sensor or schedule) at run time."""
+    from scripts.deploy_local import Repository, start_document
+
+    repo = Repository("xbot", "__repository__", ("posting_sensor",), ("daily_summaries_schedule",))
+    query, variables = start_document(
+        [(repo, "sensor", "posting_sensor"), (repo, "schedule", "daily_summaries_schedule")]
+    )
+    assert not validate(create_schema().graphql_schema, parse(query))
+    assert variables["i0"]["sensorName"] == "posting_sensor"
+    assert variables["i1"]["scheduleName"] == "daily_summaries_schedule"
