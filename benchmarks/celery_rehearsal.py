@@ -368,6 +368,7 @@ def kill_inside_posting(
     timeout: float,
     posts_before: int = 0,
     daemon: bool = False,
+    daemon_group: bool = False,
 ) -> dict[str, Any]:
     """Wait until the sandbox has created the post of ``handle``'s post run and holds its answer
     (the ``slow_response`` fault consumed), then SIGKILL the worker whose pid started the posting
@@ -400,7 +401,7 @@ def kill_inside_posting(
                 pid = starts[-1]["pid"]
                 name = next(n for n, p in dep.workers.items() if p == pid)
                 if daemon:
-                    figures = kill_the_daemon(dep, instance, run.run_id)
+                    figures = kill_the_daemon(dep, instance, run.run_id, daemon_group)
                     return {"run_id": run.run_id, "account": handle, "worker": name,
                             "step_pid": pid, **figures}  # fmt: skip
                 os.kill(pid, signal.SIGKILL)
@@ -410,14 +411,22 @@ def kill_inside_posting(
     raise RuntimeError("no post run reached the sandbox's post request in time")
 
 
-def kill_the_daemon(dep: CeleryDeployment, instance: Any, run_id: str) -> dict[str, Any]:
+def kill_the_daemon(
+    dep: CeleryDeployment, instance: Any, run_id: str, group: bool = False
+) -> dict[str, Any]:
     """SIGKILL the daemon's pid alone, as ``benchmarks/deployment.py`` does (a crash or an OOM
     kill: its code servers and the run workers they spawned are not signalled), recording which
-    of them were alive before and after."""
+    of them were alive before and after. ``group``: its process group instead (the code servers
+    it spawned are in it), as ``kill -9 -<pgid>`` or a supervisor killing the whole group."""
     daemon = dep.procs["daemon"].pid
     servers = children_of(daemon)
     coordinator = _run_start_pid(instance, run_id)
-    dep.kill_daemon()
+    if group:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(daemon, signal.SIGKILL)
+        dep.procs["daemon"].wait(timeout=30)
+    else:
+        dep.kill_daemon()
     at = time.time()
     time.sleep(1)
     return {
@@ -872,6 +881,7 @@ def rehearse_daemon(
     compile_bytecode: bool = True,
     kill: bool = True,
     kill_daemon: bool = False,
+    daemon_group: bool = False,
     only: set[str] | None = None,
     warehouse: bool = False,
     settle_s: float = 0.0,
@@ -888,7 +898,8 @@ def rehearse_daemon(
 
     ``kill_daemon`` (instead of ``kill``): the daemon's pid is SIGKILLed inside the first
     posting step (the worker left alone), restarted 3 s later; once the killed run has ended a
-    second due post is seeded per account, for the restarted daemon's sensors to launch."""
+    second due post is seeded per account, for the restarted daemon's sensors to launch.
+    ``daemon_group``: SIGKILL the daemon's process group (its code servers too)."""
     if kill and kill_daemon:
         raise ValueError("kill (a worker) or kill_daemon, not both")
     load_before = os.getloadavg()
@@ -947,8 +958,9 @@ def rehearse_daemon(
                 events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
             if kill_daemon:
                 daemon_killed = kill_inside_posting(
-                    dep, instance, None, launched_after, run_timeout, posts_before, daemon=True
-                )
+                    dep, instance, None, launched_after, run_timeout, posts_before,
+                    daemon=True, daemon_group=daemon_group,
+                )  # fmt: skip
                 events.append({"event": "daemon SIGKILL inside the posting step",
                                **daemon_killed})  # fmt: skip
                 mark("daemon_killed_s")
@@ -1018,6 +1030,7 @@ def rehearse_daemon(
         "speed": speed,
         "visibility_timeout_s": visibility_timeout,
         "sandbox_post_delay_s": post_delay if kill or kill_daemon else None,
+        "daemon_kill": ("process group" if daemon_group else "pid") if kill_daemon else None,
         "events": events,
         "instigator_states": states,
         "main_location_sensors_the_celery_location_replaces": {
@@ -1206,7 +1219,13 @@ def main() -> None:
         "--kill-daemon",
         action="store_true",
         help="--daemon: SIGKILL the daemon (not a worker) inside the first posting step, "
-        "restart it, seed a second post; writes celery_daemon_kill_rehearsal.json",
+        "restart it, seed a second post (the Celery location's accounts and posting sensors "
+        "only, no warehouse build, answer held 6 s); writes celery_daemon_kill_rehearsal.json",
+    )
+    parser.add_argument(
+        "--daemon-group",
+        action="store_true",
+        help="--kill-daemon: SIGKILL the daemon's process group (its code servers too)",
     )
     parser.add_argument(
         "--settle",
@@ -1227,12 +1246,20 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.daemon:
+        if args.daemon and args.kill_daemon:
+            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
+                                     visibility_timeout=args.visibility_timeout,
+                                     broker_db=13 if args.broker_db is None else args.broker_db,
+                                     kill=False, kill_daemon=True, post_delay=6,
+                                     daemon_group=args.daemon_group, run_timeout=400,
+                                     only={"accounts_sensor", "posting_sensor",
+                                           "daily_summaries_schedule"},
+                                     count_all_cpu=True)  # fmt: skip
+        elif args.daemon:
             result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
                                      visibility_timeout=args.visibility_timeout,
                                      broker_db=13 if args.broker_db is None else args.broker_db,
                                      warehouse=True, settle_s=args.settle,
-                                     kill=not args.kill_daemon, kill_daemon=args.kill_daemon,
                                      count_all_cpu=True)  # fmt: skip
         else:
             result = rehearse(folder, accounts=args.accounts, speed=args.speed,
