@@ -67,6 +67,7 @@ from scripts import deploy_local  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
 DAEMON_RESULTS = ROOT / "benchmarks/results/celery_daemon_rehearsal.json"
+DAEMON_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_kill_rehearsal.json"
 CELERY_WORKSPACE = "workspace.celery.yaml"
 MAIN_LOCATION = "xbot"
 BIN = Path(sys.executable).parent
@@ -366,12 +367,15 @@ def kill_inside_posting(
     after: float,
     timeout: float,
     posts_before: int = 0,
+    daemon: bool = False,
+    daemon_group: bool = False,
 ) -> dict[str, Any]:
     """Wait until the sandbox has created the post of ``handle``'s post run and holds its answer
     (the ``slow_response`` fault consumed), then SIGKILL the worker whose pid started the posting
     step: the post exists, the worker never learns it. ``handle=None``: the account whose post
     the fault holds, the first the sandbox created after ``posts_before`` posts (several
-    accounts' post runs may be posting at once)."""
+    accounts' post runs may be posting at once). ``daemon``: SIGKILL the daemon instead (its pid
+    alone, :meth:`LocalDeployment.kill_daemon`), the worker left to finish the step."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if handle is None:
@@ -396,11 +400,56 @@ def kill_inside_posting(
             if starts and starts[-1]["pid"] in dep.workers.values():
                 pid = starts[-1]["pid"]
                 name = next(n for n, p in dep.workers.items() if p == pid)
+                if daemon:
+                    figures = kill_the_daemon(dep, instance, run.run_id, daemon_group)
+                    return {"run_id": run.run_id, "account": handle, "worker": name,
+                            "step_pid": pid, **figures}  # fmt: skip
                 os.kill(pid, signal.SIGKILL)
                 return {"run_id": run.run_id, "account": handle, "worker": name, "pid": pid,
                         "at": time.time()}  # fmt: skip
         time.sleep(0.2)
     raise RuntimeError("no post run reached the sandbox's post request in time")
+
+
+def kill_the_daemon(
+    dep: CeleryDeployment, instance: Any, run_id: str, group: bool = False
+) -> dict[str, Any]:
+    """SIGKILL the daemon's pid alone, as ``benchmarks/deployment.py`` does (a crash or an OOM
+    kill: its code servers and the run workers they spawned are not signalled), recording which
+    of them were alive before and after. ``group``: its process group instead (the code servers
+    it spawned are in it), as ``kill -9 -<pgid>`` or a supervisor killing the whole group."""
+    daemon = dep.procs["daemon"].pid
+    servers = children_of(daemon)
+    coordinator = _run_start_pid(instance, run_id)
+    if group:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(daemon, signal.SIGKILL)
+        dep.procs["daemon"].wait(timeout=30)
+    else:
+        dep.kill_daemon()
+    at = time.time()
+    time.sleep(1)
+    return {
+        "pid": daemon,
+        "at": at,
+        "code_server_pids": servers,
+        "coordinator_pid": coordinator,
+        "code_servers_alive_1s_after": [p for p in servers if alive(p)],
+        "coordinator_alive_1s_after": coordinator is not None and alive(coordinator),
+    }
+
+
+def children_of(pid: int) -> list[int]:
+    return sorted(
+        int(e.name) for e in Path("/proc").iterdir()
+        if e.name.isdigit() and (f := _stat(int(e.name))) and int(f[1]) == pid
+    )  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    """Running and not a zombie (an orphan's zombie waits for its reaper)."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 # --- the counts --------------------------------------------------------------------------------
@@ -459,9 +508,10 @@ def sim_now(dep: CeleryDeployment) -> datetime:
     return now
 
 
-def seed_due_posts(dep: CeleryDeployment) -> None:
+def seed_due_posts(dep: CeleryDeployment, topic: str = "ship small, ship daily") -> None:
     """One queued post per account, due a minute ago on the rehearsal clock: the test's
-    stand-in for the refill (whose step is longer than the test's short visibility timeout)."""
+    stand-in for the refill (whose step is longer than the test's short visibility timeout).
+    Another ``topic`` for another post (the store refuses the same text twice)."""
     code = (
         "import sys\n"
         "from datetime import timedelta\n"
@@ -471,14 +521,15 @@ def seed_due_posts(dep: CeleryDeployment) -> None:
         "settings = load_settings()\n"
         "now = settings_clock(settings)()\n"
         "store = DurableStore.from_settings(settings)\n"
-        "for handle in sys.argv[1:]:\n"
+        "topic = sys.argv[1]\n"
+        "for handle in sys.argv[2:]:\n"
         "    account = store.ensure_account(handle)\n"
-        "    store.enqueue_post(account.id, f'One post for @{handle}: ship small, ship daily.',\n"
+        "    store.enqueue_post(account.id, f'One post for @{handle}: {topic}.',\n"
         "                       scheduled_at=now - timedelta(minutes=1), now=now)\n"
         "store.close()\n"
     )
     subprocess.run(
-        [sys.executable, "-c", code, *dep.handles], env=dep.env(), cwd=ROOT, check=True,
+        [sys.executable, "-c", code, topic, *dep.handles], env=dep.env(), cwd=ROOT, check=True,
         capture_output=True, timeout=300,
     )  # fmt: skip
 
@@ -829,6 +880,8 @@ def rehearse_daemon(
     broker_db: int = 13,
     compile_bytecode: bool = True,
     kill: bool = True,
+    kill_daemon: bool = False,
+    daemon_group: bool = False,
     only: set[str] | None = None,
     warehouse: bool = False,
     settle_s: float = 0.0,
@@ -841,7 +894,14 @@ def rehearse_daemon(
     ``accounts_sensor`` and ``posting_sensor`` and one schedule of the main location), else the
     whole plan (then ``warehouse=True``: the main location's declarative automation builds on
     the first build). ``settle_s``: seconds the deployment keeps running after the seeded
-    posts are out (the refills' posts come due on the rehearsal clock)."""
+    posts are out (the refills' posts come due on the rehearsal clock).
+
+    ``kill_daemon`` (instead of ``kill``): the daemon's pid is SIGKILLed inside the first
+    posting step (the worker left alone), restarted 3 s later; once the killed run has ended a
+    second due post is seeded per account, for the restarted daemon's sensors to launch.
+    ``daemon_group``: SIGKILL the daemon's process group (its code servers too)."""
+    if kill and kill_daemon:
+        raise ValueError("kill (a worker) or kill_daemon, not both")
     load_before = os.getloadavg()
     if count_all_cpu:
         deployment.become_subreaper()
@@ -856,6 +916,8 @@ def rehearse_daemon(
     sampler = deployment.CpuSampler(dep, interval=0.5, classify=_kind, reap=False)
     t0 = time.monotonic()
     killed: dict[str, Any] | None = None
+    daemon_killed: dict[str, Any] | None = None
+    restarted_at = 0.0
 
     def mark(name: str) -> None:
         timings[name] = round(time.monotonic() - t0, 1)
@@ -868,7 +930,7 @@ def rehearse_daemon(
         dep.start_sandbox()  # the accounts on the sandbox and in the store (no partition yet)
         seed_due_posts(dep)
         posts_before = len(journal_posts(dep))
-        if kill:
+        if kill or kill_daemon:
             dep.set_fault({"name": "slow_response", "match": "create_tweet", "count": 1,
                            "seconds": post_delay})  # fmt: skip
         mark("sandbox_ready_s")
@@ -894,7 +956,33 @@ def rehearse_daemon(
                 dep.stop(dead, signal.SIGKILL, grace=5)
                 dep.start_workers(dead)
                 events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
-            wait_for(lambda: posted_rows(dep) >= accounts
+            if kill_daemon:
+                daemon_killed = kill_inside_posting(
+                    dep, instance, None, launched_after, run_timeout, posts_before,
+                    daemon=True, daemon_group=daemon_group,
+                )  # fmt: skip
+                events.append({"event": "daemon SIGKILL inside the posting step",
+                               **daemon_killed})  # fmt: skip
+                mark("daemon_killed_s")
+                time.sleep(3)
+                dep.start_daemon()
+                restarted_at = time.time()
+                events.append({"event": "daemon restarted", "pid": dep.procs["daemon"].pid})
+                killed_id = daemon_killed["run_id"]
+                ended = _wait_ended(instance, killed_id, run_timeout)
+                mark("killed_run_done_s")
+                events.append({
+                    "event": "the daemon-killed run ended" if ended else "the run did not end",
+                    "status": instance.get_run_by_id(killed_id).status.value,
+                    "coordinator_alive": bool(daemon_killed["coordinator_pid"])
+                    and alive(daemon_killed["coordinator_pid"]),
+                    "code_servers_alive": [
+                        p for p in daemon_killed["code_server_pids"] if alive(p)
+                    ],
+                })  # fmt: skip
+                # a second due post each, for the restarted daemon's sensors
+                seed_due_posts(dep, "restart the daemon, post once")
+            wait_for(lambda: posted_rows(dep) >= accounts * (2 if kill_daemon else 1)
                      and unfinished_runs(instance, "post_job") == 0,
                      run_timeout, "every seeded post to be posted")  # fmt: skip
             mark("seeded_posts_done_s")
@@ -915,6 +1003,10 @@ def rehearse_daemon(
             sampler.sample()
             runs = daemon_runs(instance, dep.worker_pids, launched_after)
             retried = posting_outcomes(instance, killed["run_id"]) if killed else []
+            daemon_kill_figures = (
+                _daemon_kill_figures(instance, daemon_killed, restarted_at, launched_after)
+                if daemon_killed else {}
+            )  # fmt: skip
         result = posts_check(dep)
         # still queued though due well before the sensors stopped (three posting ticks)
         overdue = stopped_at - timedelta(seconds=30 * speed)
@@ -937,14 +1029,16 @@ def rehearse_daemon(
         "accounts": accounts,
         "speed": speed,
         "visibility_timeout_s": visibility_timeout,
-        "sandbox_post_delay_s": post_delay if kill else None,
+        "sandbox_post_delay_s": post_delay if kill or kill_daemon else None,
+        "daemon_kill": ("process group" if daemon_group else "pid") if kill_daemon else None,
         "events": events,
         "instigator_states": states,
         "main_location_sensors_the_celery_location_replaces": {
             name: states.get(MAIN_LOCATION, {}).get(name, "STOPPED (default, never started)")
             for name in sorted(off_in_main_location())
         },
-        **_daemon_figures(runs, dep.worker_pids, killed, health),
+        **_daemon_figures(runs, dep.worker_pids, killed or daemon_killed, health),
+        **daemon_kill_figures,
         "retried_step_outcomes": retried,
         "reconciled_by_retry": {
             k: len(v) for o in retried for k, v in o["reconcile"].items() if v
@@ -962,6 +1056,52 @@ def rehearse_daemon(
         else None,
         "load_average_before": [round(x, 1) for x in load_before],
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
+    }  # fmt: skip
+
+
+def _wait_ended(instance: Any, run_id: str, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the run to end; whether it did (not raising: a run
+    left STARTED is a finding to report)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if instance.get_run_by_id(run_id).is_finished:
+            return True
+        time.sleep(1)
+    return False
+
+
+def _daemon_kill_figures(
+    instance: Any, killed: dict[str, Any], restarted_at: float, after: float
+) -> dict[str, Any]:
+    """What the daemon's kill did to its run, and what the restarted daemon launched."""
+    import dagster as dg
+
+    record = instance.get_run_records(dg.RunsFilter(run_ids=[killed["run_id"]]))[0]
+    run = record.dagster_run
+    kinds = collections.Counter(
+        e.dagster_event.event_type_value for e in instance.all_logs(run.run_id)
+        if e.dagster_event is not None
+    )  # fmt: skip
+    later = [
+        r.dagster_run for r in instance.get_run_records(dg.RunsFilter(job_name="post_job"))
+        if r.create_timestamp.timestamp() >= restarted_at
+    ]  # fmt: skip
+    return {
+        "daemon_killed_run": {
+            "run_id": run.run_id,
+            "status": run.status.value,
+            "seconds_after_kill_to_end": round(record.end_time - killed["at"], 1)
+            if record.end_time else None,
+            "ended_by": "RUN_SUCCESS" if kinds["PIPELINE_SUCCESS"] else
+            "RUN_FAILURE" if kinds["PIPELINE_FAILURE"] else None,
+            "engine_events": kinds["ENGINE_EVENT"],
+            "posting_outcomes": posting_outcomes(instance, run.run_id),
+        },
+        "post_runs_launched_after_restart": [
+            {"run_id": r.run_id, "status": r.status.value,
+             "sensor": r.tags.get("dagster/sensor_name"), "location": run_location(r)}
+            for r in later
+        ],
     }  # fmt: skip
 
 
@@ -1076,6 +1216,18 @@ def main() -> None:
         "automation plan); writes celery_daemon_rehearsal.json",
     )
     parser.add_argument(
+        "--kill-daemon",
+        action="store_true",
+        help="--daemon: SIGKILL the daemon (not a worker) inside the first posting step, "
+        "restart it, seed a second post (the Celery location's accounts and posting sensors "
+        "only, no warehouse build, answer held 6 s); writes celery_daemon_kill_rehearsal.json",
+    )
+    parser.add_argument(
+        "--daemon-group",
+        action="store_true",
+        help="--kill-daemon: SIGKILL the daemon's process group (its code servers too)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=240,
@@ -1094,7 +1246,16 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.daemon:
+        if args.daemon and args.kill_daemon:
+            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
+                                     visibility_timeout=args.visibility_timeout,
+                                     broker_db=13 if args.broker_db is None else args.broker_db,
+                                     kill=False, kill_daemon=True, post_delay=6,
+                                     daemon_group=args.daemon_group, run_timeout=400,
+                                     only={"accounts_sensor", "posting_sensor",
+                                           "daily_summaries_schedule"},
+                                     count_all_cpu=True)  # fmt: skip
+        elif args.daemon:
             result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
                                      visibility_timeout=args.visibility_timeout,
                                      broker_db=13 if args.broker_db is None else args.broker_db,
@@ -1106,7 +1267,9 @@ def main() -> None:
                               broker_db=9 if args.broker_db is None else args.broker_db,
                               count_all_cpu=True)  # fmt: skip
     result = {"started_at": started, "command": " ".join(sys.argv), **result}
-    out = args.out or (DAEMON_RESULTS if args.daemon else RESULTS)
+    out = args.out or (
+        (DAEMON_KILL_RESULTS if args.kill_daemon else DAEMON_RESULTS) if args.daemon else RESULTS
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str))

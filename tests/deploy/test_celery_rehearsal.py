@@ -218,3 +218,57 @@ def test_the_daemon_launches_celery_post_runs_from_the_celery_location_and_survi
     }
     assert result["store_rows_by_status"] == {"posted": 1}
     assert result["celery_runs_recorded_in_system_health"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.timeout(900)
+def test_the_daemon_killed_mid_post_leaves_its_celery_run_to_finish_and_posts_once(
+    tmp_path: Path,
+) -> None:
+    """The daemon's pid SIGKILLed (a crash, an OOM kill) while its first Celery ``post_job`` is
+    inside the posting step on a worker: the code servers and the run's coordinator (a run
+    worker a code server spawned) are not signalled and live on as orphans, the worker finishes
+    the step, the run succeeds; the restarted daemon's posting sensor launches the next post's
+    run. Two posts, each once, none lost."""
+    rehearsal = _load_rehearsal()
+    result = rehearsal.rehearse_daemon(
+        tmp_path, accounts=1, speed=120, visibility_timeout=15, broker_db=14,
+        compile_bytecode=False, kill=False, kill_daemon=True, post_delay=6, run_timeout=400,
+        only={"accounts_sensor", "posting_sensor", "daily_summaries_schedule"},
+    )  # fmt: skip
+    killed = next(e for e in result["events"] if e["event"].startswith("daemon SIGKILL"))
+    # killed inside the step: the worker's STEP_START came before, its STEP_SUCCESS after
+    (start,) = [a for a in result["posting_step_attempts"] if a["event"] == "STEP_START"]
+    (success,) = [a for a in result["posting_step_attempts"] if a["event"] == "STEP_SUCCESS"]
+    assert start["at"] < killed["at"] < success["at"]
+    assert start["worker"] == success["worker"] == killed["worker"]  # one attempt, not retried
+    assert start["pid"] != killed["coordinator_pid"]
+    # what the daemon's kill left alive: its code servers and the run's coordinator
+    assert killed["code_server_pids"]
+    assert killed["code_servers_alive_1s_after"] == killed["code_server_pids"]
+    assert killed["coordinator_alive_1s_after"]
+    # the run finished on its own (not failed by run monitoring, not left STARTED)
+    run = result["daemon_killed_run"]
+    assert run["run_id"] == killed["run_id"]
+    assert (run["status"], run["ended_by"]) == ("SUCCESS", "RUN_SUCCESS")
+    outcomes = [o["status"] for a in run["posting_outcomes"] for o in a["outcomes"]]
+    assert outcomes.count("posted") == 1 and set(outcomes) <= {"posted", "nothing_due"}
+    # the restarted daemon's posting sensor launched the second post's run(s), all Celery's
+    after = result["post_runs_launched_after_restart"]
+    assert after
+    assert {(r["status"], r["sensor"], r["location"]) for r in after} == {
+        ("SUCCESS", "posting_sensor", "xbot_celery")
+    }
+    assert result["post_runs_from_main_location"] == 0
+    # two posts, each once, both recorded; every Celery run recorded in system_health
+    assert result["posts_on_sandbox"] == 2
+    assert result["duplicate_posts"] == 0
+    assert result["lost"] == {
+        "on_sandbox_not_in_store": 0,
+        "posted_in_store_not_on_sandbox": 0,
+        "left_posting_or_unknown": 0,
+    }
+    assert result["store_rows_by_status"] == {"posted": 2}
+    assert result["celery_runs_recorded_in_system_health"] == len(result["runs"])
