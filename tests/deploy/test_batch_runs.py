@@ -261,3 +261,26 @@ def test_a_deployments_refill_leaves_slots_nearer_than_a_run_start(env: Env) -> 
             runtime.close()
     assert slots[0] and min(slots[0]) < now + timedelta(hours=3)
     assert slots[1] and min(slots[1]) >= now + timedelta(hours=3)
+
+
+def test_the_posting_sensor_names_accounts_whose_due_posts_wait_on_a_run_in_flight(
+    env: Env,
+) -> None:
+    """A post run in flight holds its account's next post (one run per account); when that is
+    all that is due, the skip reason says so and names the account, not "no post is due" (a
+    run left STARTED by a dead coordinator holds the account until run monitoring ends it)."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from xbot_assets.defs.orchestration import ACCOUNT_TAG, post_job
+
+    defs, instance, store, ids = _two_accounts(env)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    assert evaluate(defs, instance, "posting_sensor", now).skip_message == "no post is due"
+    store.enqueue_post(ids["acct_b"], "Due now.", scheduled_at=now, now=now)
+    instance.add_run(DagsterRun(job_name=post_job.name, status=dg.DagsterRunStatus.STARTED,
+                                tags={ACCOUNT_TAG: "acct_b"}))  # fmt: skip
+    result = evaluate(defs, instance, "posting_sensor", now)
+    assert not result.run_requests
+    assert result.skip_message == (
+        "posts are due for @acct_b, held until the account's post_job run in flight ends"
+    )

@@ -87,12 +87,15 @@ def posting_sensor(
     # one is queued or running, a second would find nothing to post and only cost a process.
     busy = accounts_with_runs_in_flight(context, post_job.name)
     held = _posts_in_flight(context)  # a batch run posts them at their slot
+    waiting: list[str] = []  # busy accounts with posts due: the skip reason names them
+    approved_only = settings.approval == "required"
     for account in accounts:
         if account.handle in busy:
+            if sensing.due_posts(store, account.id, now, approved_only=approved_only):
+                waiting.append(account.handle)
             continue
         # A post moved by the send-time rules (quiet hours, spacing, caps) or by a late approval
         # is new work at its new slot: the key names the post and its slot.
-        approved_only = settings.approval == "required"
         due = [
             (i, key)
             for i in sensing.due_posts(store, account.id, now, approved_only=approved_only)
@@ -113,7 +116,13 @@ def posting_sensor(
         requested.append(run_key)
     next_cursor = json.dumps({"requested": requested[-200:]})
     if not requests:
-        return dg.SensorResult(skip_reason="no post is due", cursor=next_cursor)
+        reason = "no post is due"
+        if waiting:  # "no post is due" would hide an account held up by a stuck run
+            reason = (
+                f"posts are due for {', '.join('@' + h for h in waiting)}, held until the "
+                "account's post_job run in flight ends"
+            )
+        return dg.SensorResult(skip_reason=reason, cursor=next_cursor)
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
 
 
