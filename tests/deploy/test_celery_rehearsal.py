@@ -27,6 +27,17 @@ def _load_rehearsal() -> Any:
     return celery_rehearsal
 
 
+def _posted_once_nothing_lost(result: dict[str, Any], *, posts: int) -> None:
+    """``posts`` on the sandbox, none twice, none lost between the sandbox and the store."""
+    assert result["posts_on_sandbox"] == posts
+    assert result["duplicate_posts"] == 0
+    assert result["lost"] == {
+        "on_sandbox_not_in_store": 0,
+        "posted_in_store_not_on_sandbox": 0,
+        "left_posting_or_unknown": 0,
+    }
+
+
 def test_the_celery_location_rebinds_the_engine_jobs_only_to_the_celery_executor() -> None:
     """Same jobs, ops and resources as the daemon's location; only the executor differs, and
     the executor and the workers share the settings that make a killed worker's step rerun."""
@@ -92,13 +103,7 @@ def test_a_worker_killed_mid_post_has_its_step_retried_on_the_other_without_a_du
     assert result["runs_by_job_and_status"] == {"post_job": {"SUCCESS": 1}}
     assert result["longest_step_s"] < 15  # no step outlived the visibility timeout
     # the post went out once: the retried step found it on the timeline instead of posting
-    assert result["posts_on_sandbox"] == 1
-    assert result["duplicate_posts"] == 0
-    assert result["lost"] == {
-        "on_sandbox_not_in_store": 0,
-        "posted_in_store_not_on_sandbox": 0,
-        "left_posting_or_unknown": 0,
-    }
+    _posted_once_nothing_lost(result, posts=1)
     assert result["store_rows_by_status"]["posted"] == 1
     assert result["reconciled_by_retry"] == {"found": 1}
     assert result["posted_by_retry"] == 0
@@ -209,13 +214,7 @@ def test_the_daemon_launches_celery_post_runs_from_the_celery_location_and_survi
     assert result["posted_by_retry"] == 0
     assert result["longest_step_s"] < 15  # no step outlived the visibility timeout
     # one post, on the sandbox and in the store; the Celery run recorded in system_health
-    assert result["posts_on_sandbox"] == 1
-    assert result["duplicate_posts"] == 0
-    assert result["lost"] == {
-        "on_sandbox_not_in_store": 0,
-        "posted_in_store_not_on_sandbox": 0,
-        "left_posting_or_unknown": 0,
-    }
+    _posted_once_nothing_lost(result, posts=1)
     assert result["store_rows_by_status"] == {"posted": 1}
     assert result["celery_runs_recorded_in_system_health"] == 1
 
@@ -263,12 +262,6 @@ def test_the_daemon_killed_mid_post_leaves_its_celery_run_to_finish_and_posts_on
     }
     assert result["post_runs_from_main_location"] == 0
     # two posts, each once, both recorded; every Celery run recorded in system_health
-    assert result["posts_on_sandbox"] == 2
-    assert result["duplicate_posts"] == 0
-    assert result["lost"] == {
-        "on_sandbox_not_in_store": 0,
-        "posted_in_store_not_on_sandbox": 0,
-        "left_posting_or_unknown": 0,
-    }
+    _posted_once_nothing_lost(result, posts=2)
     assert result["store_rows_by_status"] == {"posted": 2}
     assert result["celery_runs_recorded_in_system_health"] == len(result["runs"])
