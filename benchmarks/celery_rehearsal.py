@@ -264,11 +264,9 @@ def _celery_child(wrapper_pid: int) -> int:
     """The celery process ``dagster-celery worker start`` runs (its child)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                fields = _stat(int(entry.name))
-                if fields and int(fields[1]) == wrapper_pid:
-                    return int(entry.name)
+        children = children_of(wrapper_pid)
+        if children:
+            return children[0]
         time.sleep(0.2)
     raise RuntimeError(f"no celery process under {wrapper_pid}")
 
