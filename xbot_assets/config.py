@@ -148,6 +148,17 @@ class Settings(BaseSettings):
     fit on what other accounts learnt (``learning/population_prior.py``); unset: the model's own
     zero-centred prior. A missing or malformed file stops the refit with what to do."""
 
+    # --- runs under the daemon -----------------------------------------------------------------
+    account_run_max_seconds: int = Field(default=600, ge=30, le=86_400)
+    """ACCOUNT_RUN_MAX_SECONDS: the longest an account's run (refill, post, metrics, reconcile)
+    may stay STARTED under the daemon; past it, run monitoring fails the run and the account's
+    next run can start (the runs carry it as the ``dagster/max_runtime`` tag). A run whose
+    coordinator died with the daemon's process group otherwise holds its account until the
+    instance's ``max_runtime_seconds`` (1800 s in deploy/dagster.yaml). 600 s: above a refill's
+    worst case (a few OpenAI calls at 30 s x 3 attempts each) and a post with its metric reads,
+    below the 45 minutes between two posts, so a held account's next slot waits 10 minutes at
+    most. A healthy run cut off is safe: its post, if claimed, is settled by reconcile_sensor."""
+
     # --- operator console ---------------------------------------------------------------------
     approval: ApprovalMode = "off"
     """``required``: a queued post is claimed only once an operator approved it (the console)."""

@@ -7,6 +7,7 @@ the deployment's batch sensors replace the per-account posting and refill sensor
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def test_one_batch_run_holds_every_accounts_posts_of_the_lead(env: Env) -> None:
     assert request.tags[ACCOUNTS_TAG] == ",".join(sorted([main, other]))
     assert request.tags[POST_IDS_TAG] == f"{late},{soon},{later}"
     assert request.tags["dagster/priority"] == "10"
+    # its time limit: the wait for its last slot, then an account run's (600 s by default)
+    wait = math.ceil((lead * 1.5).total_seconds())
+    assert request.tags["dagster/max_runtime"] == str(wait + 600)
 
     running = DagsterRun(job_name=post_batch_job.name, status=dg.DagsterRunStatus.STARTED,
                          tags=dict(request.tags))  # fmt: skip

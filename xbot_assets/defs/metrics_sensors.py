@@ -10,7 +10,6 @@ import dagster as dg
 
 from xbot_assets.defs.health import sensor_health
 from xbot_assets.defs.orchestration import (
-    ACCOUNT_TAG,
     accounts_partitions,
     collect_account_metrics_job,
     daily_summaries_job,
@@ -23,6 +22,7 @@ from xbot_assets.defs.sensor_support import (
     REBUILD_INTERVAL,
     STOPPED,
     account_partition_keys,
+    account_run_tags,
     known_accounts,
     sensor_cursor,
 )
@@ -134,11 +134,12 @@ def collect_account_metrics_schedule(
     if not known:
         return dg.SkipReason("no accounts yet (accounts_sensor adds them)")
     when = context.scheduled_execution_time
+    settings = xbot_settings.get()
     return [
         dg.RunRequest(
             run_key=f"metrics:{handle}:{when.isoformat()}",
             partition_key=handle,
-            tags={ACCOUNT_TAG: handle},
+            tags=account_run_tags(settings, handle),
         )
         for handle in known
     ]

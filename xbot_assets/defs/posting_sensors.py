@@ -14,7 +14,6 @@ import dagster as dg
 
 from xbot_assets.defs.health import sensor_health
 from xbot_assets.defs.orchestration import (
-    ACCOUNT_TAG,
     ACCOUNTS_TAG,
     POST_IDS_TAG,
     post_batch_job,
@@ -24,11 +23,14 @@ from xbot_assets.defs.orchestration import (
 )
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 from xbot_assets.defs.sensor_support import (
+    MAX_RUNTIME_TAG,
     NOT_MIGRATED,
     POSTING_INTERVAL,
     RECONCILE_INTERVAL,
     STOPPED,
+    account_run_tags,
     accounts_with_runs_in_flight,
+    batch_posting_max_runtime,
     batch_run_key,
     partitioned_accounts,
     runs_in_flight,
@@ -110,7 +112,7 @@ def posting_sensor(
                 run_key=run_key,
                 partition_key=account.handle,
                 run_config={"ops": {"post_due_posts": {"config": {"post_id": post_id}}}},
-                tags={ACCOUNT_TAG: account.handle, "xbot/post_id": str(post_id)},
+                tags=account_run_tags(settings, account.handle) | {"xbot/post_id": str(post_id)},
             )
         )
         requested.append(run_key)
@@ -210,6 +212,9 @@ def posting_batch_sensor(
             # the queued run coordinator starts higher priorities first: slots do not wait
             # behind refills or the rebuild's partition loads
             PRIORITY_TAG: "10",
+            MAX_RUNTIME_TAG: batch_posting_max_runtime(
+                settings, (items[-1][0] - now).total_seconds() / rehearsal_speed() if items else 0
+            ),
         },
     )
     next_cursor = {"collect": now.isoformat()} if collect_due else cursor
@@ -244,7 +249,7 @@ def reconcile_sensor(
                 dg.RunRequest(
                     run_key=f"reconcile:{keys}",
                     partition_key=account.handle,
-                    tags={ACCOUNT_TAG: account.handle},
+                    tags=account_run_tags(settings, account.handle),
                 )
             )
     if not requests:

@@ -14,7 +14,6 @@ import dagster as dg
 
 from xbot_assets.defs.health import sensor_health
 from xbot_assets.defs.orchestration import (
-    ACCOUNT_TAG,
     ACCOUNTS_TAG,
     refill_batch_job,
     refill_candidates_job,
@@ -24,6 +23,7 @@ from xbot_assets.defs.sensor_support import (
     NOT_MIGRATED,
     REFILL_INTERVAL,
     STOPPED,
+    account_run_tags,
     accounts_with_runs_in_flight,
     batch_run_key,
     partitioned_accounts,
@@ -105,11 +105,12 @@ def candidate_refill_sensor(
     if isinstance(tick, dg.SkipReason):
         return tick
     due, next_cursor, now = tick
+    settings = xbot_settings.get()
     requests = [
         dg.RunRequest(
             run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
             partition_key=account.handle,
-            tags={ACCOUNT_TAG: account.handle, "xbot/reason": why},
+            tags=account_run_tags(settings, account.handle) | {"xbot/reason": why},
         )
         for account, why in due
     ]
@@ -138,6 +139,8 @@ def refill_batch_sensor(
     if not due:
         return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
     handles = [account.handle for account, _ in due]
+    # No per-run time limit: one run refills every due account (tens of seconds each), so the
+    # instance's max_runtime_seconds (deploy/dagster.yaml) bounds it.
     request = dg.RunRequest(
         run_key=batch_run_key("refills", now, handles),
         run_config={"ops": {"refill_accounts": {"config": {"handles": handles}}}},

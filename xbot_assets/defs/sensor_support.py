@@ -14,6 +14,7 @@ same family module, since each skips the work the other holds in flight.
 """
 
 import json
+import math
 import zlib
 from datetime import datetime
 from typing import Any
@@ -111,6 +112,25 @@ def accounts_with_runs_in_flight(context: Any, job_name: str) -> set[str]:
             out.add(run.tags[ACCOUNT_TAG])
         out.update(h for h in run.tags.get(ACCOUNTS_TAG, "").split(",") if h)
     return out
+
+
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+"""Seconds a run may stay STARTED before the daemon's run monitoring fails it (Dagster's tag;
+the instance's ``run_monitoring.max_runtime_seconds`` applies to runs without it)."""
+
+
+def account_run_tags(settings: Any, handle: str) -> dict[str, str]:
+    """The tags of a run that works for one account: the account (one run at a time each,
+    deploy/dagster.yaml's tag limit) and its time limit, ACCOUNT_RUN_MAX_SECONDS. Without the
+    limit, a run whose coordinator died (the daemon's process group killed with its code
+    servers) stays STARTED, and holds the account, until the instance's 30-minute limit."""
+    return {ACCOUNT_TAG: handle, MAX_RUNTIME_TAG: str(settings.account_run_max_seconds)}
+
+
+def batch_posting_max_runtime(settings: Any, wait_s: float) -> str:
+    """A batch posting run's time limit: it sleeps until its last slot (``wait_s`` real
+    seconds), then posts and collects like an account run."""
+    return str(max(0, math.ceil(wait_s)) + settings.account_run_max_seconds)
 
 
 def batch_run_key(prefix: str, now: datetime, items: list[str]) -> str:

@@ -1,0 +1,124 @@
+"""An account's run carries its own time limit (ACCOUNT_RUN_MAX_SECONDS as ``dagster/max_runtime``),
+so a run whose coordinator died (the daemon's process group killed with its code servers) is
+failed by run monitoring in minutes and stops holding the account's next post.
+
+Dagster's own monitoring code decides here (``monitor_started_run``, the daemon's check of a
+STARTED run), on the clock moved with Dagster's ``freeze_time``; the daemon itself doing it is
+``test_celery_rehearsal.py``'s process-group kill."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from tests.deploy.test_batch_runs import _two_accounts
+from tests.orchestration.conftest import Env
+from tests.orchestration.test_sensors import evaluate
+from xbot_assets.config import ConfigError, load_settings
+from xbot_assets.defs.orchestration import ACCOUNT_TAG, post_job
+from xbot_assets.defs.resources import XbotSettings
+from xbot_assets.defs.sensor_support import MAX_RUNTIME_TAG
+
+
+def _started_run(instance: dg.DagsterInstance, tags: dict[str, str], at: float) -> str:
+    """A ``post_job`` run that started at ``at`` (its RUN_START event) and never ended."""
+    from dagster._core.events import DagsterEvent, DagsterEventType
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._core.test_utils import freeze_time
+
+    run = instance.add_run(DagsterRun(job_name=post_job.name, tags=tags))
+    with freeze_time(at):
+        instance.report_dagster_event(
+            DagsterEvent(DagsterEventType.RUN_START.value, job_name=post_job.name), run.run_id
+        )
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    return run.run_id
+
+
+def _monitor(instance: dg.DagsterInstance, run_id: str, at: float) -> dg.DagsterRunStatus:
+    """One check of the daemon's run monitoring at ``at``; the run's status after it."""
+    from dagster._core.test_utils import freeze_time
+    from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+    (record,) = instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))
+    with freeze_time(at):
+        monitor_started_run(instance, None, record, logging.getLogger("run_monitoring"))  # type: ignore[arg-type]
+    return instance.get_run_by_id(run_id).status
+
+
+def test_an_account_run_past_its_limit_is_failed_and_the_account_posts_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNT_RUN_MAX_SECONDS", "120")
+    defs, instance, store, ids = _two_accounts(env)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    store.enqueue_post(ids["acct_b"], "Due now.", scheduled_at=now, now=now)
+    tick = evaluate(defs, instance, "posting_sensor", now)
+    (request,) = tick.run_requests
+    assert request.tags[ACCOUNT_TAG] == "acct_b"
+    assert request.tags[MAX_RUNTIME_TAG] == "120"  # the setting, on the run
+
+    # its coordinator died mid-run: STARTED, nothing will end it but run monitoring
+    started = time.time()
+    run_id = _started_run(instance, dict(request.tags), started)
+    second = store.enqueue_post(ids["acct_b"], "Next one.", scheduled_at=now, now=now).id
+    later = now + timedelta(minutes=1)
+    held = evaluate(defs, instance, "posting_sensor", later, tick.cursor)
+    assert not held.run_requests and "@acct_b, held" in (held.skip_message or "")
+
+    assert _monitor(instance, run_id, started + 119) == dg.DagsterRunStatus.STARTED
+    assert _monitor(instance, run_id, started + 121) == dg.DagsterRunStatus.FAILURE
+    # the account is free: its next due post gets its run
+    (after,) = evaluate(defs, instance, "posting_sensor", later, tick.cursor).run_requests
+    assert after.run_config["ops"]["post_due_posts"]["config"]["post_id"] == second
+
+
+def test_without_the_tag_the_same_run_would_hold_the_account(env: Env) -> None:
+    """The control: the instance's own limit (none in tests; 1800 s in deploy/dagster.yaml)
+    leaves a run without ``dagster/max_runtime`` STARTED."""
+    _, instance, _, _ = _two_accounts(env)
+    started = time.time()
+    run_id = _started_run(instance, {ACCOUNT_TAG: "acct_b"}, started)
+    assert _monitor(instance, run_id, started + 1000) == dg.DagsterRunStatus.STARTED
+
+
+def test_every_account_sensor_and_the_schedule_tag_their_runs_with_the_limit(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refill, reconcile and metrics runs hold their account as post runs do."""
+    monkeypatch.setenv("ACCOUNT_RUN_MAX_SECONDS", "300")
+    defs, instance, store, ids = _two_accounts(env)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    refills = evaluate(defs, instance, "candidate_refill_sensor", now).run_requests
+    assert {r.partition_key for r in refills} == {env.settings.x_handle, "acct_b"}
+    assert {r.tags[MAX_RUNTIME_TAG] for r in refills} == {"300"}
+    post = store.enqueue_post(ids["acct_b"], "Stuck.", scheduled_at=now, now=now)
+    assert store.claim_post(post.id, now=now) is not None  # left in `posting`
+    stale = now + timedelta(hours=1)
+    (reconcile,) = evaluate(defs, instance, "reconcile_sensor", stale).run_requests
+    assert (reconcile.partition_key, reconcile.tags[MAX_RUNTIME_TAG]) == ("acct_b", "300")
+    schedule = defs.resolve_schedule_def("collect_account_metrics_schedule")
+    with (
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=now,
+            resources={"xbot_settings": XbotSettings()},
+            repository_def=defs.get_repository_def(),
+        ) as context,
+        dg.partition_loading_context(dynamic_partitions_store=instance),
+    ):
+        requests = schedule.evaluate_tick(context).run_requests or []
+    assert len(requests) == 2 and {r.tags[MAX_RUNTIME_TAG] for r in requests} == {"300"}
+
+
+@pytest.mark.parametrize("value", ["0", "29", "ten minutes"])
+def test_a_limit_below_30_seconds_or_not_a_number_is_refused_with_the_setting_named(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCOUNT_RUN_MAX_SECONDS", value)
+    with pytest.raises(ConfigError, match="ACCOUNT_RUN_MAX_SECONDS"):
+        load_settings(env_file=None)
