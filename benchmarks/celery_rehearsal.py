@@ -68,6 +68,7 @@ from scripts import deploy_local  # noqa: E402
 RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
 DAEMON_RESULTS = ROOT / "benchmarks/results/celery_daemon_rehearsal.json"
 DAEMON_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_kill_rehearsal.json"
+DAEMON_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_group_kill_rehearsal.json"
 CELERY_WORKSPACE = "workspace.celery.yaml"
 MAIN_LOCATION = "xbot"
 BIN = Path(sys.executable).parent
@@ -98,6 +99,8 @@ class CeleryDeployment(deploy_local.LocalDeployment):
 
     broker_db: int = 9
     visibility_timeout: int = 30
+    account_run_max_s: int | None = None
+    """ACCOUNT_RUN_MAX_SECONDS for every process (None: the setting's default)."""
     compile: bool = True
     start_hour: int = 9
     warehouse: bool = False
@@ -121,6 +124,8 @@ class CeleryDeployment(deploy_local.LocalDeployment):
         env: dict[str, str] = super().env()
         env[BROKER_ENV] = self.broker_url
         env[BACKEND_ENV] = self.broker_url
+        if self.account_run_max_s is not None:
+            env["ACCOUNT_RUN_MAX_SECONDS"] = str(self.account_run_max_s)
         # `dagster-celery worker start` runs `celery` from PATH
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         return env
@@ -880,6 +885,7 @@ def rehearse_daemon(
     kill: bool = True,
     kill_daemon: bool = False,
     daemon_group: bool = False,
+    account_run_max_s: int | None = None,
     only: set[str] | None = None,
     warehouse: bool = False,
     settle_s: float = 0.0,
@@ -897,7 +903,10 @@ def rehearse_daemon(
     ``kill_daemon`` (instead of ``kill``): the daemon's pid is SIGKILLed inside the first
     posting step (the worker left alone), restarted 3 s later; once the killed run has ended a
     second due post is seeded per account, for the restarted daemon's sensors to launch.
-    ``daemon_group``: SIGKILL the daemon's process group (its code servers too)."""
+    ``daemon_group``: SIGKILL the daemon's process group (its code servers too): the run's
+    coordinator dies, the run stays STARTED until run monitoring fails it past its time limit
+    (``account_run_max_s``, ACCOUNT_RUN_MAX_SECONDS), and only then is the account's second
+    post launched."""
     if kill and kill_daemon:
         raise ValueError("kill (a worker) or kill_daemon, not both")
     load_before = os.getloadavg()
@@ -908,7 +917,7 @@ def rehearse_daemon(
     dep = CeleryDeployment(
         folder=folder, speed=speed, accounts=accounts, broker_db=broker_db,
         visibility_timeout=visibility_timeout, compile=compile_bytecode,
-        workspace=CELERY_WORKSPACE, warehouse=warehouse,
+        workspace=CELERY_WORKSPACE, warehouse=warehouse, account_run_max_s=account_run_max_s,
     )  # fmt: skip
     rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler = deployment.CpuSampler(dep, interval=0.5, classify=_kind, reap=False)
@@ -966,6 +975,8 @@ def rehearse_daemon(
                 dep.start_daemon()
                 restarted_at = time.time()
                 events.append({"event": "daemon restarted", "pid": dep.procs["daemon"].pid})
+                if daemon_group:  # due while the dead run holds the account (not after it)
+                    seed_due_posts(dep, "restart the daemon, post once")
                 killed_id = daemon_killed["run_id"]
                 ended = _wait_ended(instance, killed_id, run_timeout)
                 mark("killed_run_done_s")
@@ -978,8 +989,8 @@ def rehearse_daemon(
                         p for p in daemon_killed["code_server_pids"] if alive(p)
                     ],
                 })  # fmt: skip
-                # a second due post each, for the restarted daemon's sensors
-                seed_due_posts(dep, "restart the daemon, post once")
+                if not daemon_group:  # a second due post each, for the restarted daemon
+                    seed_due_posts(dep, "restart the daemon, post once")
             wait_for(lambda: posted_rows(dep) >= accounts * (2 if kill_daemon else 1)
                      and unfinished_runs(instance, "post_job") == 0,
                      run_timeout, "every seeded post to be posted")  # fmt: skip
@@ -1029,6 +1040,7 @@ def rehearse_daemon(
         "visibility_timeout_s": visibility_timeout,
         "sandbox_post_delay_s": post_delay if kill or kill_daemon else None,
         "daemon_kill": ("process group" if daemon_group else "pid") if kill_daemon else None,
+        "account_run_max_seconds": account_run_max_s,
         "events": events,
         "instigator_states": states,
         "main_location_sensors_the_celery_location_replaces": {
@@ -1076,12 +1088,11 @@ def _daemon_kill_figures(
 
     record = instance.get_run_records(dg.RunsFilter(run_ids=[killed["run_id"]]))[0]
     run = record.dagster_run
-    kinds = collections.Counter(
-        e.dagster_event.event_type_value for e in instance.all_logs(run.run_id)
-        if e.dagster_event is not None
-    )  # fmt: skip
+    logs = [e for e in instance.all_logs(run.run_id) if e.dagster_event is not None]
+    kinds = collections.Counter(e.dagster_event.event_type_value for e in logs)
+    failures = [e.message for e in logs if e.dagster_event.event_type_value == "PIPELINE_FAILURE"]
     later = [
-        r.dagster_run for r in instance.get_run_records(dg.RunsFilter(job_name="post_job"))
+        r for r in instance.get_run_records(dg.RunsFilter(job_name="post_job"))
         if r.create_timestamp.timestamp() >= restarted_at
     ]  # fmt: skip
     return {
@@ -1090,14 +1101,20 @@ def _daemon_kill_figures(
             "status": run.status.value,
             "seconds_after_kill_to_end": round(record.end_time - killed["at"], 1)
             if record.end_time else None,
+            "seconds_started_to_end": round(record.end_time - record.start_time, 1)
+            if record.end_time and record.start_time else None,
+            "max_runtime_tag": run.tags.get("dagster/max_runtime"),
+            "failure_messages": failures,
             "ended_by": "RUN_SUCCESS" if kinds["PIPELINE_SUCCESS"] else
             "RUN_FAILURE" if kinds["PIPELINE_FAILURE"] else None,
             "engine_events": kinds["ENGINE_EVENT"],
             "posting_outcomes": posting_outcomes(instance, run.run_id),
         },
         "post_runs_launched_after_restart": [
-            {"run_id": r.run_id, "status": r.status.value,
-             "sensor": r.tags.get("dagster/sensor_name"), "location": run_location(r)}
+            {"run_id": r.dagster_run.run_id, "status": r.dagster_run.status.value,
+             "sensor": r.dagster_run.tags.get("dagster/sensor_name"),
+             "location": run_location(r.dagster_run),
+             "created_s_after_kill": round(r.create_timestamp.timestamp() - killed["at"], 1)}
             for r in later
         ],
     }  # fmt: skip
@@ -1226,6 +1243,13 @@ def main() -> None:
         help="--kill-daemon: SIGKILL the daemon's process group (its code servers too)",
     )
     parser.add_argument(
+        "--account-run-max",
+        type=int,
+        default=None,
+        help="ACCOUNT_RUN_MAX_SECONDS for the deployment (default: 60 with --daemon-group, "
+        "else the setting's default)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=240,
@@ -1250,6 +1274,8 @@ def main() -> None:
                                      broker_db=13 if args.broker_db is None else args.broker_db,
                                      kill=False, kill_daemon=True, post_delay=6,
                                      daemon_group=args.daemon_group, run_timeout=400,
+                                     account_run_max_s=args.account_run_max
+                                     or (60 if args.daemon_group else None),
                                      only={"accounts_sensor", "posting_sensor",
                                            "daily_summaries_schedule"},
                                      count_all_cpu=True)  # fmt: skip
@@ -1266,7 +1292,13 @@ def main() -> None:
                               count_all_cpu=True)  # fmt: skip
     result = {"started_at": started, "command": " ".join(sys.argv), **result}
     out = args.out or (
-        (DAEMON_KILL_RESULTS if args.kill_daemon else DAEMON_RESULTS) if args.daemon else RESULTS
+        (
+            (DAEMON_GROUP_KILL_RESULTS if args.daemon_group else DAEMON_KILL_RESULTS)
+            if args.kill_daemon
+            else DAEMON_RESULTS
+        )
+        if args.daemon
+        else RESULTS
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")

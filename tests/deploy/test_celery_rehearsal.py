@@ -265,3 +265,50 @@ def test_the_daemon_killed_mid_post_leaves_its_celery_run_to_finish_and_posts_on
     _posted_once_nothing_lost(result, posts=2)
     assert result["store_rows_by_status"] == {"posted": 2}
     assert result["celery_runs_recorded_in_system_health"] == len(result["runs"])
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.timeout(900)
+def test_the_daemons_process_group_killed_mid_post_frees_the_account_at_its_run_limit(
+    tmp_path: Path,
+) -> None:
+    """The daemon's whole process group SIGKILLed (``kill -9 -<pgid>``, a supervisor stopping
+    the group) inside a Celery ``post_job``'s posting step: its code servers and the run's
+    coordinator die with it, the worker still finishes the step (the post out once, recorded),
+    and the run is left STARTED with nothing to end it. Run monitoring fails it once it is past
+    its own limit (ACCOUNT_RUN_MAX_SECONDS, 60 s here, the ``dagster/max_runtime`` tag), not
+    the instance's 1800 s; only then does the restarted daemon's posting sensor launch the
+    account's next post. Two posts, each once, none lost."""
+    rehearsal = _load_rehearsal()
+    result = rehearsal.rehearse_daemon(
+        tmp_path, accounts=1, speed=120, visibility_timeout=15, broker_db=15,
+        compile_bytecode=False, kill=False, kill_daemon=True, daemon_group=True,
+        account_run_max_s=60, post_delay=6, run_timeout=400,
+        only={"accounts_sensor", "posting_sensor", "daily_summaries_schedule"},
+    )  # fmt: skip
+    killed = next(e for e in result["events"] if e["event"].startswith("daemon SIGKILL"))
+    # the group took the code servers and the run's coordinator with it
+    assert killed["code_server_pids"] and killed["code_servers_alive_1s_after"] == []
+    assert killed["coordinator_pid"] and not killed["coordinator_alive_1s_after"]
+    # the worker finished the step: the post was made and recorded once
+    (start,) = [a for a in result["posting_step_attempts"] if a["event"] == "STEP_START"]
+    (success,) = [a for a in result["posting_step_attempts"] if a["event"] == "STEP_SUCCESS"]
+    assert start["at"] < killed["at"] < success["at"]
+    # the run was failed by run monitoring at its own limit, not at the instance's 1800 s
+    run = result["daemon_killed_run"]
+    assert run["run_id"] == killed["run_id"]
+    assert (run["status"], run["ended_by"], run["max_runtime_tag"]) == (
+        "FAILURE", "RUN_FAILURE", "60",
+    )  # fmt: skip
+    assert 60 < run["seconds_started_to_end"] < 60 + 150  # a 30 s poll, the daemon's restart
+    # the account's next post, due since the restart, was held by the dead run, and launched
+    # by the restarted daemon only once that run had failed; then posted
+    after = result["post_runs_launched_after_restart"]
+    assert after and {(r["status"], r["location"]) for r in after} == {("SUCCESS", "xbot_celery")}
+    assert min(r["created_s_after_kill"] for r in after) >= run["seconds_after_kill_to_end"]
+    assert result["post_runs_from_main_location"] == 0
+    _posted_once_nothing_lost(result, posts=2)
+    assert result["store_rows_by_status"] == {"posted": 2}
+    assert result["celery_runs_recorded_in_system_health"] == len(result["runs"])
