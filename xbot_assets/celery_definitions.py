@@ -42,9 +42,10 @@ from xbot_assets.defs.orchestration import (
 from xbot_assets.defs.posting_sensors import posting_sensor, reconcile_sensor
 from xbot_assets.defs.refill_sensors import candidate_refill_sensor
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.defs.sensor_support import CELERY_LOCATION, REPLACED_BY_CELERY
 from xbot_assets.defs.store_sensors import accounts_sensor
 
-LOCATION_NAME = "xbot_celery"
+LOCATION_NAME = CELERY_LOCATION
 """The location's name in ``workspace.celery.yaml`` (the main one is ``xbot``)."""
 BROKER_ENV = "XBOT_CELERY_BROKER_URL"
 BACKEND_ENV = "XBOT_CELERY_BACKEND_URL"
@@ -112,10 +113,12 @@ ACCOUNT_SENSORS = (
     "reconcile_sensor",
 )
 """The sensors this location runs in place of the main location's sensors of the same names."""
-OFF_IN_MAIN_LOCATION = frozenset(ACCOUNT_SENSORS) | {"posting_batch_sensor", "refill_batch_sensor"}
+OFF_IN_MAIN_LOCATION = frozenset(REPLACED_BY_CELERY)
 """The main location's sensors that stay off while this location's account sensors are on: the
 same names (a second posting_sensor would launch in-process post runs beside the Celery ones),
-and the batch twins, which do the same accounts' refills and posts in-process."""
+and the batch twins, which do the same accounts' refills and posts in-process. Turned on by
+mistake, each skips its ticks while the sensor here that replaces it is on
+(``sensor_support.replaced_by_celery``)."""
 
 
 def _rebound(sensor: dg.SensorDefinition) -> dg.SensorDefinition:

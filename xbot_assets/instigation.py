@@ -1,7 +1,7 @@
-"""What the main job needs from Dagster's internals, in one place: checked against Dagster 1.13.27.
+"""What xbot needs from Dagster's internals, in one place: checked against Dagster 1.13.27.
 
 The main job (``runner.py``) plays the daemon on a simulated clock. Dagster has no public API for
-three things the daemon does, so they live here and nowhere else:
+these things the daemon does, so they live here and nowhere else:
 
 - evaluating a sensor or schedule tick the way the daemon does (``evaluate_tick``: it resolves
   run requests, validates partitions against the instance plus the tick's own dynamic partition
@@ -10,7 +10,9 @@ three things the daemon does, so they live here and nowhere else:
   ``TickData``), so the UI's Automation pages show what happened;
 - listing a cron schedule's tick times (``cron_string_iterator``);
 - storing the declarative automation's cursor in the format the daemon's
-  ``default_automation_condition_sensor`` reads (so turning the daemon on later continues it).
+  ``default_automation_condition_sensor`` reads (so turning the daemon on later continues it);
+- which sensors are turned on in the instance, and in which code location
+  (``all_instigator_state``: the account sensors' guard against running in two locations).
 
 Declarative automation itself is evaluated with the public
 ``dagster.evaluate_automation_conditions(..., evaluation_time=...)``.
@@ -110,6 +112,20 @@ def evaluate_schedule_tick(
 ) -> Any:
     """One schedule tick as the daemon evaluates it."""
     return schedule.evaluate_tick(context)
+
+
+def running_sensors(instance: dg.DagsterInstance) -> set[tuple[str, str]]:
+    """``(code location, sensor name)`` of every sensor turned on in the instance (in the UI,
+    with ``dagster sensor start`` or by the deployment's plan): its stored state is RUNNING.
+    One query, whatever the number of accounts; a sensor on only by its default status in code
+    is not listed (every account sensor is stopped by default)."""
+    states = instance.all_instigator_state(
+        instigator_type=InstigatorType.SENSOR, instigator_statuses={InstigatorStatus.RUNNING}
+    )
+    return {
+        (state.origin.repository_origin.code_location_origin.location_name, state.instigator_name)
+        for state in states
+    }
 
 
 def automation_cursor_to_text(cursor: Any) -> str:

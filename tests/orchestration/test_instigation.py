@@ -15,6 +15,7 @@ from xbot_assets.instigation import (
     cron_ticks,
     location_name,
     next_cron_tick,
+    running_sensors,
 )
 
 
@@ -74,3 +75,32 @@ def test_recorded_ticks_and_cursor_are_what_the_ui_reads_for_the_code_location()
         [ran] = instance.get_ticks(schedule.get_remote_origin_id(), schedule.selector_id)
         assert ran.status == TickStatus.SUCCESS and ran.run_ids == ["run-1"]
         assert recorder.cursor("posting_sensor") == '{"requested": []}'
+
+
+def test_running_sensors_are_the_started_ones_with_their_code_location() -> None:
+    """States stored under a workspace's origin (a code server per location, as the daemon and
+    the webserver store them): only the started sensor is listed, with its location's name."""
+    from dagster._core.scheduler.instigation import (
+        InstigatorState,
+        InstigatorStatus,
+        InstigatorType,
+        SensorInstigatorData,
+    )
+
+    with dg.instance_for_test() as instance:
+        assert running_sensors(instance) == set()
+        for location, status in (
+            ("xbot_celery", InstigatorStatus.RUNNING),
+            ("xbot", InstigatorStatus.STOPPED),
+            ("xbot", InstigatorStatus.DECLARED_IN_CODE),
+        ):
+            name = "posting_sensor" if status != InstigatorStatus.DECLARED_IN_CODE else "other"
+            instance.add_instigator_state(
+                InstigatorState(
+                    TickRecorder(instance, location).origin(name),
+                    InstigatorType.SENSOR,
+                    status,
+                    SensorInstigatorData(min_interval=30),
+                )
+            )
+        assert running_sensors(instance) == {("xbot_celery", "posting_sensor")}

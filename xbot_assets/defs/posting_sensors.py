@@ -33,6 +33,7 @@ from xbot_assets.defs.sensor_support import (
     batch_posting_max_runtime,
     batch_run_key,
     partitioned_accounts,
+    replaced_by_celery,
     runs_in_flight,
     sensor_cursor,
 )
@@ -75,6 +76,8 @@ def posting_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """A slot is due and a queued post exists: post it (run key = the post's id)."""
+    if (off := replaced_by_celery(context, "posting_sensor")) is not None:
+        return off
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()
@@ -163,6 +166,8 @@ def posting_batch_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """Fewer, fuller runs: a run costs its process's start-up (seconds of CPU), so one run holds
     every account's posts of the coming two leads and is launched a lead before the first."""
+    if (off := replaced_by_celery(context, "posting_batch_sensor")) is not None:
+        return off
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()
@@ -233,6 +238,8 @@ def reconcile_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Posts left in ``posting`` past the grace period: settle them from the timeline."""
+    if (off := replaced_by_celery(context, "reconcile_sensor")) is not None:
+        return off
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()

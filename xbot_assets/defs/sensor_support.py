@@ -11,6 +11,10 @@ The sensors live by family: ``store_sensors`` (accounts, the Redis drain), ``ref
 ``posting_sensors`` (posting and reconciling) and ``metrics_sensors`` (metrics, the learning
 rebuild, the daily summaries). A deployment's batch sensor and its per-account twin sit in the
 same family module, since each skips the work the other holds in flight.
+
+Under Celery (``workspace.celery.yaml``) the account sensors run in the Celery location and stay
+off in the main one; :func:`replaced_by_celery` makes a main-location sensor turned on by
+mistake skip its tick (the Celery one wins) instead of racing the Celery one for the same work.
 """
 
 import json
@@ -46,6 +50,44 @@ RECONCILE_INTERVAL = scaled_interval(300, floor=30)
 REBUILD_INTERVAL = scaled_interval(600, floor=30)
 
 NOT_MIGRATED = "the durable store is not migrated yet: run `xbot migrate`"
+
+CELERY_LOCATION = "xbot_celery"
+"""The Celery code location's name in ``workspace.celery.yaml``
+(``celery_definitions.LOCATION_NAME``)."""
+REPLACED_BY_CELERY: dict[str, str] = {
+    "accounts_sensor": "accounts_sensor",
+    "candidate_refill_sensor": "candidate_refill_sensor",
+    "posting_sensor": "posting_sensor",
+    "reconcile_sensor": "reconcile_sensor",
+    "posting_batch_sensor": "posting_sensor",
+    "refill_batch_sensor": "candidate_refill_sensor",
+}
+"""Each main-location sensor that stays off under Celery, and the Celery location's sensor that
+does its work (the batch twins post and refill the same accounts as the per-account sensors)."""
+
+
+def replaced_by_celery(context: dg.SensorEvaluationContext, name: str) -> dg.SkipReason | None:
+    """Why sensor ``name`` must launch nothing this tick: it runs in a code location other than
+    the Celery one while the Celery location's sensor that replaces it is on in the same
+    instance (both would see the same due work in the same tick and launch it twice, in-process
+    and on Celery). None when it may run: the Celery location's own sensors always may.
+
+    Under the daemon and the webserver Dagster hands every evaluation its code location. A
+    sensor evaluated outside one (the main job's simulated ticks, which play the main location
+    alone, thousands of times a run) is not guarded. One instigator-state query per tick."""
+    from xbot_assets.instigation import running_sensors
+
+    replacement = REPLACED_BY_CELERY.get(name)
+    origin = context.code_location_origin
+    if replacement is None or origin is None or origin.location_name == CELERY_LOCATION:
+        return None
+    if (CELERY_LOCATION, replacement) not in running_sensors(context.instance):
+        return None
+    return dg.SkipReason(
+        f"{replacement} of location {CELERY_LOCATION} is on: {name} of location "
+        f"{origin.location_name} stays off under Celery, so this tick launches nothing; stop it "
+        "(docs/deployment.md, Scale-out on Celery)"
+    )
 
 
 def sensor_cursor(context: Any) -> dict[str, Any]:
