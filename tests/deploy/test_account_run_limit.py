@@ -35,8 +35,14 @@ def _started_run(instance: dg.DagsterInstance, tags: dict[str, str], at: float) 
         instance.report_dagster_event(
             DagsterEvent(DagsterEventType.RUN_START.value, job_name=post_job.name), run.run_id
         )
-    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+    assert _status(instance, run.run_id) == dg.DagsterRunStatus.STARTED
     return run.run_id
+
+
+def _status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return run.status
 
 
 def _monitor(instance: dg.DagsterInstance, run_id: str, at: float) -> dg.DagsterRunStatus:
@@ -47,7 +53,7 @@ def _monitor(instance: dg.DagsterInstance, run_id: str, at: float) -> dg.Dagster
     (record,) = instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))
     with freeze_time(at):
         monitor_started_run(instance, None, record, logging.getLogger("run_monitoring"))  # type: ignore[arg-type]
-    return instance.get_run_by_id(run_id).status
+    return _status(instance, run_id)
 
 
 def test_an_account_run_past_its_limit_is_failed_and_the_account_posts_again(
