@@ -71,6 +71,7 @@ def test_an_account_run_past_its_limit_is_failed_and_the_account_posts_again(
     # its coordinator died mid-run: STARTED, nothing will end it but run monitoring
     started = time.time()
     run_id = _started_run(instance, dict(request.tags), started)
+    first = request.run_config["ops"]["post_due_posts"]["config"]["post_id"]
     second = store.enqueue_post(ids["acct_b"], "Next one.", scheduled_at=now, now=now).id
     later = now + timedelta(minutes=1)
     held = evaluate(defs, instance, "posting_sensor", later, tick.cursor)
@@ -78,9 +79,47 @@ def test_an_account_run_past_its_limit_is_failed_and_the_account_posts_again(
 
     assert _monitor(instance, run_id, started + 119) == dg.DagsterRunStatus.STARTED
     assert _monitor(instance, run_id, started + 121) == dg.DagsterRunStatus.FAILURE
-    # the account is free: its next due post gets its run
+    # the account is free: the dead run's post, never claimed, is requested again under a new
+    # key (Dagster launches a key once); the run posts it and the one due after it
     (after,) = evaluate(defs, instance, "posting_sensor", later, tick.cursor).run_requests
-    assert after.run_config["ops"]["post_due_posts"]["config"]["post_id"] == second
+    assert after.run_config["ops"]["post_due_posts"]["config"]["post_id"] == first
+    assert after.run_key == f"{request.run_key}:retry1"
+    assert [store.get_post(i).status for i in (first, second)] == ["queued", "queued"]
+
+
+def test_a_post_whose_runs_keep_failing_is_requested_again_three_times_then_left(
+    env: Env,
+) -> None:
+    """Each failed run of a still-queued post gives it one more run under a new key, up to
+    MAX_POST_RUN_RETRIES; a run that succeeded without posting it (caps moved it) gives none."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from xbot_assets.defs.posting_sensors import MAX_POST_RUN_RETRIES
+
+    defs, instance, store, ids = _two_accounts(env)
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    post = store.enqueue_post(ids["acct_b"], "Due now.", scheduled_at=now, now=now).id
+    cursor, keys = None, []
+    for _ in range(MAX_POST_RUN_RETRIES + 1):
+        tick = evaluate(defs, instance, "posting_sensor", now, cursor)
+        (request,) = tick.run_requests
+        assert request.run_config["ops"]["post_due_posts"]["config"]["post_id"] == post
+        keys.append(request.run_key)
+        cursor = tick.cursor
+        instance.add_run(DagsterRun(job_name=post_job.name, status=dg.DagsterRunStatus.FAILURE,
+                                    tags=dict(request.tags)))  # fmt: skip
+    base = keys[0]
+    assert keys == [base] + [f"{base}:retry{n}" for n in range(1, MAX_POST_RUN_RETRIES + 1)]
+    assert not evaluate(defs, instance, "posting_sensor", now, cursor).run_requests
+    # a run that ended well but left its post queued is not retried
+    other = store.enqueue_post(
+        ids[env.settings.x_handle], "Held by caps.", scheduled_at=now, now=now
+    )
+    (first,) = (tick := evaluate(defs, instance, "posting_sensor", now, cursor)).run_requests
+    assert first.run_config["ops"]["post_due_posts"]["config"]["post_id"] == other.id
+    instance.add_run(DagsterRun(job_name=post_job.name, status=dg.DagsterRunStatus.SUCCESS,
+                                tags=dict(first.tags)))  # fmt: skip
+    assert not evaluate(defs, instance, "posting_sensor", now, tick.cursor).run_requests
 
 
 def test_without_the_tag_the_same_run_would_hold_the_account(env: Env) -> None:

@@ -63,6 +63,39 @@ def post_run_key(post_id: int, scheduled_at: datetime) -> str:
     return f"post:{post_id}:{scheduled_at:%Y%m%dT%H%M}"
 
 
+POST_ID_TAG = "xbot/post_id"
+MAX_POST_RUN_RETRIES = 3
+"""Failed runs after which a still-queued post is no longer requested again on its own (it goes
+out with the account's next post run, which posts everything due)."""
+
+
+def _run_key_for(context: Any, post_id: int, scheduled_at: datetime, requested: list[str]) -> (
+    str | None
+):  # fmt: skip
+    """The run key to request for a due post, or None when it was requested already.
+
+    A post requested before that is still queued, with no run of its account in flight, had
+    its run end without claiming it: the run failed to start, or its coordinator died and run
+    monitoring failed it at its time limit. Dagster never launches a run key twice, so it is
+    requested again under ``<key>:retry<n>`` (n = its failed runs), at most
+    :data:`MAX_POST_RUN_RETRIES` times; otherwise it would wait for the account's next post."""
+    key = post_run_key(post_id, scheduled_at)
+    if key not in requested:
+        return key
+    failed = len(
+        context.instance.get_run_records(
+            dg.RunsFilter(
+                job_name=post_job.name,
+                tags={POST_ID_TAG: str(post_id)},
+                statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+            ),
+            limit=MAX_POST_RUN_RETRIES + 1,
+        )
+    )
+    retry = f"{key}:retry{failed}"
+    return retry if 0 < failed <= MAX_POST_RUN_RETRIES and retry not in requested else None
+
+
 @dg.sensor(
     job=post_job,
     minimum_interval_seconds=POSTING_INTERVAL,
@@ -105,7 +138,7 @@ def posting_sensor(
             (i, key)
             for i in sensing.due_posts(store, account.id, now, approved_only=approved_only)
             if i not in held
-            and (key := post_run_key(i, store.get_post(i).scheduled_at)) not in requested
+            and (key := _run_key_for(context, i, store.get_post(i).scheduled_at, requested))
         ]
         if not due:
             continue
@@ -115,7 +148,7 @@ def posting_sensor(
                 run_key=run_key,
                 partition_key=account.handle,
                 run_config={"ops": {"post_due_posts": {"config": {"post_id": post_id}}}},
-                tags=account_run_tags(settings, account.handle) | {"xbot/post_id": str(post_id)},
+                tags=account_run_tags(settings, account.handle) | {POST_ID_TAG: str(post_id)},
             )
         )
         requested.append(run_key)
