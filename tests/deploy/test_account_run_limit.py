@@ -4,7 +4,7 @@ failed by run monitoring in minutes and stops holding the account's next post.
 
 Dagster's own monitoring code decides here (``monitor_started_run``, the daemon's check of a
 STARTED run), on the clock moved with Dagster's ``freeze_time``; the daemon itself doing it is
-``test_celery_rehearsal.py``'s process-group kill."""
+``test_celery_daemon_kill.py``'s process-group kill."""
 
 from __future__ import annotations
 
