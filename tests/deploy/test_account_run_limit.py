@@ -17,10 +17,9 @@ import pytest
 
 from tests.deploy.test_batch_runs import _two_accounts
 from tests.orchestration.conftest import Env
-from tests.orchestration.test_sensors import evaluate
+from tests.orchestration.test_sensors import evaluate, evaluate_schedule
 from xbot_assets.config import ConfigError, load_settings
 from xbot_assets.defs.orchestration import ACCOUNT_TAG, post_job
-from xbot_assets.defs.resources import XbotSettings
 from xbot_assets.defs.sensor_support import MAX_RUNTIME_TAG
 
 
@@ -146,17 +145,7 @@ def test_every_account_sensor_and_the_schedule_tag_their_runs_with_the_limit(
     stale = now + timedelta(hours=1)
     (reconcile,) = evaluate(defs, instance, "reconcile_sensor", stale).run_requests
     assert (reconcile.partition_key, reconcile.tags[MAX_RUNTIME_TAG]) == ("acct_b", "300")
-    schedule = defs.resolve_schedule_def("collect_account_metrics_schedule")
-    with (
-        dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=now,
-            resources={"xbot_settings": XbotSettings()},
-            repository_def=defs.get_repository_def(),
-        ) as context,
-        dg.partition_loading_context(dynamic_partitions_store=instance),
-    ):
-        requests = schedule.evaluate_tick(context).run_requests or []
+    requests = evaluate_schedule(defs, instance, "collect_account_metrics_schedule", now)
     assert len(requests) == 2 and {r.tags[MAX_RUNTIME_TAG] for r in requests} == {"300"}
 
 

@@ -32,6 +32,24 @@ def evaluate(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, now,
         return sensor.evaluate_tick(context)
 
 
+def evaluate_schedule(
+    defs: dg.Definitions, instance: dg.DagsterInstance, name: str, when
+) -> list[dg.RunRequest]:
+    """The run requests of schedule ``name``'s tick at ``when``."""
+    schedule = defs.resolve_schedule_def(name)
+    # `with`: the context enters its own instance (from the ref) and must exit it again.
+    with (
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=when,
+            resources={"xbot_settings": XbotSettings()},
+            repository_def=defs.get_repository_def(),
+        ) as context,
+        dg.partition_loading_context(dynamic_partitions_store=instance),
+    ):
+        return list(schedule.evaluate_tick(context).run_requests or [])
+
+
 def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env: Env) -> None:
     from xbot_assets.engine.runtime import shared_sandbox
     from xbot_assets.engine.sensing import cached_store
@@ -119,18 +137,7 @@ def test_sensor_ticks_request_the_right_runs_and_a_replayed_tick_posts_once(env:
     # Metrics: an hour later the 1h snapshot is due; the rebuild sensor then asks for the day's
     # metrics load and one rebuild run, in that order.
     later = due_at + timedelta(hours=2)
-    sched = defs.resolve_schedule_def("collect_account_metrics_schedule")
-    # `with`: the context enters its own instance (from the ref) and must exit it again.
-    with (
-        dg.build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=later,
-            resources={"xbot_settings": XbotSettings()},
-            repository_def=defs.get_repository_def(),
-        ) as context,
-        dg.partition_loading_context(dynamic_partitions_store=instance),
-    ):
-        metric_requests = list(sched.evaluate_tick(context).run_requests or [])
+    metric_requests = evaluate_schedule(defs, instance, "collect_account_metrics_schedule", later)
     assert [r.partition_key for r in metric_requests] == [handle]
     launcher.launch(
         metric_requests[0],
