@@ -728,6 +728,17 @@ class CeleryLocalDeployment(LocalDeployment):
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         return env
 
+    def connection_budget(self) -> Any:
+        """:meth:`LocalDeployment.connection_budget` with the workers, and a code server per
+        location of the workspace in each of the daemon and the webserver."""
+        import dataclasses
+
+        locations = len(workspace_locations(ROOT / self.workspace))
+        return dataclasses.replace(
+            super().connection_budget(), code_servers=2 * locations,
+            celery_workers=self.worker_count,
+        )  # fmt: skip
+
     def start_all(self) -> None:
         """The workers (they import the location while the rest starts), every other process
         and the automation, then wait until each worker is ready."""
