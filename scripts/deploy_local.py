@@ -20,7 +20,17 @@ SIGTERM or `--duration` seconds. On exit it stops every process it started (SIGT
 group, SIGKILL after a grace period), drops its databases and deletes its Redis keys, unless
 `--keep`. `--speed K` runs every process on the rehearsal clock (CLOCK_SPEED=K from now).
 
-The class :class:`LocalDeployment` is what the rehearsal benchmark drives.
+`--celery N` (:class:`CeleryLocalDeployment`) runs the same deployment over
+`workspace.celery.yaml` with N Celery workers (`dagster-celery worker start`, logs in
+`logs/worker_<i>.log`) on the Redis DB `--broker-db` (default 9, not `--redis-db`'s) as broker
+and result backend: the Celery location's account jobs run each step on a worker. The
+automation follows :func:`automation_plan` for both locations; the workers stop with the rest
+and the broker DB is emptied. Bad input (a negative N, the broker on the store's Redis DB,
+dagster-celery not installed) exits 2 before anything starts.
+
+The class :class:`LocalDeployment` is what the rehearsal benchmark drives;
+:class:`CeleryLocalDeployment` is what the Celery rehearsal (``benchmarks/celery_rehearsal.py``)
+builds on.
 """
 
 from __future__ import annotations
@@ -869,7 +879,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep databases and Redis keys")
     parser.add_argument("--with-rebuild-sensor", action="store_true",
                         help="also start learning_rebuild_sensor")  # fmt: skip
+    parser.add_argument("--celery", type=int, default=0, metavar="N",
+                        help="run the account jobs on N Celery workers, over "
+                        f"{CELERY_WORKSPACE} (default 0: no Celery)")  # fmt: skip
+    parser.add_argument("--broker-db", type=int, default=DEFAULT_BROKER_DB,
+                        help="with --celery: the Redis DB of the Celery broker and result "
+                        f"backend, not --redis-db's (default {DEFAULT_BROKER_DB})")  # fmt: skip
     args = parser.parse_args(argv)
+    problem = bad_arguments(args)
+    if problem:
+        print(f"deploy-local: {problem}", file=sys.stderr)
+        return 2
     ports = {k: v for k, v in (("webserver", args.webserver_port), ("health", args.health_port),
                                ("sandbox", args.sandbox_port)) if v}  # fmt: skip
 
@@ -886,15 +906,39 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def bad_arguments(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, said as what to do (None: nothing), checked before
+    anything starts."""
+    if args.celery < 0:
+        return f"--celery {args.celery}: give the number of Celery workers, 1 or more (0: none)"
+    if not args.celery:
+        return None
+    if args.broker_db == args.redis_db:
+        return (f"--broker-db {args.broker_db} is also --redis-db: give the Celery broker a "
+                "Redis DB of its own (e.g. --broker-db 9)")  # fmt: skip
+    if args.broker_db < 0:
+        return f"--broker-db {args.broker_db}: give a Redis DB number (0 or more)"
+    return celery_missing()
+
+
 def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> int:
+    celery = {"celery": args.celery, "broker_db": args.broker_db} if args.celery else {}
     with deployment(folder=args.folder, speed=args.speed,
                     redis_db=args.redis_db, keep=args.keep, ports=ports, accounts=args.accounts,
                     audience_jitter=args.audience_jitter, pg_port=args.pg_port,
-                    with_rebuild_sensor=args.with_rebuild_sensor) as dep:  # fmt: skip
-        print(json.dumps({"ready": True, "name": dep.name, "ports": dep.ports,
-                          "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,
-                          "ui": dep.url("webserver"), "health": f"{dep.url('health')}/readyz",
-                          "logs": str(dep.folder / "logs")}), flush=True)  # fmt: skip
+                    with_rebuild_sensor=args.with_rebuild_sensor, **celery) as dep:  # fmt: skip
+        ready: dict[str, Any] = {
+            "ready": True, "name": dep.name, "ports": dep.ports,
+            "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,
+            "ui": dep.url("webserver"), "health": f"{dep.url('health')}/readyz",
+            "logs": str(dep.folder / "logs"),
+        }  # fmt: skip
+        if isinstance(dep, CeleryLocalDeployment):
+            ready.update(workspace=dep.workspace, broker=dep.broker_url, workers={
+                name: {"pid": pid, "log": str(dep.folder / "logs" / f"{name}.log")}
+                for name, pid in dep.workers.items()
+            })  # fmt: skip
+        print(json.dumps(ready), flush=True)
         while True:
             if args.duration is not None and time.monotonic() - started > args.duration:
                 break
