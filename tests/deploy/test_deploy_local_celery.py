@@ -100,10 +100,12 @@ def test_celery_mode_without_dagster_celery_exits_2_saying_make_install(
 
 
 def test_the_script_exits_2_on_bad_input_as_a_process(tmp_path: Path) -> None:
+    """``--pg-port 1``: should the check let it through, the deployment fails at its first
+    connection instead of starting."""
     done = subprocess.run(
         [sys.executable, str(deploy_local.ROOT / "scripts/deploy_local.py"), "--celery", "-1",
-         "--folder", str(tmp_path / "dl")],
-        capture_output=True, text=True, timeout=120, check=False,
+         "--pg-port", "1", "--folder", str(tmp_path / "dl")],
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().startswith("deploy-local: --celery -1")
