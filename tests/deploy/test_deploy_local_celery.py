@@ -274,6 +274,7 @@ def test_deploy_local_celery_posts_through_a_worker_and_ctrl_c_stops_the_workers
             speed=120, broker_db=BROKER_DB,
         )  # fmt: skip
         mirror.epoch = datetime.fromisoformat(ready["clock_epoch"])
+        _no_quiet_hours(mirror)
         rehearsal.seed_due_posts(mirror)
         with mirror.instance() as instance:
             step = rehearsal.wait_for(
@@ -305,6 +306,21 @@ def test_deploy_local_celery_posts_through_a_worker_and_ctrl_c_stops_the_workers
             proc.wait(timeout=30)
         if mirror is not None:
             mirror.close()  # anything the deployment left, should it have failed
+
+
+def _no_quiet_hours(dep: deploy_local.LocalDeployment) -> None:
+    """No quiet hours in the deployment's bot_config ``schedule``: deploy-local's clock starts at
+    the wall clock's time, and a due post is held, not sent, inside the quiet hours (23:00-07:00
+    by default), so at night the seeded post would wait for the morning."""
+    code = (
+        "from xbot_assets.config import load_settings\n"
+        "from xbot_assets.store.durable import DurableStore\n"
+        "store = DurableStore.from_settings(load_settings())\n"
+        "store.set_config('schedule', {'quiet_start_hour': 0, 'quiet_end_hour': 0}, actor='test')\n"
+        "store.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=dep.env(), cwd=deploy_local.ROOT,
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
 
 
 def _posting_step_on(instance: Any, pid: int) -> dict[str, Any] | None:
