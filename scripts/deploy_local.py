@@ -914,8 +914,9 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
     if not args.celery:
         return None
     if args.broker_db == args.redis_db:
+        other = DEFAULT_BROKER_DB if args.redis_db != DEFAULT_BROKER_DB else DEFAULT_BROKER_DB - 1
         return (f"--broker-db {args.broker_db} is also --redis-db: give the Celery broker a "
-                "Redis DB of its own (e.g. --broker-db 9)")  # fmt: skip
+                f"Redis DB of its own (e.g. --broker-db {other})")  # fmt: skip
     if args.broker_db < 0:
         return f"--broker-db {args.broker_db}: give a Redis DB number (0 or more)"
     return celery_missing()

@@ -52,8 +52,8 @@ def no_start(monkeypatch: pytest.MonkeyPatch) -> list[deploy_local.LocalDeployme
     ("argv", "says"),
     [
         (["--celery", "-1"], "--celery -1: give the number of Celery workers"),
-        (["--celery", "2", "--redis-db", "3", "--broker-db", "3"], "a Redis DB of its own"),
-        (["--celery", "1", "--broker-db", "9", "--redis-db", "9"], "--broker-db 9 is also"),
+        (["--celery", "2", "--redis-db", "3", "--broker-db", "3"], "own (e.g. --broker-db 9)"),
+        (["--celery", "1", "--broker-db", "9", "--redis-db", "9"], "own (e.g. --broker-db 8)"),
     ],
 )
 def test_bad_arguments_exit_2_with_what_to_do_before_anything_starts(
