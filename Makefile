@@ -74,7 +74,7 @@ bench: prepare ## the benchmarks (not part of make test); results in benchmarks/
 ui: prepare ## the Dagster UI on http://127.0.0.1:3000
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-deploy-local: prepare ## the whole deployment on this machine (daemon, webserver, sandbox, health; ARGS="--speed 144")
+deploy-local: prepare ## the whole deployment on this machine (daemon, webserver, sandbox, health; ARGS="--speed 144"; ARGS="--celery 2": on 2 Celery workers)
 	$(BIN)/python scripts/deploy_local.py $(ARGS)
 
 lab: install ## JupyterLab on http://127.0.0.1:8888 for the analyst notebooks (after make run)

@@ -94,11 +94,12 @@ def rehearsal_epoch(wall: datetime, speed: float, start_hour: int) -> datetime:
 
 
 @dataclass
-class CeleryDeployment(deploy_local.LocalDeployment):
-    """The local deployment's databases, Redis and sandbox, with Celery workers for runs."""
+class CeleryDeployment(deploy_local.CeleryLocalDeployment):
+    """The local deployment's databases, Redis and sandbox, with Celery workers for runs (their
+    start, wait and stop: :class:`deploy_local.CeleryLocalDeployment`)."""
 
     broker_db: int = 9
-    visibility_timeout: int = 30
+    visibility_timeout: int | None = 30
     account_run_max_s: int | None = None
     """ACCOUNT_RUN_MAX_SECONDS for every process (None: the setting's default)."""
     compile: bool = True
@@ -106,28 +107,14 @@ class CeleryDeployment(deploy_local.LocalDeployment):
     warehouse: bool = False
     """Build the warehouse and learning assets once (``first_build``), as a deployment whose
     main location's declarative automation is on needs."""
-    workers: dict[str, int] = field(default_factory=dict)
-    """Worker name -> pid of its celery process (the one that runs steps)."""
-    worker_pids: dict[int, str] = field(default_factory=dict)
-    """Every worker process started, restarts included: pid -> worker name."""
     runs_started: int = 0
     startup_cpu: dict[str, float] = field(default_factory=dict)
     """Worker name (and restarts) -> CPU seconds its celery process used to start (imports)."""
 
-    @property
-    def broker_url(self) -> str:
-        return f"redis://127.0.0.1:6379/{self.broker_db}"
-
     def env(self) -> dict[str, str]:
-        from xbot_assets.celery_definitions import BACKEND_ENV, BROKER_ENV
-
-        env: dict[str, str] = super().env()
-        env[BROKER_ENV] = self.broker_url
-        env[BACKEND_ENV] = self.broker_url
+        env: dict[str, str] = super().env()  # with the broker, the backend and PATH
         if self.account_run_max_s is not None:
             env["ACCOUNT_RUN_MAX_SECONDS"] = str(self.account_run_max_s)
-        # `dagster-celery worker start` runs `celery` from PATH
-        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         return env
 
     def prepare(self) -> None:
@@ -177,50 +164,10 @@ class CeleryDeployment(deploy_local.LocalDeployment):
             instance.dispose()
 
     # --- workers and runs ----------------------------------------------------------------------
-    def start_workers(self, *names: str) -> None:
-        """Start the workers and wait until each is ready."""
-        self.wait_workers(self.launch_workers(*names))
-
-    def launch_workers(self, *names: str) -> dict[str, tuple[Any, Path, int]]:
-        """``dagster-celery worker start`` for each name (solo pool: a step runs in the worker's
-        own process, one at a time), all at once, without waiting for them."""
-        from xbot_assets.celery_definitions import worker_config
-
-        config = self.folder / "celery_worker.yaml"
-        config.write_text(
-            yaml.safe_dump(worker_config(self.broker_url, self.broker_url, self.visibility_timeout))
-        )
-        started = {}
-        for name in names:
-            log = self.folder / "logs" / f"{name}.log"
-            offset = log.stat().st_size if log.exists() else 0
-            proc = self.start(name, [
-                str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
-                "-y", str(config), "-n", name, "-i", LOCATION, "-l", "INFO",
-                "--", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
-            ])  # fmt: skip
-            started[name] = (proc, log, offset)
-        return started
-
-    def wait_workers(self, started: dict[str, tuple[Any, Path, int]]) -> None:
-        for name, (proc, log, offset) in started.items():
-            self._wait_ready(name, proc, log, offset)
-
-    def _wait_ready(self, name: str, proc: Any, log: Path, offset: int) -> None:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited ({proc.returncode}): {self.tail(name)}")
-            text = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
-            if " ready." in text:
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start: {self.tail(name)}")
-            time.sleep(0.5)
-        self.workers[name] = _celery_child(proc.pid)
-        self.worker_pids[self.workers[name]] = name
+    def worker_ready(self, name: str, pid: int) -> None:
+        """Record the CPU seconds the worker's celery process used to start (imports)."""
         label = name if name not in self.startup_cpu else f"{name} (restarted)"
-        self.startup_cpu[label] = round(deployment.process_cpu(self.workers[name]) or 0.0, 1)
+        self.startup_cpu[label] = round(deployment.process_cpu(pid) or 0.0, 1)
 
     def execute(self, job: str, handle: str, config: dict[str, Any] | None = None) -> Any:
         """Start ``dagster job execute`` of ``job`` for ``handle``'s partition (the run's
@@ -252,17 +199,6 @@ class CeleryDeployment(deploy_local.LocalDeployment):
 
         state = httpx.get(f"{self.url('sandbox')}/__sandbox/faults", timeout=30).json()
         return dict(state["active"])
-
-    def close(self) -> None:
-        super().close()
-        with contextlib.suppress(Exception):
-            import redis
-
-            client = redis.Redis(port=6379, db=self.broker_db)
-            for pattern in ("_kombu.*", "unacked*", "dagster*", "celery-task-meta-*"):
-                for key in client.scan_iter(match=pattern, count=500):
-                    client.delete(key)
-            client.close()
 
 
 def _celery_child(wrapper_pid: int) -> int:

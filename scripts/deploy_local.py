@@ -20,7 +20,17 @@ SIGTERM or `--duration` seconds. On exit it stops every process it started (SIGT
 group, SIGKILL after a grace period), drops its databases and deletes its Redis keys, unless
 `--keep`. `--speed K` runs every process on the rehearsal clock (CLOCK_SPEED=K from now).
 
-The class :class:`LocalDeployment` is what the rehearsal benchmark drives.
+`--celery N` (:class:`CeleryLocalDeployment`) runs the same deployment over
+`workspace.celery.yaml` with N Celery workers (`dagster-celery worker start`, logs in
+`logs/worker_<i>.log`) on the Redis DB `--broker-db` (default 9, not `--redis-db`'s) as broker
+and result backend: the Celery location's account jobs run each step on a worker. The
+automation follows :func:`automation_plan` for both locations; the workers stop with the rest
+and the broker DB is emptied. Bad input (a negative N, the broker on the store's Redis DB,
+dagster-celery not installed) exits 2 before anything starts.
+
+The class :class:`LocalDeployment` is what the rehearsal benchmark drives;
+:class:`CeleryLocalDeployment` is what the Celery rehearsal (``benchmarks/celery_rehearsal.py``)
+builds on.
 """
 
 from __future__ import annotations
@@ -649,10 +659,196 @@ class LocalDeployment:
         return pids
 
 
+CELERY_WORKSPACE = "workspace.celery.yaml"
+"""The workspace that loads the main location and the Celery one (``xbot_celery``)."""
+CELERY_MODULE = "xbot_assets.celery_definitions"
+"""The Celery location's module: the workers import it once at start (``-i``)."""
+DEFAULT_BROKER_DB = 9
+"""The Redis DB of the Celery broker and result backend (``--broker-db``)."""
+CELERY_KEYS = ("_kombu.*", "unacked*", "dagster*", "celery-task-meta-*")
+"""What Celery and dagster-celery leave in the broker DB, deleted on exit."""
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of ``pid`` (from /proc), lowest pid first."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:  # the fields after the command's closing parenthesis: state, ppid, ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(entry.name))
+    return sorted(out)
+
+
+def celery_missing() -> str | None:
+    """What keeps Celery mode from starting on this machine (None: nothing)."""
+    import importlib.util
+
+    if importlib.util.find_spec("dagster_celery") is None:
+        return ("dagster-celery is not installed: run `make install` (it syncs the 'celery' "
+                "dependency group) or `uv sync --group celery`")  # fmt: skip
+    for tool in ("dagster-celery", "celery"):
+        if not (BIN / tool).exists():
+            return (f"{BIN / tool} is missing: run `make install` (it syncs the 'celery' "
+                    "dependency group) and start deploy-local from that environment")  # fmt: skip
+    return None
+
+
+@dataclass
+class CeleryLocalDeployment(LocalDeployment):
+    """The local deployment over ``workspace.celery.yaml`` with Celery workers on this machine.
+
+    Each worker is ``dagster-celery worker start`` (the solo pool: a step runs in the worker's
+    own process, one at a time; the Celery location imported once at start) on a Redis DB of its
+    own as broker and result backend (``broker_db``), with the deployment's environment. The
+    Celery rehearsal (``benchmarks/celery_rehearsal.py``) starts, waits for and restarts its
+    workers through the same methods."""
+
+    worker_count: int = 1
+    """How many workers :meth:`start_all` starts (``worker_1``, ``worker_2``, ...)."""
+    broker_db: int = DEFAULT_BROKER_DB
+    visibility_timeout: int | None = None
+    """Seconds before another worker takes over an unacknowledged step (None: the location's
+    ``VISIBILITY_TIMEOUT_S``)."""
+    workspace: str = CELERY_WORKSPACE
+    workers: dict[str, int] = field(default_factory=dict)
+    """Worker name -> pid of its celery process (the one that runs steps)."""
+    worker_pids: dict[int, str] = field(default_factory=dict)
+    """Every worker process started, restarts included: pid -> worker name."""
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://127.0.0.1:6379/{self.broker_db}"
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [f"worker_{i}" for i in range(1, self.worker_count + 1)]
+
+    def env(self) -> dict[str, str]:
+        from xbot_assets.celery_definitions import BACKEND_ENV, BROKER_ENV
+
+        env = super().env()
+        env[BROKER_ENV] = self.broker_url
+        env[BACKEND_ENV] = self.broker_url
+        # `dagster-celery worker start` runs `celery` from PATH
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def connection_budget(self) -> Any:
+        """:meth:`LocalDeployment.connection_budget` with the workers, and a code server per
+        location of the workspace in each of the daemon and the webserver."""
+        import dataclasses
+
+        locations = len(workspace_locations(ROOT / self.workspace))
+        return dataclasses.replace(
+            super().connection_budget(), code_servers=2 * locations,
+            celery_workers=self.worker_count,
+        )  # fmt: skip
+
+    def start_all(self) -> None:
+        """The workers (they import the location while the rest starts), every other process
+        and the automation, then wait until each worker is ready."""
+        launched = self.launch_workers(*self.worker_names)
+        super().start_all()
+        self.wait_workers(launched)
+
+    def write_worker_config(self) -> Path:
+        """The workers' YAML (``dagster-celery worker start -y``): broker, backend, settings."""
+        import yaml
+
+        from xbot_assets.celery_definitions import VISIBILITY_TIMEOUT_S, worker_config
+
+        timeout = self.visibility_timeout
+        config = self.folder / "celery_worker.yaml"
+        config.write_text(yaml.safe_dump(worker_config(
+            self.broker_url, self.broker_url, VISIBILITY_TIMEOUT_S if timeout is None else timeout
+        )))  # fmt: skip
+        return config
+
+    def worker_argv(self, name: str, config: Path) -> list[str]:
+        """``dagster-celery worker start`` of worker ``name`` (the solo pool, one task at a time,
+        no gossip or mingle: nothing to wait for at start)."""
+        return [
+            str(BIN / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app",
+            "-y", str(config), "-n", name, "-i", CELERY_MODULE, "-l", "INFO",
+            "--", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+
+    def start_workers(self, *names: str) -> None:
+        """Start the workers and wait until each is ready."""
+        self.wait_workers(self.launch_workers(*names))
+
+    def launch_workers(self, *names: str) -> dict[str, tuple[Any, Path, int]]:
+        """Start a worker for each name, all at once, without waiting for them; what
+        :meth:`wait_workers` waits on (a restarted worker's log is read from its new end)."""
+        config = self.write_worker_config()
+        started = {}
+        for name in names:
+            log = self.folder / "logs" / f"{name}.log"
+            offset = log.stat().st_size if log.exists() else 0
+            started[name] = (self.start(name, self.worker_argv(name, config)), log, offset)
+        return started
+
+    def wait_workers(self, started: dict[str, tuple[Any, Path, int]]) -> None:
+        for name, (proc, log, offset) in started.items():
+            self._wait_ready(name, proc, log, offset)
+
+    def _wait_ready(self, name: str, proc: Any, log: Path, offset: int) -> None:
+        deadline = time.monotonic() + 600
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}): {self.tail(name)}")
+            text = log.read_bytes()[offset:].decode(errors="replace") if log.exists() else ""
+            if " ready." in text:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start: {self.tail(name)}")
+            time.sleep(0.5)
+        self.workers[name] = _celery_process(proc.pid)
+        self.worker_pids[self.workers[name]] = name
+        self.worker_ready(name, self.workers[name])
+
+    def worker_ready(self, name: str, pid: int) -> None:
+        """Called once worker ``name``'s celery process (``pid``) is ready (a hook)."""
+
+    def close(self) -> None:
+        """Everything :meth:`LocalDeployment.close` stops and drops (the workers among the
+        processes), then what Celery left in the broker DB."""
+        super().close()
+        with contextlib.suppress(Exception):
+            import redis
+
+            client = redis.Redis(port=6379, db=self.broker_db)
+            for pattern in CELERY_KEYS:
+                for key in client.scan_iter(match=pattern, count=500):
+                    client.delete(key)
+            client.close()
+
+
+def _celery_process(wrapper_pid: int) -> int:
+    """The celery process ``dagster-celery worker start`` runs (its child)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = child_pids(wrapper_pid)
+        if children:
+            return children[0]
+        time.sleep(0.2)
+    raise RuntimeError(f"no celery process under {wrapper_pid}")
+
+
 @contextlib.contextmanager
-def deployment(**kwargs: Any) -> Iterator[LocalDeployment]:
-    """A prepared and started deployment, stopped and cleaned up on exit (even on errors)."""
-    dep = LocalDeployment(**kwargs)
+def deployment(celery: int = 0, **kwargs: Any) -> Iterator[LocalDeployment]:
+    """A prepared and started deployment, stopped and cleaned up on exit (even on errors);
+    with ``celery`` workers, a :class:`CeleryLocalDeployment` (``broker_db`` among ``kwargs``)."""
+    dep = (
+        CeleryLocalDeployment(worker_count=celery, **kwargs)
+        if celery
+        else LocalDeployment(**kwargs)
+    )
     try:
         dep.prepare()
         dep.start_all()
@@ -683,7 +879,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep databases and Redis keys")
     parser.add_argument("--with-rebuild-sensor", action="store_true",
                         help="also start learning_rebuild_sensor")  # fmt: skip
+    parser.add_argument("--celery", type=int, default=0, metavar="N",
+                        help="run the account jobs on N Celery workers, over "
+                        f"{CELERY_WORKSPACE} (default 0: no Celery)")  # fmt: skip
+    parser.add_argument("--broker-db", type=int, default=DEFAULT_BROKER_DB,
+                        help="with --celery: the Redis DB of the Celery broker and result "
+                        f"backend, not --redis-db's (default {DEFAULT_BROKER_DB})")  # fmt: skip
     args = parser.parse_args(argv)
+    problem = bad_arguments(args)
+    if problem:
+        print(f"deploy-local: {problem}", file=sys.stderr)
+        return 2
     ports = {k: v for k, v in (("webserver", args.webserver_port), ("health", args.health_port),
                                ("sandbox", args.sandbox_port)) if v}  # fmt: skip
 
@@ -700,15 +906,40 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def bad_arguments(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, said as what to do (None: nothing), checked before
+    anything starts."""
+    if args.celery < 0:
+        return f"--celery {args.celery}: give the number of Celery workers, 1 or more (0: none)"
+    if not args.celery:
+        return None
+    if args.broker_db == args.redis_db:
+        other = DEFAULT_BROKER_DB if args.redis_db != DEFAULT_BROKER_DB else DEFAULT_BROKER_DB - 1
+        return (f"--broker-db {args.broker_db} is also --redis-db: give the Celery broker a "
+                f"Redis DB of its own (e.g. --broker-db {other})")  # fmt: skip
+    if args.broker_db < 0:
+        return f"--broker-db {args.broker_db}: give a Redis DB number (0 or more)"
+    return celery_missing()
+
+
 def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> int:
+    celery = {"celery": args.celery, "broker_db": args.broker_db} if args.celery else {}
     with deployment(folder=args.folder, speed=args.speed,
                     redis_db=args.redis_db, keep=args.keep, ports=ports, accounts=args.accounts,
                     audience_jitter=args.audience_jitter, pg_port=args.pg_port,
-                    with_rebuild_sensor=args.with_rebuild_sensor) as dep:  # fmt: skip
-        print(json.dumps({"ready": True, "name": dep.name, "ports": dep.ports,
-                          "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,
-                          "ui": dep.url("webserver"), "health": f"{dep.url('health')}/readyz",
-                          "logs": str(dep.folder / "logs")}), flush=True)  # fmt: skip
+                    with_rebuild_sensor=args.with_rebuild_sensor, **celery) as dep:  # fmt: skip
+        ready: dict[str, Any] = {
+            "ready": True, "name": dep.name, "ports": dep.ports,
+            "clock_epoch": dep.epoch.isoformat() if dep.epoch else None,
+            "ui": dep.url("webserver"), "health": f"{dep.url('health')}/readyz",
+            "logs": str(dep.folder / "logs"),
+        }  # fmt: skip
+        if isinstance(dep, CeleryLocalDeployment):
+            ready.update(workspace=dep.workspace, broker=dep.broker_url, workers={
+                name: {"pid": pid, "log": str(dep.folder / "logs" / f"{name}.log")}
+                for name, pid in dep.workers.items()
+            })  # fmt: skip
+        print(json.dumps(ready), flush=True)
         while True:
             if args.duration is not None and time.monotonic() - started > args.duration:
                 break

@@ -11,7 +11,8 @@ run. Postgres refuses a connection past ``max_connections`` (less the superuser 
   most one per daemon thread;
 * each code server and the health server: one store engine (``DB_POOL_SIZE`` +
   ``DB_POOL_MAX_OVERFLOW``) and a storage connection;
-* each run (at most dagster.yaml's ``max_concurrent_runs`` at once): the same.
+* each run (at most dagster.yaml's ``max_concurrent_runs`` at once): the same;
+* each Celery worker, when the account jobs run on Celery: the same.
 
 docs/deployment.md ("Connection budget") states the formula with the shipped values.
 """
@@ -46,6 +47,9 @@ class ConnectionBudget:
     """The daemon's and the webserver's code servers (each loads the code location)."""
     headroom: int = 5
     """An operator's psql, a migration, a one-off `xbot` command."""
+    celery_workers: int = 0
+    """Celery workers (``deploy_local.py --celery N``): each runs steps in its own process,
+    with one store engine and a storage connection."""
 
     @property
     def per_process(self) -> int:
@@ -61,7 +65,8 @@ class ConnectionBudget:
             "health_server": self.per_process,
             "runs": self.max_concurrent_runs * self.per_process,
             "headroom": self.headroom,
-        }
+        } | ({"celery_workers": self.celery_workers * self.per_process}
+             if self.celery_workers else {})  # fmt: skip
 
     def total(self) -> int:
         """Connections the deployment may hold at once."""
@@ -71,10 +76,11 @@ class ConnectionBudget:
         """Raise ValueError when the budget does not fit the server's max_connections."""
         usable = max_connections - SUPERUSER_RESERVED
         if self.total() > usable:
+            fewer = ", start fewer Celery workers" if self.celery_workers else ""
             raise ValueError(
                 f"the deployment may hold {self.total()} Postgres connections "
                 f"({', '.join(f'{k} {v}' for k, v in self.by_process().items())}) but the "
                 f"server allows {usable} (max_connections {max_connections} less "
                 f"{SUPERUSER_RESERVED} reserved): lower DB_POOL_SIZE/DB_POOL_MAX_OVERFLOW or "
-                "max_concurrent_runs, or raise the server's max_connections"
+                f"max_concurrent_runs{fewer}, or raise the server's max_connections"
             )
