@@ -1200,10 +1200,10 @@ def rehearse_daemon(
             sampler.sample()
             runs = daemon_runs(instance, dep.worker_pids, launched_after)
             retried = posting_outcomes(instance, killed["run_id"]) if killed else []
+            ended_kill = daemon_killed or server_killed
             daemon_kill_figures = (
-                _daemon_kill_figures(instance, daemon_killed or server_killed, restarted_at,
-                                     launched_after)
-                if daemon_killed or server_killed else {}
+                _daemon_kill_figures(instance, ended_kill, restarted_at, launched_after)
+                if ended_kill else {}
             )  # fmt: skip
             if refill_kill and daemon_killed:
                 refill_figures = _refill_kill_figures(instance, daemon_killed, restarted_at)
