@@ -1182,6 +1182,10 @@ def rehearse_daemon(
             wait_for(lambda: posted_rows(dep) >= accounts * max(1, seeded)
                      and unfinished_runs(instance, "post_job") == 0,
                      run_timeout, "every seeded post to be posted")  # fmt: skip
+            if refill_kill:  # every account's refill, lost ones too, until a post of each
+                wait_for(lambda: set(posted_by_account(dep)) >= set(dep.handles)
+                         and unfinished_runs(instance, "post_job") == 0,
+                         run_timeout, "a post of every account")  # fmt: skip
             mark("seeded_posts_done_s")
             if settle_s:
                 time.sleep(settle_s)
@@ -1323,6 +1327,22 @@ def ticks_after_kill(instance: Any, killed: dict[str, Any]) -> list[dict[str, An
     ]
 
 
+def posted_by_account(dep: CeleryDeployment) -> dict[str, int]:
+    """Posted rows by account handle."""
+    from sqlalchemy import text
+
+    engine = store_engine(dep)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("select a.handle, count(*) from tweets t join accounts a "
+                     "on a.id = t.account_id where t.status = 'posted' group by a.handle")
+            ).all()  # fmt: skip
+    finally:
+        engine.dispose()
+    return {str(handle): int(n) for handle, n in rows}
+
+
 def _refill_kill_figures(
     instance: Any, killed: dict[str, Any], restarted_at: float
 ) -> dict[str, Any]:
@@ -1334,6 +1354,13 @@ def _refill_kill_figures(
         dg.RunsFilter(job_name="refill_candidates_job",
                       tags={"dagster/partition": killed["account"]}),
     )  # fmt: skip
+    every = instance.get_run_records(dg.RunsFilter(job_name="refill_candidates_job"))
+    first_posts: dict[str, float] = {}
+    for r in instance.get_run_records(dg.RunsFilter(job_name="post_job")):
+        handle = r.dagster_run.tags.get("dagster/partition")
+        if r.dagster_run.status.value == "SUCCESS" and r.start_time and handle:
+            at = round(r.start_time - killed["at"], 1)
+            first_posts[handle] = min(first_posts.get(handle, at), at)
     runs = [
         {"run_id": r.dagster_run.run_id, "run_key": r.dagster_run.tags.get("dagster/run_key"),
          "status": r.dagster_run.status.value,
@@ -1346,6 +1373,20 @@ def _refill_kill_figures(
         dg.RunsFilter(job_name="post_job", tags={"dagster/partition": killed["account"]}),
     )  # fmt: skip
     return {
+        "refill_runs_every_account": [
+            {
+                "account": r.dagster_run.tags.get("dagster/partition"),
+                "run_key": r.dagster_run.tags.get("dagster/run_key"),
+                "status": r.dagster_run.status.value,
+                "created_s_after_kill": round(r.create_timestamp.timestamp() - killed["at"], 1),
+                "started_s_after_kill": round(r.start_time - killed["at"], 1)
+                if r.start_time
+                else None,
+                "ended_s_after_kill": round(r.end_time - killed["at"], 1) if r.end_time else None,
+            }
+            for r in reversed(every)
+        ],
+        "first_post_run_started_s_after_kill_by_account": dict(sorted(first_posts.items())),
         "post_runs_of_the_account": [
             {
                 "run_id": r.dagster_run.run_id,
