@@ -69,6 +69,8 @@ RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
 DAEMON_RESULTS = ROOT / "benchmarks/results/celery_daemon_rehearsal.json"
 DAEMON_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_kill_rehearsal.json"
 DAEMON_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_group_kill_rehearsal.json"
+CODE_SERVER_KILL_RESULTS = ROOT / "benchmarks/results/celery_code_server_kill_rehearsal.json"
+REFILL_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_refill_group_kill_rehearsal.json"
 CELERY_WORKSPACE = "workspace.celery.yaml"
 MAIN_LOCATION = "xbot"
 BIN = Path(sys.executable).parent
@@ -308,13 +310,16 @@ def kill_inside_posting(
     posts_before: int = 0,
     daemon: bool = False,
     daemon_group: bool = False,
+    code_server: bool = False,
 ) -> dict[str, Any]:
     """Wait until the sandbox has created the post of ``handle``'s post run and holds its answer
     (the ``slow_response`` fault consumed), then SIGKILL the worker whose pid started the posting
     step: the post exists, the worker never learns it. ``handle=None``: the account whose post
     the fault holds, the first the sandbox created after ``posts_before`` posts (several
     accounts' post runs may be posting at once). ``daemon``: SIGKILL the daemon instead (its pid
-    alone, :meth:`LocalDeployment.kill_daemon`), the worker left to finish the step."""
+    alone, :meth:`LocalDeployment.kill_daemon`), the worker left to finish the step.
+    ``code_server``: SIGKILL the code server that launched the run (the coordinator's parent,
+    the Celery location's), the daemon and the worker left alone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if handle is None:
@@ -339,8 +344,11 @@ def kill_inside_posting(
             if starts and starts[-1]["pid"] in dep.workers.values():
                 pid = starts[-1]["pid"]
                 name = next(n for n, p in dep.workers.items() if p == pid)
-                if daemon:
-                    figures = kill_the_daemon(dep, instance, run.run_id, daemon_group)
+                if daemon or code_server:
+                    figures = (
+                        kill_the_code_server(dep, instance, run.run_id) if code_server
+                        else kill_the_daemon(dep, instance, run.run_id, daemon_group)
+                    )  # fmt: skip
                     return {"run_id": run.run_id, "account": handle, "worker": name,
                             "step_pid": pid, **figures}  # fmt: skip
                 os.kill(pid, signal.SIGKILL)
@@ -376,6 +384,127 @@ def kill_the_daemon(
         "code_servers_alive_1s_after": [p for p in servers if alive(p)],
         "coordinator_alive_1s_after": coordinator is not None and alive(coordinator),
     }
+
+
+def cmdline(pid: int) -> list[str]:
+    """The process's argv (empty once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def code_server_location(pid: int) -> str | None:
+    """The code location a ``dagster api grpc`` process serves (its ``--location-name``)."""
+    argv = cmdline(pid)
+    if "grpc" not in argv or "--location-name" not in argv:
+        return None
+    return argv[argv.index("--location-name") + 1]
+
+
+def code_servers(daemon_pid: int) -> dict[int, str]:
+    """The daemon's code servers (its children): pid -> location."""
+    return {
+        pid: location for pid in children_of(daemon_pid)
+        if (location := code_server_location(pid)) is not None
+    }  # fmt: skip
+
+
+def kill_the_code_server(dep: CeleryDeployment, instance: Any, run_id: str) -> dict[str, Any]:
+    """SIGKILL the code servers of the location that launched ``run_id``: the one that launched
+    it (the parent of its coordinator, a ``dagster api grpc`` child of the daemon) and any newer
+    one of the same location (the daemon starts a fresh server per location every 60 s, and an
+    old one lives on while a run it launched is in flight), so no server of the location is
+    left. The daemon, the other location's servers, the coordinator and the workers are not
+    signalled. Records who was alive before and after."""
+    daemon = dep.procs["daemon"].pid
+    coordinator = _run_start_pid(instance, run_id)
+    if coordinator is None:
+        raise RuntimeError(f"run {run_id} has no RUN_START event: no coordinator to find")
+    stat = _stat(coordinator)
+    server = int(stat[1]) if stat else -1
+    before = code_servers(daemon)
+    if server not in before:
+        raise RuntimeError(
+            f"the coordinator {coordinator} of run {run_id} is not a child of one of the "
+            f"daemon's code servers {before} (its parent: {server})"
+        )
+    location = before[server]
+    victims = sorted(p for p, loc in before.items() if loc == location)
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    at = time.time()
+    time.sleep(1)
+    coordinator_parent = _stat(coordinator)
+    return {
+        "pid": server,
+        "killed_pids": victims,
+        "location": location,
+        "at": at,
+        "daemon_pid": daemon,
+        "code_servers_before": {str(p): loc for p, loc in before.items()},
+        "coordinator_pid": coordinator,
+        "coordinator_alive_1s_after": alive(coordinator),
+        "coordinator_parent_1s_after": int(coordinator_parent[1]) if coordinator_parent else None,
+        "daemon_alive_1s_after": alive(daemon),
+        "other_code_servers_alive_1s_after": [p for p in before if p not in victims and alive(p)],
+    }
+
+
+def kill_inside_refill(
+    dep: CeleryDeployment, instance: Any, after: float, timeout: float
+) -> dict[str, Any]:
+    """Wait until a ``refill_candidates_job`` run's step has started on a worker (its
+    STEP_START from a worker's pid), then SIGKILL the daemon's process group (its code servers
+    and the run's coordinator with it); the worker is not signalled. Records the account's
+    queued posts at the kill."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = instance.get_run_records(dg.RunsFilter(job_name="refill_candidates_job"))
+        for record in records:
+            run = record.dagster_run
+            if record.create_timestamp.timestamp() < after:
+                continue
+            if run.is_finished:
+                raise RuntimeError(
+                    f"refill run {run.run_id} ended before the kill ({run.status.value})"
+                )
+            starts = [
+                a for a in step_attempts(instance, run.run_id, dep.worker_pids)
+                if a["event"] == "STEP_START" and a["pid"] in dep.workers.values()
+            ]  # fmt: skip
+            if starts:
+                handle = run.tags.get("dagster/partition")
+                queued = sum(1 for p in due_posts(dep) if p["handle"] == handle)
+                figures = kill_the_daemon(dep, instance, run.run_id, group=True)
+                return {"run_id": run.run_id, "account": handle, "worker": starts[-1]["worker"],
+                        "step_pid": starts[-1]["pid"], "step": starts[-1]["step"],
+                        "run_key": run.tags.get("dagster/run_key"),
+                        "queued_posts_at_kill": queued, **figures}  # fmt: skip
+        time.sleep(0.2)
+    raise RuntimeError("no refill run's step started on a worker in time")
+
+
+def sensor_ticks(instance: Any, location: str, name: str, after: float) -> list[dict[str, Any]]:
+    """The ticks of sensor ``name`` of ``location`` since ``after`` (epoch seconds), oldest
+    first: time, status, runs requested, the error's first line."""
+    for state in instance.all_instigator_state():
+        origin = state.origin
+        if state.name != name:
+            continue
+        if origin.repository_origin.code_location_origin.location_name != location:
+            continue
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
+        return [
+            {"at": round(t.timestamp, 1), "status": t.status.value,
+             "runs": len(t.run_ids),
+             "error": t.error.message.strip().splitlines()[0][:200] if t.error else None}
+            for t in sorted(ticks, key=lambda t: t.timestamp)
+        ]  # fmt: skip
+    return []
 
 
 def children_of(pid: int) -> list[int]:
@@ -821,6 +950,8 @@ def rehearse_daemon(
     kill: bool = True,
     kill_daemon: bool = False,
     daemon_group: bool = False,
+    kill_code_server: bool = False,
+    kill_during: str = "post",
     account_run_max_s: int | None = None,
     only: set[str] | None = None,
     warehouse: bool = False,
@@ -842,9 +973,27 @@ def rehearse_daemon(
     ``daemon_group``: SIGKILL the daemon's process group (its code servers too): the run's
     coordinator dies, the run stays STARTED until run monitoring fails it past its time limit
     (``account_run_max_s``, ACCOUNT_RUN_MAX_SECONDS), and only then is the account's second
-    post launched."""
-    if kill and kill_daemon:
-        raise ValueError("kill (a worker) or kill_daemon, not both")
+    post launched.
+
+    ``kill_code_server`` (instead of ``kill``): the Celery location's code server that launched
+    the first post run (its coordinator's parent) is SIGKILLed alone inside the posting step, the
+    daemon left running; a second due post is seeded at once. Records whether the coordinator
+    lives on and the run ends, when the daemon starts another code server for the location, the
+    posting sensor's ticks after the kill, and the next post's runs.
+
+    ``kill_during="refill"`` (with ``kill_daemon`` and ``daemon_group``): no post is seeded; the
+    daemon's process group is SIGKILLed once the Celery location's ``candidate_refill_sensor``'s
+    first ``refill_candidates_job`` run has its step on a worker, the daemon restarted 3 s
+    later; the rehearsal then waits for the refill's posts to go out (``only`` must include
+    ``candidate_refill_sensor``). Records the refill runs (keys, statuses) and the account's
+    queue before and after."""
+    if kill + kill_daemon + kill_code_server > 1:
+        raise ValueError("one of kill (a worker), kill_daemon, kill_code_server")
+    if kill_during not in ("post", "refill"):
+        raise ValueError(f"kill_during is 'post' or 'refill', not {kill_during!r}")
+    refill_kill = kill_during == "refill"
+    if refill_kill and not (kill_daemon and daemon_group):
+        raise ValueError("kill_during='refill' rehearses the daemon's process group killed")
     load_before = os.getloadavg()
     if count_all_cpu:
         deployment.become_subreaper()
@@ -860,7 +1009,10 @@ def rehearse_daemon(
     t0 = time.monotonic()
     killed: dict[str, Any] | None = None
     daemon_killed: dict[str, Any] | None = None
+    server_killed: dict[str, Any] | None = None
     restarted_at = 0.0
+    code_server_figures: dict[str, Any] = {}
+    refill_figures: dict[str, Any] = {}
 
     def mark(name: str) -> None:
         timings[name] = round(time.monotonic() - t0, 1)
@@ -871,9 +1023,10 @@ def rehearse_daemon(
         sampler.start()
         launched_workers = dep.launch_workers(*WORKERS)  # they import while the rest starts
         dep.start_sandbox()  # the accounts on the sandbox and in the store (no partition yet)
-        seed_due_posts(dep)
+        if not refill_kill:  # else the refill sensor fills the queue
+            seed_due_posts(dep)
         posts_before = len(journal_posts(dep))
-        if kill or kill_daemon:
+        if (kill or kill_daemon or kill_code_server) and not refill_kill:
             dep.set_fault({"name": "slow_response", "match": "create_tweet", "count": 1,
                            "seconds": post_delay})  # fmt: skip
         mark("sandbox_ready_s")
@@ -899,7 +1052,41 @@ def rehearse_daemon(
                 dep.stop(dead, signal.SIGKILL, grace=5)
                 dep.start_workers(dead)
                 events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
-            if kill_daemon:
+            if kill_code_server:
+                server_killed = kill_inside_posting(
+                    dep, instance, None, launched_after, run_timeout, posts_before,
+                    code_server=True,
+                )  # fmt: skip
+                events.append({"event": "code server SIGKILL inside the posting step",
+                               **server_killed})  # fmt: skip
+                mark("code_server_killed_s")
+                restarted_at = server_killed["at"]
+                seed_due_posts(dep, "restart the code server, post once")  # due at once
+                code_server_figures = after_code_server_kill(
+                    dep, instance, server_killed, run_timeout
+                )
+                events.append({"event": "after the code server's kill", **code_server_figures})
+                mark("killed_run_done_s")
+            if refill_kill:
+                daemon_killed = kill_inside_refill(dep, instance, launched_after, run_timeout)
+                events.append({"event": "daemon group SIGKILL inside the refill step",
+                               **daemon_killed})  # fmt: skip
+                mark("daemon_killed_s")
+                time.sleep(3)
+                dep.start_daemon()
+                restarted_at = time.time()
+                events.append({"event": "daemon restarted", "pid": dep.procs["daemon"].pid})
+                killed_id = daemon_killed["run_id"]
+                ended = _wait_ended(instance, killed_id, run_timeout)
+                mark("killed_run_done_s")
+                events.append({
+                    "event": "the refill run ended" if ended else "the run did not end",
+                    "status": instance.get_run_by_id(killed_id).status.value,
+                    "queued_posts_of_the_account": sum(
+                        1 for p in due_posts(dep) if p["handle"] == daemon_killed["account"]
+                    ),
+                })  # fmt: skip
+            if kill_daemon and not refill_kill:
                 daemon_killed = kill_inside_posting(
                     dep, instance, None, launched_after, run_timeout, posts_before,
                     daemon=True, daemon_group=daemon_group,
@@ -927,9 +1114,14 @@ def rehearse_daemon(
                 })  # fmt: skip
                 if not daemon_group:  # a second due post each, for the restarted daemon
                     seed_due_posts(dep, "restart the daemon, post once")
-            wait_for(lambda: posted_rows(dep) >= accounts * (2 if kill_daemon else 1)
+            seeded = 0 if refill_kill else 2 if kill_daemon or kill_code_server else 1
+            wait_for(lambda: posted_rows(dep) >= accounts * max(1, seeded)
                      and unfinished_runs(instance, "post_job") == 0,
                      run_timeout, "every seeded post to be posted")  # fmt: skip
+            if refill_kill:  # every account's refill, lost ones too, until a post of each
+                wait_for(lambda: set(posted_by_account(dep)) >= set(dep.handles)
+                         and unfinished_runs(instance, "post_job") == 0,
+                         run_timeout, "a post of every account")  # fmt: skip
             mark("seeded_posts_done_s")
             if settle_s:
                 time.sleep(settle_s)
@@ -948,10 +1140,17 @@ def rehearse_daemon(
             sampler.sample()
             runs = daemon_runs(instance, dep.worker_pids, launched_after)
             retried = posting_outcomes(instance, killed["run_id"]) if killed else []
+            ended_kill = daemon_killed or server_killed
             daemon_kill_figures = (
-                _daemon_kill_figures(instance, daemon_killed, restarted_at, launched_after)
-                if daemon_killed else {}
+                _daemon_kill_figures(instance, ended_kill, restarted_at, launched_after)
+                if ended_kill else {}
             )  # fmt: skip
+            if refill_kill and daemon_killed:
+                refill_figures = _refill_kill_figures(instance, daemon_killed, restarted_at)
+            if server_killed or refill_kill:
+                code_server_figures["posting_sensor_ticks_after_kill"] = ticks_after_kill(
+                    instance, server_killed or daemon_killed or {}
+                )
         result = posts_check(dep)
         # still queued though due well before the sensors stopped (three posting ticks)
         overdue = stopped_at - timedelta(seconds=30 * speed)
@@ -974,8 +1173,11 @@ def rehearse_daemon(
         "accounts": accounts,
         "speed": speed,
         "visibility_timeout_s": visibility_timeout,
-        "sandbox_post_delay_s": post_delay if kill or kill_daemon else None,
+        "sandbox_post_delay_s": post_delay
+        if (kill or kill_daemon or kill_code_server) and not refill_kill else None,
         "daemon_kill": ("process group" if daemon_group else "pid") if kill_daemon else None,
+        "code_server_kill": kill_code_server,
+        "kill_during": kill_during,
         "account_run_max_seconds": account_run_max_s,
         "events": events,
         "instigator_states": states,
@@ -983,8 +1185,10 @@ def rehearse_daemon(
             name: states.get(MAIN_LOCATION, {}).get(name, "STOPPED (default, never started)")
             for name in sorted(off_in_main_location())
         },
-        **_daemon_figures(runs, dep.worker_pids, killed or daemon_killed, health),
+        **_daemon_figures(runs, dep.worker_pids, killed or daemon_killed or server_killed, health),
         **daemon_kill_figures,
+        **code_server_figures,
+        **refill_figures,
         "retried_step_outcomes": retried,
         "reconciled_by_retry": {
             k: len(v) for o in retried for k, v in o["reconcile"].items() if v
@@ -1014,6 +1218,127 @@ def _wait_ended(instance: Any, run_id: str, timeout: float) -> bool:
             return True
         time.sleep(1)
     return False
+
+
+def after_code_server_kill(
+    dep: CeleryDeployment, instance: Any, killed: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """After a code server's SIGKILL: when the daemon started another one for its location
+    (pid, seconds after the kill), whether and how the killed run ended and whether its
+    coordinator outlived its server, the posting sensor's ticks since the kill."""
+    daemon, location = killed["daemon_pid"], killed["location"]
+    deadline = time.monotonic() + timeout
+    respawned: tuple[int, float] | None = None
+    ended_at: float | None = None
+    coordinator_seen_alive_s = 0.0
+    while time.monotonic() < deadline and (respawned is None or ended_at is None):
+        now = time.time()
+        if respawned is None:
+            new = [p for p, loc in code_servers(daemon).items()
+                   if loc == location and str(p) not in killed["code_servers_before"]]  # fmt: skip
+            if new:
+                respawned = (new[0], round(now - killed["at"], 1))
+        if alive(killed["coordinator_pid"]):
+            coordinator_seen_alive_s = round(now - killed["at"], 1)
+        if ended_at is None and instance.get_run_by_id(killed["run_id"]).is_finished:
+            ended_at = now
+        time.sleep(0.5)
+    run = instance.get_run_by_id(killed["run_id"])
+    return {
+        "code_server_respawned": respawned is not None,
+        "code_server_respawned_pid": respawned[0] if respawned else None,
+        "code_server_respawned_s_after_kill": respawned[1] if respawned else None,
+        "killed_run_status": run.status.value,
+        "killed_run_ended_s_after_kill": round(ended_at - killed["at"], 1) if ended_at else None,
+        "coordinator_last_seen_alive_s_after_kill": coordinator_seen_alive_s,
+        "daemon_alive_after": alive(daemon),
+    }
+
+
+def ticks_after_kill(instance: Any, killed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Celery location's posting sensor's ticks since the kill (seconds after it)."""
+    return [
+        t | {"s_after_kill": round(t["at"] - killed["at"], 1)}
+        for t in sensor_ticks(instance, celery_location(), "posting_sensor", killed["at"])
+    ]
+
+
+def posted_by_account(dep: CeleryDeployment) -> dict[str, int]:
+    """Posted rows by account handle."""
+    from sqlalchemy import text
+
+    engine = store_engine(dep)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("select a.handle, count(*) from tweets t join accounts a "
+                     "on a.id = t.account_id where t.status = 'posted' group by a.handle")
+            ).all()  # fmt: skip
+    finally:
+        engine.dispose()
+    return {str(handle): int(n) for handle, n in rows}
+
+
+def _refill_kill_figures(
+    instance: Any, killed: dict[str, Any], restarted_at: float
+) -> dict[str, Any]:
+    """The refill runs of the killed one's account (key, status, when, relative to the kill),
+    and whether the refill sensor asked again after the restart."""
+    import dagster as dg
+
+    records = instance.get_run_records(
+        dg.RunsFilter(job_name="refill_candidates_job",
+                      tags={"dagster/partition": killed["account"]}),
+    )  # fmt: skip
+    every = instance.get_run_records(dg.RunsFilter(job_name="refill_candidates_job"))
+    first_posts: dict[str, float] = {}
+    for r in instance.get_run_records(dg.RunsFilter(job_name="post_job")):
+        handle = r.dagster_run.tags.get("dagster/partition")
+        if r.dagster_run.status.value == "SUCCESS" and r.start_time and handle:
+            at = round(r.start_time - killed["at"], 1)
+            first_posts[handle] = min(first_posts.get(handle, at), at)
+    runs = [
+        {"run_id": r.dagster_run.run_id, "run_key": r.dagster_run.tags.get("dagster/run_key"),
+         "status": r.dagster_run.status.value,
+         "reason": r.dagster_run.tags.get("xbot/reason"),
+         "created_s_after_kill": round(r.create_timestamp.timestamp() - killed["at"], 1),
+         "ended_s_after_kill": round(r.end_time - killed["at"], 1) if r.end_time else None}
+        for r in reversed(records)
+    ]  # fmt: skip
+    posts = instance.get_run_records(
+        dg.RunsFilter(job_name="post_job", tags={"dagster/partition": killed["account"]}),
+    )  # fmt: skip
+    return {
+        "refill_runs_every_account": [
+            {
+                "account": r.dagster_run.tags.get("dagster/partition"),
+                "run_key": r.dagster_run.tags.get("dagster/run_key"),
+                "status": r.dagster_run.status.value,
+                "created_s_after_kill": round(r.create_timestamp.timestamp() - killed["at"], 1),
+                "started_s_after_kill": round(r.start_time - killed["at"], 1)
+                if r.start_time
+                else None,
+                "ended_s_after_kill": round(r.end_time - killed["at"], 1) if r.end_time else None,
+            }
+            for r in reversed(every)
+        ],
+        "first_post_run_started_s_after_kill_by_account": dict(sorted(first_posts.items())),
+        "post_runs_of_the_account": [
+            {
+                "run_id": r.dagster_run.run_id,
+                "status": r.dagster_run.status.value,
+                "created_s_after_kill": round(r.create_timestamp.timestamp() - killed["at"], 1),
+                "started_s_after_kill": round(r.start_time - killed["at"], 1)
+                if r.start_time
+                else None,
+            }
+            for r in reversed(posts)
+        ],
+        "refill_runs_of_the_account": runs,
+        "refill_runs_after_restart": sum(
+            1 for r in records if r.create_timestamp.timestamp() >= restarted_at
+        ),
+    }
 
 
 def _daemon_kill_figures(
@@ -1179,11 +1504,26 @@ def main() -> None:
         help="--kill-daemon: SIGKILL the daemon's process group (its code servers too)",
     )
     parser.add_argument(
+        "--kill-code-server",
+        action="store_true",
+        help="--daemon: SIGKILL the Celery location's code server (not the daemon) inside the "
+        "first posting step, seed a second post at once; writes "
+        "celery_code_server_kill_rehearsal.json",
+    )
+    parser.add_argument(
+        "--kill-during",
+        choices=("post", "refill"),
+        default="post",
+        help="--kill-daemon --daemon-group: kill inside the first posting step (post) or inside "
+        "the first refill_candidates_job step (refill: no post seeded, the refill sensor on); "
+        "refill writes celery_refill_group_kill_rehearsal.json",
+    )
+    parser.add_argument(
         "--account-run-max",
         type=int,
         default=None,
-        help="ACCOUNT_RUN_MAX_SECONDS for the deployment (default: 60 with --daemon-group, "
-        "else the setting's default)",
+        help="ACCOUNT_RUN_MAX_SECONDS for the deployment (default: 60 with --daemon-group or "
+        "--kill-code-server, else the setting's default)",
     )
     parser.add_argument(
         "--settle",
@@ -1204,7 +1544,29 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.daemon and args.kill_daemon:
+        if args.daemon and args.kill_code_server:
+            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
+                                     visibility_timeout=args.visibility_timeout,
+                                     broker_db=13 if args.broker_db is None else args.broker_db,
+                                     kill=False, kill_code_server=True, post_delay=6,
+                                     run_timeout=400,
+                                     account_run_max_s=args.account_run_max or 60,
+                                     only={"accounts_sensor", "posting_sensor",
+                                           "daily_summaries_schedule"},
+                                     count_all_cpu=True)  # fmt: skip
+        elif args.daemon and args.kill_daemon and args.kill_during == "refill":
+            if not args.daemon_group:
+                parser.error("--kill-during refill rehearses --daemon-group")
+            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
+                                     visibility_timeout=args.visibility_timeout,
+                                     broker_db=13 if args.broker_db is None else args.broker_db,
+                                     kill=False, kill_daemon=True, daemon_group=True,
+                                     kill_during="refill", run_timeout=400,
+                                     account_run_max_s=args.account_run_max or 60,
+                                     only={"accounts_sensor", "candidate_refill_sensor",
+                                           "posting_sensor", "daily_summaries_schedule"},
+                                     count_all_cpu=True)  # fmt: skip
+        elif args.daemon and args.kill_daemon:
             result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
                                      visibility_timeout=args.visibility_timeout,
                                      broker_db=13 if args.broker_db is None else args.broker_db,
@@ -1229,7 +1591,15 @@ def main() -> None:
     result = {"started_at": started, "command": " ".join(sys.argv), **result}
     out = args.out or (
         (
-            (DAEMON_GROUP_KILL_RESULTS if args.daemon_group else DAEMON_KILL_RESULTS)
+            CODE_SERVER_KILL_RESULTS
+            if args.kill_code_server
+            else (
+                REFILL_GROUP_KILL_RESULTS
+                if args.kill_during == "refill"
+                else DAEMON_GROUP_KILL_RESULTS
+                if args.daemon_group
+                else DAEMON_KILL_RESULTS
+            )
             if args.kill_daemon
             else DAEMON_RESULTS
         )

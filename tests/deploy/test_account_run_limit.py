@@ -156,3 +156,62 @@ def test_a_limit_below_30_seconds_or_not_a_number_is_refused_with_the_setting_na
     monkeypatch.setenv("ACCOUNT_RUN_MAX_SECONDS", value)
     with pytest.raises(ConfigError, match="ACCOUNT_RUN_MAX_SECONDS"):
         load_settings(env_file=None)
+
+
+def test_a_refill_whose_run_failed_is_requested_again_within_the_hour_while_the_queue_is_low(
+    env: Env,
+) -> None:
+    """An account is refilled at most once an hour, but a refill whose run failed (its
+    coordinator died before the step reached a worker, failed by run monitoring) is requested
+    again at the next tick under ``<key>:retry<n>`` (Dagster launches a key once), up to
+    MAX_REFILL_RUN_RETRIES times, while the queue is still low; a refill that succeeded is not,
+    nor one whose account's queue has filled since. Without it the coming slots of the hour
+    get no post."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from xbot_assets.defs.refill_sensors import MAX_REFILL_RUN_RETRIES
+
+    defs, instance, store, ids = _two_accounts(env)
+    main = env.settings.x_handle
+    now = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
+
+    def ended(request: dg.RunRequest, status: dg.DagsterRunStatus) -> None:
+        """The run the daemon launched for ``request`` (run key tag and all), ended so."""
+        tags = dict(request.tags) | {"dagster/run_key": str(request.run_key)}
+        instance.add_run(DagsterRun(job_name="refill_candidates_job", status=status, tags=tags))
+
+    tick = evaluate(defs, instance, "candidate_refill_sensor", now)
+    first = {r.partition_key: r for r in tick.run_requests}
+    assert first["acct_b"].run_key == "refill:acct_b:2026-03-02T09"
+    ended(first[main], dg.DagsterRunStatus.SUCCESS)  # (the test's store stays empty)
+    cursor, keys = tick.cursor, [first["acct_b"].run_key]
+    ended(first["acct_b"], dg.DagsterRunStatus.FAILURE)
+    for n in range(1, MAX_REFILL_RUN_RETRIES + 1):
+        now += timedelta(minutes=2)
+        tick = evaluate(defs, instance, "candidate_refill_sensor", now, cursor)
+        (retry,) = tick.run_requests  # acct_b only: the main account's refill succeeded
+        assert retry.partition_key == "acct_b"
+        assert retry.tags["xbot/reason"] == "queue low, its refill run failed"
+        keys.append(str(retry.run_key))
+        cursor = tick.cursor
+        ended(retry, dg.DagsterRunStatus.FAILURE)
+    base = keys[0]
+    assert keys == [base] + [f"{base}:retry{n}" for n in range(1, MAX_REFILL_RUN_RETRIES + 1)]
+    now += timedelta(minutes=2)  # 3 retries failed: left until the hour is out
+    assert not evaluate(defs, instance, "candidate_refill_sensor", now, cursor).run_requests
+    later = now + timedelta(hours=1)  # then its next hour's key, as for any account
+    next_hour = evaluate(defs, instance, "candidate_refill_sensor", later, cursor)
+    fresh = {r.partition_key: r.run_key for r in next_hour.run_requests}
+    assert fresh["acct_b"] == "refill:acct_b:2026-03-02T10"
+
+    # a failed refill of an account whose queue has filled since (the worker finished the step
+    # after the coordinator died) is not asked again
+    tick = evaluate(defs, instance, "candidate_refill_sensor", later)
+    (b,) = [r for r in tick.run_requests if r.partition_key == "acct_b"]
+    ended(b, dg.DagsterRunStatus.FAILURE)
+    for i in range(2):
+        slot = later + timedelta(hours=i + 1)
+        store.enqueue_post(ids["acct_b"], f"Filled {i}.", scheduled_at=slot, now=later)
+    after = evaluate(defs, instance, "candidate_refill_sensor", later + timedelta(minutes=2),
+                     tick.cursor).run_requests  # fmt: skip
+    assert not [r for r in after if r.partition_key == "acct_b"]

@@ -4,9 +4,16 @@ coming slots, or when a new scorer or set of posteriors lands.
 Two sensors share one rule: ``candidate_refill_sensor`` requests one run per account,
 ``refill_batch_sensor`` (the deployment's) one run for every account due in a tick. Neither
 refills an account that a refill run of either kind holds in flight.
+
+An account is refilled at most once an hour, but ``candidate_refill_sensor`` asks again within
+the hour when the run it requested failed (or was canceled) and the queue is still low: a run
+whose coordinator died before its step reached a worker (the daemon's process group killed),
+failed by run monitoring, would otherwise leave the coming slots without posts until the hour is
+out. Dagster launches a run key once, so the retry's key is ``<key>:retry<n>``.
 """
 
 import json
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +39,45 @@ from xbot_assets.defs.sensor_support import (
 )
 
 MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
+MAX_REFILL_RUN_RETRIES = 3
+"""How many times within its hour an account's refill is requested again after its run failed
+(a refill failing for its own reasons is not retried every tick)."""
+RETRY = ":retry"
+RETRY_REASON = "queue low, its refill run failed"
+RUN_KEY_TAG = "dagster/run_key"
+
+
+def refill_run_key(handle: str, now: datetime) -> str:
+    """An account's refill run key: one per hour (``refill:<handle>:<hour>``)."""
+    return f"refill:{handle}:{now:%Y-%m-%dT%H}"
+
+
+def retry_key(key: str) -> str | None:
+    """The key to request after a failed run of ``key``: ``<base>:retry<n+1>``; None once
+    :data:`MAX_REFILL_RUN_RETRIES` retries have been requested."""
+    base, _, tries = key.partition(RETRY)
+    n = int(tries) + 1 if tries.isdigit() else 1
+    return f"{base}{RETRY}{n}" if n <= MAX_REFILL_RUN_RETRIES else None
+
+
+def failed_refills(context: Any, keys: dict[str, str]) -> dict[str, str]:
+    """Account -> the key to request again, for each account whose last requested refill run
+    (``keys``: account -> run key, from the cursor) ended FAILURE or CANCELED (one query)."""
+    if not keys:
+        return {}
+    records = context.instance.get_run_records(
+        dg.RunsFilter(
+            job_name=refill_candidates_job.name,
+            tags={RUN_KEY_TAG: sorted(set(keys.values()))},
+            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+        )
+    )
+    failed = {r.dagster_run.tags.get(RUN_KEY_TAG) for r in records}
+    return {
+        handle: retry
+        for handle, key in keys.items()
+        if key in failed and (retry := retry_key(key)) is not None
+    }
 
 
 def _latest_model_ids(context: Any) -> dict[str, float]:
@@ -45,10 +91,15 @@ def _latest_model_ids(context: Any) -> dict[str, float]:
 
 
 def _refills_due(
-    context: Any, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime, busy: set[str]
+    context: Any,
+    xbot_settings: XbotSettings,
+    xbot_runtime: XbotRuntime,
+    busy: set[str],
+    retry: Collection[str] = (),
 ) -> tuple[Any, list[tuple[Any, str]], str, datetime]:
     """The accounts to refill now (queue low for the coming slots, or new model assets; at most
-    once an hour per account; none with a refill in flight) with why, the next cursor, now."""
+    once an hour per account, except one of ``retry`` whose last refill run failed, again while
+    its queue is low; none with a refill in flight) with why, the next cursor, now."""
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()
@@ -61,14 +112,17 @@ def _refills_due(
     refilled: dict[str, str] = dict(cursor.get("refilled", {}))
     for account in accounts if store is not None else []:
         last = refilled.get(account.handle)
-        if last and now - datetime.fromisoformat(last) < timedelta(hours=1):
+        within_hour = bool(last) and now - datetime.fromisoformat(str(last)) < timedelta(hours=1)
+        retrying = within_hour and account.handle in retry
+        if within_hour and not retrying:
             continue
         if account.handle in busy:  # its queue fills when that run ends: a second is waste
             continue
         low = sensing.queued_ahead(store, account.id) < sensing.REFILL_LOW_WATER
-        if not (low or new_models):
+        if not (low or (new_models and not retrying)):
             continue
-        due.append((account, "queue low" if low else "new model assets"))
+        due.append((account, RETRY_REASON if retrying else "queue low" if low else
+                    "new model assets"))  # fmt: skip
         refilled[account.handle] = now.isoformat()
     return store, due, json.dumps({"models": models, "refilled": refilled}), now
 
@@ -77,13 +131,16 @@ ENOUGH_QUEUED = "the queue holds enough posts for the coming slots"
 
 
 def _refill_tick(
-    context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
+    context: dg.SensorEvaluationContext,
+    xbot_settings: XbotSettings,
+    xbot_runtime: XbotRuntime,
+    retry: Collection[str] = (),
 ) -> tuple[list[tuple[Any, str]], str, datetime] | dg.SkipReason:
     """Both refill sensors' tick: the accounts due a refill (none held by a refill run of
     either kind in flight), the next cursor and now; or why nothing can be refilled."""
     busy = accounts_with_runs_in_flight(context, refill_candidates_job.name)
     busy |= accounts_with_runs_in_flight(context, refill_batch_job.name)
-    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy)
+    store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy, retry)
     if store is None:
         return dg.SkipReason(NOT_MIGRATED)
     return due, next_cursor, now
@@ -95,7 +152,8 @@ def _refill_tick(
     default_status=STOPPED,
     description="Every 2 minutes, per account: when fewer posts are queued than the coming "
     "slots need, or a new engagement_scorer/arm_posteriors lands, run refill_candidates_job "
-    "(at most once an hour per account).",
+    "(at most once an hour per account; again within the hour, up to 3 times, when its run "
+    "failed and the queue is still low).",
 )
 @sensor_health("candidate_refill_sensor", REFILL_INTERVAL)
 def candidate_refill_sensor(
@@ -104,19 +162,26 @@ def candidate_refill_sensor(
     """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
     if (off := replaced_by_celery(context, "candidate_refill_sensor")) is not None:
         return off
-    tick = _refill_tick(context, xbot_settings, xbot_runtime)
+    keys: dict[str, str] = dict(sensor_cursor(context).get("keys", {}))
+    retry = failed_refills(context, keys)
+    tick = _refill_tick(context, xbot_settings, xbot_runtime, retry)
     if isinstance(tick, dg.SkipReason):
         return tick
     due, next_cursor, now = tick
     settings = xbot_settings.get()
-    requests = [
-        dg.RunRequest(
-            run_key=f"refill:{account.handle}:{now:%Y-%m-%dT%H}",
-            partition_key=account.handle,
-            tags=account_run_tags(settings, account.handle) | {"xbot/reason": why},
+    requests = []
+    for account, why in due:
+        key = retry[account.handle] if why == RETRY_REASON else refill_run_key(account.handle, now)
+        keys[account.handle] = key
+        requests.append(
+            dg.RunRequest(
+                run_key=key,
+                partition_key=account.handle,
+                tags=account_run_tags(settings, account.handle) | {"xbot/reason": why},
+            )
         )
-        for account, why in due
-    ]
+    # the key requested last per account: its run failing lets the next tick ask again
+    next_cursor = json.dumps(json.loads(next_cursor) | {"keys": keys})
     if not requests:
         return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
     return dg.SensorResult(run_requests=requests, cursor=next_cursor)
