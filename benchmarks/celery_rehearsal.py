@@ -63,7 +63,7 @@ if str(ROOT) not in sys.path:  # run as a script: `scripts` is a folder of the r
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import deployment  # noqa: E402
-from scripts import deploy_local  # noqa: E402
+from scripts import deploy_local, processes  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/celery_rehearsal.json"
 DAEMON_RESULTS = ROOT / "benchmarks/results/celery_daemon_rehearsal.json"
@@ -201,24 +201,6 @@ class CeleryDeployment(deploy_local.CeleryLocalDeployment):
 
         state = httpx.get(f"{self.url('sandbox')}/__sandbox/faults", timeout=30).json()
         return dict(state["active"])
-
-
-def _celery_child(wrapper_pid: int) -> int:
-    """The celery process ``dagster-celery worker start`` runs (its child)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        children = children_of(wrapper_pid)
-        if children:
-            return children[0]
-        time.sleep(0.2)
-    raise RuntimeError(f"no celery process under {wrapper_pid}")
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
 
 
 def _kind(cmd: str) -> str:
@@ -366,7 +348,7 @@ def kill_the_daemon(
     of them were alive before and after. ``group``: its process group instead (the code servers
     it spawned are in it), as ``kill -9 -<pgid>`` or a supervisor killing the whole group."""
     daemon = dep.procs["daemon"].pid
-    servers = children_of(daemon)
+    servers = processes.children(daemon)
     coordinator = _run_start_pid(instance, run_id)
     if group:
         with contextlib.suppress(ProcessLookupError):
@@ -381,22 +363,14 @@ def kill_the_daemon(
         "at": at,
         "code_server_pids": servers,
         "coordinator_pid": coordinator,
-        "code_servers_alive_1s_after": [p for p in servers if alive(p)],
-        "coordinator_alive_1s_after": coordinator is not None and alive(coordinator),
+        "code_servers_alive_1s_after": [p for p in servers if processes.alive(p)],
+        "coordinator_alive_1s_after": coordinator is not None and processes.alive(coordinator),
     }
-
-
-def cmdline(pid: int) -> list[str]:
-    """The process's argv (empty once it is gone)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
-    except OSError:
-        return []
 
 
 def code_server_location(pid: int) -> str | None:
     """The code location a ``dagster api grpc`` process serves (its ``--location-name``)."""
-    argv = cmdline(pid)
+    argv = processes.cmdline(pid)
     if "grpc" not in argv or "--location-name" not in argv:
         return None
     return argv[argv.index("--location-name") + 1]
@@ -405,7 +379,7 @@ def code_server_location(pid: int) -> str | None:
 def code_servers(daemon_pid: int) -> dict[int, str]:
     """The daemon's code servers (its children): pid -> location."""
     return {
-        pid: location for pid in children_of(daemon_pid)
+        pid: location for pid in processes.children(daemon_pid)
         if (location := code_server_location(pid)) is not None
     }  # fmt: skip
 
@@ -421,8 +395,7 @@ def kill_the_code_server(dep: CeleryDeployment, instance: Any, run_id: str) -> d
     coordinator = _run_start_pid(instance, run_id)
     if coordinator is None:
         raise RuntimeError(f"run {run_id} has no RUN_START event: no coordinator to find")
-    stat = _stat(coordinator)
-    server = int(stat[1]) if stat else -1
+    server = processes.parent(coordinator) or -1
     before = code_servers(daemon)
     if server not in before:
         raise RuntimeError(
@@ -436,7 +409,7 @@ def kill_the_code_server(dep: CeleryDeployment, instance: Any, run_id: str) -> d
             os.kill(pid, signal.SIGKILL)
     at = time.time()
     time.sleep(1)
-    coordinator_parent = _stat(coordinator)
+    coordinator_parent = processes.parent(coordinator)
     return {
         "pid": server,
         "killed_pids": victims,
@@ -445,10 +418,12 @@ def kill_the_code_server(dep: CeleryDeployment, instance: Any, run_id: str) -> d
         "daemon_pid": daemon,
         "code_servers_before": {str(p): loc for p, loc in before.items()},
         "coordinator_pid": coordinator,
-        "coordinator_alive_1s_after": alive(coordinator),
-        "coordinator_parent_1s_after": int(coordinator_parent[1]) if coordinator_parent else None,
-        "daemon_alive_1s_after": alive(daemon),
-        "other_code_servers_alive_1s_after": [p for p in before if p not in victims and alive(p)],
+        "coordinator_alive_1s_after": processes.alive(coordinator),
+        "coordinator_parent_1s_after": coordinator_parent,
+        "daemon_alive_1s_after": processes.alive(daemon),
+        "other_code_servers_alive_1s_after": [
+            p for p in before if p not in victims and processes.alive(p)
+        ],
     }
 
 
@@ -505,19 +480,6 @@ def sensor_ticks(instance: Any, location: str, name: str, after: float) -> list[
             for t in sorted(ticks, key=lambda t: t.timestamp)
         ]  # fmt: skip
     return []
-
-
-def children_of(pid: int) -> list[int]:
-    return sorted(
-        int(e.name) for e in Path("/proc").iterdir()
-        if e.name.isdigit() and (f := _stat(int(e.name))) and int(f[1]) == pid
-    )  # fmt: skip
-
-
-def alive(pid: int) -> bool:
-    """Running and not a zombie (an orphan's zombie waits for its reaper)."""
-    fields = _stat(pid)
-    return fields is not None and fields[0] != "Z"
 
 
 # --- the counts --------------------------------------------------------------------------------
@@ -1107,9 +1069,9 @@ def rehearse_daemon(
                     "event": "the daemon-killed run ended" if ended else "the run did not end",
                     "status": instance.get_run_by_id(killed_id).status.value,
                     "coordinator_alive": bool(daemon_killed["coordinator_pid"])
-                    and alive(daemon_killed["coordinator_pid"]),
+                    and processes.alive(daemon_killed["coordinator_pid"]),
                     "code_servers_alive": [
-                        p for p in daemon_killed["code_server_pids"] if alive(p)
+                        p for p in daemon_killed["code_server_pids"] if processes.alive(p)
                     ],
                 })  # fmt: skip
                 if not daemon_group:  # a second due post each, for the restarted daemon
@@ -1238,7 +1200,7 @@ def after_code_server_kill(
                    if loc == location and str(p) not in killed["code_servers_before"]]  # fmt: skip
             if new:
                 respawned = (new[0], round(now - killed["at"], 1))
-        if alive(killed["coordinator_pid"]):
+        if processes.alive(killed["coordinator_pid"]):
             coordinator_seen_alive_s = round(now - killed["at"], 1)
         if ended_at is None and instance.get_run_by_id(killed["run_id"]).is_finished:
             ended_at = now
@@ -1251,7 +1213,7 @@ def after_code_server_kill(
         "killed_run_status": run.status.value,
         "killed_run_ended_s_after_kill": round(ended_at - killed["at"], 1) if ended_at else None,
         "coordinator_last_seen_alive_s_after_kill": coordinator_seen_alive_s,
-        "daemon_alive_after": alive(daemon),
+        "daemon_alive_after": processes.alive(daemon),
     }
 
 

@@ -45,10 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: `scripts` is a folder of the repository's root
     sys.path.insert(0, str(ROOT))
 
-from scripts import deploy_local  # noqa: E402
+from scripts import deploy_local, processes  # noqa: E402
 
 RESULTS = ROOT / "benchmarks/results/deployment.json"
-TICKS = os.sysconf("SC_CLK_TCK")
 LEARNING_ASSETS = ("engagement_scorer", "arm_posteriors", "fct_post_outcomes")
 UNFINISHED = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING", "MANAGED"}
 
@@ -65,24 +64,13 @@ def become_subreaper() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
-def _stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
 def reap_orphans(keep: set[int]) -> None:
     """Reap the children of this process that are not the deployment's own Popen objects
     (orphans adopted as subreaper), so their CPU reaches RUSAGE_CHILDREN."""
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in keep:
-            continue
-        fields = _stat(int(entry.name))
-        if fields and int(fields[1]) == me:
+    for pid in processes.children(os.getpid()):
+        if pid not in keep:
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(int(entry.name), os.WNOHANG)
+                os.waitpid(pid, os.WNOHANG)
 
 
 def children_cpu() -> float:
@@ -92,8 +80,7 @@ def children_cpu() -> float:
 
 def process_cpu(pid: int) -> float | None:
     """The CPU seconds (utime+stime) a live process has used; None once it has exited."""
-    fields = _stat(pid)
-    return (int(fields[11]) + int(fields[12])) / TICKS if fields else None
+    return processes.cpu_seconds(pid)
 
 
 class CpuSampler(threading.Thread):
@@ -123,12 +110,10 @@ class CpuSampler(threading.Thread):
     def tree_cpu(self) -> float:
         """utime+stime+cutime+cstime of every live process of the deployment (each CPU second
         counted once: a process's reaped children are in its cutime, live ones are listed)."""
-        total = 0
-        for pid in self.dep.leftover_pids():
-            fields = _stat(pid)
-            if fields:
-                total += sum(int(f) for f in fields[11:15])
-        return total / TICKS
+        return sum(
+            processes.cpu_seconds(pid, reaped_children=True) or 0.0
+            for pid in self.dep.leftover_pids()
+        )
 
     def sample(self) -> None:
         if self.reap:
@@ -137,9 +122,8 @@ class CpuSampler(threading.Thread):
             seconds = process_cpu(pid)
             if seconds is None:
                 continue
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
+            cmd = " ".join(processes.cmdline(pid))
+            if not cmd:
                 continue
             self.cpu[pid] = max(self.cpu.get(pid, 0.0), seconds)
             self.kind.setdefault(pid, self.classify(cmd))

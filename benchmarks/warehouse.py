@@ -46,11 +46,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+from scripts import processes  # noqa: E402
 from xbot_assets.vocabulary import DEFAULT_TOPICS as TOPICS  # noqa: E402
 from xbot_assets.vocabulary import FORMATS  # noqa: E402
 from xbot_assets.warehouse.dbt_env import dbt_env_vars  # noqa: E402
@@ -84,6 +86,7 @@ def _posts_sql(first_id: int, n: int, start: str, seconds: float) -> str:
         {fmts}[1 + (i % 6)] as format, {topics}[1 + ((i // 6) % 4)] as topic,
         case when i % 3 = 0 then 'openai' else 'offline' end as content_source,
         'thompson' as policy, (hash(i) % 1000) / 1000.0 as predicted_score,
+        1.0 / 24 as propensity,
         ts as scheduled_at, ts as created_at, ts as posted_at, ts as updated_at
     from (
         select i, timestamptz '{start}' + to_microseconds(cast((i - {first_id}) * {seconds}
@@ -172,16 +175,18 @@ _TRACE = re.compile(r"xbot-dbt: warm server (\d+) child (\d+)")
 
 
 def _proc_children_cpu(pid: int) -> float:
-    """CPU seconds of the reaped children of ``pid`` (cutime + cstime in /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of the reaped children of ``pid`` (its cutime + cstime)."""
+    seconds = processes.reaped_children_cpu(pid)
+    if seconds is None:
+        raise RuntimeError(f"the warm dbt server {pid} is gone: its children's CPU is lost")
+    return seconds
 
 
 def _wait_reaped(child: int) -> None:
     """Wait until the server has reaped ``child`` (it polls about once a second), so that the
     child's CPU is in the server's cutime."""
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+    while time.monotonic() < deadline and psutil.pid_exists(child):
         time.sleep(0.05)
 
 

@@ -52,6 +52,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: its folder, not the repository's root, is on it
+    sys.path.insert(0, str(ROOT))
+
+from scripts import processes  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PG_PORT = 5432
 """The machine's Postgres; a rehearsal may bring a throwaway server of its own (``pg_port``)."""
@@ -646,17 +651,7 @@ class LocalDeployment:
     def leftover_pids(self) -> list[int]:
         """Processes with this deployment's environment still alive (run workers the daemon
         launched in sessions of their own, code servers): found by their DAGSTER_PG_DB."""
-        pids = []
-        marker = f"DAGSTER_PG_DB={self.dagster_db}\0".encode()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                if marker in (entry / "environ").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-        return pids
+        return processes.with_environment("DAGSTER_PG_DB", self.dagster_db, exclude=os.getpid())
 
 
 CELERY_WORKSPACE = "workspace.celery.yaml"
@@ -667,21 +662,6 @@ DEFAULT_BROKER_DB = 9
 """The Redis DB of the Celery broker and result backend (``--broker-db``)."""
 CELERY_KEYS = ("_kombu.*", "unacked*", "dagster*", "celery-task-meta-*")
 """What Celery and dagster-celery leave in the broker DB, deleted on exit."""
-
-
-def child_pids(pid: int) -> list[int]:
-    """The live children of ``pid`` (from /proc), lowest pid first."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:  # the fields after the command's closing parenthesis: state, ppid, ...
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(entry.name))
-    return sorted(out)
 
 
 def celery_missing() -> str | None:
@@ -833,7 +813,7 @@ def _celery_process(wrapper_pid: int) -> int:
     """The celery process ``dagster-celery worker start`` runs (its child)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        children = child_pids(wrapper_pid)
+        children = processes.children(wrapper_pid)
         if children:
             return children[0]
         time.sleep(0.2)

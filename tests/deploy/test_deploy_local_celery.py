@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts import deploy_local
+from scripts import deploy_local, processes
 
 pytest.importorskip(
     "dagster_celery",
@@ -224,7 +224,7 @@ def test_a_worker_is_ready_when_its_log_says_so_and_its_celery_process_is_record
         dep.start_workers("worker_1")
         assert time.monotonic() - t0 >= 1  # not the old line
         wrapper = dep.procs["worker_1"].pid
-        (child,) = deploy_local.child_pids(wrapper)
+        (child,) = processes.children(wrapper)
         assert dep.workers == {"worker_1": child} and dep.worker_pids == {child: "worker_1"}
         assert ready == [("worker_1", child)]
     finally:
@@ -289,12 +289,12 @@ def test_deploy_local_celery_posts_through_a_worker_and_ctrl_c_stops_the_workers
         assert rehearsal.posted_rows(mirror) >= 1
         check = rehearsal.posts_check(mirror)
         assert check["duplicate_posts"] == 0 and check["posts_on_sandbox"] >= 1
-        pids = [worker["pid"], *deploy_local.child_pids(proc.pid)]
+        pids = [worker["pid"], *processes.children(proc.pid)]
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         out, _ = proc.communicate(timeout=180)
         assert proc.returncode == 0, log.read_text()[-2000:]
         assert json.loads(out.strip().splitlines()[-1]) == {"stopped": True, "by": "signal"}
-        assert [p for p in pids if rehearsal.alive(p)] == []
+        assert [p for p in pids if processes.alive(p)] == []
         assert mirror.leftover_pids() == []  # nothing with the deployment's environment
         assert _databases(ready["name"]) == []
         broker = redis.Redis(port=6379, db=BROKER_DB)
