@@ -490,17 +490,25 @@ def store_engine(dep: CeleryDeployment) -> Any:
     return create_engine(url)
 
 
-def due_posts(dep: CeleryDeployment) -> list[dict[str, Any]]:
-    """Queued posts, earliest first: id, account handle, scheduled time."""
+def store_rows(dep: CeleryDeployment, sql: str) -> list[Any]:
+    """The rows of one query on the deployment's store (an engine of its own, disposed)."""
     from sqlalchemy import text
 
     engine = store_engine(dep)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("select t.id, a.handle, t.scheduled_at from tweets t join accounts a "
-                 "on a.id = t.account_id where t.status = 'queued' order by t.scheduled_at")
-        ).all()  # fmt: skip
-    engine.dispose()
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)).all())
+    finally:
+        engine.dispose()
+
+
+def due_posts(dep: CeleryDeployment) -> list[dict[str, Any]]:
+    """Queued posts, earliest first: id, account handle, scheduled time."""
+    rows = store_rows(
+        dep,
+        "select t.id, a.handle, t.scheduled_at from tweets t join accounts a "
+        "on a.id = t.account_id where t.status = 'queued' order by t.scheduled_at",
+    )
     return [{"id": r[0], "handle": r[1], "scheduled_at": r[2]} for r in rows]
 
 
@@ -855,17 +863,11 @@ def instigator_states(instance: Any) -> dict[str, dict[str, str]]:
 
 def job_health_rows(dep: CeleryDeployment) -> list[dict[str, Any]]:
     """The store's ``system_health`` rows of finished runs (components ``job:<name>``)."""
-    from sqlalchemy import text
-
-    engine = store_engine(dep)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("select component, status, metrics from system_health "
-                     "where component like 'job:%' order by recorded_at")
-            ).all()  # fmt: skip
-    finally:
-        engine.dispose()
+    rows = store_rows(
+        dep,
+        "select component, status, metrics from system_health "
+        "where component like 'job:%' order by recorded_at",
+    )
     out = []
     for component, status, metrics in rows:
         figures = json.loads(metrics) if isinstance(metrics, str) else dict(metrics or {})
@@ -874,18 +876,8 @@ def job_health_rows(dep: CeleryDeployment) -> list[dict[str, Any]]:
 
 
 def posted_rows(dep: CeleryDeployment) -> int:
-    from sqlalchemy import text
-
-    engine = store_engine(dep)
-    try:
-        with engine.connect() as conn:
-            return int(
-                conn.execute(
-                    text("select count(*) from tweets where status = 'posted'")
-                ).scalar_one()
-            )
-    finally:
-        engine.dispose()
+    ((count,),) = store_rows(dep, "select count(*) from tweets where status = 'posted'")
+    return int(count)
 
 
 def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> Any:
@@ -1034,10 +1026,7 @@ def rehearse_daemon(
                 events.append({"event": "daemon group SIGKILL inside the refill step",
                                **daemon_killed})  # fmt: skip
                 mark("daemon_killed_s")
-                time.sleep(3)
-                dep.start_daemon()
-                restarted_at = time.time()
-                events.append({"event": "daemon restarted", "pid": dep.procs["daemon"].pid})
+                restarted_at = restart_daemon(dep, events)
                 killed_id = daemon_killed["run_id"]
                 ended = _wait_ended(instance, killed_id, run_timeout)
                 mark("killed_run_done_s")
@@ -1056,10 +1045,7 @@ def rehearse_daemon(
                 events.append({"event": "daemon SIGKILL inside the posting step",
                                **daemon_killed})  # fmt: skip
                 mark("daemon_killed_s")
-                time.sleep(3)
-                dep.start_daemon()
-                restarted_at = time.time()
-                events.append({"event": "daemon restarted", "pid": dep.procs["daemon"].pid})
+                restarted_at = restart_daemon(dep, events)
                 if daemon_group:  # due while the dead run holds the account (not after it)
                     seed_due_posts(dep, "restart the daemon, post once")
                 killed_id = daemon_killed["run_id"]
@@ -1171,6 +1157,14 @@ def rehearse_daemon(
     }  # fmt: skip
 
 
+def restart_daemon(dep: CeleryDeployment, events: list[dict[str, Any]]) -> float:
+    """Start the killed daemon again 3 s later, as a supervisor would; when it was started."""
+    time.sleep(3)
+    dep.start_daemon()
+    events.append({"event": "daemon restarted", "pid": dep.procs["daemon"].pid})
+    return time.time()
+
+
 def _wait_ended(instance: Any, run_id: str, timeout: float) -> bool:
     """Wait up to ``timeout`` seconds for the run to end; whether it did (not raising: a run
     left STARTED is a finding to report)."""
@@ -1227,17 +1221,11 @@ def ticks_after_kill(instance: Any, killed: dict[str, Any]) -> list[dict[str, An
 
 def posted_by_account(dep: CeleryDeployment) -> dict[str, int]:
     """Posted rows by account handle."""
-    from sqlalchemy import text
-
-    engine = store_engine(dep)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("select a.handle, count(*) from tweets t join accounts a "
-                     "on a.id = t.account_id where t.status = 'posted' group by a.handle")
-            ).all()  # fmt: skip
-    finally:
-        engine.dispose()
+    rows = store_rows(
+        dep,
+        "select a.handle, count(*) from tweets t join accounts a "
+        "on a.id = t.account_id where t.status = 'posted' group by a.handle",
+    )
     return {str(handle): int(n) for handle, n in rows}
 
 

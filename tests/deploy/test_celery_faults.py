@@ -21,16 +21,12 @@ from typing import Any
 
 import pytest
 
+from tests.deploy.test_celery_rehearsal import _load_rehearsal
+
 pytest.importorskip(
     "dagster_celery",
     reason="dagster-celery is in the 'celery' dependency group (make install syncs every group)",
 )
-
-
-def _load_rehearsal() -> Any:
-    from benchmarks import celery_rehearsal
-
-    return celery_rehearsal
 
 
 def _posted_once_nothing_lost(result: dict[str, Any], *, posts: int) -> None:
