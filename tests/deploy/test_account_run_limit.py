@@ -90,16 +90,16 @@ def test_a_post_whose_runs_keep_failing_is_requested_again_three_times_then_left
     env: Env,
 ) -> None:
     """Each failed run of a still-queued post gives it one more run under a new key, up to
-    MAX_POST_RUN_RETRIES; a run that succeeded without posting it (caps moved it) gives none."""
+    MAX_RUN_RETRIES; a run that succeeded without posting it (caps moved it) gives none."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from xbot_assets.defs.posting_sensors import MAX_POST_RUN_RETRIES
+    from xbot_assets.defs.sensor_support import MAX_RUN_RETRIES
 
     defs, instance, store, ids = _two_accounts(env)
     now = datetime(2026, 3, 2, 9, tzinfo=UTC)
     post = store.enqueue_post(ids["acct_b"], "Due now.", scheduled_at=now, now=now).id
     cursor, keys = None, []
-    for _ in range(MAX_POST_RUN_RETRIES + 1):
+    for _ in range(MAX_RUN_RETRIES + 1):
         tick = evaluate(defs, instance, "posting_sensor", now, cursor)
         (request,) = tick.run_requests
         assert request.run_config["ops"]["post_due_posts"]["config"]["post_id"] == post
@@ -108,7 +108,7 @@ def test_a_post_whose_runs_keep_failing_is_requested_again_three_times_then_left
         instance.add_run(DagsterRun(job_name=post_job.name, status=dg.DagsterRunStatus.FAILURE,
                                     tags=dict(request.tags)))  # fmt: skip
     base = keys[0]
-    assert keys == [base] + [f"{base}:retry{n}" for n in range(1, MAX_POST_RUN_RETRIES + 1)]
+    assert keys == [base] + [f"{base}:retry{n}" for n in range(1, MAX_RUN_RETRIES + 1)]
     assert not evaluate(defs, instance, "posting_sensor", now, cursor).run_requests
     # a run that ended well but left its post queued is not retried
     other = store.enqueue_post(
@@ -164,12 +164,12 @@ def test_a_refill_whose_run_failed_is_requested_again_within_the_hour_while_the_
     """An account is refilled at most once an hour, but a refill whose run failed (its
     coordinator died before the step reached a worker, failed by run monitoring) is requested
     again at the next tick under ``<key>:retry<n>`` (Dagster launches a key once), up to
-    MAX_REFILL_RUN_RETRIES times, while the queue is still low; a refill that succeeded is not,
+    MAX_RUN_RETRIES times, while the queue is still low; a refill that succeeded is not,
     nor one whose account's queue has filled since. Without it the coming slots of the hour
     get no post."""
     from dagster._core.storage.dagster_run import DagsterRun
 
-    from xbot_assets.defs.refill_sensors import MAX_REFILL_RUN_RETRIES
+    from xbot_assets.defs.sensor_support import MAX_RUN_RETRIES
 
     defs, instance, store, ids = _two_accounts(env)
     main = env.settings.x_handle
@@ -186,7 +186,7 @@ def test_a_refill_whose_run_failed_is_requested_again_within_the_hour_while_the_
     ended(first[main], dg.DagsterRunStatus.SUCCESS)  # (the test's store stays empty)
     cursor, keys = tick.cursor, [first["acct_b"].run_key]
     ended(first["acct_b"], dg.DagsterRunStatus.FAILURE)
-    for n in range(1, MAX_REFILL_RUN_RETRIES + 1):
+    for n in range(1, MAX_RUN_RETRIES + 1):
         now += timedelta(minutes=2)
         tick = evaluate(defs, instance, "candidate_refill_sensor", now, cursor)
         (retry,) = tick.run_requests  # acct_b only: the main account's refill succeeded
@@ -196,7 +196,7 @@ def test_a_refill_whose_run_failed_is_requested_again_within_the_hour_while_the_
         cursor = tick.cursor
         ended(retry, dg.DagsterRunStatus.FAILURE)
     base = keys[0]
-    assert keys == [base] + [f"{base}:retry{n}" for n in range(1, MAX_REFILL_RUN_RETRIES + 1)]
+    assert keys == [base] + [f"{base}:retry{n}" for n in range(1, MAX_RUN_RETRIES + 1)]
     now += timedelta(minutes=2)  # 3 retries failed: left until the hour is out
     assert not evaluate(defs, instance, "candidate_refill_sensor", now, cursor).run_requests
     later = now + timedelta(hours=1)  # then its next hour's key, as for any account

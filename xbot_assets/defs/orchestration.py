@@ -25,6 +25,8 @@ POSTING_TAG = "xbot/posting"
 ACCOUNTS_TAG = "xbot/accounts"
 """Batch runs: the comma-separated handles the run works for (no per-account tag: one batch
 serves many accounts; each account's claim and caps still hold inside the run)."""
+POST_ID_TAG = "xbot/post_id"
+"""A per-account post run: the post it was requested for (its failed runs are counted by it)."""
 POST_IDS_TAG = "xbot/post_ids"
 """Batch posting runs: the comma-separated post ids the run holds (the sensors skip them)."""
 

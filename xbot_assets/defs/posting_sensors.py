@@ -15,6 +15,7 @@ import dagster as dg
 from xbot_assets.defs.health import sensor_health
 from xbot_assets.defs.orchestration import (
     ACCOUNTS_TAG,
+    POST_ID_TAG,
     POST_IDS_TAG,
     post_batch_job,
     post_job,
@@ -23,6 +24,7 @@ from xbot_assets.defs.orchestration import (
 )
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 from xbot_assets.defs.sensor_support import (
+    MAX_RUN_RETRIES,
     MAX_RUNTIME_TAG,
     NOT_MIGRATED,
     POSTING_INTERVAL,
@@ -34,6 +36,7 @@ from xbot_assets.defs.sensor_support import (
     batch_run_key,
     partitioned_accounts,
     replaced_by_celery,
+    retry_run_key,
     runs_in_flight,
     sensor_cursor,
 )
@@ -63,12 +66,6 @@ def post_run_key(post_id: int, scheduled_at: datetime) -> str:
     return f"post:{post_id}:{scheduled_at:%Y%m%dT%H%M}"
 
 
-POST_ID_TAG = "xbot/post_id"
-MAX_POST_RUN_RETRIES = 3
-"""Failed runs after which a still-queued post is no longer requested again on its own (it goes
-out with the account's next post run, which posts everything due)."""
-
-
 def _run_key_for(context: Any, post_id: int, scheduled_at: datetime, requested: list[str]) -> (
     str | None
 ):  # fmt: skip
@@ -78,7 +75,8 @@ def _run_key_for(context: Any, post_id: int, scheduled_at: datetime, requested: 
     its run end without claiming it: the run failed to start, or its coordinator died and run
     monitoring failed it at its time limit. Dagster never launches a run key twice, so it is
     requested again under ``<key>:retry<n>`` (n = its failed runs), at most
-    :data:`MAX_POST_RUN_RETRIES` times; otherwise it would wait for the account's next post."""
+    :data:`MAX_RUN_RETRIES` times; after that it goes out with the account's next post run
+    (which posts everything due)."""
     key = post_run_key(post_id, scheduled_at)
     if key not in requested:
         return key
@@ -89,11 +87,11 @@ def _run_key_for(context: Any, post_id: int, scheduled_at: datetime, requested: 
                 tags={POST_ID_TAG: str(post_id)},
                 statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
             ),
-            limit=MAX_POST_RUN_RETRIES + 1,
+            limit=MAX_RUN_RETRIES + 1,
         )
     )
-    retry = f"{key}:retry{failed}"
-    return retry if 0 < failed <= MAX_POST_RUN_RETRIES and retry not in requested else None
+    retry = retry_run_key(key, failed)
+    return retry if retry not in requested else None
 
 
 @dg.sensor(

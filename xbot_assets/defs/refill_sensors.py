@@ -29,20 +29,18 @@ from xbot_assets.defs.resources import XbotRuntime, XbotSettings
 from xbot_assets.defs.sensor_support import (
     NOT_MIGRATED,
     REFILL_INTERVAL,
+    RETRY,
     STOPPED,
     account_run_tags,
     accounts_with_runs_in_flight,
     batch_run_key,
     partitioned_accounts,
     replaced_by_celery,
+    retry_run_key,
     sensor_cursor,
 )
 
 MODEL_ASSETS = ("engagement_scorer", "arm_posteriors")
-MAX_REFILL_RUN_RETRIES = 3
-"""How many times within its hour an account's refill is requested again after its run failed
-(a refill failing for its own reasons is not retried every tick)."""
-RETRY = ":retry"
 RETRY_REASON = "queue low, its refill run failed"
 RUN_KEY_TAG = "dagster/run_key"
 
@@ -54,10 +52,9 @@ def refill_run_key(handle: str, now: datetime) -> str:
 
 def retry_key(key: str) -> str | None:
     """The key to request after a failed run of ``key``: ``<base>:retry<n+1>``; None once
-    :data:`MAX_REFILL_RUN_RETRIES` retries have been requested."""
-    base, _, tries = key.partition(RETRY)
-    n = int(tries) + 1 if tries.isdigit() else 1
-    return f"{base}{RETRY}{n}" if n <= MAX_REFILL_RUN_RETRIES else None
+    :data:`MAX_RUN_RETRIES` retries have been requested within the hour."""
+    tries = key.partition(RETRY)[2]
+    return retry_run_key(key, int(tries) + 1 if tries.isdigit() else 1)
 
 
 def failed_refills(context: Any, keys: dict[str, str]) -> dict[str, str]:

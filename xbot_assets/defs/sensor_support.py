@@ -169,6 +169,20 @@ def account_run_tags(settings: Any, handle: str) -> dict[str, str]:
     return {ACCOUNT_TAG: handle, MAX_RUNTIME_TAG: str(settings.account_run_max_seconds)}
 
 
+MAX_RUN_RETRIES = 3
+"""How many times a sensor asks again for work whose run failed before doing it (a post never
+claimed, a refill never started): enough for a dead coordinator, not a loop on a real error."""
+RETRY = ":retry"
+
+
+def retry_run_key(key: str, attempt: int) -> str | None:
+    """``<base>:retry<attempt>`` for work whose run of ``key`` (itself a retry key or not)
+    failed: Dagster launches a run key once, so the work is asked for under a new one. None
+    when ``attempt`` is not 1..:data:`MAX_RUN_RETRIES`."""
+    base = key.partition(RETRY)[0]
+    return f"{base}{RETRY}{attempt}" if 0 < attempt <= MAX_RUN_RETRIES else None
+
+
 def batch_posting_max_runtime(settings: Any, wait_s: float) -> str:
     """A batch posting run's time limit: it sleeps until its last slot (``wait_s`` real
     seconds), then posts and collects like an account run."""
