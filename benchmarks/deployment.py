@@ -188,6 +188,8 @@ def kill_a_post_run_worker(dep: Any, deadline: float) -> dict[str, Any] | None:
     post came before ``deadline``."""
     import httpx
 
+    from xbot_assets.defs.orchestration import POST_ID_TAG, POST_IDS_TAG
+
     httpx.post(f"{dep.url('sandbox')}/__sandbox/faults",
                json={"name": "slow", "match": "create_tweet", "count": 1, "seconds": 8},
                timeout=30)  # fmt: skip
@@ -203,9 +205,9 @@ def kill_a_post_run_worker(dep: Any, deadline: float) -> dict[str, Any] | None:
                     if run["jobName"] not in POSTING_JOBS:
                         continue
                     tags = {t["key"]: t["value"] for t in run["tags"]}
-                    held = {int(p) for p in tags.get("xbot/post_ids", "").split(",") if p}
+                    held = {int(p) for p in tags.get(POST_IDS_TAG, "").split(",") if p}
                     if run["jobName"] == "post_job":
-                        held.add(int(tags.get("xbot/post_id", 0)))
+                        held.add(int(tags.get(POST_ID_TAG, 0)))
                     pid, _ = _worker_pid(dep, run["runId"])
                     if held & posting and pid and pid in dep.leftover_pids():
                         os.kill(pid, signal.SIGKILL)
