@@ -16,6 +16,7 @@ such as ``unacked_mutex`` included) carries its deployment's prefix.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -341,7 +342,10 @@ VISIBILITY_S = 4
 
 
 def wait_for(
-    predicate: Callable[[], Any], timeout: float, what: str, check: Callable[[], None] | None = None
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    check: Callable[[], object] | None = None,
 ) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -357,7 +361,7 @@ def wait_for(
 
 @pytest.fixture
 def broker_db() -> Iterator[Any]:
-    """Redis DB 4, emptied of this file's keys afterwards (the prefixes are the test run's)."""
+    """Redis DB 4 (this file's), emptied of this file's keys afterwards."""
     import redis
 
     client = redis.Redis(port=6379, db=BROKER_DB)
@@ -366,9 +370,16 @@ def broker_db() -> Iterator[Any]:
     except redis.ConnectionError:
         pytest.skip("needs the Redis server on 127.0.0.1:6379")
     yield client
-    for key in client.scan_iter(match="xbot_prefix_test_*", count=500):
-        client.delete(key)
+    clean(client)
     client.close()
+
+
+def clean(client: Any) -> None:
+    """Delete this file's keys from its broker DB: the test run's prefixes, and what Celery
+    leaves without a prefix (should the prefix be lost, as before the fix)."""
+    for pattern in ("xbot_prefix_test_*", *deploy_local.CELERY_KEYS):
+        for key in client.scan_iter(match=pattern, count=500):
+            client.delete(key)
 
 
 @pytest.mark.redis
@@ -426,3 +437,138 @@ def test_two_deployments_on_one_broker_db_each_run_only_their_own_tasks(
         assert prefix["a"] + name in keys, name
     assert any(k.startswith(prefix["a"] + "celery-task-meta-") for k in keys)
     assert any(k.startswith(prefix["b"] + "celery-task-meta-") for k in keys)
+
+
+# --- end to end through dagster-celery ---------------------------------------------------------
+E2E_DB = 3
+E2E_BROKER = f"redis://127.0.0.1:6379/{E2E_DB}"
+JOB_MODULE = "tests.deploy.celery_prefix_job"
+
+
+@pytest.mark.redis
+@pytest.mark.timeout(300)
+def test_through_dagster_celery_a_run_is_served_only_by_its_own_deployments_workers(
+    tmp_path: Path,
+) -> None:
+    """The real thing on Redis DB 3: ``dagster-celery worker start`` with the YAML of
+    ``worker_config(..., key_prefix=...)`` and runs of a job on ``xbot_celery_executor``
+    (``dagster job execute``), whose prefix comes from ``XBOT_CELERY_KEY_PREFIX`` when the run
+    starts. A's run, while only B's worker is up, waits with its step in A's queue (before the
+    prefix, B's worker ran it); A's worker then runs it, B's run runs on B's worker, and every
+    key in the DB carries one of the two prefixes."""
+    import dagster as dg
+    import redis
+
+    from tests.deploy.celery_prefix_job import RAN_ON
+    from xbot_assets.celery_definitions import worker_config
+
+    client = redis.Redis(port=6379, db=E2E_DB)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.skip("needs the Redis server on 127.0.0.1:6379")
+    run = uuid.uuid4().hex[:8]
+    prefix = {d: f"xbot_prefix_test_{run}:{d}:celery:" for d in ("a", "b")}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # its SQLite storage, once:
+        instance.get_runs(limit=1)  # the worker and the run creating it at once race
+    base = dict(os.environ, DAGSTER_HOME=str(home), DO_NOT_TRACK="1", PYTHONUNBUFFERED="1",
+                PATH=f"{deploy_local.BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # fmt: skip
+    for name in ("XBOT_CELERY_BROKER_URL", "XBOT_CELERY_BACKEND_URL", "XBOT_CELERY_KEY_PREFIX"):
+        base.pop(name, None)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def log(name: str) -> Path:
+        return tmp_path / f"{name}.log"
+
+    def start(name: str, argv: list[str], **env: str) -> subprocess.Popen[bytes]:
+        with open(log(name), "wb") as out:
+            procs[name] = subprocess.Popen(
+                argv, cwd=deploy_local.ROOT, env={**base, **env}, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        return procs[name]
+
+    def deployment_env(deployment: str) -> dict[str, str]:
+        """What a deployment's processes share, its runs and its workers alike (a step resolves
+        the run's executor config again in the worker)."""
+        return {"XBOT_CELERY_BROKER_URL": E2E_BROKER, "XBOT_CELERY_BACKEND_URL": E2E_BROKER,
+                "XBOT_CELERY_KEY_PREFIX": prefix[deployment]}  # fmt: skip
+
+    def worker(deployment: str) -> None:
+        config = tmp_path / f"worker_{deployment}.yaml"
+        config.write_text(yaml.safe_dump(worker_config(
+            E2E_BROKER, E2E_BROKER, 600, key_prefix=prefix[deployment]
+        )))  # fmt: skip
+        start(f"{deployment}1", [
+            str(deploy_local.BIN / "dagster-celery"), "worker", "start", "-A",
+            "dagster_celery.app", "-y", str(config), "-n", f"{deployment}1", "-i", JOB_MODULE,
+            "--", "--pool=solo", "--concurrency=1", "--without-gossip", "--without-mingle",
+        ], PREFIX_TEST_WORKER=f"{deployment}1", **deployment_env(deployment))  # fmt: skip
+
+    def run_job(deployment: str) -> subprocess.Popen[bytes]:
+        argv = [str(deploy_local.BIN / "dagster"), "job", "execute", "-m", JOB_MODULE,
+                "-j", "whoami_job"]  # fmt: skip
+        return start(f"run_{deployment}", argv, **deployment_env(deployment))
+
+    def queued(key_prefix: str) -> int:
+        """Messages waiting in a deployment's queue ``dagster`` (kombu keeps one list per
+        priority step: ``dagster``, ``dagster\\x06\\x163``, ...)."""
+        lists = client.scan_iter(match=key_prefix + "dagster*", count=500)
+        return sum(int(client.llen(key)) for key in lists)
+
+    def taken() -> bool:
+        """Whether B's worker received a task (all there are so far are A's)."""
+        return "received" in log("b1").read_text()
+
+    def ready(name: str) -> bool:
+        if procs[name].poll() is not None:
+            raise AssertionError(f"{name} exited: {log(name).read_text()[-3000:]}")
+        return " ready." in log(name).read_text()
+
+    def ran_on(deployment: str) -> str:
+        proc = procs[f"run_{deployment}"]
+        assert proc.wait(timeout=180) == 0, log(f"run_{deployment}").read_text()[-3000:]
+        text = log(f"run_{deployment}").read_text()
+        run_id = re.search(r"whoami_job - ([0-9a-f-]{36}) - ", text)
+        assert run_id, text[-3000:]
+        with dg.DagsterInstance.from_config(str(home)) as instance:  # the step's own events
+            logged = [e.user_message for e in instance.all_logs(run_id.group(1))]
+        said = [m.removeprefix(RAN_ON) for m in logged if m.startswith(RAN_ON)]
+        assert len(said) == 1, logged
+        return said[0]
+
+    try:
+        worker("b")
+        run_a = run_job("a")
+        wait_for(lambda: ready("b1"), 180, "worker b1 ready")
+        wait_for(lambda: queued(prefix["a"]) or taken(), 180, "A's step on A's queue",
+                 check=lambda: ready("b1"))  # fmt: skip
+        assert not taken(), "B's worker took A's step"
+        time.sleep(3)  # b1 is idle and polling: time enough to take A's step, were it shared
+        assert run_a.poll() is None, log("run_a").read_text()[-3000:]
+        assert queued(prefix["a"]) == 1
+        assert not taken(), "B's worker took A's step"
+
+        worker("a")
+        run_job("b")
+        assert ran_on("a") == "a1"
+        assert ran_on("b") == "b1"
+        left = sorted(k.decode() for k in client.scan_iter(count=500))
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        clean(client)
+        client.close()
+    assert left and [k for k in left if not k.startswith(tuple(prefix.values()))] == []
+    assert any(k.startswith(prefix["a"] + "celery-task-meta-") for k in left)
+    assert any(k.startswith(prefix["b"] + "celery-task-meta-") for k in left)
