@@ -44,23 +44,17 @@ ApprovalMode = Literal["off", "optional", "required"]
 REDIS_PREFIX_BY_ENV: dict[str, str] = {"local": "local:", "staging": "stg:", "production": "prod:"}
 MASK = "***"
 CELERY_KEY_PREFIX_ENV = "XBOT_CELERY_KEY_PREFIX"
-CELERY_KEY_PREFIX_SUFFIX = "celery:"
-"""The default Celery key prefix is the Redis prefix followed by this (``prod:celery:``)."""
+CELERY_KEY_PREFIX_SUFFIX = "celery:"  # the default Celery key prefix: REDIS_PREFIX + this
 _CELERY_KEY_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*:")
 
 
 def celery_key_prefix_problem(
     prefix: str, app_env: str | None = None, redis_prefix: str | None = None
 ) -> str | None:
-    """What is wrong with ``prefix`` as the Celery broker's and result backend's key prefix,
-    said as what to do (None: nothing).
-
-    It must end with ':' (Celery's result backend appends '_' to a prefix that does not, so the
-    broker's and the backend's keys would carry two different prefixes) and hold only letters,
-    digits and ``_.:-`` (no space, no glob character: clean-up scans for ``<prefix>*``). With
-    ``app_env``: in staging and production it starts with the environment's Redis prefix
-    (``stg:``, ``prod:``), as every Redis key of xbot does; locally it takes neither of those.
-    With ``redis_prefix``: it is not the hot store's prefix itself."""
+    """What is wrong with the Celery key prefix (None: nothing): ``_.:-``, letters and digits,
+    ending with ':' (else the backend appends '_' and its keys and the broker's differ); with
+    ``app_env``, in staging/production it starts with ``stg:``/``prod:`` as every Redis key does,
+    locally with neither; never the hot store's ``redis_prefix`` itself."""
     name = CELERY_KEY_PREFIX_ENV
     if not _CELERY_KEY_PREFIX.fullmatch(prefix):
         return (
@@ -71,8 +65,7 @@ def celery_key_prefix_problem(
     if app_env in ("staging", "production") and own and not prefix.startswith(own):
         return (
             f"{name}={prefix!r} does not start with APP_ENV={app_env}'s Redis prefix {own!r}: "
-            f"set {name}={own}{CELERY_KEY_PREFIX_SUFFIX} (or another starting with {own}) or "
-            "unset it"
+            f"set {name}={own}{CELERY_KEY_PREFIX_SUFFIX} (or another {own}...) or unset it"
         )
     if app_env == "local" and prefix.startswith(("stg:", "prod:")):
         return (
@@ -128,10 +121,8 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_prefix: str | None = None
     celery_key_prefix: str | None = Field(default=None, alias="XBOT_CELERY_KEY_PREFIX")
-    """XBOT_CELERY_KEY_PREFIX: the prefix of every key the Celery broker and result backend
-    write (queue, unacked messages, results); unset: the Redis prefix + ``celery:``
-    (``stg:celery:``, ``prod:celery:``). Deployments sharing a broker DB need different ones, or
-    one's workers run the other's steps; producer (the run) and workers must use the same."""
+    """XBOT_CELERY_KEY_PREFIX: of every key the Celery broker and backend write (unset: REDIS_PREFIX
+    + ``celery:``). Deployments on one broker DB need different ones; runs and workers the same."""
     warehouse_path: Path | None = None
     db_pool_size: int = Field(default=DEFAULT_DB_POOL_SIZE, ge=1, le=100)
     """DB_POOL_SIZE: the store engine's kept connections per process (Postgres only)."""
@@ -366,7 +357,11 @@ class Settings(BaseSettings):
                 )
             elif not prefix.endswith(":"):
                 found.append(f"REDIS_PREFIX={prefix!r} must end with ':' (e.g. {expected})")
-        found.extend(self._celery_key_prefix_problems())
+        if self.celery_key_prefix is not None:
+            problem = celery_key_prefix_problem(
+                self.celery_key_prefix, self.app_env, self.resolved_redis_prefix
+            )
+            found.extend([problem] if problem else [])
         if self.clock_speed is not None and self.clock_speed != 1:
             if self.app_env == "production":
                 found.append(
@@ -386,14 +381,6 @@ class Settings(BaseSettings):
         if self.app_env == "production" and self.resolved_poster == "sandbox":
             found.append("APP_ENV=production cannot post to the sandbox: set POSTER=api or browser")
         return found
-
-    def _celery_key_prefix_problems(self) -> list[str]:
-        if self.celery_key_prefix is None:
-            return []
-        problem = celery_key_prefix_problem(
-            self.celery_key_prefix, self.app_env, self.resolved_redis_prefix
-        )
-        return [problem] if problem else []
 
     # --- safe text form ----------------------------------------------------------------------
     def masked(self) -> dict[str, Any]:
