@@ -222,17 +222,21 @@ class RedisMonitor:
     def __init__(self, db: int) -> None:
         self.db = db
         self.commands: list[str] = []
+        self.complete = False
+        """Whether the monitor saw every command up to :meth:`stop` (its connection held)."""
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._started = threading.Event()
 
     def _run(self) -> None:
         import redis
 
-        client = redis.Redis(port=6379)
+        # no read timeout (redis-py's default is 5 s): the server may be quiet for longer
+        client = redis.Redis(port=6379, socket_timeout=None)
         with client.monitor() as monitor:
             self._started.set()
             for command in monitor.listen():
                 if command["command"] == f"ECHO {self.STOP}":
+                    self.complete = True
                     break
                 if command["db"] == self.db:
                     self.commands.append(command["command"])
@@ -431,6 +435,7 @@ def test_two_deployments_on_one_broker_db_each_run_only_their_own_tasks(
         monitor.stop()
 
     assert left and [k for k in left if not k.startswith(tuple(prefix.values()))] == []
+    assert monitor.complete, "the MONITOR connection ended early: commands may be missing"
     keys = {key for command in monitor.commands for key in command_keys(command)}
     assert keys and sorted(k for k in keys if not k.startswith(tuple(prefix.values()))) == []
     for name in ("dagster", "unacked", "unacked_index", "unacked_mutex", "_kombu.binding.dagster"):
