@@ -23,10 +23,13 @@ group, SIGKILL after a grace period), drops its databases and deletes its Redis 
 `--celery N` (:class:`CeleryLocalDeployment`) runs the same deployment over
 `workspace.celery.yaml` with N Celery workers (`dagster-celery worker start`, logs in
 `logs/worker_<i>.log`) on the Redis DB `--broker-db` (default 9, not `--redis-db`'s) as broker
-and result backend: the Celery location's account jobs run each step on a worker. The
-automation follows :func:`automation_plan` for both locations; the workers stop with the rest
-and the broker DB is emptied. Bad input (a negative N, the broker on the store's Redis DB,
-dagster-celery not installed) exits 2 before anything starts.
+and result backend, every key of theirs under the deployment's own prefix
+(`--celery-key-prefix`, default `<name>:celery:`, so deployments and test suites sharing a
+broker DB never take each other's steps): the Celery location's account jobs run each step on a
+worker. The automation follows :func:`automation_plan` for both locations; the workers stop with
+the rest and the deployment's broker keys are deleted. Bad input (a negative N, the broker on
+the store's Redis DB, a malformed key prefix, dagster-celery not installed) exits 2 before
+anything starts.
 
 The class :class:`LocalDeployment` is what the rehearsal benchmark drives;
 :class:`CeleryLocalDeployment` is what the Celery rehearsal (``benchmarks/celery_rehearsal.py``)
@@ -661,7 +664,8 @@ CELERY_MODULE = "xbot_assets.celery_definitions"
 DEFAULT_BROKER_DB = 9
 """The Redis DB of the Celery broker and result backend (``--broker-db``)."""
 CELERY_KEYS = ("_kombu.*", "unacked*", "dagster*", "celery-task-meta-*")
-"""What Celery and dagster-celery leave in the broker DB, deleted on exit."""
+"""What Celery and dagster-celery leave in the broker DB, each under the deployment's key prefix
+(``<prefix>dagster``, ``<prefix>unacked``, ...): deleted on exit, another deployment's kept."""
 
 
 def celery_missing() -> str | None:
@@ -684,13 +688,19 @@ class CeleryLocalDeployment(LocalDeployment):
 
     Each worker is ``dagster-celery worker start`` (the solo pool: a step runs in the worker's
     own process, one at a time; the Celery location imported once at start) on a Redis DB of its
-    own as broker and result backend (``broker_db``), with the deployment's environment. The
+    own as broker and result backend (``broker_db``), with the deployment's environment. Every
+    key the broker and backend write carries :attr:`celery_key_prefix` (the runs read it from
+    ``XBOT_CELERY_KEY_PREFIX`` in :meth:`env`, the workers from their YAML): deployments on the
+    same broker DB (two test suites on one machine) each run only their own steps. The
     Celery rehearsal (``benchmarks/celery_rehearsal.py``) starts, waits for and restarts its
     workers through the same methods."""
 
     worker_count: int = 1
     """How many workers :meth:`start_all` starts (``worker_1``, ``worker_2``, ...)."""
     broker_db: int = DEFAULT_BROKER_DB
+    key_prefix: str | None = None
+    """The broker's and backend's key prefix (None: ``<name>:celery:``, unique per deployment:
+    the deployment's Redis prefix and ``celery:``, what ``XBOT_CELERY_KEY_PREFIX`` defaults to)."""
     visibility_timeout: int | None = None
     """Seconds before another worker takes over an unacknowledged step (None: the location's
     ``VISIBILITY_TIMEOUT_S``)."""
@@ -705,15 +715,22 @@ class CeleryLocalDeployment(LocalDeployment):
         return f"redis://127.0.0.1:6379/{self.broker_db}"
 
     @property
+    def celery_key_prefix(self) -> str:
+        from xbot_assets.config import CELERY_KEY_PREFIX_SUFFIX
+
+        return self.key_prefix or f"{self.redis_prefix}{CELERY_KEY_PREFIX_SUFFIX}"
+
+    @property
     def worker_names(self) -> list[str]:
         return [f"worker_{i}" for i in range(1, self.worker_count + 1)]
 
     def env(self) -> dict[str, str]:
-        from xbot_assets.celery_definitions import BACKEND_ENV, BROKER_ENV
+        from xbot_assets.celery_definitions import BACKEND_ENV, BROKER_ENV, KEY_PREFIX_ENV
 
         env = super().env()
         env[BROKER_ENV] = self.broker_url
         env[BACKEND_ENV] = self.broker_url
+        env[KEY_PREFIX_ENV] = self.celery_key_prefix  # the runs' (producers') prefix
         # `dagster-celery worker start` runs `celery` from PATH
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
         return env
@@ -737,7 +754,8 @@ class CeleryLocalDeployment(LocalDeployment):
         self.wait_workers(launched)
 
     def write_worker_config(self) -> Path:
-        """The workers' YAML (``dagster-celery worker start -y``): broker, backend, settings."""
+        """The workers' YAML (``dagster-celery worker start -y``): broker, backend, settings,
+        with the key prefix the deployment's runs read from :meth:`env`."""
         import yaml
 
         from xbot_assets.celery_definitions import VISIBILITY_TIMEOUT_S, worker_config
@@ -745,7 +763,8 @@ class CeleryLocalDeployment(LocalDeployment):
         timeout = self.visibility_timeout
         config = self.folder / "celery_worker.yaml"
         config.write_text(yaml.safe_dump(worker_config(
-            self.broker_url, self.broker_url, VISIBILITY_TIMEOUT_S if timeout is None else timeout
+            self.broker_url, self.broker_url, VISIBILITY_TIMEOUT_S if timeout is None else timeout,
+            key_prefix=self.celery_key_prefix,
         )))  # fmt: skip
         return config
 
@@ -797,14 +816,15 @@ class CeleryLocalDeployment(LocalDeployment):
 
     def close(self) -> None:
         """Everything :meth:`LocalDeployment.close` stops and drops (the workers among the
-        processes), then what Celery left in the broker DB."""
+        processes), then what Celery left in the broker DB under its key prefix (another
+        deployment's keys on the same DB stay)."""
         super().close()
         with contextlib.suppress(Exception):
             import redis
 
             client = redis.Redis(port=6379, db=self.broker_db)
             for pattern in CELERY_KEYS:
-                for key in client.scan_iter(match=pattern, count=500):
+                for key in client.scan_iter(match=self.celery_key_prefix + pattern, count=500):
                     client.delete(key)
             client.close()
 
@@ -865,6 +885,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--broker-db", type=int, default=DEFAULT_BROKER_DB,
                         help="with --celery: the Redis DB of the Celery broker and result "
                         f"backend, not --redis-db's (default {DEFAULT_BROKER_DB})")  # fmt: skip
+    parser.add_argument("--celery-key-prefix", default=None, metavar="PREFIX",
+                        help="with --celery: the prefix of every broker and result key (default "
+                        "<deployment name>:celery:, unique per deployment, so deployments on "
+                        "one broker DB never run each other's steps)")  # fmt: skip
     args = parser.parse_args(argv)
     problem = bad_arguments(args)
     if problem:
@@ -899,11 +923,18 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
                 f"Redis DB of its own (e.g. --broker-db {other})")  # fmt: skip
     if args.broker_db < 0:
         return f"--broker-db {args.broker_db}: give a Redis DB number (0 or more)"
+    if args.celery_key_prefix is not None:
+        from xbot_assets.config import celery_key_prefix_problem
+
+        problem = celery_key_prefix_problem(args.celery_key_prefix, app_env="local")
+        if problem:  # the same rule the deployment's processes apply (APP_ENV=local)
+            return f"--celery-key-prefix: {problem}"
     return celery_missing()
 
 
 def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> int:
-    celery = {"celery": args.celery, "broker_db": args.broker_db} if args.celery else {}
+    celery = {"celery": args.celery, "broker_db": args.broker_db,
+              "key_prefix": args.celery_key_prefix} if args.celery else {}  # fmt: skip
     with deployment(folder=args.folder, speed=args.speed,
                     redis_db=args.redis_db, keep=args.keep, ports=ports, accounts=args.accounts,
                     audience_jitter=args.audience_jitter, pg_port=args.pg_port,
@@ -915,7 +946,8 @@ def _serve(args: argparse.Namespace, ports: dict[str, int], started: float) -> i
             "logs": str(dep.folder / "logs"),
         }  # fmt: skip
         if isinstance(dep, CeleryLocalDeployment):
-            ready.update(workspace=dep.workspace, broker=dep.broker_url, workers={
+            ready.update(workspace=dep.workspace, broker=dep.broker_url,
+                         celery_key_prefix=dep.celery_key_prefix, workers={
                 name: {"pid": pid, "log": str(dep.folder / "logs" / f"{name}.log")}
                 for name, pid in dep.workers.items()
             })  # fmt: skip

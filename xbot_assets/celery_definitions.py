@@ -13,8 +13,13 @@ The run-status sensors are here too: Dagster's watch only their own location's r
 them a Celery run would leave no ``job:<name>`` row in ``system_health``.
 
 Broker and result backend come from the environment when a run starts (never at import):
-``XBOT_CELERY_BROKER_URL`` and ``XBOT_CELERY_BACKEND_URL`` (e.g. ``redis://host:6379/9``).
-Workers: ``dagster-celery worker start -A dagster_celery.app -y <yaml of worker_config()>``.
+``XBOT_CELERY_BROKER_URL`` and ``XBOT_CELERY_BACKEND_URL`` (e.g. ``redis://host:6379/9``), and
+so does the prefix of every key they write, ``XBOT_CELERY_KEY_PREFIX`` (default: the Redis
+prefix and ``celery:``, e.g. ``prod:celery:``; :func:`celery_key_prefix`). The prefix is what
+keeps two deployments on one broker DB apart: without it they share the queue ``dagster`` and
+kombu's ``unacked`` keys, so one's workers run the other's steps.
+Workers: ``dagster-celery worker start -A dagster_celery.app -y <yaml of worker_config()>``,
+written with the same prefix as the runs that feed them.
 
 What makes a killed worker's step run again (:func:`celery_settings`): late acknowledgement (the
 broker keeps the message until the step has finished), prefetch 1 (a busy worker holds no second
@@ -31,6 +36,12 @@ from typing import Any
 import dagster as dg
 from dagster_celery import celery_executor
 
+from xbot_assets.config import (
+    CELERY_KEY_PREFIX_ENV,
+    ConfigError,
+    celery_key_prefix_problem,
+    load_settings,
+)
 from xbot_assets.definitions import OWNERS_BETA_WARNING
 from xbot_assets.defs.health import record_run_failure, record_run_success
 from xbot_assets.defs.orchestration import (
@@ -49,13 +60,35 @@ LOCATION_NAME = CELERY_LOCATION
 """The location's name in ``workspace.celery.yaml`` (the main one is ``xbot``)."""
 BROKER_ENV = "XBOT_CELERY_BROKER_URL"
 BACKEND_ENV = "XBOT_CELERY_BACKEND_URL"
+KEY_PREFIX_ENV = CELERY_KEY_PREFIX_ENV
+"""``XBOT_CELERY_KEY_PREFIX``: a setting (``config.Settings.celery_key_prefix``)."""
 VISIBILITY_TIMEOUT_S = 600
 """Seconds a task may stay unacknowledged before another worker takes it over: above the
 longest engine step (a refill, tens of seconds on a loaded 2-core machine)."""
 
 
-def celery_settings(visibility_timeout: int = VISIBILITY_TIMEOUT_S) -> dict[str, Any]:
-    """The Celery app settings shared by the executor (producer) and the workers (consumers)."""
+def celery_key_prefix() -> str:
+    """The deployment's broker and backend key prefix, read from the environment now:
+    ``XBOT_CELERY_KEY_PREFIX``, or the Redis prefix and ``celery:``. Raises ``ConfigError``
+    (one line naming the setting, as ``xbot`` exits 2 with) on a value that must not start."""
+    return load_settings().resolved_celery_key_prefix
+
+
+def celery_settings(
+    visibility_timeout: int = VISIBILITY_TIMEOUT_S, key_prefix: str | None = None
+) -> dict[str, Any]:
+    """The Celery app settings shared by the executor (producer) and the workers (consumers).
+
+    Args:
+        visibility_timeout: seconds before an unacknowledged message goes back on the queue.
+        key_prefix: the prefix of every Redis key the broker (kombu's ``global_keyprefix``: the
+            queue, ``unacked``, ``unacked_index``, ``unacked_mutex``, bindings) and the result
+            backend (``celery-task-meta-*``) write; None: :func:`celery_key_prefix`.
+    """
+    prefix = celery_key_prefix() if key_prefix is None else key_prefix
+    problem = celery_key_prefix_problem(prefix)
+    if problem:
+        raise ConfigError(problem)
     return {
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -71,32 +104,48 @@ def celery_settings(visibility_timeout: int = VISIBILITY_TIMEOUT_S) -> dict[str,
             # sweep for abandoned messages every 2 s (kombu's default is ~100 s)
             "unacked_restore_interval": 2,
             "unacked_restore_throttle": 1,
+            "global_keyprefix": prefix,
         },
+        # the backend's own option: it prefixes celery-task-meta-<id> (the ':' at the end keeps
+        # Celery from appending '_', so both carry the same prefix)
+        "result_backend_transport_options": {"global_keyprefix": prefix},
     }
 
 
-def worker_config(broker: str, backend: str, visibility_timeout: int = VISIBILITY_TIMEOUT_S) -> (
-    dict[str, Any]
-):  # fmt: skip
-    """The YAML body for ``dagster-celery worker start -y``: the executor's config block."""
+def worker_config(
+    broker: str,
+    backend: str,
+    visibility_timeout: int = VISIBILITY_TIMEOUT_S,
+    key_prefix: str | None = None,
+) -> dict[str, Any]:
+    """The YAML body for ``dagster-celery worker start -y``: the executor's config block, with
+    the key prefix of the runs the workers serve (None: :func:`celery_key_prefix`, read from this
+    process's environment, as the runs read theirs)."""
     return {
         "execution": {
             "config": {
                 "broker": broker,
                 "backend": backend,
-                "config_source": celery_settings(visibility_timeout),
+                "config_source": celery_settings(visibility_timeout, key_prefix),
             }
         }
     }
 
 
-xbot_celery_executor = celery_executor.configured(
-    {
+def _executor_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The executor's config, built when Dagster resolves a run's config (the run's start in its
+    process, each step's in its worker; never at import), so the environment of that process
+    decides broker, backend and key prefix."""
+    del config  # the executor takes no run config of its own: the environment decides
+    return {
         "broker": {"env": BROKER_ENV},
         "backend": {"env": BACKEND_ENV},
         "config_source": celery_settings(),
-    },
-    name="xbot_celery_executor",
+    }
+
+
+xbot_celery_executor = celery_executor.configured(
+    _executor_config, name="xbot_celery_executor", config_schema={}
 )
 
 CELERY_JOBS = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Mapping
 from datetime import datetime
@@ -42,6 +43,41 @@ ApprovalMode = Literal["off", "optional", "required"]
 
 REDIS_PREFIX_BY_ENV: dict[str, str] = {"local": "local:", "staging": "stg:", "production": "prod:"}
 MASK = "***"
+CELERY_KEY_PREFIX_ENV = "XBOT_CELERY_KEY_PREFIX"
+CELERY_KEY_PREFIX_SUFFIX = "celery:"  # the default Celery key prefix: REDIS_PREFIX + this
+_CELERY_KEY_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*:")
+
+
+def celery_key_prefix_problem(
+    prefix: str, app_env: str | None = None, redis_prefix: str | None = None
+) -> str | None:
+    """What is wrong with the Celery key prefix (None: nothing): ``_.:-``, letters and digits,
+    ending with ':' (else the backend appends '_' and its keys and the broker's differ); with
+    ``app_env``, in staging/production it starts with ``stg:``/``prod:`` as every Redis key does,
+    locally with neither; never the hot store's ``redis_prefix`` itself."""
+    name = CELERY_KEY_PREFIX_ENV
+    if not _CELERY_KEY_PREFIX.fullmatch(prefix):
+        return (
+            f"{name}={prefix!r} is not a key prefix: use letters, digits and _.:- only, ending "
+            f"with ':' (e.g. prod:celery:), or unset it for <REDIS_PREFIX>celery:"
+        )
+    own = REDIS_PREFIX_BY_ENV.get(app_env or "")
+    if app_env in ("staging", "production") and own and not prefix.startswith(own):
+        return (
+            f"{name}={prefix!r} does not start with APP_ENV={app_env}'s Redis prefix {own!r}: "
+            f"set {name}={own}{CELERY_KEY_PREFIX_SUFFIX} (or another {own}...) or unset it"
+        )
+    if app_env == "local" and prefix.startswith(("stg:", "prod:")):
+        return (
+            f"{name}={prefix!r} belongs to another environment: with APP_ENV=local unset {name} "
+            "or pick one of your own (e.g. local:celery:)"
+        )
+    if redis_prefix is not None and prefix == redis_prefix:
+        return (
+            f"{name}={prefix!r} is the hot store's REDIS_PREFIX itself: give Celery's keys "
+            f"their own, e.g. {name}={prefix}{CELERY_KEY_PREFIX_SUFFIX}"
+        )
+    return None
 
 
 class ConfigError(Exception):
@@ -84,6 +120,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     redis_url: str | None = None
     redis_prefix: str | None = None
+    celery_key_prefix: str | None = Field(default=None, alias="XBOT_CELERY_KEY_PREFIX")
+    """XBOT_CELERY_KEY_PREFIX: of every key the Celery broker and backend write (unset: REDIS_PREFIX
+    + ``celery:``). Deployments on one broker DB need different ones; runs and workers the same."""
     warehouse_path: Path | None = None
     db_pool_size: int = Field(default=DEFAULT_DB_POOL_SIZE, ge=1, le=100)
     """DB_POOL_SIZE: the store engine's kept connections per process (Postgres only)."""
@@ -181,8 +220,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "database_url", "redis_url", "redis_prefix", "openai_base_url", "clock_speed",
-        "clock_epoch", "learning_prior_file", mode="before",
+        "database_url", "redis_url", "redis_prefix", "celery_key_prefix", "openai_base_url",
+        "clock_speed", "clock_epoch", "learning_prior_file", mode="before",
     )  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -233,6 +272,12 @@ class Settings(BaseSettings):
     @property
     def resolved_redis_prefix(self) -> str:
         return self.redis_prefix or REDIS_PREFIX_BY_ENV[self.app_env]
+
+    @property
+    def resolved_celery_key_prefix(self) -> str:
+        """The Celery broker's and backend's key prefix: XBOT_CELERY_KEY_PREFIX, or the Redis
+        prefix followed by ``celery:``."""
+        return self.celery_key_prefix or self.resolved_redis_prefix + CELERY_KEY_PREFIX_SUFFIX
 
     @property
     def resolved_poster(self) -> PosterKind:
@@ -312,6 +357,11 @@ class Settings(BaseSettings):
                 )
             elif not prefix.endswith(":"):
                 found.append(f"REDIS_PREFIX={prefix!r} must end with ':' (e.g. {expected})")
+        if self.celery_key_prefix is not None:
+            problem = celery_key_prefix_problem(
+                self.celery_key_prefix, self.app_env, self.resolved_redis_prefix
+            )
+            found.extend([problem] if problem else [])
         if self.clock_speed is not None and self.clock_speed != 1:
             if self.app_env == "production":
                 found.append(
@@ -354,6 +404,7 @@ class Settings(BaseSettings):
             "database_url": mask_url(self.resolved_database_url),
             "warehouse_path": str(self.resolved_warehouse_path),
             "redis_prefix": self.resolved_redis_prefix,
+            "celery_key_prefix": self.resolved_celery_key_prefix,
             "poster": self.resolved_poster,
             "generator": self.resolved_generator,
             "posting_to_real_x": self.posting_to_real_x,

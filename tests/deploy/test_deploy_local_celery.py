@@ -164,9 +164,11 @@ def test_the_workers_command_and_environment(
                                             "--without-gossip", "--without-mingle"]  # fmt: skip
         config = yaml.safe_load(Path(argv[argv.index("-y") + 1]).read_text())
         url = f"redis://127.0.0.1:6379/{BROKER_DB}"
-        assert config == worker_config(url, url, VISIBILITY_TIMEOUT_S)  # the location's 600 s
+        # the location's 600 s, and the deployment's own key prefix (the runs' in env())
+        assert config == worker_config(url, url, VISIBILITY_TIMEOUT_S, dep.celery_key_prefix)
     env = dep.env()
     assert env["XBOT_CELERY_BROKER_URL"] == env["XBOT_CELERY_BACKEND_URL"] == url
+    assert env["XBOT_CELERY_KEY_PREFIX"] == dep.celery_key_prefix == f"{dep.name}:celery:"
     assert env["PATH"].split(os.pathsep)[0] == str(deploy_local.BIN)
     assert shutil.which("celery", path=env["PATH"]) == str(deploy_local.BIN / "celery")
     assert env["REDIS_URL"] == "redis://127.0.0.1:6379/0"  # the store's DB is not the broker's
@@ -298,7 +300,8 @@ def test_deploy_local_celery_posts_through_a_worker_and_ctrl_c_stops_the_workers
         assert mirror.leftover_pids() == []  # nothing with the deployment's environment
         assert _databases(ready["name"]) == []
         broker = redis.Redis(port=6379, db=BROKER_DB)
-        assert [k for p in deploy_local.CELERY_KEYS for k in broker.scan_iter(match=p)] == []
+        assert ready["celery_key_prefix"] == f"{ready['name']}:celery:"
+        assert list(broker.scan_iter(match=ready["celery_key_prefix"] + "*")) == []
         broker.close()
     finally:
         if proc.poll() is None:
