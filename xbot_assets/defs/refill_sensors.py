@@ -35,7 +35,6 @@ from xbot_assets.defs.sensor_support import (
     accounts_with_runs_in_flight,
     batch_run_key,
     partitioned_accounts,
-    replaced_by_celery,
     retry_run_key,
     sensor_cursor,
 )
@@ -157,8 +156,6 @@ def candidate_refill_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
-    if (off := replaced_by_celery(context, "candidate_refill_sensor")) is not None:
-        return off
     keys: dict[str, str] = dict(sensor_cursor(context).get("keys", {}))
     retry = failed_refills(context, keys)
     tick = _refill_tick(context, xbot_settings, xbot_runtime, retry)
@@ -197,8 +194,6 @@ def refill_batch_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Refill every account whose queue runs low (or on new models) in one run."""
-    if (off := replaced_by_celery(context, "refill_batch_sensor")) is not None:
-        return off
     tick = _refill_tick(context, xbot_settings, xbot_runtime)
     if isinstance(tick, dg.SkipReason):
         return tick

@@ -130,7 +130,9 @@ def reporting(
 ) -> Iterator[dict[str, Any]]:
     """Report one unit of work: ``down`` with the redacted error if it raises (re-raised), else
     the status the caller put in the yielded dict (``status``/``message``; default ``ok``)
-    with the other figures it put there (counts, ``lag_s``; no text, no secret)."""
+    with the other figures it put there (counts, ``lag_s``; no text, no secret). A caller that
+    puts ``interval_s: None`` writes no interval: the component is not expected to succeed
+    now (a sensor held off on purpose), so readers do not call it stalled."""
     figures: dict[str, Any] = {}
     try:
         yield figures
@@ -142,6 +144,9 @@ def reporting(
         raise
     status = str(figures.pop("status", "ok"))
     message = figures.pop("message", None)
+    if "interval_s" in figures and figures["interval_s"] is None:
+        del figures["interval_s"]
+        interval = None
     report(
         engine, environment=environment, component=component, now=clock(), status=status,
         message=message, figures=figures, interval=interval, heartbeat=heartbeat,
