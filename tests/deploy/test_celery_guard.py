@@ -237,3 +237,33 @@ def test_a_held_sensor_reports_degraded_with_what_to_do_and_not_stalled(
         row = _health(env, "refill_batch_sensor")
         assert (row.reported_status, row.last_error is not None) == ("ok", True)
         assert row.interval_s is not None  # running again: expected to succeed again
+
+
+def test_a_held_batch_twin_turned_off_is_settled_by_the_celery_sensor_doing_its_work(
+    env: Env, due_post: tuple[dg.DagsterInstance, int]
+) -> None:
+    """Nothing else writes a batch twin's row: once the operator stops it, as its ``degraded``
+    row asks, the Celery sensor that replaces it writes it ``ok`` at its next tick (once);
+    while it is still on, that row stays ``degraded``."""
+    from xbot_assets.celery_definitions import LOCATION_NAME
+
+    instance, _ = due_post
+    with _locations(instance) as at:
+        celery, main = (
+            _sensor(at[LOCATION_NAME], "posting_sensor"),
+            _sensor(at[MAIN], "posting_batch_sensor"),
+        )
+        instance.start_sensor(celery)
+        instance.start_sensor(main)
+        _skipped_for_celery(_tick(instance, at[MAIN], "posting_batch_sensor"),
+                            "posting_batch_sensor", "posting_sensor")  # fmt: skip
+        _tick(instance, at[LOCATION_NAME], "posting_sensor")  # the twin is still on: kept
+        assert _health(env, "posting_batch_sensor").reported_status == "degraded"
+
+        instance.stop_sensor(main.get_remote_origin_id(), main.selector_id, main)
+        _tick(instance, at[LOCATION_NAME], "posting_sensor")
+        row = _health(env, "posting_batch_sensor")
+        assert (row.reported_status, row.stalled, row.interval_s) == ("ok", False, None)
+        settled = row.recorded_at
+        _tick(instance, at[LOCATION_NAME], "posting_sensor")  # settled once, not every tick
+        assert _health(env, "posting_batch_sensor").recorded_at == settled

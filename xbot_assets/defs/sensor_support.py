@@ -94,6 +94,26 @@ def replaced_by_celery(context: dg.SensorEvaluationContext, name: str) -> dg.Ski
     )
 
 
+def twins_turned_off(context: dg.SensorEvaluationContext, name: str) -> list[str]:
+    """The main location's sensors that sensor ``name`` replaces under another name (its batch
+    twin: ``posting_batch_sensor`` for ``posting_sensor``) and that are not on there, when
+    ``name`` runs in the Celery location; else none. Nothing else writes such a twin's
+    ``system_health`` row, so the Celery sensor settles the one it wrote while held. One
+    instigator-state query, only for the two Celery sensors that have a twin."""
+    from xbot_assets.instigation import running_sensors
+
+    twins = [twin for twin, by in REPLACED_BY_CELERY.items() if by == name and twin != name]
+    origin = context.code_location_origin
+    if not twins or origin is None or origin.location_name != CELERY_LOCATION:
+        return []
+    on = {
+        sensor
+        for location, sensor in running_sensors(context.instance)
+        if location != CELERY_LOCATION
+    }
+    return [twin for twin in twins if twin not in on]
+
+
 def sensor_cursor(context: Any) -> dict[str, Any]:
     """The sensor's JSON cursor as a dict; empty when there is none or it cannot be read."""
     try:
