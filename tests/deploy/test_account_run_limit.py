@@ -215,3 +215,69 @@ def test_a_refill_whose_run_failed_is_requested_again_within_the_hour_while_the_
     after = evaluate(defs, instance, "candidate_refill_sensor", later + timedelta(minutes=2),
                      tick.cursor).run_requests  # fmt: skip
     assert not [r for r in after if r.partition_key == "acct_b"]
+
+
+def test_a_failed_batch_refill_is_requested_again_within_the_hour_like_a_per_account_one(
+    env: Env,
+) -> None:
+    """refill_batch_sensor's rule is candidate_refill_sensor's: a batch run that failed is
+    requested again at the next tick under ``<key>:retry<n>``, for its accounts whose queue is
+    still low, up to MAX_RUN_RETRIES times, then nothing until the hour is out; a batch run
+    that succeeded is not."""
+    from dagster._core.storage.dagster_run import DagsterRun
+
+    from xbot_assets.defs.orchestration import refill_batch_job
+    from xbot_assets.defs.sensor_support import MAX_RUN_RETRIES
+
+    defs, instance, store, ids = _two_accounts(env)
+    both = sorted([env.settings.x_handle, "acct_b"])
+    now = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
+
+    def ended(request: dg.RunRequest, status: dg.DagsterRunStatus) -> None:
+        tags = dict(request.tags) | {"dagster/run_key": str(request.run_key)}
+        instance.add_run(DagsterRun(job_name=refill_batch_job.name, status=status, tags=tags))
+
+    def handles(request: dg.RunRequest) -> list[str]:
+        return sorted(request.run_config["ops"]["refill_accounts"]["config"]["handles"])
+
+    tick = evaluate(defs, instance, "refill_batch_sensor", now)
+    (first,) = tick.run_requests
+    assert handles(first) == both and str(first.run_key).startswith("refills:")
+    ended(first, dg.DagsterRunStatus.FAILURE)
+    cursor, keys = tick.cursor, [str(first.run_key)]
+    for _ in range(MAX_RUN_RETRIES):
+        now += timedelta(minutes=2)
+        tick = evaluate(defs, instance, "refill_batch_sensor", now, cursor)
+        (retry,) = tick.run_requests
+        assert handles(retry) == both  # (the test's store stays empty: both still low)
+        assert retry.tags["xbot/reason"] == ";".join(["queue low, its refill run failed"] * 2)
+        keys.append(str(retry.run_key))
+        cursor = tick.cursor
+        ended(retry, dg.DagsterRunStatus.FAILURE)
+    base = keys[0]
+    assert keys == [base] + [f"{base}:retry{n}" for n in range(1, MAX_RUN_RETRIES + 1)]
+    now += timedelta(minutes=2)  # 3 retries failed: left until the hour is out
+    assert not evaluate(defs, instance, "refill_batch_sensor", now, cursor).run_requests
+
+    # the next hour: a fresh batch key; it succeeds, so nothing is asked again
+    later = now + timedelta(hours=1)
+    tick = evaluate(defs, instance, "refill_batch_sensor", later, cursor)
+    (fresh,) = tick.run_requests
+    assert handles(fresh) == both and ":retry" not in str(fresh.run_key)
+    ended(fresh, dg.DagsterRunStatus.SUCCESS)
+    after = later + timedelta(minutes=2)
+    assert not evaluate(defs, instance, "refill_batch_sensor", after, tick.cursor).run_requests
+
+    # the hour after: it fails, and one account's queue filled since (the worker finished its
+    # step): the retry is for the other one only
+    later += timedelta(hours=1)
+    tick = evaluate(defs, instance, "refill_batch_sensor", later, tick.cursor)
+    (failed,) = tick.run_requests
+    ended(failed, dg.DagsterRunStatus.FAILURE)
+    for i in range(2):
+        slot = later + timedelta(hours=i + 1)
+        store.enqueue_post(ids["acct_b"], f"Filled {i}.", scheduled_at=slot, now=later)
+    after = later + timedelta(minutes=2)
+    (retry,) = evaluate(defs, instance, "refill_batch_sensor", after, tick.cursor).run_requests
+    assert handles(retry) == [env.settings.x_handle]
+    assert retry.run_key == f"{failed.run_key}:retry1"

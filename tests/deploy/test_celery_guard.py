@@ -87,9 +87,9 @@ def _skipped_for_celery(data: Any, name: str, replacement: str) -> None:
 
     assert not data.run_requests
     assert data.skip_message == (
-        f"{replacement} of location {LOCATION_NAME} is on: {name} of location {MAIN} stays off "
-        "under Celery, so this tick launches nothing; stop it (docs/deployment.md, Scale-out "
-        "on Celery)"
+        f"stop {name} of location {MAIN}: {replacement} of location {LOCATION_NAME} is on and "
+        "does its work under Celery, so this tick launches nothing (docs/deployment.md, "
+        "Scale-out on Celery)"
     )
 
 
@@ -188,3 +188,82 @@ def test_the_main_jobs_own_ticks_are_not_held(due_post: tuple[dg.DagsterInstance
     tick = evaluate(load_definitions(), instance, "posting_sensor", datetime.now(UTC))
     (request,) = tick.run_requests
     assert request.tags["xbot/post_id"] == str(post_id)
+
+
+def _health(env: Env, name: str) -> Any:
+    """How readers (``xbot status``, /readyz, the console) see sensor ``name`` now."""
+    from xbot_assets.engine.sensing import cached_store
+    from xbot_assets.ops.component_health import component_health
+
+    store = cached_store(env.settings)
+    rows = component_health(store.engine, environment=env.settings.app_env, now=datetime.now(UTC))
+    return rows.get(f"sensor:{name}")
+
+
+def test_a_held_sensor_reports_degraded_with_what_to_do_and_not_stalled(
+    env: Env, due_post: tuple[dg.DagsterInstance, int]
+) -> None:
+    """Each of the six held by its Celery replacement writes ``degraded`` with the skip reason
+    (not ``ok``), without an interval: readers name it and the action, and do not call it
+    stalled however long it stays held. Its replacement stopped, its next tick reports ok."""
+    from xbot_assets.celery_definitions import ACCOUNT_SENSORS, LOCATION_NAME, OFF_IN_MAIN_LOCATION
+    from xbot_assets.ops.component_health import component_health, describe_problems
+
+    instance, _ = due_post
+    with _locations(instance) as at:
+        for name in ACCOUNT_SENSORS:
+            instance.start_sensor(_sensor(at[LOCATION_NAME], name))
+        for name in sorted(OFF_IN_MAIN_LOCATION):
+            data = _tick(instance, at[MAIN], name)
+            row = _health(env, name)
+            assert (row.reported_status, row.status) == ("degraded", "degraded")
+            assert row.last_error == data.skip_message
+            assert row.interval_s is None and not row.stalled
+
+        later = datetime.now(UTC) + timedelta(days=1)  # held for a day: still not stalled
+        from xbot_assets.engine.sensing import cached_store
+
+        engine = cached_store(env.settings).engine
+        health = component_health(engine, environment=env.settings.app_env, now=later)
+        problems = describe_problems(health, later)
+        for name in OFF_IN_MAIN_LOCATION:
+            assert not health[f"sensor:{name}"].stalled
+            (line,) = [p for p in problems if p.startswith(f"sensor:{name} ")]
+            assert f"reported degraded: stop {name} of location {MAIN}" in line
+
+        celery = _sensor(at[LOCATION_NAME], "candidate_refill_sensor")
+        instance.stop_sensor(celery.get_remote_origin_id(), celery.selector_id, celery)
+        _tick(instance, at[MAIN], "refill_batch_sensor")
+        row = _health(env, "refill_batch_sensor")
+        assert (row.reported_status, row.last_error is not None) == ("ok", True)
+        assert row.interval_s is not None  # running again: expected to succeed again
+
+
+def test_a_held_batch_twin_turned_off_is_settled_by_the_celery_sensor_doing_its_work(
+    env: Env, due_post: tuple[dg.DagsterInstance, int]
+) -> None:
+    """Nothing else writes a batch twin's row: once the operator stops it, as its ``degraded``
+    row asks, the Celery sensor that replaces it writes it ``ok`` at its next tick (once);
+    while it is still on, that row stays ``degraded``."""
+    from xbot_assets.celery_definitions import LOCATION_NAME
+
+    instance, _ = due_post
+    with _locations(instance) as at:
+        celery, main = (
+            _sensor(at[LOCATION_NAME], "posting_sensor"),
+            _sensor(at[MAIN], "posting_batch_sensor"),
+        )
+        instance.start_sensor(celery)
+        instance.start_sensor(main)
+        _skipped_for_celery(_tick(instance, at[MAIN], "posting_batch_sensor"),
+                            "posting_batch_sensor", "posting_sensor")  # fmt: skip
+        _tick(instance, at[LOCATION_NAME], "posting_sensor")  # the twin is still on: kept
+        assert _health(env, "posting_batch_sensor").reported_status == "degraded"
+
+        instance.stop_sensor(main.get_remote_origin_id(), main.selector_id, main)
+        _tick(instance, at[LOCATION_NAME], "posting_sensor")
+        row = _health(env, "posting_batch_sensor")
+        assert (row.reported_status, row.stalled, row.interval_s) == ("ok", False, None)
+        settled = row.recorded_at
+        _tick(instance, at[LOCATION_NAME], "posting_sensor")  # settled once, not every tick
+        assert _health(env, "posting_batch_sensor").recorded_at == settled

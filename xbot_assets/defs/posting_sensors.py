@@ -35,7 +35,6 @@ from xbot_assets.defs.sensor_support import (
     batch_posting_max_runtime,
     batch_run_key,
     partitioned_accounts,
-    replaced_by_celery,
     retry_run_key,
     runs_in_flight,
     sensor_cursor,
@@ -107,8 +106,6 @@ def posting_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """A slot is due and a queued post exists: post it (run key = the post's id)."""
-    if (off := replaced_by_celery(context, "posting_sensor")) is not None:
-        return off
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()
@@ -197,8 +194,6 @@ def posting_batch_sensor(
 ) -> dg.SensorResult | dg.SkipReason:
     """Fewer, fuller runs: a run costs its process's start-up (seconds of CPU), so one run holds
     every account's posts of the coming two leads and is launched a lead before the first."""
-    if (off := replaced_by_celery(context, "posting_batch_sensor")) is not None:
-        return off
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()
@@ -269,8 +264,6 @@ def reconcile_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Posts left in ``posting`` past the grace period: settle them from the timeline."""
-    if (off := replaced_by_celery(context, "reconcile_sensor")) is not None:
-        return off
     from xbot_assets.engine import sensing
 
     settings = xbot_settings.get()

@@ -5,15 +5,18 @@ Two sensors share one rule: ``candidate_refill_sensor`` requests one run per acc
 ``refill_batch_sensor`` (the deployment's) one run for every account due in a tick. Neither
 refills an account that a refill run of either kind holds in flight.
 
-An account is refilled at most once an hour, but ``candidate_refill_sensor`` asks again within
-the hour when the run it requested failed (or was canceled) and the queue is still low: a run
-whose coordinator died before its step reached a worker (the daemon's process group killed),
-failed by run monitoring, would otherwise leave the coming slots without posts until the hour is
-out. Dagster launches a run key once, so the retry's key is ``<key>:retry<n>``.
+An account is refilled at most once an hour, but both sensors ask again within the hour when
+the run they requested for it failed (or was canceled) and the queue is still low: a run whose
+coordinator died before its step reached a worker (the daemon's process group killed), failed by
+run monitoring, would otherwise leave the coming slots without posts until the hour is out.
+Dagster launches a run key once, so the retry's key is ``<key>:retry<n>``
+(``sensor_support.retry_run_key``), at most ``MAX_RUN_RETRIES`` times; a batch run that failed
+is asked again for those of its accounts still low, as one run under its own key's retry.
 """
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +38,6 @@ from xbot_assets.defs.sensor_support import (
     accounts_with_runs_in_flight,
     batch_run_key,
     partitioned_accounts,
-    replaced_by_celery,
     retry_run_key,
     sensor_cursor,
 )
@@ -57,14 +59,15 @@ def retry_key(key: str) -> str | None:
     return retry_run_key(key, int(tries) + 1 if tries.isdigit() else 1)
 
 
-def failed_refills(context: Any, keys: dict[str, str]) -> dict[str, str]:
+def failed_refills(context: Any, job_name: str, keys: dict[str, str]) -> dict[str, str]:
     """Account -> the key to request again, for each account whose last requested refill run
-    (``keys``: account -> run key, from the cursor) ended FAILURE or CANCELED (one query)."""
+    of ``job_name`` (``keys``: account -> run key, from the cursor) ended FAILURE or CANCELED
+    (one query)."""
     if not keys:
         return {}
     records = context.instance.get_run_records(
         dg.RunsFilter(
-            job_name=refill_candidates_job.name,
+            job_name=job_name,
             tags={RUN_KEY_TAG: sorted(set(keys.values()))},
             statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
         )
@@ -127,20 +130,48 @@ def _refills_due(
 ENOUGH_QUEUED = "the queue holds enough posts for the coming slots"
 
 
+@dataclass(frozen=True, slots=True)
+class RefillTick:
+    """What a refill sensor's tick requests: the accounts due (each with why and, when its last
+    refill run failed, the key to ask again under), and the next cursor once their keys are
+    :meth:`requested`."""
+
+    due: list[tuple[Any, str, str | None]]
+    now: datetime
+    cursor: dict[str, Any]
+    keys: dict[str, str]
+
+    def requested(self, handles: Iterable[str], key: str) -> None:
+        """Remember ``key`` as the run requested last for ``handles``: if it fails, the next
+        tick asks again under its retry key."""
+        self.keys.update(dict.fromkeys(handles, key))
+
+    def next_cursor(self) -> str:
+        return json.dumps(self.cursor | {"keys": self.keys})
+
+
 def _refill_tick(
     context: dg.SensorEvaluationContext,
     xbot_settings: XbotSettings,
     xbot_runtime: XbotRuntime,
-    retry: Collection[str] = (),
-) -> tuple[list[tuple[Any, str]], str, datetime] | dg.SkipReason:
+    job_name: str,
+) -> RefillTick | dg.SkipReason:
     """Both refill sensors' tick: the accounts due a refill (none held by a refill run of
-    either kind in flight), the next cursor and now; or why nothing can be refilled."""
+    either kind in flight; again within the hour those whose last run of ``job_name`` failed)
+    and now; or why nothing can be refilled."""
+    keys: dict[str, str] = dict(sensor_cursor(context).get("keys", {}))
+    retry = failed_refills(context, job_name, keys)
     busy = accounts_with_runs_in_flight(context, refill_candidates_job.name)
     busy |= accounts_with_runs_in_flight(context, refill_batch_job.name)
     store, due, next_cursor, now = _refills_due(context, xbot_settings, xbot_runtime, busy, retry)
     if store is None:
         return dg.SkipReason(NOT_MIGRATED)
-    return due, next_cursor, now
+    return RefillTick(
+        due=[(a, why, retry[a.handle] if why == RETRY_REASON else None) for a, why in due],
+        now=now,
+        cursor=json.loads(next_cursor),
+        keys=keys,
+    )
 
 
 @dg.sensor(
@@ -157,19 +188,14 @@ def candidate_refill_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Refill when the queue runs low for the coming slots, or a new scorer/posteriors lands."""
-    if (off := replaced_by_celery(context, "candidate_refill_sensor")) is not None:
-        return off
-    keys: dict[str, str] = dict(sensor_cursor(context).get("keys", {}))
-    retry = failed_refills(context, keys)
-    tick = _refill_tick(context, xbot_settings, xbot_runtime, retry)
+    tick = _refill_tick(context, xbot_settings, xbot_runtime, refill_candidates_job.name)
     if isinstance(tick, dg.SkipReason):
         return tick
-    due, next_cursor, now = tick
     settings = xbot_settings.get()
     requests = []
-    for account, why in due:
-        key = retry[account.handle] if why == RETRY_REASON else refill_run_key(account.handle, now)
-        keys[account.handle] = key
+    for account, why, retry in tick.due:
+        key = retry or refill_run_key(account.handle, tick.now)
+        tick.requested([account.handle], key)
         requests.append(
             dg.RunRequest(
                 run_key=key,
@@ -177,11 +203,9 @@ def candidate_refill_sensor(
                 tags=account_run_tags(settings, account.handle) | {"xbot/reason": why},
             )
         )
-    # the key requested last per account: its run failing lets the next tick ask again
-    next_cursor = json.dumps(json.loads(next_cursor) | {"keys": keys})
     if not requests:
-        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
-    return dg.SensorResult(run_requests=requests, cursor=next_cursor)
+        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=tick.next_cursor())
+    return dg.SensorResult(run_requests=requests, cursor=tick.next_cursor())
 
 
 @dg.sensor(
@@ -190,30 +214,41 @@ def candidate_refill_sensor(
     default_status=STOPPED,
     description="The deployment's refill (instead of candidate_refill_sensor): the same rule "
     "per account, but every account due in a tick is refilled by ONE refill_batch_job run "
-    "(one process start-up for all of them).",
+    "(one process start-up for all of them); a failed run is asked again within the hour, up "
+    "to 3 times, for its accounts still low.",
 )
 @sensor_health("refill_batch_sensor", REFILL_INTERVAL)
 def refill_batch_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
-    """Refill every account whose queue runs low (or on new models) in one run."""
-    if (off := replaced_by_celery(context, "refill_batch_sensor")) is not None:
-        return off
-    tick = _refill_tick(context, xbot_settings, xbot_runtime)
+    """Refill every account whose queue runs low (or on new models) in one run; a failed run's
+    accounts still low in one run under its retry key (rare: kept apart, so the key names it)."""
+    tick = _refill_tick(context, xbot_settings, xbot_runtime, refill_batch_job.name)
     if isinstance(tick, dg.SkipReason):
         return tick
-    due, next_cursor, now = tick
-    if not due:
-        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=next_cursor)
-    handles = [account.handle for account, _ in due]
-    # No per-run time limit: one run refills every due account (tens of seconds each), so the
-    # instance's max_runtime_seconds (deploy/dagster.yaml) bounds it.
-    request = dg.RunRequest(
-        run_key=batch_run_key("refills", now, handles),
-        run_config={"ops": {"refill_accounts": {"config": {"handles": handles}}}},
-        tags={ACCOUNTS_TAG: ",".join(handles), "xbot/reason": ";".join(w for _, w in due)},
-    )
-    return dg.SensorResult(run_requests=[request], cursor=next_cursor)
+    runs: dict[str | None, list[tuple[str, str]]] = {}
+    for account, why, retry in tick.due:
+        runs.setdefault(retry, []).append((account.handle, why))
+    requests = []
+    for retry, items in runs.items():
+        handles = [handle for handle, _ in items]
+        key = retry or batch_run_key("refills", tick.now, handles)
+        tick.requested(handles, key)
+        # No per-run time limit: one run refills every due account (tens of seconds each), so
+        # the instance's max_runtime_seconds (deploy/dagster.yaml) bounds it.
+        requests.append(
+            dg.RunRequest(
+                run_key=key,
+                run_config={"ops": {"refill_accounts": {"config": {"handles": handles}}}},
+                tags={
+                    ACCOUNTS_TAG: ",".join(handles),
+                    "xbot/reason": ";".join(w for _, w in items),
+                },
+            )
+        )
+    if not requests:
+        return dg.SensorResult(skip_reason=ENOUGH_QUEUED, cursor=tick.next_cursor())
+    return dg.SensorResult(run_requests=requests, cursor=tick.next_cursor())
 
 
 defs = dg.Definitions(sensors=[candidate_refill_sensor, refill_batch_sensor])

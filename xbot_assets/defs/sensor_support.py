@@ -15,6 +15,8 @@ same family module, since each skips the work the other holds in flight.
 Under Celery (``workspace.celery.yaml``) the account sensors run in the Celery location and stay
 off in the main one; :func:`replaced_by_celery` makes a main-location sensor turned on by
 mistake skip its tick (the Celery one wins) instead of racing the Celery one for the same work.
+The sensors' health wrapper (``health.sensor_health``) applies it, so a held sensor's
+``system_health`` row says ``degraded`` with the reason instead of ``ok``.
 """
 
 import json
@@ -74,7 +76,8 @@ def replaced_by_celery(context: dg.SensorEvaluationContext, name: str) -> dg.Ski
 
     Under the daemon and the webserver Dagster hands every evaluation its code location. A
     sensor evaluated outside one (the main job's simulated ticks, which play the main location
-    alone, thousands of times a run) is not guarded. One instigator-state query per tick."""
+    alone, thousands of times a run) is not guarded. One instigator-state query per tick.
+    Every sensor of :data:`REPLACED_BY_CELERY` is held through ``health.sensor_health``."""
     from xbot_assets.instigation import running_sensors
 
     replacement = REPLACED_BY_CELERY.get(name)
@@ -83,11 +86,32 @@ def replaced_by_celery(context: dg.SensorEvaluationContext, name: str) -> dg.Ski
         return None
     if (CELERY_LOCATION, replacement) not in running_sensors(context.instance):
         return None
+    # what to do first: /readyz shows a component's reason cut to 120 characters
     return dg.SkipReason(
-        f"{replacement} of location {CELERY_LOCATION} is on: {name} of location "
-        f"{origin.location_name} stays off under Celery, so this tick launches nothing; stop it "
+        f"stop {name} of location {origin.location_name}: {replacement} of location "
+        f"{CELERY_LOCATION} is on and does its work under Celery, so this tick launches nothing "
         "(docs/deployment.md, Scale-out on Celery)"
     )
+
+
+def twins_turned_off(context: dg.SensorEvaluationContext, name: str) -> list[str]:
+    """The main location's sensors that sensor ``name`` replaces under another name (its batch
+    twin: ``posting_batch_sensor`` for ``posting_sensor``) and that are not on there, when
+    ``name`` runs in the Celery location; else none. Nothing else writes such a twin's
+    ``system_health`` row, so the Celery sensor settles the one it wrote while held. One
+    instigator-state query, only for the two Celery sensors that have a twin."""
+    from xbot_assets.instigation import running_sensors
+
+    twins = [twin for twin, by in REPLACED_BY_CELERY.items() if by == name and twin != name]
+    origin = context.code_location_origin
+    if not twins or origin is None or origin.location_name != CELERY_LOCATION:
+        return []
+    on = {
+        sensor
+        for location, sensor in running_sensors(context.instance)
+        if location != CELERY_LOCATION
+    }
+    return [twin for twin in twins if twin not in on]
 
 
 def sensor_cursor(context: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from xbot_assets.defs.sensor_support import (
     NOT_MIGRATED,
     STOPPED,
     known_accounts,
-    replaced_by_celery,
     store_accounts,
 )
 
@@ -29,8 +28,6 @@ def accounts_sensor(
     context: dg.SensorEvaluationContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.SensorResult | dg.SkipReason:
     """Keep the ``accounts`` partitions equal to the store's active accounts (+ X_HANDLE)."""
-    if (off := replaced_by_celery(context, "accounts_sensor")) is not None:
-        return off
     settings = xbot_settings.get()
     store, accounts = store_accounts(settings)
     if store is None:

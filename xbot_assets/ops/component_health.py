@@ -15,7 +15,7 @@ table grows by a few rows an hour, not thousands.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -130,7 +130,9 @@ def reporting(
 ) -> Iterator[dict[str, Any]]:
     """Report one unit of work: ``down`` with the redacted error if it raises (re-raised), else
     the status the caller put in the yielded dict (``status``/``message``; default ``ok``)
-    with the other figures it put there (counts, ``lag_s``; no text, no secret)."""
+    with the other figures it put there (counts, ``lag_s``; no text, no secret). A caller that
+    puts ``interval_s: None`` writes no interval: the component is not expected to succeed
+    now (a sensor held off on purpose), so readers do not call it stalled."""
     figures: dict[str, Any] = {}
     try:
         yield figures
@@ -142,10 +144,51 @@ def reporting(
         raise
     status = str(figures.pop("status", "ok"))
     message = figures.pop("message", None)
+    if "interval_s" in figures and figures["interval_s"] is None:
+        del figures["interval_s"]
+        interval = None
     report(
         engine, environment=environment, component=component, now=clock(), status=status,
         message=message, figures=figures, interval=interval, heartbeat=heartbeat,
     )  # fmt: skip
+
+
+HELD_BY = "held_by"
+"""The figure of a row written while the component was held off on purpose (a sensor whose
+Celery replacement is on): what holds it. :func:`settle_held` clears such a row."""
+
+
+def settle_held(
+    engine: Engine, *, environment: str, components: Iterable[str], now: datetime, message: str
+) -> list[str]:
+    """Write ``ok`` (with ``message``, no interval) for each of ``components`` whose newest
+    row was written while held (:data:`HELD_BY`): it has been turned off as its row asked, and
+    nothing else would replace that row. Best effort, like :func:`report`.
+
+    Returns:
+        The components settled.
+    """
+    h = system_health
+    held = []
+    try:
+        with read_connection(engine) as conn:
+            for name in sorted(set(components)):  # each the newest row of one component
+                metrics = conn.execute(
+                    select(h.c.metrics)
+                    .where(h.c.environment == environment, h.c.component == name)
+                    .order_by(h.c.id.desc())
+                    .limit(1)
+                ).scalar()
+                if metrics and metrics.get(HELD_BY):
+                    held.append(name)
+    except Exception as exc:  # the status rows are best effort; the sensor's work stands
+        log.warning("could not read held components: %s", safe_error(exc))
+        return []
+    return [
+        name
+        for name in held
+        if report(engine, environment=environment, component=name, now=now, message=message)
+    ]
 
 
 def forget_heartbeats() -> None:
