@@ -50,7 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -892,8 +892,248 @@ def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> Any:
         time.sleep(every)
 
 
+# --- the daemon rehearsal: shared setup, drain and checks; one function per kill mode ------------
+@dataclass
+class DaemonRehearsal:
+    """One daemon rehearsal in flight, as its mode sees it: the deployment, what happened
+    (events, timings) and what the mode's kill left for the shared checks."""
+
+    dep: CeleryDeployment
+    accounts: int
+    run_timeout: float
+    t0: float = field(default_factory=time.monotonic)
+    timings: dict[str, float] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    launched_after: float = 0.0
+    """Epoch seconds just before the daemon started: the runs it launched were created after."""
+    posts_before: int = 0
+    """Posts on the sandbox before the daemon started."""
+    worker_killed: dict[str, Any] | None = None
+    """A worker's SIGKILL (its step retried on the other): the retried step's outcomes."""
+    run_killed: dict[str, Any] | None = None
+    """A daemon's or code server's SIGKILL: the run it left to end (``_daemon_kill_figures``)."""
+    restarted_at: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+    """The mode's own figures, merged into the result."""
+
+    def mark(self, name: str) -> None:
+        self.timings[name] = round(time.monotonic() - self.t0, 1)
+
+    def killed(self) -> dict[str, Any] | None:
+        """The kill the shared figures describe (the worker's, else the daemon's or server's)."""
+        return self.worker_killed or self.run_killed
+
+
+@dataclass(frozen=True)
+class DaemonMode:
+    """What one kind of daemon rehearsal does between the automation turned on and the drain
+    (``kill``), and what else it needs: the shared setup, drain and checks are
+    :func:`rehearse_daemon_mode`'s."""
+
+    name: str
+    kill: Callable[[DaemonRehearsal, Any], None]
+    """Inside the instance, once the workers are ready: the kill and what follows it."""
+    posts_per_account: int = 1
+    """Posts (store rows ``posted``) to wait for per account before the drain."""
+    seed: bool = True
+    """One due post per account before the daemon starts (else the refill sensor fills)."""
+    slow_post: bool = True
+    """The sandbox holds its answer to the first create_tweet ``post_delay`` seconds."""
+    every_account_posts: bool = False
+    """Also wait until every account has posted (a refill's posts, lost refills asked again)."""
+    after_drain: Callable[[DaemonRehearsal, Any], None] | None = None
+    """Once every run has finished: the mode's own figures (into ``figures``)."""
+    daemon_kill: str | None = None
+    """The result's ``daemon_kill``: ``"pid"``, ``"process group"`` or None."""
+    code_server_kill: bool = False
+    kill_during: str = "post"
+
+
+def no_kill(r: DaemonRehearsal, instance: Any) -> None:
+    """Nothing killed: the daemon launches the seeded posts' runs."""
+
+
+def kill_a_worker(r: DaemonRehearsal, instance: Any) -> None:
+    """SIGKILL the worker inside the first posting step; once its run has ended (the step
+    redelivered to the other worker), restart it."""
+    dep = r.dep
+    killed = kill_inside_posting(
+        dep, instance, None, r.launched_after, r.run_timeout, r.posts_before
+    )
+    r.worker_killed = killed
+    r.events.append({"event": "worker SIGKILL inside the posting step", **killed})
+    r.mark("worker_killed_s")
+    wait_for(lambda: instance.get_run_by_id(killed["run_id"]).is_finished,
+             r.run_timeout, "the killed worker's run to end")  # fmt: skip
+    r.mark("killed_run_done_s")
+    dead = killed["worker"]
+    dep.stop(dead, signal.SIGKILL, grace=5)
+    dep.start_workers(dead)
+    r.events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
+
+
+def kill_the_daemon_mid_post(group: bool) -> Callable[[DaemonRehearsal, Any], None]:
+    """SIGKILL the daemon's pid (``group=False``) or process group inside the first posting
+    step, restart it 3 s later; a second due post per account, seeded at the restart for the
+    group (due while the dead run holds the account), after the killed run ended for the pid."""
+
+    def kill(r: DaemonRehearsal, instance: Any) -> None:
+        dep = r.dep
+        killed = kill_inside_posting(
+            dep, instance, None, r.launched_after, r.run_timeout, r.posts_before,
+            daemon=True, daemon_group=group,
+        )  # fmt: skip
+        r.run_killed = killed
+        r.events.append({"event": "daemon SIGKILL inside the posting step", **killed})
+        r.mark("daemon_killed_s")
+        r.restarted_at = restart_daemon(dep, r.events)
+        if group:  # due while the dead run holds the account (not after it)
+            seed_due_posts(dep, "restart the daemon, post once")
+        ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+        r.mark("killed_run_done_s")
+        r.events.append(_killed_run_ended(instance, killed, ended, "the daemon-killed run"))
+        if not group:  # a second due post each, for the restarted daemon
+            seed_due_posts(dep, "restart the daemon, post once")
+
+    return kill
+
+
+def _killed_run_ended(
+    instance: Any, killed: dict[str, Any], ended: bool, what: str
+) -> dict[str, Any]:
+    """The event of a daemon-killed run's end: its status, who of its processes lived on."""
+    return {
+        "event": f"{what} ended" if ended else "the run did not end",
+        "status": instance.get_run_by_id(killed["run_id"]).status.value,
+        "coordinator_alive": bool(killed["coordinator_pid"])
+        and processes.alive(killed["coordinator_pid"]),
+        "code_servers_alive": [p for p in killed["code_server_pids"] if processes.alive(p)],
+    }
+
+
+def kill_the_code_server_mid_post(r: DaemonRehearsal, instance: Any) -> None:
+    """SIGKILL the Celery location's code servers inside the first posting step (the daemon left
+    running), seed a second due post at once; record the server's respawn and the run's end."""
+    dep = r.dep
+    killed = kill_inside_posting(
+        dep, instance, None, r.launched_after, r.run_timeout, r.posts_before, code_server=True,
+    )  # fmt: skip
+    r.run_killed = killed
+    r.events.append({"event": "code server SIGKILL inside the posting step", **killed})
+    r.mark("code_server_killed_s")
+    r.restarted_at = killed["at"]
+    seed_due_posts(dep, "restart the code server, post once")  # due at once
+    figures = after_code_server_kill(dep, instance, killed, r.run_timeout)
+    r.figures.update(figures)
+    r.events.append({"event": "after the code server's kill", **figures})
+    r.mark("killed_run_done_s")
+
+
+def kill_the_group_mid_refill(r: DaemonRehearsal, instance: Any) -> None:
+    """SIGKILL the daemon's process group once the first refill's step is on a worker, restart
+    it 3 s later, wait for the refill run to end (no post seeded: the refill sensor fills)."""
+    dep = r.dep
+    killed = kill_inside_refill(dep, instance, r.launched_after, r.run_timeout)
+    r.run_killed = killed
+    r.events.append({"event": "daemon group SIGKILL inside the refill step", **killed})
+    r.mark("daemon_killed_s")
+    r.restarted_at = restart_daemon(dep, r.events)
+    ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+    r.mark("killed_run_done_s")
+    r.events.append({
+        "event": "the refill run ended" if ended else "the run did not end",
+        "status": instance.get_run_by_id(killed["run_id"]).status.value,
+        "queued_posts_of_the_account": sum(
+            1 for p in due_posts(dep) if p["handle"] == killed["account"]
+        ),
+    })  # fmt: skip
+
+
+def _posting_ticks(r: DaemonRehearsal, instance: Any) -> None:
+    r.figures["posting_sensor_ticks_after_kill"] = ticks_after_kill(instance, r.run_killed or {})
+
+
+def _refill_figures_and_ticks(r: DaemonRehearsal, instance: Any) -> None:
+    if r.run_killed:
+        r.figures.update(_refill_kill_figures(instance, r.run_killed, r.restarted_at))
+    _posting_ticks(r, instance)
+
+
+DAEMON_MODES: dict[str, DaemonMode] = {
+    mode.name: mode
+    for mode in (
+        DaemonMode("none", no_kill, slow_post=False),
+        DaemonMode("worker", kill_a_worker),
+        DaemonMode("daemon", kill_the_daemon_mid_post(group=False), posts_per_account=2,
+                   daemon_kill="pid"),
+        DaemonMode("daemon_group", kill_the_daemon_mid_post(group=True), posts_per_account=2,
+                   daemon_kill="process group"),
+        DaemonMode("code_server", kill_the_code_server_mid_post, posts_per_account=2,
+                   code_server_kill=True, after_drain=_posting_ticks),
+        DaemonMode("refill_group", kill_the_group_mid_refill, seed=False, slow_post=False,
+                   every_account_posts=True, after_drain=_refill_figures_and_ticks,
+                   daemon_kill="process group", kill_during="refill"),
+    )
+}  # fmt: skip
+"""The daemon rehearsal's kinds, by name (:func:`daemon_mode` picks one from the flags)."""
+
+
+def daemon_mode(
+    *,
+    kill: bool = True,
+    kill_daemon: bool = False,
+    daemon_group: bool = False,
+    kill_code_server: bool = False,
+    kill_during: str = "post",
+) -> DaemonMode:
+    """The mode :func:`rehearse_daemon`'s flags name (refusing combinations it never ran)."""
+    if kill + kill_daemon + kill_code_server > 1:
+        raise ValueError("one of kill (a worker), kill_daemon, kill_code_server")
+    if kill_during not in ("post", "refill"):
+        raise ValueError(f"kill_during is 'post' or 'refill', not {kill_during!r}")
+    if kill_during == "refill":
+        if not (kill_daemon and daemon_group):
+            raise ValueError("kill_during='refill' rehearses the daemon's process group killed")
+        return DAEMON_MODES["refill_group"]
+    if kill_daemon:
+        return DAEMON_MODES["daemon_group" if daemon_group else "daemon"]
+    if kill_code_server:
+        return DAEMON_MODES["code_server"]
+    return DAEMON_MODES["worker" if kill else "none"]
+
+
 def rehearse_daemon(
     folder: Path,
+    *,
+    kill: bool = True,
+    kill_daemon: bool = False,
+    daemon_group: bool = False,
+    kill_code_server: bool = False,
+    kill_during: str = "post",
+    **options: Any,
+) -> dict[str, Any]:
+    """The daemon launching Celery runs (module docstring, ``--daemon``), killing what the flags
+    say (:func:`daemon_mode`); ``options`` are :func:`rehearse_daemon_mode`'s.
+
+    ``kill``: the worker inside the first posting step (its step redelivered to the other).
+    ``kill_daemon``: the daemon's pid inside the first posting step (the worker left alone),
+    restarted 3 s later; once the killed run has ended a second due post is seeded per account.
+    ``daemon_group``: the daemon's process group (its code servers too): the run's coordinator
+    dies, the run stays STARTED until run monitoring fails it past its time limit
+    (``account_run_max_s``), and only then is the account's second post launched.
+    ``kill_code_server``: the Celery location's code server that launched the first post run
+    (its coordinator's parent) alone, the daemon left running; a second due post seeded at once.
+    ``kill_during="refill"`` (with ``kill_daemon`` and ``daemon_group``): no post seeded; the
+    group SIGKILLed once the ``candidate_refill_sensor``'s first refill has its step on a
+    worker (``only`` must include ``candidate_refill_sensor``)."""
+    mode = daemon_mode(kill=kill, kill_daemon=kill_daemon, daemon_group=daemon_group,
+                       kill_code_server=kill_code_server, kill_during=kill_during)  # fmt: skip
+    return rehearse_daemon_mode(folder, mode, **options)
+
+
+def rehearse_daemon_mode(
+    folder: Path,
+    mode: DaemonMode,
     *,
     accounts: int = 1,
     speed: float = 120,
@@ -901,11 +1141,6 @@ def rehearse_daemon(
     post_delay: float = 15,
     broker_db: int = 13,
     compile_bytecode: bool = True,
-    kill: bool = True,
-    kill_daemon: bool = False,
-    daemon_group: bool = False,
-    kill_code_server: bool = False,
-    kill_during: str = "post",
     account_run_max_s: int | None = None,
     only: set[str] | None = None,
     warehouse: bool = False,
@@ -913,46 +1148,19 @@ def rehearse_daemon(
     run_timeout: float = 900,
     count_all_cpu: bool = False,
 ) -> dict[str, Any]:
-    """The daemon launching Celery runs (module docstring, ``--daemon``); returns the figures.
+    """One daemon rehearsal of ``mode``; returns the figures. The setup (databases, 2 workers,
+    the sandbox, due posts seeded, the daemon and its automation), the drain (instigators
+    stopped, runs finished and recorded in ``system_health``) and the checks (runs, posting
+    steps, posts on the sandbox against the store) are every mode's; between them, ``mode.kill``.
 
-    ``only``: start just these instigators of the plan (the test: the Celery location's
+    ``only``: start just these instigators of the plan (the tests: the Celery location's
     ``accounts_sensor`` and ``posting_sensor`` and one schedule of the main location), else the
     whole plan (then ``warehouse=True``: the main location's declarative automation builds on
     the first build). ``settle_s``: seconds the deployment keeps running after the seeded
-    posts are out (the refills' posts come due on the rehearsal clock).
-
-    ``kill_daemon`` (instead of ``kill``): the daemon's pid is SIGKILLed inside the first
-    posting step (the worker left alone), restarted 3 s later; once the killed run has ended a
-    second due post is seeded per account, for the restarted daemon's sensors to launch.
-    ``daemon_group``: SIGKILL the daemon's process group (its code servers too): the run's
-    coordinator dies, the run stays STARTED until run monitoring fails it past its time limit
-    (``account_run_max_s``, ACCOUNT_RUN_MAX_SECONDS), and only then is the account's second
-    post launched.
-
-    ``kill_code_server`` (instead of ``kill``): the Celery location's code server that launched
-    the first post run (its coordinator's parent) is SIGKILLed alone inside the posting step, the
-    daemon left running; a second due post is seeded at once. Records whether the coordinator
-    lives on and the run ends, when the daemon starts another code server for the location, the
-    posting sensor's ticks after the kill, and the next post's runs.
-
-    ``kill_during="refill"`` (with ``kill_daemon`` and ``daemon_group``): no post is seeded; the
-    daemon's process group is SIGKILLed once the Celery location's ``candidate_refill_sensor``'s
-    first ``refill_candidates_job`` run has its step on a worker, the daemon restarted 3 s
-    later; the rehearsal then waits for the refill's posts to go out (``only`` must include
-    ``candidate_refill_sensor``). Records the refill runs (keys, statuses) and the account's
-    queue before and after."""
-    if kill + kill_daemon + kill_code_server > 1:
-        raise ValueError("one of kill (a worker), kill_daemon, kill_code_server")
-    if kill_during not in ("post", "refill"):
-        raise ValueError(f"kill_during is 'post' or 'refill', not {kill_during!r}")
-    refill_kill = kill_during == "refill"
-    if refill_kill and not (kill_daemon and daemon_group):
-        raise ValueError("kill_during='refill' rehearses the daemon's process group killed")
+    posts are out (the refills' posts come due on the rehearsal clock)."""
     load_before = os.getloadavg()
     if count_all_cpu:
         deployment.become_subreaper()
-    timings: dict[str, float] = {}
-    events: list[dict[str, Any]] = []
     dep = CeleryDeployment(
         folder=folder, speed=speed, accounts=accounts, broker_db=broker_db,
         visibility_timeout=visibility_timeout, compile=compile_bytecode,
@@ -960,145 +1168,63 @@ def rehearse_daemon(
     )  # fmt: skip
     rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler = deployment.CpuSampler(dep, interval=0.5, classify=_kind, reap=False)
-    t0 = time.monotonic()
-    killed: dict[str, Any] | None = None
-    daemon_killed: dict[str, Any] | None = None
-    server_killed: dict[str, Any] | None = None
-    restarted_at = 0.0
-    code_server_figures: dict[str, Any] = {}
-    refill_figures: dict[str, Any] = {}
-
-    def mark(name: str) -> None:
-        timings[name] = round(time.monotonic() - t0, 1)
-
+    r = DaemonRehearsal(dep=dep, accounts=accounts, run_timeout=run_timeout)
     try:
         dep.prepare()
-        mark("prepared_s")
+        r.mark("prepared_s")
         sampler.start()
         launched_workers = dep.launch_workers(*WORKERS)  # they import while the rest starts
         dep.start_sandbox()  # the accounts on the sandbox and in the store (no partition yet)
-        if not refill_kill:  # else the refill sensor fills the queue
+        if mode.seed:  # else the refill sensor fills the queue
             seed_due_posts(dep)
-        posts_before = len(journal_posts(dep))
-        if (kill or kill_daemon or kill_code_server) and not refill_kill:
+        r.posts_before = len(journal_posts(dep))
+        if mode.slow_post:
             dep.set_fault({"name": "slow_response", "match": "create_tweet", "count": 1,
                            "seconds": post_delay})  # fmt: skip
-        mark("sandbox_ready_s")
-        launched_after = time.time() - 1
+        r.mark("sandbox_ready_s")
+        r.launched_after = time.time() - 1
         dep.start_daemon()
         started = dep.turn_on_automation(only)
-        mark("automation_on_s")
-        events.append({"event": "automation turned on", "started": started})
+        r.mark("automation_on_s")
+        r.events.append({"event": "automation turned on", "started": started})
         dep.wait_workers(launched_workers)
-        mark("workers_ready_s")
-        events.append({"event": "workers started", "pids": dict(dep.workers)})
+        r.mark("workers_ready_s")
+        r.events.append({"event": "workers started", "pids": dict(dep.workers)})
         with dep.instance() as instance:
-            if kill:
-                killed = kill_inside_posting(
-                    dep, instance, None, launched_after, run_timeout, posts_before
-                )
-                events.append({"event": "worker SIGKILL inside the posting step", **killed})
-                mark("worker_killed_s")
-                wait_for(lambda: instance.get_run_by_id(killed["run_id"]).is_finished,
-                         run_timeout, "the killed worker's run to end")  # fmt: skip
-                mark("killed_run_done_s")
-                dead = killed["worker"]
-                dep.stop(dead, signal.SIGKILL, grace=5)
-                dep.start_workers(dead)
-                events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
-            if kill_code_server:
-                server_killed = kill_inside_posting(
-                    dep, instance, None, launched_after, run_timeout, posts_before,
-                    code_server=True,
-                )  # fmt: skip
-                events.append({"event": "code server SIGKILL inside the posting step",
-                               **server_killed})  # fmt: skip
-                mark("code_server_killed_s")
-                restarted_at = server_killed["at"]
-                seed_due_posts(dep, "restart the code server, post once")  # due at once
-                code_server_figures = after_code_server_kill(
-                    dep, instance, server_killed, run_timeout
-                )
-                events.append({"event": "after the code server's kill", **code_server_figures})
-                mark("killed_run_done_s")
-            if refill_kill:
-                daemon_killed = kill_inside_refill(dep, instance, launched_after, run_timeout)
-                events.append({"event": "daemon group SIGKILL inside the refill step",
-                               **daemon_killed})  # fmt: skip
-                mark("daemon_killed_s")
-                restarted_at = restart_daemon(dep, events)
-                killed_id = daemon_killed["run_id"]
-                ended = _wait_ended(instance, killed_id, run_timeout)
-                mark("killed_run_done_s")
-                events.append({
-                    "event": "the refill run ended" if ended else "the run did not end",
-                    "status": instance.get_run_by_id(killed_id).status.value,
-                    "queued_posts_of_the_account": sum(
-                        1 for p in due_posts(dep) if p["handle"] == daemon_killed["account"]
-                    ),
-                })  # fmt: skip
-            if kill_daemon and not refill_kill:
-                daemon_killed = kill_inside_posting(
-                    dep, instance, None, launched_after, run_timeout, posts_before,
-                    daemon=True, daemon_group=daemon_group,
-                )  # fmt: skip
-                events.append({"event": "daemon SIGKILL inside the posting step",
-                               **daemon_killed})  # fmt: skip
-                mark("daemon_killed_s")
-                restarted_at = restart_daemon(dep, events)
-                if daemon_group:  # due while the dead run holds the account (not after it)
-                    seed_due_posts(dep, "restart the daemon, post once")
-                killed_id = daemon_killed["run_id"]
-                ended = _wait_ended(instance, killed_id, run_timeout)
-                mark("killed_run_done_s")
-                events.append({
-                    "event": "the daemon-killed run ended" if ended else "the run did not end",
-                    "status": instance.get_run_by_id(killed_id).status.value,
-                    "coordinator_alive": bool(daemon_killed["coordinator_pid"])
-                    and processes.alive(daemon_killed["coordinator_pid"]),
-                    "code_servers_alive": [
-                        p for p in daemon_killed["code_server_pids"] if processes.alive(p)
-                    ],
-                })  # fmt: skip
-                if not daemon_group:  # a second due post each, for the restarted daemon
-                    seed_due_posts(dep, "restart the daemon, post once")
-            seeded = 0 if refill_kill else 2 if kill_daemon or kill_code_server else 1
-            wait_for(lambda: posted_rows(dep) >= accounts * max(1, seeded)
+            mode.kill(r, instance)
+            wait_for(lambda: posted_rows(dep) >= accounts * mode.posts_per_account
                      and unfinished_runs(instance, "post_job") == 0,
                      run_timeout, "every seeded post to be posted")  # fmt: skip
-            if refill_kill:  # every account's refill, lost ones too, until a post of each
+            if mode.every_account_posts:  # every account's refill, lost ones too
                 wait_for(lambda: set(posted_by_account(dep)) >= set(dep.handles)
                          and unfinished_runs(instance, "post_job") == 0,
                          run_timeout, "a post of every account")  # fmt: skip
-            mark("seeded_posts_done_s")
+            r.mark("seeded_posts_done_s")
             if settle_s:
                 time.sleep(settle_s)
-                mark("settled_s")
+                r.mark("settled_s")
             states = instigator_states(instance)  # as the operator left them
             stopped_at = sim_now(dep)
             stop_launching(instance)  # the queued and started runs still run, nothing new
             wait_for(lambda: unfinished_runs(instance) == 0, run_timeout,
                      "the runs in flight to finish")  # fmt: skip
-            mark("drained_s")
-            finished = _celery_runs(instance, launched_after)
+            r.mark("drained_s")
+            finished = _celery_runs(instance, r.launched_after)
             # the run-status sensors (30 s interval, still on) record each finished run
             wait_for(lambda: finished <= {h["run_id"] for h in job_health_rows(dep)}, 180,
                      "the Celery runs' job:<name> rows in system_health", every=3)  # fmt: skip
-            mark("runs_recorded_in_system_health_s")
+            r.mark("runs_recorded_in_system_health_s")
             sampler.sample()
-            runs = daemon_runs(instance, dep.worker_pids, launched_after)
-            retried = posting_outcomes(instance, killed["run_id"]) if killed else []
-            ended_kill = daemon_killed or server_killed
+            runs = daemon_runs(instance, dep.worker_pids, r.launched_after)
+            retried = (
+                posting_outcomes(instance, r.worker_killed["run_id"]) if r.worker_killed else []
+            )
             daemon_kill_figures = (
-                _daemon_kill_figures(instance, ended_kill, restarted_at, launched_after)
-                if ended_kill else {}
+                _daemon_kill_figures(instance, r.run_killed, r.restarted_at, r.launched_after)
+                if r.run_killed else {}
             )  # fmt: skip
-            if refill_kill and daemon_killed:
-                refill_figures = _refill_kill_figures(instance, daemon_killed, restarted_at)
-            if server_killed or refill_kill:
-                code_server_figures["posting_sensor_ticks_after_kill"] = ticks_after_kill(
-                    instance, server_killed or daemon_killed or {}
-                )
+            if mode.after_drain is not None:
+                mode.after_drain(r, instance)
         result = posts_check(dep)
         # still queued though due well before the sensors stopped (three posting ticks)
         overdue = stopped_at - timedelta(seconds=30 * speed)
@@ -1117,26 +1243,25 @@ def rehearse_daemon(
     rusage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "mode": "daemon",
+        "daemon_mode": mode.name,
         "workspace": CELERY_WORKSPACE,
         "accounts": accounts,
         "speed": speed,
         "visibility_timeout_s": visibility_timeout,
-        "sandbox_post_delay_s": post_delay
-        if (kill or kill_daemon or kill_code_server) and not refill_kill else None,
-        "daemon_kill": ("process group" if daemon_group else "pid") if kill_daemon else None,
-        "code_server_kill": kill_code_server,
-        "kill_during": kill_during,
+        "sandbox_post_delay_s": post_delay if mode.slow_post else None,
+        "daemon_kill": mode.daemon_kill,
+        "code_server_kill": mode.code_server_kill,
+        "kill_during": mode.kill_during,
         "account_run_max_seconds": account_run_max_s,
-        "events": events,
+        "events": r.events,
         "instigator_states": states,
         "main_location_sensors_the_celery_location_replaces": {
             name: states.get(MAIN_LOCATION, {}).get(name, "STOPPED (default, never started)")
             for name in sorted(off_in_main_location())
         },
-        **_daemon_figures(runs, dep.worker_pids, killed or daemon_killed or server_killed, health),
+        **_daemon_figures(runs, dep.worker_pids, r.killed(), health),
         **daemon_kill_figures,
-        **code_server_figures,
-        **refill_figures,
+        **r.figures,
         "retried_step_outcomes": retried,
         "reconciled_by_retry": {
             k: len(v) for o in retried for k, v in o["reconcile"].items() if v
@@ -1145,7 +1270,7 @@ def rehearse_daemon(
             1 for o in retried for step in o.get("outcomes", []) if step.get("status") == "posted"
         ),
         **result,
-        "timings_s": timings,
+        "timings_s": r.timings,
         **_cpu_figures(sampler.by_kind(), dep.startup_cpu, runs),
         "cpu_seconds_children_total": round(
             (rusage1.ru_utime + rusage1.ru_stime) - (rusage0.ru_utime + rusage0.ru_stime), 1
@@ -1422,6 +1547,41 @@ def _daemon_figures(
     return out
 
 
+POST_KILL_SENSORS = frozenset({"accounts_sensor", "posting_sensor", "daily_summaries_schedule"})
+"""The instigators a kill rehearsal turns on: the Celery location's account and posting
+sensors, one schedule of the main location (no warehouse build)."""
+DAEMON_RESULT_FILES: dict[str, Path] = {
+    "none": DAEMON_RESULTS,
+    "worker": DAEMON_RESULTS,
+    "daemon": DAEMON_KILL_RESULTS,
+    "daemon_group": DAEMON_GROUP_KILL_RESULTS,
+    "code_server": CODE_SERVER_KILL_RESULTS,
+    "refill_group": REFILL_GROUP_KILL_RESULTS,
+}
+"""Where the script writes each daemon mode's figures."""
+
+
+def daemon_options(mode: DaemonMode, account_run_max: int | None, settle: float) -> dict[str, Any]:
+    """The options the script runs a daemon mode with: a worker's kill under the whole plan
+    (warehouse built, ``settle`` s more); the daemon's or a code server's kill with the account
+    and posting sensors only, the answer held 6 s, ACCOUNT_RUN_MAX_SECONDS 60 when the run's
+    coordinator may die (unless ``account_run_max`` says otherwise)."""
+    if mode.name in ("none", "worker"):
+        return {"warehouse": True, "settle_s": settle, "account_run_max_s": account_run_max}
+    coordinator_may_die = mode.daemon_kill == "process group" or mode.code_server_kill
+    only = set(POST_KILL_SENSORS)
+    if mode.kill_during == "refill":
+        only.add("candidate_refill_sensor")
+    options: dict[str, Any] = {
+        "only": only,
+        "run_timeout": 400,
+        "account_run_max_s": account_run_max or (60 if coordinator_may_die else None),
+    }
+    if mode.slow_post:
+        options["post_delay"] = 6
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=3)
@@ -1486,6 +1646,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    mode = None
+    if args.daemon:
+        if args.kill_during == "refill" and not (args.kill_daemon and args.daemon_group):
+            parser.error("--kill-during refill rehearses --kill-daemon --daemon-group")
+        mode = daemon_mode(kill=not (args.kill_daemon or args.kill_code_server),
+                           kill_daemon=args.kill_daemon, daemon_group=args.daemon_group,
+                           kill_code_server=args.kill_code_server,
+                           kill_during=args.kill_during)  # fmt: skip
 
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # unwinds through rehearse()'s cleanup (processes, databases)
@@ -1494,68 +1662,20 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.daemon and args.kill_code_server:
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     kill=False, kill_code_server=True, post_delay=6,
-                                     run_timeout=400,
-                                     account_run_max_s=args.account_run_max or 60,
-                                     only={"accounts_sensor", "posting_sensor",
-                                           "daily_summaries_schedule"},
-                                     count_all_cpu=True)  # fmt: skip
-        elif args.daemon and args.kill_daemon and args.kill_during == "refill":
-            if not args.daemon_group:
-                parser.error("--kill-during refill rehearses --daemon-group")
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     kill=False, kill_daemon=True, daemon_group=True,
-                                     kill_during="refill", run_timeout=400,
-                                     account_run_max_s=args.account_run_max or 60,
-                                     only={"accounts_sensor", "candidate_refill_sensor",
-                                           "posting_sensor", "daily_summaries_schedule"},
-                                     count_all_cpu=True)  # fmt: skip
-        elif args.daemon and args.kill_daemon:
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     kill=False, kill_daemon=True, post_delay=6,
-                                     daemon_group=args.daemon_group, run_timeout=400,
-                                     account_run_max_s=args.account_run_max
-                                     or (60 if args.daemon_group else None),
-                                     only={"accounts_sensor", "posting_sensor",
-                                           "daily_summaries_schedule"},
-                                     count_all_cpu=True)  # fmt: skip
-        elif args.daemon:
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     warehouse=True, settle_s=args.settle,
-                                     count_all_cpu=True)  # fmt: skip
+        if mode is not None:
+            options = daemon_options(mode, args.account_run_max, args.settle)
+            result = rehearse_daemon_mode(folder, mode, accounts=args.accounts, speed=args.speed,
+                                          visibility_timeout=args.visibility_timeout,
+                                          broker_db=13 if args.broker_db is None
+                                          else args.broker_db,
+                                          count_all_cpu=True, **options)  # fmt: skip
         else:
             result = rehearse(folder, accounts=args.accounts, speed=args.speed,
                               visibility_timeout=args.visibility_timeout,
                               broker_db=9 if args.broker_db is None else args.broker_db,
                               count_all_cpu=True)  # fmt: skip
     result = {"started_at": started, "command": " ".join(sys.argv), **result}
-    out = args.out or (
-        (
-            CODE_SERVER_KILL_RESULTS
-            if args.kill_code_server
-            else (
-                REFILL_GROUP_KILL_RESULTS
-                if args.kill_during == "refill"
-                else DAEMON_GROUP_KILL_RESULTS
-                if args.daemon_group
-                else DAEMON_KILL_RESULTS
-            )
-            if args.kill_daemon
-            else DAEMON_RESULTS
-        )
-        if args.daemon
-        else RESULTS
-    )
+    out = args.out or (DAEMON_RESULT_FILES[mode.name] if mode is not None else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str))
