@@ -49,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -71,6 +72,8 @@ DAEMON_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_kill_rehearsal.js
 DAEMON_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_group_kill_rehearsal.json"
 CODE_SERVER_KILL_RESULTS = ROOT / "benchmarks/results/celery_code_server_kill_rehearsal.json"
 REFILL_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_refill_group_kill_rehearsal.json"
+COLLECT_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_collect_group_kill_rehearsal.json"
+CLAIM_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_claim_group_kill_rehearsal.json"
 CELERY_WORKSPACE = "workspace.celery.yaml"
 MAIN_LOCATION = "xbot"
 BIN = Path(sys.executable).parent
@@ -293,6 +296,7 @@ def kill_inside_posting(
     daemon: bool = False,
     daemon_group: bool = False,
     code_server: bool = False,
+    worker_too: bool = False,
 ) -> dict[str, Any]:
     """Wait until the sandbox has created the post of ``handle``'s post run and holds its answer
     (the ``slow_response`` fault consumed), then SIGKILL the worker whose pid started the posting
@@ -301,7 +305,8 @@ def kill_inside_posting(
     accounts' post runs may be posting at once). ``daemon``: SIGKILL the daemon instead (its pid
     alone, :meth:`LocalDeployment.kill_daemon`), the worker left to finish the step.
     ``code_server``: SIGKILL the code server that launched the run (the coordinator's parent,
-    the Celery location's), the daemon and the worker left alone."""
+    the Celery location's), the daemon and the worker left alone. ``worker_too`` (with
+    ``daemon``): SIGKILL the worker as well, first (the step never ends, its claim stays)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if handle is None:
@@ -327,12 +332,15 @@ def kill_inside_posting(
                 pid = starts[-1]["pid"]
                 name = next(n for n, p in dep.workers.items() if p == pid)
                 if daemon or code_server:
+                    if worker_too:
+                        os.kill(pid, signal.SIGKILL)
                     figures = (
                         kill_the_code_server(dep, instance, run.run_id) if code_server
                         else kill_the_daemon(dep, instance, run.run_id, daemon_group)
                     )  # fmt: skip
                     return {"run_id": run.run_id, "account": handle, "worker": name,
-                            "step_pid": pid, **figures}  # fmt: skip
+                            "step_pid": pid, "worker_killed_too": worker_too,
+                            **figures}  # fmt: skip
                 os.kill(pid, signal.SIGKILL)
                 return {"run_id": run.run_id, "account": handle, "worker": name, "pid": pid,
                         "at": time.time()}  # fmt: skip
@@ -1059,6 +1067,266 @@ def _refill_figures_and_ticks(r: DaemonRehearsal, instance: Any) -> None:
     _posting_ticks(r, instance)
 
 
+COLLECT_STEP = "collect_account_metrics"
+COLLECT_DELAY_S = 8.0
+"""Seconds the sandbox holds its answer to the first metrics read (``GET /2/tweets``) once the
+first posts' 1 h snapshots are due: the group is killed inside that call."""
+
+
+def kill_the_group_mid_collect(r: DaemonRehearsal, instance: Any) -> None:
+    """Once the seeded posts are out and their 1 h snapshots due, hold the next metrics read
+    (the ``slow`` fault on ``get_tweets``), seed a second due post per account, and SIGKILL the
+    daemon's process group while a ``post_job``'s collect step is inside that read on a worker;
+    restart the daemon 3 s later and seed a third post (due while the dead run holds the
+    account)."""
+    dep = r.dep
+    wait_for(lambda: posted_rows(dep) >= r.accounts and unfinished_runs(instance) == 0,
+             r.run_timeout, "the first posts")  # fmt: skip
+    due = sim_now(dep) + timedelta(hours=1, minutes=2)
+    wait_for(lambda: sim_now(dep) >= due, r.run_timeout, "the first posts' 1 h snapshots")
+    r.mark("first_snapshots_due_s")
+    dep.set_fault({"name": "slow", "match": "get_tweets", "count": 1,
+                   "seconds": COLLECT_DELAY_S})  # fmt: skip
+    after = time.time() - 1
+    seed_due_posts(dep, "measure each post once")
+    killed = kill_inside_collect(dep, instance, after, r.run_timeout)
+    r.run_killed = killed
+    r.events.append({"event": "daemon group SIGKILL inside the collect step", **killed})
+    r.mark("daemon_killed_s")
+    r.restarted_at = restart_daemon(dep, r.events)
+    seed_due_posts(dep, "collect again, post once")  # due while the dead run holds the account
+    ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+    r.mark("killed_run_done_s")
+    r.events.append(_killed_run_ended(instance, killed, ended, "the collect's run"))
+
+
+def kill_inside_collect(
+    dep: CeleryDeployment, instance: Any, after: float, timeout: float
+) -> dict[str, Any]:
+    """Wait until the held metrics read has begun (the ``slow`` fault consumed) and a
+    ``post_job`` run created after ``after`` has its collect step started on a worker and not
+    ended, then SIGKILL the daemon's process group. Records the run, its account, the account's
+    snapshots at the kill."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "slow" in dep.faults():
+            time.sleep(0.2)
+            continue
+        for record in instance.get_run_records(dg.RunsFilter(job_name="post_job")):
+            run = record.dagster_run
+            if record.create_timestamp.timestamp() < after or run.is_finished:
+                continue
+            steps = [
+                a for a in step_attempts(instance, run.run_id, dep.worker_pids)
+                if a["step"] == COLLECT_STEP
+            ]  # fmt: skip
+            started = [a for a in steps if a["event"] == "STEP_START"
+                       and a["pid"] in dep.workers.values()]  # fmt: skip
+            if started and not any(a["event"] != "STEP_START" for a in steps):
+                handle = str(run.tags.get("dagster/partition"))
+                snapshots = snapshots_of(dep, handle)
+                in_flight = runs_in_flight(instance)
+                figures = kill_the_daemon(dep, instance, run.run_id, group=True)
+                return {"run_id": run.run_id, "account": handle,
+                        "worker": started[-1]["worker"], "step_pid": started[-1]["pid"],
+                        "step": COLLECT_STEP, "snapshots_of_the_account_at_kill": snapshots,
+                        "runs_in_flight_at_kill": in_flight, **figures}  # fmt: skip
+        time.sleep(0.2)
+    raise RuntimeError("no post run's collect step was inside the held metrics read in time")
+
+
+def runs_in_flight(instance: Any) -> list[dict[str, Any]]:
+    """The unfinished runs: job, account, status (those a process group's kill leaves)."""
+    import dagster as dg
+
+    statuses = [dg.DagsterRunStatus(s) for s in UNFINISHED]
+    return [
+        {"run_id": r.dagster_run.run_id, "job": r.dagster_run.job_name,
+         "account": r.dagster_run.tags.get("dagster/partition"),
+         "status": r.dagster_run.status.value}
+        for r in instance.get_run_records(dg.RunsFilter(statuses=statuses))
+    ]  # fmt: skip
+
+
+def snapshots_of(dep: CeleryDeployment, handle: str) -> int:
+    ((count,),) = store_rows(
+        dep,
+        "select count(*) from tweet_metrics m join accounts a on a.id = m.account_id "
+        f"where a.handle = '{handle}'",
+    )
+    return int(count)
+
+
+def step_output_metadata(instance: Any, run_id: str, step: str) -> list[dict[str, Any]]:
+    """The metadata of each STEP_OUTPUT of ``step`` in ``run_id`` (one per attempt that ended)."""
+    out = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or entry.step_key != step or event.event_type_value != "STEP_OUTPUT":
+            continue
+        metadata = event.event_specific_data.metadata or {}
+        out.append({k: getattr(v, "value", v) for k, v in metadata.items()})
+    return out
+
+
+def sim_at(dep: CeleryDeployment, wall: float) -> datetime:
+    """The rehearsal clock's reading at wall time ``wall`` (epoch seconds)."""
+    at = datetime.fromtimestamp(wall, UTC)
+    if dep.speed and dep.epoch is not None:
+        return dep.epoch + (at - dep.epoch) * dep.speed
+    return at
+
+
+def metrics_figures(dep: CeleryDeployment, instance: Any) -> dict[str, Any]:
+    """Each posted tweet's snapshots by horizon against what was due: duplicates (a tweet and
+    horizon twice), and 1 h snapshots missing though due before the account's last collect
+    step started (the collect after each post takes whatever is due)."""
+    import dagster as dg
+
+    last_collect: dict[str, datetime] = {}
+    for record in instance.get_run_records(dg.RunsFilter(job_name="post_job")):
+        handle = record.dagster_run.tags.get("dagster/partition")
+        for a in step_attempts(instance, record.dagster_run.run_id, dep.worker_pids):
+            if a["step"] == COLLECT_STEP and a["event"] == "STEP_START" and handle:
+                at = sim_at(dep, a["at"])
+                last_collect[handle] = max(last_collect.get(handle, at), at)
+    rows = store_rows(
+        dep,
+        "select t.id, a.handle, t.posted_at, m.horizon, count(m.id) from tweets t "
+        "join accounts a on a.id = t.account_id "
+        "left join tweet_metrics m on m.tweet_id = t.id "
+        "where t.status = 'posted' group by t.id, a.handle, t.posted_at, m.horizon",
+    )
+    by_tweet: dict[int, dict[str, Any]] = {}
+    duplicates = 0
+    for tweet_id, handle, posted_at, horizon, n in rows:
+        tweet = by_tweet.setdefault(
+            int(tweet_id), {"account": handle, "posted_at": posted_at, "horizons": {}}
+        )
+        if horizon is not None:
+            tweet["horizons"][horizon] = int(n)
+            duplicates += max(0, int(n) - 1)
+    missing = [
+        tweet_id for tweet_id, t in by_tweet.items()
+        if "1h" not in t["horizons"] and t["account"] in last_collect
+        and t["posted_at"].astimezone(UTC) + timedelta(hours=1) <= last_collect[t["account"]]
+    ]  # fmt: skip
+    return {
+        "snapshots_by_tweet": {
+            str(k): {"account": t["account"], "horizons": t["horizons"]}
+            for k, t in sorted(by_tweet.items())
+        },
+        "snapshot_duplicates": duplicates,
+        "one_hour_snapshots_missing_though_due": missing,
+    }
+
+
+def _collect_figures(r: DaemonRehearsal, instance: Any) -> None:
+    killed = r.run_killed or {}
+    r.figures.update({
+        "killed_collect_step": [
+            a for a in step_attempts(instance, killed.get("run_id", ""), r.dep.worker_pids)
+            if a["step"] == COLLECT_STEP
+        ],
+        "killed_collect_step_outputs": step_output_metadata(
+            instance, killed.get("run_id", ""), COLLECT_STEP
+        ),
+        "snapshots_of_the_account_at_end": snapshots_of(r.dep, killed.get("account", "")),
+        **metrics_figures(r.dep, instance),
+    })  # fmt: skip
+    _posting_ticks(r, instance)
+
+
+def kill_host_mid_post(r: DaemonRehearsal, instance: Any) -> None:
+    """A post's claim left in flight: inside the first posting step (the sandbox has created
+    the post and holds its answer), SIGKILL the worker running the step and the daemon's
+    process group (the code servers and the run's coordinator): nothing is left to record the
+    post, its row stays ``posting``. The worker and the daemon are restarted 3 s later (a
+    supervisor), a second post per account seeded; then the claim is followed until it is
+    settled (``reconcile_sensor``'s reconcile run, or the step's Celery redelivery after the
+    visibility timeout, whichever comes first) and until the redelivery has run."""
+    dep = r.dep
+    killed = kill_inside_posting(
+        dep, instance, None, r.launched_after, r.run_timeout, r.posts_before,
+        daemon=True, daemon_group=True, worker_too=True,
+    )  # fmt: skip
+    r.run_killed = killed
+    post_id = int(instance.get_run_by_id(killed["run_id"]).tags["xbot/post_id"])
+    r.events.append({"event": "worker and daemon group SIGKILL inside the posting step",
+                     "post_id": post_id, "row_at_kill": post_row(dep, post_id),
+                     "runs_in_flight_after_kill": runs_in_flight(instance),
+                     **killed})  # fmt: skip
+    r.mark("host_killed_s")
+    dead = killed["worker"]
+    dep.stop(dead, signal.SIGKILL, grace=5)
+    r.restarted_at = restart_daemon(dep, r.events)
+    dep.start_workers(dead)
+    r.events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
+    seed_due_posts(dep, "restart the host, post once")
+    ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+    r.mark("killed_run_done_s")
+    r.events.append(_killed_run_ended(instance, killed, ended, "the killed post run"))
+    settled = wait_for(lambda: post_row(dep, post_id)["status"] != "posting" and time.time(),
+                       r.run_timeout, "the claimed post to leave posting")  # fmt: skip
+    r.mark("claim_settled_s")
+    r.events.append({"event": "the claim settled", "s_after_kill": round(settled - killed["at"], 1),
+                     **post_row(dep, post_id)})  # fmt: skip
+    redelivery_due = killed["at"] + (dep.visibility_timeout or 0) + 30
+    while time.time() < redelivery_due:  # the step's redelivery, if it comes, to the end
+        time.sleep(2)
+    r.figures["claimed_post_id"] = post_id
+
+
+def post_row(dep: CeleryDeployment, post_id: int) -> dict[str, Any]:
+    """The post's row: status, attempts, its id on X."""
+    ((status, attempts, x_id),) = store_rows(
+        dep, f"select status, attempt_count, x_id from tweets where id = {int(post_id)}"
+    )
+    return {"status": status, "attempt_count": attempts, "x_id": x_id}
+
+
+def _claim_figures(r: DaemonRehearsal, instance: Any) -> None:
+    """Who settled the claim: the reconcile runs (their reports) and the killed run's posting
+    step attempts after the kill (the redelivery), and the post's count on the sandbox."""
+    import dagster as dg
+
+    killed = r.run_killed or {}
+    post_id = int(r.figures.get("claimed_post_id", 0))
+    row = post_row(r.dep, post_id)
+    reconciles = [
+        {"run_id": rec.dagster_run.run_id, "run_key": rec.dagster_run.tags.get("dagster/run_key"),
+         "sensor": rec.dagster_run.tags.get("dagster/sensor_name"),
+         "location": run_location(rec.dagster_run), "status": rec.dagster_run.status.value,
+         "created_s_after_kill": round(rec.create_timestamp.timestamp() - killed["at"], 1),
+         "started_s_after_kill": round(rec.start_time - killed["at"], 1)
+         if rec.start_time else None,
+         "ended_s_after_kill": round(rec.end_time - killed["at"], 1) if rec.end_time else None,
+         "reports": [m.get("report") for m in step_output_metadata(
+             instance, rec.dagster_run.run_id, "reconcile_stuck_posts")]}
+        for rec in reversed(instance.get_run_records(dg.RunsFilter(job_name="reconcile_job")))
+    ]  # fmt: skip
+    attempts = [
+        a | {"s_after_kill": round(a["at"] - killed["at"], 1)}
+        for a in step_attempts(instance, killed["run_id"], r.dep.worker_pids)
+        if a["step"] == POST_STEP
+    ]
+    on_sandbox = [p for p in journal_posts(r.dep) if p.get("id") == row["x_id"]]
+    r.figures.update({
+        "claimed_post_row_at_end": row,
+        "claimed_post_on_sandbox": len(on_sandbox),
+        "reconcile_runs": reconciles,
+        "killed_posting_step_attempts": attempts,
+        "killed_run_posting_outcomes": posting_outcomes(instance, killed["run_id"]),
+    })  # fmt: skip
+    _posting_ticks(r, instance)
+    r.figures["reconcile_sensor_ticks_after_kill"] = [
+        t | {"s_after_kill": round(t["at"] - killed["at"], 1)}
+        for t in sensor_ticks(instance, celery_location(), "reconcile_sensor", killed["at"])
+    ]
+
+
 DAEMON_MODES: dict[str, DaemonMode] = {
     mode.name: mode
     for mode in (
@@ -1070,12 +1338,24 @@ DAEMON_MODES: dict[str, DaemonMode] = {
                    daemon_kill="process group"),
         DaemonMode("code_server", kill_the_code_server_mid_post, posts_per_account=2,
                    code_server_kill=True, after_drain=_posting_ticks),
+        DaemonMode("collect_group", kill_the_group_mid_collect, posts_per_account=3,
+                   slow_post=False, after_drain=_collect_figures,
+                   daemon_kill="process group", kill_during="collect"),
+        DaemonMode("claim_group", kill_host_mid_post, posts_per_account=2,
+                   after_drain=_claim_figures, daemon_kill="process group",
+                   kill_during="claim"),
         DaemonMode("refill_group", kill_the_group_mid_refill, seed=False, slow_post=False,
                    every_account_posts=True, after_drain=_refill_figures_and_ticks,
                    daemon_kill="process group", kill_during="refill"),
     )
 }  # fmt: skip
 """The daemon rehearsal's kinds, by name (:func:`daemon_mode` picks one from the flags)."""
+
+
+KILL_DURING = ("post", "refill", "collect", "claim")
+"""Where the daemon's process group is killed: inside the first posting step (the worker left to
+finish it), the first refill's step, a post run's metrics collect, or the first posting step
+with the worker killed too (the post's claim left in flight)."""
 
 
 def daemon_mode(
@@ -1089,12 +1369,14 @@ def daemon_mode(
     """The mode :func:`rehearse_daemon`'s flags name (refusing combinations it never ran)."""
     if kill + kill_daemon + kill_code_server > 1:
         raise ValueError("one of kill (a worker), kill_daemon, kill_code_server")
-    if kill_during not in ("post", "refill"):
-        raise ValueError(f"kill_during is 'post' or 'refill', not {kill_during!r}")
-    if kill_during == "refill":
+    if kill_during not in KILL_DURING:
+        raise ValueError(f"kill_during is one of {KILL_DURING}, not {kill_during!r}")
+    if kill_during != "post":
         if not (kill_daemon and daemon_group):
-            raise ValueError("kill_during='refill' rehearses the daemon's process group killed")
-        return DAEMON_MODES["refill_group"]
+            raise ValueError(
+                f"kill_during={kill_during!r} rehearses the daemon's process group killed"
+            )
+        return DAEMON_MODES[f"{kill_during}_group"]
     if kill_daemon:
         return DAEMON_MODES["daemon_group" if daemon_group else "daemon"]
     if kill_code_server:
@@ -1131,6 +1413,56 @@ def rehearse_daemon(
     return rehearse_daemon_mode(folder, mode, **options)
 
 
+class ConnectionSampler(threading.Thread):
+    """Postgres connections every ``interval`` seconds from one connection of its own (not
+    counted): the server's, and the deployment's databases' (store and Dagster's), at their peak."""
+
+    def __init__(self, port: int, databases: set[str], interval: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.port, self.databases, self.interval = port, databases, interval
+        self.stop_event = threading.Event()
+        self.peak_server = self.peak_deployment = self.samples = 0
+        self.peak_by_database: dict[str, int] = {}
+        self.max_connections: int | None = None
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(deploy_local.pg_admin_url(self.port), autocommit=True) as conn:
+            row = conn.execute("select current_setting('max_connections')::int").fetchone()
+            self.max_connections = int(row[0]) if row else None
+            while not self.stop_event.wait(self.interval):
+                rows = conn.execute(
+                    "select coalesce(datname, ''), count(*) from pg_stat_activity "
+                    "where pid <> pg_backend_pid() and backend_type = 'client backend' "
+                    "group by 1"
+                ).fetchall()
+                counts = {str(db): int(n) for db, n in rows}
+                ours = {db: n for db, n in counts.items() if db in self.databases}
+                self.samples += 1
+                self.peak_server = max(self.peak_server, sum(counts.values()))
+                self.peak_deployment = max(self.peak_deployment, sum(ours.values()))
+                for db, n in ours.items():
+                    self.peak_by_database[db] = max(self.peak_by_database.get(db, 0), n)
+
+    def figures(self, budget: Any) -> dict[str, Any]:
+        """The peaks against the deployment's connection budget and the server's limit."""
+        self.stop_event.set()
+        self.join(timeout=10)
+        return {
+            "postgres_connections": {
+                "samples": self.samples,
+                "interval_s": self.interval,
+                "peak_deployment": self.peak_deployment,
+                "peak_by_database": self.peak_by_database,
+                "peak_server_all_clients": self.peak_server,
+                "max_connections": self.max_connections,
+                "budget_total": budget.total(),
+                "budget_by_process": budget.by_process(),
+            }
+        }
+
+
 def rehearse_daemon_mode(
     folder: Path,
     mode: DaemonMode,
@@ -1147,6 +1479,7 @@ def rehearse_daemon_mode(
     settle_s: float = 0.0,
     run_timeout: float = 900,
     count_all_cpu: bool = False,
+    sample_connections: bool = False,
 ) -> dict[str, Any]:
     """One daemon rehearsal of ``mode``; returns the figures. The setup (databases, 2 workers,
     the sandbox, due posts seeded, the daemon and its automation), the drain (instigators
@@ -1157,7 +1490,8 @@ def rehearse_daemon_mode(
     ``accounts_sensor`` and ``posting_sensor`` and one schedule of the main location), else the
     whole plan (then ``warehouse=True``: the main location's declarative automation builds on
     the first build). ``settle_s``: seconds the deployment keeps running after the seeded
-    posts are out (the refills' posts come due on the rehearsal clock)."""
+    posts are out (the refills' posts come due on the rehearsal clock). ``sample_connections``:
+    the Postgres connections' peak every 2 s (:class:`ConnectionSampler`)."""
     load_before = os.getloadavg()
     if count_all_cpu:
         deployment.become_subreaper()
@@ -1169,10 +1503,15 @@ def rehearse_daemon_mode(
     rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler = deployment.CpuSampler(dep, interval=0.5, classify=_kind, reap=False)
     r = DaemonRehearsal(dep=dep, accounts=accounts, run_timeout=run_timeout)
+    connections: ConnectionSampler | None = None
+    connection_figures: dict[str, Any] = {}
     try:
         dep.prepare()
         r.mark("prepared_s")
         sampler.start()
+        if sample_connections:
+            connections = ConnectionSampler(dep.pg_port, {dep.store_db, dep.dagster_db})
+            connections.start()
         launched_workers = dep.launch_workers(*WORKERS)  # they import while the rest starts
         dep.start_sandbox()  # the accounts on the sandbox and in the store (no partition yet)
         if mode.seed:  # else the refill sensor fills the queue
@@ -1225,6 +1564,8 @@ def rehearse_daemon_mode(
             )  # fmt: skip
             if mode.after_drain is not None:
                 mode.after_drain(r, instance)
+        if connections is not None:
+            connection_figures = connections.figures(dep.connection_budget())
         result = posts_check(dep)
         # still queued though due well before the sensors stopped (three posting ticks)
         overdue = stopped_at - timedelta(seconds=30 * speed)
@@ -1235,6 +1576,8 @@ def rehearse_daemon_mode(
         result["logs"] = str(dep.folder / "logs")
     finally:
         sampler.stop_event.set()
+        if connections is not None:
+            connections.stop_event.set()
         dep.close()
         if count_all_cpu:
             for _ in range(10):
@@ -1270,6 +1613,7 @@ def rehearse_daemon_mode(
             1 for o in retried for step in o.get("outcomes", []) if step.get("status") == "posted"
         ),
         **result,
+        **connection_figures,
         "timings_s": r.timings,
         **_cpu_figures(sampler.by_kind(), dep.startup_cpu, runs),
         "cpu_seconds_children_total": round(
@@ -1557,6 +1901,8 @@ DAEMON_RESULT_FILES: dict[str, Path] = {
     "daemon_group": DAEMON_GROUP_KILL_RESULTS,
     "code_server": CODE_SERVER_KILL_RESULTS,
     "refill_group": REFILL_GROUP_KILL_RESULTS,
+    "collect_group": COLLECT_GROUP_KILL_RESULTS,
+    "claim_group": CLAIM_GROUP_KILL_RESULTS,
 }
 """Where the script writes each daemon mode's figures."""
 
@@ -1572,6 +1918,8 @@ def daemon_options(mode: DaemonMode, account_run_max: int | None, settle: float)
     only = set(POST_KILL_SENSORS)
     if mode.kill_during == "refill":
         only.add("candidate_refill_sensor")
+    if mode.kill_during == "claim":  # the claim is the reconcile sensor's to settle
+        only.add("reconcile_sensor")
     options: dict[str, Any] = {
         "only": only,
         "run_timeout": 400,
@@ -1586,9 +1934,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=3)
     parser.add_argument("--speed", type=float, default=120)
-    parser.add_argument("--visibility-timeout", type=int, default=45,
+    parser.add_argument("--visibility-timeout", type=int, default=None,
                         help="seconds before another worker takes an unacknowledged step over; "
-                        "above the longest step (a refill: ~20 s at load 20)")  # fmt: skip
+                        "above the longest step (a refill: ~20 s at load 20); default 45, 150 "
+                        "with --kill-during claim (after the dead run's limit and the "
+                        "reconcile sensor's tick)")  # fmt: skip
     parser.add_argument(
         "--broker-db",
         type=int,
@@ -1622,11 +1972,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--kill-during",
-        choices=("post", "refill"),
+        choices=KILL_DURING,
         default="post",
-        help="--kill-daemon --daemon-group: kill inside the first posting step (post) or inside "
-        "the first refill_candidates_job step (refill: no post seeded, the refill sensor on); "
-        "refill writes celery_refill_group_kill_rehearsal.json",
+        help="--kill-daemon --daemon-group: kill inside the first posting step (post), inside "
+        "the first refill_candidates_job step (refill: no post seeded, the refill sensor on), "
+        "inside a post run's metrics collect once snapshots are due (collect), or inside the "
+        "first posting step with its worker killed too (claim: the claim left in flight, the "
+        "reconcile sensor on); each writes celery_<mode>_group_kill_rehearsal.json",
     )
     parser.add_argument(
         "--account-run-max",
@@ -1648,12 +2000,14 @@ def main() -> None:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     mode = None
     if args.daemon:
-        if args.kill_during == "refill" and not (args.kill_daemon and args.daemon_group):
-            parser.error("--kill-during refill rehearses --kill-daemon --daemon-group")
+        if args.kill_during != "post" and not (args.kill_daemon and args.daemon_group):
+            parser.error(f"--kill-during {args.kill_during} needs --kill-daemon --daemon-group")
         mode = daemon_mode(kill=not (args.kill_daemon or args.kill_code_server),
                            kill_daemon=args.kill_daemon, daemon_group=args.daemon_group,
                            kill_code_server=args.kill_code_server,
                            kill_during=args.kill_during)  # fmt: skip
+
+    visibility = args.visibility_timeout or (150 if args.kill_during == "claim" else 45)
 
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # unwinds through rehearse()'s cleanup (processes, databases)
@@ -1665,13 +2019,14 @@ def main() -> None:
         if mode is not None:
             options = daemon_options(mode, args.account_run_max, args.settle)
             result = rehearse_daemon_mode(folder, mode, accounts=args.accounts, speed=args.speed,
-                                          visibility_timeout=args.visibility_timeout,
+                                          sample_connections=True,
+                                          visibility_timeout=visibility,
                                           broker_db=13 if args.broker_db is None
                                           else args.broker_db,
                                           count_all_cpu=True, **options)  # fmt: skip
         else:
             result = rehearse(folder, accounts=args.accounts, speed=args.speed,
-                              visibility_timeout=args.visibility_timeout,
+                              visibility_timeout=visibility,
                               broker_db=9 if args.broker_db is None else args.broker_db,
                               count_all_cpu=True)  # fmt: skip
     result = {"started_at": started, "command": " ".join(sys.argv), **result}
