@@ -1118,23 +1118,32 @@ def kill_inside_collect(
             run = record.dagster_run
             if record.create_timestamp.timestamp() < after or run.is_finished:
                 continue
-            steps = [
-                a for a in step_attempts(instance, run.run_id, dep.worker_pids)
-                if a["step"] == COLLECT_STEP
-            ]  # fmt: skip
-            started = [a for a in steps if a["event"] == "STEP_START"
-                       and a["pid"] in dep.workers.values()]  # fmt: skip
-            if started and not any(a["event"] != "STEP_START" for a in steps):
+            attempts = step_attempts(instance, run.run_id, dep.worker_pids)
+            start = step_in_flight(attempts, COLLECT_STEP, set(dep.workers.values()))
+            if start is not None:
                 handle = str(run.tags.get("dagster/partition"))
                 snapshots = snapshots_of(dep, handle)
                 in_flight = runs_in_flight(instance)
                 figures = kill_the_daemon(dep, instance, run.run_id, group=True)
                 return {"run_id": run.run_id, "account": handle,
-                        "worker": started[-1]["worker"], "step_pid": started[-1]["pid"],
+                        "worker": start["worker"], "step_pid": start["pid"],
                         "step": COLLECT_STEP, "snapshots_of_the_account_at_kill": snapshots,
                         "runs_in_flight_at_kill": in_flight, **figures}  # fmt: skip
         time.sleep(0.2)
     raise RuntimeError("no post run's collect step was inside the held metrics read in time")
+
+
+def step_in_flight(
+    attempts: list[dict[str, Any]], step: str, worker_pids: set[int]
+) -> dict[str, Any] | None:
+    """The STEP_START of ``step`` on a worker (a pid of ``worker_pids``) when the step has not
+    ended (no STEP_SUCCESS or STEP_FAILURE); else None. ``attempts``: :func:`step_attempts`'s,
+    whose TASK_RECEIVED entries (the worker's engine event) neither start nor end a step."""
+    of_step = [a for a in attempts if a["step"] == step]
+    if any(a["event"] in ("STEP_SUCCESS", "STEP_FAILURE") for a in of_step):
+        return None
+    starts = [a for a in of_step if a["event"] == "STEP_START" and a["pid"] in worker_pids]
+    return starts[-1] if starts else None
 
 
 def runs_in_flight(instance: Any) -> list[dict[str, Any]]:

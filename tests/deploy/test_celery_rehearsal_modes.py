@@ -108,3 +108,20 @@ def test_the_rehearsal_clock_reads_wall_times_at_its_speed() -> None:
     dep.epoch = epoch
     wall = (epoch + timedelta(seconds=30)).timestamp()
     assert rehearsal.sim_at(dep, wall) == epoch + timedelta(hours=1)
+
+
+def test_a_step_is_in_flight_from_its_start_on_a_worker_until_it_ends() -> None:
+    """The collect mode's trigger: the worker's TASK_RECEIVED (an engine event before the
+    STEP_START) does not end the step (it once did, and the kill never came)."""
+    rehearsal = _load_rehearsal()
+    step, workers = rehearsal.COLLECT_STEP, {101, 102}
+    received = {"step": step, "event": "TASK_RECEIVED", "worker": "worker_a", "pid": None}
+    start = {"step": step, "event": "STEP_START", "worker": "worker_a", "pid": 101}
+    other = {"step": "post_due_posts", "event": "STEP_SUCCESS", "worker": "worker_a", "pid": 101}
+    assert rehearsal.step_in_flight([other, received], step, workers) is None  # not started
+    assert rehearsal.step_in_flight([other, received, start], step, workers) == start
+    in_run = dict(start, pid=7)  # the in-process executor: the run's own pid, not a worker's
+    assert rehearsal.step_in_flight([received, in_run], step, workers) is None
+    for end in ("STEP_SUCCESS", "STEP_FAILURE"):
+        ended = dict(start, event=end)
+        assert rehearsal.step_in_flight([received, start, ended], step, workers) is None
