@@ -1997,6 +1997,13 @@ def main() -> None:
         "--kill-code-server, else the setting's default)",
     )
     parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=None,
+        help="--daemon: seconds each wait may take (default 400 for a kill of the daemon or "
+        "a code server, 900 otherwise)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=240,
@@ -2027,6 +2034,8 @@ def main() -> None:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if mode is not None:
             options = daemon_options(mode, args.account_run_max, args.settle)
+            if args.run_timeout:
+                options["run_timeout"] = args.run_timeout
             result = rehearse_daemon_mode(folder, mode, accounts=args.accounts, speed=args.speed,
                                           sample_connections=True,
                                           visibility_timeout=visibility,
