@@ -49,8 +49,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,8 @@ DAEMON_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_kill_rehearsal.js
 DAEMON_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_daemon_group_kill_rehearsal.json"
 CODE_SERVER_KILL_RESULTS = ROOT / "benchmarks/results/celery_code_server_kill_rehearsal.json"
 REFILL_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_refill_group_kill_rehearsal.json"
+COLLECT_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_collect_group_kill_rehearsal.json"
+CLAIM_GROUP_KILL_RESULTS = ROOT / "benchmarks/results/celery_claim_group_kill_rehearsal.json"
 CELERY_WORKSPACE = "workspace.celery.yaml"
 MAIN_LOCATION = "xbot"
 BIN = Path(sys.executable).parent
@@ -293,6 +296,7 @@ def kill_inside_posting(
     daemon: bool = False,
     daemon_group: bool = False,
     code_server: bool = False,
+    worker_too: bool = False,
 ) -> dict[str, Any]:
     """Wait until the sandbox has created the post of ``handle``'s post run and holds its answer
     (the ``slow_response`` fault consumed), then SIGKILL the worker whose pid started the posting
@@ -301,7 +305,8 @@ def kill_inside_posting(
     accounts' post runs may be posting at once). ``daemon``: SIGKILL the daemon instead (its pid
     alone, :meth:`LocalDeployment.kill_daemon`), the worker left to finish the step.
     ``code_server``: SIGKILL the code server that launched the run (the coordinator's parent,
-    the Celery location's), the daemon and the worker left alone."""
+    the Celery location's), the daemon and the worker left alone. ``worker_too`` (with
+    ``daemon``): SIGKILL the worker as well, first (the step never ends, its claim stays)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if handle is None:
@@ -327,12 +332,15 @@ def kill_inside_posting(
                 pid = starts[-1]["pid"]
                 name = next(n for n, p in dep.workers.items() if p == pid)
                 if daemon or code_server:
+                    if worker_too:
+                        os.kill(pid, signal.SIGKILL)
                     figures = (
                         kill_the_code_server(dep, instance, run.run_id) if code_server
                         else kill_the_daemon(dep, instance, run.run_id, daemon_group)
                     )  # fmt: skip
                     return {"run_id": run.run_id, "account": handle, "worker": name,
-                            "step_pid": pid, **figures}  # fmt: skip
+                            "step_pid": pid, "worker_killed_too": worker_too,
+                            **figures}  # fmt: skip
                 os.kill(pid, signal.SIGKILL)
                 return {"run_id": run.run_id, "account": handle, "worker": name, "pid": pid,
                         "at": time.time()}  # fmt: skip
@@ -892,8 +900,581 @@ def wait_for(check: Any, timeout: float, what: str, every: float = 1.0) -> Any:
         time.sleep(every)
 
 
+# --- the daemon rehearsal: shared setup, drain and checks; one function per kill mode ------------
+@dataclass
+class DaemonRehearsal:
+    """One daemon rehearsal in flight, as its mode sees it: the deployment, what happened
+    (events, timings) and what the mode's kill left for the shared checks."""
+
+    dep: CeleryDeployment
+    accounts: int
+    run_timeout: float
+    t0: float = field(default_factory=time.monotonic)
+    timings: dict[str, float] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    launched_after: float = 0.0
+    """Epoch seconds just before the daemon started: the runs it launched were created after."""
+    posts_before: int = 0
+    """Posts on the sandbox before the daemon started."""
+    worker_killed: dict[str, Any] | None = None
+    """A worker's SIGKILL (its step retried on the other): the retried step's outcomes."""
+    run_killed: dict[str, Any] | None = None
+    """A daemon's or code server's SIGKILL: the run it left to end (``_daemon_kill_figures``)."""
+    restarted_at: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+    """The mode's own figures, merged into the result."""
+
+    def mark(self, name: str) -> None:
+        self.timings[name] = round(time.monotonic() - self.t0, 1)
+
+    def killed(self) -> dict[str, Any] | None:
+        """The kill the shared figures describe (the worker's, else the daemon's or server's)."""
+        return self.worker_killed or self.run_killed
+
+
+@dataclass(frozen=True)
+class DaemonMode:
+    """What one kind of daemon rehearsal does between the automation turned on and the drain
+    (``kill``), and what else it needs: the shared setup, drain and checks are
+    :func:`rehearse_daemon_mode`'s."""
+
+    name: str
+    kill: Callable[[DaemonRehearsal, Any], None]
+    """Inside the instance, once the workers are ready: the kill and what follows it."""
+    posts_per_account: int = 1
+    """Posts (store rows ``posted``) to wait for per account before the drain."""
+    seed: bool = True
+    """One due post per account before the daemon starts (else the refill sensor fills)."""
+    slow_post: bool = True
+    """The sandbox holds its answer to the first create_tweet ``post_delay`` seconds."""
+    every_account_posts: bool = False
+    """Also wait until every account has posted (a refill's posts, lost refills asked again)."""
+    after_drain: Callable[[DaemonRehearsal, Any], None] | None = None
+    """Once every run has finished: the mode's own figures (into ``figures``)."""
+    daemon_kill: str | None = None
+    """The result's ``daemon_kill``: ``"pid"``, ``"process group"`` or None."""
+    code_server_kill: bool = False
+    kill_during: str = "post"
+
+
+def no_kill(r: DaemonRehearsal, instance: Any) -> None:
+    """Nothing killed: the daemon launches the seeded posts' runs."""
+
+
+def kill_a_worker(r: DaemonRehearsal, instance: Any) -> None:
+    """SIGKILL the worker inside the first posting step; once its run has ended (the step
+    redelivered to the other worker), restart it."""
+    dep = r.dep
+    killed = kill_inside_posting(
+        dep, instance, None, r.launched_after, r.run_timeout, r.posts_before
+    )
+    r.worker_killed = killed
+    r.events.append({"event": "worker SIGKILL inside the posting step", **killed})
+    r.mark("worker_killed_s")
+    wait_for(lambda: instance.get_run_by_id(killed["run_id"]).is_finished,
+             r.run_timeout, "the killed worker's run to end")  # fmt: skip
+    r.mark("killed_run_done_s")
+    dead = killed["worker"]
+    dep.stop(dead, signal.SIGKILL, grace=5)
+    dep.start_workers(dead)
+    r.events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
+
+
+def kill_the_daemon_mid_post(group: bool) -> Callable[[DaemonRehearsal, Any], None]:
+    """SIGKILL the daemon's pid (``group=False``) or process group inside the first posting
+    step, restart it 3 s later; a second due post per account, seeded at the restart for the
+    group (due while the dead run holds the account), after the killed run ended for the pid."""
+
+    def kill(r: DaemonRehearsal, instance: Any) -> None:
+        dep = r.dep
+        killed = kill_inside_posting(
+            dep, instance, None, r.launched_after, r.run_timeout, r.posts_before,
+            daemon=True, daemon_group=group,
+        )  # fmt: skip
+        r.run_killed = killed
+        r.events.append({"event": "daemon SIGKILL inside the posting step", **killed})
+        r.mark("daemon_killed_s")
+        r.restarted_at = restart_daemon(dep, r.events)
+        if group:  # due while the dead run holds the account (not after it)
+            seed_due_posts(dep, "restart the daemon, post once")
+        ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+        r.mark("killed_run_done_s")
+        r.events.append(_killed_run_ended(instance, killed, ended, "the daemon-killed run"))
+        if not group:  # a second due post each, for the restarted daemon
+            seed_due_posts(dep, "restart the daemon, post once")
+
+    return kill
+
+
+def _killed_run_ended(
+    instance: Any, killed: dict[str, Any], ended: bool, what: str
+) -> dict[str, Any]:
+    """The event of a daemon-killed run's end: its status, who of its processes lived on."""
+    return {
+        "event": f"{what} ended" if ended else "the run did not end",
+        "status": instance.get_run_by_id(killed["run_id"]).status.value,
+        "coordinator_alive": bool(killed["coordinator_pid"])
+        and processes.alive(killed["coordinator_pid"]),
+        "code_servers_alive": [p for p in killed["code_server_pids"] if processes.alive(p)],
+    }
+
+
+def kill_the_code_server_mid_post(r: DaemonRehearsal, instance: Any) -> None:
+    """SIGKILL the Celery location's code servers inside the first posting step (the daemon left
+    running), seed a second due post at once; record the server's respawn and the run's end."""
+    dep = r.dep
+    killed = kill_inside_posting(
+        dep, instance, None, r.launched_after, r.run_timeout, r.posts_before, code_server=True,
+    )  # fmt: skip
+    r.run_killed = killed
+    r.events.append({"event": "code server SIGKILL inside the posting step", **killed})
+    r.mark("code_server_killed_s")
+    r.restarted_at = killed["at"]
+    seed_due_posts(dep, "restart the code server, post once")  # due at once
+    figures = after_code_server_kill(dep, instance, killed, r.run_timeout)
+    r.figures.update(figures)
+    r.events.append({"event": "after the code server's kill", **figures})
+    r.mark("killed_run_done_s")
+
+
+def kill_the_group_mid_refill(r: DaemonRehearsal, instance: Any) -> None:
+    """SIGKILL the daemon's process group once the first refill's step is on a worker, restart
+    it 3 s later, wait for the refill run to end (no post seeded: the refill sensor fills)."""
+    dep = r.dep
+    killed = kill_inside_refill(dep, instance, r.launched_after, r.run_timeout)
+    r.run_killed = killed
+    r.events.append({"event": "daemon group SIGKILL inside the refill step", **killed})
+    r.mark("daemon_killed_s")
+    r.restarted_at = restart_daemon(dep, r.events)
+    ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+    r.mark("killed_run_done_s")
+    r.events.append({
+        "event": "the refill run ended" if ended else "the run did not end",
+        "status": instance.get_run_by_id(killed["run_id"]).status.value,
+        "queued_posts_of_the_account": sum(
+            1 for p in due_posts(dep) if p["handle"] == killed["account"]
+        ),
+    })  # fmt: skip
+
+
+def _posting_ticks(r: DaemonRehearsal, instance: Any) -> None:
+    r.figures["posting_sensor_ticks_after_kill"] = ticks_after_kill(instance, r.run_killed or {})
+
+
+def _refill_figures_and_ticks(r: DaemonRehearsal, instance: Any) -> None:
+    if r.run_killed:
+        r.figures.update(_refill_kill_figures(instance, r.run_killed, r.restarted_at))
+    _posting_ticks(r, instance)
+
+
+COLLECT_STEP = "collect_account_metrics"
+COLLECT_DELAY_S = 8.0
+"""Seconds the sandbox holds its answer to the first metrics read (``GET /2/tweets``) once the
+first posts' 1 h snapshots are due: the group is killed inside that call."""
+
+
+def kill_the_group_mid_collect(r: DaemonRehearsal, instance: Any) -> None:
+    """Once the seeded posts are out and their 1 h snapshots due, hold the next metrics read
+    (the ``slow`` fault on ``get_tweets``), seed a second due post per account, and SIGKILL the
+    daemon's process group while a ``post_job``'s collect step is inside that read on a worker;
+    restart the daemon 3 s later and seed a third post (due while the dead run holds the
+    account)."""
+    dep = r.dep
+    wait_for(lambda: posted_rows(dep) >= r.accounts and unfinished_runs(instance) == 0,
+             r.run_timeout, "the first posts")  # fmt: skip
+    due = sim_now(dep) + timedelta(hours=1, minutes=2)
+    wait_for(lambda: sim_now(dep) >= due, r.run_timeout, "the first posts' 1 h snapshots")
+    r.mark("first_snapshots_due_s")
+    dep.set_fault({"name": "slow", "match": "get_tweets", "count": 1,
+                   "seconds": COLLECT_DELAY_S})  # fmt: skip
+    after = time.time() - 1
+    seed_due_posts(dep, "measure each post once")
+    killed = kill_inside_collect(dep, instance, after, r.run_timeout)
+    r.run_killed = killed
+    r.events.append({"event": "daemon group SIGKILL inside the collect step", **killed})
+    r.mark("daemon_killed_s")
+    r.restarted_at = restart_daemon(dep, r.events)
+    seed_due_posts(dep, "collect again, post once")  # due while the dead run holds the account
+    ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+    r.mark("killed_run_done_s")
+    r.events.append(_killed_run_ended(instance, killed, ended, "the collect's run"))
+
+
+def kill_inside_collect(
+    dep: CeleryDeployment, instance: Any, after: float, timeout: float
+) -> dict[str, Any]:
+    """Wait until the held metrics read has begun (the ``slow`` fault consumed) and a
+    ``post_job`` run created after ``after`` has its collect step started on a worker and not
+    ended, then SIGKILL the daemon's process group. Records the run, its account, the account's
+    snapshots at the kill."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "slow" in dep.faults():
+            time.sleep(0.2)
+            continue
+        for record in instance.get_run_records(dg.RunsFilter(job_name="post_job")):
+            run = record.dagster_run
+            if record.create_timestamp.timestamp() < after or run.is_finished:
+                continue
+            attempts = step_attempts(instance, run.run_id, dep.worker_pids)
+            start = step_in_flight(attempts, COLLECT_STEP, set(dep.workers.values()))
+            if start is not None:
+                handle = str(run.tags.get("dagster/partition"))
+                snapshots = snapshots_of(dep, handle)
+                in_flight = runs_in_flight(instance)
+                figures = kill_the_daemon(dep, instance, run.run_id, group=True)
+                return {"run_id": run.run_id, "account": handle,
+                        "worker": start["worker"], "step_pid": start["pid"],
+                        "step": COLLECT_STEP, "snapshots_of_the_account_at_kill": snapshots,
+                        "runs_in_flight_at_kill": in_flight, **figures}  # fmt: skip
+        time.sleep(0.2)
+    raise RuntimeError("no post run's collect step was inside the held metrics read in time")
+
+
+def step_in_flight(
+    attempts: list[dict[str, Any]], step: str, worker_pids: set[int]
+) -> dict[str, Any] | None:
+    """The STEP_START of ``step`` on a worker (a pid of ``worker_pids``) when the step has not
+    ended (no STEP_SUCCESS or STEP_FAILURE); else None. ``attempts``: :func:`step_attempts`'s,
+    whose TASK_RECEIVED entries (the worker's engine event) neither start nor end a step."""
+    of_step = [a for a in attempts if a["step"] == step]
+    if any(a["event"] in ("STEP_SUCCESS", "STEP_FAILURE") for a in of_step):
+        return None
+    starts = [a for a in of_step if a["event"] == "STEP_START" and a["pid"] in worker_pids]
+    return starts[-1] if starts else None
+
+
+def runs_in_flight(instance: Any) -> list[dict[str, Any]]:
+    """The unfinished runs: job, account, status (those a process group's kill leaves)."""
+    import dagster as dg
+
+    statuses = [dg.DagsterRunStatus(s) for s in UNFINISHED]
+    return [
+        {"run_id": r.dagster_run.run_id, "job": r.dagster_run.job_name,
+         "account": r.dagster_run.tags.get("dagster/partition"),
+         "status": r.dagster_run.status.value}
+        for r in instance.get_run_records(dg.RunsFilter(statuses=statuses))
+    ]  # fmt: skip
+
+
+def snapshots_of(dep: CeleryDeployment, handle: str) -> int:
+    ((count,),) = store_rows(
+        dep,
+        "select count(*) from tweet_metrics m join accounts a on a.id = m.account_id "
+        f"where a.handle = '{handle}'",
+    )
+    return int(count)
+
+
+def step_output_metadata(instance: Any, run_id: str, step: str) -> list[dict[str, Any]]:
+    """The metadata of each STEP_OUTPUT of ``step`` in ``run_id`` (one per attempt that ended)."""
+    out = []
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or entry.step_key != step or event.event_type_value != "STEP_OUTPUT":
+            continue
+        metadata = event.event_specific_data.metadata or {}
+        out.append({k: getattr(v, "value", v) for k, v in metadata.items()})
+    return out
+
+
+def sim_at(dep: CeleryDeployment, wall: float) -> datetime:
+    """The rehearsal clock's reading at wall time ``wall`` (epoch seconds)."""
+    at = datetime.fromtimestamp(wall, UTC)
+    if dep.speed and dep.epoch is not None:
+        return dep.epoch + (at - dep.epoch) * dep.speed
+    return at
+
+
+def metrics_figures(dep: CeleryDeployment, instance: Any) -> dict[str, Any]:
+    """Each posted tweet's snapshots by horizon against what was due: duplicates (a tweet and
+    horizon twice), and 1 h snapshots missing though due before the account's last collect
+    step started (the collect after each post takes whatever is due)."""
+    import dagster as dg
+
+    last_collect: dict[str, datetime] = {}
+    for record in instance.get_run_records(dg.RunsFilter(job_name="post_job")):
+        handle = record.dagster_run.tags.get("dagster/partition")
+        for a in step_attempts(instance, record.dagster_run.run_id, dep.worker_pids):
+            if a["step"] == COLLECT_STEP and a["event"] == "STEP_START" and handle:
+                at = sim_at(dep, a["at"])
+                last_collect[handle] = max(last_collect.get(handle, at), at)
+    rows = store_rows(
+        dep,
+        "select t.id, a.handle, t.posted_at, m.horizon, count(m.id) from tweets t "
+        "join accounts a on a.id = t.account_id "
+        "left join tweet_metrics m on m.tweet_id = t.id "
+        "where t.status = 'posted' group by t.id, a.handle, t.posted_at, m.horizon",
+    )
+    by_tweet: dict[int, dict[str, Any]] = {}
+    duplicates = 0
+    for tweet_id, handle, posted_at, horizon, n in rows:
+        tweet = by_tweet.setdefault(
+            int(tweet_id), {"account": handle, "posted_at": posted_at, "horizons": {}}
+        )
+        if horizon is not None:
+            tweet["horizons"][horizon] = int(n)
+            duplicates += max(0, int(n) - 1)
+    missing = [
+        tweet_id for tweet_id, t in by_tweet.items()
+        if "1h" not in t["horizons"] and t["account"] in last_collect
+        and t["posted_at"].astimezone(UTC) + timedelta(hours=1) <= last_collect[t["account"]]
+    ]  # fmt: skip
+    return {
+        "snapshots_by_tweet": {
+            str(k): {"account": t["account"], "horizons": t["horizons"]}
+            for k, t in sorted(by_tweet.items())
+        },
+        "snapshot_duplicates": duplicates,
+        "one_hour_snapshots_missing_though_due": missing,
+    }
+
+
+def _collect_figures(r: DaemonRehearsal, instance: Any) -> None:
+    killed = r.run_killed or {}
+    r.figures.update({
+        "killed_collect_step": [
+            a for a in step_attempts(instance, killed.get("run_id", ""), r.dep.worker_pids)
+            if a["step"] == COLLECT_STEP
+        ],
+        "killed_collect_step_outputs": step_output_metadata(
+            instance, killed.get("run_id", ""), COLLECT_STEP
+        ),
+        "snapshots_of_the_account_at_end": snapshots_of(r.dep, killed.get("account", "")),
+        **metrics_figures(r.dep, instance),
+    })  # fmt: skip
+    _posting_ticks(r, instance)
+
+
+def kill_host_mid_post(r: DaemonRehearsal, instance: Any) -> None:
+    """A post's claim left in flight: inside the first posting step (the sandbox has created
+    the post and holds its answer), SIGKILL the worker running the step and the daemon's
+    process group (the code servers and the run's coordinator): nothing is left to record the
+    post, its row stays ``posting``. The worker and the daemon are restarted 3 s later (a
+    supervisor), a second post per account seeded; then the claim is followed until it is
+    settled (``reconcile_sensor``'s reconcile run, or the step's Celery redelivery after the
+    visibility timeout, whichever comes first) and until the redelivery has run."""
+    dep = r.dep
+    killed = kill_inside_posting(
+        dep, instance, None, r.launched_after, r.run_timeout, r.posts_before,
+        daemon=True, daemon_group=True, worker_too=True,
+    )  # fmt: skip
+    r.run_killed = killed
+    post_id = int(instance.get_run_by_id(killed["run_id"]).tags["xbot/post_id"])
+    r.events.append({"event": "worker and daemon group SIGKILL inside the posting step",
+                     "post_id": post_id, "row_at_kill": post_row(dep, post_id),
+                     "runs_in_flight_after_kill": runs_in_flight(instance),
+                     **killed})  # fmt: skip
+    r.mark("host_killed_s")
+    dead = killed["worker"]
+    dep.stop(dead, signal.SIGKILL, grace=5)
+    r.restarted_at = restart_daemon(dep, r.events)
+    dep.start_workers(dead)
+    r.events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
+    seed_due_posts(dep, "restart the host, post once")
+    ended = _wait_ended(instance, killed["run_id"], r.run_timeout)
+    r.mark("killed_run_done_s")
+    r.events.append(_killed_run_ended(instance, killed, ended, "the killed post run"))
+    settled = wait_for(lambda: post_row(dep, post_id)["status"] != "posting" and time.time(),
+                       r.run_timeout, "the claimed post to leave posting")  # fmt: skip
+    r.mark("claim_settled_s")
+    r.events.append({"event": "the claim settled", "s_after_kill": round(settled - killed["at"], 1),
+                     **post_row(dep, post_id)})  # fmt: skip
+    redelivery_due = killed["at"] + (dep.visibility_timeout or 0) + 30
+    while time.time() < redelivery_due:  # the step's redelivery, if it comes, to the end
+        time.sleep(2)
+    r.figures["claimed_post_id"] = post_id
+
+
+def post_row(dep: CeleryDeployment, post_id: int) -> dict[str, Any]:
+    """The post's row: status, attempts, its id on X."""
+    ((status, attempts, x_id),) = store_rows(
+        dep, f"select status, attempt_count, x_id from tweets where id = {int(post_id)}"
+    )
+    return {"status": status, "attempt_count": attempts, "x_id": x_id}
+
+
+def _claim_figures(r: DaemonRehearsal, instance: Any) -> None:
+    """Who settled the claim: the reconcile runs (their reports) and the killed run's posting
+    step attempts after the kill (the redelivery), and the post's count on the sandbox."""
+    import dagster as dg
+
+    killed = r.run_killed or {}
+    post_id = int(r.figures.get("claimed_post_id", 0))
+    row = post_row(r.dep, post_id)
+    reconciles = [
+        {"run_id": rec.dagster_run.run_id, "run_key": rec.dagster_run.tags.get("dagster/run_key"),
+         "sensor": rec.dagster_run.tags.get("dagster/sensor_name"),
+         "location": run_location(rec.dagster_run), "status": rec.dagster_run.status.value,
+         "created_s_after_kill": round(rec.create_timestamp.timestamp() - killed["at"], 1),
+         "started_s_after_kill": round(rec.start_time - killed["at"], 1)
+         if rec.start_time else None,
+         "ended_s_after_kill": round(rec.end_time - killed["at"], 1) if rec.end_time else None,
+         "reports": [m.get("report") for m in step_output_metadata(
+             instance, rec.dagster_run.run_id, "reconcile_stuck_posts")]}
+        for rec in reversed(instance.get_run_records(dg.RunsFilter(job_name="reconcile_job")))
+    ]  # fmt: skip
+    attempts = [
+        a | {"s_after_kill": round(a["at"] - killed["at"], 1)}
+        for a in step_attempts(instance, killed["run_id"], r.dep.worker_pids)
+        if a["step"] == POST_STEP
+    ]
+    on_sandbox = [p for p in journal_posts(r.dep) if p.get("id") == row["x_id"]]
+    r.figures.update({
+        "claimed_post_row_at_end": row,
+        "claimed_post_on_sandbox": len(on_sandbox),
+        "reconcile_runs": reconciles,
+        "killed_posting_step_attempts": attempts,
+        "killed_run_posting_outcomes": posting_outcomes(instance, killed["run_id"]),
+    })  # fmt: skip
+    _posting_ticks(r, instance)
+    r.figures["reconcile_sensor_ticks_after_kill"] = [
+        t | {"s_after_kill": round(t["at"] - killed["at"], 1)}
+        for t in sensor_ticks(instance, celery_location(), "reconcile_sensor", killed["at"])
+    ]
+
+
+DAEMON_MODES: dict[str, DaemonMode] = {
+    mode.name: mode
+    for mode in (
+        DaemonMode("none", no_kill, slow_post=False),
+        DaemonMode("worker", kill_a_worker),
+        DaemonMode("daemon", kill_the_daemon_mid_post(group=False), posts_per_account=2,
+                   daemon_kill="pid"),
+        DaemonMode("daemon_group", kill_the_daemon_mid_post(group=True), posts_per_account=2,
+                   daemon_kill="process group"),
+        DaemonMode("code_server", kill_the_code_server_mid_post, posts_per_account=2,
+                   code_server_kill=True, after_drain=_posting_ticks),
+        DaemonMode("collect_group", kill_the_group_mid_collect, posts_per_account=3,
+                   slow_post=False, after_drain=_collect_figures,
+                   daemon_kill="process group", kill_during="collect"),
+        DaemonMode("claim_group", kill_host_mid_post, posts_per_account=2,
+                   after_drain=_claim_figures, daemon_kill="process group",
+                   kill_during="claim"),
+        DaemonMode("refill_group", kill_the_group_mid_refill, seed=False, slow_post=False,
+                   every_account_posts=True, after_drain=_refill_figures_and_ticks,
+                   daemon_kill="process group", kill_during="refill"),
+    )
+}  # fmt: skip
+"""The daemon rehearsal's kinds, by name (:func:`daemon_mode` picks one from the flags)."""
+
+
+KILL_DURING = ("post", "refill", "collect", "claim")
+"""Where the daemon's process group is killed: inside the first posting step (the worker left to
+finish it), the first refill's step, a post run's metrics collect, or the first posting step
+with the worker killed too (the post's claim left in flight)."""
+
+
+def daemon_mode(
+    *,
+    kill: bool = True,
+    kill_daemon: bool = False,
+    daemon_group: bool = False,
+    kill_code_server: bool = False,
+    kill_during: str = "post",
+) -> DaemonMode:
+    """The mode :func:`rehearse_daemon`'s flags name (refusing combinations it never ran)."""
+    if kill + kill_daemon + kill_code_server > 1:
+        raise ValueError("one of kill (a worker), kill_daemon, kill_code_server")
+    if kill_during not in KILL_DURING:
+        raise ValueError(f"kill_during is one of {KILL_DURING}, not {kill_during!r}")
+    if kill_during != "post":
+        if not (kill_daemon and daemon_group):
+            raise ValueError(
+                f"kill_during={kill_during!r} rehearses the daemon's process group killed"
+            )
+        return DAEMON_MODES[f"{kill_during}_group"]
+    if kill_daemon:
+        return DAEMON_MODES["daemon_group" if daemon_group else "daemon"]
+    if kill_code_server:
+        return DAEMON_MODES["code_server"]
+    return DAEMON_MODES["worker" if kill else "none"]
+
+
 def rehearse_daemon(
     folder: Path,
+    *,
+    kill: bool = True,
+    kill_daemon: bool = False,
+    daemon_group: bool = False,
+    kill_code_server: bool = False,
+    kill_during: str = "post",
+    **options: Any,
+) -> dict[str, Any]:
+    """The daemon launching Celery runs (module docstring, ``--daemon``), killing what the flags
+    say (:func:`daemon_mode`); ``options`` are :func:`rehearse_daemon_mode`'s.
+
+    ``kill``: the worker inside the first posting step (its step redelivered to the other).
+    ``kill_daemon``: the daemon's pid inside the first posting step (the worker left alone),
+    restarted 3 s later; once the killed run has ended a second due post is seeded per account.
+    ``daemon_group``: the daemon's process group (its code servers too): the run's coordinator
+    dies, the run stays STARTED until run monitoring fails it past its time limit
+    (``account_run_max_s``), and only then is the account's second post launched.
+    ``kill_code_server``: the Celery location's code server that launched the first post run
+    (its coordinator's parent) alone, the daemon left running; a second due post seeded at once.
+    ``kill_during="refill"`` (with ``kill_daemon`` and ``daemon_group``): no post seeded; the
+    group SIGKILLed once the ``candidate_refill_sensor``'s first refill has its step on a
+    worker (``only`` must include ``candidate_refill_sensor``)."""
+    mode = daemon_mode(kill=kill, kill_daemon=kill_daemon, daemon_group=daemon_group,
+                       kill_code_server=kill_code_server, kill_during=kill_during)  # fmt: skip
+    return rehearse_daemon_mode(folder, mode, **options)
+
+
+class ConnectionSampler(threading.Thread):
+    """Postgres connections every ``interval`` seconds from one connection of its own (not
+    counted): the server's, and the deployment's databases' (store and Dagster's), at their peak."""
+
+    def __init__(self, port: int, databases: set[str], interval: float = 2.0) -> None:
+        super().__init__(daemon=True)
+        self.port, self.databases, self.interval = port, databases, interval
+        self.stop_event = threading.Event()
+        self.peak_server = self.peak_deployment = self.samples = 0
+        self.peak_by_database: dict[str, int] = {}
+        self.max_connections: int | None = None
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(deploy_local.pg_admin_url(self.port), autocommit=True) as conn:
+            row = conn.execute("select current_setting('max_connections')::int").fetchone()
+            self.max_connections = int(row[0]) if row else None
+            while not self.stop_event.wait(self.interval):
+                rows = conn.execute(
+                    "select coalesce(datname, ''), count(*) from pg_stat_activity "
+                    "where pid <> pg_backend_pid() and backend_type = 'client backend' "
+                    "group by 1"
+                ).fetchall()
+                counts = {str(db): int(n) for db, n in rows}
+                ours = {db: n for db, n in counts.items() if db in self.databases}
+                self.samples += 1
+                self.peak_server = max(self.peak_server, sum(counts.values()))
+                self.peak_deployment = max(self.peak_deployment, sum(ours.values()))
+                for db, n in ours.items():
+                    self.peak_by_database[db] = max(self.peak_by_database.get(db, 0), n)
+
+    def figures(self, budget: Any) -> dict[str, Any]:
+        """The peaks against the deployment's connection budget and the server's limit."""
+        self.stop_event.set()
+        self.join(timeout=10)
+        return {
+            "postgres_connections": {
+                "samples": self.samples,
+                "interval_s": self.interval,
+                "peak_deployment": self.peak_deployment,
+                "peak_by_database": self.peak_by_database,
+                "peak_server_all_clients": self.peak_server,
+                "max_connections": self.max_connections,
+                "budget_total": budget.total(),
+                "budget_by_process": budget.by_process(),
+            }
+        }
+
+
+def rehearse_daemon_mode(
+    folder: Path,
+    mode: DaemonMode,
     *,
     accounts: int = 1,
     speed: float = 120,
@@ -901,58 +1482,28 @@ def rehearse_daemon(
     post_delay: float = 15,
     broker_db: int = 13,
     compile_bytecode: bool = True,
-    kill: bool = True,
-    kill_daemon: bool = False,
-    daemon_group: bool = False,
-    kill_code_server: bool = False,
-    kill_during: str = "post",
     account_run_max_s: int | None = None,
     only: set[str] | None = None,
     warehouse: bool = False,
     settle_s: float = 0.0,
     run_timeout: float = 900,
     count_all_cpu: bool = False,
+    sample_connections: bool = False,
 ) -> dict[str, Any]:
-    """The daemon launching Celery runs (module docstring, ``--daemon``); returns the figures.
+    """One daemon rehearsal of ``mode``; returns the figures. The setup (databases, 2 workers,
+    the sandbox, due posts seeded, the daemon and its automation), the drain (instigators
+    stopped, runs finished and recorded in ``system_health``) and the checks (runs, posting
+    steps, posts on the sandbox against the store) are every mode's; between them, ``mode.kill``.
 
-    ``only``: start just these instigators of the plan (the test: the Celery location's
+    ``only``: start just these instigators of the plan (the tests: the Celery location's
     ``accounts_sensor`` and ``posting_sensor`` and one schedule of the main location), else the
     whole plan (then ``warehouse=True``: the main location's declarative automation builds on
     the first build). ``settle_s``: seconds the deployment keeps running after the seeded
-    posts are out (the refills' posts come due on the rehearsal clock).
-
-    ``kill_daemon`` (instead of ``kill``): the daemon's pid is SIGKILLed inside the first
-    posting step (the worker left alone), restarted 3 s later; once the killed run has ended a
-    second due post is seeded per account, for the restarted daemon's sensors to launch.
-    ``daemon_group``: SIGKILL the daemon's process group (its code servers too): the run's
-    coordinator dies, the run stays STARTED until run monitoring fails it past its time limit
-    (``account_run_max_s``, ACCOUNT_RUN_MAX_SECONDS), and only then is the account's second
-    post launched.
-
-    ``kill_code_server`` (instead of ``kill``): the Celery location's code server that launched
-    the first post run (its coordinator's parent) is SIGKILLed alone inside the posting step, the
-    daemon left running; a second due post is seeded at once. Records whether the coordinator
-    lives on and the run ends, when the daemon starts another code server for the location, the
-    posting sensor's ticks after the kill, and the next post's runs.
-
-    ``kill_during="refill"`` (with ``kill_daemon`` and ``daemon_group``): no post is seeded; the
-    daemon's process group is SIGKILLed once the Celery location's ``candidate_refill_sensor``'s
-    first ``refill_candidates_job`` run has its step on a worker, the daemon restarted 3 s
-    later; the rehearsal then waits for the refill's posts to go out (``only`` must include
-    ``candidate_refill_sensor``). Records the refill runs (keys, statuses) and the account's
-    queue before and after."""
-    if kill + kill_daemon + kill_code_server > 1:
-        raise ValueError("one of kill (a worker), kill_daemon, kill_code_server")
-    if kill_during not in ("post", "refill"):
-        raise ValueError(f"kill_during is 'post' or 'refill', not {kill_during!r}")
-    refill_kill = kill_during == "refill"
-    if refill_kill and not (kill_daemon and daemon_group):
-        raise ValueError("kill_during='refill' rehearses the daemon's process group killed")
+    posts are out (the refills' posts come due on the rehearsal clock). ``sample_connections``:
+    the Postgres connections' peak every 2 s (:class:`ConnectionSampler`)."""
     load_before = os.getloadavg()
     if count_all_cpu:
         deployment.become_subreaper()
-    timings: dict[str, float] = {}
-    events: list[dict[str, Any]] = []
     dep = CeleryDeployment(
         folder=folder, speed=speed, accounts=accounts, broker_db=broker_db,
         visibility_timeout=visibility_timeout, compile=compile_bytecode,
@@ -960,145 +1511,70 @@ def rehearse_daemon(
     )  # fmt: skip
     rusage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     sampler = deployment.CpuSampler(dep, interval=0.5, classify=_kind, reap=False)
-    t0 = time.monotonic()
-    killed: dict[str, Any] | None = None
-    daemon_killed: dict[str, Any] | None = None
-    server_killed: dict[str, Any] | None = None
-    restarted_at = 0.0
-    code_server_figures: dict[str, Any] = {}
-    refill_figures: dict[str, Any] = {}
-
-    def mark(name: str) -> None:
-        timings[name] = round(time.monotonic() - t0, 1)
-
+    r = DaemonRehearsal(dep=dep, accounts=accounts, run_timeout=run_timeout)
+    connections: ConnectionSampler | None = None
+    connection_figures: dict[str, Any] = {}
     try:
         dep.prepare()
-        mark("prepared_s")
+        r.mark("prepared_s")
         sampler.start()
+        if sample_connections:
+            connections = ConnectionSampler(dep.pg_port, {dep.store_db, dep.dagster_db})
+            connections.start()
         launched_workers = dep.launch_workers(*WORKERS)  # they import while the rest starts
         dep.start_sandbox()  # the accounts on the sandbox and in the store (no partition yet)
-        if not refill_kill:  # else the refill sensor fills the queue
+        if mode.seed:  # else the refill sensor fills the queue
             seed_due_posts(dep)
-        posts_before = len(journal_posts(dep))
-        if (kill or kill_daemon or kill_code_server) and not refill_kill:
+        r.posts_before = len(journal_posts(dep))
+        if mode.slow_post:
             dep.set_fault({"name": "slow_response", "match": "create_tweet", "count": 1,
                            "seconds": post_delay})  # fmt: skip
-        mark("sandbox_ready_s")
-        launched_after = time.time() - 1
+        r.mark("sandbox_ready_s")
+        r.launched_after = time.time() - 1
         dep.start_daemon()
         started = dep.turn_on_automation(only)
-        mark("automation_on_s")
-        events.append({"event": "automation turned on", "started": started})
+        r.mark("automation_on_s")
+        r.events.append({"event": "automation turned on", "started": started})
         dep.wait_workers(launched_workers)
-        mark("workers_ready_s")
-        events.append({"event": "workers started", "pids": dict(dep.workers)})
+        r.mark("workers_ready_s")
+        r.events.append({"event": "workers started", "pids": dict(dep.workers)})
         with dep.instance() as instance:
-            if kill:
-                killed = kill_inside_posting(
-                    dep, instance, None, launched_after, run_timeout, posts_before
-                )
-                events.append({"event": "worker SIGKILL inside the posting step", **killed})
-                mark("worker_killed_s")
-                wait_for(lambda: instance.get_run_by_id(killed["run_id"]).is_finished,
-                         run_timeout, "the killed worker's run to end")  # fmt: skip
-                mark("killed_run_done_s")
-                dead = killed["worker"]
-                dep.stop(dead, signal.SIGKILL, grace=5)
-                dep.start_workers(dead)
-                events.append({"event": f"{dead} restarted", "pid": dep.workers[dead]})
-            if kill_code_server:
-                server_killed = kill_inside_posting(
-                    dep, instance, None, launched_after, run_timeout, posts_before,
-                    code_server=True,
-                )  # fmt: skip
-                events.append({"event": "code server SIGKILL inside the posting step",
-                               **server_killed})  # fmt: skip
-                mark("code_server_killed_s")
-                restarted_at = server_killed["at"]
-                seed_due_posts(dep, "restart the code server, post once")  # due at once
-                code_server_figures = after_code_server_kill(
-                    dep, instance, server_killed, run_timeout
-                )
-                events.append({"event": "after the code server's kill", **code_server_figures})
-                mark("killed_run_done_s")
-            if refill_kill:
-                daemon_killed = kill_inside_refill(dep, instance, launched_after, run_timeout)
-                events.append({"event": "daemon group SIGKILL inside the refill step",
-                               **daemon_killed})  # fmt: skip
-                mark("daemon_killed_s")
-                restarted_at = restart_daemon(dep, events)
-                killed_id = daemon_killed["run_id"]
-                ended = _wait_ended(instance, killed_id, run_timeout)
-                mark("killed_run_done_s")
-                events.append({
-                    "event": "the refill run ended" if ended else "the run did not end",
-                    "status": instance.get_run_by_id(killed_id).status.value,
-                    "queued_posts_of_the_account": sum(
-                        1 for p in due_posts(dep) if p["handle"] == daemon_killed["account"]
-                    ),
-                })  # fmt: skip
-            if kill_daemon and not refill_kill:
-                daemon_killed = kill_inside_posting(
-                    dep, instance, None, launched_after, run_timeout, posts_before,
-                    daemon=True, daemon_group=daemon_group,
-                )  # fmt: skip
-                events.append({"event": "daemon SIGKILL inside the posting step",
-                               **daemon_killed})  # fmt: skip
-                mark("daemon_killed_s")
-                restarted_at = restart_daemon(dep, events)
-                if daemon_group:  # due while the dead run holds the account (not after it)
-                    seed_due_posts(dep, "restart the daemon, post once")
-                killed_id = daemon_killed["run_id"]
-                ended = _wait_ended(instance, killed_id, run_timeout)
-                mark("killed_run_done_s")
-                events.append({
-                    "event": "the daemon-killed run ended" if ended else "the run did not end",
-                    "status": instance.get_run_by_id(killed_id).status.value,
-                    "coordinator_alive": bool(daemon_killed["coordinator_pid"])
-                    and processes.alive(daemon_killed["coordinator_pid"]),
-                    "code_servers_alive": [
-                        p for p in daemon_killed["code_server_pids"] if processes.alive(p)
-                    ],
-                })  # fmt: skip
-                if not daemon_group:  # a second due post each, for the restarted daemon
-                    seed_due_posts(dep, "restart the daemon, post once")
-            seeded = 0 if refill_kill else 2 if kill_daemon or kill_code_server else 1
-            wait_for(lambda: posted_rows(dep) >= accounts * max(1, seeded)
+            mode.kill(r, instance)
+            wait_for(lambda: posted_rows(dep) >= accounts * mode.posts_per_account
                      and unfinished_runs(instance, "post_job") == 0,
                      run_timeout, "every seeded post to be posted")  # fmt: skip
-            if refill_kill:  # every account's refill, lost ones too, until a post of each
+            if mode.every_account_posts:  # every account's refill, lost ones too
                 wait_for(lambda: set(posted_by_account(dep)) >= set(dep.handles)
                          and unfinished_runs(instance, "post_job") == 0,
                          run_timeout, "a post of every account")  # fmt: skip
-            mark("seeded_posts_done_s")
+            r.mark("seeded_posts_done_s")
             if settle_s:
                 time.sleep(settle_s)
-                mark("settled_s")
+                r.mark("settled_s")
             states = instigator_states(instance)  # as the operator left them
             stopped_at = sim_now(dep)
             stop_launching(instance)  # the queued and started runs still run, nothing new
             wait_for(lambda: unfinished_runs(instance) == 0, run_timeout,
                      "the runs in flight to finish")  # fmt: skip
-            mark("drained_s")
-            finished = _celery_runs(instance, launched_after)
+            r.mark("drained_s")
+            finished = _celery_runs(instance, r.launched_after)
             # the run-status sensors (30 s interval, still on) record each finished run
             wait_for(lambda: finished <= {h["run_id"] for h in job_health_rows(dep)}, 180,
                      "the Celery runs' job:<name> rows in system_health", every=3)  # fmt: skip
-            mark("runs_recorded_in_system_health_s")
+            r.mark("runs_recorded_in_system_health_s")
             sampler.sample()
-            runs = daemon_runs(instance, dep.worker_pids, launched_after)
-            retried = posting_outcomes(instance, killed["run_id"]) if killed else []
-            ended_kill = daemon_killed or server_killed
+            runs = daemon_runs(instance, dep.worker_pids, r.launched_after)
+            retried = (
+                posting_outcomes(instance, r.worker_killed["run_id"]) if r.worker_killed else []
+            )
             daemon_kill_figures = (
-                _daemon_kill_figures(instance, ended_kill, restarted_at, launched_after)
-                if ended_kill else {}
+                _daemon_kill_figures(instance, r.run_killed, r.restarted_at, r.launched_after)
+                if r.run_killed else {}
             )  # fmt: skip
-            if refill_kill and daemon_killed:
-                refill_figures = _refill_kill_figures(instance, daemon_killed, restarted_at)
-            if server_killed or refill_kill:
-                code_server_figures["posting_sensor_ticks_after_kill"] = ticks_after_kill(
-                    instance, server_killed or daemon_killed or {}
-                )
+            if mode.after_drain is not None:
+                mode.after_drain(r, instance)
+        if connections is not None:
+            connection_figures = connections.figures(dep.connection_budget())
         result = posts_check(dep)
         # still queued though due well before the sensors stopped (three posting ticks)
         overdue = stopped_at - timedelta(seconds=30 * speed)
@@ -1109,6 +1585,8 @@ def rehearse_daemon(
         result["logs"] = str(dep.folder / "logs")
     finally:
         sampler.stop_event.set()
+        if connections is not None:
+            connections.stop_event.set()
         dep.close()
         if count_all_cpu:
             for _ in range(10):
@@ -1117,26 +1595,25 @@ def rehearse_daemon(
     rusage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "mode": "daemon",
+        "daemon_mode": mode.name,
         "workspace": CELERY_WORKSPACE,
         "accounts": accounts,
         "speed": speed,
         "visibility_timeout_s": visibility_timeout,
-        "sandbox_post_delay_s": post_delay
-        if (kill or kill_daemon or kill_code_server) and not refill_kill else None,
-        "daemon_kill": ("process group" if daemon_group else "pid") if kill_daemon else None,
-        "code_server_kill": kill_code_server,
-        "kill_during": kill_during,
+        "sandbox_post_delay_s": post_delay if mode.slow_post else None,
+        "daemon_kill": mode.daemon_kill,
+        "code_server_kill": mode.code_server_kill,
+        "kill_during": mode.kill_during,
         "account_run_max_seconds": account_run_max_s,
-        "events": events,
+        "events": r.events,
         "instigator_states": states,
         "main_location_sensors_the_celery_location_replaces": {
             name: states.get(MAIN_LOCATION, {}).get(name, "STOPPED (default, never started)")
             for name in sorted(off_in_main_location())
         },
-        **_daemon_figures(runs, dep.worker_pids, killed or daemon_killed or server_killed, health),
+        **_daemon_figures(runs, dep.worker_pids, r.killed(), health),
         **daemon_kill_figures,
-        **code_server_figures,
-        **refill_figures,
+        **r.figures,
         "retried_step_outcomes": retried,
         "reconciled_by_retry": {
             k: len(v) for o in retried for k, v in o["reconcile"].items() if v
@@ -1145,7 +1622,8 @@ def rehearse_daemon(
             1 for o in retried for step in o.get("outcomes", []) if step.get("status") == "posted"
         ),
         **result,
-        "timings_s": timings,
+        **connection_figures,
+        "timings_s": r.timings,
         **_cpu_figures(sampler.by_kind(), dep.startup_cpu, runs),
         "cpu_seconds_children_total": round(
             (rusage1.ru_utime + rusage1.ru_stime) - (rusage0.ru_utime + rusage0.ru_stime), 1
@@ -1422,13 +1900,54 @@ def _daemon_figures(
     return out
 
 
+POST_KILL_SENSORS = frozenset({"accounts_sensor", "posting_sensor", "daily_summaries_schedule"})
+"""The instigators a kill rehearsal turns on: the Celery location's account and posting
+sensors, one schedule of the main location (no warehouse build)."""
+DAEMON_RESULT_FILES: dict[str, Path] = {
+    "none": DAEMON_RESULTS,
+    "worker": DAEMON_RESULTS,
+    "daemon": DAEMON_KILL_RESULTS,
+    "daemon_group": DAEMON_GROUP_KILL_RESULTS,
+    "code_server": CODE_SERVER_KILL_RESULTS,
+    "refill_group": REFILL_GROUP_KILL_RESULTS,
+    "collect_group": COLLECT_GROUP_KILL_RESULTS,
+    "claim_group": CLAIM_GROUP_KILL_RESULTS,
+}
+"""Where the script writes each daemon mode's figures."""
+
+
+def daemon_options(mode: DaemonMode, account_run_max: int | None, settle: float) -> dict[str, Any]:
+    """The options the script runs a daemon mode with: a worker's kill under the whole plan
+    (warehouse built, ``settle`` s more); the daemon's or a code server's kill with the account
+    and posting sensors only, the answer held 6 s, ACCOUNT_RUN_MAX_SECONDS 60 when the run's
+    coordinator may die (unless ``account_run_max`` says otherwise)."""
+    if mode.name in ("none", "worker"):
+        return {"warehouse": True, "settle_s": settle, "account_run_max_s": account_run_max}
+    coordinator_may_die = mode.daemon_kill == "process group" or mode.code_server_kill
+    only = set(POST_KILL_SENSORS)
+    if mode.kill_during == "refill":
+        only.add("candidate_refill_sensor")
+    if mode.kill_during == "claim":  # the claim is the reconcile sensor's to settle
+        only.add("reconcile_sensor")
+    options: dict[str, Any] = {
+        "only": only,
+        "run_timeout": 400,
+        "account_run_max_s": account_run_max or (60 if coordinator_may_die else None),
+    }
+    if mode.slow_post:
+        options["post_delay"] = 6
+    return options
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=3)
     parser.add_argument("--speed", type=float, default=120)
-    parser.add_argument("--visibility-timeout", type=int, default=45,
+    parser.add_argument("--visibility-timeout", type=int, default=None,
                         help="seconds before another worker takes an unacknowledged step over; "
-                        "above the longest step (a refill: ~20 s at load 20)")  # fmt: skip
+                        "above the longest step (a refill: ~20 s at load 20); default 45, 150 "
+                        "with --kill-during claim (after the dead run's limit and the "
+                        "reconcile sensor's tick)")  # fmt: skip
     parser.add_argument(
         "--broker-db",
         type=int,
@@ -1462,11 +1981,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--kill-during",
-        choices=("post", "refill"),
+        choices=KILL_DURING,
         default="post",
-        help="--kill-daemon --daemon-group: kill inside the first posting step (post) or inside "
-        "the first refill_candidates_job step (refill: no post seeded, the refill sensor on); "
-        "refill writes celery_refill_group_kill_rehearsal.json",
+        help="--kill-daemon --daemon-group: kill inside the first posting step (post), inside "
+        "the first refill_candidates_job step (refill: no post seeded, the refill sensor on), "
+        "inside a post run's metrics collect once snapshots are due (collect), or inside the "
+        "first posting step with its worker killed too (claim: the claim left in flight, the "
+        "reconcile sensor on); each writes celery_<mode>_group_kill_rehearsal.json",
     )
     parser.add_argument(
         "--account-run-max",
@@ -1474,6 +1995,13 @@ def main() -> None:
         default=None,
         help="ACCOUNT_RUN_MAX_SECONDS for the deployment (default: 60 with --daemon-group or "
         "--kill-code-server, else the setting's default)",
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=None,
+        help="--daemon: seconds each wait may take (default 400 for a kill of the daemon or "
+        "a code server, 900 otherwise)",
     )
     parser.add_argument(
         "--settle",
@@ -1486,6 +2014,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    mode = None
+    if args.daemon:
+        if args.kill_during != "post" and not (args.kill_daemon and args.daemon_group):
+            parser.error(f"--kill-during {args.kill_during} needs --kill-daemon --daemon-group")
+        mode = daemon_mode(kill=not (args.kill_daemon or args.kill_code_server),
+                           kill_daemon=args.kill_daemon, daemon_group=args.daemon_group,
+                           kill_code_server=args.kill_code_server,
+                           kill_during=args.kill_during)  # fmt: skip
+
+    visibility = args.visibility_timeout or (150 if args.kill_during == "claim" else 45)
 
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # unwinds through rehearse()'s cleanup (processes, databases)
@@ -1494,68 +2032,23 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)  # a background job starts with SIGINT ignored
     with contextlib.ExitStack() as stack:
         folder = args.folder or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        if args.daemon and args.kill_code_server:
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     kill=False, kill_code_server=True, post_delay=6,
-                                     run_timeout=400,
-                                     account_run_max_s=args.account_run_max or 60,
-                                     only={"accounts_sensor", "posting_sensor",
-                                           "daily_summaries_schedule"},
-                                     count_all_cpu=True)  # fmt: skip
-        elif args.daemon and args.kill_daemon and args.kill_during == "refill":
-            if not args.daemon_group:
-                parser.error("--kill-during refill rehearses --daemon-group")
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     kill=False, kill_daemon=True, daemon_group=True,
-                                     kill_during="refill", run_timeout=400,
-                                     account_run_max_s=args.account_run_max or 60,
-                                     only={"accounts_sensor", "candidate_refill_sensor",
-                                           "posting_sensor", "daily_summaries_schedule"},
-                                     count_all_cpu=True)  # fmt: skip
-        elif args.daemon and args.kill_daemon:
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     kill=False, kill_daemon=True, post_delay=6,
-                                     daemon_group=args.daemon_group, run_timeout=400,
-                                     account_run_max_s=args.account_run_max
-                                     or (60 if args.daemon_group else None),
-                                     only={"accounts_sensor", "posting_sensor",
-                                           "daily_summaries_schedule"},
-                                     count_all_cpu=True)  # fmt: skip
-        elif args.daemon:
-            result = rehearse_daemon(folder, accounts=args.accounts, speed=args.speed,
-                                     visibility_timeout=args.visibility_timeout,
-                                     broker_db=13 if args.broker_db is None else args.broker_db,
-                                     warehouse=True, settle_s=args.settle,
-                                     count_all_cpu=True)  # fmt: skip
+        if mode is not None:
+            options = daemon_options(mode, args.account_run_max, args.settle)
+            if args.run_timeout:
+                options["run_timeout"] = args.run_timeout
+            result = rehearse_daemon_mode(folder, mode, accounts=args.accounts, speed=args.speed,
+                                          sample_connections=True,
+                                          visibility_timeout=visibility,
+                                          broker_db=13 if args.broker_db is None
+                                          else args.broker_db,
+                                          count_all_cpu=True, **options)  # fmt: skip
         else:
             result = rehearse(folder, accounts=args.accounts, speed=args.speed,
-                              visibility_timeout=args.visibility_timeout,
+                              visibility_timeout=visibility,
                               broker_db=9 if args.broker_db is None else args.broker_db,
                               count_all_cpu=True)  # fmt: skip
     result = {"started_at": started, "command": " ".join(sys.argv), **result}
-    out = args.out or (
-        (
-            CODE_SERVER_KILL_RESULTS
-            if args.kill_code_server
-            else (
-                REFILL_GROUP_KILL_RESULTS
-                if args.kill_during == "refill"
-                else DAEMON_GROUP_KILL_RESULTS
-                if args.daemon_group
-                else DAEMON_KILL_RESULTS
-            )
-            if args.kill_daemon
-            else DAEMON_RESULTS
-        )
-        if args.daemon
-        else RESULTS
-    )
+    out = args.out or (DAEMON_RESULT_FILES[mode.name] if mode is not None else RESULTS)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps(result, indent=2, default=str))
