@@ -268,15 +268,8 @@ def step_attempts(instance: Any, run_id: str, by_pid: dict[int, str]) -> list[di
 def posting_outcomes(instance: Any, run_id: str) -> list[dict[str, Any]]:
     """The posting step's ``outcomes`` metadata (reconcile report and each posting step) of
     every attempt of ``run_id`` that finished."""
-    out = []
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or entry.step_key != POST_STEP or event.event_type_value != "STEP_OUTPUT":
-            continue
-        metadata = event.event_specific_data.metadata or {}
-        if "outcomes" in metadata:
-            out.append(dict(metadata["outcomes"].value))
-    return out
+    metadata = step_output_metadata(instance, run_id, POST_STEP)
+    return [dict(m["outcomes"]) for m in metadata if "outcomes" in m]
 
 
 def journal_posts(dep: CeleryDeployment) -> list[dict[str, Any]]:
