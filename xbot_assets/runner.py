@@ -112,6 +112,9 @@ def quiet_dagster_warnings() -> None:
     empty owners list itself when a repository resolves the sensors' jobs), and that
     ``include_sources`` is beta each time ``evaluate_automation_conditions`` selects all assets
     itself; xbot passes neither, so these warnings say nothing here."""
+    from xbot_assets.definitions import silence_known_beta_warnings
+
+    silence_known_beta_warnings()
     warnings.filterwarnings("ignore", message=OWNERS_BETA, category=dg.BetaWarning)
     warnings.filterwarnings("ignore", message=SOURCES_BETA, category=dg.BetaWarning)
 
@@ -516,6 +519,36 @@ def next_event(
     return min(min(later), end) if later else end
 
 
+def check_instance_follows_store(
+    instance: dg.DagsterInstance, start: datetime, *, resumed: bool
+) -> None:
+    """Refuse a Dagster instance whose main-job runs come from another store's timeline.
+
+    The main job's run keys, sensor cursors and ticks are stamped with the simulated clock, and a
+    new store restarts that clock at the sandbox's epoch. Over an instance kept from an earlier
+    store (``.xbot`` deleted, ``.dagster_home`` kept) every run key of the new timeline was taken
+    already: the job de-duplicated every request, posted nothing and exited 0. So the instance's
+    latest simulated moment must not be past where this store's clock stands (a resumed store
+    may share its last moment). Checked before anything is written; the history is the user's
+    to keep, so this says what to remove rather than removing it.
+    """
+    stamped = dict(instance.get_run_tags(tag_keys=[SIMULATED_NOW_TAG])).get(SIMULATED_NOW_TAG)
+    if not stamped:
+        return
+    latest = max(datetime.fromisoformat(value) for value in stamped)
+    if latest < start or (resumed and latest == start):
+        return
+    home = os.environ.get("DAGSTER_HOME", "DAGSTER_HOME")
+    raise RuntimeError(
+        f"the Dagster instance in {home} holds main-job runs up to simulated {latest.isoformat()}, "
+        f"but this store's clock stands at {start.isoformat()}: they come from another store "
+        "(was .xbot deleted and .dagster_home kept?), and their run keys would make this run "
+        "skip every post. Start both afresh with `make clean` (removes .xbot and "
+        ".dagster_home), point DAGSTER_HOME at an empty folder, or restore the store they "
+        "belong to"
+    )
+
+
 def _prepare_environment(settings: Settings, scenario: str | None, seed: int | None) -> Settings:
     """Make the scenario and seed the process settings, so every run reads the same ones."""
     updates: dict[str, Any] = {}
@@ -552,6 +585,7 @@ def run_main(
         report_dir: where the HTML report goes (default ``XBOT_HOME/reports``).
         on_tick: called after every simulated moment the job stopped at (tests).
     """
+    quiet_dagster_warnings()  # before the defs modules below are imported
     from tqdm import tqdm
 
     from xbot_assets.defs.metrics_sensors import REBUILD_CONFIG_KEY
@@ -575,6 +609,11 @@ def run_main(
     sandbox = shared_sandbox(settings)
     start = sandbox.clock.now()  # exactly where the last run (or the sandbox) stopped
     resumed = store.get_config(UNTIL_KEY) == start.isoformat()
+    try:
+        check_instance_follows_store(instance, start, resumed=resumed)
+    except RuntimeError:
+        store.close()
+        raise
     schedule = dict(store.get_config(SCHEDULE_CONFIG_KEY, {}) or {})
     if schedule.get("posts_per_day") != posts_per_day:
         schedule["posts_per_day"] = posts_per_day

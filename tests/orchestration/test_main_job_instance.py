@@ -1,0 +1,105 @@
+"""`xbot run` over a Dagster instance kept from a store that is gone.
+
+Seen on 2026-12-07: with `.xbot` deleted and `.dagster_home` kept, `make run` ran 0 Dagster runs,
+posted nothing and exited 0 ("22 de-duplicated by run key"): the new store restarts the
+simulated clock at the sandbox's epoch, and every run key of the new timeline was the old
+one's. Now the job refuses (exit 2) before writing anything and says what to remove; doing
+what it says gives a run that posts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.xdist_group("orchestration_main_job_instance")
+
+XBOT = Path(sys.executable).with_name("xbot")
+RUN = ("--days", "0.3", "--no-progress")
+"""Short: the runs of the first simulated hours (the refill, the schedules) are enough to
+collide; before the fix the second run de-duplicated them all and exited 0."""
+
+
+def _xbot(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("XBOT_", "SANDBOX_", "REDIS_", "DATABASE_", "X_", "OPENAI_"))
+    }
+    env.update(
+        APP_ENV="local",
+        XBOT_HOME=str(root / "xbot_home"),
+        DAGSTER_HOME=str(root / "dagster_home"),
+        XBOT_DBT_KEEP_WARM="0",
+    )
+    return subprocess.run(
+        [str(XBOT), *args], cwd=root, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def _runs_line(stdout: str) -> tuple[int, int]:
+    """(Dagster runs, run requests de-duplicated by run key) from the summary's first line."""
+    match = re.search(r"\((\d+) Dagster runs, (\d+) de-duplicated by run key", stdout)
+    assert match, stdout
+    return int(match.group(1)), int(match.group(2))
+
+
+def _store_rows(root: Path) -> dict[str, int]:
+    with sqlite3.connect(root / "xbot_home" / "xbot.db") as db:
+        return {
+            table: db.execute(f"select count(*) from {table}").fetchone()[0]
+            for table in ("tweets", "bot_config", "accounts", "audit_log")
+        }
+
+
+def _run_count(root: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    import dagster as dg
+
+    home = str(root / "dagster_home")
+    with monkeypatch.context() as patch:
+        patch.setenv("DAGSTER_HOME", home)  # the instance's dagster.yaml reads it
+        with dg.DagsterInstance.from_config(home) as instance:
+            return len(instance.get_run_records())
+
+
+def test_a_new_store_over_a_kept_instance_is_refused_until_both_start_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for folder in ("xbot_home", "dagster_home"):
+        (tmp_path / folder).mkdir()
+    assert _xbot(tmp_path, "migrate").returncode == 0
+    first = _xbot(tmp_path, "run", *RUN)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "BetaWarning" not in first.stderr  # the known beta warnings are silenced at load
+    runs, deduplicated = _runs_line(first.stdout)
+    assert runs >= 3 and deduplicated == 0
+    runs_before = _run_count(tmp_path, monkeypatch)
+
+    # The user deletes the store only (as `rm -rf .xbot`) and starts again.
+    shutil.rmtree(tmp_path / "xbot_home")
+    (tmp_path / "xbot_home").mkdir()
+    assert _xbot(tmp_path, "migrate").returncode == 0
+    rows_before = _store_rows(tmp_path)
+    refused = _xbot(tmp_path, "run", *RUN)
+    assert refused.returncode == 2, (refused.stdout[-1500:], refused.stderr[-1500:])
+    assert "make clean" in refused.stderr and "DAGSTER_HOME" in refused.stderr
+    assert str(tmp_path / "dagster_home") in refused.stderr
+    assert "Traceback" not in refused.stderr
+    # Nothing written: no run launched, no post or config row in the new store.
+    assert _run_count(tmp_path, monkeypatch) == runs_before
+    assert _store_rows(tmp_path) == rows_before
+
+    # What the message says: an empty Dagster home (as `make clean` leaves), and the run does
+    # what the first did (same seed, same timeline) instead of de-duplicating it away.
+    shutil.rmtree(tmp_path / "dagster_home")
+    (tmp_path / "dagster_home").mkdir()
+    again = _xbot(tmp_path, "run", *RUN)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert _runs_line(again.stdout) == (runs, 0)
