@@ -97,3 +97,49 @@ def test_sensor_heartbeats_are_throttled_but_status_changes_are_not(store: Store
     assert report(store.engine, now=NOW + timedelta(seconds=60), status="down", **kwargs)  # type: ignore[arg-type]
     assert report(store.engine, now=NOW + timedelta(seconds=90), **kwargs)  # type: ignore[arg-type]
     assert report(store.engine, now=NOW + timedelta(minutes=7), **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_held_sensors_repeated_degraded_reason_is_a_heartbeat_but_failures_are_not(
+    store: Store,
+) -> None:
+    """A sensor held by its Celery twin ticks every 30 s with the same ``degraded`` reason: one
+    row per heartbeat (it wrote one per tick, ~120 an hour for posting_sensor). A new reason is
+    written at once, and so is every ``down`` (each failure is an event)."""
+    forget_heartbeats()
+    beat = timedelta(minutes=5)
+    kwargs = {"environment": "local", "component": "sensor:held", "heartbeat": beat}
+    held = {"status": "degraded", "message": "stop posting_sensor of location xbot: ..."}
+    written = [
+        report(store.engine, now=NOW + timedelta(seconds=30 * i), **held, **kwargs)  # type: ignore[arg-type]
+        for i in range(20)  # 10 minutes of ticks
+    ]
+    assert written == [True] + [False] * 9 + [True] + [False] * 9
+    other = {"status": "degraded", "message": "stop refill_batch_sensor of location xbot: ..."}
+    assert report(store.engine, now=NOW + timedelta(minutes=10), **other, **kwargs)  # type: ignore[arg-type]
+    down = {"status": "down", "message": "boom"}
+    assert report(store.engine, now=NOW + timedelta(minutes=11), **down, **kwargs)  # type: ignore[arg-type]
+    assert report(store.engine, now=NOW + timedelta(minutes=11, seconds=30), **down, **kwargs)  # type: ignore[arg-type]
+    rows = component_health(store.engine, environment="local", now=NOW + timedelta(minutes=12))
+    assert rows["sensor:held"].reported_status == "down"
+
+
+def test_a_held_sensor_rewrites_its_degraded_row_over_its_celery_namesakes_ok(
+    store: Store,
+) -> None:
+    """The Celery location's posting_sensor writes ``ok`` heartbeats to the same component from
+    another process; the held one's next tick writes ``degraded`` again at once, so the table
+    (and the XbotComponentDegraded alert) does not say ``ok`` for most of each heartbeat."""
+    from xbot_assets.ops.component_status import write_component_status
+
+    forget_heartbeats()
+    kwargs = {"environment": "local", "component": "sensor:twin", "heartbeat": timedelta(minutes=5)}
+    held = {"status": "degraded", "message": "stop posting_sensor of location xbot: ..."}
+    assert report(store.engine, now=NOW, **held, **kwargs)  # type: ignore[arg-type]
+    assert not report(store.engine, now=NOW + timedelta(seconds=30), **held, **kwargs)  # type: ignore[arg-type]
+    later = NOW + timedelta(seconds=45)
+    write_component_status(  # the namesake's heartbeat, written by another process
+        store.engine, environment="local", component="sensor:twin", status="ok", clock=lambda: later
+    )
+    assert report(store.engine, now=NOW + timedelta(seconds=60), **held, **kwargs)  # type: ignore[arg-type]
+    rows = component_health(store.engine, environment="local", now=NOW + timedelta(seconds=61))
+    assert rows["sensor:twin"].reported_status == "degraded"

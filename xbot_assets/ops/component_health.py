@@ -7,9 +7,9 @@ The poster, the metrics collector, the Redis sync, the learning assets and the s
 newest row, the last success and the last error; a component with no success within twice its
 own interval is *stalled*, which ``/readyz``, ``/metrics`` and ``xbot status`` show as degraded.
 
-Sensors tick every 30 s to 10 min; their ``ok`` rows are heartbeats written at most once per
-:data:`HEARTBEAT` (or their interval, if longer), or at once when their status changes, so the
-table grows by a few rows an hour, not thousands.
+Sensors tick every 30 s to 10 min; their ``ok`` (and held ``degraded``) rows are heartbeats
+written at most once per :data:`HEARTBEAT` (or their interval, if longer), or at once when their
+status or message changes, so the table grows by a few rows an hour, not thousands.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 
-from xbot_assets.ops.component_status import latest_component_statuses, write_component_status
+from xbot_assets.ops.component_status import (
+    MAX_MESSAGE_CHARS,
+    latest_component_statuses,
+    write_component_status,
+)
 from xbot_assets.ops.dbread import read_connection
 from xbot_assets.ops.redact import redact, safe_error
 from xbot_assets.store.durable.schema import system_health
@@ -50,7 +54,7 @@ the poster posts several times a day, the collector's schedule runs every 6 h, t
 default ``rebuild_every_hours``)."""
 LEARNING_INTERVAL = timedelta(hours=24)
 
-_LAST_WRITTEN: dict[tuple[str, str], tuple[str, datetime]] = {}
+_LAST_WRITTEN: dict[tuple[str, str], tuple[tuple[str, str | None], datetime]] = {}
 _LOCK = Lock()
 
 
@@ -65,12 +69,40 @@ def interval_of(component: str, figures: Mapping[str, Any] | None = None) -> tim
     return None
 
 
-def _due(key: tuple[str, str], status: str, now: datetime, heartbeat: timedelta | None) -> bool:
-    if heartbeat is None or status != "ok":
+def _due(
+    key: tuple[str, str], state: tuple[str, str | None], now: datetime, heartbeat: timedelta | None
+) -> bool:
+    """Whether a row is due: always for ``down`` (each failure is an event), else when the
+    status or message changed or a heartbeat passed. A sensor held by its Celery twin repeats
+    the same ``degraded`` reason at every tick: one row per heartbeat, not 120 an hour, unless
+    the table no longer says so (:func:`_newest_state`)."""
+    if heartbeat is None or state[0] == "down":
         return True
     with _LOCK:
         last = _LAST_WRITTEN.get(key)
-    return last is None or last[0] != status or now - last[1] >= heartbeat or now < last[1]
+    return last is None or last[0] != state or now - last[1] >= heartbeat or now < last[1]
+
+
+def _newest_state(engine: Engine, environment: str, component: str) -> tuple[str, Any] | None:
+    """The (status, message) of the component's newest row, or None when unreadable.
+
+    A ``degraded`` heartbeat is skipped only while the table still says so: a sensor held in
+    the main location shares its component with its Celery namesake, whose ``ok`` heartbeats
+    (another process, so not in :data:`_LAST_WRITTEN`) would otherwise leave the table
+    saying ``ok`` for most of each heartbeat while the held one is still on."""
+    h = system_health
+    try:
+        with read_connection(engine) as conn:
+            row = conn.execute(
+                select(h.c.status, h.c.message)
+                .where(h.c.environment == environment, h.c.component == component)
+                .order_by(h.c.recorded_at.desc(), h.c.id.desc())
+                .limit(1)
+            ).first()
+    except Exception as exc:  # best effort, like the write: then write
+        log.warning("could not read %s status: %s", component, safe_error(exc))
+        return None
+    return None if row is None else (row[0], row[1])
 
 
 def report(
@@ -89,13 +121,17 @@ def report(
 
     Args:
         interval: how often the component is expected to succeed (stored as ``interval_s``).
-        heartbeat: write ``ok`` rows at most this often (a changed status is written at once).
+        heartbeat: write ``ok`` and ``degraded`` rows at most this often while neither status
+            nor message changes (a change, and every ``down``, is written at once).
 
     Returns:
         Whether a row was written.
     """
-    key = (environment, component)
-    if not _due(key, status, now, heartbeat):
+    stored = redact(message)[:MAX_MESSAGE_CHARS] if message else None  # as the row keeps it
+    key, state = (environment, component), (status, stored)
+    if not _due(key, state, now, heartbeat) and (
+        status == "ok" or _newest_state(engine, environment, component[:64]) == state
+    ):
         return False
     row = dict(figures or {})
     if interval is not None:
@@ -106,7 +142,7 @@ def report(
             environment=environment,
             component=component[:64],
             status=status,
-            message=redact(message) if message else None,
+            message=state[1],
             metrics=row,
             clock=lambda: now,
         )
@@ -114,7 +150,7 @@ def report(
         log.warning("could not record %s status: %s", component, safe_error(exc))
         return False
     with _LOCK:
-        _LAST_WRITTEN[key] = (status, now)
+        _LAST_WRITTEN[key] = (state, now)
     return True
 
 
