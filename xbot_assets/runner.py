@@ -13,7 +13,7 @@ scorer and posteriors it leaves behind are what `make ui` shows. At the end it s
 bot's posts with the sandbox's truth against a random policy replayed at the same times, and
 writes an HTML report. A second run continues at the exact simulated time the first stopped.
 
-Why one file of about 660 lines: it stands in for the Dagster daemon, and the order of what the
+Why one file of about 690 lines: it stands in for the Dagster daemon, and the order of what the
 daemon does at a moment (launch the runs sensors and schedules asked for, honour run keys, record
 ticks and cursors, then jump to the next moment) is the thing to read and check, so it stays in one
 place. The logic the runs execute lives in the layers. The natural split, if it grows: the daemon
@@ -49,6 +49,12 @@ from xbot_assets.instigation import (
     evaluate_sensor_tick,
     next_cron_tick,
 )
+from xbot_assets.timeline import (
+    SANDBOX_KEY,
+    UNTIL_KEY,
+    check_instance_follows_store,
+    check_store_follows_sandbox,
+)
 
 ENGINE_JOBS = {
     "refill_candidates_job",
@@ -76,9 +82,6 @@ STORE_FED_CRON = "0 */4 * * *"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_TAG = "dagster/sensor_name"
 SCHEDULE_TAG = "dagster/schedule_name"
-UNTIL_KEY = "main_job.simulated_until"
-"""bot_config key: the simulated time the last ``xbot run`` stopped at (the next one starts
-there)."""
 REFILL_THROTTLE = timedelta(hours=1)
 """``candidate_refill_sensor`` refills an account at most once an hour."""
 FOLLOW_UP = timedelta(minutes=2)
@@ -519,36 +522,6 @@ def next_event(
     return min(min(later), end) if later else end
 
 
-def check_instance_follows_store(
-    instance: dg.DagsterInstance, start: datetime, *, resumed: bool
-) -> None:
-    """Refuse a Dagster instance whose main-job runs come from another store's timeline.
-
-    The main job's run keys, sensor cursors and ticks are stamped with the simulated clock, and a
-    new store restarts that clock at the sandbox's epoch. Over an instance kept from an earlier
-    store (``.xbot`` deleted, ``.dagster_home`` kept) every run key of the new timeline was taken
-    already: the job de-duplicated every request, posted nothing and exited 0. So the instance's
-    latest simulated moment must not be past where this store's clock stands (a resumed store
-    may share its last moment). Checked before anything is written; the history is the user's
-    to keep, so this says what to remove rather than removing it.
-    """
-    stamped = dict(instance.get_run_tags(tag_keys=[SIMULATED_NOW_TAG])).get(SIMULATED_NOW_TAG)
-    if not stamped:
-        return
-    latest = max(datetime.fromisoformat(value) for value in stamped)
-    if latest < start or (resumed and latest == start):
-        return
-    home = os.environ.get("DAGSTER_HOME", "DAGSTER_HOME")
-    raise RuntimeError(
-        f"the Dagster instance in {home} holds main-job runs up to simulated {latest.isoformat()}, "
-        f"but this store's clock stands at {start.isoformat()}: they come from another store "
-        "(was .xbot deleted and .dagster_home kept?), and their run keys would make this run "
-        "skip every post. Start both afresh with `make clean` (removes .xbot and "
-        ".dagster_home), point DAGSTER_HOME at an empty folder, or restore the store they "
-        "belong to"
-    )
-
-
 def _prepare_environment(settings: Settings, scenario: str | None, seed: int | None) -> Settings:
     """Make the scenario and seed the process settings, so every run reads the same ones."""
     updates: dict[str, Any] = {}
@@ -610,10 +583,16 @@ def run_main(
     start = sandbox.clock.now()  # exactly where the last run (or the sandbox) stopped
     resumed = store.get_config(UNTIL_KEY) == start.isoformat()
     try:
+        check_store_follows_sandbox(store, settings, start, resumed=resumed)
         check_instance_follows_store(instance, start, resumed=resumed)
     except RuntimeError:
         store.close()
         raise
+    sandbox_of_run = {"scenario": settings.sandbox_scenario, "seed": settings.sandbox_seed}
+    if store.get_config(SANDBOX_KEY) != sandbox_of_run:
+        store.set_config(
+            SANDBOX_KEY, sandbox_of_run, actor="xbot run", reason="main job", now=start
+        )
     schedule = dict(store.get_config(SCHEDULE_CONFIG_KEY, {}) or {})
     if schedule.get("posts_per_day") != posts_per_day:
         schedule["posts_per_day"] = posts_per_day

@@ -1,4 +1,4 @@
-"""`xbot run` over a Dagster instance kept from a store that is gone.
+"""`xbot run` over a Dagster instance kept from a store that is gone, or another sandbox.
 
 Seen on 2026-12-07: with `.xbot` deleted and `.dagster_home` kept, `make run` ran 0 Dagster runs,
 posted nothing and exited 0 ("22 de-duplicated by run key"): the new store restarts the
@@ -103,3 +103,13 @@ def test_a_new_store_over_a_kept_instance_is_refused_until_both_start_afresh(
     again = _xbot(tmp_path, "run", *RUN)
     assert again.returncode == 0, again.stderr[-2000:]
     assert _runs_line(again.stdout) == (runs, 0)
+
+    # Another seed over the same store: another sandbox, whose clock restarts at its epoch (the
+    # same silent collision, and posts naming tweets that sandbox never had): refused too.
+    rows_before = _store_rows(tmp_path)
+    other = _xbot(tmp_path, "run", *RUN, "--seed", "3")
+    assert other.returncode == 2, (other.stdout[-1500:], other.stderr[-1500:])
+    assert "scenario 'default', seed 7" in other.stderr and "seed 3" in other.stderr
+    assert "XBOT_HOME=" in other.stderr and "make clean" in other.stderr
+    assert _store_rows(tmp_path) == rows_before
+    assert _runs_line(_xbot(tmp_path, "run", *RUN).stdout)[1] == 0  # its own seed runs on

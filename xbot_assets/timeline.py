@@ -1,0 +1,86 @@
+"""The main job's timeline: its store, its sandbox and its Dagster instance are one.
+
+``xbot run`` continues the store's simulated clock, and stamps the runs, run keys, sensor
+cursors and ticks it leaves in the Dagster instance with that clock. A new store (``.xbot``
+deleted, ``.dagster_home`` kept), or another scenario or seed (another sandbox, with its own
+clock from the epoch), would restart the clock under run keys already used: seen on 7 December
+2026, such a run de-duplicated every request, posted nothing and exited 0. These checks run
+before the job writes anything and say what to do instead (exit 2 from ``xbot run``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from xbot_assets.config import Settings
+from xbot_assets.defs.simtime import SIMULATED_NOW_TAG
+
+UNTIL_KEY = "main_job.simulated_until"
+"""bot_config key: the simulated time the last ``xbot run`` stopped at (the next one starts
+there; ``ops.status`` reads it too)."""
+SANDBOX_KEY = "main_job.sandbox"
+"""bot_config key: the sandbox scenario and seed the store's main job runs against."""
+
+
+def check_store_follows_sandbox(
+    store: Any, settings: Settings, start: datetime, *, resumed: bool
+) -> None:
+    """Refuse a scenario or seed other than the one the store's main job ran.
+
+    Each (scenario, seed) is a sandbox of its own, with its own journal and clock from the
+    epoch: over a used store the clock would jump back, the store's posts would name tweets
+    that sandbox never had, and the run keys would collide as in
+    :func:`check_instance_follows_store`. Another scenario or seed gets folders of its own.
+    """
+    until = store.get_config(UNTIL_KEY)
+    if until is None or resumed:
+        return
+    ran = store.get_config(SANDBOX_KEY) or {}
+    was = (
+        f"the sandbox of scenario {ran.get('scenario')!r}, seed {ran.get('seed')},"
+        if ran
+        else "a sandbox of another scenario or seed"
+    )
+    now = f"scenario {settings.sandbox_scenario!r}, seed {settings.sandbox_seed}"
+    raise RuntimeError(
+        f"this store's main job ran {was} up to {until}; {now} is another sandbox, "
+        f"whose clock stands at {start.isoformat()}. Run it in folders of its own "
+        f"(XBOT_HOME=.xbot-{settings.sandbox_scenario}-{settings.sandbox_seed} "
+        f"DAGSTER_HOME=$PWD/.dagster_home-{settings.sandbox_scenario}-{settings.sandbox_seed} "
+        "xbot migrate, then xbot run with the same two settings), or start afresh with "
+        "`make clean`"
+    )
+
+
+def check_instance_follows_store(
+    instance: dg.DagsterInstance, start: datetime, *, resumed: bool
+) -> None:
+    """Refuse a Dagster instance whose main-job runs come from another store's timeline.
+
+    The main job's run keys, sensor cursors and ticks are stamped with the simulated clock, and a
+    new store restarts that clock at the sandbox's epoch. Over an instance kept from an earlier
+    store (``.xbot`` deleted, ``.dagster_home`` kept) every run key of the new timeline was taken
+    already: the job de-duplicated every request, posted nothing and exited 0. So the instance's
+    latest simulated moment must not be past where this store's clock stands (a resumed store
+    may share its last moment). Checked before anything is written; the history is the user's
+    to keep, so this says what to remove rather than removing it.
+    """
+    stamped = dict(instance.get_run_tags(tag_keys=[SIMULATED_NOW_TAG])).get(SIMULATED_NOW_TAG)
+    if not stamped:
+        return
+    latest = max(datetime.fromisoformat(value) for value in stamped)
+    if latest < start or (resumed and latest == start):
+        return
+    home = os.environ.get("DAGSTER_HOME", "DAGSTER_HOME")
+    raise RuntimeError(
+        f"the Dagster instance in {home} holds main-job runs up to simulated {latest.isoformat()}, "
+        f"but this store's clock stands at {start.isoformat()}: they come from another store "
+        "(was .xbot deleted and .dagster_home kept?), and their run keys would make this run "
+        "skip every post. Start both afresh with `make clean` (removes .xbot and "
+        ".dagster_home), point DAGSTER_HOME at an empty folder, or restore the store they "
+        "belong to"
+    )
