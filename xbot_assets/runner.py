@@ -54,6 +54,7 @@ from xbot_assets.timeline import (
     UNTIL_KEY,
     check_instance_follows_store,
     check_store_follows_sandbox,
+    one_main_job,
 )
 
 ENGINE_JOBS = {
@@ -573,98 +574,104 @@ def run_main(
             "the main job runs against the sandbox on a simulated clock: use APP_ENV=local "
             "(POSTER=sandbox); a deployment runs the daemon instead (README: staging/production)"
         )
-    settings = _prepare_environment(settings, scenario, seed)
-    wall = time.perf_counter()
-    ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
-    defs = load_definitions()
-    store = DurableStore.from_settings(settings)
-    sandbox = shared_sandbox(settings)
-    start = sandbox.clock.now()  # exactly where the last run (or the sandbox) stopped
-    resumed = store.get_config(UNTIL_KEY) == start.isoformat()
-    try:
-        check_store_follows_sandbox(store, settings, start, resumed=resumed)
-        check_instance_follows_store(instance, start, resumed=resumed)
-    except RuntimeError:
+    with one_main_job(settings):  # one `xbot run` at a time on a store
+        settings = _prepare_environment(settings, scenario, seed)
+        wall = time.perf_counter()
+        ensure_dagster_home()
+        instance = dg.DagsterInstance.get()
+        defs = load_definitions()
+        store = DurableStore.from_settings(settings)
+        sandbox = shared_sandbox(settings)
+        start = sandbox.clock.now()  # exactly where the last run (or the sandbox) stopped
+        resumed = store.get_config(UNTIL_KEY) == start.isoformat()
+        try:
+            check_store_follows_sandbox(store, settings, start, resumed=resumed)
+            check_instance_follows_store(instance, start, resumed=resumed)
+        except RuntimeError:
+            store.close()
+            raise
+        sandbox_of_run = {"scenario": settings.sandbox_scenario, "seed": settings.sandbox_seed}
+        if store.get_config(SANDBOX_KEY) != sandbox_of_run:
+            store.set_config(
+                SANDBOX_KEY, sandbox_of_run, actor="xbot run", reason="main job", now=start
+            )
+        schedule = dict(store.get_config(SCHEDULE_CONFIG_KEY, {}) or {})
+        if schedule.get("posts_per_day") != posts_per_day:
+            schedule["posts_per_day"] = posts_per_day
+            store.set_config(
+                SCHEDULE_CONFIG_KEY, schedule, actor="xbot run", reason="main job", now=start
+            )
+            invalidate_config(settings, store.engine, SCHEDULE_CONFIG_KEY)  # the refill's cache
+        if store.get_config(REBUILD_CONFIG_KEY) != rebuild_every_hours:
+            store.set_config(
+                REBUILD_CONFIG_KEY,
+                rebuild_every_hours,
+                actor="xbot run",
+                reason="main job",
+                now=start,
+            )
+        end = start + timedelta(days=days)
+        launcher = Launcher(defs, instance)
+        ticker = Ticker(launcher)
+        total_hours = round(days * 24, 2)
+        bar = tqdm(
+            total=total_hours,
+            disable=not progress,
+            unit=" simulated h",
+            dynamic_ncols=True,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} simulated h "
+            "[{elapsed}<{remaining}]{postfix}",
+        )
+        # A resumed run's first moment was the last run's final one: start just after it.
+        if resumed:
+            previous, now = start, next_event(store, settings, ticker, start, end)
+        else:  # a fresh start also runs the schedules due at its first moment
+            previous, now = start - timedelta(seconds=1), start
+        if ticker.automation_cursor is None:
+            # The automation sensor's first tick only sets its baseline (Dagster requests nothing
+            # on an initial evaluation), as when a deployment turns it on; later ticks then see
+            # changes.
+            ticker.automation(start)
+        try:
+            with _logs_through(bar):
+                while True:
+                    ticker.sensors(now)
+                    ticker.schedules(previous, now)
+                    if ticker.metrics_loaded:  # new metrics in the warehouse: automation's turn
+                        ticker.automation(now)
+                        ticker.metrics_loaded = False
+                    ticker.store_fed(now)  # the posterior's own 4-hourly refit
+                    if on_tick is not None:
+                        on_tick(now)
+                    bar.n = min(total_hours, round((now - start) / timedelta(hours=1), 2))
+                    bar.refresh()
+                    day = (now - start) / timedelta(days=1)
+                    bar.set_description(f"day {day:4.1f}/{days:g}")
+                    if progress and int(day) != int((previous - start) / timedelta(days=1)):
+                        bar.set_postfix(measured_posts=len(bot_rewards(store, since=start)))
+                    if now >= end:
+                        break
+                    previous, now = now, next_event(store, settings, ticker, now, end)
+        finally:
+            bar.close()
+        # Journal the clock at the end, so the next run (and `xbot status`) starts from here.
+        sandbox.clock.set(max(sandbox.clock.now(), end))
+        sandbox.advance(timedelta(0))  # a journal entry stamped at the end
+        store.set_config(UNTIL_KEY, end.isoformat(), actor="xbot run", reason="main job", now=end)
+        result = launcher.result
+        result.materialized = sorted(launcher.materialized)
+        result.runs_by_job = dict(launcher.by_job)
+        result.seconds_by_job = {k: round(v, 2) for k, v in launcher.seconds_by_job.items()}
+        result.ticks = ticker.ticks
+        result.warehouse_path = str(settings.resolved_warehouse_path)
+        result.started_at, result.ended_at = start, end
+        result.summary = summarise(settings, store, since=start, until=end)
+        result.seconds = time.perf_counter() - wall
+        folder = report_dir or settings.xbot_home / "reports"
+        result.report_path = str(write_report(result, folder))
         store.close()
-        raise
-    sandbox_of_run = {"scenario": settings.sandbox_scenario, "seed": settings.sandbox_seed}
-    if store.get_config(SANDBOX_KEY) != sandbox_of_run:
-        store.set_config(
-            SANDBOX_KEY, sandbox_of_run, actor="xbot run", reason="main job", now=start
-        )
-    schedule = dict(store.get_config(SCHEDULE_CONFIG_KEY, {}) or {})
-    if schedule.get("posts_per_day") != posts_per_day:
-        schedule["posts_per_day"] = posts_per_day
-        store.set_config(
-            SCHEDULE_CONFIG_KEY, schedule, actor="xbot run", reason="main job", now=start
-        )
-        invalidate_config(settings, store.engine, SCHEDULE_CONFIG_KEY)  # the refill's cache
-    if store.get_config(REBUILD_CONFIG_KEY) != rebuild_every_hours:
-        store.set_config(
-            REBUILD_CONFIG_KEY, rebuild_every_hours, actor="xbot run", reason="main job", now=start
-        )
-    end = start + timedelta(days=days)
-    launcher = Launcher(defs, instance)
-    ticker = Ticker(launcher)
-    total_hours = round(days * 24, 2)
-    bar = tqdm(
-        total=total_hours,
-        disable=not progress,
-        unit=" simulated h",
-        dynamic_ncols=True,
-        bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} simulated h "
-        "[{elapsed}<{remaining}]{postfix}",
-    )
-    # A resumed run's first moment was the last run's final one: start just after it.
-    if resumed:
-        previous, now = start, next_event(store, settings, ticker, start, end)
-    else:  # a fresh start also runs the schedules due at its first moment
-        previous, now = start - timedelta(seconds=1), start
-    if ticker.automation_cursor is None:
-        # The automation sensor's first tick only sets its baseline (Dagster requests nothing on
-        # an initial evaluation), as when a deployment turns it on; later ticks then see changes.
-        ticker.automation(start)
-    try:
-        with _logs_through(bar):
-            while True:
-                ticker.sensors(now)
-                ticker.schedules(previous, now)
-                if ticker.metrics_loaded:  # new metrics in the warehouse: automation's turn
-                    ticker.automation(now)
-                    ticker.metrics_loaded = False
-                ticker.store_fed(now)  # the posterior's own 4-hourly refit
-                if on_tick is not None:
-                    on_tick(now)
-                bar.n = min(total_hours, round((now - start) / timedelta(hours=1), 2))
-                bar.refresh()
-                day = (now - start) / timedelta(days=1)
-                bar.set_description(f"day {day:4.1f}/{days:g}")
-                if progress and int(day) != int((previous - start) / timedelta(days=1)):
-                    bar.set_postfix(measured_posts=len(bot_rewards(store, since=start)))
-                if now >= end:
-                    break
-                previous, now = now, next_event(store, settings, ticker, now, end)
-    finally:
-        bar.close()
-    # Journal the clock at the end, so the next run (and `xbot status`) starts from here.
-    sandbox.clock.set(max(sandbox.clock.now(), end))
-    sandbox.advance(timedelta(0))  # a journal entry stamped at the end
-    store.set_config(UNTIL_KEY, end.isoformat(), actor="xbot run", reason="main job", now=end)
-    result = launcher.result
-    result.materialized = sorted(launcher.materialized)
-    result.runs_by_job = dict(launcher.by_job)
-    result.seconds_by_job = {k: round(v, 2) for k, v in launcher.seconds_by_job.items()}
-    result.ticks = ticker.ticks
-    result.warehouse_path = str(settings.resolved_warehouse_path)
-    result.started_at, result.ended_at = start, end
-    result.summary = summarise(settings, store, since=start, until=end)
-    result.seconds = time.perf_counter() - wall
-    folder = report_dir or settings.xbot_home / "reports"
-    result.report_path = str(write_report(result, folder))
-    store.close()
-    _stop_warm_dbt(settings)
-    return result
+        _stop_warm_dbt(settings)
+        return result
 
 
 @contextlib.contextmanager

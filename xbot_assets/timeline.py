@@ -5,12 +5,16 @@ cursors and ticks it leaves in the Dagster instance with that clock. A new store
 deleted, ``.dagster_home`` kept), or another scenario or seed (another sandbox, with its own
 clock from the epoch), would restart the clock under run keys already used: seen on 7 December
 2026, such a run de-duplicated every request, posted nothing and exited 0. These checks run
-before the job writes anything and say what to do instead (exit 2 from ``xbot run``).
+before the job writes anything and say what to do instead (exit 2 from ``xbot run``), as does a
+second ``xbot run`` on a store while one runs (:func:`one_main_job`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -84,3 +88,38 @@ def check_instance_follows_store(
         ".dagster_home), point DAGSTER_HOME at an empty folder, or restore the store they "
         "belong to"
     )
+
+
+LOCK_FILE = "main_job.lock"
+
+
+@contextlib.contextmanager
+def one_main_job(settings: Settings) -> Iterator[None]:
+    """Hold the store's main-job lock (``XBOT_HOME/main_job.lock``) while ``xbot run`` runs.
+
+    Two main jobs on one store would read the same queue and the same run keys before either
+    launched a run, so both would launch it: every refill, collect and post attempt twice
+    (the durable claim keeps a post from going out twice, not the rest). The second one exits
+    2 naming the first's pid; the lock dies with its process, so a killed run leaves none.
+    """
+    path = settings.xbot_home / LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RuntimeError(
+                f"another `xbot run` (pid {holder}) is running on the store in "
+                f"{settings.xbot_home}: wait for it to end or stop it; two at once would launch "
+                "every run twice"
+            ) from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

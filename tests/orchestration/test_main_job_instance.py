@@ -113,3 +113,36 @@ def test_a_new_store_over_a_kept_instance_is_refused_until_both_start_afresh(
     assert "XBOT_HOME=" in other.stderr and "make clean" in other.stderr
     assert _store_rows(tmp_path) == rows_before
     assert _runs_line(_xbot(tmp_path, "run", *RUN).stdout)[1] == 0  # its own seed runs on
+
+
+def test_a_second_xbot_run_on_a_store_exits_2_while_the_first_runs(tmp_path: Path) -> None:
+    """Two main jobs on one store would both launch every run (each reads the run keys before
+    either launches). The first holds XBOT_HOME/main_job.lock; the second exits 2 naming its pid
+    and writes nothing; once the first ends, the lock is free again."""
+    import fcntl
+
+    from xbot_assets.config import load_settings
+    from xbot_assets.timeline import LOCK_FILE, one_main_job
+
+    for folder in ("xbot_home", "dagster_home"):
+        (tmp_path / folder).mkdir()
+    assert _xbot(tmp_path, "migrate").returncode == 0
+    rows_before = _store_rows(tmp_path)
+    with (tmp_path / "xbot_home" / LOCK_FILE).open("a+") as held:  # a first run, by its lock
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held.write("424242\n")
+        held.flush()
+        second = _xbot(tmp_path, "run", *RUN)
+    assert second.returncode == 2, (second.stdout[-1500:], second.stderr[-1500:])
+    assert "another `xbot run` (pid 424242) is running" in second.stderr
+    assert _store_rows(tmp_path) == rows_before
+
+    settings = load_settings(env_file=None, xbot_home=tmp_path / "xbot_home")
+    with (
+        one_main_job(settings),
+        pytest.raises(RuntimeError, match=rf"pid {os.getpid()}\)"),
+        one_main_job(settings),
+    ):
+        pass
+    with one_main_job(settings):  # released when the first ended
+        pass
