@@ -585,7 +585,7 @@ def run_main(
         start = sandbox.clock.now()  # exactly where the last run (or the sandbox) stopped
         resumed = store.get_config(UNTIL_KEY) == start.isoformat()
         try:
-            check_store_follows_sandbox(store, settings, start, resumed=resumed)
+            check_store_follows_sandbox(store, settings, start)
             check_instance_follows_store(instance, start, resumed=resumed)
         except RuntimeError:
             store.close()

@@ -30,34 +30,38 @@ SANDBOX_KEY = "main_job.sandbox"
 """bot_config key: the sandbox scenario and seed the store's main job runs against."""
 
 
-def check_store_follows_sandbox(
-    store: Any, settings: Settings, start: datetime, *, resumed: bool
-) -> None:
-    """Refuse a scenario or seed other than the one the store's main job ran.
+def check_store_follows_sandbox(store: Any, settings: Settings, start: datetime) -> None:
+    """Refuse a sandbox other than the one the store's main job ran, or one whose clock went
+    back behind where that job stopped.
 
     Each (scenario, seed) is a sandbox of its own, with its own journal and clock from the
     epoch: over a used store the clock would jump back, the store's posts would name tweets
     that sandbox never had, and the run keys would collide as in
-    :func:`check_instance_follows_store`. Another scenario or seed gets folders of its own.
+    :func:`check_instance_follows_store`. Another scenario or seed gets folders of its own. A
+    clock ahead of the store's is fine (``xbot post`` moves it to a post's slot).
     """
-    until = store.get_config(UNTIL_KEY)
-    if until is None or resumed:
-        return
     ran = store.get_config(SANDBOX_KEY) or {}
-    was = (
-        f"the sandbox of scenario {ran.get('scenario')!r}, seed {ran.get('seed')},"
-        if ran
-        else "a sandbox of another scenario or seed"
+    this = {"scenario": settings.sandbox_scenario, "seed": settings.sandbox_seed}
+    until = store.get_config(UNTIL_KEY)
+    own = (
+        f"folders of its own (XBOT_HOME=.xbot-{this['scenario']}-{this['seed']} "
+        f"DAGSTER_HOME=$PWD/.dagster_home-{this['scenario']}-{this['seed']} xbot migrate, then "
+        "xbot run with the same two settings)"
     )
-    now = f"scenario {settings.sandbox_scenario!r}, seed {settings.sandbox_seed}"
-    raise RuntimeError(
-        f"this store's main job ran {was} up to {until}; {now} is another sandbox, "
-        f"whose clock stands at {start.isoformat()}. Run it in folders of its own "
-        f"(XBOT_HOME=.xbot-{settings.sandbox_scenario}-{settings.sandbox_seed} "
-        f"DAGSTER_HOME=$PWD/.dagster_home-{settings.sandbox_scenario}-{settings.sandbox_seed} "
-        "xbot migrate, then xbot run with the same two settings), or start afresh with "
-        "`make clean`"
-    )
+    if ran and ran != this:
+        raise RuntimeError(
+            f"this store's main job runs the sandbox of scenario {ran.get('scenario')!r}, seed "
+            f"{ran.get('seed')} (up to {until}); scenario {this['scenario']!r}, seed "
+            f"{this['seed']} is another sandbox with a clock of its own. Run it in {own}, or "
+            "start afresh with `make clean`"
+        )
+    if until is not None and start < datetime.fromisoformat(until):
+        raise RuntimeError(
+            f"the sandbox's clock stands at {start.isoformat()}, before {until}, where this "
+            "store's main job stopped: its journal (XBOT_HOME/sandbox/) was removed, or the "
+            f"store ran another scenario or seed. Restore the journal, run this sandbox in "
+            f"{own}, or start afresh with `make clean`"
+        )
 
 
 def check_instance_follows_store(

@@ -146,3 +146,49 @@ def test_a_second_xbot_run_on_a_store_exits_2_while_the_first_runs(tmp_path: Pat
         pass
     with one_main_job(settings):  # released when the first ended
         pass
+
+
+class _Config:
+    """Only ``get_config``: what the check reads of the store."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values = values
+
+    def get_config(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+
+@pytest.mark.parametrize(
+    ("ran", "until", "start", "refused"),
+    [
+        (None, None, "2026-01-05T00:00", None),  # a new store
+        ({"scenario": "default", "seed": 7}, "2026-01-06T00:00", "2026-01-06T00:00", None),
+        # `xbot post` moved the sandbox's clock to a slot after the last run: runs on from there
+        ({"scenario": "default", "seed": 7}, "2026-01-06T00:00", "2026-01-06T09:30", None),
+        ({"scenario": "default", "seed": 3}, "2026-01-06T00:00", "2026-01-07T00:00", "another"),
+        ({"scenario": "drift", "seed": 7}, None, "2026-01-05T00:00", "another"),
+        # the journal removed: the clock went back behind the store's
+        ({"scenario": "default", "seed": 7}, "2026-01-06T00:00", "2026-01-05T00:00", "journal"),
+        (None, "2026-01-06T00:00", "2026-01-05T00:00", "journal"),  # a store from before the key
+    ],
+)
+def test_the_store_runs_on_only_its_own_sandboxs_clock(
+    ran: dict[str, object] | None, until: str | None, start: str, refused: str | None
+) -> None:
+    from datetime import UTC, datetime
+
+    from xbot_assets.config import load_settings
+    from xbot_assets.timeline import SANDBOX_KEY, UNTIL_KEY, check_store_follows_sandbox
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    values: dict[str, object] = {SANDBOX_KEY: ran} if ran else {}
+    if until:
+        values[UNTIL_KEY] = at(until).isoformat()
+    settings = load_settings(env_file=None, sandbox_scenario="default", sandbox_seed=7)
+    if refused is None:
+        check_store_follows_sandbox(_Config(values), settings, at(start))
+    else:
+        with pytest.raises(RuntimeError, match=refused):
+            check_store_follows_sandbox(_Config(values), settings, at(start))
