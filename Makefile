@@ -66,7 +66,7 @@ check-defs: prepare ## dg check defs: the code location loads
 	$(BIN)/dg check defs
 
 test: prepare chromium lint typecheck check-defs ## every test, lint and type check
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q -p no:cacheprovider
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -q -p no:cacheprovider --durations=15
 
 bench: prepare ## the benchmarks (not part of make test); results in benchmarks/results/
 	$(BIN)/python benchmarks/run_all.py
