@@ -26,7 +26,10 @@ broker keeps the message until the step has finished), prefetch 1 (a busy worker
 task), and Redis's visibility timeout (the other workers put a message unacknowledged for that
 long back on the queue). The timeout must exceed the longest step, or a step still running is
 started a second time elsewhere (posting's durable claim is designed to keep even that to one
-post; two concurrent attempts are not rehearsed). docs/deployment.md, "Scale-out on Celery"."""
+post; two concurrent attempts are not rehearsed). dagster-celery's task runs a redelivered step
+whatever its run's status; each engine op stands down when its run has already ended
+(``orchestration.stands_down_once_its_run_ended``), so a step delivered after run monitoring
+failed its run does nothing. docs/deployment.md, "Scale-out on Celery"."""
 
 from __future__ import annotations
 

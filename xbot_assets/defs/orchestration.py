@@ -4,13 +4,15 @@ Every engine job is partitioned by account (``accounts``, a dynamic partition ke
 the store's accounts by ``accounts_sensor``), so one deployment runs many accounts with their
 data apart. Runs carry the tag ``xbot/account``; the deployment limits runs to one per value of
 that tag for posting (``deploy/dagster.yaml``), the "pool of size one per account". The ops are
-thin: the work is in ``xbot_assets/engine/``, ``posting/`` and ``warehouse/``.
+thin: the work is in ``xbot_assets/engine/``, ``posting/`` and ``warehouse/``. Each op that
+acts stands down when its run has already ended (:func:`stands_down_once_its_run_ended`).
 """
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 from pydantic import Field
@@ -60,6 +62,42 @@ class PostConfig(dg.Config):
     post_id: int
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+RUN_ENDED = frozenset({
+    dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.CANCELING,
+})  # fmt: skip
+"""A step of a run in one of these states is not part of a live run: it must not act."""
+
+
+def stands_down_once_its_run_ended(op_fn: F) -> F:
+    """Make an engine op do nothing when its run has already ended or is being cancelled.
+
+    Why: under Celery a step whose worker died is redelivered (late ack, the visibility
+    timeout) to another worker, minutes later, and dagster-celery's task runs it whatever its
+    run's status: by then run monitoring may have failed the run and the account's next run be
+    under way (a second refill beside it, a reconcile already settled). Such a step logs a
+    warning and returns an empty output whose ``stood_down`` metadata says why. A live run
+    (STARTED; NOT_STARTED/STARTING in process) proceeds. Put it under ``@dg.op``: the signature
+    Dagster reads (config, resources) is kept.
+    """
+
+    @functools.wraps(op_fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        context = kwargs["context"] if "context" in kwargs else args[0]
+        run = context.instance.get_run_by_id(context.run_id)
+        if run is None or run.status not in RUN_ENDED:
+            return op_fn(*args, **kwargs)
+        why = (
+            f"run already {run.status.value}: a late redelivery of this step (Celery) does nothing"
+        )
+        context.log.warning(f"{context.op_handle} of run {context.run_id} stands down: {why}")
+        return dg.Output(None, metadata={"stood_down": why})
+
+    return guarded  # type: ignore[return-value]
+
+
 def _runtime(context: dg.OpExecutionContext, settings: XbotSettings, runtime: XbotRuntime) -> Any:
     return runtime.for_account(settings.get(), context.partition_key)
 
@@ -86,6 +124,7 @@ processes per post instead of one). Measured in benchmarks/deployment.py."""
 
 
 @dg.op(out=dg.Out(dg.Nothing))
+@stands_down_once_its_run_ended
 def refill_candidates(
     context: dg.OpExecutionContext,
     config: RefillConfig,
@@ -117,6 +156,7 @@ def refill_candidates(
 
 
 @dg.op(out=dg.Out(dg.Nothing))
+@stands_down_once_its_run_ended
 def post_due_posts(
     context: dg.OpExecutionContext,
     config: PostConfig,
@@ -146,6 +186,7 @@ def _speed(settings: Any) -> float:
 
 
 @dg.op(out=dg.Out(dg.Nothing))
+@stands_down_once_its_run_ended
 def post_batch(
     context: dg.OpExecutionContext,
     config: PostBatchConfig,
@@ -190,6 +231,7 @@ def post_batch(
 
 
 @dg.op(out=dg.Out(dg.Nothing))
+@stands_down_once_its_run_ended
 def refill_accounts(
     context: dg.OpExecutionContext,
     config: RefillBatchConfig,
@@ -242,6 +284,7 @@ def refill_accounts(
 
 
 @dg.op(ins={"after": dg.In(dg.Nothing)}, out=dg.Out(dg.Nothing))
+@stands_down_once_its_run_ended
 def collect_account_metrics(
     context: dg.OpExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.Output[None]:
@@ -273,6 +316,7 @@ def collect_account_metrics(
 
 
 @dg.op(out=dg.Out(dg.Nothing))
+@stands_down_once_its_run_ended
 def reconcile_stuck_posts(
     context: dg.OpExecutionContext, xbot_settings: XbotSettings, xbot_runtime: XbotRuntime
 ) -> dg.Output[None]:
@@ -285,6 +329,7 @@ def reconcile_stuck_posts(
 
 
 @dg.op(out=dg.Out(dg.Nothing))
+@stands_down_once_its_run_ended
 def sync_to_supabase(
     context: dg.OpExecutionContext, xbot_settings: XbotSettings
 ) -> dg.Output[None]:
