@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +345,20 @@ VISIBILITY_S = 4
 """The workers' visibility timeout: a killed worker's task is back on its queue after it."""
 
 
+def stop_groups(procs: Iterable[subprocess.Popen[Any]]) -> None:
+    """SIGTERM each started process group still running, wait 30 s, then SIGKILL it."""
+    started = list(procs)
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in started:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
 def wait_for(
     predicate: Callable[[], Any],
     timeout: float,
@@ -563,15 +577,7 @@ def test_through_dagster_celery_a_run_is_served_only_by_its_own_deployments_work
         assert ran_on("b") == "b1"
         left = sorted(k.decode() for k in client.scan_iter(count=500))
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_groups(procs.values())
         clean(client)
         client.close()
     assert left and [k for k in left if not k.startswith(tuple(prefix.values()))] == []

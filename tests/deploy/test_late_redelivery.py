@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from scripts import deploy_local
-from tests.deploy.test_celery_key_prefix import wait_for
+from tests.deploy.test_celery_key_prefix import stop_groups, wait_for
 from tests.orchestration.conftest import Env
 
 pytest.importorskip(
@@ -248,15 +248,7 @@ def test_a_real_worker_given_the_step_of_a_failed_run_stands_down(env: Env, tmp_
             150, "the redelivered step to end", check=lambda: alive("worker"),
         )  # fmt: skip
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        stop_groups(procs.values())
         for key in client.scan_iter(match=prefix + "*", count=500):
             client.delete(key)
         client.close()
