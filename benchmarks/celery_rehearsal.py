@@ -1321,6 +1321,11 @@ def _claim_figures(r: DaemonRehearsal, instance: Any) -> None:
         "reconcile_runs": reconciles,
         "killed_posting_step_attempts": attempts,
         "killed_run_posting_outcomes": posting_outcomes(instance, killed["run_id"]),
+        # a redelivered step of the failed run does nothing (orchestration's stand-down guard)
+        "killed_run_stood_down": [
+            m["stood_down"] for m in step_output_metadata(instance, killed["run_id"], POST_STEP)
+            if "stood_down" in m
+        ],
     })  # fmt: skip
     _posting_ticks(r, instance)
     r.figures["reconcile_sensor_ticks_after_kill"] = [
