@@ -268,7 +268,11 @@ def step_attempts(instance: Any, run_id: str, by_pid: dict[int, str]) -> list[di
 def posting_outcomes(instance: Any, run_id: str) -> list[dict[str, Any]]:
     """The posting step's ``outcomes`` metadata (reconcile report and each posting step) of
     every attempt of ``run_id`` that finished."""
-    metadata = step_output_metadata(instance, run_id, POST_STEP)
+    return outcomes_in(step_output_metadata(instance, run_id, POST_STEP))
+
+
+def outcomes_in(metadata: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ``outcomes`` of each posting step's output metadata that has them."""
     return [dict(m["outcomes"]) for m in metadata if "outcomes" in m]
 
 
@@ -1315,17 +1319,15 @@ def _claim_figures(r: DaemonRehearsal, instance: Any) -> None:
         if a["step"] == POST_STEP
     ]
     on_sandbox = [p for p in journal_posts(r.dep) if p.get("id") == row["x_id"]]
+    killed_outputs = step_output_metadata(instance, killed["run_id"], POST_STEP)
     r.figures.update({
         "claimed_post_row_at_end": row,
         "claimed_post_on_sandbox": len(on_sandbox),
         "reconcile_runs": reconciles,
         "killed_posting_step_attempts": attempts,
-        "killed_run_posting_outcomes": posting_outcomes(instance, killed["run_id"]),
+        "killed_run_posting_outcomes": outcomes_in(killed_outputs),
         # a redelivered step of the failed run does nothing (orchestration's stand-down guard)
-        "killed_run_stood_down": [
-            m["stood_down"] for m in step_output_metadata(instance, killed["run_id"], POST_STEP)
-            if "stood_down" in m
-        ],
+        "killed_run_stood_down": [m["stood_down"] for m in killed_outputs if "stood_down" in m],
     })  # fmt: skip
     _posting_ticks(r, instance)
     r.figures["reconcile_sensor_ticks_after_kill"] = [

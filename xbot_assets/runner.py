@@ -55,6 +55,7 @@ from xbot_assets.timeline import (
     check_instance_follows_store,
     check_store_follows_sandbox,
     one_main_job,
+    sandbox_of,
 )
 
 ENGINE_JOBS = {
@@ -590,7 +591,7 @@ def run_main(
         except RuntimeError:
             store.close()
             raise
-        sandbox_of_run = {"scenario": settings.sandbox_scenario, "seed": settings.sandbox_seed}
+        sandbox_of_run = sandbox_of(settings)
         if store.get_config(SANDBOX_KEY) != sandbox_of_run:
             store.set_config(
                 SANDBOX_KEY, sandbox_of_run, actor="xbot run", reason="main job", now=start

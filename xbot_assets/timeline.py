@@ -22,12 +22,18 @@ import dagster as dg
 
 from xbot_assets.config import Settings
 from xbot_assets.defs.simtime import SIMULATED_NOW_TAG
+from xbot_assets.ops.status import SIMULATED_UNTIL_KEY
 
-UNTIL_KEY = "main_job.simulated_until"
+UNTIL_KEY = SIMULATED_UNTIL_KEY
 """bot_config key: the simulated time the last ``xbot run`` stopped at (the next one starts
-there; ``ops.status`` reads it too)."""
+there; ``xbot status`` reads it)."""
 SANDBOX_KEY = "main_job.sandbox"
 """bot_config key: the sandbox scenario and seed the store's main job runs against."""
+
+
+def sandbox_of(settings: Settings) -> dict[str, Any]:
+    """The sandbox these settings run, as :data:`SANDBOX_KEY` records it."""
+    return {"scenario": settings.sandbox_scenario, "seed": settings.sandbox_seed}
 
 
 def check_store_follows_sandbox(store: Any, settings: Settings, start: datetime) -> None:
@@ -41,7 +47,7 @@ def check_store_follows_sandbox(store: Any, settings: Settings, start: datetime)
     clock ahead of the store's is fine (``xbot post`` moves it to a post's slot).
     """
     ran = store.get_config(SANDBOX_KEY) or {}
-    this = {"scenario": settings.sandbox_scenario, "seed": settings.sandbox_seed}
+    this = sandbox_of(settings)
     until = store.get_config(UNTIL_KEY)
     own = (
         f"folders of its own (XBOT_HOME=.xbot-{this['scenario']}-{this['seed']} "

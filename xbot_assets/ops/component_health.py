@@ -83,6 +83,17 @@ def _due(
     return last is None or last[0] != state or now - last[1] >= heartbeat or now < last[1]
 
 
+def _newest(conn: Connection, environment: str, component: str, *columns: Any) -> Any:
+    """``columns`` of the component's newest row (highest id, as readers take it), or None."""
+    h = system_health
+    return conn.execute(
+        select(*columns)
+        .where(h.c.environment == environment, h.c.component == component)
+        .order_by(h.c.id.desc())
+        .limit(1)
+    ).first()
+
+
 def _newest_state(engine: Engine, environment: str, component: str) -> tuple[str, Any] | None:
     """The (status, message) of the component's newest row, or None when unreadable.
 
@@ -93,12 +104,7 @@ def _newest_state(engine: Engine, environment: str, component: str) -> tuple[str
     h = system_health
     try:
         with read_connection(engine) as conn:
-            row = conn.execute(
-                select(h.c.status, h.c.message)
-                .where(h.c.environment == environment, h.c.component == component)
-                .order_by(h.c.recorded_at.desc(), h.c.id.desc())
-                .limit(1)
-            ).first()
+            row = _newest(conn, environment, component, h.c.status, h.c.message)
     except Exception as exc:  # best effort, like the write: then write
         log.warning("could not read %s status: %s", component, safe_error(exc))
         return None
@@ -209,12 +215,8 @@ def settle_held(
     try:
         with read_connection(engine) as conn:
             for name in sorted(set(components)):  # each the newest row of one component
-                metrics = conn.execute(
-                    select(h.c.metrics)
-                    .where(h.c.environment == environment, h.c.component == name)
-                    .order_by(h.c.id.desc())
-                    .limit(1)
-                ).scalar()
+                row = _newest(conn, environment, name, h.c.metrics)
+                metrics = row[0] if row is not None else None
                 if metrics and metrics.get(HELD_BY):
                     held.append(name)
     except Exception as exc:  # the status rows are best effort; the sensor's work stands
