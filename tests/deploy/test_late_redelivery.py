@@ -112,6 +112,28 @@ def _run_step_as_a_worker_would(
     return {k: getattr(v, "value", v) for k, v in output.step_output_data.metadata.items()}
 
 
+def test_every_op_of_the_celery_locations_jobs_stands_down_once_its_run_ended() -> None:
+    """A redelivered step may arrive in any job the Celery location runs; an op added to one of
+    them without the guard would act for a run that has already ended. The main location's
+    engine jobs share these ops (in process nothing is redelivered, the guard costs one read)."""
+    import dagster as dg
+
+    from xbot_assets import celery_definitions
+    from xbot_assets.defs import orchestration
+
+    ops = {
+        (job.name, node.definition.name): node.definition
+        for job in celery_definitions.CELERY_JOBS.values()
+        for node in job.graph.nodes
+    }
+    assert len(ops) >= 5  # refill, post (post and collect), collect, reconcile
+    unguarded = sorted(key for key, op_def in ops.items() if not orchestration.stands_down(op_def))
+    assert unguarded == []
+    # the check reads the decorator, not the name: an op without it is caught
+    bare = getattr(orchestration.refill_candidates.compute_fn, "decorated_fn").__wrapped__
+    assert not orchestration.stands_down(dg.op(name="bare_refill")(bare))
+
+
 def test_a_post_step_of_a_failed_run_stands_down_and_a_live_run_posts(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -95,7 +95,15 @@ def stands_down_once_its_run_ended(op_fn: F) -> F:
         context.log.warning(f"{context.op_handle} of run {context.run_id} stands down: {why}")
         return dg.Output(None, metadata={"stood_down": why})
 
+    guarded.stands_down_once_its_run_ended = True  # type: ignore[attr-defined]
     return guarded  # type: ignore[return-value]
+
+
+def stands_down(node_def: dg.NodeDefinition) -> bool:
+    """Whether ``node_def`` is an op whose body is wrapped by :func:`stands_down_once_its_run_ended`
+    (a test holds every op of the Celery location's jobs to it: a new op must not forget it)."""
+    body = getattr(getattr(node_def, "compute_fn", None), "decorated_fn", None)
+    return bool(getattr(body, "stands_down_once_its_run_ended", False))
 
 
 def _runtime(context: dg.OpExecutionContext, settings: XbotSettings, runtime: XbotRuntime) -> Any:
