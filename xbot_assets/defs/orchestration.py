@@ -99,7 +99,7 @@ def stands_down_once_its_run_ended(op_fn: F) -> F:
     return guarded  # type: ignore[return-value]
 
 
-def stands_down(node_def: dg.NodeDefinition) -> bool:
+def stands_down(node_def: object) -> bool:
     """Whether ``node_def`` is an op whose body is wrapped by :func:`stands_down_once_its_run_ended`
     (a test holds every op of the Celery location's jobs to it: a new op must not forget it)."""
     body = getattr(getattr(node_def, "compute_fn", None), "decorated_fn", None)
