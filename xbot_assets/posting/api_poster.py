@@ -27,6 +27,7 @@ from xbot_assets.posting.base import (
     Rejected,
     ServerFailed,
     SessionStatus,
+    text_from_x,
 )
 from xbot_assets.xapi import (
     XApiClient,
@@ -138,7 +139,7 @@ class ApiPoster(PosterBase):
             created = self.client.create_tweet(text, reply_to=reply_to)
         except XApiError as exc:
             raise posting_error_from_x(exc) from None
-        return PostResult(x_id=created.id, text=created.text, raw={"via": "api"})
+        return PostResult(x_id=created.id, text=text_from_x(created.text), raw={"via": "api"})
 
     def recent_own_posts(self, *, limit: int = 100) -> list[OwnPost]:
         fields = ("created_at", "referenced_tweets", "in_reply_to_user_id")
@@ -157,7 +158,7 @@ class ApiPoster(PosterBase):
                 out.append(
                     OwnPost(
                         x_id=str(item["id"]),
-                        text=str(item.get("text", "")),
+                        text=text_from_x(str(item.get("text", ""))),
                         created_at=_parse_time(item.get("created_at")),
                         in_reply_to=parent,
                     )

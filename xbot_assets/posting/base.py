@@ -12,7 +12,10 @@ precisely what happened, in the transport-independent vocabulary of this module:
 
 from __future__ import annotations
 
+import html
+import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -170,8 +173,11 @@ class Poster(Protocol):
         """The account's most recent posts, newest first (timeline or profile page)."""
         ...
 
-    def find_own_post(self, text: str, *, reply_to: str | None = None) -> OwnPost | None:
-        """The account's own recent post with this text (and reply parent), if any."""
+    def find_own_post(
+        self, text: str, *, reply_to: str | None = None, exclude: Collection[str] = ()
+    ) -> OwnPost | None:
+        """The account's own recent post with this text (and reply parent), if any, other than
+        the X ids ``exclude`` names (those other rows of the store already hold)."""
         ...
 
     def check_session(self) -> SessionStatus:
@@ -191,29 +197,58 @@ class PosterBase:
     def recent_own_posts(self, *, limit: int = 100) -> list[OwnPost]:  # pragma: no cover
         raise NotImplementedError
 
-    def find_own_post(self, text: str, *, reply_to: str | None = None) -> OwnPost | None:
+    def find_own_post(
+        self, text: str, *, reply_to: str | None = None, exclude: Collection[str] = ()
+    ) -> OwnPost | None:
         return match_own_post(
-            self.recent_own_posts(limit=self.timeline_limit), text, reply_to=reply_to
+            self.recent_own_posts(limit=self.timeline_limit),
+            text,
+            reply_to=reply_to,
+            exclude=exclude,
         )
 
 
-def normalise_for_match(text: str) -> str:
-    """Text as compared when looking for our own post: whitespace collapsed, NFC, casefolded.
+def text_from_x(raw: str) -> str:
+    """A post's text as it was typed, from the text X's API returns: X escapes ``&``, ``<`` and
+    ``>`` as HTML entities in every post text it answers with (``&amp;``, ``&lt;``, ``&gt;``), so
+    a post "Tips & tricks" reads back as "Tips &amp; tricks" and would not match its row."""
+    return html.unescape(raw)
 
-    X may trim or normalise whitespace and shortens links, so exact equality is too strict; the
-    reconciler also requires the same reply parent for thread parts.
+
+URL = re.compile(r"https?://\S+", re.IGNORECASE)
+"""A link in a post's text: X shows every link as a t.co link of its own."""
+
+
+def normalise_for_match(text: str) -> str:
+    """Text as compared when looking for our own post: links masked, whitespace collapsed, NFC,
+    casefolded.
+
+    X may trim or normalise whitespace and replaces each link by a t.co link, so exact equality
+    is too strict; the reconciler also requires the same reply parent for thread parts.
     """
-    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+    return " ".join(URL.sub("<link>", unicodedata.normalize("NFC", text)).split()).casefold()
 
 
 def match_own_post(
-    posts: list[OwnPost], text: str, *, reply_to: str | None = None
+    posts: list[OwnPost],
+    text: str,
+    *,
+    reply_to: str | None = None,
+    exclude: Collection[str] = (),
 ) -> OwnPost | None:
-    """Find ``text`` among the account's posts (with the same reply parent when given)."""
+    """Find ``text`` among the account's posts: a reply to ``reply_to`` when given (or a post
+    whose parent the poster cannot see), else not a reply, and never a post ``exclude`` names.
+
+    Why ``exclude``: text alone does not identify a post. A thread may open with the text of an
+    earlier single post, and two threads may close with the same line; the X ids other rows of
+    the store already hold are someone else's, and adopting one would record a post X never got
+    (the next part would then reply to the old post)."""
     wanted = normalise_for_match(text)
     for own in posts:
-        if normalise_for_match(own.text) != wanted:
+        if own.x_id in exclude or normalise_for_match(own.text) != wanted:
             continue
+        if reply_to is None and own.in_reply_to is not None:
+            continue  # a root is not a reply
         if reply_to is not None and own.in_reply_to not in (None, reply_to):
             continue
         return own

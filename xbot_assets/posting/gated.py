@@ -9,6 +9,7 @@ until then. The reconciler's timeline reads and the API session check count as r
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 from xbot_assets.posting.base import (
@@ -53,9 +54,14 @@ class GatedPoster:
         posts: list[OwnPost] = self.poster.recent_own_posts(limit=limit)
         return posts
 
-    def find_own_post(self, text: str, *, reply_to: str | None = None) -> OwnPost | None:
+    def find_own_post(
+        self, text: str, *, reply_to: str | None = None, exclude: Collection[str] = ()
+    ) -> OwnPost | None:
         return match_own_post(
-            self.recent_own_posts(limit=self.timeline_limit), text, reply_to=reply_to
+            self.recent_own_posts(limit=self.timeline_limit),
+            text,
+            reply_to=reply_to,
+            exclude=exclude,
         )
 
     def check_session(self) -> SessionStatus:

@@ -662,6 +662,19 @@ class PostingLedger:
         ]
         return rows
 
+    def recorded_x_ids(self, account_id: int) -> set[str]:
+        """The X ids the account's rows hold: a post on X with one of them is that row's, so a
+        lookup by text for another row must not adopt it (``match_own_post``'s ``exclude``)."""
+        with self.engine.connect() as conn:
+            result = conn.execute(
+                select(tweets.c.x_id).where(
+                    tweets.c.environment == self.environment,
+                    tweets.c.account_id == account_id,
+                    tweets.c.x_id.is_not(None),
+                )
+            )
+            return {str(x_id) for (x_id,) in result.all()}
+
     def status_counts(self, account_id: int | None = None) -> dict[str, int]:
         """How many rows per status (for reports and tests)."""
         query = (

@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from xbot_assets.posting.base import OwnPost, Poster, match_own_post
 from xbot_assets.posting.ledger import PostingLedger
@@ -36,6 +37,15 @@ DEFAULT_GRACE = timedelta(minutes=10)
 GRACE_KEY = "posting.reconcile_grace_seconds"
 GUARDED_RETRY_KEY = "posting.guarded_retry"
 MAX_GUARDED_RETRIES = 1
+
+
+def grace_from_config(configured: Any) -> timedelta:
+    """The grace period bot_config's ``posting.reconcile_grace_seconds`` sets (else 10 minutes):
+    the reconciler's, and the one the reconcile sensor and the main job's clock wait for (a
+    sensor that asked sooner would spend its run on a pass that settles nothing)."""
+    if isinstance(configured, int | float) and not isinstance(configured, bool):
+        return timedelta(seconds=float(configured))
+    return DEFAULT_GRACE
 
 
 @dataclass
@@ -89,14 +99,7 @@ class Reconciler:
         self.poster = poster
         self.account_id = account_id
         self.clock = clock or (lambda: datetime.now(UTC))
-        if grace is None:
-            configured = ledger.get_config(GRACE_KEY)
-            grace = (
-                timedelta(seconds=float(configured))
-                if isinstance(configured, int | float)
-                else DEFAULT_GRACE
-            )
-        self.grace = grace
+        self.grace = grace if grace is not None else grace_from_config(ledger.get_config(GRACE_KEY))
         if guarded_retry is None:
             guarded_retry = ledger.get_config(GUARDED_RETRY_KEY) is True
         self.guarded_retry = guarded_retry
@@ -134,12 +137,15 @@ class Reconciler:
                 log.info("reconciled: %s", report.as_dict())
             return report
         timeline: list[OwnPost] = self.poster.recent_own_posts(limit=self.timeline_limit)
+        # a post whose id another row holds is that row's, whatever its text (match_own_post)
+        held = self.ledger.recorded_x_ids(self.account_id)
         for row in maybe_sent:
-            found = match_own_post(timeline, row.text, reply_to=row.reply_to_x_id)
+            found = match_own_post(timeline, row.text, reply_to=row.reply_to_x_id, exclude=held)
             now = self.clock()
             data = {"tweet_id": row.tweet_id, "attempt_id": row.attempt_id}
             if found is not None:
                 if self.ledger.mark_posted(row.tweet_id, row.attempt_id, found.x_id, now=now):
+                    held.add(found.x_id)
                     report.found[row.tweet_id] = found.x_id
                     self.ledger.audit("reconcile.found", {**data, "x_id": found.x_id}, now=now)
                 else:

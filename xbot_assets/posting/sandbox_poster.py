@@ -18,6 +18,7 @@ from xbot_assets.posting.base import (
     PosterKindName,
     PostResult,
     SessionStatus,
+    text_from_x,
 )
 from xbot_assets.xapi.errors import error_from_response
 
@@ -73,7 +74,9 @@ class SandboxPoster(PosterBase):
         except SandboxError as exc:
             raise _posting_error(exc, method="POST", path="/2/tweets") from None
         data = body["data"]
-        return PostResult(x_id=str(data["id"]), text=str(data["text"]), raw={"via": "sandbox"})
+        return PostResult(
+            x_id=str(data["id"]), text=text_from_x(str(data["text"])), raw={"via": "sandbox"}
+        )
 
     def recent_own_posts(self, *, limit: int = 100) -> list[OwnPost]:
         from xbot_assets.sandbox.errors import SandboxError
@@ -105,7 +108,7 @@ class SandboxPoster(PosterBase):
                 out.append(
                     OwnPost(
                         x_id=str(item["id"]),
-                        text=str(item.get("text", "")),
+                        text=text_from_x(str(item.get("text", ""))),
                         created_at=_parse_time(item.get("created_at")),
                         in_reply_to=parent,
                     )

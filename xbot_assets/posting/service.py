@@ -234,7 +234,13 @@ class PostingService:
             )
         if isinstance(exc, DuplicateRefused):
             try:
-                found = self.poster.find_own_post(claim.text, reply_to=claim.reply_to_x_id)
+                # X refused the text as a duplicate: adopt the post only if it is no other
+                # row's (a thread may open with an earlier single post's text)
+                found = self.poster.find_own_post(
+                    claim.text,
+                    reply_to=claim.reply_to_x_id,
+                    exclude=self.ledger.recorded_x_ids(claim.account_id),
+                )
             except PostingError as lookup:
                 # Cannot look now: the post is probably on X; the reconciler settles it later.
                 self.ledger.audit(

@@ -39,6 +39,7 @@ from xbot_assets.sandbox.render import (
     parse_time,
     render_post,
     render_user,
+    x_text,
 )
 from xbot_assets.sandbox.state import Account, PlatformState, Post
 
@@ -170,7 +171,8 @@ class XApiSurface:
         )  # fmt: skip
         if self.fault_active("lose_response", endpoint):
             raise self._fail(errors.unavailable())
-        return {"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}}
+        data = {"id": post.id, "text": x_text(post.text), "edit_history_tweet_ids": [post.id]}
+        return {"data": data}
 
     @locked
     def web_create_tweet(self, text: str, reply_to: str | None, account: Account) -> Post:

@@ -7,6 +7,7 @@ Pure functions of a post or account and the counts the audience engine reports: 
 from __future__ import annotations
 
 import base64
+import html
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -98,13 +99,21 @@ def page_offset(token: str) -> int:
     return int(base64.b32hexdecode(token.upper() + "=" * (-len(token) % 8)).decode())
 
 
+def x_text(text: str) -> str:
+    """A post's text as X's API answers with it: ``&``, ``<`` and ``>`` as HTML entities
+    (``&amp;``, ``&lt;``, ``&gt;``), in reads and in the create answer alike, while entity spans
+    count in the text as typed. Clients must unescape (``posting.base.text_from_x``); a client
+    that did not would miss its own post "Tips & tricks" when it looks for it by text."""
+    return html.escape(text, quote=False)
+
+
 def render_post(
     post: Post, fields: set[str], viewer: Account | None, counts: Iterable[Any], now: datetime
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A post as X's ``data`` item, and the per-field errors X adds (private metrics)."""
     data: dict[str, Any] = {
         "id": post.id,
-        "text": post.text,
+        "text": x_text(post.text),
         "edit_history_tweet_ids": [post.id],
     }
     problems: list[dict[str, Any]] = []
