@@ -499,6 +499,7 @@ def next_event(
         cron = str(defs.resolve_schedule_def(name).cron_schedule)
         candidates.append(next_cron_tick(cron, now))
     refilled = _json(ticker.cursors.get("candidate_refill_sensor")).get("refilled", {})
+    grace = sensing.reconcile_grace(store)
     for account in store.list_accounts(active_only=True):
         queued = [
             p
@@ -510,9 +511,7 @@ def next_event(
             candidates.append(datetime.fromisoformat(refilled[account.handle]) + REFILL_THROTTLE)
         for post in store.list_posts(account.id, status="posting", limit=500):
             if post.posting_started_at is not None:
-                candidates.append(
-                    post.posting_started_at + sensing.RECONCILE_GRACE + timedelta(seconds=1)
-                )
+                candidates.append(post.posting_started_at + grace + timedelta(seconds=1))
     rebuilt = _json(ticker.cursors.get("learning_rebuild_sensor")).get("rebuilt")
     if rebuilt:
         every = int(store.get_config(REBUILD_CONFIG_KEY, DEFAULT_REBUILD_EVERY_HOURS))

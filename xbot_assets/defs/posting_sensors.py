@@ -278,7 +278,9 @@ def reconcile_sensor(
             keys = ",".join(f"{p}:{a}" for p, a in stuck)
             requests.append(
                 dg.RunRequest(
-                    run_key=f"reconcile:{keys}",
+                    # the hour in the key: a run that settled nothing (failed, its timeline
+                    # read refused by the budget) is asked again next hour, not never
+                    run_key=f"reconcile:{keys}:{now:%Y%m%dT%H}",
                     partition_key=account.handle,
                     tags=account_run_tags(settings, account.handle),
                 )

@@ -14,7 +14,6 @@ from xbot_assets.vocabulary import HORIZONS
 
 REFILL_LOW_WATER = 2
 """Refill when fewer than this many posts are queued for the coming hours."""
-RECONCILE_GRACE = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -94,11 +93,18 @@ def queued_ahead(store: Any, account_id: int) -> int:
     return sum(1 for p in queued if p.thread_position == 0)
 
 
+def reconcile_grace(store: Any) -> timedelta:
+    """The reconciler's grace period (bot_config ``posting.reconcile_grace_seconds``)."""
+    from xbot_assets.posting.reconciler import GRACE_KEY, grace_from_config
+
+    return grace_from_config(store.get_config(GRACE_KEY))
+
+
 def stale_posting(store: Any, account_id: int, now: datetime) -> list[tuple[int, str]]:
-    """Posts left in ``posting`` past the grace period: (post id, attempt id)."""
+    """Posts left in ``posting`` past the reconciler's grace period: (post id, attempt id)."""
     if not account_id:
         return []
-    rows = store.stale_posting(older_than=RECONCILE_GRACE, now=now, account_id=account_id)
+    rows = store.stale_posting(older_than=reconcile_grace(store), now=now, account_id=account_id)
     return [(int(p.id), str(p.last_attempt_id or p.attempt_count)) for p in rows]
 
 
