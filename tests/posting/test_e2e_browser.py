@@ -112,10 +112,11 @@ def test_web_faults_have_their_outcomes_and_no_duplicate(
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
         assert run.outcomes[0].status == "posted"
         sandbox.clear_faults()
-        # the home page fails (500): no compose box, nothing sent, back in the queue
+        # the home page fails (500): no profile link nor compose box, nothing sent, queued again
         sandbox.set_fault("server_error", match="web_home", count=1)
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
-        assert run.outcomes[0].status == "released" and "compose box" in run.outcomes[0].reason
+        assert run.outcomes[0].status == "released"
+        assert "nothing was sent" in run.outcomes[0].reason
         # rate limit on the web: released, no post
         sandbox.set_fault("rate_limit", match="web_create_tweet", count=1)
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
@@ -142,6 +143,33 @@ def test_web_faults_have_their_outcomes_and_no_duplicate(
     with pytest.raises(LoginChallenge):
         login(sandbox, sandbox_url, fresh)
     assert not fresh.exists()
+
+
+def test_a_session_of_another_account_stops_and_sends_nothing(
+    sandbox, sandbox_url, sqlite_url, tmp_path
+):
+    """A poster for @bob_second given X_HANDLE's saved session would post on X_HANDLE's account:
+    it reads who is logged in first, stops with the brake and keeps bob's post queued."""
+    state = tmp_path / "session.json"
+    login(sandbox, sandbox_url, state)
+    logged_in = sandbox.account().handle
+    bob = sandbox.add_account("bob_second")
+    settings = browser_settings(sandbox, sandbox_url, sqlite_url, state, x_handle=bob.handle)
+    ledger = open_ledger(settings)
+    account = ledger.ensure_account(bob.handle)
+    ledger.enqueue(account, ["Bob's own take on code review"], scheduled_at=datetime.now(UTC))
+    poster = make_poster(settings, timeout=3.0)
+    alerts: list[str] = []
+    try:
+        run = post_due(settings, ledger=ledger, poster=poster, alert=alerts.append)
+        session = poster.check_session()
+    finally:
+        poster.close()
+    assert sandbox.posts_of(logged_in) == [] and sandbox.posts_of(bob.handle) == []
+    assert [o.status for o in run.outcomes] == ["stopped"]
+    assert ledger.brake_reason() == "wrong_account" and f"@{logged_in}" in alerts[0]
+    assert ledger.status_counts(account) == {"queued": 1}
+    assert not session.ok and "xbot browser-login" in session.reason
 
 
 def test_missing_session_file_stops_before_opening_a_page(sandbox, sqlite_url, tmp_path):

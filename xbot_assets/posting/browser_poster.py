@@ -13,6 +13,8 @@ How it works, and what it refuses to do:
 - a logged-out session or a login challenge stops it (:class:`SessionExpired`,
   :class:`LoginChallenge`): the service raises the brake and alerts. It never types a password
   or guesses through a challenge;
+- one session is one account: before typing it reads who is logged in (the page's profile link)
+  and stops with :class:`WrongAccount` unless it is the account it posts for;
 - it types into ``tweetTextarea_0`` and clicks ``tweetButtonInline`` (with fallbacks for small
   layout changes); a thread part is a reply typed on the parent's status page;
 - the new post's id is read from the network answer to the click (X's ``CreateTweet`` GraphQL
@@ -32,6 +34,7 @@ from urllib.parse import urlsplit
 from xbot_assets.files import write_atomic
 from xbot_assets.posting.api_poster import is_loopback_url
 from xbot_assets.posting.base import (
+    AuthFailed,
     AutomationBlocked,
     DuplicateRefused,
     LoginChallenge,
@@ -46,6 +49,7 @@ from xbot_assets.posting.base import (
     ServerFailed,
     SessionExpired,
     SessionStatus,
+    WrongAccount,
 )
 from xbot_assets.xapi.errors import RateLimit
 
@@ -84,6 +88,8 @@ LOGIN_SELECTORS = (
     '[data-testid="LoginForm_Login_Button"]',
     'input[name="password"]',
 )
+PROFILE_LINK_SELECTORS = ('[data-testid="AppTabBar_Profile_Link"]',)
+"""The navigation's link to the logged-in account's own profile (``/<handle>``)."""
 STATUS_ID = re.compile(r"/status/(\d+)")
 SESSION_FILE_MODE = 0o600
 """The session file holds X's login cookies: readable by its owner only."""
@@ -219,6 +225,25 @@ class BrowserPoster(PosterBase):
                 "save a fresh session to BROWSER_STORAGE_STATE"
             )
 
+    def _check_account(self, page: Any) -> str:
+        """The logged-in handle, when it is the account this poster posts for.
+
+        A session saved for another account would post there: stop instead (nothing typed).
+
+        Raises:
+            WrongAccount: the session is another account's.
+            NotSent: the page shows no profile link to tell (layout changed?).
+        """
+        link = self._first(page, PROFILE_LINK_SELECTORS, "link to the logged-in profile")
+        logged_in = urlsplit(link.get_attribute("href") or "").path.strip("/").split("/")[0]
+        if logged_in.lower() != self.handle.lower():
+            raise WrongAccount(
+                f"the saved browser session is logged in as @{logged_in}, not @{self.handle}: "
+                f"posting stopped, nothing sent; log in as @{self.handle} with `xbot "
+                "browser-login` and save that session to BROWSER_STORAGE_STATE"
+            )
+        return logged_in
+
     @staticmethod
     def _any_visible(page: Any, selectors: tuple[str, ...]) -> bool:
         for selector in selectors:
@@ -255,6 +280,7 @@ class BrowserPoster(PosterBase):
             raise NotSent(f"could not open the X web page ({type(exc).__name__})") from None
         clicked = False
         try:
+            self._check_account(page)
             box = self._first(page, TEXTBOX_SELECTORS, "compose box")
             box.click()
             page.keyboard.insert_text(text)
@@ -385,12 +411,15 @@ class BrowserPoster(PosterBase):
 
         try:
             page = self._open("/home")
-        except (SessionExpired, LoginChallenge) as exc:
+            try:
+                logged_in = self._check_account(page)
+            finally:
+                page.close()
+        except (AuthFailed, NotSent) as exc:
             return SessionStatus(ok=False, reason=str(exc))
         except PWError as exc:
             return SessionStatus(ok=False, reason=f"browser error: {type(exc).__name__}")
-        page.close()
-        return SessionStatus(ok=True, handle=self.handle)
+        return SessionStatus(ok=True, handle=logged_in)
 
 
 def save_browser_session(
