@@ -18,8 +18,9 @@ How it works, and what it refuses to do:
 - it types into ``tweetTextarea_0`` and clicks ``tweetButtonInline`` (with fallbacks for small
   layout changes); a thread part is a reply typed on the parent's status page;
 - the new post's id is read from the network answer to the click (X's ``CreateTweet`` GraphQL
-  answer, or an API-shaped ``data.id``) or else from the "view" link the page shows, never
-  invented: with no id the outcome is "may have posted" and the reconciler reads the profile.
+  answer, or an API-shaped ``data.id``) or else from the page it moved to or the "view" link
+  it shows, never invented nor taken from what the page showed before the click (a reply's
+  parent): with no id the outcome is "may have posted" and the reconciler reads the profile.
 """
 
 from __future__ import annotations
@@ -295,7 +296,9 @@ class BrowserPoster(PosterBase):
                     or "/status" in request.url
                 )
 
-            before_links = set(self._status_links(page))
+            # A reply is typed on its parent's page: that URL and every status link already
+            # shown name older posts, never the new one.
+            before_links = {path, page.url, *self._status_links(page)}
             try:
                 with page.expect_response(is_create, timeout=self.timeout_ms) as answer:
                     clicked = True
@@ -354,21 +357,26 @@ class BrowserPoster(PosterBase):
             raise ServerFailed(f"X answered {status} to the web post: it may exist")
         if status >= 400 or codes:
             raise Rejected(f"X refused the web post ({status}, codes {codes})")
-        x_id = _find_id(body)
-        if x_id is None:
-            # The page may navigate or show a "view" link to the new post.
-            with contextlib.suppress(Exception):
-                page.wait_for_load_state("domcontentloaded")
-            new_links = [link for link in self._status_links(page) if link not in before_links]
-            match = STATUS_ID.search(page.url) or (
-                STATUS_ID.search(new_links[0]) if new_links else None
-            )
-            x_id = match.group(1) if match else None
+        x_id = _find_id(body) or self._new_status_id(page, before_links)
         if x_id is None:
             raise ServerFailed(
                 "X accepted the web post but showed no id: the reconciler will read the profile"
             )
         return PostResult(x_id=x_id, text=text, raw={"via": "browser"})
+
+    def _new_status_id(self, page: Any, before_links: set[str]) -> str | None:
+        """The new post's id as the page shows it after the click: the URL it moved to, else a
+        "view" link that appeared. An id the page showed before the click (the opened page's
+        own, a reply's parent) is never taken: it would record the part under another post's id.
+        """
+        with contextlib.suppress(Exception):
+            page.wait_for_load_state("domcontentloaded")
+        old_ids = {m.group(1) for link in before_links if (m := STATUS_ID.search(link))}
+        for link in (page.url, *self._status_links(page)):
+            match = STATUS_ID.search(link)
+            if match and match.group(1) not in old_ids:
+                return match.group(1)
+        return None
 
     @staticmethod
     def _status_links(page: Any) -> list[str]:
