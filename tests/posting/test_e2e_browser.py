@@ -5,14 +5,14 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from xbot_assets.posting.base import LoginChallenge
 from xbot_assets.posting.browser_poster import BrowserPoster, save_browser_session
-from xbot_assets.posting.factory import make_poster, open_ledger, post_due
+from xbot_assets.posting.factory import make_poster, open_ledger, post_due, reconcile
 
 from .conftest import api_settings
 
@@ -112,10 +112,11 @@ def test_web_faults_have_their_outcomes_and_no_duplicate(
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
         assert run.outcomes[0].status == "posted"
         sandbox.clear_faults()
-        # the home page fails (500): no compose box, nothing sent, back in the queue
+        # the home page fails (500): no profile link nor compose box, nothing sent, queued again
         sandbox.set_fault("server_error", match="web_home", count=1)
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
-        assert run.outcomes[0].status == "released" and "compose box" in run.outcomes[0].reason
+        assert run.outcomes[0].status == "released"
+        assert "nothing was sent" in run.outcomes[0].reason
         # rate limit on the web: released, no post
         sandbox.set_fault("rate_limit", match="web_create_tweet", count=1)
         run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
@@ -142,6 +143,60 @@ def test_web_faults_have_their_outcomes_and_no_duplicate(
     with pytest.raises(LoginChallenge):
         login(sandbox, sandbox_url, fresh)
     assert not fresh.exists()
+
+
+def test_a_session_of_another_account_stops_and_sends_nothing(
+    sandbox, sandbox_url, sqlite_url, tmp_path
+):
+    """A poster for @bob_second given X_HANDLE's saved session would post on X_HANDLE's account:
+    it reads who is logged in first, stops with the brake and keeps bob's post queued."""
+    state = tmp_path / "session.json"
+    login(sandbox, sandbox_url, state)
+    logged_in = sandbox.account().handle
+    bob = sandbox.add_account("bob_second")
+    settings = browser_settings(sandbox, sandbox_url, sqlite_url, state, x_handle=bob.handle)
+    ledger = open_ledger(settings)
+    account = ledger.ensure_account(bob.handle)
+    ledger.enqueue(account, ["Bob's own take on code review"], scheduled_at=datetime.now(UTC))
+    poster = make_poster(settings, timeout=3.0)
+    alerts: list[str] = []
+    try:
+        run = post_due(settings, ledger=ledger, poster=poster, alert=alerts.append)
+        session = poster.check_session()
+    finally:
+        poster.close()
+    assert sandbox.posts_of(logged_in) == [] and sandbox.posts_of(bob.handle) == []
+    assert [o.status for o in run.outcomes] == ["stopped"]
+    assert ledger.brake_reason() == "wrong_account" and f"@{logged_in}" in alerts[0]
+    assert ledger.status_counts(account) == {"queued": 1}
+    assert not session.ok and "xbot browser-login" in session.reason
+
+
+def test_a_reply_answered_without_id_is_not_recorded_under_its_parents_id(
+    sandbox, sandbox_url, sqlite_url, tmp_path
+):
+    """A thread part is typed on its parent's status page, so with no id in X's answer the page
+    URL names the parent: taking it gave two rows one X id (and the next part the wrong parent).
+    The part is left for the reconciler, which finds its own id on the profile."""
+    state = tmp_path / "session.json"
+    login(sandbox, sandbox_url, state)
+    settings = browser_settings(sandbox, sandbox_url, sqlite_url, state)
+    ledger = open_ledger(settings)
+    account = ledger.ensure_account(settings.x_handle)
+    first, second = ledger.enqueue(account, PARTS[:2], scheduled_at=datetime.now(UTC))
+    poster = make_poster(settings)
+    try:
+        post_due(settings, ledger=ledger, poster=poster, max_steps=1)
+        sandbox.set_fault("answer_without_id", match="web_create_tweet", count=1)
+        run = post_due(settings, ledger=ledger, poster=poster, max_steps=1)
+        assert run.outcomes[0].status == "left_for_reconciler", run.outcomes[0]
+        report = reconcile(settings, ledger=ledger, poster=poster, grace=timedelta(0))
+    finally:
+        poster.close()
+    rows = {r["id"]: r for r in ledger.rows(account)}
+    parent, reply = (sandbox.post(rows[i]["x_id"]) for i in (first, second))
+    assert report.found == {second: reply.id}
+    assert reply.text == PARTS[1] and reply.reply_to is parent
 
 
 def test_missing_session_file_stops_before_opening_a_page(sandbox, sqlite_url, tmp_path):

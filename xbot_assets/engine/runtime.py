@@ -236,6 +236,12 @@ def build_runtime(
         settings: the process settings.
         handle: the account (partition key); default ``settings.x_handle``.
         now: a simulated time (the main job); None runs on the wall clock.
+
+    Raises:
+        ConfigError: ``handle`` is another account than X_HANDLE and has no user token in
+            X_ACCOUNT_TOKENS, or POSTER=browser: a deployment has one browser session
+            (BROWSER_STORAGE_STATE, X_HANDLE's) and no per-account sessions, so another
+            account's posts would go out on X_HANDLE's account.
     """
     from xbot_assets.store.timebase import settings_clock
 
@@ -254,6 +260,14 @@ def build_runtime(
         if now is not None or target > sandbox.clock.now():
             sandbox.clock.set(target)
     elif handle != settings.x_handle:
+        if settings.resolved_poster == "browser":
+            raise ConfigError(
+                f"POSTER=browser posts through one saved session, X_HANDLE's "
+                f"(@{settings.x_handle}), so account @{handle} cannot post with it: run "
+                f"@{handle} in a deployment of its own (X_HANDLE={handle}, its own "
+                "BROWSER_STORAGE_STATE saved by `xbot browser-login`), or use POSTER=api with "
+                "its user token in X_ACCOUNT_TOKENS"
+            )
         # Another account of the deployment: its own user token, never X_HANDLE's (a post made
         # with the wrong token would go out on the wrong account).
         updates["x_user_id"] = None

@@ -124,6 +124,12 @@ class LoginChallenge(AuthFailed):
     outcome = "login_challenge"
 
 
+class WrongAccount(AuthFailed):
+    """The session is logged in as another account: posting would put the post on that account."""
+
+    outcome = "wrong_account"
+
+
 class PostTimeout(PostingError):
     """No answer in time after sending: the post may exist."""
 

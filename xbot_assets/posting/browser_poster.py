@@ -13,11 +13,14 @@ How it works, and what it refuses to do:
 - a logged-out session or a login challenge stops it (:class:`SessionExpired`,
   :class:`LoginChallenge`): the service raises the brake and alerts. It never types a password
   or guesses through a challenge;
+- one session is one account: before typing it reads who is logged in (the page's profile link)
+  and stops with :class:`WrongAccount` unless it is the account it posts for;
 - it types into ``tweetTextarea_0`` and clicks ``tweetButtonInline`` (with fallbacks for small
   layout changes); a thread part is a reply typed on the parent's status page;
 - the new post's id is read from the network answer to the click (X's ``CreateTweet`` GraphQL
-  answer, or an API-shaped ``data.id``) or else from the "view" link the page shows, never
-  invented: with no id the outcome is "may have posted" and the reconciler reads the profile.
+  answer, or an API-shaped ``data.id``) or else from the page it moved to or the "view" link
+  it shows, never invented nor taken from what the page showed before the click (a reply's
+  parent): with no id the outcome is "may have posted" and the reconciler reads the profile.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from urllib.parse import urlsplit
 from xbot_assets.files import write_atomic
 from xbot_assets.posting.api_poster import is_loopback_url
 from xbot_assets.posting.base import (
+    AuthFailed,
     AutomationBlocked,
     DuplicateRefused,
     LoginChallenge,
@@ -46,6 +50,7 @@ from xbot_assets.posting.base import (
     ServerFailed,
     SessionExpired,
     SessionStatus,
+    WrongAccount,
 )
 from xbot_assets.xapi.errors import RateLimit
 
@@ -84,6 +89,8 @@ LOGIN_SELECTORS = (
     '[data-testid="LoginForm_Login_Button"]',
     'input[name="password"]',
 )
+PROFILE_LINK_SELECTORS = ('[data-testid="AppTabBar_Profile_Link"]',)
+"""The navigation's link to the logged-in account's own profile (``/<handle>``)."""
 STATUS_ID = re.compile(r"/status/(\d+)")
 SESSION_FILE_MODE = 0o600
 """The session file holds X's login cookies: readable by its owner only."""
@@ -219,6 +226,25 @@ class BrowserPoster(PosterBase):
                 "save a fresh session to BROWSER_STORAGE_STATE"
             )
 
+    def _check_account(self, page: Any) -> str:
+        """The logged-in handle, when it is the account this poster posts for.
+
+        A session saved for another account would post there: stop instead (nothing typed).
+
+        Raises:
+            WrongAccount: the session is another account's.
+            NotSent: the page shows no profile link to tell (layout changed?).
+        """
+        link = self._first(page, PROFILE_LINK_SELECTORS, "link to the logged-in profile")
+        logged_in = urlsplit(link.get_attribute("href") or "").path.strip("/").split("/")[0]
+        if logged_in.lower() != self.handle.lower():
+            raise WrongAccount(
+                f"the saved browser session is logged in as @{logged_in}, not @{self.handle}: "
+                f"posting stopped, nothing sent; log in as @{self.handle} with `xbot "
+                "browser-login` and save that session to BROWSER_STORAGE_STATE"
+            )
+        return logged_in
+
     @staticmethod
     def _any_visible(page: Any, selectors: tuple[str, ...]) -> bool:
         for selector in selectors:
@@ -255,6 +281,7 @@ class BrowserPoster(PosterBase):
             raise NotSent(f"could not open the X web page ({type(exc).__name__})") from None
         clicked = False
         try:
+            self._check_account(page)
             box = self._first(page, TEXTBOX_SELECTORS, "compose box")
             box.click()
             page.keyboard.insert_text(text)
@@ -269,7 +296,9 @@ class BrowserPoster(PosterBase):
                     or "/status" in request.url
                 )
 
-            before_links = set(self._status_links(page))
+            # A reply is typed on its parent's page: that URL and every status link already
+            # shown name older posts, never the new one.
+            before_links = {path, page.url, *self._status_links(page)}
             try:
                 with page.expect_response(is_create, timeout=self.timeout_ms) as answer:
                     clicked = True
@@ -328,21 +357,26 @@ class BrowserPoster(PosterBase):
             raise ServerFailed(f"X answered {status} to the web post: it may exist")
         if status >= 400 or codes:
             raise Rejected(f"X refused the web post ({status}, codes {codes})")
-        x_id = _find_id(body)
-        if x_id is None:
-            # The page may navigate or show a "view" link to the new post.
-            with contextlib.suppress(Exception):
-                page.wait_for_load_state("domcontentloaded")
-            new_links = [link for link in self._status_links(page) if link not in before_links]
-            match = STATUS_ID.search(page.url) or (
-                STATUS_ID.search(new_links[0]) if new_links else None
-            )
-            x_id = match.group(1) if match else None
+        x_id = _find_id(body) or self._new_status_id(page, before_links)
         if x_id is None:
             raise ServerFailed(
                 "X accepted the web post but showed no id: the reconciler will read the profile"
             )
         return PostResult(x_id=x_id, text=text, raw={"via": "browser"})
+
+    def _new_status_id(self, page: Any, before_links: set[str]) -> str | None:
+        """The new post's id as the page shows it after the click: the URL it moved to, else a
+        "view" link that appeared. An id the page showed before the click (the opened page's
+        own, a reply's parent) is never taken: it would record the part under another post's id.
+        """
+        with contextlib.suppress(Exception):
+            page.wait_for_load_state("domcontentloaded")
+        old_ids = {m.group(1) for link in before_links if (m := STATUS_ID.search(link))}
+        for link in (page.url, *self._status_links(page)):
+            match = STATUS_ID.search(link)
+            if match and match.group(1) not in old_ids:
+                return match.group(1)
+        return None
 
     @staticmethod
     def _status_links(page: Any) -> list[str]:
@@ -385,12 +419,15 @@ class BrowserPoster(PosterBase):
 
         try:
             page = self._open("/home")
-        except (SessionExpired, LoginChallenge) as exc:
+            try:
+                logged_in = self._check_account(page)
+            finally:
+                page.close()
+        except (AuthFailed, NotSent) as exc:
             return SessionStatus(ok=False, reason=str(exc))
         except PWError as exc:
             return SessionStatus(ok=False, reason=f"browser error: {type(exc).__name__}")
-        page.close()
-        return SessionStatus(ok=True, handle=self.handle)
+        return SessionStatus(ok=True, handle=logged_in)
 
 
 def save_browser_session(

@@ -24,6 +24,8 @@ FAULTS: dict[str, str] = {
     "expired_session": "web: every session cookie is expired (redirect to /i/flow/login)",
     "login_challenge": "web: the login flow shows a verification challenge instead of /home",
     "layout_changed": "web: the compose testids are renamed (tweetTextarea_0 -> ...)",
+    "answer_without_id": "web: CreateTweet stores the post, then answers 200 without its id "
+    "(an answer shape the poster does not know; the page shows no link to the post)",
 }
 """Fault switches and what each one does (see :meth:`FaultSwitches.set`)."""
 

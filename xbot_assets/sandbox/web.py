@@ -10,7 +10,8 @@ Fault switches (see :data:`~xbot_assets.sandbox.faults.FAULTS`): ``expired_sessi
 page redirects to the login flow, CreateTweet answers 401), ``login_challenge`` (login shows a
 verification page), ``automation_block`` (CreateTweet answers X's error 226, shown in a toast),
 ``rate_limit`` (CreateTweet answers 429), ``slow`` / ``server_error`` (any ``web_*`` endpoint),
-``layout_changed`` (compose testids renamed to ``composerTextarea`` / ``composerPostButton``).
+``layout_changed`` (compose testids renamed to ``composerTextarea`` / ``composerPostButton``),
+``answer_without_id`` (CreateTweet stores the post but its answer carries no id).
 """
 
 from __future__ import annotations
@@ -217,6 +218,8 @@ class _Web:
             post = self.sandbox.web_create_tweet(text, str(reply_to) if reply_to else None, account)
         except SandboxError as exc:
             return _web_error(exc)
+        if self.sandbox.fault_active("answer_without_id", "web_create_tweet"):
+            return JSONResponse({"data": {}}, headers=self.sandbox.last_headers)
         return JSONResponse(_create_tweet_result(post), headers=self.sandbox.last_headers)
 
 
