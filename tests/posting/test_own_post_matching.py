@@ -48,6 +48,18 @@ def _thread_root_dies_after_its_sent_mark(ledger, clock, account) -> tuple[int, 
     return root, part
 
 
+def _hot_take_posted_on_the_sandbox(ledger, sandbox, clock):
+    """The single post HOT_TAKE, on the sandbox's X two hours ago: the poster, the account, its
+    service and the single post's row id."""
+    poster = SandboxPoster(sandbox)
+    account = ledger.ensure_account(poster.account.handle)
+    service = _service(ledger, poster, clock, account)
+    [single] = ledger.enqueue(account, [HOT_TAKE], scheduled_at=clock())
+    assert service.post_next().status == "posted"
+    clock.advance(hours=2)
+    return poster, account, service, single
+
+
 def test_a_root_that_never_reached_x_is_not_recorded_as_an_older_post(ledger, fake_x, clock):
     account = ledger.ensure_account("acct")
     ledger.enqueue(account, [HOT_TAKE], scheduled_at=clock())
@@ -65,12 +77,7 @@ def test_on_the_sandbox_the_next_part_never_replies_to_the_older_post(ledger, sa
     """End to end on the sandbox's X: the reconciler leaves the dead root for a guarded retry;
     X refuses the retry as a duplicate of the single post (its own rule), so the root ends
     failed, and no part goes out as a reply to the single post."""
-    poster = SandboxPoster(sandbox)
-    account = ledger.ensure_account(poster.account.handle)
-    service = _service(ledger, poster, clock, account)
-    [single] = ledger.enqueue(account, [HOT_TAKE], scheduled_at=clock())
-    assert service.post_next().status == "posted"
-    clock.advance(hours=2)
+    poster, account, service, single = _hot_take_posted_on_the_sandbox(ledger, sandbox, clock)
     root, part = _thread_root_dies_after_its_sent_mark(ledger, clock, account)
     report = Reconciler(ledger, poster, account_id=account, guarded_retry=True, clock=clock).run()
     assert report.found == {} and report.requeued == [root]
@@ -86,12 +93,7 @@ def test_x_refusing_a_thread_root_as_a_duplicate_does_not_adopt_the_older_post(
 ):
     """No crash needed: X refuses the root as a duplicate of the single post; the lookup by
     text must not take the single post for the thread's root."""
-    poster = SandboxPoster(sandbox)
-    account = ledger.ensure_account(poster.account.handle)
-    service = _service(ledger, poster, clock, account)
-    [single] = ledger.enqueue(account, [HOT_TAKE], scheduled_at=clock())
-    assert service.post_next().status == "posted"
-    clock.advance(hours=2)
+    _, account, service, single = _hot_take_posted_on_the_sandbox(ledger, sandbox, clock)
     root, part = ledger.enqueue(account, [HOT_TAKE, "Here is why."], scheduled_at=clock())
     outcomes = service.run()
     assert (outcomes[0].status, outcomes[0].tweet_id) == ("failed", root)
