@@ -58,6 +58,26 @@ def settings_or_exit() -> Settings:
     return settings
 
 
+def settings_for_the_brake() -> Settings:
+    """Settings for `xbot brake on`: an emergency stop must not wait for a REDIS_URL fix. Its
+    truth is the durable store (every poster reads it there before each post), Redis only
+    mirrors it; so settings that start without REDIS_URL raise the brake there, with a warning,
+    and anything else wrong still exits 2."""
+    try:
+        return settings_or_exit()
+    except typer.Exit:  # the reason is printed already
+        try:
+            settings = load_settings(redis_url=None)
+        except ConfigError:
+            raise typer.Exit(2) from None  # something else is wrong too
+        typer.echo(
+            "xbot: warning: raising the brake in the durable store only, not mirrored in Redis "
+            "(REDIS_URL is not usable, see above); fix REDIS_URL before `xbot brake off`",
+            err=True,
+        )
+        return settings
+
+
 def require_schema_or_exit(settings: Settings) -> None:
     """Stop (exit 2) unless the durable store is at this xbot's schema: call it first thing in
     every command that uses the store, before any browser, poster or job starts."""
@@ -485,7 +505,7 @@ def brake_cmd(
             check_text(reason, name="--reason")
         except TextInputError as exc:
             fail(f"{exc}; the brake was not changed")
-    settings = settings_or_exit()
+    settings = settings_for_the_brake() if action is BrakeAction.on else settings_or_exit()
     require_schema_or_exit(settings)
     import redis as redis_lib
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError

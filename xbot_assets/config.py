@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
@@ -207,8 +208,9 @@ class Settings(BaseSettings):
     sandbox_seed: int = 7
 
     # --- rehearsal clock (local and staging only; store/timebase.py) -------------------------
-    clock_speed: float | None = Field(default=None, gt=0)
-    """CLOCK_SPEED: simulated seconds per real second for every process (unset: wall time)."""
+    clock_speed: float | None = Field(default=None, gt=0, le=1e6, allow_inf_nan=False)
+    """CLOCK_SPEED: simulated seconds per real second for every process (unset: wall time); at
+    most a million (a simulated year in 32 s), so the clock's arithmetic cannot overflow."""
     clock_epoch: datetime | None = None
     """CLOCK_EPOCH: the wall instant (ISO, with offset) the rehearsal clock counts from."""
 
@@ -227,6 +229,19 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("account_timezone")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        """An unknown zone is refused here: the first run writes it into the account row, which
+        keeps it, and every slot plan on it would fail from then on."""
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(
+                f"{value!r} is not a time zone: use an IANA name like Europe/Berlin or UTC"
+            ) from None
+        return value
+
     @field_validator("database_url", "redis_url", "openai_base_url", "x_api_base_url")
     @classmethod
     def _url_port_is_a_port(cls, value: str | None) -> str | None:
@@ -239,6 +254,24 @@ class Settings(BaseSettings):
                     "the port is not a number from 0 to 65535 (write host:5432, or leave the "
                     "port out)"
                 ) from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, value: str | None) -> str | None:
+        """A REDIS_URL redis-py cannot parse fails here (one line, exit 2): found later, it
+        broke `xbot status` with a traceback and kept `xbot brake on` from raising the brake."""
+        if not value:
+            return value
+        from redis.connection import parse_url
+
+        try:
+            parse_url(value)
+        except ValueError:
+            raise ValueError(
+                "is not a Redis URL redis-py accepts: use redis://host:6379/0 or rediss:// (TLS), "
+                "a password as in any URL, or unix:///path/to.sock, and valid query options"
+            ) from None
         return value
 
     # --- derived values ----------------------------------------------------------------------
@@ -298,7 +331,11 @@ class Settings(BaseSettings):
         what to fix (the message never holds a token)."""
         if self.x_account_tokens is None:
             return {}
-        fix = 'X_ACCOUNT_TOKENS must be a JSON object of handle to token: {"handle": "token"}'
+        # worded so no "token:" precedes the example: the error masker would take it for one
+        fix = (
+            "X_ACCOUNT_TOKENS must be a JSON object of handles and user tokens, "
+            'like {"handle": "token"}'
+        )
         try:
             value = json.loads(self.x_account_tokens.get_secret_value())
         except json.JSONDecodeError:

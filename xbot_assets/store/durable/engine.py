@@ -126,7 +126,15 @@ def _sqlite_engine(url: URL, *, pooled: bool = True) -> Engine:
             "sqlite:////path/to/xbot.db (tests: a file under tmp_path)"
         )
     if not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(database).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, read-only disk
+            raise StoreConfigError(
+                f"the folder {folder} cannot hold the store ({type(exc).__name__}: "
+                f"{exc.strerror or exc}): point XBOT_HOME (or DATABASE_URL) at a folder "
+                "you can write"
+            ) from None
     # Pooled: closing the last connection to a WAL database checkpoints and fsyncs (~15 ms
     # here), so a connection per transaction would cost more than the transaction itself.
     pool_args: dict[str, Any] = (
