@@ -229,6 +229,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
 
+    @field_validator("xbot_home", mode="before")
+    @classmethod
+    def _empty_home_is_the_default(cls, value: Any) -> Any:
+        """XBOT_HOME="" (an unset shell variable in a unit file) is the default folder, not the
+        working directory, where even `xbot status` would leave an untracked xbot.db."""
+        return PROJECT_ROOT / ".xbot" if isinstance(value, str) and not value.strip() else value
+
     @field_validator("account_timezone")
     @classmethod
     def _timezone_is_known(cls, value: str) -> str:

@@ -102,3 +102,12 @@ def test_the_x_account_tokens_hint_shows_its_example_whole(
     """The error masker hides what follows `token:`; the hint must survive it."""
     monkeypatch.setenv("X_ACCOUNT_TOKENS", "[1]")
     assert '{"handle": "token"}' in _one_line_exit_2(["settings"])
+
+
+def test_an_empty_xbot_home_is_the_default_folder(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xbot_assets.config import PROJECT_ROOT
+
+    monkeypatch.setenv("XBOT_HOME", "")
+    assert load_settings(env_file=None).xbot_home == PROJECT_ROOT / ".xbot"
