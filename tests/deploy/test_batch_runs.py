@@ -245,6 +245,38 @@ def test_a_batch_run_posts_each_account_at_its_slot_with_its_own_token(
     assert waited.value is not None and waited.value > 1.0  # the run waited for the slots
 
 
+def test_a_failed_refill_shows_its_error_without_the_secret_it_carried(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch refill's error reaches the run's log and Failure metadata redacted, as every
+    other op's does (a driver's or generator's message may carry a key or a DSN)."""
+    from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+    from xbot_assets.engine import decide
+    from xbot_assets.engine.sensing import forget_stores
+    from xbot_assets.store.durable.migrate import upgrade
+
+    upgrade(env.settings.resolved_database_url)
+    key = "sk-" + "s3cr3t" * 8
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"generator refused key {key} via postgresql://u:hunter2@db/x")
+
+    monkeypatch.setattr(decide, "refill", refused)
+    handle = env.settings.x_handle
+    try:
+        result = refill_batch_job.execute_in_process(
+            resources={"xbot_settings": XbotSettings(), "xbot_runtime": XbotRuntime()},
+            run_config={"ops": {"refill_accounts": {"config": {"handles": [handle]}}}},
+            raise_on_error=False,
+        )
+    finally:
+        forget_stores()
+    assert not result.success
+    shown = repr(result.all_events)  # messages, the Failure's description and metadata
+    assert "RuntimeError: generator refused" in shown
+    assert key not in shown and "hunter2" not in shown
+
+
 def test_a_deployments_refill_leaves_slots_nearer_than_a_run_start(env: Env) -> None:
     """A slot planned sooner than a posting run can start would go out late: the batch refill
     plans none before ``not_before`` (now + the lead); the main job's refill is unchanged."""

@@ -18,6 +18,7 @@ import dagster as dg
 from pydantic import Field
 
 from xbot_assets.defs.resources import XbotRuntime, XbotSettings
+from xbot_assets.ops.redact import safe_error
 
 accounts_partitions = dg.DynamicPartitionsDefinition(name="accounts")
 """One partition per X account the deployment runs (the handle)."""
@@ -272,7 +273,7 @@ def refill_accounts(
             queued[handle] = len(report.queued)
             posteriors[handle] = report.posterior_file
         except Exception as exc:
-            failed[handle] = f"{type(exc).__name__}: {exc}"[:300]
+            failed[handle] = safe_error(exc, 300)  # a message may carry a key or a DSN
             context.log.error("refill of %s failed: %s", handle, failed[handle])
         finally:
             runtime.close()
