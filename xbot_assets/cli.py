@@ -202,7 +202,7 @@ app.add_typer(sandbox_app, name="sandbox")
 @sandbox_app.command("serve")
 def sandbox_serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
-    port: int = typer.Option(8787, help="TCP port."),
+    port: int = typer.Option(8787, min=0, max=65535, help="TCP port."),
     scenario: str = typer.Option("default", help="default, drift, cold_start, large or a path."),
     seed: int = typer.Option(7, help="Audience seed (same seed, same outcomes)."),
     journal: str | None = typer.Option(None, help="Write log to keep posts across restarts."),
@@ -214,6 +214,7 @@ def sandbox_serve(
     ),
 ) -> None:
     """Serve the sandbox X (API v2, x.com-like pages, /__sandbox/ admin) until interrupted."""
+    from xbot_assets.sandbox.journal import JournalError
     from xbot_assets.sandbox.scenario import ScenarioError, load_scenario
     from xbot_assets.sandbox.server import serve
 
@@ -227,15 +228,18 @@ def sandbox_serve(
         load_scenario(scenario, seed)
     except ScenarioError as exc:
         fail(str(exc))
-    serve(
-        host=host,
-        port=port,
-        scenario=scenario,
-        seed=seed,
-        journal=journal,
-        speed=speed if speed is not None else (settings.clock_speed or 0.0),
-        clock_source=clock_source,
-    )
+    try:
+        serve(
+            host=host,
+            port=port,
+            scenario=scenario,
+            seed=seed,
+            journal=journal,
+            speed=speed if speed is not None else (settings.clock_speed or 0.0),
+            clock_source=clock_source,
+        )
+    except JournalError as exc:  # raised while the journal replays, before serving
+        fail(str(exc))
 
 
 def _rehearsal_settings_or_exit(speed: float | None) -> Settings:

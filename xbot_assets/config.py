@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, DotEnvSettingsSource, SettingsConfigDict
 
-from xbot_assets.ops.redact import mask_credentials
+from xbot_assets.ops.redact import mask_one_url
 
 DEFAULT_DB_POOL_SIZE = 2
 """Connections each process's store engine keeps open to Postgres (DB_POOL_SIZE)."""
@@ -86,10 +86,10 @@ class ConfigError(Exception):
 
 
 def mask_url(url: str | None) -> str | None:
-    """Hide every credential of a URL or DSN (one masker: ``ops.redact.mask_credentials``)."""
+    """Hide every credential of a URL or DSN (``ops.redact.mask_one_url``: it is one string)."""
     if not url:
         return url
-    return mask_credentials(url)
+    return mask_one_url(url)
 
 
 class Settings(BaseSettings):
@@ -252,7 +252,13 @@ class Settings(BaseSettings):
     @field_validator("database_url", "redis_url", "openai_base_url", "x_api_base_url")
     @classmethod
     def _url_port_is_a_port(cls, value: str | None) -> str | None:
-        """A port that is not 0-65535 fails here (one line, exit 2), not as a driver traceback."""
+        """A port that is not 0-65535 fails here (one line, exit 2), not as a driver traceback;
+        so does whitespace, which a driver accepts in a password but every error message that
+        quotes the URL would split (and show half of)."""
+        if value and "://" in value and any(c.isspace() for c in value.strip()):
+            raise ValueError(
+                "holds a space or another blank: percent-encode it (a space is %20 in a password)"
+            )
         if value and "://" in value:
             try:
                 urlsplit(value).port  # noqa: B018 - raises ValueError on a bad port

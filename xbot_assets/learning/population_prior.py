@@ -247,16 +247,26 @@ def load_prior(path: Path | str) -> PopulationPrior:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PriorError(f"LEARNING_PRIOR_FILE {path}: malformed ({exc!r}); {hint}") from None
-    positive = [m for m, w in objective_weights(prior.objective).items() if w > 0]
+    try:  # an unknown objective is the file's fault: a PriorError, which never stops posting
+        weights = objective_weights(prior.objective)
+    except ValueError as exc:
+        raise PriorError(f"LEARNING_PRIOR_FILE {path}: {exc}; {hint}") from None
+    positive = [m for m, w in weights.items() if w > 0]
     if any(len(share) != len(positive) for share in prior.mix_share.values()):
         raise PriorError(
             f"LEARNING_PRIOR_FILE {path}: a format's metric mix must have {len(positive)} "
             f"shares ({', '.join(positive)}); {hint}"
         )
-    bad = [v for v in [*prior.effect_means.values(), *prior.group_sd.values()]
-           if not math.isfinite(v)]  # fmt: skip
-    if bad or any(sd <= 0 for sd in prior.group_sd.values()):
+    numbers = [*prior.effect_means.values(), *prior.group_sd.values(),
+               *prior.negative_log_ratio.values(), prior.negative_prior_events,
+               *(x for share in prior.mix_share.values() for x in share)]  # fmt: skip
+    if (
+        not all(math.isfinite(v) for v in numbers)
+        or any(sd <= 0 for sd in prior.group_sd.values())
+        or prior.negative_prior_events < 0
+    ):
         raise PriorError(
-            f"LEARNING_PRIOR_FILE {path}: effects must be finite and spreads positive; {hint}"
+            f"LEARNING_PRIOR_FILE {path}: effects, ratios, shares and event counts must be "
+            f"finite, spreads positive and event counts not negative; {hint}"
         )
     return prior

@@ -24,8 +24,11 @@ import re
 MASK = "***"
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}://")
 _WORD = re.compile(r"\S+")
+# The key may carry a bounded prefix (``X_OAUTH2_USER_TOKEN``, ``access_token``, ``PGPASSWORD``,
+# ``OPENAI_API_KEY``): ``\b`` never matches after ``_``, so a plain ``\btoken`` missed them.
 _KEY_VALUE_SECRET = re.compile(
-    r"(?i)\b((?:ssl)?password|passwd|pwd|passfile|token|secret|api[_-]?key|authorization)"
+    r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_]{0,40}?"
+    r"(?:(?:ssl)?password|passwd|pwd|passfile|token|secret|api[_-]?key|authorization))"
     r"([\"']?[ \t]*[=:][ \t]*)"
     r"(\"(?:[^\"\\]|\\.)*\"?|'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])+)"
 )
@@ -36,7 +39,11 @@ MAX_ERROR_CHARS = 300
 
 def _mask_userinfo(word: re.Match[str]) -> str:
     """One whitespace-free word with the user info of its URL(s) masked (keeps the user name)."""
-    text = word.group(0)
+    return _mask_userinfo_text(word.group(0))
+
+
+def _mask_userinfo_text(text: str) -> str:
+    """``text`` with everything from its first scheme's ``//`` to its last ``@`` masked."""
     scheme = _SCHEME.search(text)
     if scheme is None:
         return text
@@ -55,6 +62,13 @@ def mask_credentials(text: str) -> str:
     if "@" in text and "://" in text:
         text = _WORD.sub(_mask_userinfo, text)
     return _KEY_VALUE_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def mask_one_url(url: str) -> str:
+    """A string known to be one URL or DSN, its credentials masked: the user info up to the
+    LAST ``@`` of the whole string, since a password may hold a space (drivers accept
+    ``postgresql://u:two words@h/db``) and the word-by-word masker would show its halves."""
+    return mask_credentials(_mask_userinfo_text(url) if "@" in url else url)
 
 
 def redact(text: str) -> str:

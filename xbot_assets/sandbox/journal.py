@@ -35,6 +35,10 @@ def locked(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+class JournalError(ValueError):
+    """A journal this sandbox cannot replay (another scenario or version, a corrupt line)."""
+
+
 class Journal:
     """An append-only JSON-lines log of a sandbox's writes, replayed to rebuild its state.
 
@@ -101,9 +105,18 @@ class Journal:
         saved_now = sandbox.clock.now()
         latest = saved_now
         try:
-            for raw in complete.decode("utf-8").splitlines():
-                if raw.strip():
-                    latest = max(latest, self._apply(sandbox, json.loads(raw)))
+            for number, raw in enumerate(complete.decode("utf-8", "replace").splitlines(), 1):
+                if not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw)
+                    latest = max(latest, self._apply(sandbox, entry))
+                except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    raise JournalError(
+                        f"sandbox journal {self.path} line {number} is not a journal entry "
+                        f"({type(exc).__name__}): move the file away to start afresh, or "
+                        "give another --journal path"
+                    ) from None
         finally:
             self.replaying = False
             sandbox.clock.set(latest)
@@ -113,7 +126,7 @@ class Journal:
         op = entry["op"]
         if op == "meta":
             if entry["scenario"] != sandbox.params.name or int(entry["seed"]) != sandbox.seed:
-                raise ValueError(
+                raise JournalError(
                     f"sandbox journal {self.path} belongs to scenario {entry['scenario']!r} "
                     f"seed {entry['seed']}, not {sandbox.params.name!r} seed {sandbox.seed}: "
                     "use the same scenario and seed, or another journal path"
@@ -132,7 +145,7 @@ class Journal:
                 sandbox.account(entry["handle"]), entry["text"], entry["reply_to"], replay=True
             )
             if post.id != entry["id"]:
-                raise ValueError(
+                raise JournalError(
                     f"sandbox journal {self.path} does not replay (post {entry['id']} came back "
                     f"as {post.id}): it was written by another sandbox version; move it away"
                 )

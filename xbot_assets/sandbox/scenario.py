@@ -50,7 +50,15 @@ def load_scenario_dict(name_or_path: str | Path) -> dict[str, Any]:
             f"unknown sandbox scenario {str(name_or_path)!r}: use one of {', '.join(SCENARIOS)} "
             "or the path of a scenario YAML file"
         )
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ScenarioError(
+            f"scenario file {path} is not valid YAML{line}: fix it, or start from "
+            f"{SCENARIO_DIR / 'default.yaml'}"
+        ) from None
     if not isinstance(raw, dict):
         raise ScenarioError(f"scenario file {path} must hold a mapping at the top level")
     parent = raw.pop("extends", None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -111,3 +112,109 @@ def test_an_empty_xbot_home_is_the_default_folder(
 
     monkeypatch.setenv("XBOT_HOME", "")
     assert load_settings(env_file=None).xbot_home == PROJECT_ROOT / ".xbot"
+
+
+# --- secrets in what is shown -------------------------------------------------------------------
+
+
+def test_a_database_password_with_a_space_is_refused_and_never_shown(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drivers accept an un-encoded space in a password; every message quoting the URL split it
+    and showed its halves. Refused at load (percent-encode it), and masked whole anyway."""
+    from xbot_assets.config import mask_url
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:hunter2 secret@127.0.0.1:1/db")
+    out = _one_line_exit_2(["settings"])
+    assert "percent-encode" in out and "hunter2" not in out and "secret" not in out
+    assert (
+        mask_url("postgresql://u:hunter2 secret@127.0.0.1:1/db")
+        == "postgresql://u:***@127.0.0.1:1/db"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "X_OAUTH2_USER_TOKEN=abc123short",
+        '{"access_token": "abc123short"}',
+        "client_secret=abc123short",
+        "OPENAI_API_KEY=sk-abc",
+        "PGPASSWORD=abc123short",
+    ],
+)
+def test_a_secret_named_with_a_prefix_is_masked(text: str) -> None:
+    """``\\btoken`` never matched after ``_``: X_OAUTH2_USER_TOKEN=short passed unmasked."""
+    from xbot_assets.ops.redact import redact
+
+    shown = redact(text)
+    assert "abc" not in shown and "***" in shown, shown
+
+
+def test_ordinary_words_near_secret_names_stay_readable() -> None:
+    from xbot_assets.ops.redact import redact
+
+    text = "max_tokens: 500 and the secrets manager answered 503"
+    assert redact(text) == text
+
+
+# --- a bad prior file never stops posting -------------------------------------------------------
+
+
+def _prior_file(tmp_path: Path, **overrides: object) -> Path:
+    from xbot_assets.learning.population_prior import PRIOR_VERSION
+
+    raw: dict[str, object] = {
+        "version": PRIOR_VERSION, "objective": "engagement", "effect_means": {}, "group_sd": {},
+    }  # fmt: skip
+    raw.update(overrides)
+    path = tmp_path / "prior.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"objective": "bogus"},
+        {"negative_prior_events": "nan", "negative_log_ratio": {"how_to": 0.1}},
+        {"negative_prior_events": -5},
+        {"negative_log_ratio": {"how_to": "inf"}},
+    ],
+)
+def test_a_prior_file_the_model_cannot_use_is_a_prior_error(
+    tmp_path: Path, overrides: dict[str, object]
+) -> None:
+    """PriorError is what the posting path catches (the model's own prior, with a warning); an
+    unknown objective raised a plain ValueError, and NaN or negative counts were taken."""
+    from xbot_assets.engine.decide import cold_start_config
+    from xbot_assets.learning.population_prior import PriorError, load_prior
+
+    path = _prior_file(tmp_path, **overrides)
+    with pytest.raises(PriorError, match="LEARNING_PRIOR_FILE"):
+        load_prior(path)
+    settings = SimpleNamespace(learning_prior_file=path, learning_objective="engagement")
+    assert cold_start_config(settings).objective == "engagement"  # posting goes on
+
+
+# --- xbot sandbox serve -------------------------------------------------------------------------
+
+
+def test_a_scenario_file_that_is_not_yaml_exits_2_naming_its_line(clean_env: Path) -> None:
+    bad = clean_env / "scenario.yaml"
+    bad.write_text("audience:\n  a: [1,\n")
+    out = _one_line_exit_2(["sandbox", "serve", "--scenario", str(bad), "--port", "0"])
+    assert "not valid YAML" in out and "line" in out
+
+
+def test_a_corrupt_sandbox_journal_exits_2_and_is_kept(clean_env: Path) -> None:
+    journal = clean_env / "journal.jsonl"
+    journal.write_text("garbage{\n")
+    out = _one_line_exit_2(["sandbox", "serve", "--journal", str(journal), "--port", "0"])
+    assert "line 1" in out and "move the file away" in out
+    assert journal.read_text() == "garbage{\n"
+
+
+def test_a_port_out_of_range_is_refused(clean_env: Path) -> None:
+    result = CliRunner().invoke(app, ["sandbox", "serve", "--port", "99999"])
+    assert result.exit_code == 2 and "65535" in result.output
