@@ -6,6 +6,11 @@ says what to change when a combination makes no sense. The CLI turns that into e
 
 Secrets (API keys, tokens, passwords inside URLs, session files) never appear in the text form
 of the settings: ``str(settings)``, ``repr(settings)`` and :meth:`Settings.masked` mask them.
+
+Why one module of about 570 lines: each setting's field and the validator that refuses its bad
+values (a port, a Redis URL, a time zone, a clock speed) sit together in the one ``Settings``
+class, so a reader sees what a variable accepts where it is declared; split, a validator would
+live apart from the field it guards.
 """
 
 from __future__ import annotations
